@@ -94,9 +94,7 @@ def check_clip(clip: AudioClip) -> AudioClip:
     if not torch.isfinite(wave).all():
         raise AudioError(f"{clip.source}: waveform contains NaN or infinite samples")
     if clip.duration < MIN_SECONDS:
-        raise AudioError(
-            f"{clip.source}: audio is {clip.duration:.3f} s long, at least {MIN_SECONDS} s is needed"
-        )
+        raise AudioError(f"{clip.source}: audio is {clip.duration:.3f} s long, at least {MIN_SECONDS} s is needed")
     peak = wave.abs().amax().item()
     if peak < SILENCE_PEAK:
         raise AudioError(f"{clip.source}: audio is silent (peak amplitude {peak:.2g} < {SILENCE_PEAK:g})")
@@ -243,6 +241,15 @@ def representative_offset(features: torch.Tensor, duration: float = CLIP_SECONDS
     return float(torch.argmin(scores).item())
 
 
+def representative_clip(clip: AudioClip, duration: float = CLIP_SECONDS) -> AudioClip:
+    """The most representative ``duration`` seconds of an in-memory clip (itself if not longer)."""
+    if clip.duration <= duration:
+        return clip
+    mel = torchaudio.transforms.MelSpectrogram(_ANALYSIS_RATE, n_fft=1024, hop_length=500, n_mels=32)
+    features = _block_features(clip.waveform.mean(dim=(0, 1)), clip.sample_rate, mel)
+    return clip.crop(representative_offset(features, duration), duration)
+
+
 def load_audio(
     path: str | os.PathLike,
     offset: float | None = None,
@@ -255,3 +262,18 @@ def load_audio(
     if offset is None:
         offset = representative_offset(second_features(path), duration)
     return check_clip(decode(path, offset, duration))
+
+
+def save_wav(clip: AudioClip, path: str | os.PathLike) -> Path:
+    """Write the first item of a clip as 32-bit float WAV."""
+    data = clip.waveform[0].numpy().astype(np.float32)
+    layout = "stereo" if data.shape[0] == 2 else "mono"
+    with av.open(str(path), "w", format="wav") as out:
+        stream = out.add_stream("pcm_f32le", rate=clip.sample_rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(data.T).reshape(1, -1), format="flt", layout=layout)
+        frame.sample_rate = clip.sample_rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return Path(path)

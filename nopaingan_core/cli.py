@@ -1,9 +1,223 @@
-"""Subcommands of the core library: demo, generate, encode."""
+"""Subcommands of the core library: ``demo``, ``generate`` and ``encode``. Each parses its options and
+calls the library; nothing here computes anything the ComfyUI nodes would do differently."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
+from pathlib import Path
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register the core subcommands on the ``nopaingan`` parser."""
+    from .audio import CLIP_SECONDS
+    from .encoders import DEFAULT_MODELS, ENCODER_KINDS
+    from .prompt import DEFAULT_TEMPLATE
+    from .sampling import DEFAULT_SD, SCHEDULERS
+
+    gen = sub.add_parser("generate", help="album covers from a song and its album name and genre")
+    gen.add_argument("--audio", type=Path, help="the song (wav, mp3, flac, ogg, opus, m4a); needed with --fusion")
+    gen.add_argument("--album", required=True)
+    gen.add_argument("--genre", required=True)
+    gen.add_argument("--artist", default="")
+    gen.add_argument("--prompt-template", default=DEFAULT_TEMPLATE, help="fields: {album} {genre} {artist}")
+    gen.add_argument("--negative", default="", help="negative prompt for classifier-free guidance")
+    gen.add_argument("--sd", default=DEFAULT_SD, help="diffusers repo id or folder (default: %(default)s)")
+    gen.add_argument(
+        "--mir",
+        help="music encoder id or folder (default: the fusion checkpoint's encoder, "
+        f"else {DEFAULT_MODELS['codified-lm']})",
+    )
+    gen.add_argument("--fusion", type=Path, help="fusion weights (.safetensors); without it: text only")
+    gen.add_argument("--strength", type=float, default=1.0, help="how much music enters the conditioning")
+    gen.add_argument("--scheduler", choices=SCHEDULERS, default="pndm")
+    gen.add_argument("--steps", type=int, default=20)
+    gen.add_argument("--guidance", type=float, default=7.5)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--num", type=int, default=1, help="images to generate")
+    gen.add_argument("--width", type=int, default=256)
+    gen.add_argument("--height", type=int, default=256)
+    gen.add_argument("--offset", type=float, help="start (s) of the 25 s clip; default: the most representative")
+    gen.add_argument("--out", type=Path, default=Path("outputs"))
+    _device_options(gen)
+    gen.set_defaults(run=run_generate)
+
+    enc = sub.add_parser("encode", help="write a song's music embedding to a .safetensors file")
+    enc.add_argument("--audio", type=Path, required=True)
+    enc.add_argument("--mir", default=DEFAULT_MODELS["codified-lm"], help="music encoder id or folder")
+    enc.add_argument("--kind", choices=ENCODER_KINDS, help="encoder kind (default: from the model's config)")
+    enc.add_argument("--layer", type=int, help="hidden layer to take (default: a middle layer)")
+    enc.add_argument("--offset", type=float, help="start (s) of the clip; default: the most representative")
+    enc.add_argument("--duration", type=float, default=CLIP_SECONDS)
+    enc.add_argument("--out", type=Path, required=True, help="EMB.safetensors")
+    _device_options(enc)
+    enc.set_defaults(run=run_encode)
+
+    demo = sub.add_parser("demo", help="offline end-to-end run on tiny random models")
+    demo.add_argument("--out", type=Path, default=Path("outputs/demo"))
+    demo.add_argument(
+        "--models-dir",
+        type=Path,
+        default=default_models_dir(),
+        help="where the tiny models are saved (default: %(default)s)",
+    )
+    demo.set_defaults(run=run_demo)
+
+
+def default_models_dir() -> Path:
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "nopaingan" / "tiny-models"
+
+
+def _device_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+
+
+def _device(args: argparse.Namespace):
+    import torch
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device), getattr(torch, DTYPES[args.dtype])
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:60] or "album"
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .audio import load_audio
+    from .checkpoint import load_fusion
+    from .encoders import detect_kind, load_encoder
+    from .errors import NoPainGanError
+    from .generate import SamplerSettings, generate_covers
+    from .prompt import album_prompt
+    from .sampling import load_minisd, to_pil
+
+    device, dtype = _device(args)
+    prompt = album_prompt(args.album, args.genre, args.artist, template=args.prompt_template)
+    music = fusion = None
+    if args.fusion is None:
+        print("no --fusion checkpoint: generating from the album prompt alone (the text-only baseline)")
+    else:
+        if args.audio is None:
+            raise NoPainGanError("--fusion needs --audio FILE: the song whose sound goes into the cover")
+        fusion = load_fusion(args.fusion, device)
+        model = args.mir or fusion.encoder.model
+        kind = fusion.encoder.kind if args.mir is None else detect_kind(model)
+        encoder = load_encoder(kind, model, fusion.encoder.layer, device)
+        fusion.check_encoder(encoder.info)
+        clip = load_audio(args.audio, args.offset)
+        print(f"music: {args.audio} from {clip.offset:.1f} s for {clip.duration:.1f} s, {encoder.info.describe()}")
+        music = encoder.encode(clip)
+        del encoder
+    sd = load_minisd(args.sd, device, dtype)
+    settings = SamplerSettings(args.scheduler, args.steps, args.guidance, args.seed, args.num, args.width, args.height)
+    print(f"prompt: {prompt}")
+    with tqdm(desc="sampling", unit="step") as bar:
+
+        def progress(step: int, total: int) -> None:
+            bar.total = total
+            bar.update(step - bar.n)
+
+        images = generate_covers(sd, prompt, args.negative, music, fusion, args.strength, settings, progress)
+    args.out.mkdir(parents=True, exist_ok=True)
+    info = {
+        "prompt": prompt,
+        "negative": args.negative,
+        "sd": args.sd,
+        "fusion": str(args.fusion or ""),
+        "strength": args.strength,
+        "audio": str(args.audio or ""),
+        **settings.__dict__,
+    }
+    for i, image in enumerate(to_pil(images)):
+        path = args.out / f"{_slug(args.album)}_{args.seed}_{i}.png"
+        save_png(image, path, info)
+        print(path)
+    return 0
+
+
+def save_png(image, path: Path, info: dict) -> None:
+    """PNG with the generation parameters in a text chunk, so a cover says how it was made."""
+    from PIL.PngImagePlugin import PngInfo
+
+    meta = PngInfo()
+    meta.add_text("nopaingan", json.dumps(info))
+    image.save(path, pnginfo=meta)
+
+
+def run_encode(args: argparse.Namespace) -> int:
+    from safetensors.torch import save_file
+
+    from .audio import load_audio
+    from .encoders import detect_kind, load_encoder
+
+    device, dtype = _device(args)
+    encoder = load_encoder(args.kind or detect_kind(args.mir), args.mir, args.layer, device, dtype)
+    embedding = encoder.encode(load_audio(args.audio, args.offset, args.duration), max_seconds=args.duration)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    meta = embedding.metadata() | {"audio": str(args.audio)}
+    save_file({"embedding": embedding.features.contiguous()}, str(args.out), metadata=meta)
+    shape = "x".join(map(str, embedding.features.shape))
+    print(
+        f"{args.out}: {shape} {embedding.encoder.describe()} embedding of {args.audio} "
+        f"({embedding.offset:.1f}-{embedding.offset + embedding.duration:.1f} s)"
+    )
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from .audio import save_wav
+    from .checkpoint import new_fusion, save_fusion
+    from .encoders import ENCODER_KINDS, load_encoder
+    from .generate import SamplerSettings, generate_covers
+    from .prompt import album_prompt
+    from .sampling import load_minisd, to_pil
+    from .synth import synth_song
+    from .tiny import build_tiny_models
+
+    print(
+        "demo: every model here is tiny and randomly initialised (no download needed); the covers are "
+        "noise that proves the whole pipeline runs, not album art"
+    )
+    paths = build_tiny_models(args.models_dir)
+    print(f"tiny models in {args.models_dir} (use them with --sd {paths['sd']} --mir {paths['codified-lm']})")
+    args.out.mkdir(parents=True, exist_ok=True)
+    song = synth_song(seconds=8.0)
+    wav = args.out / "demo_song.wav"
+    save_wav(song, wav)
+    embeddings = {}
+    for kind in ENCODER_KINDS:
+        encoder = load_encoder(kind, str(paths[kind]))
+        embeddings[kind] = encoder.encode(song)
+        print(f"{kind}: {tuple(embeddings[kind].features.shape)} embedding ({encoder.info.describe()})")
+    fusion = new_fusion(embeddings["codified-lm"].encoder)
+    with torch.no_grad():
+        fusion.fusion.gate.fill_(1.0)  # open the gate so the random music path visibly changes the image
+    fusion_path = save_fusion(fusion, args.models_dir / "fusion" / "demo-random.safetensors")
+    sd = load_minisd(str(paths["sd"]))
+    prompt = album_prompt("Tiny Random Weights", "synthwave")
+    settings = SamplerSettings(steps=10, num=2, seed=0)
+    text_only = generate_covers(sd, prompt, settings=settings)
+    fused = generate_covers(sd, prompt, music=embeddings["codified-lm"], fusion=fusion, settings=settings)
+    for name, images in (("text_only", text_only), ("music_fusion", fused)):
+        for i, image in enumerate(to_pil(images)):
+            save_png(image, args.out / f"{name}_{i}.png", {"prompt": prompt, "demo": True})
+    change = (fused - text_only).abs().mean().item()
+    print(f"wrote {args.out}/text_only_*.png and music_fusion_*.png (mean pixel change from music: {change:.3f})")
+    print(
+        f"try: nopaingan generate --sd {paths['sd']} --fusion {fusion_path} --audio {wav} "
+        f"--album 'My Album' --genre rock --out {args.out}"
+    )
+    return 0

@@ -1,0 +1,220 @@
+"""Tiny, randomly initialised models with the real architectures, for the offline demo and the tests.
+
+Each is saved with ``save_pretrained`` in the layout of its real hub repo, so every command loads it
+through the same code path as ``lambdalabs/miniSD-diffusers`` or ``facebook/musicgen-small``. Their
+outputs are noise: they prove the plumbing, not the art.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+TEXT_DIM = 768  # miniSD's CLIP text width, kept so the fusion sees real shapes
+
+
+def _byte_vocab() -> tuple[dict[str, int], list[str]]:
+    """A byte-level BPE vocabulary with every byte, with and without CLIP's end-of-word mark."""
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    chars = sorted(ByteLevel.alphabet())
+    tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    return {t: i for i, t in enumerate(tokens)}, []
+
+
+def build_tiny_sd(path: Path, seed: int = 0) -> Path:
+    """miniSD-shaped: UNet with 768-d cross-attention, 8x VAE, CLIP text encoder and tokenizer, PNDM."""
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=TEXT_DIM,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    vae = AutoencoderKL(
+        sample_size=256,
+        block_out_channels=(8, 8, 16, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=4,
+    )
+    vocab, merges = _byte_vocab()
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77)
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(vocab),
+            hidden_size=TEXT_DIM,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=77,
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"],
+            pad_token_id=vocab["<|endoftext|>"],
+        )
+    )
+    scheduler = PNDMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        num_train_timesteps=1000,
+        skip_prk_steps=True,
+        set_alpha_to_one=False,
+        steps_offset=1,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(path)
+    return path
+
+
+def build_tiny_musicgen(path: Path, seed: int = 0) -> Path:
+    """MusicGen-small-shaped: 32 kHz EnCodec with 4 codebooks at 50 Hz, a 4-layer decoder, tiny T5."""
+    from transformers import (
+        EncodecConfig,
+        EncodecFeatureExtractor,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        T5Config,
+    )
+
+    torch.manual_seed(seed)
+    codes = 64
+    text = T5Config(vocab_size=32, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2)
+    codec = EncodecConfig(
+        sampling_rate=32000,
+        audio_channels=1,
+        num_filters=4,
+        hidden_size=16,
+        num_residual_layers=1,
+        upsampling_ratios=[8, 5, 4, 4],
+        codebook_size=codes,
+        codebook_dim=16,
+        target_bandwidths=[1.2],  # 4 codebooks of 6 bits at 50 Hz, as musicgen-small's 2.2 kbps with 11 bits
+        use_causal_conv=False,
+        normalize=False,
+    )
+    decoder = MusicgenDecoderConfig(
+        vocab_size=codes,
+        num_codebooks=4,
+        hidden_size=32,
+        ffn_dim=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        max_position_embeddings=2048,
+        pad_token_id=codes,
+        bos_token_id=codes,
+        decoder_start_token_id=codes,
+    )
+    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=codec.to_dict(), decoder=decoder.to_dict())
+    config.decoder_start_token_id = codes
+    config.pad_token_id = codes
+    model = MusicgenForConditionalGeneration(config)
+    model.save_pretrained(path)
+    EncodecFeatureExtractor(feature_size=1, sampling_rate=32000).save_pretrained(path)
+    return path
+
+
+def build_tiny_mert(path: Path, seed: int = 0) -> Path:
+    """MERT-v1-shaped HuBERT: 24 kHz, 320x convolutional front end (75 frames/s), 4 post-norm layers."""
+    from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor
+
+    torch.manual_seed(seed)
+    config = HubertConfig(
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=64,
+        conv_dim=(16,) * 7,
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),
+        feat_extract_norm="group",
+        do_stable_layer_norm=False,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+    )
+    HubertModel(config).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=24000, padding_value=0.0, do_normalize=True, return_attention_mask=True
+    ).save_pretrained(path)
+    return path
+
+
+def build_tiny_clap(path: Path, seed: int = 0) -> Path:
+    """larger_clap_music-shaped: HTSAT audio tower on 48 kHz 10 s log-mels, RoBERTa text tower."""
+    from transformers import ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapTextConfig
+
+    torch.manual_seed(seed)
+    audio = ClapAudioConfig(
+        window_size=8,
+        num_mel_bins=64,
+        spec_size=256,
+        patch_size=4,
+        patch_stride=(4, 4),
+        depths=[1, 1],
+        num_attention_heads=[2, 2],
+        patch_embeds_hidden_size=16,
+        hidden_size=32,
+        projection_dim=16,
+        enable_fusion=False,
+    )
+    text = ClapTextConfig(
+        vocab_size=514,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=80,
+        projection_dim=16,
+    )
+    config = ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16)
+    ClapModel(config).save_pretrained(path)
+    ClapFeatureExtractor(
+        feature_size=64,
+        sampling_rate=48000,
+        hop_length=480,
+        max_length_s=10,
+        fft_window_size=1024,
+        truncation="rand_trunc",
+        padding="repeatpad",
+    ).save_pretrained(path)
+    return path
+
+
+BUILDERS = {
+    "sd": build_tiny_sd,
+    "codified-lm": build_tiny_musicgen,
+    "mert": build_tiny_mert,
+    "clap": build_tiny_clap,
+}
+
+
+def build_tiny_models(root: Path, seed: int = 0) -> dict[str, Path]:
+    """Build (once) every tiny model under ``root``: ``root/sd``, ``root/mir/<kind>``."""
+    paths = {}
+    for name, build in BUILDERS.items():
+        path = Path(root) / ("sd" if name == "sd" else f"mir/{name}")
+        if not (path / ".complete").exists():
+            build(path, seed)
+            (path / ".complete").touch()
+        paths[name] = path
+    return paths
