@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny random models with the real architectures, built once per test session."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # the helper modules next to the tests
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Paths of tiny miniSD / MusicGen / MERT / CLAP folders saved with ``save_pretrained``."""
+    from nopaingan_core.tiny import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tiny_models):
+    from nopaingan_core.sampling import load_minisd
+
+    return load_minisd(str(tiny_models["sd"]))
+
+
+@pytest.fixture(scope="session")
+def song():
+    """Eight seconds of synthetic music."""
+    from nopaingan_core.synth import synth_song
+
+    return synth_song(seconds=8.0)
