@@ -140,14 +140,30 @@ def probe(path: str | os.PathLike) -> AudioInfo:
 
 
 def _frames(path: str | os.PathLike, start: float = 0.0) -> Iterator[tuple[float, np.ndarray, int]]:
-    """Decoded blocks as (start time in s, float32 [C, n], rate), beginning at or before ``start``."""
+    """Decoded blocks as (start time in s, float32 [C, n], rate), beginning at or before ``start``.
+
+    Seeking lands on a packet boundary that some codecs (Vorbis, Opus) place after the target, so it aims
+    a little early and, if the first block still starts late, further back."""
+    for margin in (1.0, 10.0, math.inf):
+        blocks = _frames_from(path, start, max(0.0, start - margin))
+        first = next(blocks, None)
+        if first is None:
+            return
+        if first[0] <= start + 1e-3 or margin == math.inf:
+            yield first
+            yield from blocks
+            return
+        blocks.close()
+
+
+def _frames_from(path: str | os.PathLike, start: float, seek_to: float) -> Iterator[tuple[float, np.ndarray, int]]:
     container, stream = _open(path)
     resampler = av.AudioResampler(format="fltp")
     with container:
         seeked = False
-        if start > 0 and stream.time_base is not None:
+        if seek_to > 0 and stream.time_base is not None:
             try:
-                container.seek(int(start / stream.time_base), stream=stream)
+                container.seek(int(seek_to / stream.time_base), stream=stream)
                 seeked = True
             except av.FFmpegError:
                 container.seek(0)
@@ -221,10 +237,11 @@ def _block_features(wave: torch.Tensor, rate: int, mel: torchaudio.transforms.Me
 
 
 def representative_offset(features: torch.Tensor, duration: float = CLIP_SECONDS) -> float:
-    """Start (s) of the window whose average sound is closest to the whole song's, avoiding quiet parts.
+    """Start (s) of the window made of the song's most typical seconds, avoiding quiet parts.
 
-    Intros, outros and breaks differ from the song's average timbre and loudness, so the most typical
-    window is a better stand-in for the album than the first 25 s. Ties go to the earliest window.
+    Each second is scored by its distance to the song's median second (timbre bands and loudness), so
+    intros, outros and breaks, which sound unlike most of the song, are left out; the window with the
+    lowest mean distance wins and ties go to the earliest.
     """
     length = math.ceil(duration)
     seconds = features.shape[0]
@@ -232,12 +249,10 @@ def representative_offset(features: torch.Tensor, duration: float = CLIP_SECONDS
         return 0.0
     loudness = features[:, -1]
     audible = loudness > loudness.max() - 40.0
-    overall = features[audible].mean(dim=0)
-    sums = torch.cumsum(torch.cat([torch.zeros(1, features.shape[1]), features]), dim=0)
-    means = (sums[length:] - sums[:-length]) / length
-    quiet = torch.cumsum(torch.cat([torch.zeros(1), (~audible).float()]), dim=0)
-    quiet_share = (quiet[length:] - quiet[:-length]) / length
-    scores = (means - overall).pow(2).mean(dim=-1) + 100.0 * quiet_share
+    typical = features[audible].median(dim=0).values
+    distance = (features - typical).pow(2).mean(dim=-1) + 100.0 * (~audible).float()
+    window_sums = torch.cumsum(torch.cat([torch.zeros(1), distance]), dim=0)
+    scores = window_sums[length:] - window_sums[:-length]
     return float(torch.argmin(scores).item())
 
 

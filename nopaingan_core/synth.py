@@ -19,7 +19,7 @@ def synth_song(
     sample_rate: int = 32000,
     tempo: float = 110.0,
     root_hz: float = 220.0,
-    mode: tuple[int, ...] = MAJOR,
+    mode: tuple[int, ...] | None = MAJOR,
     seed: int = 0,
 ) -> AudioClip:
     """A stereo loop: I-V-vi-IV triads on ``root_hz``, a bass line, and a kick and hi-hat at ``tempo``."""
@@ -32,7 +32,7 @@ def synth_song(
     chord_index = (t // bar).long() % len(progression)
     degree = torch.tensor(progression)[chord_index].float()
     wave = torch.zeros(n)
-    for interval in mode:
+    for interval in mode or MAJOR:
         freq = root_hz * 2 ** ((degree + interval) / 12)
         phase = 2 * math.pi * torch.cumsum(freq, 0) / sample_rate
         wave += 0.12 * torch.sin(phase) + 0.04 * torch.sin(2 * phase)

@@ -129,9 +129,31 @@ def build_tiny_musicgen(path: Path, seed: int = 0) -> Path:
     config.decoder_start_token_id = codes
     config.pad_token_id = codes
     model = MusicgenForConditionalGeneration(config)
+    _init_codebooks(model.audio_encoder)
     model.save_pretrained(path)
     EncodecFeatureExtractor(feature_size=1, sampling_rate=32000).save_pretrained(path)
     return path
+
+
+def _init_codebooks(codec: torch.nn.Module) -> None:
+    """Fill EnCodec's codebooks (zeros until trained) with encoder frames of synthetic songs, as k-means
+    initialisation would, so different music gives different codes."""
+    from .synth import MINOR, synth_song
+
+    songs = [
+        synth_song(2.0, 32000, tempo, root, mode, seed=i).mono().waveform[:, 0]
+        for i, (tempo, root, mode) in enumerate([(80, 196.0, MINOR), (120, 262.0, None), (150, 330.0, MINOR)])
+    ]
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        frames = codec.encoder(torch.cat(songs)[:, None])
+        residual = frames.transpose(1, 2).reshape(-1, frames.shape[1])
+        for layer in codec.quantizer.layers:
+            book = layer.codebook
+            picks = residual[torch.randperm(residual.shape[0], generator=gen)[: book.codebook_size]]
+            book.embed.copy_(picks)
+            book.embed_avg.copy_(picks)
+            residual = residual - book.decode(book.encode(residual))
 
 
 def build_tiny_mert(path: Path, seed: int = 0) -> Path:
