@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from .errors import DownloadError
 
@@ -135,11 +136,11 @@ class Downloader:
             expected = response.headers.get("Content-Length")
             received = 0
             with open(part, "ab" if resumed else "wb") as out:
-                try:
-                    for chunk in response.iter_content(_CHUNK):
+                try:  # read1 hands over what arrived, so a dropped connection loses nothing received
+                    while chunk := response.raw.read1(_CHUNK):
                         out.write(chunk)
                         received += len(chunk)
-                except requests.RequestException as exc:
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
                     raise _Incomplete(f"connection broke after {received} bytes ({exc})") from exc
             if expected is not None and expected.isdigit() and received < int(expected):
                 raise _Incomplete(f"got {received} of {expected} bytes")
