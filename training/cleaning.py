@@ -94,10 +94,14 @@ def normalise_genres(values: Iterable[str]) -> list[str]:
     return out
 
 
+# Latin letters that Unicode does not decompose into a base letter and an accent.
+_LETTERS = str.maketrans({"æ": "ae", "œ": "oe", "ø": "o", "ð": "d", "þ": "th", "ł": "l", "đ": "d", "ı": "i"})
+
+
 def fold_name(text: str) -> str:
     """Case, accents, punctuation and spacing removed, ``&`` read as ``and``."""
     text = unicodedata.normalize("NFKD", text.replace("&", " and "))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold()
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold().translate(_LETTERS)
     return " ".join(re.sub(r"[\W_]+", " ", text).split())
 
 

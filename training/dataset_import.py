@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from nopaingan_core.audio import AUDIO_EXTENSIONS, AudioInfo, check_clip, decode, probe
-from nopaingan_core.errors import NoPainGanError
+from nopaingan_core.errors import AudioError, NoPainGanError
 
 from .atomic import place_file, write_bytes, write_text
 from .candidates import AlbumCandidate, CoverRef, TrackRef
@@ -41,13 +41,14 @@ AUDIO_DIR = "audio"
 COVERS_DIR = "covers"
 CHECK_SECONDS = 2.0
 _OWN_ENTRIES = {METADATA, SKIPPED, CARD, AUDIO_DIR, COVERS_DIR}
+# Decoder name prefix (PyAV names decoders "mp3float", "libopus", "pcm_s16le"...) -> file extension.
 _CODEC_EXTENSIONS = {
     "mp3": ".mp3",
     "flac": ".flac",
     "vorbis": ".ogg",
     "opus": ".opus",
     "aac": ".m4a",
-    "alac": ".m4a",
+    "pcm_": ".wav",
 }
 
 GenreFromAudio = Callable[[Path], str | None]
@@ -199,11 +200,19 @@ def album_id(artist: str, album: str) -> str:
 
 
 def check_audio(path: Path) -> AudioInfo:
-    """Probe ``path`` and decode :data:`CHECK_SECONDS` from its middle: a truncated, corrupt or silent file
-    raises :class:`AudioError` naming it, instead of failing later in training."""
+    """Probe ``path`` and decode :data:`CHECK_SECONDS` from its middle: a corrupt, silent, or truncated file
+    (audio ending before the middle of the length its header gives) raises :class:`AudioError` naming it,
+    instead of failing later in training."""
     info = probe(path)
-    middle = info.duration / 2 - CHECK_SECONDS / 2 if math.isfinite(info.duration) else 0.0
-    check_clip(decode(path, max(0.0, middle), CHECK_SECONDS))
+    known = math.isfinite(info.duration)
+    offset = max(0.0, info.duration / 2 - CHECK_SECONDS / 2) if known else 0.0
+    clip = decode(path, offset, CHECK_SECONDS)
+    if known and clip.duration < min(CHECK_SECONDS, info.duration - offset) - 0.25:
+        raise AudioError(
+            f"{path}: audio is truncated: it stops at {offset + clip.duration:.2f} s of the "
+            f"{info.duration:.2f} s its header gives"
+        )
+    check_clip(clip)
     return info
 
 
@@ -299,7 +308,8 @@ def _audio_extension(location: str, info: AudioInfo) -> str:
     suffix = Path(urlsplit(location).path if is_url(location) else location).suffix.lower()
     if suffix in AUDIO_EXTENSIONS:
         return suffix
-    return ".wav" if info.codec.startswith("pcm_") else _CODEC_EXTENSIONS.get(info.codec, ".audio")
+    codec = info.codec.removeprefix("lib")
+    return next((ext for prefix, ext in _CODEC_EXTENSIONS.items() if codec.startswith(prefix)), ".audio")
 
 
 def _remove_stale(out: Path, keep: set[str]) -> None:
