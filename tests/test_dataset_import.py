@@ -31,6 +31,7 @@ from training.dataset_import import check_audio, import_dataset
 from training.download import Downloader
 from training.errors import CoverError, DatasetError, DownloadError
 from training.manifest import parse_number, read_manifest
+from training.music_folders import scan_music_folder
 from training.split import assign_splits
 from training.tags import embedded_picture, read_tags
 
@@ -114,10 +115,10 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_track(root / "Epsilon/Loud/x.flac", 2.0)
     (root / "Epsilon/Loud/Cover.JPG").write_bytes(image_bytes(MAGENTA))
     (root / "Epsilon/Loud/folder.png").write_bytes(image_bytes(WHITE, fmt="PNG"))
-    make_track(root / "Theta/Marked/long.mp3", 3.0, album="Marked", artist="Theta", title="Longest")
-    make_track(root / "Theta/Marked/short.mp3", 1.5, album="Marked", artist="Theta", title="Chosen")
+    theta = {"album": "Marked", "artist": "Theta"}
+    make_track(root / "Theta/Marked/long.mp3", 3.0, title="Longest", picture=image_bytes(WHITE), **theta)
+    make_track(root / "Theta/Marked/short.mp3", 1.5, title="Chosen", **theta)
     (root / "Theta/Marked/nopaingan-track.txt").write_text("# the single\nChosen\n")
-    (root / "Theta/Marked/Album Art.webp").write_bytes(image_bytes(WHITE, fmt="WEBP"))
     make_track(root / "Iota/Double/CD1/01.mp3", 2.0, album="Double", artist="Iota")
     make_track(root / "Iota/Double/CD2/01.mp3", 2.5, album="Double", artist="Iota", title="Second Disc")
     (root / "Iota/Double/front.jpeg").write_bytes(image_bytes(ORANGE))
@@ -240,7 +241,7 @@ def test_covers_come_from_embedded_pictures_or_cover_files(imported) -> None:
         "Untagged Album": CYAN,  # AlbumArt.jpg
         "Loud": MAGENTA,  # Cover.JPG before folder.png
         "Double": ORANGE,  # front.jpeg beside the CD1 and CD2 folders
-        "Marked": WHITE,  # "Album Art.webp", stored as PNG
+        "Marked": WHITE,  # embedded in another track than the marked one
     }
     for album, color in expected.items():
         cover = out / albums[album]["file_name"]
@@ -353,6 +354,21 @@ def test_the_dataset_inside_a_source_is_not_read_back(tmp_path: Path) -> None:
         assert [r["album"] for r in report.albums] == ["One"] and report.skipped == []
 
 
+def test_folder_of_singles_is_several_albums_and_a_compilation_is_various_artists(tmp_path: Path) -> None:
+    make_track(tmp_path / "Singles/a.mp3", 1.0, album="Alpha Single", artist="A", picture=image_bytes(RED))
+    make_track(tmp_path / "Singles/b.mp3", 1.0, album="Beta Single", artist="Beta")
+    (tmp_path / "Singles/cover.jpg").write_bytes(image_bytes(BLUE))  # whose? neither's
+    make_track(tmp_path / "Mix/1.ogg", 1.0, album="Mix", artist="One")
+    make_track(tmp_path / "Mix/2.ogg", 1.0, album="Mix", artist="Two")
+    make_track(tmp_path / "Mix/3.ogg", 1.0, album="Mix", artist="Three")
+    found = {c.album: c for c in scan_music_folder(tmp_path)}
+    assert set(found) == {"Alpha Single", "Beta Single", "Mix"}
+    assert [c.kind for c in found["Alpha Single"].covers] == ["embedded"]
+    assert found["Beta Single"].covers == []
+    assert found["Mix"].artist == "Various Artists"
+    assert [t.song for t in found["Mix"].tracks] == ["1", "2", "3"]  # equal lengths: file name order
+
+
 # --- tags and covers -------------------------------------------------------------------------------------
 
 
@@ -418,6 +434,8 @@ def test_covers_are_normalised_to_rgb(tmp_path: Path) -> None:
     assert rgba.extension == ".png" and Image.open(BytesIO(rgba.data)).getpixel((1, 1)) == (255, 255, 255)
     cmyk = normalise_cover(image_bytes((0, 255, 255, 0), fmt="JPEG", mode="CMYK"), "c.jpg")
     assert cmyk.extension == ".jpg" and Image.open(BytesIO(cmyk.data)).mode == "RGB"
+    webp = normalise_cover(image_bytes(GREEN, fmt="WEBP"), "e.webp")
+    assert webp.extension == ".png" and close(Image.open(BytesIO(webp.data)).getpixel((9, 9)), GREEN)
     rotated = BytesIO()
     exif = Image.Exif()
     exif[0x0112] = 6  # stored sideways, shown rotated by 90 degrees
@@ -660,6 +678,12 @@ def test_manifest_json_in_pandas_and_record_shapes(tmp_path: Path, preview_bytes
     (tmp_path / "records.json").write_text(json.dumps({"albums": records}))
     (tmp_path / "lines.jsonl").write_text(json.dumps({**records[0], "Album": "Zb"}) + "\n")
     found = [read_manifest(tmp_path / name) for name in ("columns.json", "records.json", "lines.jsonl")]
+    assert [c.source for c in found[0] + found[1] + found[2]] == [
+        f"{tmp_path / 'columns.json'}:index 0",
+        f"{tmp_path / 'columns.json'}:index 1",
+        f"{tmp_path / 'records.json'}:row 1",
+        f"{tmp_path / 'lines.jsonl'}:1",
+    ]
     x, y = found[0]
     assert (x.artist, x.album, x.genres, x.emotions, x.popularity, x.year) == (
         "X",
@@ -699,6 +723,12 @@ def test_manifest_without_a_required_column_names_what_it_expected(tmp_path: Pat
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(DatasetError, match=r"bad.json: not valid JSON"):
         read_manifest(tmp_path / "bad.json")
+    (tmp_path / "bad.jsonl").write_text('{"artist": "A"}\n\n{oops\n')
+    with pytest.raises(DatasetError, match=r"bad.jsonl:3: not valid JSON"):
+        read_manifest(tmp_path / "bad.jsonl")
+    (tmp_path / "scalar.json").write_text("[1, 2]")
+    with pytest.raises(DatasetError, match=r"scalar.json: expected a list of album objects"):
+        read_manifest(tmp_path / "scalar.json")
     (tmp_path / "empty.csv").write_text("artist,album,preview,cover\n")
     with pytest.raises(DatasetError, match=r"empty.csv: manifest has no rows"):
         read_manifest(tmp_path / "empty.csv")

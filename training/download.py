@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +41,7 @@ class Downloader:
 
     ``retries`` more attempts follow a failed one, after ``backoff * 2**n`` seconds (or the server's
     ``Retry-After``, at most 60 s). ``rate_limit`` is the most requests started per second (None or 0: no
-    limit), over all threads sharing this object.
+    limit), retries included.
     """
 
     def __init__(
@@ -67,7 +66,6 @@ class Downloader:
         self.backoff = backoff
         self.session = session or requests.Session()
         self._sleep = sleep
-        self._lock = threading.Lock()
         self._next_start = 0.0
 
     def cached_path(self, url: str) -> Path:
@@ -110,10 +108,10 @@ class Downloader:
         raise DownloadError(f"{url}: download failed after {tries} ({error})")
 
     def _throttle(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            wait = self._next_start - now
-            self._next_start = max(now, self._next_start) + self.interval
+        """Wait until ``interval`` has passed since the previous request started."""
+        now = time.monotonic()
+        wait = self._next_start - now
+        self._next_start = max(now, self._next_start) + self.interval
         if wait > 0:
             self._sleep(wait)
 

@@ -8,6 +8,7 @@ and emotions as lists or as ``"a, b; c"`` text, JSON as records, JSON lines, or 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import re
@@ -91,27 +92,34 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
     # the separator used most in the header line; values may hold commas or semicolons of their own
     header = text.split("\n", 1)[0]
     delimiter = "\t" if path.suffix.lower() == ".tsv" else max(",;\t", key=header.count)
-    reader = csv.DictReader(text.splitlines(), delimiter=delimiter)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     for row in reader:
         yield f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k is not None}
 
 
 def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
-    try:
-        if path.suffix.lower() == ".jsonl":
-            data: object = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
-    records = _records(data)
+    if path.suffix.lower() == ".jsonl":
+        records: list[tuple[str, object]] | None = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                records.append((f"{path}:{number}", _parse_json(f"{path}:{number}", line)))
+    else:
+        data = _parse_json(str(path), text)
+        records = _records(data)
+        if records is not None:
+            records = [(f"{path}:{where}", record) for where, record in records]
     if records is None or not all(isinstance(r, dict) for _, r in records):
         raise DatasetError(
-            f"{path}: expected a list of album objects (or a pandas to_json export), "
-            f"found {type(data).__name__} of another shape"
+            f"{path}: expected a list of album objects (or a pandas to_json export), found another shape"
         )
-    for index, record in records:
-        yield f"{path}:{index}", record
+    yield from records
+
+
+def _parse_json(where: str, text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{where}: not valid JSON ({exc})") from exc
 
 
 def _records(data: object) -> list[tuple[str, object]] | None:
@@ -131,8 +139,8 @@ def _records(data: object) -> list[tuple[str, object]] | None:
         known = {alias for aliases in COLUMNS.values() for alias in aliases}
         if any(_key(k) in known for k in data):  # columns orient
             index = list(dict.fromkeys(i for column in data.values() for i in column))
-            return [(f"row {i}", {c: data[c].get(i) for c in data}) for i in index]
-        return [(f"row {i}", r) for i, r in data.items()]
+            return [(f"index {i}", {c: data[c].get(i) for c in data}) for i in index]
+        return [(f"index {i}", r) for i, r in data.items()]
     return None
 
 

@@ -125,12 +125,14 @@ def _album(
     else:
         # the longest track: a whole song rather than an intro, interlude or skit; ties by file name
         ordered = sorted(tracks, key=lambda t: (-t.duration, str(t.path.relative_to(album_dir)).casefold()))
+    by_preference = ordered + [t for t in tracks if t not in ordered]
     return AlbumCandidate(
         artist=_album_artist(tracks) or _artist_from_folders(root, album_dir) or UNKNOWN,
         album=_most_common(t.album for t in tracks) or _folder_name(album_dir),
         source=str(album_dir),
         tracks=[TrackRef(str(t.path), t.title or _title_from_file(t.path)) for t in ordered],
-        covers=[CoverRef("embedded", str(t.path)) for t in ordered if t.has_picture] + folder_covers,
+        # pictures of the chosen track first, but any track's picture is the album's cover
+        covers=[CoverRef("embedded", str(t.path)) for t in by_preference if t.has_picture] + folder_covers,
         genres=_ranked(normalise_genre(g) for t in tracks for g in t.genres),
         year=_most_common_year(tracks),
         track_marked=marked is not None,
