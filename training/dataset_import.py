@@ -104,13 +104,13 @@ def import_dataset(
     ``genre_from_audio`` is asked for the genre of an album that has none of its own and whose artist has
     no other album with one; it gets the album's audio file in ``out`` and returns a genre or None.
     """
-    out = Path(out)
+    out = Path(out).expanduser()
     if not sources:
         raise DatasetError("no sources given: expected music folders or manifests")
     if not 0.0 <= eval_fraction < 1.0:
         raise DatasetError(f"eval fraction must be at least 0 and below 1, found {eval_fraction}")
     _check_out(out)
-    candidates = [album for source in sources for album in _read_source(Path(source), out, progress)]
+    candidates = [album for src in sources for album in _read_source(Path(src).expanduser(), out, progress)]
     downloader = downloader or Downloader(default_cache_dir())
     imported: list[tuple[AlbumCandidate, dict]] = []
     skipped: list[Skipped] = []
