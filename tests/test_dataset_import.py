@@ -122,6 +122,8 @@ def library(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make_track(root / "Iota/Double/CD1/01.mp3", 2.0, album="Double", artist="Iota")
     make_track(root / "Iota/Double/CD2/01.mp3", 2.5, album="Double", artist="Iota", title="Second Disc")
     (root / "Iota/Double/front.jpeg").write_bytes(image_bytes(ORANGE))
+    (root / "Iota/Double/Scans").mkdir()
+    (root / "Iota/Double/Scans/cover.png").write_bytes(image_bytes(BLUE, fmt="PNG"))  # not an album
     make_track(
         root / "Kappa Backup/First Light/01.mp3",
         2.0,

@@ -59,8 +59,11 @@ def scan_music_folder(
             tags[album_dir] = [read_tags(t) for t in tracks]
             bar.update(len(tracks))
     found = [(folder, album) for folder, tracks in tags.items() for album in _albums_in(root, folder, tracks)]
+    # a folder without audio inside an album's folder ("Scans", "Artwork", an empty "CD2") is not an album
     found += [
-        (folder, _no_audio(root, folder, files)) for folder, files in no_audio.items() if folder not in audio
+        (folder, _no_audio(root, folder, files))
+        for folder, files in no_audio.items()
+        if not any(p in audio for p in (folder, *folder.parents))
     ]
     found.sort(key=lambda item: (str(item[0]).casefold(), item[1].album.casefold()))
     return [candidate for _, candidate in found]
