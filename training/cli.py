@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from nopaingan_core.errors import NoPainGanError
 
@@ -28,7 +29,76 @@ def build_parser() -> argparse.ArgumentParser:
     from nopaingan_core import cli as core_cli
 
     core_cli.add_commands(sub)
+    add_dataset_commands(sub)
     return parser
+
+
+def add_dataset_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """``nopaingan dataset ACTION``; returns the action subparsers, so more actions register beside import."""
+    parser = sub.add_parser("dataset", help="build and prepare training datasets", description=__doc__)
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    _add_dataset_import(actions)
+    return actions
+
+
+def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
+    parser = actions.add_parser(
+        "import",
+        help="build a dataset folder from music folders and CSV/JSON manifests",
+        description="Build a dataset folder (metadata.jsonl, audio/, covers/, skipped.jsonl) from music "
+        "folders and CSV/JSON manifests. Genres are normalised and filled, duplicates dropped, and albums "
+        "split into train and eval with each artist on one side. See docs/dataset.md.",
+    )
+    add = parser.add_argument
+    add("sources", nargs="+", metavar="SRC", help="music folder or manifest (.csv, .tsv, .json, .jsonl)")
+    add("--out", required=True, type=Path, metavar="DATA", help="dataset folder to write")
+    add(
+        "--cache-dir",
+        type=Path,
+        metavar="DIR",
+        help="downloads cache (default: ~/.cache/nopaingan/downloads)",
+    )
+    add(
+        "--eval-fraction", type=float, default=0.3, metavar="F", help="share of albums in eval (default: 0.3)"
+    )
+    add("--seed", type=int, default=0, metavar="N", help="seed of the artist split (default: 0)")
+    add(
+        "--rate-limit",
+        type=float,
+        default=2.0,
+        metavar="PER_S",
+        help="downloads per second, 0: any (default: 2)",
+    )
+    add("--retries", type=int, default=3, metavar="N", help="retries of a failed download (default: 3)")
+    add("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for a server (default: 30)")
+    add("--min-cover-size", type=int, default=64, metavar="PX", help="smallest cover side kept (default: 64)")
+    add("--copy", action="store_true", help="copy audio files instead of hard-linking them")
+    add("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=_run_dataset_import)
+
+
+def _run_dataset_import(args: argparse.Namespace) -> int:
+    from .dataset_import import import_dataset
+    from .download import Downloader, default_cache_dir
+
+    downloader = Downloader(
+        args.cache_dir or default_cache_dir(),
+        retries=args.retries,
+        rate_limit=args.rate_limit,
+        timeout=args.timeout,
+    )
+    report = import_dataset(
+        args.sources,
+        args.out,
+        downloader=downloader,
+        eval_fraction=args.eval_fraction,
+        seed=args.seed,
+        link=not args.copy,
+        min_cover_size=args.min_cover_size,
+        progress=not args.quiet,
+    )
+    print(report.summary())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

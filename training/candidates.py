@@ -1,0 +1,45 @@
+"""What a source says about one album before anything is checked: the common shape in which music folders
+and manifests hand albums to the import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class TrackRef:
+    """A song of the album: a local path or a URL, and its title when known."""
+
+    location: str
+    song: str | None = None
+
+
+@dataclass(frozen=True)
+class CoverRef:
+    """Where the cover may be: an image ``file``, a ``url``, or the picture ``embedded`` in an audio file."""
+
+    kind: Literal["file", "url", "embedded"]
+    location: str
+
+
+@dataclass
+class AlbumCandidate:
+    """One album as a source describes it.
+
+    ``tracks`` and ``covers`` are in order of preference: the import uses the first track that decodes and
+    the first cover that is a usable image. When ``track_marked``, the user chose the first track, so no
+    other stands in for it. ``problem`` is set when the source already shows the album cannot be used.
+    """
+
+    artist: str
+    album: str
+    source: str
+    tracks: list[TrackRef] = field(default_factory=list)
+    covers: list[CoverRef] = field(default_factory=list)
+    genres: list[str] = field(default_factory=list)
+    year: int | None = None
+    popularity: float | None = None
+    emotions: list[str] = field(default_factory=list)
+    track_marked: bool = False
+    problem: str | None = None

@@ -1,0 +1,355 @@
+"""``nopaingan dataset import``: music folders and manifests in, one dataset folder out.
+
+The folder follows the Hugging Face datasets convention (``metadata.jsonl`` beside ``covers/`` and
+``audio/``); every album that is left out is listed with its reason in ``skipped.jsonl``. Files are written
+under temporary names and renamed, and unchanged files are left alone, so an interrupted import can simply be
+run again and a repeated one changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tqdm import tqdm
+
+from nopaingan_core.audio import AUDIO_EXTENSIONS, AudioInfo, check_clip, decode, probe
+from nopaingan_core.errors import AudioError, NoPainGanError
+
+from .atomic import place_file, write_bytes, write_text
+from .candidates import AlbumCandidate, CoverRef, TrackRef
+from .cleaning import UNKNOWN, album_key, artist_genres, fill_genres, normalise_genres
+from .covers import MIN_COVER_SIZE, Cover, normalise_cover
+from .download import Downloader, default_cache_dir, is_url
+from .errors import CoverError, DatasetError
+from .manifest import MANIFEST_EXTENSIONS, read_manifest
+from .music_folders import VARIOUS_ARTISTS, scan_music_folder
+from .split import EVAL, EVAL_FRACTION, TRAIN, assign_splits
+from .tags import embedded_picture
+
+METADATA = "metadata.jsonl"
+SKIPPED = "skipped.jsonl"
+CARD = "README.md"
+AUDIO_DIR = "audio"
+COVERS_DIR = "covers"
+CHECK_SECONDS = 2.0
+_OWN_ENTRIES = {METADATA, SKIPPED, CARD, AUDIO_DIR, COVERS_DIR}
+# Decoder name prefix (PyAV names decoders "mp3float", "libopus", "pcm_s16le"...) -> file extension.
+_CODEC_EXTENSIONS = {
+    "mp3": ".mp3",
+    "flac": ".flac",
+    "vorbis": ".ogg",
+    "opus": ".opus",
+    "aac": ".m4a",
+    "pcm_": ".wav",
+}
+
+GenreFromAudio = Callable[[Path], str | None]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An album left out of the dataset, and why."""
+
+    source: str
+    artist: str
+    album: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    """What :func:`import_dataset` wrote: the rows of ``metadata.jsonl`` and of ``skipped.jsonl``."""
+
+    out: Path
+    albums: list[dict] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def count(self, split: str) -> int:
+        return sum(1 for row in self.albums if row["split"] == split)
+
+    def summary(self) -> str:
+        """The command's one-line summary."""
+        line = (
+            f"imported {len(self.albums)} albums (train {self.count(TRAIN)}, eval {self.count(EVAL)}), "
+            f"skipped {len(self.skipped)}"
+        )
+        return line + (f" (see {self.out / SKIPPED})" if self.skipped else "")
+
+
+def import_dataset(
+    sources: Sequence[str | Path],
+    out: str | Path,
+    *,
+    downloader: Downloader | None = None,
+    eval_fraction: float = EVAL_FRACTION,
+    seed: int = 0,
+    link: bool = True,
+    min_cover_size: int = MIN_COVER_SIZE,
+    genre_from_audio: GenreFromAudio | None = None,
+    progress: bool = False,
+) -> ImportReport:
+    """Build the dataset folder ``out`` from music folders and manifests (CSV, TSV, JSON, JSON lines).
+
+    Albums keep the order of ``sources``; the first of several with the same artist and album is kept.
+    URLs are fetched by ``downloader`` (by default one caching under ``~/.cache/nopaingan/downloads``).
+    Audio is hard-linked into ``out`` when ``link`` and the file system allow, else copied.
+    ``genre_from_audio`` is asked for the genre of an album that has none of its own and whose artist has
+    no other album with one; it gets the album's audio file in ``out`` and returns a genre or None.
+    """
+    out = Path(out).expanduser()
+    if not sources:
+        raise DatasetError("no sources given: expected music folders or manifests")
+    if not 0.0 <= eval_fraction < 1.0:
+        raise DatasetError(f"eval fraction must be at least 0 and below 1, found {eval_fraction}")
+    _check_out(out)
+    candidates = [album for src in sources for album in _read_source(Path(src).expanduser(), out, progress)]
+    downloader = downloader or Downloader(default_cache_dir())
+    imported: list[tuple[AlbumCandidate, dict]] = []
+    skipped: list[Skipped] = []
+    kept: dict[str, str] = {}
+    for candidate in tqdm(candidates, desc="importing albums", unit="album", disable=not progress):
+        key = album_key(candidate.artist, candidate.album)
+        try:
+            if candidate.problem:
+                raise DatasetError(candidate.problem)
+            if key in kept:
+                raise DatasetError(f"duplicate of {kept[key]} (same artist and album after normalisation)")
+            row = _import_album(candidate, out, downloader, link, min_cover_size)
+        except NoPainGanError as exc:
+            skipped.append(Skipped(candidate.source, candidate.artist, candidate.album, str(exc)))
+            continue
+        kept[key] = row["id"]
+        imported.append((candidate, row))
+
+    _fill_genres(imported, candidates, out, genre_from_audio)
+    rows = [row for _, row in imported]
+    for row, split in zip(rows, assign_splits([r["artist"] for r in rows], eval_fraction, seed), strict=True):
+        row["split"] = split
+
+    write_text(out / METADATA, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_text(out / SKIPPED, "".join(json.dumps(asdict(s), ensure_ascii=False) + "\n" for s in skipped))
+    write_text(out / CARD, _CARD)
+    _remove_stale(out, {r["audio"] for r in rows} | {r["file_name"] for r in rows})
+    return ImportReport(out, rows, skipped)
+
+
+def _fill_genres(
+    imported: list[tuple[AlbumCandidate, dict]],
+    candidates: list[AlbumCandidate],
+    out: Path,
+    genre_from_audio: GenreFromAudio | None,
+) -> None:
+    """Normalised genres for each row; missing ones come from the artist's other albums (every album the
+    sources list counts, also those left out), else from ``genre_from_audio``, else "unknown".
+    "Various Artists" and unknown artists are no one artist, so nothing is filled from them."""
+    anonymous = (VARIOUS_ARTISTS, UNKNOWN)
+    by_artist = artist_genres(
+        (c.artist, normalise_genres(c.genres)) for c in candidates if c.artist not in anonymous
+    )
+    for candidate, row in imported:
+        genres, origin = fill_genres(
+            normalise_genres(candidate.genres),
+            candidate.artist,
+            by_artist if candidate.artist not in anonymous else {},
+            out / row["audio"],
+            genre_from_audio,
+        )
+        row.update(genres=genres, genre=genres[0], genre_source=origin)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an output folder that holds anything the import did not write: it removes stale files there."""
+    if out.exists() and not out.is_dir():
+        raise DatasetError(f"{out}: output must be a folder, found a file")
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in _OWN_ENTRIES) if out.is_dir() else []
+    if foreign:
+        raise DatasetError(
+            f"{out}: expected a new, empty or dataset folder (metadata.jsonl, skipped.jsonl, README.md, "
+            f"audio/, covers/), found also {', '.join(foreign[:5])}"
+        )
+
+
+def _read_source(source: Path, out: Path, progress: bool) -> list[AlbumCandidate]:
+    if source.is_dir():
+        return scan_music_folder(source, exclude=[out], progress=progress)
+    if source.is_file() and source.suffix.lower() in MANIFEST_EXTENSIONS:
+        return read_manifest(source)
+    if not source.exists():
+        raise DatasetError(f"{source}: no such file or folder")
+    raise DatasetError(
+        f"{source}: expected a music folder or a manifest ({', '.join(MANIFEST_EXTENSIONS)}), "
+        f"found a {source.suffix or 'extensionless'} file"
+    )
+
+
+def album_id(artist: str, album: str) -> str:
+    """A stable, file-system-safe id: readable ASCII words of artist and album, then a hash of the album's
+    normalised key (so names in any script, or differing only in punctuation, stay distinct and stable)."""
+    text = unicodedata.normalize("NFKD", f"{artist} {album}").encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:60].rstrip("-")
+    digest = hashlib.sha1(album_key(artist, album).encode("utf-8")).hexdigest()[:8]
+    return f"{slug}-{digest}" if slug else digest
+
+
+def check_audio(path: Path) -> AudioInfo:
+    """Probe ``path`` and decode :data:`CHECK_SECONDS` from its middle: a corrupt, silent, or truncated file
+    (audio ending before the middle of the length its header gives) raises :class:`AudioError` naming it,
+    instead of failing later in training."""
+    info = probe(path)
+    known = math.isfinite(info.duration)
+    offset = max(0.0, info.duration / 2 - CHECK_SECONDS / 2) if known else 0.0
+    clip = decode(path, offset, CHECK_SECONDS)
+    if known and clip.duration < min(CHECK_SECONDS, info.duration - offset) - 0.25:
+        raise AudioError(
+            f"{path}: audio is truncated: it stops at {offset + clip.duration:.2f} s of the "
+            f"{info.duration:.2f} s its header gives"
+        )
+    check_clip(clip)
+    return info
+
+
+def _import_album(
+    candidate: AlbumCandidate, out: Path, downloader: Downloader, link: bool, min_cover_size: int
+) -> dict:
+    """Check the album's audio and cover, write both into ``out``, and return its metadata row."""
+    track, audio_path, info = _usable_track(candidate, downloader)
+    cover = _usable_cover(candidate, downloader, min_cover_size)
+    name = album_id(candidate.artist, candidate.album)
+    audio = f"{AUDIO_DIR}/{name}{_audio_extension(track.location, info)}"
+    cover_file = f"{COVERS_DIR}/{name}{cover.extension}"
+    place_file(audio_path, out / audio, link)
+    write_bytes(out / cover_file, cover.data)
+    return {
+        "id": name,
+        "file_name": cover_file,
+        "audio": audio,
+        "artist": candidate.artist,
+        "album": candidate.album,
+        "song": track.song,
+        "genres": [],
+        "genre": UNKNOWN,
+        "genre_source": UNKNOWN,
+        "year": candidate.year,
+        "popularity": candidate.popularity,
+        "emotions": candidate.emotions,
+        "duration": round(info.duration, 3) if math.isfinite(info.duration) else None,
+        "cover_width": cover.width,
+        "cover_height": cover.height,
+        "split": TRAIN,
+        "source": candidate.source,
+        "audio_source": track.location,
+    }
+
+
+def _usable_track(candidate: AlbumCandidate, downloader: Downloader) -> tuple[TrackRef, Path, AudioInfo]:
+    """The first track that decodes; only the marked one when the user marked one."""
+    errors = []
+    for track in candidate.tracks:
+        try:
+            path = downloader.fetch(track.location) if is_url(track.location) else Path(track.location)
+            return track, path, check_audio(path)
+        except NoPainGanError as exc:
+            errors.append(str(exc))
+        if candidate.track_marked:
+            break
+    if not errors:
+        raise DatasetError("no audio file")
+    if len(errors) == 1:
+        raise DatasetError(errors[0])
+    more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
+    raise DatasetError(f"none of its {len(errors)} tracks is usable: {'; '.join(errors[:3])}{more}")
+
+
+def _usable_cover(candidate: AlbumCandidate, downloader: Downloader, min_size: int) -> Cover:
+    """The first cover, in the order the source gives them, that is a whole image of at least ``min_size``."""
+    errors = []
+    for ref in candidate.covers:
+        try:
+            return normalise_cover(_cover_bytes(ref, downloader), _cover_label(ref), min_size)
+        except NoPainGanError as exc:
+            errors.append(str(exc))
+    if not errors:
+        raise CoverError(
+            f"no cover: no embedded front cover in its tracks and no image named cover, front, folder or "
+            f"albumart in {candidate.source}"
+        )
+    raise CoverError("; ".join(errors))
+
+
+def _cover_label(ref: CoverRef) -> str:
+    return f"{ref.location} (embedded picture)" if ref.kind == "embedded" else ref.location
+
+
+def _cover_bytes(ref: CoverRef, downloader: Downloader) -> bytes:
+    if ref.kind == "url":
+        return downloader.fetch(ref.location).read_bytes()
+    if ref.kind == "embedded":
+        data = embedded_picture(Path(ref.location))
+        if data is None:
+            raise CoverError(f"{_cover_label(ref)}: no front cover in the file's tags")
+        return data
+    try:
+        return Path(ref.location).read_bytes()
+    except OSError as exc:
+        raise CoverError(f"{ref.location}: cannot read cover file ({exc.strerror or exc})") from exc
+
+
+def _audio_extension(location: str, info: AudioInfo) -> str:
+    """The source's extension when it is an audio one, else one named after the codec (preview URLs often
+    have none)."""
+    suffix = Path(urlsplit(location).path if is_url(location) else location).suffix.lower()
+    if suffix in AUDIO_EXTENSIONS:
+        return suffix
+    codec = info.codec.removeprefix("lib")
+    return next((ext for prefix, ext in _CODEC_EXTENSIONS.items() if codec.startswith(prefix)), ".audio")
+
+
+def _remove_stale(out: Path, keep: set[str]) -> None:
+    """Files of albums no longer in the dataset, and temporary files of an interrupted run."""
+    for folder in (AUDIO_DIR, COVERS_DIR):
+        if (out / folder).is_dir():
+            for path in (out / folder).iterdir():
+                if f"{folder}/{path.name}" not in keep and path.is_file():
+                    path.unlink()
+
+
+# The dataset card: lets ``datasets.load_dataset(DATA)`` load covers as images with their metadata, all
+# albums (config "default", split "albums") or one side of the split (configs "train" and "eval").
+_CARD = """---
+configs:
+- config_name: default
+  default: true
+  data_files:
+  - split: albums
+    path: [metadata.jsonl, "covers/*"]
+- config_name: train
+  data_files:
+  - split: train
+    path: [metadata.jsonl, "covers/*"]
+  filters: [["split", "==", "train"]]
+- config_name: eval
+  data_files:
+  - split: eval
+    path: [metadata.jsonl, "covers/*"]
+  filters: [["split", "==", "eval"]]
+---
+# Album covers and music
+
+Written by `nopaingan dataset import`: one album per line of `metadata.jsonl`, with its cover (`file_name`,
+under `covers/`), the audio of its representative track (`audio`, under `audio/`), artist, album, song,
+genres, year, popularity, top emotions and its side of the train/eval split (`split`, grouped by artist).
+Albums left out are listed with the reason in `skipped.jsonl`.
+
+    from datasets import load_dataset
+    albums = load_dataset("path/to/DATA")["albums"]      # every album, cover as a PIL image
+    train = load_dataset("path/to/DATA", "train")["train"]
+    evaluation = load_dataset("path/to/DATA", "eval")["eval"]
+"""

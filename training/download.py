@@ -1,0 +1,155 @@
+"""Downloading previews and covers: a cache keyed by URL (a re-run downloads nothing twice), retries with
+exponential backoff on errors a retry can fix, a rate limit (the seed stayed under Spotify's), and resuming
+an interrupted download from its ``.part`` file with an HTTP Range request."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+import urllib3
+
+from .errors import DownloadError
+
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+MAX_WAIT = 60.0
+_CHUNK = 1 << 16
+
+
+def is_url(location: str) -> bool:
+    return urlsplit(location).scheme in ("http", "https")
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/nopaingan/downloads``, i.e. ``~/.cache/nopaingan/downloads`` by default."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "nopaingan" / "downloads"
+
+
+class _Incomplete(Exception):
+    """The connection ended before the whole body arrived; the ``.part`` file keeps what did."""
+
+
+class Downloader:
+    """Fetches URLs into ``cache_dir``; :meth:`fetch` returns the local file.
+
+    ``retries`` more attempts follow a failed one, after ``backoff * 2**n`` seconds (or the server's
+    ``Retry-After``, at most 60 s). ``rate_limit`` is the most requests started per second (None or 0: no
+    limit), retries included.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        *,
+        retries: int = 3,
+        rate_limit: float | None = 2.0,
+        timeout: float = 30.0,
+        backoff: float = 1.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if retries < 0:
+            raise DownloadError(f"retries must be 0 or more, found {retries}")
+        if rate_limit is not None and rate_limit < 0:
+            raise DownloadError(f"rate limit must be 0 or more requests per second, found {rate_limit}")
+        self.cache_dir = Path(cache_dir)
+        self.retries = retries
+        self.interval = 1.0 / rate_limit if rate_limit else 0.0
+        self.timeout = timeout
+        self.backoff = backoff
+        self.session = session or requests.Session()
+        self._sleep = sleep
+        self._next_start = 0.0
+
+    def cached_path(self, url: str) -> Path:
+        """Where ``url`` is kept: a hash of the URL, plus its file extension when it has a short one."""
+        suffix = Path(urlsplit(url).path).suffix.lower()
+        suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ""
+        return self.cache_dir / (hashlib.sha256(url.encode("utf-8")).hexdigest()[:32] + suffix)
+
+    def fetch(self, url: str) -> Path:
+        """The local copy of ``url``, downloaded unless the cache has it already."""
+        path = self.cached_path(url)
+        if path.is_file():
+            return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(path.name + ".part")
+        error = ""
+        wait = 0.0
+        for attempt in range(self.retries + 1):
+            if attempt:
+                self._sleep(wait)
+            wait = min(MAX_WAIT, self.backoff * 2**attempt)
+            try:
+                self._download(url, part)
+            except _Incomplete as exc:
+                error = str(exc)
+                continue
+            except requests.HTTPError as exc:
+                response = exc.response
+                error = f"HTTP {response.status_code} {response.reason}"
+                if response.status_code not in RETRY_STATUSES:
+                    break
+                wait = _retry_after(response, wait)
+                continue
+            except requests.RequestException as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                continue
+            os.replace(part, path)
+            return path
+        tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
+        raise DownloadError(f"{url}: download failed after {tries} ({error})")
+
+    def _throttle(self) -> None:
+        """Wait until ``interval`` has passed since the previous request started."""
+        now = time.monotonic()
+        wait = self._next_start - now
+        self._next_start = max(now, self._next_start) + self.interval
+        if wait > 0:
+            self._sleep(wait)
+
+    def _download(self, url: str, part: Path) -> None:
+        """One attempt: continue ``part`` from its end when the server honours Range, else start over."""
+        have = part.stat().st_size if part.is_file() else 0
+        # identity: byte counts and Range offsets then refer to the file itself, not to a gzip stream
+        headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
+        self._throttle()
+        with self.session.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
+            if response.status_code == 416:  # the part is not a prefix the server knows: start over
+                part.unlink(missing_ok=True)
+                raise _Incomplete("server refused to resume (HTTP 416)")
+            response.raise_for_status()
+            resumed = response.status_code == 206
+            if resumed and _range_start(response) != have:
+                part.unlink(missing_ok=True)
+                found = response.headers.get("Content-Range")
+                raise _Incomplete(f"server resumed at {found!r}, not at byte {have}")
+            expected = response.headers.get("Content-Length")
+            received = 0
+            with open(part, "ab" if resumed else "wb") as out:
+                try:  # read1 hands over what arrived, so a dropped connection loses nothing received
+                    while chunk := response.raw.read1(_CHUNK):
+                        out.write(chunk)
+                        received += len(chunk)
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise _Incomplete(f"connection broke after {received} bytes ({exc})") from exc
+            if expected is not None and expected.isdigit() and received < int(expected):
+                raise _Incomplete(f"got {received} of {expected} bytes")
+
+
+def _range_start(response: requests.Response) -> int | None:
+    match = re.match(r"bytes (\d+)-", response.headers.get("Content-Range", ""))
+    return int(match.group(1)) if match else None
+
+
+def _retry_after(response: requests.Response, default: float) -> float:
+    """The server's ``Retry-After`` in seconds (at most 60) when it gives one, else ``default``."""
+    value = response.headers.get("Retry-After", "").strip()
+    return min(MAX_WAIT, float(value)) if value.isdigit() else default

@@ -1,0 +1,228 @@
+"""Manifests in the seed's shape: one album per row with artist, album, song, genres, popularity, top
+emotions, a preview and a cover (local paths, relative to the manifest, or URLs), as CSV or JSON.
+
+Lenient where scraped tables vary: column names in any case and spacing, several usual names per field, genres
+and emotions as lists or as ``"a, b; c"`` text, JSON as records, JSON lines, or any of pandas' orients.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from .candidates import AlbumCandidate, CoverRef, TrackRef
+from .cleaning import split_genres
+from .download import is_url
+from .errors import DatasetError
+
+MANIFEST_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl")
+
+# Accepted column names per field, compared without case, spaces or punctuation; the first present wins.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "artist": ("artist", "artistname", "albumartist", "artists", "performer"),
+    "album": ("album", "albumname", "albumtitle"),
+    "song": ("song", "songname", "mostpopularsong", "popularsong", "topsong", "track", "trackname", "title"),
+    "genres": ("genres", "genre", "genrelist", "spotifygenres"),
+    "popularity": ("popularity", "views", "youtubeviews", "viewcount", "plays", "playcount"),
+    "emotions": ("topemotions", "emotions", "topkemotions", "emotion", "moods", "mood"),
+    "preview": (
+        "preview",
+        "previewurl",
+        "previewpath",
+        "previewfile",
+        "songpreview",
+        "audio",
+        "audiourl",
+        "audiopath",
+        "audiofile",
+        "mp3",
+        "clip",
+    ),  # fmt: skip
+    "cover": (
+        "cover",
+        "coverurl",
+        "coverpath",
+        "coverfile",
+        "coverart",
+        "albumcover",
+        "albumcoverurl",
+        "albumart",
+        "artwork",
+        "artworkurl",
+        "image",
+        "imageurl",
+        "imagepath",
+    ),  # fmt: skip
+    "year": ("year", "releaseyear", "releasedate", "date"),
+}
+REQUIRED = ("artist", "album", "preview", "cover")
+_MISSING = {"", "nan", "none", "null", "n/a"}
+_MULTIPLIERS = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9}
+_NUMBER = re.compile(r"([0-9][0-9,_]*(?:\.[0-9]+)?)\s*([kmb]?)(?:\s*(?:views|plays|streams))?")
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\W_]+", "", str(name).casefold())
+
+
+def read_manifest(path: Path) -> list[AlbumCandidate]:
+    """The albums a manifest lists, in its order. A manifest that cannot be read or lacks a required column
+    raises :class:`DatasetError`; a row with a bad value becomes an album whose ``problem`` says so."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in MANIFEST_EXTENSIONS:
+        raise DatasetError(f"{path}: expected a manifest ending in {', '.join(MANIFEST_EXTENSIONS)}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read manifest ({exc})") from exc
+    rows = list(_csv_rows(path, text) if suffix in (".csv", ".tsv") else _json_rows(path, text))
+    if not rows:
+        raise DatasetError(f"{path}: manifest has no rows")
+    columns = _match_columns(path, {name for _, row in rows for name in row})
+    return [_candidate(path, where, row, columns) for where, row in rows]
+
+
+def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
+    # the separator used most in the header line; values may hold commas or semicolons of their own
+    header = text.split("\n", 1)[0]
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else max(",;\t", key=header.count)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    for row in reader:
+        yield f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k is not None}
+
+
+def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
+    if path.suffix.lower() == ".jsonl":
+        records: list[tuple[str, object]] | None = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                records.append((f"{path}:{number}", _parse_json(f"{path}:{number}", line)))
+    else:
+        data = _parse_json(str(path), text)
+        records = _records(data)
+        if records is not None:
+            records = [(f"{path}:{where}", record) for where, record in records]
+    if records is None or not all(isinstance(r, dict) for _, r in records):
+        raise DatasetError(
+            f"{path}: expected a list of album objects (or a pandas to_json export), found another shape"
+        )
+    yield from records
+
+
+def _parse_json(where: str, text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DatasetError(f"{where}: not valid JSON ({exc})") from exc
+
+
+def _records(data: object) -> list[tuple[str, object]] | None:
+    """Rows of the JSON shapes tables come in: a list of objects, ``{"albums": [...]}``, or pandas' orients
+    ``split`` (columns + data), ``index`` ({row: {column: value}}), ``columns`` ({column: {row: value}})."""
+    if isinstance(data, list):
+        return [(f"row {i + 1}", r) for i, r in enumerate(data)]
+    if not isinstance(data, dict) or not data:
+        return None
+    if "columns" in data and "data" in data:
+        columns = data["columns"]
+        return [(f"row {i + 1}", dict(zip(columns, r, strict=False))) for i, r in enumerate(data["data"])]
+    lists = [v for v in data.values() if isinstance(v, list)]
+    if len(data) == 1 and lists:
+        return _records(lists[0])
+    if all(isinstance(v, dict) for v in data.values()):
+        known = {alias for aliases in COLUMNS.values() for alias in aliases}
+        if any(_key(k) in known for k in data):  # columns orient
+            index = list(dict.fromkeys(i for column in data.values() for i in column))
+            return [(f"index {i}", {c: data[c].get(i) for c in data}) for i in index]
+        return [(f"index {i}", r) for i, r in data.items()]
+    return None
+
+
+def _match_columns(path: Path, names: set[str]) -> dict[str, str]:
+    """Field -> the manifest's column for it."""
+    by_key: dict[str, str] = {}
+    for name in sorted(names):
+        by_key.setdefault(_key(name), name)
+    columns = {}
+    for field, aliases in COLUMNS.items():
+        found = next((by_key[a] for a in aliases if a in by_key), None)
+        if found is not None:
+            columns[field] = found
+    missing = [f for f in REQUIRED if f not in columns]
+    if missing:
+        expected = "; ".join(f"{f}: one of {', '.join(COLUMNS[f])}" for f in missing)
+        raise DatasetError(
+            f"{path}: no column for {', '.join(missing)} (expected {expected}); found columns {sorted(names)}"
+        )
+    return columns
+
+
+def _text(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip()
+    return None if text.casefold() in _MISSING else text
+
+
+def parse_number(value: object) -> float | None:
+    """Popularity as the seed scraped it: ``1234``, ``"1,234,567"``, ``"1.2M views"`` -> a number."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, found {value!r}")
+    if isinstance(value, int | float):
+        return None if math.isnan(value) else float(value)
+    text = _text(value)
+    if text is None:
+        return None
+    match = _NUMBER.fullmatch(text.casefold())
+    if not match:
+        raise ValueError(f"expected a number such as 1234, 1,234 or 1.2M, found {text!r}")
+    return float(match.group(1).replace(",", "").replace("_", "")) * _MULTIPLIERS[match.group(2)]
+
+
+def _emotions(value: object) -> list[str]:
+    """Top emotions as a list or text, or as Hume-style scores ({name: score} or [{name, score}]), best
+    first."""
+    if isinstance(value, dict):
+        return [str(k) for k, _ in sorted(value.items(), key=lambda kv: -float(kv[1]))]
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
+        return [str(v["name"]) for v in sorted(value, key=lambda v: -float(v.get("score", 0)))]
+    return split_genres(value)
+
+
+def _location(manifest: Path, value: str) -> str:
+    return value if is_url(value) else str((manifest.parent / Path(value).expanduser()).resolve())
+
+
+def _candidate(manifest: Path, where: str, row: dict, columns: dict[str, str]) -> AlbumCandidate:
+    def get(field: str) -> object:
+        value = row.get(columns[field]) if field in columns else None
+        return None if isinstance(value, float) and math.isnan(value) else value
+
+    values = {field: _text(get(field)) for field in REQUIRED}
+    candidate = AlbumCandidate(artist=values["artist"] or "", album=values["album"] or "", source=where)
+    empty = [columns[field] for field, value in values.items() if not value]
+    if empty:
+        candidate.problem = f"{where}: empty {', '.join(empty)}"
+        return candidate
+    preview, cover = _location(manifest, values["preview"]), _location(manifest, values["cover"])
+    candidate.tracks = [TrackRef(preview, _text(get("song")))]
+    candidate.track_marked = True
+    candidate.covers = [CoverRef("url" if is_url(cover) else "file", cover)]
+    candidate.genres = split_genres(get("genres"))
+    year = re.search(r"\b[12][0-9]{3}\b", _text(get("year")) or "")
+    candidate.year = int(year.group(0)) if year else None
+    for field in ("popularity", "emotions"):
+        try:
+            if field == "popularity":
+                candidate.popularity = parse_number(get(field))
+            else:
+                candidate.emotions = _emotions(get(field))
+        except (ValueError, TypeError) as exc:
+            candidate.problem = f"{where}: column {columns[field]}: {exc}"
+    return candidate
