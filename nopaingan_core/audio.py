@@ -86,9 +86,7 @@ def check_clip(clip: AudioClip) -> AudioClip:
     """Refuse audio no encoder can use, naming the source and what was wrong."""
     wave = clip.waveform
     if wave.dim() != 3:
-        raise AudioError(
-            f"{clip.source}: waveform must be [batch, channels, samples], found {list(wave.shape)}"
-        )
+        raise AudioError(f"{clip.source}: waveform must be [batch, channels, samples], found {list(wave.shape)}")
     if clip.sample_rate <= 0:
         raise AudioError(f"{clip.source}: sample rate must be positive, found {clip.sample_rate}")
     if wave.numel() == 0:

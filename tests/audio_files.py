@@ -18,17 +18,13 @@ FORMATS = {
 }
 
 
-def tone(
-    seconds: float, rate: int, freq: float = 440.0, channels: int = 2, amplitude: float = 0.5
-) -> np.ndarray:
+def tone(seconds: float, rate: int, freq: float = 440.0, channels: int = 2, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(round(seconds * rate)) / rate
     wave = amplitude * np.sin(2 * np.pi * freq * t)
     return np.stack([wave * (1.0 - 0.2 * c) for c in range(channels)]).astype(np.float32)
 
 
-def write_audio(
-    path: Path, wave: np.ndarray, rate: int, codec: str | None = None, fmt: str | None = None
-) -> Path:
+def write_audio(path: Path, wave: np.ndarray, rate: int, codec: str | None = None, fmt: str | None = None) -> Path:
     """Encode ``wave`` ([C, T] float32) to ``path``; codec and container follow the extension."""
     ext = path.suffix.lstrip(".")
     default_fmt, default_codec, _ = FORMATS[ext]

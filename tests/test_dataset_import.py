@@ -176,16 +176,11 @@ def test_every_album_is_imported_or_listed_with_its_reason(imported) -> None:
     assert "01.flac" in reasons["Truncated"] and "truncated" in reasons["Truncated"]
     assert reasons["No Cover"].startswith("no cover: no embedded front cover")
     assert "cover.jpg: not a readable image" in reasons["Broken Image"]
-    assert (
-        "no audio file in a readable format" in reasons["Only Images"]
-        and "01 Song.wma" in reasons["Only Images"]
-    )
+    assert "no audio file in a readable format" in reasons["Only Images"] and "01 Song.wma" in reasons["Only Images"]
     assert reasons["first light!"].startswith(f"duplicate of {rows(out)['First Light']['id']}")
     train, evaluation = report.count("train"), report.count("eval")
     assert train + evaluation == 8
-    expected = (
-        f"imported 8 albums (train {train}, eval {evaluation}), skipped 6 (see {out / 'skipped.jsonl'})"
-    )
+    expected = f"imported 8 albums (train {train}, eval {evaluation}), skipped 6 (see {out / 'skipped.jsonl'})"
     assert report.summary() == expected
 
 
@@ -260,9 +255,7 @@ def test_covers_come_from_embedded_pictures_or_cover_files(imported) -> None:
 def test_load_dataset_reads_the_folder(imported, tmp_path: Path) -> None:
     out = imported[0]
     albums = rows(out)
-    plain = datasets.load_dataset("json", data_files=str(out / "metadata.jsonl"), cache_dir=str(tmp_path))[
-        "train"
-    ]
+    plain = datasets.load_dataset("json", data_files=str(out / "metadata.jsonl"), cache_dir=str(tmp_path))["train"]
     assert sorted(plain["album"]) == sorted(IMPORTED)
     assert plain.features["genres"].feature.dtype == "string"
     everything = datasets.load_dataset(str(out), cache_dir=str(tmp_path))["albums"]
@@ -294,9 +287,7 @@ def test_reimport_is_idempotent_and_drops_albums_no_longer_in_the_sources(tmp_pa
 def test_audio_is_hard_linked_unless_copy_is_asked(tmp_path: Path) -> None:
     track = make_track(tmp_path / "music/A/One/1.mp3", 1.5, album="One", artist="A", picture=image_bytes(RED))
     linked = import_dataset([tmp_path / "music"], tmp_path / "linked", downloader=downloader(tmp_path))
-    copied = import_dataset(
-        [tmp_path / "music"], tmp_path / "copied", downloader=downloader(tmp_path), link=False
-    )
+    copied = import_dataset([tmp_path / "music"], tmp_path / "copied", downloader=downloader(tmp_path), link=False)
     assert os.path.samefile(track, tmp_path / "linked" / linked.albums[0]["audio"])
     copy = tmp_path / "copied" / copied.albums[0]["audio"]
     assert not os.path.samefile(track, copy) and copy.read_bytes() == track.read_bytes()
@@ -334,16 +325,12 @@ def test_output_folder_with_other_files_is_refused(tmp_path: Path) -> None:
     make_track(tmp_path / "music/A/One/1.mp3", 1.5, album="One", artist="A")
     (tmp_path / "out").mkdir()
     (tmp_path / "out/notes.txt").write_text("mine")
-    with pytest.raises(
-        DatasetError, match=r"out: expected a new, empty or dataset folder .* found also notes.txt"
-    ):
+    with pytest.raises(DatasetError, match=r"out: expected a new, empty or dataset folder .* found also notes.txt"):
         import_dataset([tmp_path / "music"], tmp_path / "out", downloader=downloader(tmp_path))
     with pytest.raises(DatasetError, match="nowhere: no such file or folder"):
         import_dataset([tmp_path / "nowhere"], tmp_path / "new", downloader=downloader(tmp_path))
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(
-        DatasetError, match=r"notes.txt: expected a music folder or a manifest .* found a .txt file"
-    ):
+    with pytest.raises(DatasetError, match=r"notes.txt: expected a music folder or a manifest .* found a .txt file"):
         import_dataset([tmp_path / "notes.txt"], tmp_path / "new", downloader=downloader(tmp_path))
     with pytest.raises(DatasetError, match="eval fraction must be at least 0 and below 1, found 1.5"):
         import_dataset([tmp_path / "music"], tmp_path / "new", eval_fraction=1.5)
@@ -450,9 +437,7 @@ def test_covers_are_normalised_to_rgb(tmp_path: Path) -> None:
 
 
 def test_unusable_covers_name_the_file_and_the_problem() -> None:
-    with pytest.raises(
-        CoverError, match=r"^tiny.png: cover is 40x30 px, at least 64 px on each side is needed$"
-    ):
+    with pytest.raises(CoverError, match=r"^tiny.png: cover is 40x30 px, at least 64 px on each side is needed$"):
         normalise_cover(image_bytes(RED, (40, 30), fmt="PNG"), "tiny.png")
     with pytest.raises(CoverError, match=r"^cut.jpg: not a readable image"):
         normalise_cover(image_bytes(RED)[:200], "cut.jpg")
@@ -479,9 +464,7 @@ def test_check_audio_rejects_empty_and_silent_files(tmp_path: Path) -> None:
 
 
 def test_genre_names_are_normalised() -> None:
-    assert [
-        normalise_genre(g) for g in ["Hip-Hop", "  HIP   hop ", "RnB", "Synth Pop", "Dance_Pop", "K Pop"]
-    ] == [
+    assert [normalise_genre(g) for g in ["Hip-Hop", "  HIP   hop ", "RnB", "Synth Pop", "Dance_Pop", "K Pop"]] == [
         "hip hop",
         "hip hop",
         "r&b",
@@ -532,9 +515,7 @@ def test_split_matches_the_seed_and_keeps_artists_on_one_side() -> None:
     for artist, split in zip(artists, splits, strict=True):
         sides.setdefault(artist, set()).add(split)
     assert all(len(s) == 1 for s in sides.values())
-    assert (
-        assign_splits(["Beyoncé", "BEYONCE", "beyonce"] + [f"x{i}" for i in range(7)], 0.5).count("eval") == 5
-    )
+    assert assign_splits(["Beyoncé", "BEYONCE", "beyonce"] + [f"x{i}" for i in range(7)], 0.5).count("eval") == 5
     grouped = assign_splits(["Beyoncé", "BEYONCE", "beyonce"] + [f"x{i}" for i in range(7)], 0.5)
     assert len(set(grouped[:3])) == 1
 
@@ -604,8 +585,7 @@ def test_manifest_csv_with_urls(tmp_path: Path, server: FileServer, preview_byte
     manifest = tmp_path / "albums.csv"
     lines = [
         "Artist Name,Album,Song,Genres,Popularity,Top Emotions,preview_url,Cover URL",
-        f"One,Album One,Hit,\"['pop', 'Dance Pop']\",1.2M views,joy; calm,"
-        f"{url('/preview/a')},{url('/c/a.jpg')}",
+        f"One,Album One,Hit,\"['pop', 'Dance Pop']\",1.2M views,joy; calm,{url('/preview/a')},{url('/c/a.jpg')}",
         f'Two,Album Two,Retry,Rock,"1,234",,{url("/preview/b")},{url("/c/b.png")}',
         f"Three,Album Three,Resume,,,,{url('/preview/c')},{url('/c/c.jpg')}",
         f"One,Album Four,Other,,5,,{url('/preview/a')},{url('/c/a.jpg')}",
@@ -630,10 +610,7 @@ def test_manifest_csv_with_urls(tmp_path: Path, server: FileServer, preview_byte
     )
     assert one["audio"].endswith(".mp3")  # named after the codec: the URL has no extension
     assert one["source"] == f"{manifest}:2"
-    assert (
-        albums["Album Four"]["genres"] == ["pop", "dance pop"]
-        and albums["Album Four"]["genre_source"] == "artist"
-    )
+    assert albums["Album Four"]["genres"] == ["pop", "dance pop"] and albums["Album Four"]["genre_source"] == "artist"
     assert albums["Album Three"]["genres"] == ["unknown"]
     assert albums["Album Two"]["popularity"] == 1234
     assert (out / albums["Album Two"]["audio"]).read_bytes() == preview_bytes["b"]
@@ -643,9 +620,7 @@ def test_manifest_csv_with_urls(tmp_path: Path, server: FileServer, preview_byte
     assert (out / albums["Local Files"]["audio"]).read_bytes() == preview_bytes["d"]
     assert close(color_of(out / albums["Local Files"]["file_name"]), YELLOW)
     assert close(color_of(out / albums["Album One"]["file_name"]), RED)
-    assert (
-        reasons["Gone Cover"] == f"{url('/c/missing.jpg')}: download failed after 1 try (HTTP 404 Not Found)"
-    )
+    assert reasons["Gone Cover"] == f"{url('/c/missing.jpg')}: download failed after 1 try (HTTP 404 Not Found)"
     assert reasons["No Preview"] == f"{manifest}:7: empty preview_url"
     assert reasons["album one!"].startswith(f"duplicate of {one['id']}")
     assert reasons["Html Cover"].startswith(f"{url('/c/html.jpg')}: not a readable image")
@@ -674,9 +649,7 @@ def test_manifest_json_in_pandas_and_record_shapes(tmp_path: Path, preview_bytes
         "release_date": {"0": "1999-05-01", "1": None},
     }
     (tmp_path / "columns.json").write_text(json.dumps(columns))
-    records = [
-        {"Artist": "Z", "Album": "Za", "Song": "Zs", "genre": "Soul", "Preview": "p.mp3", "Cover": "c.jpg"}
-    ]
+    records = [{"Artist": "Z", "Album": "Za", "Song": "Zs", "genre": "Soul", "Preview": "p.mp3", "Cover": "c.jpg"}]
     (tmp_path / "records.json").write_text(json.dumps({"albums": records}))
     (tmp_path / "lines.jsonl").write_text(json.dumps({**records[0], "Album": "Zb"}) + "\n")
     found = [read_manifest(tmp_path / name) for name in ("columns.json", "records.json", "lines.jsonl")]
@@ -768,9 +741,7 @@ def test_download_retries_with_backoff_then_gives_up(tmp_path: Path, server: Fil
     server.files["/x.mp3"] = b"data"
     server.failures["/x.mp3"] = [(503, {}), (429, {"Retry-After": "7"}), (500, {}), (502, {})]
     fetcher = Downloader(tmp_path, retries=3, backoff=0.5, rate_limit=None, sleep=waits.append)
-    with pytest.raises(
-        DownloadError, match=r"x.mp3: download failed after 4 tries \(HTTP 502 Bad Gateway\)$"
-    ):
+    with pytest.raises(DownloadError, match=r"x.mp3: download failed after 4 tries \(HTTP 502 Bad Gateway\)$"):
         fetcher.fetch(server.url("/x.mp3"))
     assert waits == [0.5, 7.0, 2.0]  # doubling backoff, except where the server says how long to wait
     assert fetcher.fetch(server.url("/x.mp3")).read_bytes() == b"data"
@@ -804,12 +775,6 @@ def test_cli_imports_and_prints_one_line(tmp_path: Path, capsys: pytest.CaptureF
         str(tmp_path / "c"),
     ]
     assert main([*argv, "--quiet", "--eval-fraction", "0", "--copy"]) == 0
-    assert (
-        capsys.readouterr().out
-        == f"imported 1 albums (train 1, eval 0), skipped 1 (see {out / 'skipped.jsonl'})\n"
-    )
+    assert capsys.readouterr().out == f"imported 1 albums (train 1, eval 0), skipped 1 (see {out / 'skipped.jsonl'})\n"
     assert main(["dataset", "import", str(tmp_path / "missing"), "--out", str(out), "--quiet"]) == 2
-    assert (
-        capsys.readouterr().err
-        == f"nopaingan dataset: error: {tmp_path / 'missing'}: no such file or folder\n"
-    )
+    assert capsys.readouterr().err == f"nopaingan dataset: error: {tmp_path / 'missing'}: no such file or folder\n"

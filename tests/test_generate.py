@@ -30,7 +30,7 @@ def test_same_seed_same_images_bit_for_bit(tiny_sd, scheduler):
     first = generate_covers(tiny_sd, PROMPT, settings=settings)
     second = generate_covers(tiny_sd, PROMPT, settings=settings)
     assert first.shape == (2, 64, 64, 3) and first.dtype == torch.float32
-    assert 0.0 <= first.min() and first.max() <= 1.0
+    assert first.min() >= 0.0 and first.max() <= 1.0
     assert torch.equal(first, second)
     assert not torch.equal(first[0], first[1])  # each image of the batch has its own noise
     other = generate_covers(tiny_sd, PROMPT, settings=SamplerSettings(scheduler, 3, 7.5, 12, 2, 64, 64))

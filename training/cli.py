@@ -58,9 +58,7 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="downloads cache (default: ~/.cache/nopaingan/downloads)",
     )
-    add(
-        "--eval-fraction", type=float, default=0.3, metavar="F", help="share of albums in eval (default: 0.3)"
-    )
+    add("--eval-fraction", type=float, default=0.3, metavar="F", help="share of albums in eval (default: 0.3)")
     add("--seed", type=int, default=0, metavar="N", help="seed of the artist split (default: 0)")
     add(
         "--rate-limit",

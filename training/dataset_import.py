@@ -151,9 +151,7 @@ def _fill_genres(
     sources list counts, also those left out), else from ``genre_from_audio``, else "unknown".
     "Various Artists" and unknown artists are no one artist, so nothing is filled from them."""
     anonymous = (VARIOUS_ARTISTS, UNKNOWN)
-    by_artist = artist_genres(
-        (c.artist, normalise_genres(c.genres)) for c in candidates if c.artist not in anonymous
-    )
+    by_artist = artist_genres((c.artist, normalise_genres(c.genres)) for c in candidates if c.artist not in anonymous)
     for candidate, row in imported:
         genres, origin = fill_genres(
             normalise_genres(candidate.genres),

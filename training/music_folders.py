@@ -30,9 +30,7 @@ UNREADABLE_AUDIO = (".wma", ".ape", ".wv", ".mpc", ".aif", ".aiff", ".aifc", ".d
 _TRACK_NUMBER = re.compile(r"^\d{1,3}(?:[\s._-]+|$)")
 
 
-def scan_music_folder(
-    root: Path, exclude: Sequence[Path] = (), progress: bool = False
-) -> list[AlbumCandidate]:
+def scan_music_folder(root: Path, exclude: Sequence[Path] = (), progress: bool = False) -> list[AlbumCandidate]:
     """Every album under ``root`` (which may itself be one album's folder), in folder order; folders in
     ``exclude`` (such as the dataset being written) and hidden ones are not looked into."""
     root = Path(root)
@@ -40,9 +38,7 @@ def scan_music_folder(
     audio: dict[Path, list[Path]] = {}
     no_audio: dict[Path, list[Path]] = {}
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(
-            d for d in dirs if not d.startswith(".") and os.path.realpath(Path(folder, d)) not in skip
-        )
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and os.path.realpath(Path(folder, d)) not in skip)
         folder_path = Path(folder)
         is_disc = folder_path != root and DISC_FOLDER.match(folder_path.name)
         album_dir = folder_path.parent if is_disc else folder_path
@@ -95,8 +91,7 @@ def _albums_in(root: Path, album_dir: Path, tracks: list[TrackTags]) -> list[Alb
         subfolders = sorted({t.path.parent for t in tracks if t.path.parent != album_dir})
         covers = [CoverRef("file", str(p)) for d in [album_dir, *subfolders] for p in find_cover_files(d)]
     return [
-        _album(root, album_dir, group, marked if marked in group else None, marker_problem, covers)
-        for group in groups
+        _album(root, album_dir, group, marked if marked in group else None, marker_problem, covers) for group in groups
     ]
 
 
