@@ -1,4 +1,4 @@
-"""Subcommands of the core library: ``demo``, ``generate`` and ``encode``. Each parses its options and
+"""Subcommands of the core library: ``demo``, ``generate``, ``encode`` and ``tag``. Each parses its options and
 calls the library; nothing here computes anything the ComfyUI nodes would do differently."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from .encoders import DEFAULT_MODELS, ENCODER_KINDS
     from .prompt import DEFAULT_TEMPLATE
     from .sampling import DEFAULT_SD, SCHEDULERS
+    from .tagging import DEFAULT_CLAP, TOP_K, WINDOWS
 
     gen = sub.add_parser("generate", help="album covers from a song and its album name and genre")
     gen.add_argument("--audio", type=Path, help="the song (wav, mp3, flac, ogg, opus, m4a); needed with --fusion")
@@ -42,9 +43,30 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--width", type=int, default=256)
     gen.add_argument("--height", type=int, default=256)
     gen.add_argument("--offset", type=float, help="start (s) of the 25 s clip; default: the most representative")
+    gen.add_argument(
+        "--auto-tags",
+        action="store_true",
+        help="add the song's top moods and instruments, heard by a music CLAP model, to the prompt (needs --audio)",
+    )
+    gen.add_argument(
+        "--clap", default=DEFAULT_CLAP, help="music CLAP id or folder for --auto-tags (default: %(default)s)"
+    )
+    gen.add_argument("--top-k", type=_positive, default=TOP_K, help="tags per category with --auto-tags")
     gen.add_argument("--out", type=Path, default=Path("outputs"))
     _device_options(gen)
     gen.set_defaults(run=run_generate)
+
+    tag = sub.add_parser("tag", help="zero-shot mood, genre, instrument and energy tags and the tempo of a song")
+    tag.add_argument("--audio", type=Path, required=True, help="the song (wav, mp3, flac, ogg, opus, m4a)")
+    tag.add_argument("--clap", default=DEFAULT_CLAP, help="music CLAP id or folder (default: %(default)s)")
+    tag.add_argument("--top-k", type=_positive, default=TOP_K, help="tags per category (default: %(default)s)")
+    tag.add_argument(
+        "--windows", type=_positive, default=WINDOWS, help="10 s windows spread over the song (default: %(default)s)"
+    )
+    tag.add_argument("--labels", type=Path, help="folder of label files, one *.txt per category (default: built in)")
+    tag.add_argument("--json", action="store_true", help="print JSON instead of one tag per line")
+    _device_options(tag)
+    tag.set_defaults(run=run_tag)
 
     enc = sub.add_parser("encode", help="write a song's music embedding to a .safetensors file")
     enc.add_argument("--audio", type=Path, required=True)
@@ -71,6 +93,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def default_models_dir() -> Path:
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return cache / "nopaingan" / "tiny-models"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, found {value}")
+    return value
 
 
 def _device_options(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +132,12 @@ def run_generate(args: argparse.Namespace) -> int:
     from .sampling import load_minisd, to_pil
 
     device, dtype = _device(args)
-    prompt = album_prompt(args.album, args.genre, args.artist, template=args.prompt_template)
+    extra = ""
+    if args.auto_tags:
+        if args.audio is None:
+            raise NoPainGanError("--auto-tags needs --audio FILE: the song whose moods and instruments are heard")
+        extra = _auto_tags(args, device, dtype)
+    prompt = album_prompt(args.album, args.genre, args.artist, extra=extra, template=args.prompt_template)
     music = fusion = None
     if args.fusion is None:
         print("no --fusion checkpoint: generating from the album prompt alone (the text-only baseline)")
@@ -143,6 +177,28 @@ def run_generate(args: argparse.Namespace) -> int:
         path = args.out / f"{_slug(args.album)}_{args.seed}_{i}.png"
         save_png(image, path, info)
         print(path)
+    return 0
+
+
+def _auto_tags(args: argparse.Namespace, device, dtype) -> str:
+    """Prompt words from the song's top moods and instruments over windows of the whole song."""
+    from .tagging import MusicTagger
+
+    result = MusicTagger(args.clap, device=device, dtype=dtype).tag(args.audio)
+    words = result.prompt_words(k=args.top_k)
+    print(f"auto tags from {len(result.windows)} windows of {args.audio}: {words}")
+    return words
+
+
+def run_tag(args: argparse.Namespace) -> int:
+    from .tagging import MusicTagger
+
+    device, dtype = _device(args)
+    result = MusicTagger(args.clap, args.labels, device, dtype).tag(args.audio, windows=args.windows)
+    if args.json:
+        print(json.dumps({"model": args.clap} | result.to_dict(args.top_k), indent=2))
+    else:
+        print(result.to_text(args.top_k))
     return 0
 
 
@@ -220,4 +276,5 @@ def run_demo(args: argparse.Namespace) -> int:
         f"try: nopaingan generate --sd {paths['sd']} --fusion {fusion_path} --audio {wav} "
         f"--album 'My Album' --genre rock --out {args.out}"
     )
+    print(f"try: nopaingan tag --clap {paths['clap']} --audio {wav}")
     return 0

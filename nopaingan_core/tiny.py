@@ -23,6 +23,16 @@ def _byte_vocab() -> tuple[dict[str, int], list[str]]:
     return {t: i for i, t in enumerate(tokens)}, []
 
 
+def _roberta_tokenizer(max_length: int):
+    """A byte-level RoBERTa tokenizer (no merges) with RoBERTa's special-token ids, as CLAP's text tower uses."""
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import RobertaTokenizer
+
+    tokens = ["<s>", "<pad>", "</s>", "<unk>", *sorted(ByteLevel.alphabet()), "<mask>"]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    return RobertaTokenizer(vocab=vocab, merges=[], model_max_length=max_length)
+
+
 def build_tiny_sd(path: Path, seed: int = 0) -> Path:
     """miniSD-shaped: UNet with 768-d cross-attention, 8x VAE, CLIP text encoder and tokenizer, PNDM."""
     from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
@@ -182,7 +192,8 @@ def build_tiny_mert(path: Path, seed: int = 0) -> Path:
 
 
 def build_tiny_clap(path: Path, seed: int = 0) -> Path:
-    """larger_clap_music-shaped: HTSAT audio tower on 48 kHz 10 s log-mels, RoBERTa text tower."""
+    """larger_clap_music-shaped: HTSAT audio tower on 48 kHz 10 s log-mels, RoBERTa text tower and its
+    tokenizer, so one folder serves the music encoder (audio) and the tagger (audio and text)."""
     from transformers import ClapAudioConfig, ClapConfig, ClapFeatureExtractor, ClapModel, ClapTextConfig
 
     torch.manual_seed(seed)
@@ -219,6 +230,7 @@ def build_tiny_clap(path: Path, seed: int = 0) -> Path:
         truncation="rand_trunc",
         padding="repeatpad",
     ).save_pretrained(path)
+    _roberta_tokenizer(max_length=text.max_position_embeddings - 2).save_pretrained(path)
     return path
 
 
@@ -230,13 +242,18 @@ BUILDERS = {
 }
 
 
+# Written into each folder's ``.complete``; bump it when a builder changes so older folders are rebuilt.
+TINY_VERSION = "2"  # 2: the CLAP folder has a tokenizer
+
+
 def build_tiny_models(root: Path, seed: int = 0) -> dict[str, Path]:
-    """Build (once) every tiny model under ``root``: ``root/sd``, ``root/mir/<kind>``."""
+    """Build (once per :data:`TINY_VERSION`) every tiny model under ``root``: ``root/sd``, ``root/mir/<kind>``."""
     paths = {}
     for name, build in BUILDERS.items():
         path = Path(root) / ("sd" if name == "sd" else f"mir/{name}")
-        if not (path / ".complete").exists():
+        stamp = path / ".complete"
+        if not stamp.is_file() or stamp.read_text() != TINY_VERSION:
             build(path, seed)
-            (path / ".complete").touch()
+            stamp.write_text(TINY_VERSION)
         paths[name] = path
     return paths

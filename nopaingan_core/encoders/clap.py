@@ -18,15 +18,16 @@ from .base import MusicEncoder
 DEFAULT_MODEL = "laion/larger_clap_music"
 
 
-def load_clap(model: str, what: str = "CLAP model"):
-    """The CLAP model and its processor's feature extractor, checked for missing weights."""
+def load_clap(model: str, what: str = "CLAP model", flag: str = "--mir"):
+    """The CLAP model and its processor's feature extractor, checked for missing weights; ``flag`` is the
+    CLI option named in the error when the model is missing."""
     from transformers import ClapFeatureExtractor, ClapModel
 
-    net, loading = from_pretrained(ClapModel, model, what, "--mir", output_loading_info=True)
+    net, loading = from_pretrained(ClapModel, model, what, flag, output_loading_info=True)
     missing = list(loading.get("missing_keys", [])) + list(loading.get("mismatched_keys", []))
     if missing:
         raise ModelLoadError(f"{model}: not a CLAP checkpoint, {len(missing)} weights missing (e.g. {missing[:3]})")
-    features = from_pretrained(ClapFeatureExtractor, model, "CLAP feature extractor", "--mir")
+    features = from_pretrained(ClapFeatureExtractor, model, "CLAP feature extractor", flag)
     return net.eval(), features
 
 
