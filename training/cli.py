@@ -71,6 +71,20 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
     add("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for a server (default: 30)")
     add("--min-cover-size", type=int, default=64, metavar="PX", help="smallest cover side kept (default: 64)")
     add("--copy", action="store_true", help="copy audio files instead of hard-linking them")
+    add(
+        "--fill-genres-from-audio",
+        action="store_true",
+        help="tag albums that have no genre (and no other album of the artist with one) with a music CLAP",
+    )
+    add("--clap", default=None, metavar="ID_OR_DIR", help="CLAP model for --fill-genres-from-audio")
+    add(
+        "--genre-min-score",
+        type=float,
+        default=None,
+        metavar="P",
+        help="least CLAP genre probability to accept; below it the genre stays unknown (default: 0.3)",
+    )
+    add("--device", default="cpu", help="device for the CLAP model (default: cpu)")
     add("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=_run_dataset_import)
 
@@ -85,6 +99,16 @@ def _run_dataset_import(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit,
         timeout=args.timeout,
     )
+    genre_from_audio = None
+    if args.fill_genres_from_audio:
+        from functools import partial
+
+        from nopaingan_core.tagging import DEFAULT_CLAP, genre_from_audio, get_tagger
+
+        clap = args.clap or DEFAULT_CLAP
+        get_tagger(clap, device=args.device)  # load now: a missing model fails before the import starts
+        options = {} if args.genre_min_score is None else {"min_score": args.genre_min_score}
+        genre_from_audio = partial(genre_from_audio, clap=clap, device=args.device, **options)
     report = import_dataset(
         args.sources,
         args.out,
@@ -93,6 +117,7 @@ def _run_dataset_import(args: argparse.Namespace) -> int:
         seed=args.seed,
         link=not args.copy,
         min_cover_size=args.min_cover_size,
+        genre_from_audio=genre_from_audio,
         progress=not args.quiet,
     )
     print(report.summary())
