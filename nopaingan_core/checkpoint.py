@@ -104,11 +104,17 @@ class FusionModel(nn.Module):
         return "\n".join(lines)
 
 
-def new_fusion(encoder: EncoderInfo, tokens: int = 16, text_dim: int = 768, seed: int = 0) -> FusionModel:
-    """A fresh, untrained fusion for ``encoder``: an exact identity on the text until trained."""
+def new_fusion(
+    encoder: EncoderInfo, tokens: int = 16, text_dim: int = 768, seed: int = 0, gate: float = 0.0
+) -> FusionModel:
+    """A fresh, untrained fusion for ``encoder``. With the gate at 0 (the default) it is an exact identity on
+    the text until trained; an open gate lets its random music path show (demo, tests)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return FusionModel(encoder, AdapterConfig(encoder.dim, text_dim, tokens), FusionConfig(dim=text_dim))
+        model = FusionModel(encoder, AdapterConfig(encoder.dim, text_dim, tokens), FusionConfig(dim=text_dim))
+    with torch.no_grad():
+        model.fusion.gate.fill_(gate)
+    return model
 
 
 def save_fusion(model: FusionModel, path: str | os.PathLike) -> Path:

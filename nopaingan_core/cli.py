@@ -232,7 +232,6 @@ def run_encode(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    import torch
 
     from .audio import save_wav
     from .checkpoint import new_fusion, save_fusion
@@ -258,9 +257,7 @@ def run_demo(args: argparse.Namespace) -> int:
         encoder = load_encoder(kind, str(paths[kind]))
         embeddings[kind] = encoder.encode(song)
         print(f"{kind}: {tuple(embeddings[kind].features.shape)} embedding ({encoder.info.describe()})")
-    fusion = new_fusion(embeddings["codified-lm"].encoder)
-    with torch.no_grad():
-        fusion.fusion.gate.fill_(1.0)  # open the gate so the random music path visibly changes the image
+    fusion = new_fusion(embeddings["codified-lm"].encoder, gate=1.0)  # open: the random music path shows
     fusion_path = save_fusion(fusion, args.models_dir / "fusion" / "demo-random.safetensors")
     sd = load_minisd(str(paths["sd"]))
     prompt = album_prompt("Tiny Random Weights", "synthwave")

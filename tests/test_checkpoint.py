@@ -15,9 +15,7 @@ from nopaingan_core.errors import CheckpointError
 
 @pytest.fixture
 def saved(tmp_path):
-    model = new_fusion(INFO, tokens=8)
-    with torch.no_grad():
-        model.fusion.gate.fill_(0.7)
+    model = new_fusion(INFO, tokens=8, gate=0.7)
     model.training_summary = {"steps": 10, "loss": 0.12}
     return model, save_fusion(model, tmp_path / "fusion.safetensors")
 

@@ -9,7 +9,6 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from safetensors import safe_open
 
@@ -39,9 +38,7 @@ def song_file(tmp_path_factory, song):
 @pytest.fixture(scope="module")
 def fusion_file(tmp_path_factory, tiny_models):
     encoder = load_encoder("codified-lm", str(tiny_models["codified-lm"]))
-    fusion = new_fusion(encoder.info)
-    with torch.no_grad():
-        fusion.fusion.gate.fill_(1.0)
+    fusion = new_fusion(encoder.info, gate=1.0)
     return save_fusion(fusion, tmp_path_factory.mktemp("fusion") / "f.safetensors")
 
 

@@ -52,9 +52,7 @@ def test_untrained_fusion_and_strength_zero_are_exact_identities():
 
 
 def test_strength_scales_the_music_contribution():
-    model = new_fusion(INFO)
-    with torch.no_grad():
-        model.fusion.gate.fill_(0.3)
+    model = new_fusion(INFO, gate=0.3)
     text = torch.randn(1, 77, 768)
     tokens = model.music_tokens(embedding())
     with torch.no_grad():
@@ -64,9 +62,8 @@ def test_strength_scales_the_music_contribution():
 
 
 def test_batches_broadcast_and_mismatches_are_named():
-    model = new_fusion(INFO)
+    model = new_fusion(INFO, gate=1.0)
     with torch.no_grad():
-        model.fusion.gate.fill_(1.0)
         tokens = model.music_tokens(embedding(1))
         out = model.fuse(torch.randn(4, 77, 768), tokens)
     assert out.shape == (4, 77, 768)

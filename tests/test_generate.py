@@ -18,9 +18,7 @@ PROMPT = "Create an album cover for the album Test. The genre is jazz."
 @pytest.fixture(scope="module")
 def music(tiny_models, song):
     encoder = load_encoder("mert", str(tiny_models["mert"]))
-    fusion = new_fusion(encoder.info)
-    with torch.no_grad():
-        fusion.fusion.gate.fill_(1.0)
+    fusion = new_fusion(encoder.info, gate=1.0)
     return encoder.encode(song), fusion
 
 
