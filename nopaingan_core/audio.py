@@ -207,21 +207,24 @@ def decode(path: str | os.PathLike, offset: float = 0.0, duration: float | None 
     return AudioClip(torch.from_numpy(np.ascontiguousarray(wave))[None], rate, offset, str(path))
 
 
-def second_features(path: str | os.PathLike) -> torch.Tensor:
-    """One feature vector per second of the file (log-mel bands, then loudness), read as a stream."""
+def second_features(path: str | os.PathLike, block_seconds: int = 60) -> torch.Tensor:
+    """One feature vector per second of the file (log-mel bands, then loudness), read as a stream and
+    analysed ``block_seconds`` at a time, so memory stays small for any length."""
     mel = torchaudio.transforms.MelSpectrogram(_ANALYSIS_RATE, n_fft=1024, hop_length=500, n_mels=32)
-    pending = torch.zeros(0)
+    pending: list[np.ndarray] = []
+    count = 0
     rows: list[torch.Tensor] = []
-    rate = None
+    rate = 0
     for _, data, rate in _frames(path):
-        mono = torch.from_numpy(data).mean(dim=0)
-        pending = torch.cat([pending, mono])
-        whole = pending.shape[0] // rate * rate
-        if whole:
-            rows.append(_block_features(pending[:whole], rate, mel))
-            pending = pending[whole:]
-    if rate and pending.shape[0] >= rate // 2:
-        rows.append(_block_features(pending, rate, mel))
+        pending.append(data.mean(axis=0))
+        count += data.shape[-1]
+        if count >= block_seconds * rate:
+            wave = torch.from_numpy(np.concatenate(pending))
+            whole = count // rate * rate
+            rows.append(_block_features(wave[:whole], rate, mel))
+            pending, count = [wave[whole:].numpy()], count - whole
+    if rate and count >= rate // 2:
+        rows.append(_block_features(torch.from_numpy(np.concatenate(pending)), rate, mel))
     if not rows:
         raise AudioError(f"{path}: no decodable audio")
     return torch.cat(rows)
