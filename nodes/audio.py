@@ -25,8 +25,9 @@ class NoPainGanLoadAudio:
 
     @classmethod
     def INPUT_TYPES(cls):
-        # The player (audioUI) and upload button are declared before our own widgets: the frontend's upload
-        # widget looks the player up by name, and it only adds the player itself to the core audio nodes.
+        # audioUI and upload are the frontend's audio player and upload button, which it gives only the core
+        # audio nodes by itself; the button finds the player by name, so the player is declared first. Both
+        # come last: a loaded workflow skips the player's (unsaved) value, so widgets after it would shift.
         return {
             "required": {
                 "audio": (
@@ -36,10 +37,6 @@ class NoPainGanLoadAudio:
                         "tooltip": "A song in ComfyUI's input folder (wav, mp3, flac, ogg, m4a...).",
                     },
                 ),
-            },
-            "optional": {
-                "audioUI": ("AUDIO_UI", {"tooltip": "Plays the selected file (shown in the browser only)."}),
-                "upload": ("AUDIOUPLOAD", {"tooltip": "Upload a song into the input folder (browser only)."}),
                 "automatic_window": (
                     "BOOLEAN",
                     {
@@ -70,16 +67,20 @@ class NoPainGanLoadAudio:
                     },
                 ),
             },
+            "optional": {
+                "audioUI": ("AUDIO_UI", {"tooltip": "Plays the selected file (shown in the browser only)."}),
+                "upload": ("AUDIOUPLOAD", {"tooltip": "Upload a song into the input folder (browser only)."}),
+            },
         }
 
     def load(
         self,
         audio: str,
+        automatic_window: bool,
+        start: float,
+        duration: float,
         audioUI: str = "",  # browser-only widgets: the frontend sends audioUI as "" and upload not at all
         upload: object = None,
-        automatic_window: bool = True,
-        start: float = 0.0,
-        duration: float = CLIP_SECONDS,
     ):
         clip = load_audio(folder_paths.get_annotated_filepath(audio), None if automatic_window else start, duration)
         return (clip.to_comfy(),)

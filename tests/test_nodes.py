@@ -142,14 +142,13 @@ def test_load_audio_lists_the_input_folder_and_outputs_native_audio(pack, comfy_
     cls = pack.NODE_CLASS_MAPPINGS["NoPainGanLoadAudio"]
     files, options = cls.INPUT_TYPES()["required"]["audio"]
     assert files == ["song.mp3"] and options["audio_upload"] is True
-    optional = list(cls.INPUT_TYPES()["optional"])
-    assert optional[:2] == ["audioUI", "upload"]  # the upload button finds the player only if it comes first
+    assert list(cls.INPUT_TYPES()["optional"]) == ["audioUI", "upload"]  # the player before the button
     path = comfy_base / SONG_FILE
-    (audio,) = cls().load("song.mp3")
+    (audio,) = cls().load("song.mp3", True, 0.0, 25.0)
     assert set(audio) == {"waveform", "sample_rate"} and audio["sample_rate"] == 44100
     assert audio["waveform"].dtype == torch.float32 and audio["waveform"].shape[:2] == (1, 2)
     assert torch.equal(audio["waveform"], load_audio(path).waveform)  # a 12 s song: all of it
-    (window,) = cls().load("song.mp3", automatic_window=True, duration=5.0)
+    (window,) = cls().load("song.mp3", automatic_window=True, start=0.0, duration=5.0)
     assert torch.equal(window["waveform"], load_audio(path, None, 5.0).waveform)
     (part,) = cls().load("song.mp3", automatic_window=False, start=2.0, duration=5.0)
     assert part["waveform"].shape[-1] == 5 * 44100
@@ -166,7 +165,7 @@ def mir(pack):
 
 @pytest.fixture(scope="module")
 def song_audio(pack):
-    return node(pack, "NoPainGanLoadAudio").load("song.mp3")[0]
+    return node(pack, "NoPainGanLoadAudio").load("song.mp3", True, 0.0, 25.0)[0]
 
 
 def test_mir_encoder_loader_and_encode(pack, mir, song_audio, tiny_models):
@@ -338,7 +337,7 @@ def test_user_errors_are_one_clear_line(pack, comfy_base, mir, tiny_models):
     save_file({"weight": torch.zeros(2)}, str(bad_fusion))
     mert = SimpleNamespace(model=load_encoder("mert", str(tiny_models["mert"])), device=torch.device("cpu"))
     cases = [
-        (lambda: node(pack, "NoPainGanLoadAudio").load("tests/broken.mp3"), errs.AudioError, "broken.mp3"),
+        (lambda: node(pack, "NoPainGanLoadAudio").load("tests/broken.mp3", True, 0, 25), errs.AudioError, "broken.mp3"),
         (
             lambda: node(pack, "NoPainGanFusionLoader").load(mir, "tests/not-a-fusion.safetensors"),
             errs.CheckpointError,
