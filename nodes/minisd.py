@@ -123,7 +123,7 @@ class NoPainGanMiniSDSampler:
                         "tooltip": "The noise seed; each image of a batch gets its own noise from it.",
                     },
                 ),
-                "steps": ("INT", {"default": 20, "min": 1, "max": 1000, "tooltip": "Denoising steps."}),
+                "steps": ("INT", {"default": 20, "min": 1, "max": 500, "tooltip": "Denoising steps."}),
                 "cfg": (
                     "FLOAT",
                     {

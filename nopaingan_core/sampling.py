@@ -161,8 +161,9 @@ def sample(
 ) -> torch.Tensor:
     """Denoise ``num`` latents conditioned on ``cond`` ``[1 or num, L, 768]``; ``uncond`` (the negative
     prompt's embedding) is used for classifier-free guidance when ``guidance > 1``."""
-    if steps < 1:
-        raise NoPainGanError(f"steps must be >= 1, got {steps}")
+    train_steps = sd.scheduler_config.get("num_train_timesteps", 1000)
+    if not 1 <= steps < train_steps:  # the schedulers index past their tables at steps == train_steps
+        raise NoPainGanError(f"steps must be between 1 and {train_steps - 1}, got {steps}")
     sched = sd.scheduler(scheduler)
     sched.set_timesteps(steps, device=sd.device)
     latents, generator = initial_noise(sd, num, width, height, seed)
