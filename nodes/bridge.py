@@ -24,6 +24,20 @@ DEVICES = ("default", "cpu")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def device_inputs() -> dict:
+    """The device and dtype widgets of the loaders."""
+    return {
+        "device": (
+            list(DEVICES),
+            {
+                "tooltip": "default: ComfyUI's compute device (the GPU when there is one) while the node runs; the "
+                "model waits on the offload device in between. cpu: always on the CPU."
+            },
+        ),
+        "dtype": (list(DTYPES), {"tooltip": "Weight precision; fp32 gives the same results as the CLI."}),
+    }
+
+
 def compute_device(choice: str = "default") -> torch.device:
     """Where models run: ComfyUI's compute device (the GPU when there is one), or the CPU if asked."""
     if choice == "cpu" or mm is None:

@@ -11,7 +11,6 @@ from ..nopaingan_core.errors import NoPainGanError
 from ..nopaingan_core.sampling import DEFAULT_SD, SCHEDULERS, load_minisd, sample
 from . import bridge, paths
 from .handles import CATEGORY, MINISD, Loaded
-from .music import device_inputs
 
 
 class NoPainGanMiniSDLoader:
@@ -33,7 +32,7 @@ class NoPainGanMiniSDLoader:
                     [*paths.model_dirs(paths.DIFFUSERS), DEFAULT_SD],
                     {"tooltip": f"A diffusers folder in models/diffusers/ (with model_index.json), or {DEFAULT_SD}."},
                 ),
-                **device_inputs(),
+                **bridge.device_inputs(),
             }
         }
 

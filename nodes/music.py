@@ -15,19 +15,6 @@ DEFAULT = "default"
 UNTRAINED = "none (untrained)"
 
 
-def device_inputs() -> dict:
-    return {
-        "device": (
-            list(bridge.DEVICES),
-            {
-                "tooltip": "default: ComfyUI's compute device (the GPU when there is one) while the node runs; the "
-                "model waits on the offload device in between. cpu: always on the CPU."
-            },
-        ),
-        "dtype": (list(bridge.DTYPES), {"tooltip": "Weight precision; fp32 gives the same results as the CLI."}),
-    }
-
-
 class NoPainGanMIREncoderLoader:
     DESCRIPTION = (
         "Loads a frozen music encoder (MIR model): codified-lm (MusicGen-small's codes read by its transformer), "
@@ -59,7 +46,7 @@ class NoPainGanMIREncoderLoader:
                     "INT",
                     {"default": -1, "min": -1, "max": 64, "tooltip": "Hidden layer to read; -1: the kind's default."},
                 ),
-                **device_inputs(),
+                **bridge.device_inputs(),
             }
         }
 

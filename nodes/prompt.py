@@ -80,8 +80,10 @@ class NoPainGanMusicTags:
 
     def tag(self, audio: dict, clap: str, top_k: int):
         source = clap if clap == DEFAULT_CLAP else paths.model_dir(paths.MIR, clap)
+        done = bridge.progress(1)
         bridge.throw_if_interrupted()
         tagger = get_tagger(source)  # loaded once on the CPU and kept; runs on the compute device
         with bridge.on_device([tagger.net], bridge.compute_device()):
             words, scores = tags_for_prompt(audio, clap=source, top_k=top_k)
+        done(1, 1)
         return (words, scores)
