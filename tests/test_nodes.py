@@ -354,8 +354,12 @@ def test_user_errors_are_one_clear_line(pack, comfy_base, mir, tiny_models):
             "MERT-v1-95M",
         ),
     ]
-    for call, kind, named in cases:
-        with pytest.raises(kind) as caught:
-            call()
-        message = str(caught.value)
-        assert named in message and "\n" not in message, message
+    try:
+        for call, kind, named in cases:
+            with pytest.raises(kind) as caught:
+                call()
+            message = str(caught.value)
+            assert named in message and "\n" not in message, message
+    finally:  # the base folder is shared by the session: leave its lists as they were
+        bad_song.unlink()
+        bad_fusion.unlink()
