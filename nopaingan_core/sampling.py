@@ -68,6 +68,11 @@ class MiniSD:
     def encode_prompt(self, prompts: list[str]) -> torch.Tensor:
         """CLIP text embeddings ``[B, 77, 768]``: the prompt padded to the tokenizer's length, as in
         ``StableDiffusionPipeline``; longer prompts are truncated (with a warning from the tokenizer)."""
+        return self.encode_prompt_pooled(prompts)[0]
+
+    @torch.inference_mode()
+    def encode_prompt_pooled(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`encode_prompt` and CLIP's pooled output ``[B, 768]``, which ComfyUI's CONDITIONING carries."""
         ids = self.tokenizer(
             prompts,
             padding="max_length",
@@ -75,7 +80,8 @@ class MiniSD:
             truncation=True,
             return_tensors="pt",
         ).input_ids
-        return self.text_encoder(ids.to(self.text_encoder.device))[0].to(self.dtype)
+        out = self.text_encoder(ids.to(self.text_encoder.device))
+        return out[0].to(self.dtype), out[1].to(self.dtype)
 
     @torch.inference_mode()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
@@ -155,8 +161,9 @@ def sample(
 ) -> torch.Tensor:
     """Denoise ``num`` latents conditioned on ``cond`` ``[1 or num, L, 768]``; ``uncond`` (the negative
     prompt's embedding) is used for classifier-free guidance when ``guidance > 1``."""
-    if steps < 1:
-        raise NoPainGanError(f"steps must be >= 1, got {steps}")
+    train_steps = sd.scheduler_config.get("num_train_timesteps", 1000)
+    if not 1 <= steps < train_steps:  # the schedulers index past their tables at steps == train_steps
+        raise NoPainGanError(f"steps must be between 1 and {train_steps - 1}, got {steps}")
     sched = sd.scheduler(scheduler)
     sched.set_timesteps(steps, device=sd.device)
     latents, generator = initial_noise(sd, num, width, height, seed)

@@ -31,3 +31,21 @@ def song():
     from nopaingan_core.synth import synth_song
 
     return synth_song(seconds=8.0)
+
+
+@pytest.fixture(scope="session")
+def comfy_base(tmp_path_factory, tiny_models) -> Path:
+    """A ComfyUI base folder (models/, input/) holding tiny models under the names the workflows use."""
+    from comfy_env import install_models
+
+    base = tmp_path_factory.mktemp("comfy-base")
+    install_models(base, tiny_models)
+    return base
+
+
+@pytest.fixture(scope="session")
+def pack(comfy_base):
+    """The node pack, imported the way ComfyUI imports a custom-node folder."""
+    from comfy_env import load_pack
+
+    return load_pack(comfy_base)

@@ -79,6 +79,8 @@ def test_bad_settings_are_named(tiny_sd):
         sample(tiny_sd, text, text, scheduler="euler")
     with pytest.raises(NoPainGanError, match="needs a negative conditioning"):
         sample(tiny_sd, text, None, guidance=5.0)
+    with pytest.raises(NoPainGanError, match="steps must be between 1 and 999, got 1000"):
+        sample(tiny_sd, text, text, steps=1000)
 
 
 def test_pil_output(tiny_sd):

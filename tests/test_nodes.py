@@ -1,0 +1,365 @@
+"""The node pack as ComfyUI loads it: registration, every node's contract, and what each node does on tiny
+models (native types in and out, fusion of any conditioning, sampling, errors, progress and cancel)."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from comfy_env import ROOT, SONG_FILE, fake_folder_paths
+
+from nopaingan_core.audio import decode, load_audio
+from nopaingan_core.encoders import load_encoder
+from nopaingan_core.sampling import load_minisd, sample
+
+DISPLAY_NAMES = {
+    "NoPainGanLoadAudio": "Load Audio (No-Pain-No-GAN)",
+    "NoPainGanMusicTags": "Music Tags",
+    "NoPainGanAlbumPrompt": "Album Prompt",
+    "NoPainGanMIREncoderLoader": "MIR Encoder Loader",
+    "NoPainGanMIREncode": "MIR Encode",
+    "NoPainGanFusionLoader": "Fusion Loader",
+    "NoPainGanMusicAdapter": "Music Adapter",
+    "NoPainGanFusionConditioning": "Music-Text Fusion Conditioning",
+    "NoPainGanMiniSDLoader": "miniSD Loader",
+    "NoPainGanMiniSDTextEncode": "miniSD Text Encode",
+    "NoPainGanMiniSDSampler": "miniSD Sampler",
+}
+NATIVE = {"AUDIO", "CONDITIONING", "IMAGE", "LATENT", "STRING", "INT", "FLOAT", "BOOLEAN"}
+UI_ONLY = {"AUDIO_UI", "AUDIOUPLOAD"}  # the frontend's audio player and upload button
+
+
+def node(pack, name: str):
+    return pack.NODE_CLASS_MAPPINGS[name]()
+
+
+def errors(pack):
+    return pack.nopaingan_core.errors
+
+
+def test_registered_as_comfyui_registers_a_folder(pack):
+    assert pack.__name__ == str(ROOT).replace(".", "_x_")  # ComfyUI names a pack after its path
+    assert pack.nodes.__name__ == f"{pack.__name__}.nodes"  # not ComfyUI's own top-level `nodes`
+    assert sys.modules["nodes"] is not pack.nodes
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS == DISPLAY_NAMES
+    assert set(pack.NODE_CLASS_MAPPINGS) == set(DISPLAY_NAMES)
+    assert all(cls.__name__ == name for name, cls in pack.NODE_CLASS_MAPPINGS.items())
+
+
+def test_import_loads_neither_models_nor_heavy_libraries(tmp_path):
+    script = (
+        "import json, sys; from pathlib import Path; from comfy_env import load_pack; "
+        f"pack = load_pack(Path({str(tmp_path)!r})); "
+        "heavy = sorted(m for m in ('diffusers', 'transformers', 'huggingface_hub') if m in sys.modules); "
+        "print(json.dumps({'nodes': len(pack.NODE_CLASS_MAPPINGS), 'heavy': heavy}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(result.stdout.splitlines()[-1]) == {"nodes": len(DISPLAY_NAMES), "heavy": []}
+
+
+@pytest.mark.parametrize("name", sorted(DISPLAY_NAMES))
+def test_node_contract(pack, name):
+    cls = pack.NODE_CLASS_MAPPINGS[name]
+    spec = cls.INPUT_TYPES()
+    assert spec["required"] and set(spec) <= {"required", "optional"}
+    inputs = {**spec["required"], **spec.get("optional", {})}
+    for input_name, (kind, options) in inputs.items():
+        assert isinstance(kind, list) or kind in NATIVE | UI_ONLY or kind.startswith("NOPAINGAN_"), input_name
+        assert options["tooltip"].strip(), f"{name}.{input_name} has no tooltip"
+    assert cls.CATEGORY.split("/")[0] == "No-Pain-No-GAN"
+    assert len(cls.DESCRIPTION) > 50
+    assert cls.RETURN_TYPES and all(t in NATIVE or t.startswith("NOPAINGAN_") for t in cls.RETURN_TYPES)
+    assert len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS) == len(cls.RETURN_TYPES)
+    assert all(tip.strip() for tip in cls.OUTPUT_TOOLTIPS)
+    # ComfyUI calls FUNCTION(**inputs): exactly the declared inputs, defaults for the optional ones only
+    params = dict(inspect.signature(getattr(cls, cls.FUNCTION)).parameters)
+    assert params.pop("self").kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert set(params) == set(inputs)
+    for param in params.values():
+        required = param.name in spec["required"]
+        assert (param.default is inspect.Parameter.empty) == required, param.name
+
+
+def test_our_types_flow_from_node_to_node_and_native_types_at_the_edges(pack):
+    classes = pack.NODE_CLASS_MAPPINGS.values()
+    produced = {t for cls in classes for t in cls.RETURN_TYPES}
+    consumed = {
+        kind
+        for cls in classes
+        for kind, _ in {**cls.INPUT_TYPES()["required"], **cls.INPUT_TYPES().get("optional", {})}.values()
+        if isinstance(kind, str)
+    }
+    assert {t for t in consumed if t.startswith("NOPAINGAN_")} <= produced
+
+    def types(name: str, group: str = "required") -> dict[str, str]:
+        return {k: v[0] for k, v in pack.NODE_CLASS_MAPPINGS[name].INPUT_TYPES()[group].items()}
+
+    get = pack.NODE_CLASS_MAPPINGS
+    assert get["NoPainGanLoadAudio"].RETURN_TYPES == ("AUDIO",)
+    assert types("NoPainGanMIREncode")["audio"] == types("NoPainGanMusicTags")["audio"] == "AUDIO"
+    assert types("NoPainGanFusionConditioning")["conditioning"] == "CONDITIONING"
+    assert get["NoPainGanFusionConditioning"].RETURN_TYPES == get["NoPainGanMiniSDTextEncode"].RETURN_TYPES
+    assert get["NoPainGanMiniSDTextEncode"].RETURN_TYPES == ("CONDITIONING",)
+    assert get["NoPainGanMiniSDSampler"].RETURN_TYPES == ("IMAGE", "LATENT")
+    assert get["NoPainGanMusicTags"].RETURN_TYPES == ("STRING", "STRING")
+    assert types("NoPainGanAlbumPrompt")["extra"] == types("NoPainGanMiniSDTextEncode")["text"] == "STRING"
+
+
+def test_model_folders_are_registered_and_merged_with_extra_model_paths(pack, comfy_base):
+    folder_paths = sys.modules["folder_paths"]
+    for key, sub in (("nopaingan_mir", "nopaingan/mir"), ("nopaingan_fusion", "nopaingan/fusion")):
+        assert folder_paths.get_folder_paths(key) == [str(comfy_base / "models" / sub)]
+    # extra_model_paths.yaml is applied before custom nodes load: its folders are kept, ours added once
+    other = fake_folder_paths(comfy_base)
+    other.folder_names_and_paths["nopaingan_fusion"] = (["/data/fusion"], set())
+    paths = pack.nodes.paths
+    original = paths.folder_paths
+    paths.folder_paths = other
+    try:
+        paths.register_model_folders()
+        paths.register_model_folders()
+    finally:
+        paths.folder_paths = original
+    dirs, extensions = other.folder_names_and_paths["nopaingan_fusion"]
+    assert dirs == ["/data/fusion", str(comfy_base / "models" / "nopaingan" / "fusion")]
+    assert extensions == {".safetensors"}
+
+
+def test_load_audio_lists_the_input_folder_and_outputs_native_audio(pack, comfy_base):
+    cls = pack.NODE_CLASS_MAPPINGS["NoPainGanLoadAudio"]
+    files, options = cls.INPUT_TYPES()["required"]["audio"]
+    assert files == ["song.mp3"] and options["audio_upload"] is True
+    assert list(cls.INPUT_TYPES()["optional"]) == ["audioUI", "upload"]  # the player before the button
+    path = comfy_base / SONG_FILE
+    (audio,) = cls().load("song.mp3", True, 0.0, 25.0)
+    assert set(audio) == {"waveform", "sample_rate"} and audio["sample_rate"] == 44100
+    assert audio["waveform"].dtype == torch.float32 and audio["waveform"].shape[:2] == (1, 2)
+    assert torch.equal(audio["waveform"], load_audio(path).waveform)  # a 12 s song: all of it
+    (window,) = cls().load("song.mp3", automatic_window=True, start=0.0, duration=5.0)
+    assert torch.equal(window["waveform"], load_audio(path, None, 5.0).waveform)
+    (part,) = cls().load("song.mp3", automatic_window=False, start=2.0, duration=5.0)
+    assert part["waveform"].shape[-1] == 5 * 44100
+    assert torch.equal(part["waveform"], decode(path, 2.0, 5.0).waveform)
+    assert cls.VALIDATE_INPUTS("song.mp3") is True
+    assert "nothere.wav" in cls.VALIDATE_INPUTS("nothere.wav")
+    assert cls.IS_CHANGED("song.mp3") == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def mir(pack):
+    return node(pack, "NoPainGanMIREncoderLoader").load("codified-lm", "musicgen-small", -1, "default", "fp32")[0]
+
+
+@pytest.fixture(scope="module")
+def song_audio(pack):
+    return node(pack, "NoPainGanLoadAudio").load("song.mp3", True, 0.0, 25.0)[0]
+
+
+def test_mir_encoder_loader_and_encode(pack, mir, song_audio, tiny_models):
+    models = pack.NODE_CLASS_MAPPINGS["NoPainGanMIREncoderLoader"].INPUT_TYPES()["required"]["model"][0]
+    assert models == ["default", "larger_clap_music", "musicgen-small"]
+    assert mir.device == torch.device("cpu") and mir.model.info.kind == "codified-lm"
+    (embedding,) = node(pack, "NoPainGanMIREncode").encode(song_audio, mir)
+    expected = load_encoder("codified-lm", str(tiny_models["codified-lm"])).encode(song_audio)
+    assert embedding.features.shape == expected.features.shape and embedding.features.shape[-1] == mir.model.info.dim
+    assert torch.equal(embedding.features, expected.features)
+    with pytest.raises(errors(pack).ModelLoadError, match="holds a clap model, but kind is codified-lm"):
+        node(pack, "NoPainGanMIREncoderLoader").load("codified-lm", "larger_clap_music", -1, "cpu", "fp32")
+
+
+@pytest.fixture(scope="module")
+def tokens(pack, mir, song_audio):
+    fusion, info = node(pack, "NoPainGanFusionLoader").load(mir, "fusion-musicgen-small.safetensors")
+    assert info.startswith("encoder: codified-lm") and "untrained" in info  # random weights, no training summary
+    (embedding,) = node(pack, "NoPainGanMIREncode").encode(song_audio, mir)
+    (music_tokens,) = node(pack, "NoPainGanMusicAdapter").adapt(embedding, fusion)
+    return music_tokens
+
+
+def test_fusion_loader_lists_files_and_builds_an_untrained_identity(pack, mir):
+    choices = pack.NODE_CLASS_MAPPINGS["NoPainGanFusionLoader"].INPUT_TYPES()["required"]["fusion"][0]
+    assert choices == ["none (untrained)", "fusion-musicgen-small.safetensors"]
+    fusion, info = node(pack, "NoPainGanFusionLoader").load(mir, "none (untrained)")
+    assert fusion.encoder == mir.model.info and "unchanged" in info
+    text = torch.randn(1, 77, 768)
+    features = torch.randn(1, 50, mir.model.info.dim)
+    embedding = pack.nopaingan_core.encoders.MusicEmbedding(features, mir.model.info, 0.0, 1.0)
+    (music_tokens,) = node(pack, "NoPainGanMusicAdapter").adapt(embedding, fusion)
+    (fused,) = node(pack, "NoPainGanFusionConditioning").apply([[text, {}]], music_tokens, 1.0)
+    assert torch.equal(fused[0][0], text)
+
+
+def test_music_adapter_gives_text_shaped_tokens(tokens):
+    assert tokens.tokens.shape == (1, 16, 768)
+    assert tokens.fusion.trained is False and torch.isfinite(tokens.tokens).all()
+
+
+def test_fusion_conditioning_keeps_options_lengths_entries_and_batches(pack, tokens):
+    apply = node(pack, "NoPainGanFusionConditioning").apply
+    control = object()  # e.g. a ControlNet: carried along untouched
+    conditioning = [
+        [torch.randn(1, 77, 768), {"pooled_output": torch.randn(1, 768), "strength": 0.5, "control": control}],
+        [torch.randn(1, 154, 768), {"pooled_output": torch.randn(1, 768), "area": (8, 8, 0, 0)}],  # long prompt
+        [torch.randn(2, 231, 768), {}],  # a batch of two, three 77-token chunks
+        [torch.randn(1, 77, 768).half(), {"start_percent": 0.2}],
+    ]
+    before = [text.clone() for text, _ in conditioning]
+    (out,) = apply(conditioning, tokens, 1.0)
+    assert len(out) == len(conditioning)
+    for (text, options), (fused, kept), original in zip(conditioning, out, before, strict=True):
+        assert fused.shape == text.shape and fused.dtype == text.dtype
+        assert kept is not options and kept.keys() == options.keys()
+        assert all(kept[k] is options[k] for k in options)
+        assert torch.equal(text, original)  # the input is not modified
+        assert torch.equal(fused, tokens.fusion.fuse(text, tokens.tokens, 1.0))
+        assert (fused.float() - text.float()).abs().mean() > 1e-3
+    (zero,) = apply(conditioning, tokens, 0.0)
+    assert all(torch.equal(z[0], text) for z, (text, _) in zip(zero, conditioning, strict=True))
+    two_songs = SimpleNamespace(tokens=tokens.tokens.expand(2, -1, -1), fusion=tokens.fusion)
+    (batched,) = apply([[torch.randn(1, 77, 768), {}]], two_songs, 1.0)
+    assert batched[0][0].shape == (2, 77, 768)
+    with pytest.raises(errors(pack).NoPainGanError, match="batch of 3 text embeddings with a batch of 2"):
+        apply([[torch.randn(3, 77, 768), {}]], two_songs, 1.0)
+
+
+@pytest.fixture(scope="module")
+def minisd(pack):
+    return node(pack, "NoPainGanMiniSDLoader").load("miniSD-diffusers", "default", "fp32")[0]
+
+
+def test_minisd_text_encode_gives_native_conditioning(pack, minisd, tiny_models):
+    models = pack.NODE_CLASS_MAPPINGS["NoPainGanMiniSDLoader"].INPUT_TYPES()["required"]["model"][0]
+    assert models == ["miniSD-diffusers", "lambdalabs/miniSD-diffusers"]
+    (conditioning,) = node(pack, "NoPainGanMiniSDTextEncode").encode(minisd, "a neon city")
+    [[embedding, options]] = conditioning
+    assert embedding.shape == (1, 77, 768) and options["pooled_output"].shape == (1, 768)
+    assert torch.equal(embedding, load_minisd(str(tiny_models["sd"])).encode_prompt(["a neon city"]))
+
+
+def test_minisd_sampler_is_the_core_sampler(pack, minisd):
+    sd = minisd.model
+    positive = [[torch.randn(1, 154, 768), {"pooled_output": torch.randn(1, 768)}]]  # a long native prompt
+    negative = [[torch.randn(1, 77, 768), {"pooled_output": torch.randn(1, 768)}]]
+    settings = {"seed": 5, "steps": 2, "cfg": 7.5, "scheduler": "ddim", "width": 64, "height": 64, "batch_size": 2}
+    images, latent = node(pack, "NoPainGanMiniSDSampler").generate(minisd, positive, negative, **settings)
+    assert images.shape == (2, 64, 64, 3) and images.dtype == torch.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    uncond = negative[0][0].repeat(1, 2, 1)  # ComfyUI's rule: repeat to the common length
+    latents = sample(sd, positive[0][0], uncond, scheduler="ddim", steps=2, seed=5, num=2, width=64, height=64)
+    assert torch.equal(images, sd.decode(latents))
+    assert torch.equal(latent["samples"], latents / sd.vae.config.scaling_factor)  # ComfyUI's unscaled latents
+    unguided, _ = node(pack, "NoPainGanMiniSDSampler").generate(
+        minisd, positive, negative + negative, **settings | {"cfg": 1.0}
+    )
+    assert unguided.shape == images.shape  # without guidance the negative is not used
+    with pytest.raises(errors(pack).NoPainGanError, match="positive conditioning has 2 entries"):
+        node(pack, "NoPainGanMiniSDSampler").generate(minisd, positive + positive, negative, **settings)
+
+
+class FakeInterrupt(Exception):
+    """Stands in for comfy.model_management.InterruptProcessingException."""
+
+
+def test_sampler_reports_progress_and_stops_on_cancel_inside_comfyui(pack, minisd, monkeypatch):
+    bars, checks = [], []
+
+    class ProgressBar:
+        def __init__(self, total):
+            bars.append([total])
+
+        def update_absolute(self, value, total=None):
+            bars[-1].append((value, total))
+
+    def throw_if_interrupted():
+        checks.append(1)
+        if cancel_after is not None and len(checks) > cancel_after:
+            raise FakeInterrupt()
+
+    cpu = torch.device("cpu")
+    mm = SimpleNamespace(
+        get_torch_device=lambda: cpu,
+        unet_offload_device=lambda: cpu,
+        intermediate_device=lambda: cpu,
+        throw_exception_if_processing_interrupted=throw_if_interrupted,
+    )
+    bridge = pack.nodes.bridge
+    monkeypatch.setattr(bridge, "mm", mm)
+    monkeypatch.setattr(bridge, "comfy_utils", SimpleNamespace(ProgressBar=ProgressBar))
+    text = [[torch.randn(1, 77, 768), {}]]
+    settings = {"seed": 0, "steps": 4, "cfg": 7.5, "scheduler": "ddim", "width": 64, "height": 64, "batch_size": 1}
+    cancel_after = None
+    node(pack, "NoPainGanMiniSDSampler").generate(minisd, text, text, **settings)
+    assert bars == [[4, (1, 4), (2, 4), (3, 4), (4, 4)]]
+    checks.clear()
+    cancel_after = 2  # the user presses Cancel during the third step
+    with pytest.raises(FakeInterrupt):
+        node(pack, "NoPainGanMiniSDSampler").generate(minisd, text, text, **settings)
+    assert len(checks) == 3 and bars[-1] == [4, (1, 4), (2, 4)]
+
+
+def test_album_prompt_and_music_tags(pack, song_audio, tiny_models):
+    (words, scores) = node(pack, "NoPainGanMusicTags").tag(song_audio, "larger_clap_music", 2)
+    tagging = pack.nopaingan_core.tagging
+    assert (words, scores) == tagging.tags_for_prompt(song_audio, clap=str(tiny_models["clap"]), top_k=2)
+    assert words.startswith("Mood: ") and " Instruments: " in words
+    assert scores.splitlines()[-1].startswith("tempo")
+    build = node(pack, "NoPainGanAlbumPrompt").build
+    (prompt,) = build("Blue Hour", "jazz", "", words, pack.nopaingan_core.prompt.DEFAULT_TEMPLATE)
+    assert prompt == f"Create an album cover for the album Blue Hour. The genre is jazz. {words}"
+    (custom,) = build("Blue Hour", "jazz", "Mina", "", "{artist} presents {album}, a {genre} record.")
+    assert custom == "Mina presents Blue Hour, a jazz record."
+    with pytest.raises(ValueError, match="album name is empty"):
+        build(" ", "jazz", "", "", "{album}")
+
+
+def test_user_errors_are_one_clear_line(pack, comfy_base, mir, tiny_models):
+    errs = errors(pack)
+    bad_song = comfy_base / "input" / "tests" / "broken.mp3"
+    bad_song.parent.mkdir(exist_ok=True)
+    bad_song.write_bytes(b"this is not audio")
+    bad_fusion = comfy_base / "models" / "nopaingan" / "fusion" / "tests" / "not-a-fusion.safetensors"
+    bad_fusion.parent.mkdir(exist_ok=True)
+    from safetensors.torch import save_file
+
+    save_file({"weight": torch.zeros(2)}, str(bad_fusion))
+    mert = SimpleNamespace(model=load_encoder("mert", str(tiny_models["mert"])), device=torch.device("cpu"))
+    cases = [
+        (lambda: node(pack, "NoPainGanLoadAudio").load("tests/broken.mp3", True, 0, 25), errs.AudioError, "broken.mp3"),
+        (
+            lambda: node(pack, "NoPainGanFusionLoader").load(mir, "tests/not-a-fusion.safetensors"),
+            errs.CheckpointError,
+            "not-a-fusion.safetensors",
+        ),
+        (
+            lambda: node(pack, "NoPainGanFusionLoader").load(mert, "fusion-musicgen-small.safetensors"),
+            errs.CheckpointError,
+            "expects a",
+        ),
+        (
+            lambda: node(pack, "NoPainGanMIREncoderLoader").load("mert", "MERT-v1-95M", -1, "cpu", "fp32"),
+            errs.ModelNotFoundError,
+            "MERT-v1-95M",
+        ),
+    ]
+    try:
+        for call, kind, named in cases:
+            with pytest.raises(kind) as caught:
+                call()
+            message = str(caught.value)
+            assert named in message and "\n" not in message, message
+    finally:  # the base folder is shared by the session: leave its lists as they were
+        bad_song.unlink()
+        bad_fusion.unlink()
