@@ -16,6 +16,7 @@ import torch
 
 from .errors import Cancelled, NoPainGanError
 from .hub import from_pretrained
+from .prepack import prepack_convolutions
 
 DEFAULT_SD = "lambdalabs/miniSD-diffusers"
 SCHEDULERS = ("ddpm", "pndm", "ddim", "dpmpp")
@@ -97,8 +98,14 @@ def load_minisd(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     channels_last: bool = True,
+    prepack: bool = False,
 ) -> MiniSD:
-    """Load UNet, VAE, tokenizer and text encoder from a diffusers repo id or folder."""
+    """Load UNet, VAE, tokenizer and text encoder from a diffusers repo id or folder.
+
+    ``channels_last`` stores UNet and VAE weights in the layout oneDNN's CPU kernels use, so they are not
+    transposed per call (most of bf16's gain on CPU, neutral in fp32). ``prepack`` (CPU, inference only: no
+    gradients through the UNet afterwards) also packs the UNet's convolution weights once instead of on every
+    step, the largest fp32 gain; see BENCHMARKS.md for both."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -113,6 +120,8 @@ def load_minisd(
     if channels_last:
         unet.to(memory_format=torch.channels_last)
         vae.to(memory_format=torch.channels_last)
+    if prepack:
+        prepack_convolutions(unet)  # not the VAE: its 256x256 convolutions are compute-bound, packing gains nothing
     return MiniSD(unet, vae, text_encoder, tokenizer, dict(scheduler.config), source)
 
 
