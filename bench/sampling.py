@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="image width and height")
     parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for both pipelines (default: all)")
-    parser.add_argument("--quick", action="store_true", help="tiny models, 4 steps, 1 repeat: a smoke run")
+    parser.add_argument("--quick", action="store_true", help="tiny models, fp32, 4 steps, 1 repeat: a smoke run")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -140,7 +140,7 @@ def main() -> None:
         from nopaingan_core.tiny import build_tiny_models
 
         path = build_tiny_models(args.cache / "tiny")["sd"]
-        args.repeats, args.steps = 1, 4
+        args.repeats, args.steps, args.dtypes = 1, 4, "fp32"
     else:
         path = real_models.model_path("sd", args.cache)
     settings = SamplerSettings(
@@ -154,7 +154,9 @@ def main() -> None:
         print(f"{name}: {result[name]}", flush=True)
     first = args.dtypes.split(",")[0]
     result.update({k: result[first][k] for k in ("ours_s", "diffusers_s", "ratio", "max_abs_diff")})
-    if "fp32" in images and "bf16" in images:
+    if "bf16" in images and "fp32" not in images:  # our fp32 image, the reference for bf16's difference
+        images["fp32"] = generate_covers(load_minisd(str(path), prepack=True), PROMPT, settings=settings)
+    if "bf16" in images:
         result["bf16"]["diff_vs_fp32"] = float((images["bf16"] - images["fp32"]).abs().max())
         result["bf16"]["mean_diff_vs_fp32"] = float((images["bf16"] - images["fp32"]).abs().mean())
     result["fusion"] = fusion_overhead(path, 1250, result["ours_s"])

@@ -5,7 +5,7 @@ tokens), which is 20 of the 21 model calls of an image, and one VAE decode. Ever
 with the others on the same weights and input, and its output is compared with the plain call's.
 
     python bench/sampling_ablation.py --out A.json                 # fp32 and bf16, 5 rounds (~10 min)
-    python bench/sampling_ablation.py --out A.json --compile       # also torch.compile (minutes to compile)
+    python bench/sampling_ablation.py --out A.json --compile       # default vs prepacked vs torch.compile
     python bench/sampling_ablation.py --out A.json --quick         # tiny models, a smoke run
 """
 
@@ -15,7 +15,6 @@ import argparse
 import contextlib
 import os
 import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,25 +68,38 @@ def other_threads() -> int:
     return 1 if torch.get_num_threads() > 1 else os.cpu_count() or 1
 
 
-def unet_variants(path: Path, dtype: torch.dtype, with_compile: bool) -> tuple[dict[str, Variant], dict]:
+def unet_variants(path: Path, dtype: torch.dtype, with_compile: bool) -> dict[str, Variant]:
+    """Every eager option; with ``with_compile`` only the default, prepacked and compiled UNets (three
+    full-size copies at a time is what this machine's memory allows next to other jobs)."""
     from diffusers import UNet2DConditionModel
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
-    def load_unet() -> torch.nn.Module:
+    def load_unet(channels_last: bool = True) -> torch.nn.Module:
         unet = UNet2DConditionModel.from_pretrained(str(path), subfolder="unet", torch_dtype=dtype)
-        return unet.eval().requires_grad_(False)
+        unet.eval().requires_grad_(False)
+        return unet.to(memory_format=torch.channels_last) if channels_last else unet
 
-    plain = load_unet()  # as StableDiffusionPipeline loads it
-    cl = load_unet().to(memory_format=torch.channels_last)
-    packed = load_unet().to(memory_format=torch.channels_last)
+    plain = load_unet(channels_last=False)  # as StableDiffusionPipeline loads it
+    packed = load_unet()
     prepack_convolutions(packed)
+    if with_compile:
+        import torch._inductor.config
+
+        # Freezing turns weights into constants so inductor prepacks them for oneDNN: the CPU recipe.
+        torch._inductor.config.freezing = True
+        return {
+            "diffusers default (no_grad, NCHW, SDPA)": Variant(plain, grad_mode="no_grad"),
+            "channels_last + prepacked convolutions": Variant(packed, True),
+            "channels_last + torch.compile (freezing)": Variant(torch.compile(load_unet()), True),
+        }
+    cl = load_unet()
 
     def processor(proc) -> Callable[[], None]:
         return lambda: cl.set_attn_processor(proc())
 
     sdpa = processor(AttnProcessor2_0)
     threads = other_threads()
-    variants = {
+    return {
         "diffusers default (no_grad, NCHW, SDPA)": Variant(plain, grad_mode="no_grad"),
         "inference_mode": Variant(plain),
         "channels_last weights, NCHW input": Variant(cl, setup=sdpa),
@@ -98,12 +110,6 @@ def unet_variants(path: Path, dtype: torch.dtype, with_compile: bool) -> tuple[d
         "channels_last + prepacked convolutions": Variant(packed, True),
         f"channels_last + prepacked, {threads} thread(s)": Variant(packed, True, threads=threads),
     }
-    extra = {}
-    if with_compile:
-        compiled = torch.compile(load_unet().to(memory_format=torch.channels_last))
-        variants["channels_last + torch.compile"] = Variant(compiled, True)
-        extra["compiled"] = compiled
-    return variants, extra
 
 
 def vae_variants(path: Path, dtype: torch.dtype) -> dict[str, Variant]:
@@ -155,7 +161,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=real_models.DEFAULT_CACHE, help="folder of the built models")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds")
     parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile (and its compile time)")
+    parser.add_argument(
+        "--compile", action="store_true", help="default vs prepacked vs torch.compile, and its compile time"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads for every variant (default: all)")
     parser.add_argument("--skip-vae", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny models, 1 round: a smoke run")
@@ -177,22 +185,20 @@ def main() -> None:
     timestep = torch.tensor(500)
     for name in args.dtypes.split(","):
         dtype = DTYPES[name]
-        variants, extra = unet_variants(path, dtype, args.compile)
+        variants = unet_variants(path, dtype, args.compile)
         x, ctx = latents.to(dtype), context.to(dtype)
 
         def unet_call(v: Variant, x=x, ctx=ctx) -> torch.Tensor:
             return v.module(v.prepare(x), timestep, encoder_hidden_states=ctx, return_dict=False)[0]
 
-        if "compiled" in extra:
-            variant = variants["channels_last + torch.compile"]
-            start = time.perf_counter()
+        if args.compile:  # the first call compiles: timed on its own
+            variant = variants["channels_last + torch.compile (freezing)"]
             with variant.context():
-                unet_call(variant)
-            result[f"{name}_compile_s"] = round(time.perf_counter() - start, 1)
-            print(f"{name}: torch.compile first call {result[f'{name}_compile_s']} s", flush=True)
+                result[f"{name}_compile_s"] = round(timed(lambda v=variant: unet_call(v))[0], 1)
+            print(f"{name}: torch.compile's first call took {result[f'{name}_compile_s']} s", flush=True)
         result[f"{name}_unet"] = ablate(variants, unet_call, args.rounds)
         print(f"{name} unet: {result[f'{name}_unet']}", flush=True)
-        del variants, extra
+        del variants
         if not args.skip_vae:
             vae = vae_variants(path, dtype)
             z = latents[:1].to(dtype) / 0.18215

@@ -19,19 +19,23 @@ from pathlib import Path
 import torch
 
 
-def cpu_model() -> str:
+def cpuinfo(key: str) -> str:
+    """A field of /proc/cpuinfo's first processor ('' where there is none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.split(":")[0].strip() == key:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return ""
 
 
 def machine() -> dict:
     return {
-        "cpu": cpu_model(),
+        "cpu": cpuinfo("model name") or platform.processor(),
+        "cpu_model_number": cpuinfo("model"),
+        # Without these the CPU has no bf16 arithmetic and oneDNN emulates it through fp32.
+        "native_bf16": sorted({"avx512_bf16", "amx_bf16"} & set(cpuinfo("flags").split())),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
