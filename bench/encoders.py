@@ -32,8 +32,11 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="JSON file for the results")
     parser.add_argument("--cache", type=Path, default=real_models.DEFAULT_CACHE, help="folder of the built models")
     parser.add_argument("--repeats", type=int, default=3, help="timed clips per encoder")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny models, 1 repeat: a smoke run")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     if args.quick:
         from nopaingan_core.tiny import build_tiny_models

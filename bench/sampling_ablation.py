@@ -83,10 +83,14 @@ def unet_variants(path: Path, dtype: torch.dtype, with_compile: bool) -> dict[st
     packed = load_unet()
     prepack_convolutions(packed)
     if with_compile:
-        import torch._inductor.config
+        import tempfile
+
+        from torch._inductor import config as inductor
 
         # Freezing turns weights into constants so inductor prepacks them for oneDNN: the CPU recipe.
-        torch._inductor.config.freezing = True
+        inductor.freezing = True
+        # A fresh cache: the compile time measured is a first run's, not a cache hit from an earlier one.
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-bench-")
         return {
             "diffusers default (no_grad, NCHW, SDPA)": Variant(plain, grad_mode="no_grad"),
             "channels_last + prepacked convolutions": Variant(packed, True),
