@@ -67,6 +67,11 @@ def test_prepacked_unet_gives_the_same_images(tiny_models, tiny_sd):
     packed = load_minisd(str(tiny_models["sd"]), prepack=True)
     assert sum(isinstance(m, PackedConv2d) for m in packed.unet.modules()) > 0
     torch.testing.assert_close(ours(packed, "pndm"), ours(tiny_sd, "pndm"), rtol=0, atol=1e-4)
+    # Packed for the first call's size (batch 2, 8x8 latents), still exact for another size.
+    other, context = torch.randn(1, 4, 6, 10), torch.randn(1, 77, 768)
+    with torch.inference_mode():
+        expected = tiny_sd.unet(other, 10, encoder_hidden_states=context).sample
+        torch.testing.assert_close(packed.unet(other, 10, encoder_hidden_states=context).sample, expected)
     latents = torch.randn(1, 4, 8, 8, requires_grad=True)
     with pytest.raises(RuntimeError, match="prepacked for inference"):
         packed.unet(latents, 10, encoder_hidden_states=torch.zeros(1, 77, 768))
