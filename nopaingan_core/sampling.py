@@ -103,8 +103,8 @@ def load_minisd(
 ) -> MiniSD:
     """Load UNet, VAE, tokenizer and text encoder from a diffusers repo id or folder.
 
-    ``channels_last`` stores UNet and VAE weights in the layout oneDNN's CPU kernels prefer (within +-10% of
-    the default layout on the benchmark machine, either way). ``prepack`` (CPU, inference only: no gradients
+    ``channels_last`` stores UNet and VAE weights in the layout oneDNN's CPU kernels prefer (within 20% of the
+    default layout on the benchmark machine, either way). ``prepack`` (CPU, inference only: no gradients
     through the UNet afterwards) packs the UNet's convolution weights once instead of on every step: 16-34%
     less time per step there. BENCHMARKS.md has the measurements."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
@@ -122,7 +122,7 @@ def load_minisd(
         unet.to(memory_format=torch.channels_last)
         vae.to(memory_format=torch.channels_last)
     if prepack:
-        prepack_convolutions(unet)  # not the VAE: its 256x256 convolutions are compute-bound, packing gains nothing
+        prepack_convolutions(unet)  # not the VAE: its convolutions are compute-bound, not reorder-bound
     return MiniSD(unet, vae, text_encoder, tokenizer, dict(scheduler.config), source)
 
 
