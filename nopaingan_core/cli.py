@@ -153,7 +153,7 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"music: {args.audio} from {clip.offset:.1f} s for {clip.duration:.1f} s, {encoder.info.describe()}")
         music = encoder.encode(clip)
         del encoder
-    sd = load_minisd(args.sd, device, dtype)
+    sd = load_minisd(args.sd, device, dtype, prepack=True)  # generation only: no gradients needed
     settings = SamplerSettings(args.scheduler, args.steps, args.guidance, args.seed, args.num, args.width, args.height)
     print(f"prompt: {prompt}")
     with tqdm(desc="sampling", unit="step") as bar:
