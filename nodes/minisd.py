@@ -38,8 +38,11 @@ class NoPainGanMiniSDLoader:
 
     def load(self, model: str, device: str, dtype: str):
         source = model if model == DEFAULT_SD else paths.model_dir(paths.DIFFUSERS, model)
-        sd = load_minisd(source, bridge.offload_device(), bridge.DTYPES[dtype])
-        return (Loaded(sd, bridge.compute_device(device)),)
+        compute = bridge.compute_device(device)
+        # packed convolutions cannot move between devices: only when the UNet computes where it waits (CPU)
+        stays = compute == bridge.offload_device()
+        sd = load_minisd(source, bridge.offload_device(), bridge.DTYPES[dtype], prepack=stays)
+        return (Loaded(sd, compute),)
 
 
 class NoPainGanMiniSDTextEncode:

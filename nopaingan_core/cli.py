@@ -259,7 +259,7 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"{kind}: {tuple(embeddings[kind].features.shape)} embedding ({encoder.info.describe()})")
     fusion = new_fusion(embeddings["codified-lm"].encoder, gate=1.0)  # open: the random music path shows
     fusion_path = save_fusion(fusion, args.models_dir / "fusion" / "demo-random.safetensors")
-    sd = load_minisd(str(paths["sd"]))
+    sd = load_minisd(str(paths["sd"]), prepack=True)
     prompt = album_prompt("Tiny Random Weights", "synthwave")
     settings = SamplerSettings(steps=10, num=2, seed=0)
     text_only = generate_covers(sd, prompt, settings=settings)

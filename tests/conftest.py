@@ -22,7 +22,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 def tiny_sd(tiny_models):
     from nopaingan_core.sampling import load_minisd
 
-    return load_minisd(str(tiny_models["sd"]))
+    return load_minisd(str(tiny_models["sd"]), prepack=True)  # as `nopaingan generate` and ComfyUI on CPU load it
 
 
 @pytest.fixture(scope="session")
