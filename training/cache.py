@@ -1,0 +1,366 @@
+"""``nopaingan dataset cache``: run the frozen models once, so training never does.
+
+For every album the cache holds what the frozen encoders give: the VAE latent distribution of the cover
+(mean and standard deviation, scaled, so training still draws a fresh latent sample each time as the
+re-encoding loop did), the CLIP text embedding of the prompt ``[77, 768]`` and the music embedding of the
+25 s clip ``[T, D]``. They are written in safetensors shards of ``shard_size`` albums; each shard's
+metadata says which encoder, SD model and settings made it and lists its albums with a fingerprint of their
+files, so the shards themselves are the manifest of what is done. A killed run resumes by skipping albums
+already in a shard with the same fingerprint; shards from other encoders or settings are refused, not mixed.
+Processes started by ``accelerate launch`` each take a share of the albums and write their own shards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from nopaingan_core.audio import CLIP_SECONDS, AudioClip, load_audio
+from nopaingan_core.encoders import EncoderInfo, MusicEmbedding, detect_kind, load_encoder
+from nopaingan_core.errors import NoPainGanError
+from nopaingan_core.hub import is_local
+from nopaingan_core.prompt import DEFAULT_TEMPLATE
+from nopaingan_core.sampling import DEFAULT_SD, load_minisd
+
+from .errors import DatasetError
+from .records import Album, read_dataset
+
+CACHE_DIR = "cache"
+FORMAT = "nopaingan-cache"
+FORMAT_VERSION = 1
+METADATA_KEY = "nopaingan_cache"
+SHARD_GLOB = "shard-*.safetensors"
+STORE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+RESOLUTION = 256
+TENSORS = ("latent_mean", "latent_std", "text", "music")
+
+
+@dataclass(frozen=True)
+class CacheSpec:
+    """What every shard of one cache must agree on: mixing any of it would train on inconsistent inputs."""
+
+    sd: str
+    encoder: EncoderInfo
+    resolution: int = RESOLUTION
+    clip_seconds: float = CLIP_SECONDS
+    prompt_template: str = DEFAULT_TEMPLATE
+    store_dtype: str = "bf16"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CacheSpec:
+        return cls(**{**data, "encoder": EncoderInfo(**data["encoder"])})
+
+    def differences(self, other: CacheSpec) -> list[str]:
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{k}: {theirs[k]!r} vs {mine[k]!r}" for k in mine if mine[k] != theirs[k]]
+
+
+@dataclass(frozen=True)
+class CachedAlbum:
+    """One album's cached tensors (float32) and where its music clip came from."""
+
+    id: str
+    prompt: str
+    latent_mean: torch.Tensor  # [4, h, w], scaled by the VAE's scaling factor
+    latent_std: torch.Tensor  # [4, h, w]
+    text: torch.Tensor  # [77, 768]
+    music: torch.Tensor  # [T, D]
+    offset: float
+    duration: float
+
+    def sample_latent(self, generator: torch.Generator) -> torch.Tensor:
+        """A latent drawn from the cover's VAE distribution, as ``vae.encode(x).latent_dist.sample()``."""
+        eps = torch.randn(self.latent_mean.shape, generator=generator)
+        return self.latent_mean + self.latent_std * eps
+
+    def embedding(self, encoder: EncoderInfo) -> MusicEmbedding:
+        return MusicEmbedding(self.music[None], encoder, self.offset, self.duration)
+
+
+@dataclass(frozen=True)
+class CacheReport:
+    out: Path
+    albums: int
+    encoded: int
+    reused: int
+
+    def summary(self) -> str:
+        return f"cache {self.out}: {self.albums} albums ({self.encoded} encoded now, {self.reused} already cached)"
+
+
+def fingerprint(album: Album, spec: CacheSpec) -> str:
+    """Changes when the album's prompt, cover or audio file changes (size or modification time), so those
+    albums are encoded again; unchanged ones are reused."""
+    files = [(str(p.name), p.stat().st_size, p.stat().st_mtime_ns) for p in (album.cover, album.audio)]
+    text = json.dumps([album.prompt(spec.prompt_template), files])
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+class CacheReader:
+    """Index of a cache folder from its shard headers; reads one album's tensors on demand.
+
+    When an album appears in several shards (it was encoded again after its files changed), the newest
+    shard wins: shard names start with the time their run began.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        shards = sorted(self.folder.glob(SHARD_GLOB)) if self.folder.is_dir() else []
+        if not shards:
+            raise DatasetError(
+                f"{self.folder}: no cache shards; run `nopaingan dataset cache DATA --sd ... --mir ...` first"
+            )
+        self.spec: CacheSpec | None = None
+        self.entries: dict[str, tuple[Path, dict]] = {}
+        for shard in shards:
+            spec, albums = read_shard_header(shard)
+            if self.spec is None:
+                self.spec = spec
+            elif spec != self.spec:
+                changed = "; ".join(spec.differences(self.spec))
+                raise DatasetError(f"{shard}: made with other settings than {shards[0].name} ({changed})")
+            for entry in albums:
+                self.entries[entry["id"]] = (shard, entry)
+
+    def __contains__(self, album_id: str) -> bool:
+        return album_id in self.entries
+
+    def missing(self, albums: Sequence[Album]) -> list[str]:
+        return [a.id for a in albums if a.id not in self.entries]
+
+    def require(self, albums: Sequence[Album]) -> None:
+        """Refuse to train or evaluate on albums the cache lacks."""
+        missing = self.missing(albums)
+        if missing:
+            raise DatasetError(
+                f"{self.folder}: {len(missing)} of {len(albums)} albums are not cached (e.g. {', '.join(missing[:3])});"
+                " run `nopaingan dataset cache` again"
+            )
+
+    def load(self, album_id: str) -> CachedAlbum:
+        shard, entry = self.entries[album_id]
+        with safe_open(str(shard), "pt") as f:
+            tensors = {name: f.get_tensor(f"{album_id}/{name}").float() for name in TENSORS}
+        return CachedAlbum(album_id, entry["prompt"], offset=entry["offset"], duration=entry["duration"], **tensors)
+
+
+def read_shard_header(shard: Path) -> tuple[CacheSpec, list[dict]]:
+    """A shard's settings and album list, from its header only (no tensor is read)."""
+    try:
+        with safe_open(str(shard), "pt") as f:
+            raw = (f.metadata() or {}).get(METADATA_KEY)
+    except (SafetensorError, OSError) as exc:
+        raise DatasetError(
+            f"{shard}: not a readable safetensors file ({exc}); delete it and run the cache again"
+        ) from exc
+    if raw is None:
+        raise DatasetError(f"{shard}: no '{METADATA_KEY}' metadata; not a No-Pain-No-GAN cache shard")
+    meta = json.loads(raw)
+    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(
+            f"{shard}: expected {FORMAT} version {FORMAT_VERSION}, found {meta.get('format')} "
+            f"version {meta.get('format_version')}; delete the cache folder and run the cache again"
+        )
+    return CacheSpec.from_dict(meta["spec"]), meta["albums"]
+
+
+def _write_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class ShardWriter:
+    """Collects albums and writes a shard every ``shard_size`` of them (and whatever is left on close)."""
+
+    def __init__(self, folder: Path, spec: CacheSpec, shard_size: int, rank: int) -> None:
+        self.folder, self.spec, self.shard_size, self.rank = folder, spec, shard_size, rank
+        self.stamp = time.time_ns()
+        self.count = 0
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.albums: list[dict] = []
+
+    def add(self, entry: dict, tensors: dict[str, torch.Tensor]) -> None:
+        dtype = STORE_DTYPES[self.spec.store_dtype]
+        for name, value in tensors.items():
+            self.tensors[f"{entry['id']}/{name}"] = value.detach().to("cpu", dtype).contiguous()
+        self.albums.append(entry)
+        if len(self.albums) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.albums:
+            return
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": self.spec.to_dict(), "albums": self.albums}
+        path = self.folder / f"shard-{self.stamp}-{self.rank:03d}-{self.count:05d}.safetensors"
+        _write_atomic(self.tensors, path, {METADATA_KEY: json.dumps(meta)})
+        self.count += 1
+        self.tensors, self.albums = {}, []
+
+
+def cover_pixels(path: Path, resolution: int) -> torch.Tensor:
+    """The cover centre-cropped to a square and resized: ``[resolution, resolution, 3]`` in [0, 1]."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.fit(image.convert("RGB"), (resolution, resolution), Image.Resampling.BICUBIC)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DatasetError(f"{path}: cover is not a readable image ({exc})") from exc
+    return torch.from_numpy(np.asarray(image).copy()).float() / 255.0
+
+
+class _AlbumFiles(torch.utils.data.Dataset):
+    """Decoding covers and audio, in DataLoader workers when asked, while the models encode."""
+
+    def __init__(self, albums: Sequence[Album], spec: CacheSpec) -> None:
+        self.albums, self.spec = albums, spec
+
+    def __len__(self) -> int:
+        return len(self.albums)
+
+    def __getitem__(self, index: int) -> tuple[Album, torch.Tensor, AudioClip]:
+        album = self.albums[index]
+        try:
+            clip = load_audio(album.audio, None, self.spec.clip_seconds)
+        except NoPainGanError as exc:
+            raise DatasetError(f"album {album.id}: {exc}") from exc
+        return album, cover_pixels(album.cover, self.spec.resolution), clip
+
+
+def _encode_music(encoder, clips: list[AudioClip], seconds: float) -> list[torch.Tensor]:
+    """One ``[T, D]`` embedding per clip; clips of the same length and rate are encoded as one batch."""
+    groups: dict[tuple, list[int]] = {}
+    for i, clip in enumerate(clips):
+        groups.setdefault((clip.sample_rate, clip.waveform.shape[1:]), []).append(i)
+    out: list[torch.Tensor | None] = [None] * len(clips)
+    for indices in groups.values():
+        first = clips[indices[0]]
+        batch = AudioClip(torch.cat([clips[i].waveform for i in indices]), first.sample_rate, first.offset)
+        features = encoder.encode(batch, max_seconds=seconds).features
+        for row, i in enumerate(indices):
+            out[i] = features[row]
+    return out
+
+
+def cache_dataset(
+    data: str | Path,
+    sd: str = DEFAULT_SD,
+    mir: str | None = None,
+    *,
+    kind: str | None = None,
+    layer: int | None = None,
+    out: str | Path | None = None,
+    resolution: int = RESOLUTION,
+    clip_seconds: float = CLIP_SECONDS,
+    prompt_template: str = DEFAULT_TEMPLATE,
+    store_dtype: str = "bf16",
+    batch_size: int = 8,
+    shard_size: int = 64,
+    workers: int = 0,
+    dtype: torch.dtype = torch.float32,
+    progress: bool = True,
+) -> CacheReport:
+    """Encode every album of ``data`` not cached yet into ``out`` (default ``data/cache``).
+
+    Under ``accelerate launch`` each process encodes its share on its own device; run alone it uses the
+    GPU when there is one. ``dtype`` is the models' compute dtype, ``store_dtype`` the shards' (bf16 halves
+    the disk space of fp32 and keeps its range; the music embedding dominates: 25 s of MusicGen-small's
+    middle layer is 1250 x 1024 values).
+    """
+    from accelerate import PartialState
+    from tqdm import tqdm
+
+    from nopaingan_core.encoders import DEFAULT_MODELS
+
+    if store_dtype not in STORE_DTYPES:
+        raise NoPainGanError(f"unknown store dtype {store_dtype!r}; expected one of {', '.join(STORE_DTYPES)}")
+    if resolution % 8 or resolution <= 0:
+        raise NoPainGanError(f"resolution must be a positive multiple of 8, found {resolution}")
+    state = PartialState()
+    data = Path(data)
+    folder = Path(out) if out is not None else data / CACHE_DIR
+    albums = read_dataset(data)
+    if not albums:
+        raise DatasetError(f"{data}: metadata.jsonl lists no albums")
+    mir = mir or DEFAULT_MODELS["codified-lm"]
+    encoder = load_encoder(kind or detect_kind(mir), mir, layer, state.device, dtype)
+    spec = CacheSpec(_source(sd), encoder.info, resolution, clip_seconds, prompt_template, store_dtype)
+
+    done: dict[str, str] = {}
+    if folder.is_dir() and any(folder.glob(SHARD_GLOB)):
+        reader = CacheReader(folder)
+        if reader.spec != spec:
+            raise DatasetError(
+                f"{folder}: cache was made with other settings ({'; '.join(spec.differences(reader.spec))}); "
+                "use another --out folder or delete this one"
+            )
+        done = {album_id: entry["fingerprint"] for album_id, (_, entry) in reader.entries.items()}
+    prints = {album.id: fingerprint(album, spec) for album in albums}
+    todo = [album for album in albums if done.get(album.id) != prints[album.id]]
+    folder.mkdir(parents=True, exist_ok=True)
+
+    if todo:
+        sd_model = load_minisd(str(sd), state.device, dtype, channels_last=False)
+        with state.split_between_processes(todo) as mine:
+            writer = ShardWriter(folder, spec, shard_size, state.process_index)
+            loader = torch.utils.data.DataLoader(
+                _AlbumFiles(mine, spec), batch_size=batch_size, num_workers=workers, collate_fn=list
+            )
+            bar = tqdm(
+                total=len(mine), desc="caching albums", unit="album", disable=not (progress and state.is_main_process)
+            )
+            try:
+                for batch in loader:
+                    _encode_batch(batch, sd_model, encoder, spec, prints, writer)
+                    bar.update(len(batch))
+            finally:
+                writer.flush()  # whatever was encoded before an error or Ctrl-C is kept
+                bar.close()
+    state.wait_for_everyone()
+    return CacheReport(folder, len(albums), len(todo), len(albums) - len(todo))
+
+
+def _source(source: str) -> str:
+    """A model folder as an absolute path (training finds it from any directory), a hub id as it is."""
+    return str(Path(source).expanduser().resolve()) if is_local(source) else str(source)
+
+
+@torch.no_grad()
+def _encode_batch(batch, sd_model, encoder, spec: CacheSpec, prints: dict[str, str], writer: ShardWriter) -> None:
+    albums, covers, clips = zip(*batch, strict=True)
+    prompts = [album.prompt(spec.prompt_template) for album in albums]
+    pixels = torch.stack(covers).permute(0, 3, 1, 2).to(sd_model.device, sd_model.dtype) * 2 - 1
+    dist = sd_model.vae.encode(pixels).latent_dist
+    scale = sd_model.vae.config.scaling_factor
+    means, stds = dist.mean * scale, dist.std * scale
+    texts = sd_model.encode_prompt(prompts)
+    music = _encode_music(encoder, list(clips), spec.clip_seconds)
+    for i, album in enumerate(albums):
+        entry = {
+            "id": album.id,
+            "fingerprint": prints[album.id],
+            "prompt": prompts[i],
+            "offset": round(clips[i].offset, 3),
+            "duration": round(clips[i].duration, 3),
+        }
+        writer.add(entry, {"latent_mean": means[i], "latent_std": stds[i], "text": texts[i], "music": music[i]})

@@ -1,0 +1,145 @@
+"""Training checkpoints that continue a run exactly: fusion weights, optimizer and learning-rate schedule,
+loss scaler, random number generators, step and loss history, in safetensors and JSON files (no pickle).
+
+A checkpoint is written into a hidden temporary folder and renamed to ``step-NNNNNNNN`` when complete, so a
+crash while saving leaves the previous checkpoints as they were and never a half-written one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from nopaingan_core.checkpoint import FusionModel, load_fusion, save_fusion
+from nopaingan_core.errors import CheckpointError
+
+CHECKPOINTS = "checkpoints"
+STEP_DIR = re.compile(r"^step-(\d{8})$")
+FUSION = "fusion.safetensors"
+OPTIMIZER = "optimizer.safetensors"
+TRAINER = "trainer.json"
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
+    """This process's generators: torch CPU and CUDA as tensors, Python and NumPy as JSON."""
+    tensors = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors |= {f"cuda/{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())}
+    version, words, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    tensors["numpy"] = torch.from_numpy(keys.astype(np.int64))
+    meta = {"python": [version, list(words), gauss], "numpy": [kind, int(pos), int(has_gauss), float(cached)]}
+    return tensors, meta
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    torch.set_rng_state(tensors["torch"])
+    cuda = [tensors[f"cuda/{i}"] for i in range(sum(k.startswith("cuda/") for k in tensors))]
+    if cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
+    version, words, gauss = meta["python"]
+    random.setstate((version, tuple(words), gauss))
+    kind, pos, has_gauss, cached = meta["numpy"]
+    np.random.set_state((kind, tensors["numpy"].numpy().astype(np.uint32), pos, has_gauss, cached))
+
+
+def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """``optimizer.state_dict()`` as tensors (``"<param>/<name>"``) plus JSON for everything else."""
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{index}/{name}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{index}/{name}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    state: dict[int, dict] = {}
+    for key, value in list(tensors.items()) + list(meta["scalars"].items()):
+        index, name = key.split("/", 1)
+        state.setdefault(int(index), {})[name] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(
+    run: Path,
+    step: int,
+    fusion: FusionModel,
+    optimizer: torch.optim.Optimizer,
+    trainer: dict,
+    rank: int = 0,
+    is_main: bool = True,
+    barrier=lambda: None,
+) -> Path:
+    """Write ``run/checkpoints/step-<step>``; every process writes its generators, the main one the rest.
+
+    ``trainer`` is the JSON-serialisable rest of the run: step, schedule and scaler states, loss history.
+    ``barrier`` waits for all processes (``accelerator.wait_for_everyone``) before the rename.
+    """
+    root = run / CHECKPOINTS
+    final = root / f"step-{step:08d}"
+    tmp = root / f".tmp-step-{step:08d}"
+    if is_main:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    barrier()
+    rng_tensors, rng_meta = rng_state()
+    save_file(rng_tensors, str(tmp / f"rng-{rank}.safetensors"), metadata={"state": json.dumps(rng_meta)})
+    if is_main:
+        save_fusion(fusion, tmp / FUSION)
+        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+        save_file(opt_tensors, str(tmp / OPTIMIZER), metadata={"state": json.dumps(opt_meta)})
+        (tmp / TRAINER).write_text(json.dumps(trainer, indent=1))
+    barrier()
+    if is_main:
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    barrier()
+    return final
+
+
+def checkpoints(run: Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first (temporary folders of an interrupted save are ignored)."""
+    root = run / CHECKPOINTS
+    found = [p for p in root.iterdir() if STEP_DIR.match(p.name) and (p / TRAINER).is_file()] if root.is_dir() else []
+    return sorted(found)
+
+
+def prune_checkpoints(run: Path, keep: int) -> None:
+    """Keep the newest ``keep`` checkpoints (all when ``keep`` is 0)."""
+    if keep > 0:
+        for old in checkpoints(run)[:-keep]:
+            shutil.rmtree(old)
+
+
+def load_checkpoint(path: Path, fusion: FusionModel, optimizer: torch.optim.Optimizer, rank: int = 0) -> dict:
+    """Restore weights, optimizer state and this process's generators; returns the trainer state."""
+    saved = load_fusion(path / FUSION)
+    saved.check_encoder(fusion.encoder)
+    fusion.load_state_dict(saved.state_dict())
+    opt_file = str(path / OPTIMIZER)
+    from safetensors import safe_open
+
+    with safe_open(opt_file, "pt") as f:
+        opt_meta = json.loads(f.metadata()["state"])
+    optimizer.load_state_dict(_unflatten_optimizer(load_file(opt_file), opt_meta))
+    rng_file = path / f"rng-{rank}.safetensors"
+    if not rng_file.is_file():
+        raise CheckpointError(
+            f"{path}: no generator state for process {rank}; resume with the number of processes the run had"
+        )
+    with safe_open(str(rng_file), "pt") as f:
+        rng_meta = json.loads(f.metadata()["state"])
+    set_rng_state(load_file(str(rng_file)), rng_meta)
+    return json.loads((path / TRAINER).read_text())

@@ -1,0 +1,449 @@
+"""``nopaingan train``: learn the adapter and fusion on cached embeddings with the frozen miniSD UNet.
+
+The seed's recipe is the default: diffusion MSE on the noise, SGD at lr 1e-4, cosine schedule with 500
+warm-up steps, batch 1, one epoch. Accelerate runs it on a CPU, one GPU or several GPUs and machines
+(``accelerate launch -m training train ...``) with the same code.
+
+Every random draw of a step (its albums, latent sample, noise and timestep) comes from generators seeded by
+the run's seed, the step and the process, never from a global generator, so a run resumed from a
+checkpoint computes exactly what an uninterrupted run does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nopaingan_core.checkpoint import FusionModel, new_fusion, save_fusion
+from nopaingan_core.errors import CheckpointError, NoPainGanError
+from nopaingan_core.hub import from_pretrained
+
+from .cache import CACHE_DIR, CachedAlbum, CacheReader
+from .records import EVAL, TRAIN, read_dataset
+from .resume import checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+
+OPTIMIZERS = ("sgd", "adamw")
+MIXED_PRECISION = ("no", "bf16", "fp16")
+FUSION_FILE = "fusion.safetensors"
+CONFIG_FILE = "config.json"
+# Options that change what a run computes: resuming with different values would not continue the same run.
+RESUME_KEYS = (
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "batch_size",
+    "grad_accum",
+    "epochs",
+    "max_steps",
+    "max_timestep",
+    "tokens",
+    "seed",
+    "mixed_precision",
+)
+
+
+@dataclass
+class TrainConfig:
+    """Options of ``nopaingan train`` (defaults: the seed's recipe)."""
+
+    data: Path
+    out: Path
+    cache: Path | None = None  # default: data/cache
+    sd: str | None = None  # default: the SD model the cache was made with
+    optimizer: str = "sgd"
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 500
+    batch_size: int = 1
+    grad_accum: int = 1
+    epochs: int = 1
+    max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
+    max_timestep: int | None = None  # timesteps drawn from [0, max_timestep); default: the whole schedule
+    tokens: int = 16
+    mixed_precision: str = "no"
+    save_every: int = 500
+    keep_checkpoints: int = 2
+    eval_every: int = 0
+    eval_albums: int = 64
+    seed: int = 0
+    workers: int = 0
+    resume: bool = False
+    progress: bool = True
+
+    def to_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class TrainResult:
+    fusion: Path
+    steps: int
+    final_loss: float
+    summary: dict = field(default_factory=dict)
+
+
+class Conditioning(nn.Module):
+    """The trainable part as one module (what DDP wraps): text + music features -> UNet conditioning."""
+
+    def __init__(self, fusion: FusionModel) -> None:
+        super().__init__()
+        self.fusion = fusion
+
+    def forward(self, text: torch.Tensor, music: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        if isinstance(music, list):  # clips of different lengths: the adapter pools each to its tokens
+            tokens = torch.cat([self.fusion.adapter(m[None]) for m in music])
+        else:
+            tokens = self.fusion.adapter(music)
+        return self.fusion.fusion(text, tokens)
+
+
+def derived_seed(*parts: object) -> int:
+    """A 63-bit seed from the run seed and a position (step, process, micro-batch, album...)."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def steps_per_epoch(albums: int, batch_size: int, grad_accum: int, processes: int) -> int:
+    return math.ceil(albums / (batch_size * grad_accum * processes))
+
+
+def step_batches(
+    albums: int, batch_size: int, grad_accum: int, processes: int, rank: int, seed: int, start_step: int, total: int
+) -> Iterator[list[int]]:
+    """Album indices of this process's micro-batches from ``start_step`` to ``total``, ``grad_accum`` per step.
+
+    Each epoch is a fresh permutation seeded by (seed, epoch), wrapped around to fill the last step, and
+    dealt out step by step, process by process: a pure function of the step, so resuming needs no sampler
+    state and every process agrees on the order.
+    """
+    per_step = batch_size * grad_accum * processes
+    per_epoch = steps_per_epoch(albums, batch_size, grad_accum, processes)
+    for step in range(start_step, total):
+        epoch, within = divmod(step, per_epoch)
+        order = torch.randperm(albums, generator=torch.Generator().manual_seed(derived_seed(seed, "epoch", epoch)))
+        order = order.repeat(math.ceil(per_epoch * per_step / albums))
+        chunk = order[within * per_step : (within + 1) * per_step]
+        mine = chunk[rank * batch_size * grad_accum : (rank + 1) * batch_size * grad_accum]
+        for j in range(grad_accum):
+            yield mine[j * batch_size : (j + 1) * batch_size].tolist()
+
+
+class CachedDataset(torch.utils.data.Dataset):
+    def __init__(self, reader: CacheReader, ids: list[str]) -> None:
+        self.reader, self.ids = reader, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> CachedAlbum:
+        return self.reader.load(self.ids[index])
+
+
+def collate(items: list[CachedAlbum]) -> dict:
+    """Stack a micro-batch; music clips of different lengths stay a list."""
+    music = [item.music for item in items]
+    same = all(m.shape == music[0].shape for m in music)
+    return {
+        "ids": [item.id for item in items],
+        "items": items,
+        "text": torch.stack([item.text for item in items]),
+        "music": torch.stack(music) if same else music,
+    }
+
+
+def load_unet(source: str, device: torch.device, dtype: torch.dtype):
+    """The frozen UNet and the repo's scheduler config (only what training needs of the SD model)."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    what, flag = "Stable Diffusion model", "--sd"
+    unet = from_pretrained(UNet2DConditionModel, source, what, flag, subfolder="unet", torch_dtype=dtype)
+    scheduler = from_pretrained(DDPMScheduler, source, what, flag, subfolder="scheduler")
+    unet.to(device).eval().requires_grad_(False)
+    return unet, scheduler
+
+
+def diffusion_loss(
+    unet,
+    scheduler,
+    conditioning: torch.Tensor,
+    items: list[CachedAlbum],
+    generators: list[torch.Generator],
+    max_timestep: int,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """The seed's objective for a batch: noise a latent drawn from each cover's VAE distribution at a
+    uniform timestep in [0, max_timestep) and compare the UNet's prediction with the noise (or velocity,
+    for v-prediction models). Each album's draws come from its own generator (CPU, so any device agrees)."""
+    latents, noise, steps = [], [], []
+    for item, gen in zip(items, generators, strict=True):
+        latents.append(item.sample_latent(gen))
+        noise.append(torch.randn(item.latent_mean.shape, generator=gen))
+        steps.append(torch.randint(0, max_timestep, (1,), generator=gen))
+    device, dtype = conditioning.device, unet.dtype
+    latents, noise, steps = torch.stack(latents).to(device), torch.stack(noise).to(device), torch.cat(steps).to(device)
+    noisy = scheduler.add_noise(latents, noise, steps)
+    target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, steps)
+    pred = unet(noisy.to(dtype), steps, encoder_hidden_states=conditioning.to(dtype), return_dict=False)[0]
+    loss = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+    return loss.mean() if reduction == "mean" else loss
+
+
+def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
+    """Run (or with ``config.resume`` continue) a training run; returns the final fusion checkpoint.
+
+    ``on_step(step, loss)`` is called after each optimizer step (tests use it to simulate a crash).
+    """
+    from accelerate import Accelerator
+    from tqdm import tqdm
+    from transformers import get_cosine_schedule_with_warmup
+
+    _check_config(config)
+    run = Path(config.out)
+    accelerator = Accelerator(
+        mixed_precision=config.mixed_precision, log_with="tensorboard", project_dir=str(run / "logs")
+    )
+    rank, processes = accelerator.process_index, accelerator.num_processes
+    previous = checkpoints(run)
+    if previous and not config.resume:
+        raise NoPainGanError(
+            f"{run}: has checkpoints of an earlier run; pass --resume to continue it or use another --out"
+        )
+    if config.resume:
+        _check_resume(run, config, processes)
+
+    reader = CacheReader(config.cache or Path(config.data) / CACHE_DIR)
+    albums = read_dataset(config.data, TRAIN, check_files=False)
+    if not albums:
+        raise NoPainGanError(f"{config.data}: no albums in the train split")
+    reader.require(albums)
+    ids = [album.id for album in albums]
+    spec = reader.spec
+    sd_source = config.sd or spec.sd
+
+    weight_dtype = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[config.mixed_precision]
+    unet, scheduler = load_unet(sd_source, accelerator.device, weight_dtype)
+    if unet.config.cross_attention_dim != 768:
+        raise CheckpointError(f"{sd_source}: UNet cross-attention is {unet.config.cross_attention_dim}-d, expected 768")
+    max_timestep = config.max_timestep or scheduler.config.num_train_timesteps
+    if not 1 <= max_timestep <= scheduler.config.num_train_timesteps:
+        raise NoPainGanError(
+            f"--max-timestep must be between 1 and {scheduler.config.num_train_timesteps}, found {max_timestep}"
+        )
+
+    fusion = new_fusion(spec.encoder, tokens=config.tokens, seed=config.seed)
+    model = Conditioning(fusion).to(accelerator.device)
+    params = list(model.parameters())
+    if config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    per_epoch = steps_per_epoch(len(ids), config.batch_size, config.grad_accum, processes)
+    total = config.max_steps or config.epochs * per_epoch
+    lr_schedule = get_cosine_schedule_with_warmup(optimizer, min(config.warmup_steps, total), total)
+    model, optimizer = accelerator.prepare(model, optimizer)
+
+    start, history, eval_history = 0, [], []
+    if config.resume and previous:
+        trainer = load_checkpoint(previous[-1], fusion, optimizer, rank)
+        lr_schedule.load_state_dict(trainer["lr_schedule"])
+        if accelerator.scaler is not None and trainer.get("scaler"):
+            accelerator.scaler.load_state_dict(trainer["scaler"])
+        start, history, eval_history = trainer["step"], trainer["history"], trainer["eval_history"]
+        accelerator.print(f"resuming {run} from step {start} ({previous[-1].name})")
+    elif accelerator.is_main_process:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / CONFIG_FILE).write_text(json.dumps(config.to_dict() | {"processes": processes}, indent=1))
+
+    accelerator.init_trackers("train", config={k: v for k, v in config.to_dict().items() if v is not None})
+    evaluation = _evaluation_set(config, reader) if config.eval_every else None
+    batches = step_batches(len(ids), config.batch_size, config.grad_accum, processes, rank, config.seed, start, total)
+    loader = torch.utils.data.DataLoader(
+        CachedDataset(reader, ids), batch_sampler=list(batches), num_workers=config.workers, collate_fn=collate
+    )
+    micro = iter(loader)
+
+    def trainer_state(step: int) -> dict:
+        return {
+            "step": step,
+            "lr_schedule": lr_schedule.state_dict(),
+            "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
+            "history": history,
+            "eval_history": eval_history,
+        }
+
+    def checkpoint(step: int) -> None:
+        fusion.training_summary = {"checkpoint_step": step, "total_steps": total, "optimizer": config.optimizer}
+        save_checkpoint(
+            run, step, fusion, optimizer, trainer_state(step), rank, accelerator.is_main_process,
+            accelerator.wait_for_everyone,
+        )  # fmt: skip
+        if accelerator.is_main_process:
+            prune_checkpoints(run, config.keep_checkpoints)
+            write_loss_curve(run, history, eval_history)
+
+    began = time.monotonic()
+    bar = tqdm(
+        total=total,
+        initial=start,
+        desc="training",
+        unit="step",
+        disable=not (config.progress and accelerator.is_main_process),
+    )
+    model.train()
+    for step in range(start, total):
+        step_loss = torch.zeros((), device=accelerator.device)
+        for j in range(config.grad_accum):
+            batch = next(micro)
+            gens = [torch.Generator().manual_seed(derived_seed(config.seed, step, rank, j, i)) for i in batch["ids"]]
+            last = j == config.grad_accum - 1
+            with contextlib.nullcontext() if last else accelerator.no_sync(model):  # sync gradients once a step
+                with accelerator.autocast():
+                    cond = model(batch["text"].to(accelerator.device), _to(batch["music"], accelerator.device))
+                    loss = diffusion_loss(unet, scheduler, cond, batch["items"], gens, max_timestep)
+                accelerator.backward(loss / config.grad_accum)
+            step_loss += loss.detach() / config.grad_accum
+        optimizer.step()
+        lr_schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        value = accelerator.reduce(step_loss, "mean").item()
+        lr = lr_schedule.get_last_lr()[0]
+        history.append([step + 1, value, lr])
+        accelerator.log({"train/loss": value, "train/lr": lr}, step=step + 1)
+        bar.update(1)
+        bar.set_postfix(loss=f"{value:.4f}")
+        done = step + 1
+        if evaluation is not None and (done % config.eval_every == 0 or done == total):
+            eval_loss = _eval_loss(evaluation, unet, scheduler, accelerator, model, max_timestep, config.seed)
+            eval_history.append([done, eval_loss])
+            accelerator.log({"eval/loss": eval_loss}, step=done)
+        if on_step is not None:
+            on_step(done, value)
+        if done % config.save_every == 0 or done == total:
+            checkpoint(done)
+    bar.close()
+
+    recent = [loss for _, loss, _ in history[-min(50, len(history)) :]]
+    summary = {
+        "steps": total,
+        "epochs": round(total / per_epoch, 3),
+        "optimizer": config.optimizer,
+        "lr": config.lr,
+        "lr_schedule": f"cosine, {min(config.warmup_steps, total)} warm-up steps",
+        "batch_size": config.batch_size,
+        "grad_accum": config.grad_accum,
+        "processes": processes,
+        "effective_batch": config.batch_size * config.grad_accum * processes,
+        "max_timestep": max_timestep,
+        "mixed_precision": config.mixed_precision,
+        "seed": config.seed,
+        "train_albums": len(ids),
+        "final_loss": round(sum(recent) / len(recent), 6),
+        "sd": sd_source,
+        "train_seconds": round(time.monotonic() - began, 1),
+    }
+    if eval_history:
+        summary["eval_loss"] = round(eval_history[-1][1], 6)
+    path = run / FUSION_FILE
+    if accelerator.is_main_process:
+        fusion.training_summary = summary
+        save_fusion(fusion, path)
+        (run / "summary.json").write_text(json.dumps(summary, indent=1))
+    accelerator.end_training()
+    return TrainResult(path, total, summary["final_loss"], summary)
+
+
+def _to(music: torch.Tensor | list[torch.Tensor], device: torch.device) -> torch.Tensor | list[torch.Tensor]:
+    return [m.to(device) for m in music] if isinstance(music, list) else music.to(device)
+
+
+def _check_config(config: TrainConfig) -> None:
+    if config.optimizer not in OPTIMIZERS:
+        raise NoPainGanError(f"unknown optimizer {config.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
+    if config.mixed_precision not in MIXED_PRECISION:
+        raise NoPainGanError(
+            f"unknown mixed precision {config.mixed_precision!r}; expected one of {', '.join(MIXED_PRECISION)}"
+        )
+    for name in ("batch_size", "grad_accum", "epochs", "save_every", "tokens"):
+        if getattr(config, name) < 1:
+            raise NoPainGanError(f"--{name.replace('_', '-')} must be at least 1, found {getattr(config, name)}")
+    if config.max_steps is not None and config.max_steps < 1:
+        raise NoPainGanError(f"--max-steps must be at least 1, found {config.max_steps}")
+    if config.lr <= 0:
+        raise NoPainGanError(f"--lr must be positive, found {config.lr}")
+
+
+def _check_resume(run: Path, config: TrainConfig, processes: int) -> None:
+    """Refuse to continue a run with options that would make it a different run."""
+    path = run / CONFIG_FILE
+    if not path.is_file():
+        raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
+    saved = json.loads(path.read_text())
+    current = config.to_dict() | {"processes": processes}
+    changed = [
+        f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in (*RESUME_KEYS, "processes") if saved.get(k) != current[k]
+    ]
+    if changed:
+        raise NoPainGanError(f"{run}: --resume needs the run's options; changed: {'; '.join(changed)}")
+
+
+def _evaluation_set(config: TrainConfig, reader: CacheReader) -> list[CachedAlbum]:
+    albums = read_dataset(config.data, EVAL, check_files=False)[: config.eval_albums]
+    reader.require(albums)
+    return [reader.load(album.id) for album in albums]
+
+
+@torch.no_grad()
+def _eval_loss(items, unet, scheduler, accelerator, model, max_timestep: int, seed: int) -> float:
+    """Mean diffusion MSE on fixed eval albums, noise and timesteps (the same at every evaluation)."""
+    model.eval()
+    total = 0.0
+    for item in items:
+        gen = torch.Generator().manual_seed(derived_seed(seed, "eval", item.id))
+        with accelerator.autocast():
+            cond = model(item.text[None].to(accelerator.device), item.music[None].to(accelerator.device))
+            total += diffusion_loss(unet, scheduler, cond, [item], [gen], max_timestep).item()
+    model.train()
+    return total / max(1, len(items))
+
+
+def write_loss_curve(run: Path, history: list, eval_history: list) -> None:
+    """``loss.csv`` and ``loss.png``: training loss per step (and its running mean), eval loss if measured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .atomic import write_text
+
+    lines = ["step,loss,lr"] + [f"{s},{loss:.6g},{lr:.6g}" for s, loss, lr in history]
+    write_text(run / "loss.csv", "\n".join(lines) + "\n")
+    steps = [h[0] for h in history]
+    losses = [h[1] for h in history]
+    window = max(1, len(losses) // 50)
+    sums = [0.0, *itertools.accumulate(losses)]
+    smooth = [(sums[i + 1] - sums[max(0, i + 1 - window)]) / min(i + 1, window) for i in range(len(losses))]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, losses, alpha=0.3, label="train loss")
+    ax.plot(steps, smooth, label=f"train loss (mean of {window})")
+    if eval_history:
+        ax.plot([e[0] for e in eval_history], [e[1] for e in eval_history], "o-", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("diffusion MSE")
+    ax.legend()
+    fig.tight_layout()
+    tmp = run / ".loss.png.tmp"
+    fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+    tmp.replace(run / "loss.png")
