@@ -49,3 +49,17 @@ def pack(comfy_base):
     from comfy_env import load_pack
 
     return load_pack(comfy_base)
+
+
+@pytest.fixture(scope="session")
+def cached_data(tiny_models, tmp_path_factory):
+    """A tiny dataset folder (4 train, 2 eval albums, 64 px covers) with its cache, for training tests."""
+    from training_data import make_dataset
+
+    from training.cache import cache_dataset
+
+    data = make_dataset(tmp_path_factory.mktemp("data"))
+    cache_dataset(
+        data, str(tiny_models["sd"]), str(tiny_models["codified-lm"]), resolution=64, shard_size=4, progress=False
+    )
+    return data

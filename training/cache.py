@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -179,8 +178,7 @@ def read_shard_header(shard: Path) -> tuple[CacheSpec, list[dict]]:
 
 
 def _write_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # created with the usual permissions
     try:
         save_file(tensors, tmp, metadata=metadata)
         os.replace(tmp, path)

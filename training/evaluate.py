@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,7 +215,9 @@ def _fid_kid(images: dict[str, torch.Tensor], feature: nn.Module) -> dict[str, d
 
     n = images["real"].shape[0]
     fid = FrechetInceptionDistance(feature=feature, reset_real_features=False)
-    kid = KernelInceptionDistance(feature=feature, reset_real_features=False, subset_size=min(1000, n))
+    with warnings.catch_warnings():  # KID keeps every feature vector: 2 x 2048 floats an album, that is fine
+        warnings.simplefilter("ignore", UserWarning)
+        kid = KernelInceptionDistance(feature=feature, reset_real_features=False, subset_size=min(1000, n))
     fid.update(images["real"], real=True)
     kid.update(images["real"], real=True)
     out = {}
@@ -232,7 +235,7 @@ def _clip_scores(images: dict[str, torch.Tensor], prompts: list[str], clip: str)
     from torchmetrics.multimodal.clip_score import CLIPScore
     from transformers import CLIPModel, CLIPProcessor
 
-    model = from_pretrained(CLIPModel, clip, "CLIP model", "--clip").eval()
+    model = _ProjectedFeatures(from_pretrained(CLIPModel, clip, "CLIP model", "--clip").eval())
     processor = from_pretrained(CLIPProcessor, clip, "CLIP model", "--clip")
     scores = {}
     for name in ("real", *CONDITIONS):
@@ -240,6 +243,25 @@ def _clip_scores(images: dict[str, torch.Tensor], prompts: list[str], clip: str)
         metric.update(list(images[name]), prompts)
         scores[name] = metric.compute().item()
     return scores
+
+
+class _ProjectedFeatures(nn.Module):
+    """CLIP as torchmetrics 1.9 calls it: transformers 5's ``get_*_features`` return model outputs whose
+    ``pooler_output`` holds the projected embedding, where torchmetrics expects that tensor itself."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.config = model, model.config
+
+    @staticmethod
+    def _tensor(output) -> torch.Tensor:
+        return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+    def get_image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self._tensor(self.model.get_image_features(pixel_values=pixel_values))
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self._tensor(self.model.get_text_features(input_ids=input_ids, attention_mask=attention_mask))
 
 
 def _write_outputs(config: EvalConfig, report: dict, images: dict[str, torch.Tensor], titles: list[str]) -> None:

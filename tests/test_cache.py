@@ -1,0 +1,130 @@
+"""The dataset reader and ``nopaingan dataset cache``: contents, resume after a kill, re-encoding of changed
+albums, refusal to mix settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+
+import pytest
+import torch
+from training_data import make_dataset
+
+from nopaingan_core.audio import load_audio
+from nopaingan_core.encoders import load_encoder
+from training import cache as cache_module
+from training.cache import CacheReader, cache_dataset, cover_pixels
+from training.errors import DatasetError
+from training.records import read_dataset
+
+
+def _cache(data, tiny_models, **kw):
+    kw = {"resolution": 64, "shard_size": 2, "batch_size": 2, "progress": False} | kw
+    return cache_dataset(data, str(tiny_models["sd"]), str(tiny_models["codified-lm"]), **kw)
+
+
+def test_read_dataset_schema_and_errors(tmp_path):
+    data = make_dataset(tmp_path / "data", train=2, eval=1, seconds=1.0)
+    albums = read_dataset(data)
+    assert [a.split for a in albums] == ["train", "train", "eval"]
+    assert (
+        read_dataset(data, "eval")[0].prompt() == "Create an album cover for the album Album 2. The genre is synthwave."
+    )
+    assert albums[0].cover == data / "covers" / "artist-0-album-0.png"
+
+    lines = (data / "metadata.jsonl").read_text().splitlines()
+    bad = {
+        "not valid JSON": "{oops",
+        "missing field(s) audio": json.dumps({k: v for k, v in json.loads(lines[0]).items() if k != "audio"}),
+        "appears twice": lines[0],
+        "split must be one of": json.dumps(json.loads(lines[0]) | {"id": "x", "split": "test"}),
+        "does not exist": json.dumps(json.loads(lines[0]) | {"id": "y", "file_name": "covers/none.png"}),
+    }
+    for message, line in bad.items():
+        (data / "metadata.jsonl").write_text("\n".join([lines[0], line]) + "\n")
+        with pytest.raises(DatasetError, match=re.escape(message)) as info:
+            read_dataset(data)
+        assert "metadata.jsonl:2" in str(info.value)
+    with pytest.raises(DatasetError, match="no metadata.jsonl"):
+        read_dataset(tmp_path)
+
+
+def test_cache_holds_what_the_frozen_models_give(cached_data, tiny_models, tiny_sd):
+    reader = CacheReader(cached_data / "cache")
+    albums = read_dataset(cached_data)
+    assert reader.missing(albums) == []
+    assert reader.spec.resolution == 64 and reader.spec.store_dtype == "bf16"
+    album = albums[0]
+    item = reader.load(album.id)
+    assert item.latent_mean.shape == item.latent_std.shape == (4, 8, 8)
+    assert item.text.shape == (77, 768)
+    encoder = load_encoder("codified-lm", str(tiny_models["codified-lm"]))
+    music = encoder.encode(load_audio(album.audio, None, 25.0)).features[0]
+    assert item.music.shape == music.shape and music.shape[1] == encoder.info.dim
+    torch.testing.assert_close(item.music, music, atol=0.02 * music.abs().max().item(), rtol=0.01)  # bf16 storage
+    text = tiny_sd.encode_prompt([album.prompt()])[0]
+    torch.testing.assert_close(item.text, text, atol=0.02, rtol=0.01)
+    pixels = cover_pixels(album.cover, 64)[None].permute(0, 3, 1, 2) * 2 - 1
+    with torch.no_grad():
+        mean = tiny_sd.vae.encode(pixels).latent_dist.mean[0] * tiny_sd.vae.config.scaling_factor
+    torch.testing.assert_close(item.latent_mean, mean, atol=0.02, rtol=0.01)
+    assert item.prompt == album.prompt()
+
+
+def test_killed_cache_resumes_and_changed_albums_are_reencoded(tmp_path, tiny_models, monkeypatch):
+    data = make_dataset(tmp_path / "data", train=4, eval=2, seconds=1.0)
+    calls = []
+    real_load = cache_module.load_audio
+
+    def dying_load(path, offset, duration):
+        calls.append(path)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # the user's Ctrl-C (or a crash) while the third batch is read
+        return real_load(path, offset, duration)
+
+    monkeypatch.setattr(cache_module, "load_audio", dying_load)
+    with pytest.raises(KeyboardInterrupt):
+        _cache(data, tiny_models, store_dtype="fp32")
+    done = CacheReader(data / "cache")
+    assert len(done.entries) == 4  # two complete batches were written as shards, nothing half-written
+    assert not [p for p in (data / "cache").iterdir() if p.name.endswith(".tmp")]
+
+    monkeypatch.setattr(cache_module, "load_audio", real_load)
+    report = _cache(data, tiny_models, store_dtype="fp32")
+    assert (report.encoded, report.reused) == (2, 4)
+    resumed = CacheReader(data / "cache")
+
+    fresh_data = tmp_path / "fresh"
+    shutil.copytree(data, fresh_data, ignore=shutil.ignore_patterns("cache"))
+    _cache(fresh_data, tiny_models, store_dtype="fp32")
+    fresh = CacheReader(fresh_data / "cache")
+    for album_id in fresh.entries:
+        a, b = resumed.load(album_id), fresh.load(album_id)
+        for name in ("latent_mean", "latent_std", "text", "music"):
+            torch.testing.assert_close(getattr(a, name), getattr(b, name), rtol=1e-5, atol=1e-6)
+
+    # A new cover for one album: only that album is encoded again, and the newest shard wins.
+    album = read_dataset(data)[1]
+    old = resumed.load(album.id).latent_mean
+    shutil.copy(read_dataset(data)[0].cover, album.cover)
+    os.utime(album.cover, ns=(1, 1))
+    report = _cache(data, tiny_models, store_dtype="fp32")
+    assert (report.encoded, report.reused) == (1, 5)
+    new = CacheReader(data / "cache").load(album.id).latent_mean
+    assert not torch.equal(old, new)
+    torch.testing.assert_close(
+        new, CacheReader(data / "cache").load(read_dataset(data)[0].id).latent_mean, atol=1e-4, rtol=1e-3
+    )
+
+
+def test_cache_refuses_to_mix_settings(tmp_path, tiny_models):
+    data = make_dataset(tmp_path / "data", train=1, eval=1, seconds=1.0)
+    _cache(data, tiny_models)
+    with pytest.raises(DatasetError, match="resolution: 64 vs 32"):
+        _cache(data, tiny_models, resolution=32)
+    with pytest.raises(DatasetError, match="other settings.*encoder"):
+        cache_dataset(data, str(tiny_models["sd"]), str(tiny_models["mert"]), resolution=64, progress=False)
+    with pytest.raises(DatasetError, match="no cache shards"):
+        CacheReader(tmp_path / "nowhere")
