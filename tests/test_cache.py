@@ -12,7 +12,7 @@ import pytest
 import torch
 from training_data import make_dataset
 
-from nopaingan_core.audio import load_audio
+from nopaingan_core.audio import AudioClip, load_audio
 from nopaingan_core.encoders import load_encoder
 from training import cache as cache_module
 from training.cache import CacheReader, cache_dataset, cover_pixels
@@ -61,7 +61,9 @@ def test_cache_holds_what_the_frozen_models_give(cached_data, tiny_models, tiny_
     assert item.latent_mean.shape == item.latent_std.shape == (4, 8, 8)
     assert item.text.shape == (77, 768)
     encoder = load_encoder("codified-lm", str(tiny_models["codified-lm"]))
-    music = encoder.encode(load_audio(album.audio, None, 25.0)).features[0]
+    clips = [load_audio(a.audio, None, 25.0) for a in albums]  # encoded as the cache does: one batch
+    batch = AudioClip(torch.cat([c.waveform for c in clips]), clips[0].sample_rate)
+    music = encoder.encode(batch).features[0]
     assert item.music.shape == music.shape and music.shape[1] == encoder.info.dim
     torch.testing.assert_close(item.music, music, atol=0.02 * music.abs().max().item(), rtol=0.01)  # bf16 storage
     text = tiny_sd.encode_prompt([album.prompt()])[0]

@@ -10,14 +10,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from nopaingan_core.checkpoint import load_fusion, read_metadata
+from nopaingan_core.checkpoint import load_fusion, new_fusion, read_metadata
 from nopaingan_core.encoders import load_encoder
 from nopaingan_core.errors import NoPainGanError
 from nopaingan_core.generate import SamplerSettings, generate_covers
+from training.cache import CacheReader
 from training.cli import main
 from training.evaluate import EvalConfig, evaluate
+from training.records import read_dataset
 from training.resume import checkpoints
-from training.train import TrainConfig, step_batches, train
+from training.train import TrainConfig, standardise_adapter_input, step_batches, train
 
 
 def _config(data, out, **kw) -> TrainConfig:
@@ -39,6 +41,20 @@ def test_step_batches_deal_each_epoch_once_and_resume_mid_way():
     assert sorted(sum(ranks[0] + ranks[1], [])) == list(range(8))
     # An album count that does not fill the last step wraps around instead of leaving a short step.
     assert all(len(b) == 3 for b in step_batches(7, 3, 1, 1, 0, seed=0, start_step=0, total=3))
+
+
+def test_adapter_starts_by_standardising_the_music_features(cached_data):
+    reader = CacheReader(cached_data / "cache")
+    ids = [album.id for album in read_dataset(cached_data, "train")]
+    plain, fitted = new_fusion(reader.spec.encoder), new_fusion(reader.spec.encoder)
+    stats = standardise_adapter_input(fitted, reader, ids, seed=0)
+    frames = torch.cat([reader.load(i).music for i in ids])
+    torch.testing.assert_close(stats["mean"], frames.mean(dim=0), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(stats["std"], frames.std(dim=0, correction=0), rtol=1e-3, atol=1e-5)
+    with torch.no_grad():
+        expected = plain.adapter.proj((frames - stats["mean"]) / stats["std"])
+        torch.testing.assert_close(fitted.adapter.proj(frames), expected, rtol=1e-4, atol=1e-4)
+        assert fitted.fuse(torch.ones(1, 77, 768), fitted.adapter(frames[None])).eq(1).all()  # still the identity
 
 
 def test_training_lowers_the_loss_and_writes_a_run(cached_data, tmp_path):
@@ -112,9 +128,13 @@ def test_checkpoint_loads_in_the_generation_path(cached_data, tmp_path, tiny_mod
     assert not torch.equal(fused, plain)  # the trained gate lets the music change the cover
 
 
-def test_train_refuses_an_uncached_dataset(cached_data, tmp_path):
+def test_train_refuses_an_uncached_or_stale_dataset(cached_data, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(cached_data, data, ignore=shutil.ignore_patterns("cache"))
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--quiet"]) == 2
     with pytest.raises(NoPainGanError, match="no cache shards"):
+        train(_config(data, tmp_path / "run"))
+    shutil.copytree(cached_data / "cache", data / "cache")
+    (data / "covers" / "artist-1-album-1.png").write_bytes((data / "covers" / "artist-0-album-0.png").read_bytes())
+    with pytest.raises(NoPainGanError, match="1 of 4 albums changed since they were cached"):
         train(_config(data, tmp_path / "run"))

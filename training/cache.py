@@ -142,13 +142,19 @@ class CacheReader:
         return [a.id for a in albums if a.id not in self.entries]
 
     def require(self, albums: Sequence[Album]) -> None:
-        """Refuse to train or evaluate on albums the cache lacks."""
+        """Refuse to train or evaluate on albums the cache lacks, or whose files changed since they were cached."""
         missing = self.missing(albums)
-        if missing:
-            raise DatasetError(
-                f"{self.folder}: {len(missing)} of {len(albums)} albums are not cached (e.g. {', '.join(missing[:3])});"
-                " run `nopaingan dataset cache` again"
-            )
+        stale = [
+            a.id
+            for a in albums
+            if a.id in self.entries and self.entries[a.id][1]["fingerprint"] != fingerprint(a, self.spec)
+        ]
+        for what, ids in (("are not cached", missing), ("changed since they were cached", stale)):
+            if ids:
+                raise DatasetError(
+                    f"{self.folder}: {len(ids)} of {len(albums)} albums {what} (e.g. {', '.join(ids[:3])}); "
+                    "run `nopaingan dataset cache` again"
+                )
 
     def load(self, album_id: str) -> CachedAlbum:
         shard, entry = self.entries[album_id]

@@ -192,7 +192,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     from nopaingan_core.cli import _device_options
     from nopaingan_core.sampling import SCHEDULERS
 
-    from .train import MIXED_PRECISION, OPTIMIZERS
+    from .train import ADAPTER_INITS, MIXED_PRECISION, OPTIMIZERS
 
     train = sub.add_parser(
         "train",
@@ -221,6 +221,12 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         help="draw timesteps from [0, N) (the seed lists 150; default: the whole schedule, see docs/training.md)",
     )
     add("--tokens", type=int, default=16, help="music tokens the adapter makes (default: %(default)s)")
+    add(
+        "--adapter-init",
+        choices=ADAPTER_INITS,
+        default="data",
+        help="data: the adapter starts by standardising the music features (default); random: plain init",
+    )
     add("--mixed-precision", choices=MIXED_PRECISION, default="no", help="(default: %(default)s)")
     add("--save-every", type=int, default=500, help="checkpoint every N steps (default: %(default)s)")
     add("--keep-checkpoints", type=int, default=2, help="newest checkpoints kept, 0: all (default: %(default)s)")
@@ -282,6 +288,7 @@ def _run_train(args: argparse.Namespace) -> int:
         max_steps=args.max_steps,
         max_timestep=args.max_timestep,
         tokens=args.tokens,
+        adapter_init=args.adapter_init,
         mixed_precision=args.mixed_precision,
         save_every=args.save_every,
         keep_checkpoints=args.keep_checkpoints,

@@ -38,11 +38,11 @@ class Album:
         return album_prompt(self.album, self.genre, self.artist if "{artist}" in template else "", template=template)
 
 
-def read_dataset(data: str | Path, split: str | None = None, check_files: bool = True) -> list[Album]:
+def read_dataset(data: str | Path, split: str | None = None) -> list[Album]:
     """Albums of ``data/metadata.jsonl`` in file order, only those of ``split`` when given.
 
-    Refuses a missing file, malformed lines, missing fields, unknown splits, duplicate ids and (with
-    ``check_files``) covers or audio files that are not there, naming the line and what was wrong.
+    Refuses a missing file, malformed lines, missing fields, unknown splits, duplicate ids and covers or
+    audio files that are not there, naming the line and what was wrong.
     """
     data = Path(data)
     path = data / METADATA
@@ -80,10 +80,9 @@ def read_dataset(data: str | Path, split: str | None = None, check_files: bool =
             audio=data / row["audio"],
             cover=data / row["file_name"],
         )
-        if check_files:
-            for what, file in (("audio", album.audio), ("cover", album.cover)):
-                if not file.is_file():
-                    raise DatasetError(f"{where}: {what} file {file} does not exist")
+        for what, file in (("audio", album.audio), ("cover", album.cover)):
+            if not file.is_file():
+                raise DatasetError(f"{where}: {what} file {file} does not exist")
         if split is None or album.split == split:
             albums.append(album)
     return albums

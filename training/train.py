@@ -34,6 +34,8 @@ from .records import EVAL, TRAIN, read_dataset
 from .resume import checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 
 OPTIMIZERS = ("sgd", "adamw")
+ADAPTER_INITS = ("data", "random")
+STATS_ALBUMS = 256
 MIXED_PRECISION = ("no", "bf16", "fp16")
 FUSION_FILE = "fusion.safetensors"
 CONFIG_FILE = "config.json"
@@ -49,6 +51,7 @@ RESUME_KEYS = (
     "max_steps",
     "max_timestep",
     "tokens",
+    "adapter_init",
     "seed",
     "mixed_precision",
 )
@@ -72,6 +75,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
     max_timestep: int | None = None  # timesteps drawn from [0, max_timestep); default: the whole schedule
     tokens: int = 16
+    adapter_init: str = "data"  # "data": the adapter's input projection standardises the music features
     mixed_precision: str = "no"
     save_every: int = 500
     keep_checkpoints: int = 2
@@ -107,6 +111,32 @@ class Conditioning(nn.Module):
         else:
             tokens = self.fusion.adapter(music)
         return self.fusion.fusion(text, tokens)
+
+
+@torch.no_grad()
+def standardise_adapter_input(fusion: FusionModel, reader: CacheReader, ids: list[str], seed: int) -> dict:
+    """Data-dependent initialisation: fold the music features' per-dimension mean and standard deviation
+    (over up to 256 training albums) into the adapter's first linear layer, so the fresh adapter sees
+    standardised features. Music encoders' hidden states carry large constant offsets and unequal scales
+    (MusicGen's residual stream is unnormalised); what differs between songs is then a small part of the
+    input, and the fusion learns slowly or not at all. The checkpoint format is unchanged: the
+    standardisation lives in ordinary weights, which training then adjusts like any others."""
+    order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(derived_seed(seed, "stats")))
+    total = squares = None
+    frames = 0
+    for index in order[:STATS_ALBUMS].tolist():
+        music = reader.load(ids[index]).music.double()
+        total = music.sum(dim=0) if total is None else total + music.sum(dim=0)
+        squares = music.pow(2).sum(dim=0) if squares is None else squares + music.pow(2).sum(dim=0)
+        frames += music.shape[0]
+    mean = total / frames
+    std = (squares / frames - mean.pow(2)).clamp_min(0).sqrt()
+    std = std.clamp_min(1e-2 * std.mean().item() + 1e-12)  # near-constant dimensions are not blown up
+    proj = fusion.adapter.proj
+    weight = proj.weight.double() / std
+    proj.bias.copy_(proj.bias.double() - weight @ mean)
+    proj.weight.copy_(weight)
+    return {"mean": mean.float(), "std": std.float()}
 
 
 def derived_seed(*parts: object) -> int:
@@ -224,7 +254,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         _check_resume(run, config, processes)
 
     reader = CacheReader(config.cache or Path(config.data) / CACHE_DIR)
-    albums = read_dataset(config.data, TRAIN, check_files=False)
+    albums = read_dataset(config.data, TRAIN)
     if not albums:
         raise NoPainGanError(f"{config.data}: no albums in the train split")
     reader.require(albums)
@@ -243,6 +273,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         )
 
     fusion = new_fusion(spec.encoder, tokens=config.tokens, seed=config.seed)
+    if config.adapter_init == "data" and not (config.resume and previous):  # a checkpoint brings its weights
+        standardise_adapter_input(fusion, reader, ids, config.seed)
     model = Conditioning(fusion).to(accelerator.device)
     params = list(model.parameters())
     if config.optimizer == "sgd":
@@ -346,6 +378,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         "processes": processes,
         "effective_batch": config.batch_size * config.grad_accum * processes,
         "max_timestep": max_timestep,
+        "adapter_init": config.adapter_init,
         "mixed_precision": config.mixed_precision,
         "seed": config.seed,
         "train_albums": len(ids),
@@ -369,6 +402,10 @@ def _to(music: torch.Tensor | list[torch.Tensor], device: torch.device) -> torch
 
 
 def _check_config(config: TrainConfig) -> None:
+    if config.adapter_init not in ADAPTER_INITS:
+        raise NoPainGanError(
+            f"unknown adapter init {config.adapter_init!r}; expected one of {', '.join(ADAPTER_INITS)}"
+        )
     if config.optimizer not in OPTIMIZERS:
         raise NoPainGanError(f"unknown optimizer {config.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
     if config.mixed_precision not in MIXED_PRECISION:
@@ -399,7 +436,7 @@ def _check_resume(run: Path, config: TrainConfig, processes: int) -> None:
 
 
 def _evaluation_set(config: TrainConfig, reader: CacheReader) -> list[CachedAlbum]:
-    albums = read_dataset(config.data, EVAL, check_files=False)[: config.eval_albums]
+    albums = read_dataset(config.data, EVAL)[: config.eval_albums]
     reader.require(albums)
     return [reader.load(album.id) for album in albums]
 

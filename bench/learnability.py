@@ -1,0 +1,453 @@
+"""Does the music path learn? A synthetic album task where only the audio knows what the cover looks like.
+
+Every album's song is synthesised with its root on one of four octaves (110, 220, 440 or 880 Hz; tempo,
+major/minor and the hi-hat noise vary at random) and the cover's dominant colour follows the root (red, green,
+blue, yellow); the genre (rock or jazz) decides a white square or circle. The prompt is the seed's ("Create an
+album cover for the album <name>. The genre is <genre>."): it carries the shape, never the colour.
+
+Tiny models stand in for miniSD: a 32 px -> 4x4x4 VAE (8x, as SD's) and a small cross-attention UNet, first
+trained here on "web" images captioned with their colour ("A red album cover. The genre is rock."), with an
+album prompt without it, or with nothing (for classifier-free guidance), as SD learnt colours from captions.
+The UNet is then frozen and the real product runs on the albums: ``nopaingan dataset cache`` with a tiny
+random music encoder (CLAP-shaped by default, ``--encoder``), ``nopaingan train`` for adapter + fusion, and
+:func:`training.evaluate.evaluate` (the code of ``nopaingan evaluate``), which measures on held-out songs:
+
+- eval diffusion MSE over the whole schedule with the fusion vs the text-only baseline (strength 0), same
+  noise and timesteps, and with the colour named in the prompt (the "oracle": what conditioning can do here);
+- how often the colour read back from generated covers (20 PNDM steps, guidance 7.5) matches the song's, vs
+  chance (1 in 4);
+- what each tiny encoder keeps of the root (a ridge probe, and the keys' spread next to the embedding's).
+
+Run: ``python bench/learnability.py --out RESULT.json`` (about 11 minutes on 2 CPU cores with one thread).
+Adapter + fusion are trained with AdamW at lr 1e-3, batch 8, 300 steps (30 warm-up), not the seed's SGD at
+1e-4 for 3429 steps: the question is whether the path learns within minutes on a CPU. ``--work DIR`` keeps the
+models and data, and a second run with the same DIR reuses them (e.g. ``--max-timestep 150``, ``--encoder``,
+``--adapter-init random``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nopaingan_core.audio import load_audio, save_wav  # noqa: E402
+from nopaingan_core.encoders import load_encoder  # noqa: E402
+from nopaingan_core.prompt import album_prompt  # noqa: E402
+from nopaingan_core.sampling import load_minisd  # noqa: E402
+from nopaingan_core.synth import MAJOR, MINOR, synth_song  # noqa: E402
+from nopaingan_core.tiny import build_tiny_clap, build_tiny_mert, build_tiny_musicgen, build_tiny_sd  # noqa: E402
+
+SIZE = 32
+FULL_SCHEDULE = 1000  # eval MSE over every timestep, whatever range the fusion was trained on
+COLOURS = {"red": (0.85, 0.15, 0.15), "green": (0.15, 0.7, 0.2), "blue": (0.15, 0.25, 0.85), "yellow": (0.9, 0.85, 0.1)}
+ROOTS = (110.0, 220.0, 440.0, 880.0)  # one root per colour, an octave apart
+TINY_ENCODERS = {"codified-lm": build_tiny_musicgen, "mert": build_tiny_mert, "clap": build_tiny_clap}
+GENRES = ("rock", "jazz")  # rock: a white square, jazz: a white circle
+SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "zo", "be", "da", "fu")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def album_name(rng: random.Random) -> str:
+    """Short made-up titles: the tiny tokenizer spells prompts byte by byte into 77 tokens."""
+    return "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 3))).capitalize()
+
+
+JITTER = 0.03  # colour jitter of each cover
+SHIFT = 0  # how far (px) the shape may move from the cover's centre
+UNET_CHANNELS = (64, 128)
+
+
+def render_cover(colour: str, genre: str, rng: random.Random) -> np.ndarray:
+    """A 32 px cover: the colour (with a little jitter) and the genre's white shape near the centre."""
+    base = np.array(COLOURS[colour]) + np.array([rng.uniform(-JITTER, JITTER) for _ in range(3)])
+    image = Image.new("RGB", (SIZE, SIZE), tuple(int(255 * min(max(c, 0), 1)) for c in base))
+    draw = ImageDraw.Draw(image)
+    x, y = 10 + rng.randint(-SHIFT, SHIFT), 10 + rng.randint(-SHIFT, SHIFT)
+    box = (x, y, x + 12, y + 12)
+    (draw.rectangle if genre == "rock" else draw.ellipse)(box, fill=(255, 255, 255))
+    return np.asarray(image)
+
+
+def read_colour(image: torch.Tensor) -> int:
+    """The dominant colour of ``[H, W, 3]`` in [0, 1]: mean of the non-white pixels, nearest palette entry."""
+    pixels = image.reshape(-1, 3)
+    coloured = pixels[pixels.min(dim=1).values < 0.8]
+    mean = (coloured if len(coloured) else pixels).mean(dim=0)
+    palette = torch.tensor(list(COLOURS.values()))
+    return int(torch.cdist(mean[None], palette).argmin())
+
+
+def web_images(count: int, rng: random.Random) -> tuple[torch.Tensor, list[str], list[str]]:
+    colours = [rng.choice(list(COLOURS)) for _ in range(count)]
+    genres = [rng.choice(GENRES) for _ in range(count)]
+    pixels = np.stack([render_cover(c, g, rng) for c, g in zip(colours, genres, strict=True)])
+    return torch.from_numpy(pixels).float() / 255, colours, genres
+
+
+def train_vae(images: torch.Tensor, steps: int, seed: int):
+    """An 8x-downsampling AutoencoderKL as SD's (32 px covers -> 4x4x4 latents); its scaling factor gives
+    unit-variance latents."""
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL(
+        sample_size=SIZE,
+        block_out_channels=(16, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+    )
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=2e-3)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=2e-3, total_steps=steps, pct_start=0.1)
+    pixels = images.permute(0, 3, 1, 2) * 2 - 1
+    gen = torch.Generator().manual_seed(seed)
+    for step in range(steps):
+        batch = pixels[torch.randint(0, len(pixels), (32,), generator=gen)]
+        loss = (vae.decode(vae.encode(batch).latent_dist.mode()).sample - batch).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"vae step {step}: reconstruction loss {loss.item():.4f}")
+    # A deterministic encoder: the posterior's log-variance is pinned far below zero. Otherwise the sampling
+    # noise of the latent, which no conditioning can predict, dominates the diffusion MSE at small timesteps.
+    with torch.no_grad():
+        logvar = slice(vae.config.latent_channels, None)
+        vae.quant_conv.weight[logvar] = 0
+        vae.quant_conv.bias[logvar] = -20.0
+    vae.eval().requires_grad_(False)
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(pixels[i : i + 256]).latent_dist.mean for i in range(0, len(pixels), 256)])
+    vae.register_to_config(scaling_factor=float(1 / latents.std()))
+    return vae
+
+
+def train_unet(sd, vae, images, colours, genres, names, steps: int, seed: int):
+    """The text-conditioned UNet: each web image is captioned with its colour (45%), an album prompt without
+    it (45%) or nothing (10%), so it learns to draw colours named in the text and also to do without."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=SIZE // 8,
+        block_out_channels=UNET_CHANNELS,
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=768,
+        attention_head_dim=8,
+        norm_num_groups=16,
+    )
+    scheduler = DDPMScheduler.from_config(sd.scheduler_config)
+    captions = {"": 0}
+    for colour in COLOURS:
+        for genre in GENRES:
+            captions.setdefault(f"A {colour} album cover. The genre is {genre}.", len(captions))
+    for name in names:
+        for genre in GENRES:
+            captions.setdefault(album_prompt(name, genre), len(captions))
+    texts = list(captions)
+    embeddings = torch.cat([sd.encode_prompt(texts[i : i + 64]) for i in range(0, len(texts), 64)])
+    pixels = images.permute(0, 3, 1, 2) * 2 - 1
+    with torch.no_grad():
+        dists = [vae.encode(pixels[i : i + 256]).latent_dist for i in range(0, len(pixels), 256)]
+    scale = vae.config.scaling_factor
+    means, stds = torch.cat([d.mean for d in dists]) * scale, torch.cat([d.std for d in dists]) * scale
+
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-3, weight_decay=0.0)
+    lr = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-3, total_steps=steps, pct_start=0.05)
+    gen = torch.Generator().manual_seed(seed)
+    rng = random.Random(seed)
+    batch_size = 32
+    for step in range(steps):
+        index = torch.randint(0, len(means), (batch_size,), generator=gen)
+        caption_ids = []
+        for i in index.tolist():
+            kind = rng.random()
+            if kind < 0.45:
+                caption_ids.append(captions[f"A {colours[i]} album cover. The genre is {genres[i]}."])
+            elif kind < 0.9:
+                caption_ids.append(captions[album_prompt(rng.choice(names), genres[i])])
+            else:
+                caption_ids.append(0)
+        latents = means[index] + stds[index] * torch.randn(means[index].shape, generator=gen)
+        noise = torch.randn(latents.shape, generator=gen)
+        t = torch.randint(0, scheduler.config.num_train_timesteps, (batch_size,), generator=gen)
+        pred = unet(scheduler.add_noise(latents, noise, t), t, encoder_hidden_states=embeddings[caption_ids]).sample
+        loss = (pred - noise).pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        lr.step()
+        optimizer.zero_grad()
+        if step % 200 == 0 or step == steps - 1:
+            log(f"unet step {step}: loss {loss.item():.4f}")
+    return unet.eval().requires_grad_(False)
+
+
+def build_models(work: Path, args) -> dict[str, Path]:
+    """Tiny SD folder with the trained VAE and UNet (same layout as lambdalabs/miniSD-diffusers) and a tiny
+    random music encoder of each kind; reused when ``work`` already has them."""
+    sd_dir = work / "models" / "sd"
+    paths = {"sd": sd_dir} | {kind: work / "models" / kind for kind in TINY_ENCODERS}
+    if (work / "models" / ".complete").exists():
+        log(f"reusing the models in {work / 'models'}")
+        return paths
+    build_tiny_sd(sd_dir, seed=args.seed)  # tokenizer, CLIP text encoder (768-d) and scheduler config
+    sd = load_minisd(str(sd_dir), channels_last=False)
+    rng = random.Random(args.seed)
+    images, colours, genres = web_images(args.web_images, rng)
+    began = time.monotonic()
+    vae = train_vae(images, args.vae_steps, args.seed)
+    names = sorted({album_name(rng) for _ in range(400)})
+    unet = train_unet(sd, vae, images, colours, genres, names, args.unet_steps, args.seed)
+    for part, model in (("vae", vae), ("unet", unet)):
+        shutil.rmtree(sd_dir / part)
+        model.save_pretrained(sd_dir / part)
+    log(f"tiny VAE and UNet trained in {time.monotonic() - began:.0f} s")
+    for kind, build in TINY_ENCODERS.items():
+        build(paths[kind], seed=args.seed)
+    (work / "models" / ".complete").touch()
+    return paths
+
+
+def build_dataset(data: Path, args) -> list[dict]:
+    """Albums in ``metadata.jsonl`` as ``nopaingan dataset import`` writes them; keys (and colours) balanced."""
+    if (data / "metadata.jsonl").exists():
+        return [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines()]
+    rng = random.Random(args.seed + 1)
+    (data / "audio").mkdir(parents=True)
+    (data / "covers").mkdir()
+    rows = []
+    total = args.train_songs + args.eval_songs
+    for i in range(total):
+        key = i % len(ROOTS)
+        colour = list(COLOURS)[key]
+        genre = rng.choice(GENRES)
+        album_id = f"album-{i:04d}"
+        song = synth_song(
+            seconds=args.song_seconds,
+            sample_rate=32000,
+            tempo=rng.uniform(80, 160),
+            root_hz=ROOTS[key],
+            mode=rng.choice([MAJOR, MINOR]),
+            seed=args.seed * 100_000 + i,
+        )
+        save_wav(song, data / "audio" / f"{album_id}.wav")
+        Image.fromarray(render_cover(colour, genre, rng)).save(data / "covers" / f"{album_id}.png")
+        rows.append(
+            {
+                "id": album_id,
+                "file_name": f"covers/{album_id}.png",
+                "audio": f"audio/{album_id}.wav",
+                "artist": f"Artist {i}",
+                "album": album_name(rng),
+                "song": "Track 1",
+                "genres": [genre],
+                "genre": genre,
+                "split": "train" if i < args.train_songs else "eval",
+                "key": key,
+                "colour": colour,
+            }
+        )
+    (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def oracle_mse(cache: Path, rows: list[dict], seed: int, samples: int) -> float:
+    """Eval MSE when the prompt names the colour: the same albums, noise and timesteps as the evaluation."""
+    from training.cache import CacheReader
+    from training.train import derived_seed, diffusion_loss
+
+    reader = CacheReader(cache)
+    sd = load_minisd(reader.spec.sd, channels_last=False)
+    scheduler = sd.scheduler("ddpm")
+    losses = []
+    for row in rows:
+        item = reader.load(row["id"])
+        prompt = f"A {row['colour']} album cover. The genre is {row['genre']}."
+        cond = sd.encode_prompt([prompt]).expand(samples, -1, -1)
+        gens = [torch.Generator().manual_seed(derived_seed(seed, "mse", row["id"], k)) for k in range(samples)]
+        with torch.no_grad():
+            losses.append(diffusion_loss(sd.unet, scheduler, cond, [item] * samples, gens, FULL_SCHEDULE).item())
+    return sum(losses) / len(losses)
+
+
+def encoder_probe(data: Path, rows: list[dict], models: dict[str, Path]) -> dict[str, dict[str, float]]:
+    """What each tiny encoder keeps of the key: held-out accuracy of a ridge probe on its standardised,
+    time-averaged embedding, and how far apart the keys' mean embeddings are next to the embedding's own
+    spread over time and its offset from zero (what the adapter sees before its data-dependent init)."""
+    keys = torch.tensor([r["key"] for r in rows])
+    train = torch.tensor([r["split"] == "train" for r in rows])
+    result = {}
+    for kind in TINY_ENCODERS:
+        encoder = load_encoder(kind, str(models[kind]))
+        frames = [encoder.encode(load_audio(data / r["audio"])).features[0] for r in rows]
+        feats = torch.stack([f.mean(dim=0) for f in frames])
+        mu, sd = feats[train].mean(dim=0), feats[train].std(dim=0) + 1e-6
+        x = torch.cat([(feats - mu) / sd, torch.ones(len(feats), 1)], dim=1)
+        y = torch.nn.functional.one_hot(keys, len(ROOTS)).float()
+        w = torch.linalg.solve(x[train].T @ x[train] + torch.eye(x.shape[1]), x[train].T @ y[train])
+        centres = torch.stack([feats[keys == k].mean(dim=0) for k in range(len(ROOTS))])
+        result[kind] = {
+            "probe_accuracy": ((x[~train] @ w).argmax(dim=1) == keys[~train]).float().mean().item(),
+            "key_spread": centres.std(dim=0).mean().item(),
+            "spread_over_time": torch.stack([f.std(dim=0) for f in frames]).mean().item(),
+            "offset": feats.mean(dim=0).abs().mean().item(),
+        }
+        log(f"probe {kind}: {result[kind]}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="RESULT.json")
+    parser.add_argument("--work", type=Path, help="working folder (default: a temporary one, removed after)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 avoids stalls on a shared CPU)")
+    parser.add_argument("--train-songs", type=int, default=128)
+    parser.add_argument("--eval-songs", type=int, default=64)
+    parser.add_argument("--song-seconds", type=float, default=3.0)
+    parser.add_argument("--web-images", type=int, default=2048)
+    parser.add_argument("--vae-steps", type=int, default=200)
+    parser.add_argument("--unet-steps", type=int, default=1200)
+    parser.add_argument("--encoder", choices=sorted(TINY_ENCODERS), default="clap", help="tiny music encoder")
+    parser.add_argument("--adapter-init", choices=("data", "random"), default="data", help="passed to nopaingan train")
+    parser.add_argument("--fusion-steps", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--max-timestep", type=int, help="passed to nopaingan train (default: its own)")
+    parser.add_argument("--mse-samples", type=int, default=8)
+    parser.add_argument("--guidance", type=float, default=7.5)
+    parser.add_argument("--no-probe", action="store_true", help="skip the encoder comparison")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    from training.cli import main as nopaingan
+    from training.cli import quiet_libraries
+    from training.evaluate import EvalConfig, evaluate
+
+    quiet_libraries()
+    began = time.monotonic()
+    work = args.work or Path(tempfile.mkdtemp(prefix="learnability-"))
+    timings = {}
+
+    def phase(name: str, start: float) -> None:
+        timings[name] = round(time.monotonic() - start, 1)
+
+    start = time.monotonic()
+    models = build_models(work, args)
+    phase("models", start)
+    start = time.monotonic()
+    data = work / "data"
+    rows = build_dataset(data, args)
+    phase("dataset", start)
+    log(f"dataset: {args.train_songs} train and {args.eval_songs} eval albums in {data}")
+
+    start = time.monotonic()
+    cache_dir = data / f"cache-{args.encoder}"
+    cache = ["dataset", "cache", str(data), "--sd", str(models["sd"]), "--mir", str(models[args.encoder])]
+    cache += ["--out", str(cache_dir), "--resolution", str(SIZE), "--store-dtype", "fp32", "--batch-size", "16"]
+    assert nopaingan([*cache, "--quiet"]) == 0
+    phase("cache", start)
+    start = time.monotonic()
+    run = work / f"run-{args.encoder}-t{args.max_timestep or 'all'}-{args.adapter_init}"
+    shutil.rmtree(run, ignore_errors=True)
+    train = ["train", "--data", str(data), "--cache", str(cache_dir), "--out", str(run), "--optimizer", "adamw"]
+    train += ["--lr", str(args.lr), "--adapter-init", args.adapter_init]
+    train += ["--batch-size", str(args.batch_size), "--max-steps", str(args.fusion_steps), "--seed", str(args.seed)]
+    train += ["--warmup-steps", str(args.fusion_steps // 10), "--save-every", str(args.fusion_steps // 3), "--quiet"]
+    if args.max_timestep:
+        train += ["--max-timestep", str(args.max_timestep)]
+    log("nopaingan " + " ".join(train))
+    assert nopaingan(train) == 0
+    phase("train", start)
+
+    start = time.monotonic()
+    out_dir = args.out.resolve().parent
+    config = EvalConfig(
+        data,
+        run / "fusion.safetensors",
+        run / "eval",
+        cache=cache_dir,
+        seed=args.seed,
+        mse_samples=args.mse_samples,
+        max_timestep=FULL_SCHEDULE,
+        guidance=args.guidance,
+        grid=12,
+        progress=False,
+    )
+    result = evaluate(config)
+    report = result.report
+    eval_rows = [r for r in rows if r["split"] == "eval"]
+    truth = [r["key"] for r in eval_rows]
+    accuracy = {
+        name: sum(read_colour(img) == k for img, k in zip(result.images[name], truth, strict=True)) / len(truth)
+        for name in ("real", "text_only", "music")
+    }
+    mse_oracle = oracle_mse(cache_dir, eval_rows, args.seed, args.mse_samples)
+    phase("evaluate", start)
+    probe = {}
+    if not args.no_probe:
+        start = time.monotonic()
+        probe = encoder_probe(data, rows, models)
+        phase("encoder_probe", start)
+
+    metrics = report["metrics"]
+    mse_text, mse_music = metrics["text_only"]["diffusion_mse"], metrics["music"]["diffusion_mse"]
+    summary = json.loads((run / "summary.json").read_text())
+    results = {
+        "mse_text_only": mse_text,
+        "mse_music": mse_music,
+        "mse_oracle_colour_prompt": mse_oracle,
+        "mse_relative_change": (mse_music - mse_text) / mse_text,
+        "mse_paired_difference": report["mse_change"],
+        "property_accuracy": accuracy["music"],
+        "property_accuracy_text_only": accuracy["text_only"],
+        "property_accuracy_real_covers": accuracy["real"],
+        "chance": 1 / len(COLOURS),
+        "encoder": args.encoder,
+        "encoders": probe,
+        "eval_albums": len(eval_rows),
+        "train_albums": args.train_songs,
+        "training": summary,
+        "sampler": report["sampler"],
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "train_command": "nopaingan " + " ".join(train),
+        "seconds": timings | {"total": round(time.monotonic() - began, 1)},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    shutil.copy(run / "eval" / "grid.png", out_dir / f"{args.out.stem}_grid.png")
+    shutil.copy(run / "loss.png", out_dir / f"{args.out.stem}_loss.png")
+    log(
+        f"eval MSE text only {mse_text:.4f}, music {mse_music:.4f} ({100 * results['mse_relative_change']:+.1f}%), "
+        f"colour prompt {mse_oracle:.4f}; colour read back: music {accuracy['music']:.2f}, text only "
+        f"{accuracy['text_only']:.2f}, real covers {accuracy['real']:.2f}, chance {results['chance']:.2f}; "
+        f"total {results['seconds']['total']:.0f} s"
+    )
+    if args.work is None:
+        shutil.rmtree(work)
+    return 0 if math.isfinite(mse_music) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

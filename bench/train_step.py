@@ -1,0 +1,282 @@
+"""A training step from the cache vs a step that re-encodes the album every time, as the seed's loop did.
+
+Both use the real architectures with random weights, built from their published configs without download:
+miniSD = Stable Diffusion 1.4's UNet (320/640/1280/1280, 768-d cross-attention, 32x32 latents for 256 px),
+VAE (128/256/512/512) and CLIP ViT-L/14 text encoder (12 layers, 768-d, vocabulary 49408); MusicGen-small's
+32 kHz EnCodec (4 codebooks of 2048) and 24-layer decoder (1024-d, 16 heads, FFN 4096) read to its middle
+layer by the codified-lm encoder. (MusicGen's T5 text encoder, which the music encoder drops after loading,
+is a tiny one here; the tokenizer is a byte-level stand-in: tokenising is not what costs.)
+
+- cached: read the album's tensors from the ``nopaingan dataset cache`` shard, adapter + fusion, UNet forward
+  and backward, SGD step: what ``nopaingan train`` does;
+- re-encoding: decode 25 s of the song and the cover, VAE-encode the cover, CLIP-encode the prompt,
+  MusicGen-encode the clip, then the same training computation.
+
+Steps alternate (cached, re-encoding, cached, ...) after one warm-up each, so load from other jobs on the
+machine falls on both; medians are reported. Peak memory is the process's peak resident set size when only
+the training models are loaded (cached) and after the encoders are loaded too (re-encoding).
+
+Run: ``python bench/train_step.py --out RESULT.json`` (a few minutes and about 10 GB of RAM on a CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from nopaingan_core.audio import load_audio, save_wav  # noqa: E402
+from nopaingan_core.checkpoint import new_fusion  # noqa: E402
+from nopaingan_core.encoders import load_encoder  # noqa: E402
+from nopaingan_core.sampling import MiniSD  # noqa: E402
+from nopaingan_core.synth import synth_song  # noqa: E402
+from training.cache import CachedAlbum, CacheReader, cover_pixels  # noqa: E402
+from training.records import read_dataset  # noqa: E402
+from training.train import Conditioning, derived_seed, diffusion_loss, load_unet  # noqa: E402
+
+
+def build_minisd(path: Path) -> None:
+    """miniSD's architecture (Stable Diffusion 1.4 configs) with random weights, saved as a diffusers repo."""
+    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    from nopaingan_core.tiny import _byte_vocab
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=32,
+        block_out_channels=(320, 640, 1280, 1280),
+        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+        layers_per_block=2,
+        cross_attention_dim=768,
+        attention_head_dim=8,
+    )
+    vae = AutoencoderKL(
+        sample_size=256,
+        block_out_channels=(128, 256, 512, 512),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=2,
+        latent_channels=4,
+    )
+    vocab, merges = _byte_vocab()
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=49408,
+            hidden_size=768,
+            intermediate_size=3072,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            max_position_embeddings=77,
+            hidden_act="quick_gelu",
+            bos_token_id=vocab["<|startoftext|>"],
+            eos_token_id=vocab["<|endoftext|>"],
+            pad_token_id=vocab["<|endoftext|>"],
+        )
+    )
+    scheduler = PNDMScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True, steps_offset=1
+    )
+    StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text,
+        tokenizer=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
+        unet=unet,
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    ).save_pretrained(path)
+
+
+def build_musicgen_small(path: Path) -> None:
+    """facebook/musicgen-small's EnCodec and decoder configs with random weights."""
+    from transformers import (
+        EncodecConfig,
+        EncodecFeatureExtractor,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        T5Config,
+    )
+
+    torch.manual_seed(0)
+    codec = EncodecConfig(
+        sampling_rate=32000,
+        audio_channels=1,
+        num_filters=64,
+        hidden_size=128,
+        num_residual_layers=1,
+        upsampling_ratios=[8, 5, 4, 4],
+        codebook_size=2048,
+        codebook_dim=128,
+        target_bandwidths=[2.2],
+        num_lstm_layers=2,
+        use_causal_conv=False,
+        normalize=False,
+    )
+    decoder = MusicgenDecoderConfig(
+        vocab_size=2048,
+        num_codebooks=4,
+        hidden_size=1024,
+        ffn_dim=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        max_position_embeddings=2048,
+        pad_token_id=2048,
+        bos_token_id=2048,
+        decoder_start_token_id=2048,
+    )
+    text = T5Config(vocab_size=32, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2)
+    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=codec.to_dict(), decoder=decoder.to_dict())
+    config.decoder_start_token_id = config.pad_token_id = 2048
+    MusicgenForConditionalGeneration(config).save_pretrained(path)
+    EncodecFeatureExtractor(feature_size=1, sampling_rate=32000).save_pretrained(path)
+
+
+def build_dataset(data: Path) -> None:
+    """One album: a 30 s song (a preview's length) and a 256 px cover."""
+    from PIL import Image
+
+    (data / "audio").mkdir(parents=True, exist_ok=True)
+    (data / "covers").mkdir(exist_ok=True)
+    save_wav(synth_song(seconds=30.0, sample_rate=44100), data / "audio" / "album.wav")
+    ramp = torch.linspace(0, 255, 256).to(torch.uint8)
+    across, down = ramp[None].expand(256, 256), ramp[:, None].expand(256, 256)
+    pixels = torch.stack([across, down, 255 - across], dim=-1)
+    Image.fromarray(pixels.numpy()).save(data / "covers" / "album.png")
+    row = {"id": "album", "file_name": "covers/album.png", "audio": "audio/album.wav", "artist": "Bench",
+           "album": "Step Timing", "genre": "synthwave", "genres": ["synthwave"], "split": "train"}  # fmt: skip
+    (data / "metadata.jsonl").write_text(json.dumps(row) + "\n")
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux reports KiB
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="RESULT.json")
+    parser.add_argument("--work", type=Path, help="folder for the built models and data (default: temporary)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed steps of each kind (default: %(default)s)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from training.cli import quiet_libraries
+
+    quiet_libraries()
+    work = args.work or Path(tempfile.mkdtemp(prefix="train-step-"))
+    sd_dir, mir_dir, data = work / "minisd", work / "musicgen-small", work / "data"
+    began = time.monotonic()
+    for path, build in ((sd_dir, build_minisd), (mir_dir, build_musicgen_small), (data, build_dataset)):
+        if not (path / ".complete").exists():
+            build(path)
+            (path / ".complete").touch()
+    built = time.monotonic() - began
+
+    start = time.monotonic()
+    cache = [sys.executable, "-m", "training", "dataset", "cache", str(data), "--sd", str(sd_dir)]
+    if not (data / "cache").is_dir():
+        subprocess.run([*cache, "--mir", str(mir_dir), "--quiet"], cwd=ROOT, check=True)
+    cache_seconds = time.monotonic() - start
+    reader = CacheReader(data / "cache")
+    album = read_dataset(data)[0]
+
+    device = torch.device("cpu")
+    unet, scheduler = load_unet(str(sd_dir), device, torch.float32)
+    fusion = new_fusion(reader.spec.encoder)
+    with torch.no_grad():
+        fusion.fusion.gate.fill_(0.5)  # as after some training: gradients reach every fusion weight
+    model = Conditioning(fusion)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+
+    def train_on(item: CachedAlbum, step: int) -> None:
+        gen = torch.Generator().manual_seed(derived_seed(0, step))
+        cond = model(item.text[None], item.music[None])
+        diffusion_loss(unet, scheduler, cond, [item], [gen], scheduler.config.num_train_timesteps).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def cached_step(step: int) -> None:
+        train_on(reader.load(album.id), step)
+
+    train_on(reader.load(album.id), -1)  # warm-up
+    rss_cached = peak_rss_gb()
+
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    vae = AutoencoderKL.from_pretrained(sd_dir, subfolder="vae").eval().requires_grad_(False)
+    text_encoder = CLIPTextModel.from_pretrained(sd_dir, subfolder="text_encoder").eval().requires_grad_(False)
+    tokenizer = CLIPTokenizer.from_pretrained(sd_dir, subfolder="tokenizer")
+    sd = MiniSD(unet, vae, text_encoder, tokenizer, dict(scheduler.config), str(sd_dir))
+    encoder = load_encoder("codified-lm", str(mir_dir))
+    prompt = album.prompt()
+
+    def reencode_step(step: int) -> None:
+        clip = load_audio(album.audio)
+        pixels = cover_pixels(album.cover, 256)[None].permute(0, 3, 1, 2) * 2 - 1
+        with torch.no_grad():
+            dist = vae.encode(pixels).latent_dist
+        scale = vae.config.scaling_factor
+        music = encoder.encode(clip)
+        item = CachedAlbum(album.id, prompt, dist.mean[0] * scale, dist.std[0] * scale,
+                           sd.encode_prompt([prompt])[0], music.features[0], clip.offset, clip.duration)  # fmt: skip
+        train_on(item, step)
+
+    reencode_step(-2)  # warm-up
+    times: dict[str, list[float]] = {"cached": [], "reencode": []}
+    for step in range(args.rounds):
+        for name, fn in (("cached", cached_step), ("reencode", reencode_step)):
+            start = time.perf_counter()
+            fn(step)
+            times[name].append(time.perf_counter() - start)
+            print(f"{name}: {times[name][-1]:.2f} s", flush=True)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+
+    def millions(*modules: torch.nn.Module) -> float:
+        return sum(p.numel() for m in modules for p in m.parameters()) / 1e6
+
+    result = {
+        "cached_step_s": medians["cached"],
+        "reencode_step_s": medians["reencode"],
+        "speedup": medians["reencode"] / medians["cached"],
+        "times_s": times,
+        "peak_rss_gb": {"cached": rss_cached, "reencode": peak_rss_gb()},
+        "music_embedding": list(reader.load(album.id).music.shape),
+        "cache_seconds_one_album_incl_model_loading": round(cache_seconds, 1),
+        "build_seconds": round(built, 1),
+        "threads": torch.get_num_threads(),
+        "device": "cpu",
+        "params_m": {
+            "unet": millions(unet),
+            "vae": millions(vae),
+            "text_encoder": millions(text_encoder),
+            "music_encoder_kept": millions(encoder.decoder, encoder.codec),
+            "fusion": millions(fusion),
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(
+        f"cached step {medians['cached']:.2f} s, re-encoding step {medians['reencode']:.2f} s: "
+        f"{result['speedup']:.2f}x faster from the cache; peak RSS {rss_cached:.1f} GB vs {peak_rss_gb():.1f} GB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
