@@ -333,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter-init", choices=("data", "random"), default="data", help="passed to nopaingan train")
     parser.add_argument("--fusion-steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--max-timestep", type=int, help="passed to nopaingan train (default: its own)")
     parser.add_argument("--mse-samples", type=int, default=8)
@@ -369,9 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     assert nopaingan([*cache, "--quiet"]) == 0
     phase("cache", start)
     start = time.monotonic()
-    run = work / f"run-{args.encoder}-t{args.max_timestep or 'all'}-{args.adapter_init}"
+    run = work / f"run-{args.encoder}-t{args.max_timestep or 'all'}-{args.adapter_init}-{args.optimizer}{args.lr:g}"
     shutil.rmtree(run, ignore_errors=True)
-    train = ["train", "--data", str(data), "--cache", str(cache_dir), "--out", str(run), "--optimizer", "adamw"]
+    train = ["train", "--data", str(data), "--cache", str(cache_dir), "--out", str(run), "--optimizer", args.optimizer]
     train += ["--lr", str(args.lr), "--adapter-init", args.adapter_init]
     train += ["--batch-size", str(args.batch_size), "--max-steps", str(args.fusion_steps), "--seed", str(args.seed)]
     train += ["--warmup-steps", str(args.fusion_steps // 10), "--save-every", str(args.fusion_steps // 3), "--quiet"]

@@ -96,6 +96,7 @@ class CacheReport:
     albums: int
     encoded: int
     reused: int
+    main_process: bool = True  # under `accelerate launch`, only the main process reports
 
     def summary(self) -> str:
         return f"cache {self.out}: {self.albums} albums ({self.encoded} encoded now, {self.reused} already cached)"
@@ -292,6 +293,7 @@ def cache_dataset(
     middle layer is 1250 x 1024 values).
     """
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
     from tqdm import tqdm
 
     from nopaingan_core.encoders import DEFAULT_MODELS
@@ -300,7 +302,7 @@ def cache_dataset(
         raise NoPainGanError(f"unknown store dtype {store_dtype!r}; expected one of {', '.join(STORE_DTYPES)}")
     if resolution % 8 or resolution <= 0:
         raise NoPainGanError(f"resolution must be a positive multiple of 8, found {resolution}")
-    state = PartialState()
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))  # as AcceleratorState reads it
     data = Path(data)
     folder = Path(out) if out is not None else data / CACHE_DIR
     albums = read_dataset(data)
@@ -341,7 +343,7 @@ def cache_dataset(
                 writer.flush()  # whatever was encoded before an error or Ctrl-C is kept
                 bar.close()
     state.wait_for_everyone()
-    return CacheReport(folder, len(albums), len(todo), len(albums) - len(todo))
+    return CacheReport(folder, len(albums), len(todo), len(albums) - len(todo), state.is_main_process)
 
 
 def _source(source: str) -> str:

@@ -183,7 +183,8 @@ def _run_dataset_cache(args: argparse.Namespace) -> int:
         dtype=getattr(torch, DTYPES[args.dtype]),
         progress=not args.quiet,
     )
-    print(report.summary())
+    if report.main_process:
+        print(report.summary())
     return 0
 
 
@@ -300,7 +301,8 @@ def _run_train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     result = train(config)
-    print(f"{result.fusion}: {result.steps} steps, final loss {result.final_loss:.5f}")
+    if result.main_process:
+        print(f"{result.fusion}: {result.steps} steps, final loss {result.final_loss:.5f}")
     return 0
 
 

@@ -96,6 +96,7 @@ class TrainResult:
     steps: int
     final_loss: float
     summary: dict = field(default_factory=dict)
+    main_process: bool = True  # under `accelerate launch`, only the main process reports
 
 
 class Conditioning(nn.Module):
@@ -394,7 +395,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         save_fusion(fusion, path)
         (run / "summary.json").write_text(json.dumps(summary, indent=1))
     accelerator.end_training()
-    return TrainResult(path, total, summary["final_loss"], summary)
+    return TrainResult(path, total, summary["final_loss"], summary, accelerator.is_main_process)
 
 
 def _to(music: torch.Tensor | list[torch.Tensor], device: torch.device) -> torch.Tensor | list[torch.Tensor]:
