@@ -16,6 +16,7 @@ from nopaingan_core.audio import AudioClip, load_audio
 from nopaingan_core.encoders import load_encoder
 from training import cache as cache_module
 from training.cache import CacheReader, cache_dataset, cover_pixels
+from training.cli import main
 from training.errors import DatasetError
 from training.records import read_dataset
 
@@ -121,11 +122,14 @@ def test_killed_cache_resumes_and_changed_albums_are_reencoded(tmp_path, tiny_mo
     )
 
 
-def test_cache_refuses_to_mix_settings(tmp_path, tiny_models):
+def test_cache_refuses_to_mix_settings(tmp_path, tiny_models, capsys):
     data = make_dataset(tmp_path / "data", train=1, eval=1, seconds=1.0)
     _cache(data, tiny_models)
-    with pytest.raises(DatasetError, match="resolution: 64 vs 32"):
-        _cache(data, tiny_models, resolution=32)
+    cli = ["dataset", "cache", str(data), "--sd", str(tiny_models["sd"]), "--mir", str(tiny_models["codified-lm"])]
+    assert main([*cli, "--resolution", "32", "--quiet"]) == 2
+    assert "resolution: 64 vs 32" in capsys.readouterr().err
+    assert main([*cli, "--resolution", "64", "--quiet"]) == 0  # same settings: nothing left to do
+    assert "2 albums (0 encoded now, 2 already cached)" in capsys.readouterr().out
     with pytest.raises(DatasetError, match="other settings.*encoder"):
         cache_dataset(data, str(tiny_models["sd"]), str(tiny_models["mert"]), resolution=64, progress=False)
     with pytest.raises(DatasetError, match="no cache shards"):

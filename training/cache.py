@@ -175,13 +175,18 @@ def read_shard_header(shard: Path) -> tuple[CacheSpec, list[dict]]:
         ) from exc
     if raw is None:
         raise DatasetError(f"{shard}: no '{METADATA_KEY}' metadata; not a No-Pain-No-GAN cache shard")
-    meta = json.loads(raw)
-    if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+    try:
+        meta = json.loads(raw)
+        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+            raise DatasetError(
+                f"{shard}: expected {FORMAT} version {FORMAT_VERSION}, found {meta.get('format')} "
+                f"version {meta.get('format_version')}; delete the cache folder and run the cache again"
+            )
+        return CacheSpec.from_dict(meta["spec"]), meta["albums"]
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise DatasetError(
-            f"{shard}: expected {FORMAT} version {FORMAT_VERSION}, found {meta.get('format')} "
-            f"version {meta.get('format_version')}; delete the cache folder and run the cache again"
-        )
-    return CacheSpec.from_dict(meta["spec"]), meta["albums"]
+            f"{shard}: malformed cache metadata ({exc!r}); delete this shard and run the cache again"
+        ) from exc
 
 
 def _write_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
