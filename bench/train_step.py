@@ -1,11 +1,10 @@
 """A training step from the cache vs a step that re-encodes the album every time, as the seed's loop did.
 
-Both use the real architectures with random weights, built from their published configs without download:
-miniSD = Stable Diffusion 1.4's UNet (320/640/1280/1280, 768-d cross-attention, 32x32 latents for 256 px),
-VAE (128/256/512/512) and CLIP ViT-L/14 text encoder (12 layers, 768-d, vocabulary 49408); MusicGen-small's
-32 kHz EnCodec (4 codebooks of 2048) and 24-layer decoder (1024-d, 16 heads, FFN 4096) read to its middle
-layer by the codified-lm encoder. (MusicGen's T5 text encoder, which the music encoder drops after loading,
-is a tiny one here; the tokenizer is a byte-level stand-in: tokenising is not what costs.)
+Both use the real architectures with random weights from ``bench/real_models.py`` (built once from the
+published configs): miniSD = Stable Diffusion 1.4's UNet (320/640/1280/1280, 768-d cross-attention, 32x32
+latents for 256 px), VAE (128/256/512/512) and CLIP ViT-L/14 text encoder; MusicGen-small's 32 kHz EnCodec
+(4 codebooks of 2048) and 24-layer decoder (1024-d, 16 heads, FFN 4096), read to its middle layer by the
+codified-lm encoder.
 
 - cached: read the album's tensors from the ``nopaingan dataset cache`` shard, adapter + fusion, UNet forward
   and backward, SGD step: what ``nopaingan train`` does;
@@ -36,6 +35,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from real_models import DEFAULT_CACHE, model_path  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from nopaingan_core.audio import load_audio, save_wav  # noqa: E402
 from nopaingan_core.checkpoint import new_fusion  # noqa: E402
 from nopaingan_core.encoders import load_encoder  # noqa: E402
@@ -44,106 +45,6 @@ from nopaingan_core.synth import synth_song  # noqa: E402
 from training.cache import CachedAlbum, CacheReader, cover_pixels  # noqa: E402
 from training.records import read_dataset  # noqa: E402
 from training.train import Conditioning, derived_seed, diffusion_loss, load_unet  # noqa: E402
-
-
-def build_minisd(path: Path) -> None:
-    """miniSD's architecture (Stable Diffusion 1.4 configs) with random weights, saved as a diffusers repo."""
-    from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    from nopaingan_core.tiny import _byte_vocab
-
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=32,
-        block_out_channels=(320, 640, 1280, 1280),
-        down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-        layers_per_block=2,
-        cross_attention_dim=768,
-        attention_head_dim=8,
-    )
-    vae = AutoencoderKL(
-        sample_size=256,
-        block_out_channels=(128, 256, 512, 512),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        layers_per_block=2,
-        latent_channels=4,
-    )
-    vocab, merges = _byte_vocab()
-    text = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=49408,
-            hidden_size=768,
-            intermediate_size=3072,
-            num_hidden_layers=12,
-            num_attention_heads=12,
-            max_position_embeddings=77,
-            hidden_act="quick_gelu",
-            bos_token_id=vocab["<|startoftext|>"],
-            eos_token_id=vocab["<|endoftext|>"],
-            pad_token_id=vocab["<|endoftext|>"],
-        )
-    )
-    scheduler = PNDMScheduler(
-        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", skip_prk_steps=True, steps_offset=1
-    )
-    StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text,
-        tokenizer=CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=77),
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    ).save_pretrained(path)
-
-
-def build_musicgen_small(path: Path) -> None:
-    """facebook/musicgen-small's EnCodec and decoder configs with random weights."""
-    from transformers import (
-        EncodecConfig,
-        EncodecFeatureExtractor,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-        T5Config,
-    )
-
-    torch.manual_seed(0)
-    codec = EncodecConfig(
-        sampling_rate=32000,
-        audio_channels=1,
-        num_filters=64,
-        hidden_size=128,
-        num_residual_layers=1,
-        upsampling_ratios=[8, 5, 4, 4],
-        codebook_size=2048,
-        codebook_dim=128,
-        target_bandwidths=[2.2],
-        num_lstm_layers=2,
-        use_causal_conv=False,
-        normalize=False,
-    )
-    decoder = MusicgenDecoderConfig(
-        vocab_size=2048,
-        num_codebooks=4,
-        hidden_size=1024,
-        ffn_dim=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        max_position_embeddings=2048,
-        pad_token_id=2048,
-        bos_token_id=2048,
-        decoder_start_token_id=2048,
-    )
-    text = T5Config(vocab_size=32, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2)
-    config = MusicgenConfig(text_encoder=text.to_dict(), audio_encoder=codec.to_dict(), decoder=decoder.to_dict())
-    config.decoder_start_token_id = config.pad_token_id = 2048
-    MusicgenForConditionalGeneration(config).save_pretrained(path)
-    EncodecFeatureExtractor(feature_size=1, sampling_rate=32000).save_pretrained(path)
 
 
 def build_dataset(data: Path) -> None:
@@ -169,7 +70,8 @@ def peak_rss_gb() -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="RESULT.json")
-    parser.add_argument("--work", type=Path, help="folder for the built models and data (default: temporary)")
+    parser.add_argument("--work", type=Path, help="folder for the album and its cache (default: temporary)")
+    parser.add_argument("--models", type=Path, default=DEFAULT_CACHE, help="built models (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=3, help="timed steps of each kind (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args(argv)
@@ -179,12 +81,11 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_libraries()
     work = args.work or Path(tempfile.mkdtemp(prefix="train-step-"))
-    sd_dir, mir_dir, data = work / "minisd", work / "musicgen-small", work / "data"
     began = time.monotonic()
-    for path, build in ((sd_dir, build_minisd), (mir_dir, build_musicgen_small), (data, build_dataset)):
-        if not (path / ".complete").exists():
-            build(path)
-            (path / ".complete").touch()
+    sd_dir, mir_dir = model_path("sd", args.models), model_path("codified-lm", args.models)
+    data = work / "data"
+    if not (data / "metadata.jsonl").exists():
+        build_dataset(data)
     built = time.monotonic() - began
 
     start = time.monotonic()
@@ -197,9 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.device("cpu")
     unet, scheduler = load_unet(str(sd_dir), device, torch.float32)
-    fusion = new_fusion(reader.spec.encoder)
-    with torch.no_grad():
-        fusion.fusion.gate.fill_(0.5)  # as after some training: gradients reach every fusion weight
+    fusion = new_fusion(reader.spec.encoder, gate=0.5)  # as after some training: gradients reach every weight
     model = Conditioning(fusion)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
 

@@ -57,10 +57,7 @@ def tiny_clip(tmp_path_factory):
 
 
 def _fusion(cached_data, path, gate: float):
-    fusion = new_fusion(CacheReader(cached_data / "cache").spec.encoder)
-    with torch.no_grad():
-        fusion.fusion.gate.fill_(gate)
-    return save_fusion(fusion, path)
+    return save_fusion(new_fusion(CacheReader(cached_data / "cache").spec.encoder, gate=gate), path)
 
 
 def test_evaluate_compares_music_with_the_text_only_baseline(cached_data, tmp_path, tiny_clip):

@@ -105,7 +105,7 @@ def evaluate(config: EvalConfig, feature: nn.Module | None = None) -> EvalResult
     spec = reader.spec
     fusion = load_fusion(config.fusion, config.device)
     fusion.check_encoder(spec.encoder)
-    sd = load_minisd(config.sd or spec.sd, config.device, config.dtype)
+    sd = load_minisd(config.sd or spec.sd, config.device, config.dtype, prepack=True)  # as `nopaingan generate`
     noise_scheduler = sd.scheduler("ddpm")
     trained_range = fusion.training_summary.get("max_timestep")
     max_timestep = config.max_timestep or trained_range or noise_scheduler.config.num_train_timesteps
