@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench
+.PHONY: demo test format
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
