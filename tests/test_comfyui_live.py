@@ -72,8 +72,10 @@ def comfyui(tmp_path_factory, tiny_models):
     log_path = base / "server.log"
     command = [sys.executable, "-B", "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port)]
     command += ["--base-directory", str(base), "--database-url", "sqlite:///:memory:", "--disable-auto-launch"]
+    # one torch thread, as conftest gives this process: thread counts change float sums in the last bits
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with log_path.open("w") as log:
-        server = subprocess.Popen(command, cwd=os.environ["COMFYUI_DIR"], stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, cwd=os.environ["COMFYUI_DIR"], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
@@ -153,7 +155,7 @@ def test_workflow_runs(comfyui, name):
 
 
 def test_text_only_cover_is_the_library_cover(comfyui):
-    """ComfyUI's image is the CLI's: SaveImage stores floor(255 x image), so compare with that."""
+    """ComfyUI's image is the CLI's (packed on the CPU, as both load it): SaveImage stores floor(255 x image)."""
     from nopaingan_core.generate import SamplerSettings, generate_covers
     from nopaingan_core.prompt import album_prompt
     from nopaingan_core.sampling import load_minisd
@@ -165,7 +167,7 @@ def test_text_only_cover_is_the_library_cover(comfyui):
     a, s = nodes["NoPainGanAlbumPrompt"], nodes["NoPainGanMiniSDSampler"]
     text = album_prompt(a["album"], a["genre"], a["artist"], a["extra"], a["template"])
     settings = SamplerSettings(s["scheduler"], s["steps"], s["cfg"], s["seed"], 1, s["width"], s["height"])
-    expected = generate_covers(load_minisd(str(comfyui.base / SD_DIR)), text, "", settings=settings)
+    expected = generate_covers(load_minisd(str(comfyui.base / SD_DIR), prepack=True), text, "", settings=settings)
     pixels = np.clip(255.0 * expected[0].numpy(), 0, 255).astype(np.uint8)
     assert np.array_equal(fetch_image(comfyui, images[0]), pixels)
 
