@@ -8,6 +8,10 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
@@ -53,7 +57,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("--top-k", type=_positive, default=TOP_K, help="tags per category with --auto-tags")
     gen.add_argument("--out", type=Path, default=Path("outputs"))
-    _device_options(gen)
+    add_device_options(gen)
     gen.set_defaults(run=run_generate)
 
     tag = sub.add_parser("tag", help="zero-shot mood, genre, instrument and energy tags and the tempo of a song")
@@ -65,7 +69,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     tag.add_argument("--labels", type=Path, help="folder of label files, one *.txt per category (default: built in)")
     tag.add_argument("--json", action="store_true", help="print JSON instead of one tag per line")
-    _device_options(tag)
+    add_device_options(tag)
     tag.set_defaults(run=run_tag)
 
     enc = sub.add_parser("encode", help="write a song's music embedding to a .safetensors file")
@@ -76,7 +80,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     enc.add_argument("--offset", type=float, help="start (s) of the clip; default: the most representative")
     enc.add_argument("--duration", type=float, default=CLIP_SECONDS)
     enc.add_argument("--out", type=Path, required=True, help="EMB.safetensors")
-    _device_options(enc)
+    add_device_options(enc)
     enc.set_defaults(run=run_encode)
 
     demo = sub.add_parser("demo", help="offline end-to-end run on tiny random models")
@@ -102,12 +106,13 @@ def _positive(text: str) -> int:
     return value
 
 
-def _device_options(parser: argparse.ArgumentParser) -> None:
+def add_device_options(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--dtype``, shared by every command that runs a model (``device_from_args`` reads them)."""
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
 
 
-def _device(args: argparse.Namespace):
+def device_from_args(args: argparse.Namespace) -> tuple[torch.device, torch.dtype]:
     import torch
 
     device = args.device
@@ -131,7 +136,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from .prompt import album_prompt
     from .sampling import load_minisd, to_pil
 
-    device, dtype = _device(args)
+    device, dtype = device_from_args(args)
     extra = ""
     if args.auto_tags:
         if args.audio is None:
@@ -193,7 +198,7 @@ def _auto_tags(args: argparse.Namespace, device, dtype) -> str:
 def run_tag(args: argparse.Namespace) -> int:
     from .tagging import MusicTagger
 
-    device, dtype = _device(args)
+    device, dtype = device_from_args(args)
     result = MusicTagger(args.clap, args.labels, device, dtype).tag(args.audio, windows=args.windows)
     if args.json:
         print(json.dumps({"model": args.clap} | result.to_dict(args.top_k), indent=2))
@@ -217,7 +222,7 @@ def run_encode(args: argparse.Namespace) -> int:
     from .audio import load_audio
     from .encoders import detect_kind, load_encoder
 
-    device, dtype = _device(args)
+    device, dtype = device_from_args(args)
     encoder = load_encoder(args.kind or detect_kind(args.mir), args.mir, args.layer, device, dtype)
     embedding = encoder.encode(load_audio(args.audio, args.offset, args.duration), max_seconds=args.duration)
     args.out.parent.mkdir(parents=True, exist_ok=True)

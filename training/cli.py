@@ -190,7 +190,7 @@ def _run_dataset_cache(args: argparse.Namespace) -> int:
 
 def add_training_commands(sub: argparse._SubParsersAction) -> None:
     """``nopaingan train`` and ``nopaingan evaluate``."""
-    from nopaingan_core.cli import _device_options
+    from nopaingan_core.cli import add_device_options
     from nopaingan_core.sampling import SCHEDULERS
 
     from .train import ADAPTER_INITS, MIXED_PRECISION, OPTIMIZERS
@@ -267,7 +267,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add("--clip", metavar="ID_OR_DIR", help="CLIP model for the CLIP score (e.g. openai/clip-vit-large-patch14)")
     add("--grid", type=int, default=8, help="albums in grid.png (default: %(default)s)")
     add("--quiet", action="store_true", help="no progress bar")
-    _device_options(ev)
+    add_device_options(ev)
     ev.set_defaults(run=_run_evaluate)
 
 
@@ -307,11 +307,11 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from nopaingan_core.cli import _device
+    from nopaingan_core.cli import device_from_args
 
     from .evaluate import EvalConfig, evaluate
 
-    device, dtype = _device(args)
+    device, dtype = device_from_args(args)
     out = args.out or args.fusion.parent / "eval"
     config = EvalConfig(
         data=args.data,
