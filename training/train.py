@@ -403,16 +403,10 @@ def _to(music: torch.Tensor | list[torch.Tensor], device: torch.device) -> torch
 
 
 def _check_config(config: TrainConfig) -> None:
-    if config.adapter_init not in ADAPTER_INITS:
-        raise NoPainGanError(
-            f"unknown adapter init {config.adapter_init!r}; expected one of {', '.join(ADAPTER_INITS)}"
-        )
-    if config.optimizer not in OPTIMIZERS:
-        raise NoPainGanError(f"unknown optimizer {config.optimizer!r}; expected one of {', '.join(OPTIMIZERS)}")
-    if config.mixed_precision not in MIXED_PRECISION:
-        raise NoPainGanError(
-            f"unknown mixed precision {config.mixed_precision!r}; expected one of {', '.join(MIXED_PRECISION)}"
-        )
+    choices = {"adapter_init": ADAPTER_INITS, "optimizer": OPTIMIZERS, "mixed_precision": MIXED_PRECISION}
+    for name, allowed in choices.items():
+        if (value := getattr(config, name)) not in allowed:
+            raise NoPainGanError(f"unknown {name.replace('_', ' ')} {value!r}; expected one of {', '.join(allowed)}")
     for name in ("batch_size", "grad_accum", "epochs", "save_every", "tokens"):
         if getattr(config, name) < 1:
             raise NoPainGanError(f"--{name.replace('_', '-')} must be at least 1, found {getattr(config, name)}")
