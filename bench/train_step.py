@@ -21,6 +21,7 @@ Run: ``python bench/train_step.py --out RESULT.json`` (a few minutes and about 1
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import statistics
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from real_models import DEFAULT_CACHE, model_path  # noqa: E402  (bench/ is on sys.path when run as a script)
+from timing import interleaved, load, machine, write_json  # noqa: E402
 
 from nopaingan_core.audio import load_audio, save_wav  # noqa: E402
 from nopaingan_core.checkpoint import new_fusion  # noqa: E402
@@ -137,13 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         train_on(item, step)
 
     reencode_step(-2)  # warm-up
-    times: dict[str, list[float]] = {"cached": [], "reencode": []}
-    for step in range(args.rounds):
-        for name, fn in (("cached", cached_step), ("reencode", reencode_step)):
-            start = time.perf_counter()
-            fn(step)
-            times[name].append(time.perf_counter() - start)
-            print(f"{name}: {times[name][-1]:.2f} s", flush=True)
+    load_before = load()
+    steps = itertools.count()  # each timed step draws its own noise, as training does
+    times = interleaved(
+        {"cached": lambda: cached_step(next(steps)), "reencode": lambda: reencode_step(next(steps))},
+        args.rounds,
+        warmup=0,  # done above, each before its own peak RSS is read
+    )
     medians = {name: statistics.median(values) for name, values in times.items()}
 
     def millions(*modules: torch.nn.Module) -> float:
@@ -158,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         "music_embedding": list(reader.load(album.id).music.shape),
         "cache_seconds_one_album_incl_model_loading": round(cache_seconds, 1),
         "build_seconds": round(built, 1),
-        "threads": torch.get_num_threads(),
         "device": "cpu",
+        "machine": machine(),
+        "load_avg_1min": [load_before, load()],
         "params_m": {
             "unet": millions(unet),
             "vae": millions(vae),
@@ -168,8 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             "fusion": millions(fusion),
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    write_json(args.out, result)
     print(
         f"cached step {medians['cached']:.2f} s, re-encoding step {medians['reencode']:.2f} s: "
         f"{result['speedup']:.2f}x faster from the cache; peak RSS {rss_cached:.1f} GB vs {peak_rss_gb():.1f} GB"
