@@ -48,6 +48,7 @@ from .split import EVAL_FRACTION
 USER_AGENT = "nopaingan-dataset-fetch/0.1 (research data set; https://github.com/no-pain-no-gan/comfyui-no-pain-no-gan)"
 _MISSING = {"", "nan", "none", "null", "n/a", "—", "-", "tba"}
 _FOOTNOTE = re.compile(r"\[[^\]]*\]")
+_YEAR = re.compile(r"(?<![0-9])([12][0-9]{3})(?![0-9])")
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def _text(value: object) -> str:
 
 
 def _year(value: object) -> int | None:
-    match = re.search(r"\b([12][0-9]{3})\b", _text(value))
+    match = _YEAR.search(_text(value))
     return int(match.group(1)) if match else None
 
 
@@ -98,7 +99,7 @@ def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]
         tables = pd.read_html(io.StringIO(html))
     except ValueError as exc:  # pandas: "No tables found"
         raise DatasetError(f"{url}: no table in the page ({exc})") from exc
-    page_year = _year(" ".join(re.findall(r"\b[12][0-9]{3}\b", unquote(urlsplit(url).path))[-1:]))
+    page_year = _year(" ".join(_YEAR.findall(unquote(urlsplit(url).path))[-1:]))
     albums: list[AlbumRequest] = []
     for number, table in enumerate(tables, 1):
         names = [" ".join(str(c) for c in dict.fromkeys(col if isinstance(col, tuple) else (col,))) for col in table]

@@ -55,12 +55,17 @@ def _without_the(text: str) -> str:
 
 
 def similarity(a: str, b: str) -> float:
-    """Ratcliff/Obershelp similarity (0..1) of two normalised strings; 1.0 exactly when they are equal."""
+    """Ratcliff/Obershelp similarity (0..1) of two normalised strings; 1.0 exactly when they are equal.
+    SequenceMatcher's ratio depends on the order of its arguments; the larger of both orders is taken, so the
+    score does not."""
     if a == b:
         return 1.0
     if not a or not b:
         return 0.0
-    return min(SequenceMatcher(None, a, b, autojunk=False).ratio(), 0.999)
+    ratio = max(
+        SequenceMatcher(None, a, b, autojunk=False).ratio(), SequenceMatcher(None, b, a, autojunk=False).ratio()
+    )
+    return min(ratio, 0.999)
 
 
 def match_score(artist: str, album: str, found_artist: str, found_album: str) -> float:
