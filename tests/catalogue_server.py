@@ -46,10 +46,12 @@ def _loose(albums: list[FakeAlbum], query: str) -> list[FakeAlbum]:
 
 
 class FakeCatalogues:
-    """Deezer under ``/deezer``, iTunes under ``/itunes``; ``deezer_url`` and ``itunes_url`` are their bases."""
+    """Deezer under ``/deezer``, iTunes under ``/itunes``; ``deezer_url`` and ``itunes_url`` are their bases.
+    Previews and covers come from ``server`` too, or from ``media`` servers as the catalogues' CDN hosts."""
 
-    def __init__(self, server: FileServer) -> None:
+    def __init__(self, server: FileServer, media: tuple[FileServer, FileServer] | None = None) -> None:
         self.server = server
+        self.previews, self.covers = media or (server, server)
         self.deezer: list[FakeAlbum] = []
         self.itunes: list[FakeAlbum] = []
         self.deezer_url = server.url("/deezer")
@@ -62,24 +64,21 @@ class FakeCatalogues:
         album.id = 300_000 + len(self.deezer)
         self.deezer.append(album)
         self.server.routes[f"/deezer/album/{album.id}"] = lambda query: self._json(self._deezer_album(album, True))
-        self._serve(f"/deezer/img/{album.id}/1000x1000-000000-80-0-0.jpg", album.cover)
+        self.covers.files[f"/deezer/img/{album.id}/1000x1000-000000-80-0-0.jpg"] = album.cover
         for number, track in enumerate(album.tracks):
             if track.preview is not None:
-                self._serve(f"/deezer/preview/{album.id}/{number}.mp3", track.preview)
+                self.previews.files[f"/deezer/preview/{album.id}/{number}.mp3"] = track.preview
         return album
 
     def add_itunes(self, album: FakeAlbum) -> FakeAlbum:
         album.id = 900_000 + len(self.itunes)
         self.itunes.append(album)
         for size in (100, 1000):
-            self._serve(f"/itunes/img/{album.id}/{size}x{size}bb.jpg", album.cover)
+            self.covers.files[f"/itunes/img/{album.id}/{size}x{size}bb.jpg"] = album.cover
         for number, track in enumerate(album.tracks):
             if track.preview is not None:
-                self._serve(f"/itunes/preview/{album.id}/{number}.m4a", track.preview)
+                self.previews.files[f"/itunes/preview/{album.id}/{number}.m4a"] = track.preview
         return album
-
-    def _serve(self, path: str, data: bytes) -> None:
-        self.server.files[path] = data
 
     @staticmethod
     def _json(answer: object) -> bytes:
@@ -88,7 +87,7 @@ class FakeCatalogues:
     # --- Deezer ---------------------------------------------------------------------------------------
 
     def _deezer_album(self, album: FakeAlbum, full: bool) -> dict:
-        cover = self.server.url(f"/deezer/img/{album.id}/1000x1000-000000-80-0-0.jpg")
+        cover = self.covers.url(f"/deezer/img/{album.id}/1000x1000-000000-80-0-0.jpg")
         answer = {
             "id": album.id,
             "title": album.title,
@@ -111,7 +110,7 @@ class FakeCatalogues:
                     "title": track.title,
                     "duration": track.seconds,
                     "rank": track.rank,
-                    "preview": self.server.url(f"/deezer/preview/{album.id}/{number}.mp3") if track.preview else "",
+                    "preview": self.previews.url(f"/deezer/preview/{album.id}/{number}.mp3") if track.preview else "",
                     "type": "track",
                 }
                 for number, track in enumerate(album.tracks)
@@ -151,8 +150,8 @@ class FakeCatalogues:
             "collectionName": album.title,
             "collectionCensoredName": album.title,
             "collectionViewUrl": f"https://music.apple.com/us/album/{album.id}?uo=4",
-            "artworkUrl60": self.server.url(f"/itunes/img/{album.id}/60x60bb.jpg"),
-            "artworkUrl100": self.server.url(f"/itunes/img/{album.id}/100x100bb.jpg"),
+            "artworkUrl60": self.covers.url(f"/itunes/img/{album.id}/60x60bb.jpg"),
+            "artworkUrl100": self.covers.url(f"/itunes/img/{album.id}/100x100bb.jpg"),
             "trackCount": len(album.tracks),
             "country": "USA",
             "releaseDate": f"{album.year}-03-12T08:00:00Z",
@@ -180,7 +179,9 @@ class FakeCatalogues:
                 "trackNumber": number + 1,
                 "discNumber": 1,
                 **(
-                    {"previewUrl": self.server.url(f"/itunes/preview/{album.id}/{number}.m4a")} if track.preview else {}
+                    {"previewUrl": self.previews.url(f"/itunes/preview/{album.id}/{number}.m4a")}
+                    if track.preview
+                    else {}
                 ),
             }
             for number, track in enumerate(album.tracks)
