@@ -5,6 +5,7 @@ matches, ambiguous results, an interrupted run, Wikipedia album lists; property 
 from __future__ import annotations
 
 import json
+import os
 import string
 from pathlib import Path
 
@@ -226,6 +227,35 @@ def test_interrupted_fetch_resumes_without_asking_or_downloading_again(tmp_path:
     clean = tmp_path / "clean"
     fetch_dataset(REQUESTS, clean, catalogues=clients(tmp_path / "other", fake), downloader=media(tmp_path / "other"))
     assert rows(out) == rows(clean) and skipped(out) == skipped(clean)
+
+
+def test_a_preview_that_fails_to_download_gives_way_to_the_next_track(tmp_path: Path, shop, audio) -> None:
+    server, fake = shop
+    album = fake.add_deezer(
+        FakeAlbum(
+            "Air",
+            "Moon Safari",
+            image_bytes(BLUE),
+            [FakeTrack("La femme d'argent", audio["mp3"], rank=9), FakeTrack("Sexy Boy", audio["mp3b"], rank=5)],
+        )
+    )
+    del server.files[f"/deezer/preview/{album.id}/0.mp3"]  # listed by the API, gone from the CDN
+    out = tmp_path / "DATA"
+    request = AlbumRequest("Air", "Moon Safari", "x")
+    fetch_dataset([request], out, catalogues=clients(tmp_path, fake), downloader=media(tmp_path))
+    assert rows(out)["Moon Safari"]["song"] == "Sexy Boy"
+
+
+def test_cached_answers_expire_so_preview_links_stay_fresh(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    deezer = clients(tmp_path, fake, names=("deezer",))[0]
+    deezer.search("Daft Punk", "Discovery")
+    deezer.search("Daft Punk", "Discovery")
+    assert len([p for p, _ in server.requests if p.startswith("/deezer/search")]) == 1
+    for answer in (tmp_path / "cache" / "api").iterdir():
+        os.utime(answer, (0, 0))  # older than ANSWER_MAX_AGE
+    deezer.search("Daft Punk", "Discovery")
+    assert len([p for p, _ in server.requests if p.startswith("/deezer/search")]) == 2
 
 
 def test_album_lists_read_csv_with_optional_columns(tmp_path: Path) -> None:

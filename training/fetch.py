@@ -188,8 +188,9 @@ def resolve(
         except DownloadError as exc:
             reasons.append(f"{catalogue.name}: {exc}")
             continue
-        if not release.tracks:
-            reasons.append(f"{catalogue.name}: {release.artist} - {release.title} has no track with a preview")
+        missing = "track with a preview" if not release.tracks else "cover" if not release.covers else ""
+        if missing:
+            reasons.append(f"{catalogue.name}: {release.artist} - {release.title} has no {missing}")
             continue
         return _candidate(request, release, match.score)
     candidate.problem = "not found: " + "; ".join(reasons)
