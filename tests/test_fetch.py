@@ -291,8 +291,10 @@ WIKIPEDIA = """<html><head><title>List of 2019 albums - Wikipedia</title></head>
 <table class="wikitable"><tr><th>Month</th><th>Count</th></tr><tr><td>January</td><td>2</td></tr></table>
 <h2>February</h2>
 <table class="wikitable">
-<tr><th>Release date</th><th>Artist</th><th>Album</th><th>Genre</th><th>Label</th><th>Ref.</th></tr>
-<tr><td>February 1, 2018</td><td>Björk</td><td>Homogenic</td><td></td><td>One Little Indian</td><td></td></tr>
+<tr><th rowspan="2">Release date</th><th colspan="2">Release</th><th rowspan="2">Genre</th>
+<th rowspan="2">Label</th></tr>
+<tr><th>Artist</th><th>Album</th></tr>
+<tr><td>February 1, 2018</td><td>Björk</td><td>Homogenic</td><td></td><td>One Little Indian</td></tr>
 </table></body></html>"""
 
 

@@ -102,8 +102,7 @@ def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]
     page_year = _year(" ".join(_YEAR.findall(unquote(urlsplit(url).path))[-1:]))
     albums: list[AlbumRequest] = []
     for number, table in enumerate(tables, 1):
-        names = [" ".join(str(c) for c in dict.fromkeys(col if isinstance(col, tuple) else (col,))) for col in table]
-        columns = _find_columns(names)
+        columns = _find_columns([col if isinstance(col, tuple) else (col,) for col in table.columns])
         if "artist" not in columns or "album" not in columns:
             continue
         for index, row in enumerate(table.itertuples(index=False), 1):
@@ -126,13 +125,13 @@ def _with_year(request: AlbumRequest, year: int | None) -> AlbumRequest:
     return AlbumRequest(request.artist, request.album, request.source, year, request.genres)
 
 
-def _find_columns(names: list[str]) -> dict[str, int]:
-    """Field -> index of the first column whose name (without case, spaces or punctuation) is one of its
-    :data:`~training.manifest.COLUMNS` aliases."""
-    keys = [re.sub(r"[\W_]+", "", name.casefold()) for name in names]
+def _find_columns(headers: list[tuple]) -> dict[str, int]:
+    """Field -> index of the first column with a header cell (tables with two header rows give several) that
+    is, without case, spaces or punctuation, one of the field's :data:`~training.manifest.COLUMNS` aliases."""
+    keys = [{re.sub(r"[\W_]+", "", str(cell).casefold()) for cell in header} for header in headers]
     found: dict[str, int] = {}
     for field in ("artist", "album", "year", "genres"):
-        index = next((i for i, key in enumerate(keys) if key in COLUMNS[field]), None)
+        index = next((i for i, cells in enumerate(keys) if cells & set(COLUMNS[field])), None)
         if index is not None:
             found[field] = index
     return found
