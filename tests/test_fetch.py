@@ -201,6 +201,16 @@ def test_other_deezer_errors_are_not_retried(tmp_path: Path, shop) -> None:
         deezer.search("c", "d")
 
 
+def test_an_album_gone_since_the_search_asks_the_next_catalogue(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    gone = json.dumps({"error": {"type": "DataException", "message": "no data", "code": 800}}).encode()
+    server.failures[f"/deezer/album/{fake.deezer[0].id}"] = [(200, {}, gone)]
+    candidate = resolve(AlbumRequest("Daft Punk", "Discovery", "x"), clients(tmp_path, fake))
+    assert candidate.problem == (
+        "not found: deezer: Daft Punk - Discovery has no track with a preview; itunes: no result"
+    )
+
+
 def test_interrupted_fetch_resumes_without_asking_or_downloading_again(tmp_path: Path, shop) -> None:
     server, fake = shop
     catalogues = clients(tmp_path, fake)

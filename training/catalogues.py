@@ -66,6 +66,15 @@ class Release:
     tracks: tuple[Track, ...] = field(default=(), compare=False)
 
 
+class ApiError(DownloadError):
+    """An error a catalogue API reports in its answer: its ``code``, and whether a retry may help."""
+
+    def __init__(self, message: str, code: object = None, retry: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry = retry
+
+
 def _year(date: object) -> int | None:
     match = re.match(r"([12][0-9]{3})", str(date or ""))
     return int(match.group(1)) if match else None
@@ -89,16 +98,18 @@ class Catalogue:
         """``release`` with its tracks that have a preview (best first), year and genres filled in."""
         raise NotImplementedError
 
-    def _error(self, answer: object) -> tuple[bool, str] | None:
-        """(retry?, message) when ``answer`` is an error the API reports inside a 200 answer."""
+    def _error(self, answer: object) -> ApiError | None:
+        """The error an API reports inside a 200 answer, if ``answer`` is one."""
         return None
 
     def _get(self, path: str, params: dict[str, object]) -> object:
+        """The JSON answer to ``GET base/path?params``: cached, retried on errors the API says are passing."""
         url = f"{self.base}{path}?{urlencode(params)}"
         cached = self.downloader.cached_path(url)
         if cached.is_file() and time.time() - cached.stat().st_mtime > self.max_age:
             cached.unlink()
-        for attempt in range(self.downloader.retries + 1):
+        attempt = 0
+        while True:
             local = self.downloader.fetch(url)
             try:
                 answer = json.loads(local.read_text(encoding="utf-8"))
@@ -109,11 +120,10 @@ class Catalogue:
             if error is None:
                 return answer
             local.unlink()  # an error is never kept as the answer
-            retry, message = error
-            if not retry or attempt == self.downloader.retries:
-                raise DownloadError(f"{url}: {message}")
+            if not error.retry or attempt == self.downloader.retries:
+                raise ApiError(f"{url}: {error}", error.code, error.retry)
             self.downloader.wait_before_retry(attempt)
-        raise AssertionError("unreachable")
+            attempt += 1
 
 
 class Deezer(Catalogue):
@@ -122,13 +132,13 @@ class Deezer(Catalogue):
 
     name = "deezer"
 
-    def _error(self, answer: object) -> tuple[bool, str] | None:
+    def _error(self, answer: object) -> ApiError | None:
         error = answer.get("error") if isinstance(answer, dict) else None
         if not error:
             return None
         code = error.get("code") if isinstance(error, dict) else None
         message = error.get("message", error) if isinstance(error, dict) else error
-        return code in _DEEZER_RETRY, f"Deezer error {code}: {message}"
+        return ApiError(f"Deezer error {code}: {message}", code, code in _DEEZER_RETRY)
 
     def search(self, artist: str, album: str) -> list[Release]:
         quoted = f'artist:"{_unquote(artist)}" album:"{_unquote(album)}"'
@@ -158,8 +168,8 @@ class Deezer(Catalogue):
     def album(self, release: Release) -> Release:
         try:
             answer = self._get(f"/album/{release.id}", {})
-        except DownloadError as exc:
-            if f"error {_DEEZER_NOT_FOUND}:" in str(exc):
+        except ApiError as exc:
+            if exc.code == _DEEZER_NOT_FOUND:  # the album went away since the search
                 return replace(release, tracks=())
             raise
         full = self._release(answer) if isinstance(answer, dict) and answer.get("id") else release

@@ -19,7 +19,7 @@ import io
 import math
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -47,7 +47,8 @@ from .split import EVAL_FRACTION
 
 USER_AGENT = "nopaingan-dataset-fetch/0.1 (research data set; https://github.com/no-pain-no-gan/comfyui-no-pain-no-gan)"
 _MISSING = {"", "nan", "none", "null", "n/a", "—", "-", "tba"}
-_FOOTNOTE = re.compile(r"\[[^\]]*\]")
+# Wikipedia's footnote marks: [1], [a], [note 2], [nb 1], [citation needed]
+_FOOTNOTE = re.compile(r"\[(?:[0-9]+|[a-z]|(?:note|nb|n) [0-9]+|citation needed)\]", re.IGNORECASE)
 _YEAR = re.compile(r"(?<![0-9])([12][0-9]{3})(?![0-9])")
 
 
@@ -99,7 +100,8 @@ def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]
         tables = pd.read_html(io.StringIO(html))
     except ValueError as exc:  # pandas: "No tables found"
         raise DatasetError(f"{url}: no table in the page ({exc})") from exc
-    page_year = _year(" ".join(_YEAR.findall(unquote(urlsplit(url).path))[-1:]))
+    years = _YEAR.findall(unquote(urlsplit(url).path))
+    page_year = int(years[-1]) if years else None
     albums: list[AlbumRequest] = []
     for number, table in enumerate(tables, 1):
         columns = _find_columns([col if isinstance(col, tuple) else (col,) for col in table.columns])
@@ -115,14 +117,10 @@ def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]
                 value.get("genres"),
             )
             if request.artist and request.album:
-                albums.append(request if request.year else _with_year(request, page_year))
+                albums.append(request if request.year else replace(request, year=page_year))
     if not albums:
         raise DatasetError(f"{url}: no table with artist and album columns (expected e.g. Artist, Album)")
     return albums
-
-
-def _with_year(request: AlbumRequest, year: int | None) -> AlbumRequest:
-    return AlbumRequest(request.artist, request.album, request.source, year, request.genres)
 
 
 def _find_columns(headers: list[tuple]) -> dict[str, int]:
