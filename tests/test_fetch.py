@@ -356,6 +356,8 @@ def test_cli_fetches_with_api_addresses_from_the_environment(tmp_path: Path, sho
     assert set(rows(out)) == {"Discovery", "Homogenic"}
     assert main(["dataset", "fetch", str(albums)]) == 2
     assert "--out: expected a dataset folder" in capsys.readouterr().err
+    assert main([*argv, "--cover-size", "32"]) == 2
+    assert "--cover-size 32 is below --min-cover-size 64" in capsys.readouterr().err
     assert main([*argv, "--catalogues", "spotify"]) == 2
     assert capsys.readouterr().err.endswith("unknown catalogue 'spotify'; expected one of deezer, itunes\n")
     (tmp_path / "notes").mkdir()

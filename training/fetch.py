@@ -319,6 +319,11 @@ def run_fetch(args: argparse.Namespace) -> int:
         raise DatasetError("expected album lists (ALBUMS.csv ...) or --from-wikipedia-list URL, found neither")
     if args.out is not None:
         check_out(args.out.expanduser())
+    if args.cover_size < args.min_cover_size:
+        raise DatasetError(
+            f"--cover-size {args.cover_size} is below --min-cover-size {args.min_cover_size}: every iTunes cover "
+            "would be left out"
+        )
     if args.save_list is not None and args.save_list.expanduser().exists():
         raise DatasetError(f"--save-list: {args.save_list} exists already; choose a new file name")
     cache = args.cache_dir or default_cache_dir()
