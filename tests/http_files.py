@@ -1,17 +1,22 @@
 """A local HTTP file server on 127.0.0.1 for download tests: it honours Range requests, and can answer with
-errors or break off a response a given number of times, recording every request it gets."""
+errors or break off a response a given number of times, recording every request it gets. ``routes`` answer a
+path (without query) from a function of the query, as a web API does."""
 
 from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 
 class FileServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
-        self.failures: dict[str, list[tuple[int, dict[str, str]]]] = {}  # path -> [(status, headers), ...]
+        # path (with query, or a route's path) -> [(status, headers) or (status, headers, body), ...]
+        self.failures: dict[str, list[tuple]] = {}
+        self.routes: dict[str, Callable[[dict[str, str]], bytes]] = {}  # path -> body from the query
         self.breaks: dict[str, int] = {}  # path -> bytes sent before the connection drops, once
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -41,12 +46,15 @@ class FileServer:
             def do_GET(self) -> None:
                 ranges = self.headers.get("Range")
                 server.requests.append((self.path, ranges))
-                if server.failures.get(self.path):
-                    status, headers = server.failures[self.path].pop(0)
-                    self.send_response(status)
-                    for key, value in {**headers, "Content-Length": "0"}.items():
-                        self.send_header(key, value)
-                    self.end_headers()
+                route = urlsplit(self.path).path
+                failures = server.failures.get(self.path) or server.failures.get(route)
+                if failures:
+                    status, headers, *body = failures.pop(0)
+                    self._answer(status, headers, body[0] if body else b"")
+                    return
+                if route in server.routes:
+                    query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+                    self._answer(200, {"Content-Type": "application/json"}, server.routes[route](query))
                     return
                 if self.path not in server.files:
                     self.send_error(404)
@@ -66,5 +74,12 @@ class FileServer:
                 cut = server.breaks.pop(self.path, None)
                 self.wfile.write(data[start:] if cut is None else data[start : start + cut])
                 self.wfile.flush()
+
+            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for key, value in {**headers, "Content-Length": str(len(body))}.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
 
         return Handler

@@ -30,6 +30,7 @@ class AlbumCandidate:
     ``tracks`` and ``covers`` are in order of preference: the import uses the first track that decodes and
     the first cover that is a usable image. When ``track_marked``, the user chose the first track, so no
     other stands in for it. ``problem`` is set when the source already shows the album cannot be used.
+    ``extra`` holds fields added to the album's metadata row (a catalogue's match score and ids).
     """
 
     artist: str
@@ -43,3 +44,4 @@ class AlbumCandidate:
     emotions: list[str] = field(default_factory=list)
     track_marked: bool = False
     problem: str | None = None
+    extra: dict[str, object] = field(default_factory=dict)

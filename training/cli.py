@@ -40,6 +40,9 @@ def add_dataset_commands(sub: argparse._SubParsersAction) -> argparse._SubParser
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     _add_dataset_import(actions)
     _add_dataset_cache(actions)
+    from .fetch import add_fetch_command
+
+    add_fetch_command(actions)
     return actions
 
 

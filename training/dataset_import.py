@@ -13,7 +13,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -107,15 +107,50 @@ def import_dataset(
     out = Path(out).expanduser()
     if not sources:
         raise DatasetError("no sources given: expected music folders or manifests")
-    if not 0.0 <= eval_fraction < 1.0:
-        raise DatasetError(f"eval fraction must be at least 0 and below 1, found {eval_fraction}")
-    _check_out(out)
+    _check_options(out, eval_fraction)
     candidates = [album for src in sources for album in _read_source(Path(src).expanduser(), out, progress)]
+    return build_dataset(
+        candidates,
+        out,
+        downloader=downloader,
+        eval_fraction=eval_fraction,
+        seed=seed,
+        link=link,
+        min_cover_size=min_cover_size,
+        genre_from_audio=genre_from_audio,
+        progress=progress,
+    )
+
+
+def build_dataset(
+    candidates: Iterable[AlbumCandidate],
+    out: str | Path,
+    *,
+    downloader: Downloader | None = None,
+    eval_fraction: float = EVAL_FRACTION,
+    seed: int = 0,
+    link: bool = True,
+    min_cover_size: int = MIN_COVER_SIZE,
+    genre_from_audio: GenreFromAudio | None = None,
+    progress: bool = False,
+    total: int | None = None,
+) -> ImportReport:
+    """Write the dataset folder ``out`` from albums as sources describe them (see :func:`import_dataset`).
+
+    ``candidates`` may be a lazy iterable (``total`` is then its length for the progress bar): each album is
+    checked and written as it comes, so a source that looks albums up one by one interleaves with the
+    downloads. A candidate's ``extra`` fields are added to its metadata row.
+    """
+    out = Path(out).expanduser()
+    _check_options(out, eval_fraction)
     downloader = downloader or Downloader(default_cache_dir())
+    seen: list[AlbumCandidate] = []
     imported: list[tuple[AlbumCandidate, dict]] = []
     skipped: list[Skipped] = []
     kept: dict[str, str] = {}
-    for candidate in tqdm(candidates, desc="importing albums", unit="album", disable=not progress):
+    bar = tqdm(candidates, desc="importing albums", unit="album", disable=not progress, total=total)
+    for candidate in bar:
+        seen.append(candidate)
         key = album_key(candidate.artist, candidate.album)
         try:
             if candidate.problem:
@@ -129,7 +164,7 @@ def import_dataset(
         kept[key] = row["id"]
         imported.append((candidate, row))
 
-    _fill_genres(imported, candidates, out, genre_from_audio)
+    _fill_genres(imported, seen, out, genre_from_audio)
     rows = [row for _, row in imported]
     for row, split in zip(rows, assign_splits([r["artist"] for r in rows], eval_fraction, seed), strict=True):
         row["split"] = split
@@ -139,6 +174,12 @@ def import_dataset(
     write_text(out / CARD, _CARD)
     _remove_stale(out, {r["audio"] for r in rows} | {r["file_name"] for r in rows})
     return ImportReport(out, rows, skipped)
+
+
+def _check_options(out: Path, eval_fraction: float) -> None:
+    if not 0.0 <= eval_fraction < 1.0:
+        raise DatasetError(f"eval fraction must be at least 0 and below 1, found {eval_fraction}")
+    check_out(out)
 
 
 def _fill_genres(
@@ -163,7 +204,7 @@ def _fill_genres(
         row.update(genres=genres, genre=genres[0], genre_source=origin)
 
 
-def _check_out(out: Path) -> None:
+def check_out(out: Path) -> None:
     """Refuse an output folder that holds anything the import did not write: it removes stale files there."""
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: output must be a folder, found a file")
@@ -244,6 +285,7 @@ def _import_album(
         "split": TRAIN,
         "source": candidate.source,
         "audio_source": track.location,
+        **candidate.extra,
     }
 
 

@@ -40,8 +40,9 @@ class Downloader:
     """Fetches URLs into ``cache_dir``; :meth:`fetch` returns the local file.
 
     ``retries`` more attempts follow a failed one, after ``backoff * 2**n`` seconds (or the server's
-    ``Retry-After``, at most 60 s). ``rate_limit`` is the most requests started per second (None or 0: no
-    limit), retries included.
+    ``Retry-After``, at most 60 s); ``retry_statuses`` are the HTTP statuses worth a retry (an API may
+    answer 403 when it throttles). ``rate_limit`` is the most requests started per second to each host
+    (None or 0: no limit), retries included.
     """
 
     def __init__(
@@ -54,6 +55,7 @@ class Downloader:
         backoff: float = 1.0,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        retry_statuses: frozenset[int] = RETRY_STATUSES,
     ) -> None:
         if retries < 0:
             raise DownloadError(f"retries must be 0 or more, found {retries}")
@@ -65,8 +67,9 @@ class Downloader:
         self.timeout = timeout
         self.backoff = backoff
         self.session = session or requests.Session()
+        self.retry_statuses = retry_statuses
         self._sleep = sleep
-        self._next_start = 0.0
+        self._next_start: dict[str, float] = {}  # host -> when its next request may start
 
     def cached_path(self, url: str) -> Path:
         """Where ``url`` is kept: a hash of the URL, plus its file extension when it has a short one."""
@@ -95,7 +98,7 @@ class Downloader:
             except requests.HTTPError as exc:
                 response = exc.response
                 error = f"HTTP {response.status_code} {response.reason}"
-                if response.status_code not in RETRY_STATUSES:
+                if response.status_code not in self.retry_statuses:
                     break
                 wait = _retry_after(response, wait)
                 continue
@@ -107,20 +110,26 @@ class Downloader:
         tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
         raise DownloadError(f"{url}: download failed after {tries} ({error})")
 
-    def _throttle(self) -> None:
-        """Wait until ``interval`` has passed since the previous request started."""
+    def wait_before_retry(self, attempt: int) -> None:
+        """Sleep as :meth:`fetch` does before retry ``attempt + 1``: ``backoff * 2**attempt``, at most 60 s.
+        For answers a caller finds wrong after a successful download (an API's quota error in a 200)."""
+        self._sleep(min(MAX_WAIT, self.backoff * 2**attempt))
+
+    def _throttle(self, url: str) -> None:
+        """Wait until ``interval`` has passed since the previous request to the same host started."""
+        host = urlsplit(url).netloc
         now = time.monotonic()
-        wait = self._next_start - now
-        self._next_start = max(now, self._next_start) + self.interval
-        if wait > 0:
-            self._sleep(wait)
+        start = self._next_start.get(host, 0.0)
+        self._next_start[host] = max(now, start) + self.interval
+        if start - now > 0:
+            self._sleep(start - now)
 
     def _download(self, url: str, part: Path) -> None:
         """One attempt: continue ``part`` from its end when the server honours Range, else start over."""
         have = part.stat().st_size if part.is_file() else 0
         # identity: byte counts and Range offsets then refer to the file itself, not to a gzip stream
         headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-"} if have else {})}
-        self._throttle()
+        self._throttle(url)
         with self.session.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
             if response.status_code == 416:  # the part is not a prefix the server knows: start over
                 part.unlink(missing_ok=True)

@@ -73,6 +73,14 @@ def _key(name: str) -> str:
 def read_manifest(path: Path) -> list[AlbumCandidate]:
     """The albums a manifest lists, in its order. A manifest that cannot be read or lacks a required column
     raises :class:`DatasetError`; a row with a bad value becomes an album whose ``problem`` says so."""
+    rows, columns = read_table(path)
+    return [_candidate(Path(path), where, row, columns) for where, row in rows]
+
+
+def read_table(path: Path, required: tuple[str, ...] = REQUIRED) -> tuple[list[tuple[str, dict]], dict[str, str]]:
+    """The rows of a CSV, TSV, JSON or JSON-lines table as ``(where, {column: value})`` (``where`` is
+    ``file:line`` or ``file:row N``), and the column found for each field of :data:`COLUMNS`. A table that
+    cannot be read, has no rows or lacks a column for a ``required`` field raises :class:`DatasetError`."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in MANIFEST_EXTENSIONS:
@@ -84,8 +92,7 @@ def read_manifest(path: Path) -> list[AlbumCandidate]:
     rows = list(_csv_rows(path, text) if suffix in (".csv", ".tsv") else _json_rows(path, text))
     if not rows:
         raise DatasetError(f"{path}: manifest has no rows")
-    columns = _match_columns(path, {name for _, row in rows for name in row})
-    return [_candidate(path, where, row, columns) for where, row in rows]
+    return rows, _match_columns(path, {name for _, row in rows for name in row}, required)
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
@@ -144,7 +151,7 @@ def _records(data: object) -> list[tuple[str, object]] | None:
     return None
 
 
-def _match_columns(path: Path, names: set[str]) -> dict[str, str]:
+def _match_columns(path: Path, names: set[str], required: tuple[str, ...]) -> dict[str, str]:
     """Field -> the manifest's column for it."""
     by_key: dict[str, str] = {}
     for name in sorted(names):
@@ -154,7 +161,7 @@ def _match_columns(path: Path, names: set[str]) -> dict[str, str]:
         found = next((by_key[a] for a in aliases if a in by_key), None)
         if found is not None:
             columns[field] = found
-    missing = [f for f in REQUIRED if f not in columns]
+    missing = [f for f in required if f not in columns]
     if missing:
         expected = "; ".join(f"{f}: one of {', '.join(COLUMNS[f])}" for f in missing)
         raise DatasetError(

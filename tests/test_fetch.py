@@ -1,0 +1,461 @@
+"""``nopaingan dataset fetch``: the real Deezer and iTunes clients against fake catalogues on 127.0.0.1 that
+answer in the APIs' documented shapes, with rate-limit answers, missing previews, near-miss and wrong
+matches, ambiguous results, an interrupted run, Wikipedia album lists; property tests of the matcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+from pathlib import Path
+
+import pytest
+from catalogue_server import FakeAlbum, FakeCatalogues, FakeTrack
+from http_files import FileServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from music_library import image_bytes, make_track
+
+from training.catalogues import Deezer, make_catalogues
+from training.cli import main
+from training.download import Downloader
+from training.errors import DatasetError, DownloadError
+from training.fetch import (
+    AlbumRequest,
+    fetch_dataset,
+    read_album_list,
+    resolve,
+    wikipedia_album_list,
+    write_album_list,
+)
+from training.matching import best_match, match_score, normalise_album, normalise_artist, similarity
+from training.records import read_dataset
+
+RED, GREEN, BLUE, YELLOW, CYAN = (220, 20, 20), (20, 200, 40), (30, 40, 220), (230, 220, 30), (20, 210, 220)
+QUOTA = json.dumps({"error": {"type": "Exception", "message": "Quota limit exceeded", "code": 4}}).encode()
+
+
+@pytest.fixture(scope="module")
+def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """Previews as the catalogues serve them: MP3 (Deezer) and AAC in M4A (iTunes)."""
+    tmp = tmp_path_factory.mktemp("previews")
+    return {
+        "mp3": make_track(tmp / "a.mp3", 2.0, 330).read_bytes(),
+        "mp3b": make_track(tmp / "b.mp3", 2.0, 550).read_bytes(),
+        "m4a": make_track(tmp / "c.m4a", 2.0, 440).read_bytes(),
+    }
+
+
+@pytest.fixture()
+def shop(audio: dict[str, bytes]):
+    """Both catalogues with the albums the tests ask for, and near misses around them."""
+    with FileServer() as server:
+        fake = FakeCatalogues(server)
+        mp3, mp3b, m4a = audio["mp3"], audio["mp3b"], audio["m4a"]
+        # the most popular track has no preview: the next one with a preview stands in
+        fake.add_deezer(
+            FakeAlbum(
+                "Daft Punk",
+                "Discovery",
+                image_bytes(RED),
+                [FakeTrack("One More Time", None, rank=900_000), FakeTrack("Aerodynamic", mp3, rank=800_000)],
+                year=2001,
+                genre="Electro",
+            )
+        )
+        # accents, a remaster suffix and a "The" prefix away from the request
+        fake.add_deezer(
+            FakeAlbum("Sigur Rós", "Ágætis byrjun (Remastered)", image_bytes(GREEN), [FakeTrack("Svefn-g-englar", mp3)])
+        )
+        fake.add_deezer(
+            FakeAlbum("Beatles", "Abbey Road - 2019 Remaster", image_bytes(BLUE), [FakeTrack("Come Together", mp3b)])
+        )
+        # the same title by another artist only: no match
+        fake.add_deezer(FakeAlbum("Tribute Band", "Bleach", image_bytes(RED), [FakeTrack("Blew", mp3)]))
+        # two different albums equally close to the request: ambiguous
+        fake.add_deezer(FakeAlbum("Velvet", "Mirror Balls", image_bytes(RED), [FakeTrack("a", mp3)]))
+        fake.add_deezer(FakeAlbum("Velvet", "Mirror Hall", image_bytes(RED), [FakeTrack("b", mp3)]))
+        # on Deezer without any preview, on iTunes with them: the other catalogue stands in
+        fake.add_deezer(FakeAlbum("Björk", "Homogenic", image_bytes(YELLOW), [FakeTrack("Jóga", None)]))
+        fake.add_itunes(
+            FakeAlbum(
+                "Björk",
+                "Homogenic",
+                image_bytes(CYAN, size=(120, 120)),
+                [FakeTrack("Hunter", m4a, seconds=250), FakeTrack("Jóga", m4a, seconds=305)],
+                year=1997,
+                genre="Alternative",
+            )
+        )
+        fake.add_itunes(FakeAlbum("Velvet", "Mirror Balls", image_bytes(RED), [FakeTrack("a", m4a)], year=1999))
+        fake.add_itunes(FakeAlbum("Velvet", "Mirror Hall", image_bytes(RED), [FakeTrack("b", m4a)], year=2003))
+        yield server, fake
+
+
+def clients(tmp: Path, fake: FakeCatalogues, waits: list[float] | None = None, names=("deezer", "itunes")):
+    def downloader(rate: float, statuses: frozenset[int]) -> Downloader:
+        sleep = waits.append if waits is not None else (lambda s: None)
+        return Downloader(
+            tmp / "cache" / "api", rate_limit=None, backoff=0.5, timeout=5, retry_statuses=statuses, sleep=sleep
+        )
+
+    return make_catalogues(list(names), downloader, deezer_api=fake.deezer_url, itunes_api=fake.itunes_url)
+
+
+def media(tmp: Path) -> Downloader:
+    return Downloader(tmp / "cache", rate_limit=None, backoff=0.01, timeout=5)
+
+
+REQUESTS = [
+    AlbumRequest("Daft Punk", "Discovery", "list.csv:2"),
+    AlbumRequest("Sigur Ros", "Agaetis Byrjun", "list.csv:3", genres=("post-rock",)),
+    AlbumRequest("The Beatles", "Abbey Road", "list.csv:4", year=1969),
+    AlbumRequest("Nirvana", "Bleach", "list.csv:5"),
+    AlbumRequest("Velvet", "Mirror Ball", "list.csv:6"),
+    AlbumRequest("Björk", "Homogenic", "list.csv:7"),
+    AlbumRequest("Nobody", "Nothing Whatsoever", "list.csv:8"),
+]
+
+
+def rows(out: Path) -> dict[str, dict]:
+    return {r["album"]: r for r in map(json.loads, (out / "metadata.jsonl").read_text().splitlines())}
+
+
+def skipped(out: Path) -> dict[str, str]:
+    return {r["album"]: r["reason"] for r in map(json.loads, (out / "skipped.jsonl").read_text().splitlines())}
+
+
+def test_fetch_writes_the_import_dataset_folder_and_lists_what_it_left_out(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    out = tmp_path / "DATA"
+    report = fetch_dataset(REQUESTS, out, catalogues=clients(tmp_path, fake), downloader=media(tmp_path))
+    albums = rows(out)
+    assert set(albums) == {"Discovery", "Agaetis Byrjun", "Abbey Road", "Homogenic"}
+    daft = albums["Discovery"]
+    assert (daft["catalogue"], daft["match_score"], daft["song"]) == ("deezer", 1.0, "Aerodynamic")
+    assert (daft["year"], daft["genres"], daft["catalogue_album"]) == (2001, ["electro"], "Discovery")
+    assert daft["audio"].endswith(".mp3") and "/deezer/preview/" in daft["audio_source"]
+    assert albums["Agaetis Byrjun"]["catalogue_album"] == "Ágætis byrjun (Remastered)"
+    assert albums["Agaetis Byrjun"]["match_score"] == 1.0 and albums["Agaetis Byrjun"]["genres"] == ["post-rock"]
+    assert albums["Abbey Road"]["catalogue_artist"] == "Beatles" and albums["Abbey Road"]["year"] == 1969
+    bjork = albums["Homogenic"]
+    assert (bjork["catalogue"], bjork["song"], bjork["year"]) == ("itunes", "Jóga", 1997)  # longest track
+    assert bjork["audio"].endswith(".m4a") and bjork["cover_width"] == 120
+    assert any(path.endswith("/1000x1000bb.jpg") for path, _ in server.requests)  # the large iTunes cover
+    reasons = skipped(out)
+    assert set(reasons) == {"Bleach", "Mirror Ball", "Nothing Whatsoever"}
+    assert reasons["Bleach"].startswith("not found: deezer: no match: best was Tribute Band - Bleach")
+    assert "deezer: ambiguous: Velvet - Mirror Balls" in reasons["Mirror Ball"]
+    assert "itunes: ambiguous" in reasons["Mirror Ball"]
+    assert reasons["Nothing Whatsoever"] == "not found: deezer: no result; itunes: no result"
+    assert len(read_dataset(out)) == 4  # what `dataset cache` and training read
+    assert report.summary().startswith("imported 4 albums")
+
+
+def test_itunes_cover_is_asked_at_the_large_size(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    request = AlbumRequest("Björk", "Homogenic", "x")
+    candidate = resolve(request, clients(tmp_path, fake, names=("itunes",)))
+    assert [c.location.rsplit("/", 1)[-1] for c in candidate.covers] == ["1000x1000bb.jpg", "100x100bb.jpg"]
+    big = make_catalogues(
+        ["itunes"],
+        lambda rate, statuses: media(tmp_path),
+        itunes_api=fake.itunes_url,
+        cover_size=3000,
+    )
+    assert resolve(request, big).covers[0].location.endswith("/3000x3000bb.jpg")
+
+
+def test_rate_limit_answers_are_retried_after_the_wait_the_server_asks(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    server.failures["/deezer/search/album"] = [(200, {"Content-Type": "application/json"}, QUOTA)] * 2
+    server.failures["/itunes/search"] = [(429, {"Retry-After": "7"}), (403, {})]
+    waits: list[float] = []
+    catalogues = clients(tmp_path, fake, waits)
+    assert [r.title for r in catalogues[0].search("Daft Punk", "Discovery")] == ["Discovery"]
+    assert waits == [0.5, 1.0]  # Deezer's quota error: doubling backoff, and not cached as the answer
+    assert [r.title for r in catalogues[1].search("Björk", "Homogenic")] == ["Homogenic"]
+    assert waits[2:] == [7.0, 1.0]  # iTunes: 429 with Retry-After, then 403 (Apple's throttling)
+    searches = [p for p, _ in server.requests if p.startswith("/deezer/search")]
+    assert len(searches) == 3
+    catalogues[0].search("Daft Punk", "Discovery")  # the good answer is cached
+    assert len([p for p, _ in server.requests if p.startswith("/deezer/search")]) == 3
+
+
+def test_quota_errors_beyond_the_retries_leave_the_album_out_with_the_reason(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    server.failures["/deezer/search/album"] = [(200, {}, QUOTA)] * 10
+    candidate = resolve(AlbumRequest("Daft Punk", "Discovery", "x"), clients(tmp_path, fake, names=("deezer",)))
+    assert "Deezer error 4: Quota limit exceeded" in candidate.problem and not candidate.tracks
+
+
+def test_other_deezer_errors_are_not_retried(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    error = json.dumps({"error": {"type": "ParameterException", "message": "Wrong parameter", "code": 500}})
+    server.failures["/deezer/search/album"] = [(200, {}, error.encode())]
+    deezer = clients(tmp_path, fake, names=("deezer",))[0]
+    with pytest.raises(DownloadError, match="Deezer error 500: Wrong parameter"):
+        deezer.search("a", "b")
+    server.failures["/deezer/search/album"] = [(200, {}, b"<html>oops</html>")]
+    with pytest.raises(DownloadError, match="not JSON"):
+        deezer.search("c", "d")
+
+
+def test_an_album_gone_since_the_search_asks_the_next_catalogue(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    gone = json.dumps({"error": {"type": "DataException", "message": "no data", "code": 800}}).encode()
+    server.failures[f"/deezer/album/{fake.deezer[0].id}"] = [(200, {}, gone)]
+    candidate = resolve(AlbumRequest("Daft Punk", "Discovery", "x"), clients(tmp_path, fake))
+    assert candidate.problem == (
+        "not found: deezer: Daft Punk - Discovery has no track with a preview; itunes: no result"
+    )
+
+
+def test_interrupted_fetch_resumes_without_asking_or_downloading_again(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    catalogues = clients(tmp_path, fake)
+    deezer = catalogues[0]
+    search = deezer.search
+    calls = []
+
+    def interrupted(artist: str, album: str):
+        calls.append(album)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return search(artist, album)
+
+    deezer.search = interrupted
+    out = tmp_path / "DATA"
+    with pytest.raises(KeyboardInterrupt):
+        fetch_dataset(REQUESTS, out, catalogues=catalogues, downloader=media(tmp_path))
+    assert len(list((out / "audio").iterdir())) == 2 and not (out / "metadata.jsonl").exists()
+    first = list(server.requests)
+    deezer.search = search
+    fetch_dataset(REQUESTS, out, catalogues=catalogues, downloader=media(tmp_path))
+    again = server.requests[len(first) :]
+    assert not set(again) & set(first)  # nothing asked or downloaded twice
+    clean = tmp_path / "clean"
+    fetch_dataset(REQUESTS, clean, catalogues=clients(tmp_path / "other", fake), downloader=media(tmp_path / "other"))
+    assert rows(out) == rows(clean) and skipped(out) == skipped(clean)
+
+
+def test_a_preview_that_fails_to_download_gives_way_to_the_next_track(tmp_path: Path, shop, audio) -> None:
+    server, fake = shop
+    album = fake.add_deezer(
+        FakeAlbum(
+            "Air",
+            "Moon Safari",
+            image_bytes(BLUE),
+            [FakeTrack("La femme d'argent", audio["mp3"], rank=9), FakeTrack("Sexy Boy", audio["mp3b"], rank=5)],
+        )
+    )
+    del server.files[f"/deezer/preview/{album.id}/0.mp3"]  # listed by the API, gone from the CDN
+    out = tmp_path / "DATA"
+    request = AlbumRequest("Air", "Moon Safari", "x")
+    fetch_dataset([request], out, catalogues=clients(tmp_path, fake), downloader=media(tmp_path))
+    assert rows(out)["Moon Safari"]["song"] == "Sexy Boy"
+
+
+def test_cached_answers_expire_so_preview_links_stay_fresh(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    deezer = clients(tmp_path, fake, names=("deezer",))[0]
+    deezer.search("Daft Punk", "Discovery")
+    deezer.search("Daft Punk", "Discovery")
+    assert len([p for p, _ in server.requests if p.startswith("/deezer/search")]) == 1
+    for answer in (tmp_path / "cache" / "api").iterdir():
+        os.utime(answer, (0, 0))  # older than ANSWER_MAX_AGE
+    deezer.search("Daft Punk", "Discovery")
+    assert len([p for p, _ in server.requests if p.startswith("/deezer/search")]) == 2
+
+
+def test_album_lists_read_csv_with_optional_columns(tmp_path: Path) -> None:
+    path = tmp_path / "albums.csv"
+    path.write_text(
+        'Artist Name;Album Title;Release Date;Genres\nDaft Punk;Discovery;2001-03-12;"house, electro"\n'
+        "Björk;Homogenic;;\n;Untitled;;\n"
+    )
+    albums = read_album_list(path)
+    assert albums[0] == AlbumRequest("Daft Punk", "Discovery", f"{path}:2", 2001, ("house", "electro"))
+    assert albums[1] == AlbumRequest("Björk", "Homogenic", f"{path}:3")
+    resolved = resolve(albums[2], [])
+    assert resolved.problem == f"{path}:4: empty artist"
+    (tmp_path / "bad.csv").write_text("band,record\nA,B\n")
+    with pytest.raises(DatasetError, match="no column for artist, album"):
+        read_album_list(tmp_path / "bad.csv")
+    written = write_album_list(albums[:2], tmp_path / "copy.csv")
+    assert [(a.artist, a.album, a.year, a.genres) for a in read_album_list(written)] == [
+        (a.artist, a.album, a.year, a.genres) for a in albums[:2]
+    ]
+    with pytest.raises(DatasetError, match="exists already"):
+        write_album_list(albums, written)
+
+
+WIKIPEDIA = """<html><head><title>List of 2019 albums - Wikipedia</title></head><body>
+<h2>January</h2>
+<table class="wikitable plainrowheaders">
+<tr><th>Release date</th><th>Artist</th><th>Album</th><th>Genre</th><th>Label</th><th>Ref.</th></tr>
+<tr><th rowspan="2">January 4</th><td>Daft Punk</td><td><i>Discovery</i></td><td>House, electro</td>
+<td>Virgin</td><td>[1]</td></tr>
+<tr><td>Sigur Rós</td><td><i>Ágætis byrjun</i><sup>[a]</sup></td><td>Post-rock</td><td>Fat Cat</td><td>[2]</td></tr>
+</table>
+<table class="wikitable"><tr><th>Month</th><th>Count</th></tr><tr><td>January</td><td>2</td></tr></table>
+<h2>February</h2>
+<table class="wikitable">
+<tr><th rowspan="2">Release date</th><th colspan="2">Release</th><th rowspan="2">Genre</th>
+<th rowspan="2">Label</th></tr>
+<tr><th>Artist</th><th>Album</th></tr>
+<tr><td>February 1, 2018</td><td>Björk</td><td>Homogenic</td><td></td><td>One Little Indian</td></tr>
+</table></body></html>"""
+
+
+def test_wikipedia_yearly_list_becomes_an_album_list(tmp_path: Path, shop, capsys) -> None:
+    server, _ = shop
+    server.files["/wiki/List_of_2019_albums"] = WIKIPEDIA.encode()
+    url = server.url("/wiki/List_of_2019_albums")
+    albums = wikipedia_album_list(url, media(tmp_path))
+    assert [(a.artist, a.album, a.year, a.genres) for a in albums] == [
+        ("Daft Punk", "Discovery", 2019, ("House", "electro")),
+        ("Sigur Rós", "Ágætis byrjun", 2019, ("Post-rock",)),
+        ("Björk", "Homogenic", 2018, ()),  # the release date's own year wins over the page's
+    ]
+    assert albums[0].source == f"{url} table 1 row 1"
+    saved = tmp_path / "list.csv"
+    assert (
+        main(
+            [
+                "dataset",
+                "fetch",
+                "--from-wikipedia-list",
+                url,
+                "--save-list",
+                str(saved),
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out == f"wrote 3 albums to {saved}\n"
+    assert [a.album for a in read_album_list(saved)] == ["Discovery", "Ágætis byrjun", "Homogenic"]
+    server.files["/wiki/empty"] = b"<html><table><tr><th>Month</th></tr><tr><td>May</td></tr></table></html>"
+    with pytest.raises(DatasetError, match="no table with artist and album columns"):
+        wikipedia_album_list(server.url("/wiki/empty"), media(tmp_path))
+
+
+def test_cli_fetches_with_api_addresses_from_the_environment(tmp_path: Path, shop, capsys, monkeypatch) -> None:
+    server, fake = shop
+    albums = tmp_path / "albums.csv"
+    albums.write_text("artist,album\nDaft Punk,Discovery\nBjörk,Homogenic\nNobody,Nothing Whatsoever\n")
+    monkeypatch.setenv("NOPAINGAN_DEEZER_API", fake.deezer_url)
+    monkeypatch.setenv("NOPAINGAN_ITUNES_API", fake.itunes_url)
+    out = tmp_path / "DATA"
+    argv = ["dataset", "fetch", str(albums), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--quiet"]
+    fast = ["--deezer-rate", "0", "--itunes-rate", "0", "--rate-limit", "0", "--eval-fraction", "0"]
+    assert main([*argv, *fast]) == 0
+    assert capsys.readouterr().out == f"fetched 2 albums (train 2, eval 0), skipped 1 (see {out / 'skipped.jsonl'})\n"
+    assert set(rows(out)) == {"Discovery", "Homogenic"}
+    assert main(["dataset", "fetch", str(albums)]) == 2
+    assert "--out: expected a dataset folder" in capsys.readouterr().err
+    assert main([*argv, "--cover-size", "32"]) == 2
+    assert "--cover-size 32 is below --min-cover-size 64" in capsys.readouterr().err
+    assert main([*argv, "--catalogues", "spotify"]) == 2
+    assert capsys.readouterr().err.endswith("unknown catalogue 'spotify'; expected one of deezer, itunes\n")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes/todo.txt").write_text("x")
+    assert main(["dataset", "fetch", str(albums), "--out", str(tmp_path / "notes")]) == 2
+    assert "expected a new, empty or dataset folder" in capsys.readouterr().err
+
+
+def test_deezer_falls_back_to_plain_words_when_the_field_query_finds_nothing(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    deezer = clients(tmp_path, fake, names=("deezer",))[0]
+    assert isinstance(deezer, Deezer)
+    assert [r.artist for r in deezer.search("The Beatles", "Abbey Road")] == ["Beatles"]
+    queries = [p for p, _ in server.requests if p.startswith("/deezer/search")]
+    assert len(queries) == 2 and "artist%3A%22The+Beatles%22" in queries[0]
+
+
+# --- matcher ----------------------------------------------------------------------------------------------
+
+
+def test_normalisation_removes_editions_featuring_and_the() -> None:
+    assert normalise_album("The Wall (Remastered 2011)") == "wall"
+    assert normalise_album("Abbey Road - 2019 Remaster") == "abbey road"
+    assert normalise_album("Lemonade [Deluxe Edition]") == "lemonade"
+    assert normalise_album("Homogenic - Single") == "homogenic"
+    assert normalise_album("Deluxe") == "deluxe"  # a title that is only such a word keeps it
+    assert normalise_album("Greatest Hits II") != normalise_album("Greatest Hits")
+    assert normalise_artist("Beyoncé feat. Jay-Z") == "beyonce"
+    assert normalise_artist("Simon & Garfunkel") == normalise_artist("simon and garfunkel")
+    assert normalise_artist("The The") == "the"
+
+
+def test_best_match_cases() -> None:
+    found = [("a", "Velvet", "Mirror Balls", 1999), ("b", "Velvet", "Mirror Hall", 2003)]
+    assert best_match("Velvet", "Mirror Ball", found).reason.startswith("ambiguous")
+    assert best_match("Velvet", "Mirror Ball", found, year=1999).item == "a"  # the year decides
+    assert best_match("Velvet", "Mirror Ball", found, year=2010).item is None
+    editions = [("x", "Joni Mitchell", "Blue", 1971), ("y", "Joni Mitchell", "Blue (Deluxe Edition)", 2021)]
+    assert best_match("Joni Mitchell", "Blue", editions).item == "x"  # editions of one album are not rivals
+    assert best_match("Nirvana", "Bleach", [("z", "Tribute Band", "Bleach", None)]).item is None
+    assert best_match("a", "b", []).reason == "no result"
+
+
+WORDS = st.text(alphabet=string.ascii_lowercase, min_size=2, max_size=8).filter(
+    lambda w: w not in {"the", "feat", "ft", "featuring", "and"} and normalise_album(f"x ({w})") != "x"
+)
+TITLES = st.lists(WORDS, min_size=1, max_size=4).map(" ".join)
+ACCENTS = str.maketrans({"a": "á", "e": "è", "o": "ö", "u": "ü", "n": "ñ", "c": "ç"})
+
+
+@settings(max_examples=150, deadline=None)
+@given(TITLES, TITLES, st.sampled_from(["", " (Deluxe Edition)", " - 2011 Remaster", " [Remastered]", " - EP"]))
+def test_same_album_in_any_spelling_scores_one(artist: str, album: str, suffix: str) -> None:
+    variants = [
+        (artist.upper(), album.title() + suffix),
+        (artist.translate(ACCENTS), album.translate(ACCENTS) + suffix),
+        (f"The {artist}", f"{album}!" + suffix),
+        (artist.replace(" ", " & ") if " " in artist else artist, album + suffix),
+    ]
+    for found_artist, found_album in variants:
+        expected = artist if "&" not in found_artist else artist.replace(" ", " and ")
+        assert match_score(expected, album, found_artist, found_album) == 1.0
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=30), st.text(max_size=30))
+def test_similarity_is_symmetric_bounded_and_one_only_when_equal(a: str, b: str) -> None:
+    x, y = normalise_album(a), normalise_album(b)
+    score = similarity(x, y)
+    assert 0.0 <= score <= 1.0 and score == similarity(y, x)
+    assert (score == 1.0) == (x == y)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    TITLES,
+    TITLES,
+    st.lists(st.tuples(TITLES, TITLES, st.none() | st.integers(1950, 2030)), max_size=6),
+    st.none() | st.integers(1950, 2030),
+)
+def test_best_match_never_takes_a_weak_or_contested_result(artist, album, found, year) -> None:
+    items = [(i, a, t, y) for i, (a, t, y) in enumerate(found)]
+    match = best_match(artist, album, items, year=year)
+    scores = [match_score(artist, album, a, t) for _, a, t, _ in items]
+    if match.item is None:
+        assert match.reason
+        return
+    chosen = scores[match.item]
+    assert chosen >= 0.85 and match.score == chosen
+    assert chosen >= max(scores) - 0.05
+    key = (normalise_artist(items[match.item][1]), normalise_album(items[match.item][2]))
+    for (_, a, t, y), score in zip(items, scores, strict=True):
+        rival = (normalise_artist(a), normalise_album(t)) != key and score >= max(0.85, max(scores) - 0.05)
+        assert not rival or (year is not None and items[match.item][3] == year and y != year)
+
+
+@settings(max_examples=100, deadline=None)
+@given(TITLES, TITLES, TITLES)
+def test_a_different_artist_is_no_match_whatever_the_album(artist: str, other: str, album: str) -> None:
+    if similarity(normalise_artist(artist), normalise_artist(other)) < 0.85:
+        assert best_match(artist, album, [(0, other, album, None)]).item is None

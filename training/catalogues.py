@@ -1,0 +1,292 @@
+"""Public, keyless music catalogues that still give 30 s preview URLs and large cover art: the Deezer API and
+the iTunes Search API. Each client searches albums and lists an album's tracks with their previews.
+
+Answers are JSON fetched through a :class:`~training.download.Downloader` of the client's own, so each
+catalogue has its own rate limit, retries (with the server's ``Retry-After``) and cache: an answer is kept for
+:data:`ANSWER_MAX_AGE` seconds (previews' signed URLs expire), and a re-run of an interrupted fetch asks
+nothing it already asked. Error answers are never cached.
+
+Documented limits, obeyed by the default rates:
+
+- Deezer (https://developers.deezer.com/api): 50 requests per 5 seconds; over it the API answers HTTP 200 with
+  ``{"error": {"type": "Exception", "message": "Quota limit exceeded", "code": 4}}``, retried with backoff.
+- iTunes Search API (https://performance-partners.apple.com/search-api): about 20 calls per minute; over it
+  the API answers 403 or 429, retried with backoff. Apple allows previews and artwork "only to promote store
+  content": the data set is for research, see docs/dataset.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from urllib.parse import urlencode
+
+from .download import RETRY_STATUSES, Downloader
+from .errors import DatasetError, DownloadError
+
+DEEZER_API = "https://api.deezer.com"
+ITUNES_API = "https://itunes.apple.com"
+DEEZER_RATE = 50 / 5  # requests per second
+ITUNES_RATE = 20 / 60
+ANSWER_MAX_AGE = 12 * 3600.0  # seconds an answer is reused
+COVER_SIZE = 1000  # iTunes artwork side in pixels (Deezer's cover_xl is 1000 px)
+SEARCH_LIMIT = 25
+# Deezer error codes worth a retry: 4 QUOTA (50 requests / 5 s), 700 SERVICE_BUSY.
+_DEEZER_RETRY = {4, 700}
+_DEEZER_NOT_FOUND = 800  # DATA_NOT_FOUND
+
+
+@dataclass(frozen=True)
+class Track:
+    """A song of a catalogue album with a preview: ``popularity`` is the catalogue's rank when it gives one,
+    ``duration`` the full song's length in seconds."""
+
+    title: str
+    preview: str
+    popularity: float | None = None
+    duration: float | None = None
+
+
+@dataclass(frozen=True)
+class Release:
+    """An album as a catalogue lists it; ``covers`` are URLs, largest first."""
+
+    catalogue: str
+    id: str
+    artist: str
+    title: str
+    year: int | None = None
+    url: str = ""
+    covers: tuple[str, ...] = ()
+    genres: tuple[str, ...] = ()
+    tracks: tuple[Track, ...] = field(default=(), compare=False)
+
+
+class ApiError(DownloadError):
+    """An error a catalogue API reports in its answer: its ``code``, and whether a retry may help."""
+
+    def __init__(self, message: str, code: object = None, retry: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry = retry
+
+
+def _year(date: object) -> int | None:
+    match = re.match(r"([12][0-9]{3})", str(date or ""))
+    return int(match.group(1)) if match else None
+
+
+class Catalogue:
+    """Shared JSON fetching. Subclasses implement :meth:`search` and :meth:`album`."""
+
+    name = ""
+
+    def __init__(self, base: str, downloader: Downloader, max_age: float = ANSWER_MAX_AGE) -> None:
+        self.base = base.rstrip("/")
+        self.downloader = downloader
+        self.max_age = max_age
+
+    def search(self, artist: str, album: str) -> list[Release]:
+        """Albums the catalogue finds for ``artist`` and ``album``, in its order (no tracks yet)."""
+        raise NotImplementedError
+
+    def album(self, release: Release) -> Release:
+        """``release`` with its tracks that have a preview (best first), year and genres filled in."""
+        raise NotImplementedError
+
+    def _error(self, answer: object) -> ApiError | None:
+        """The error an API reports inside a 200 answer, if ``answer`` is one."""
+        return None
+
+    def _get(self, path: str, params: dict[str, object]) -> object:
+        """The JSON answer to ``GET base/path?params``: cached, retried on errors the API says are passing."""
+        url = f"{self.base}{path}?{urlencode(params)}"
+        cached = self.downloader.cached_path(url)
+        if cached.is_file() and time.time() - cached.stat().st_mtime > self.max_age:
+            cached.unlink()
+        attempt = 0
+        while True:
+            local = self.downloader.fetch(url)
+            try:
+                answer = json.loads(local.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                local.unlink()
+                raise DownloadError(f"{url}: the {self.name} API answered something that is not JSON") from exc
+            error = self._error(answer)
+            if error is None:
+                return answer
+            local.unlink()  # an error is never kept as the answer
+            if not error.retry or attempt == self.downloader.retries:
+                raise ApiError(f"{url}: {error}", error.code, error.retry)
+            self.downloader.wait_before_retry(attempt)
+            attempt += 1
+
+
+class Deezer(Catalogue):
+    """The Deezer API: ``/search/album`` (advanced query ``artist:"..." album:"..."``, else plain words) and
+    ``/album/{id}`` (tracks with ``preview`` and ``rank``, ``genres``, ``release_date``, ``cover_xl``)."""
+
+    name = "deezer"
+
+    def _error(self, answer: object) -> ApiError | None:
+        error = answer.get("error") if isinstance(answer, dict) else None
+        if not error:
+            return None
+        code = error.get("code") if isinstance(error, dict) else None
+        message = error.get("message", error) if isinstance(error, dict) else error
+        return ApiError(f"Deezer error {code}: {message}", code, code in _DEEZER_RETRY)
+
+    def search(self, artist: str, album: str) -> list[Release]:
+        quoted = f'artist:"{_unquote(artist)}" album:"{_unquote(album)}"'
+        results = self._search(quoted) or self._search(f"{artist} {album}")
+        return [self._release(item) for item in results if isinstance(item, dict) and item.get("id")]
+
+    def _search(self, query: str) -> list:
+        answer = self._get("/search/album", {"q": query, "limit": SEARCH_LIMIT})
+        data = answer.get("data") if isinstance(answer, dict) else None
+        return data if isinstance(data, list) else []
+
+    def _release(self, item: dict) -> Release:
+        artist = item.get("artist") or {}
+        covers = tuple(c for c in (item.get("cover_xl"), item.get("cover_big")) if c)
+        genres = tuple(g["name"] for g in (item.get("genres") or {}).get("data", []) if g.get("name"))
+        return Release(
+            "deezer",
+            str(item["id"]),
+            str(artist.get("name", "")),
+            str(item.get("title", "")),
+            _year(item.get("release_date")),
+            str(item.get("link", "")),
+            covers,
+            genres,
+        )
+
+    def album(self, release: Release) -> Release:
+        try:
+            answer = self._get(f"/album/{release.id}", {})
+        except ApiError as exc:
+            if exc.code == _DEEZER_NOT_FOUND:  # the album went away since the search
+                return replace(release, tracks=())
+            raise
+        full = self._release(answer) if isinstance(answer, dict) and answer.get("id") else release
+        items = ((answer.get("tracks") or {}).get("data") or []) if isinstance(answer, dict) else []
+        tracks = [
+            Track(str(t.get("title", "")), t["preview"], _number(t.get("rank")), _number(t.get("duration")))
+            for t in items
+            if isinstance(t, dict) and t.get("preview")
+        ]
+        tracks.sort(key=lambda t: -(t.popularity or 0.0))  # most popular first, as the seed chose
+        return replace(
+            release,
+            year=full.year or release.year,
+            genres=full.genres or release.genres,
+            covers=full.covers or release.covers,
+            tracks=tuple(tracks),
+        )
+
+
+class ITunes(Catalogue):
+    """The iTunes Search API: ``/search?entity=album`` and ``/lookup?id=...&entity=song`` (tracks with
+    ``previewUrl``); ``artworkUrl100`` rewritten to ``cover_size`` px."""
+
+    name = "itunes"
+
+    def __init__(
+        self,
+        base: str,
+        downloader: Downloader,
+        max_age: float = ANSWER_MAX_AGE,
+        *,
+        country: str = "US",
+        cover_size: int = COVER_SIZE,
+    ) -> None:
+        super().__init__(base, downloader, max_age)
+        self.country = country
+        self.cover_size = cover_size
+
+    def search(self, artist: str, album: str) -> list[Release]:
+        params = {
+            "term": f"{artist} {album}",
+            "media": "music",
+            "entity": "album",
+            "limit": SEARCH_LIMIT,
+            "country": self.country,
+        }
+        answer = self._get("/search", params)
+        results = answer.get("results") if isinstance(answer, dict) else None
+        return [
+            self._release(item)
+            for item in results or []
+            if isinstance(item, dict) and item.get("wrapperType") == "collection" and item.get("collectionId")
+        ]
+
+    def _release(self, item: dict) -> Release:
+        small = item.get("artworkUrl100") or ""
+        size = self.cover_size
+        large = re.sub(r"/\d+x\d+bb\.(?:jpg|png|webp)$", f"/{size}x{size}bb.jpg", small) if small else ""
+        covers = tuple(dict.fromkeys(c for c in (large, small) if c))
+        genre = item.get("primaryGenreName")
+        return Release(
+            "itunes",
+            str(item["collectionId"]),
+            str(item.get("artistName", "")),
+            str(item.get("collectionName", "")),
+            _year(item.get("releaseDate")),
+            str(item.get("collectionViewUrl", "")),
+            covers,
+            (str(genre),) if genre else (),
+        )
+
+    def album(self, release: Release) -> Release:
+        answer = self._get("/lookup", {"id": release.id, "entity": "song", "country": self.country})
+        results = answer.get("results") if isinstance(answer, dict) else None
+        tracks = [
+            Track(str(t.get("trackName", "")), t["previewUrl"], None, _number(t.get("trackTimeMillis"), 1000.0))
+            for t in results or []
+            if isinstance(t, dict) and t.get("wrapperType") == "track" and t.get("previewUrl")
+        ]
+        tracks.sort(key=lambda t: -(t.duration or 0.0))  # no popularity: the longest is rarely an intro
+        return replace(release, tracks=tuple(tracks))
+
+
+def _number(value: object, scale: float = 1.0) -> float | None:
+    return float(value) / scale if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _unquote(text: str) -> str:
+    return text.replace('"', " ")
+
+
+CATALOGUES = ("deezer", "itunes")
+
+
+def make_catalogues(
+    names: list[str] | tuple[str, ...],
+    make_downloader: Callable[[float, frozenset[int]], Downloader],
+    *,
+    deezer_api: str | None = None,
+    itunes_api: str | None = None,
+    deezer_rate: float = DEEZER_RATE,
+    itunes_rate: float = ITUNES_RATE,
+    country: str = "US",
+    cover_size: int = COVER_SIZE,
+    max_age: float = ANSWER_MAX_AGE,
+) -> list[Catalogue]:
+    """Clients for ``names`` in order, each with a downloader from ``make_downloader(rate, retry_statuses)``.
+    API base URLs default to ``$NOPAINGAN_DEEZER_API`` / ``$NOPAINGAN_ITUNES_API``, else the public ones."""
+    clients: list[Catalogue] = []
+    for name in names:
+        if name == "deezer":
+            base = deezer_api or os.environ.get("NOPAINGAN_DEEZER_API") or DEEZER_API
+            clients.append(Deezer(base, make_downloader(deezer_rate, RETRY_STATUSES), max_age))
+        elif name == "itunes":
+            base = itunes_api or os.environ.get("NOPAINGAN_ITUNES_API") or ITUNES_API
+            downloader = make_downloader(itunes_rate, RETRY_STATUSES | {403})  # 403: Apple's throttling
+            clients.append(ITunes(base, downloader, max_age, country=country, cover_size=cover_size))
+        else:
+            raise DatasetError(f"unknown catalogue {name!r}; expected one of {', '.join(CATALOGUES)}")
+    return clients

@@ -1,0 +1,374 @@
+"""``nopaingan dataset fetch``: a list of albums in, the dataset folder ``dataset import`` writes out.
+
+Each album (artist, album; optional year and genre) is looked up in public, keyless catalogues (Deezer, then
+iTunes by default, see :mod:`training.catalogues`), matched by normalised, fuzzy comparison
+(:mod:`training.matching`), and its 30 s preview and cover are downloaded and checked like an imported
+album's. The match score and catalogue ids go into ``metadata.jsonl``; every album not found, below the score
+threshold, ambiguous or without a preview is listed with the reason in ``skipped.jsonl``.
+
+Album lists are CSV/TSV/JSON tables, or Wikipedia's yearly album lists ("List of 2019 albums"), whose tables
+``pandas.read_html`` reads (``--from-wikipedia-list``). Previews and covers are copyrighted: the data set is
+for research use (docs/dataset.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import requests
+
+from .candidates import AlbumCandidate, CoverRef, TrackRef
+from .catalogues import (
+    ANSWER_MAX_AGE,
+    CATALOGUES,
+    COVER_SIZE,
+    DEEZER_RATE,
+    ITUNES_RATE,
+    Catalogue,
+    Release,
+    make_catalogues,
+)
+from .cleaning import split_genres
+from .covers import MIN_COVER_SIZE
+from .dataset_import import ImportReport, build_dataset, check_out
+from .download import RETRY_STATUSES, Downloader, default_cache_dir
+from .errors import DatasetError, DownloadError
+from .manifest import COLUMNS, read_table
+from .matching import MARGIN, MIN_SCORE, best_match
+from .split import EVAL_FRACTION
+
+USER_AGENT = "nopaingan-dataset-fetch/0.1 (research data set; https://github.com/no-pain-no-gan/comfyui-no-pain-no-gan)"
+_MISSING = {"", "nan", "none", "null", "n/a", "—", "-", "tba"}
+# Wikipedia's footnote marks: [1], [a], [note 2], [nb 1], [citation needed]
+_FOOTNOTE = re.compile(r"\[(?:[0-9]+|[a-z]|(?:note|nb|n) [0-9]+|citation needed)\]", re.IGNORECASE)
+_YEAR = re.compile(r"(?<![0-9])([12][0-9]{3})(?![0-9])")
+
+
+@dataclass(frozen=True)
+class AlbumRequest:
+    """One album of the list: what to look for, and where the list names it (``file:line``)."""
+
+    artist: str
+    album: str
+    source: str
+    year: int | None = None
+    genres: tuple[str, ...] = ()
+
+
+def _text(value: object) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    text = " ".join(_FOOTNOTE.sub("", str(value)).split()).strip().strip('"“”')
+    return "" if text.casefold() in _MISSING else text
+
+
+def _year(value: object) -> int | None:
+    match = _YEAR.search(_text(value))
+    return int(match.group(1)) if match else None
+
+
+def _request(where: str, artist: object, album: object, year: object = None, genres: object = None) -> AlbumRequest:
+    return AlbumRequest(_text(artist), _text(album), where, _year(year), tuple(split_genres(_text(genres) or None)))
+
+
+def read_album_list(path: str | Path) -> list[AlbumRequest]:
+    """Albums of a CSV/TSV/JSON table with artist and album columns (optional year and genre), named as
+    ``dataset import`` manifests name them (``Artist Name``, ``Album Title``, ``Release Date``, ``Genres``...)."""
+    rows, columns = read_table(Path(path).expanduser(), required=("artist", "album"))
+    return [
+        _request(where, *(row.get(columns[f]) if f in columns else None for f in ("artist", "album", "year", "genres")))
+        for where, row in rows
+    ]
+
+
+def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]:
+    """Albums of every table on a Wikipedia album list page that has artist and album columns (the yearly
+    "List of 2019 albums" pages: Release date, Artist, Album, Genre, Label). A row's year is the one in its
+    release date, else the one in the page's URL. Requires pandas and lxml (the ``train`` extra)."""
+    import pandas as pd
+
+    try:
+        html = downloader.fetch(url).read_text(encoding="utf-8", errors="replace")
+        tables = pd.read_html(io.StringIO(html))
+    except ValueError as exc:  # pandas: "No tables found"
+        raise DatasetError(f"{url}: no table in the page ({exc})") from exc
+    years = _YEAR.findall(unquote(urlsplit(url).path))
+    page_year = int(years[-1]) if years else None
+    albums: list[AlbumRequest] = []
+    for number, table in enumerate(tables, 1):
+        columns = _find_columns([col if isinstance(col, tuple) else (col,) for col in table.columns])
+        if "artist" not in columns or "album" not in columns:
+            continue
+        for index, row in enumerate(table.itertuples(index=False), 1):
+            value = {field: row[i] for field, i in columns.items()}
+            request = _request(
+                f"{url} table {number} row {index}",
+                value["artist"],
+                value["album"],
+                value.get("year"),
+                value.get("genres"),
+            )
+            if request.artist and request.album:
+                albums.append(request if request.year else replace(request, year=page_year))
+    if not albums:
+        raise DatasetError(f"{url}: no table with artist and album columns (expected e.g. Artist, Album)")
+    return albums
+
+
+def _find_columns(headers: list[tuple]) -> dict[str, int]:
+    """Field -> index of the first column with a header cell (tables with two header rows give several) that
+    is, without case, spaces or punctuation, one of the field's :data:`~training.manifest.COLUMNS` aliases."""
+    keys = [{re.sub(r"[\W_]+", "", str(cell).casefold()) for cell in header} for header in headers]
+    found: dict[str, int] = {}
+    for field in ("artist", "album", "year", "genres"):
+        index = next((i for i, cells in enumerate(keys) if cells & set(COLUMNS[field])), None)
+        if index is not None:
+            found[field] = index
+    return found
+
+
+def write_album_list(albums: Sequence[AlbumRequest], path: str | Path) -> Path:
+    """Write ``albums`` as a CSV (artist, album, year, genre) that :func:`read_album_list` reads back; never
+    over an existing file."""
+    from .atomic import write_text
+
+    path = Path(path).expanduser()
+    if path.exists():
+        raise DatasetError(f"{path}: album list exists already; choose a new file name")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["artist", "album", "year", "genre"])
+    for album in albums:
+        writer.writerow([album.artist, album.album, album.year or "", ", ".join(album.genres)])
+    write_text(path, out.getvalue())
+    return path
+
+
+def resolve(
+    request: AlbumRequest,
+    catalogues: Sequence[Catalogue],
+    *,
+    min_score: float = MIN_SCORE,
+    margin: float = MARGIN,
+) -> AlbumCandidate:
+    """The album as a candidate for the dataset: from the first catalogue with a clear match that has
+    previews (tracks best first, covers largest first), or with ``problem`` saying what each catalogue
+    answered."""
+    candidate = AlbumCandidate(request.artist, request.album, request.source, year=request.year)
+    if not request.artist or not request.album:
+        candidate.problem = f"{request.source}: empty {'artist' if not request.artist else 'album'}"
+        return candidate
+    reasons = []
+    for catalogue in catalogues:
+        try:
+            found = catalogue.search(request.artist, request.album)
+            match = best_match(
+                request.artist,
+                request.album,
+                [(r, r.artist, r.title, r.year) for r in found],
+                year=request.year,
+                min_score=min_score,
+                margin=margin,
+            )
+            if match.item is None:
+                reasons.append(f"{catalogue.name}: {match.reason}")
+                continue
+            release = catalogue.album(match.item)
+        except DownloadError as exc:
+            reasons.append(f"{catalogue.name}: {exc}")
+            continue
+        missing = "track with a preview" if not release.tracks else "cover" if not release.covers else ""
+        if missing:
+            reasons.append(f"{catalogue.name}: {release.artist} - {release.title} has no {missing}")
+            continue
+        return _candidate(request, release, match.score)
+    candidate.problem = "not found: " + "; ".join(reasons)
+    return candidate
+
+
+def _candidate(request: AlbumRequest, release: Release, score: float) -> AlbumCandidate:
+    return AlbumCandidate(
+        artist=request.artist,
+        album=request.album,
+        source=request.source,
+        tracks=[TrackRef(t.preview, t.title) for t in release.tracks],
+        covers=[CoverRef("url", url) for url in release.covers],
+        genres=list(request.genres or release.genres),
+        year=request.year or release.year,
+        extra={
+            "catalogue": release.catalogue,
+            "catalogue_id": release.id,
+            "catalogue_url": release.url,
+            "catalogue_artist": release.artist,
+            "catalogue_album": release.title,
+            "match_score": round(score, 4),
+        },
+    )
+
+
+def fetch_dataset(
+    albums: Sequence[AlbumRequest],
+    out: str | Path,
+    *,
+    catalogues: Sequence[Catalogue],
+    downloader: Downloader,
+    min_score: float = MIN_SCORE,
+    margin: float = MARGIN,
+    eval_fraction: float = EVAL_FRACTION,
+    seed: int = 0,
+    min_cover_size: int = MIN_COVER_SIZE,
+    progress: bool = False,
+) -> ImportReport:
+    """Look up ``albums`` in ``catalogues`` and write the dataset folder ``out`` (as
+    :func:`training.dataset_import.import_dataset` does), downloading previews and covers with ``downloader``.
+
+    Albums are looked up and downloaded one after the other; an interrupted fetch is run again with the same
+    cache: answers and files it has are not asked or downloaded again.
+    """
+    if not albums:
+        raise DatasetError("no albums to fetch: the album lists are empty")
+    if not catalogues:
+        raise DatasetError(f"no catalogue given; expected some of {', '.join(CATALOGUES)}")
+    if not 0.0 < min_score <= 1.0:
+        raise DatasetError(f"--min-score must be above 0 and at most 1, found {min_score}")
+    check_out(Path(out).expanduser())
+    candidates: Iterator[AlbumCandidate] = (
+        resolve(album, catalogues, min_score=min_score, margin=margin) for album in albums
+    )
+    return build_dataset(
+        candidates,
+        out,
+        downloader=downloader,
+        eval_fraction=eval_fraction,
+        seed=seed,
+        min_cover_size=min_cover_size,
+        progress=progress,
+        total=len(albums),
+    )
+
+
+def session() -> requests.Session:
+    """An HTTP session that names the tool, as Wikimedia's and the catalogues' etiquette asks."""
+    http = requests.Session()
+    http.headers["User-Agent"] = USER_AGENT
+    return http
+
+
+# --- command line ---------------------------------------------------------------------------------------
+
+
+def add_fetch_command(actions: argparse._SubParsersAction) -> None:
+    """Register ``nopaingan dataset fetch`` among the ``dataset`` actions."""
+    parser = actions.add_parser(
+        "fetch",
+        help="build a dataset folder from a list of albums, with previews and covers from Deezer and iTunes",
+        description="Look up each album of a list (artist, album; optional year, genre) in public music "
+        "catalogues (Deezer API, iTunes Search API), download a 30 s preview and the cover, and write the "
+        "dataset folder `dataset import` writes. Albums not found or ambiguous are listed in skipped.jsonl. "
+        "Previews and covers are copyrighted: for research use only. See docs/dataset.md.",
+    )
+    add = parser.add_argument
+    add("lists", nargs="*", metavar="ALBUMS", help="album list (.csv, .tsv, .json, .jsonl) with artist and album")
+    add(
+        "--from-wikipedia-list",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="also take the albums of a Wikipedia album list page (e.g. List of 2019 albums)",
+    )
+    add("--save-list", type=Path, metavar="FILE", help="write the combined album list as CSV (new file)")
+    add("--out", type=Path, metavar="DATA", help="dataset folder to write (optional with --save-list)")
+    add(
+        "--catalogues",
+        default=",".join(CATALOGUES),
+        metavar="NAMES",
+        help="catalogues to ask, in order (default: %(default)s)",
+    )
+    add("--min-score", type=float, default=MIN_SCORE, metavar="S", help="least match score (default: %(default)s)")
+    add("--country", default="US", help="iTunes store country (default: %(default)s)")
+    add("--cover-size", type=int, default=COVER_SIZE, metavar="PX", help="iTunes cover size (default: %(default)s)")
+    add("--cache-dir", type=Path, metavar="DIR", help="downloads cache (default: ~/.cache/nopaingan/downloads)")
+    add("--eval-fraction", type=float, default=EVAL_FRACTION, metavar="F", help="share of albums in eval")
+    add("--seed", type=int, default=0, metavar="N", help="seed of the artist split (default: 0)")
+    add("--rate-limit", type=float, default=2.0, metavar="PER_S", help="downloads per second and host (default: 2)")
+    add("--retries", type=int, default=3, metavar="N", help="retries of a failed request (default: 3)")
+    add("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for a server (default: 30)")
+    add("--min-cover-size", type=int, default=MIN_COVER_SIZE, metavar="PX", help="smallest cover side kept")
+    add("--quiet", action="store_true", help="no progress bar")
+    # API endpoints and their rates, for tests and mirrors ($NOPAINGAN_DEEZER_API, $NOPAINGAN_ITUNES_API)
+    add("--deezer-api", help=argparse.SUPPRESS)
+    add("--itunes-api", help=argparse.SUPPRESS)
+    add("--deezer-rate", type=float, default=DEEZER_RATE, help=argparse.SUPPRESS)
+    add("--itunes-rate", type=float, default=ITUNES_RATE, help=argparse.SUPPRESS)
+    add("--backoff", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.set_defaults(run=run_fetch)
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    if args.out is None and args.save_list is None:
+        raise DatasetError("--out: expected a dataset folder to write (or --save-list FILE for the list alone)")
+    if not args.lists and not args.from_wikipedia_list:
+        raise DatasetError("expected album lists (ALBUMS.csv ...) or --from-wikipedia-list URL, found neither")
+    if args.out is not None:
+        check_out(args.out.expanduser())
+    if args.cover_size < args.min_cover_size:
+        raise DatasetError(
+            f"--cover-size {args.cover_size} is below --min-cover-size {args.min_cover_size}: every iTunes cover "
+            "would be left out"
+        )
+    if args.save_list is not None and args.save_list.expanduser().exists():
+        raise DatasetError(f"--save-list: {args.save_list} exists already; choose a new file name")
+    cache = args.cache_dir or default_cache_dir()
+
+    def downloader(rate: float | None, statuses: frozenset[int] = RETRY_STATUSES, folder: str = "") -> Downloader:
+        return Downloader(
+            cache / folder if folder else cache,
+            retries=args.retries,
+            rate_limit=rate,
+            timeout=args.timeout,
+            backoff=args.backoff,
+            session=session(),
+            retry_statuses=statuses,
+        )
+
+    media = downloader(args.rate_limit)
+    albums = [album for path in args.lists for album in read_album_list(path)]
+    albums += [album for url in args.from_wikipedia_list for album in wikipedia_album_list(url, media)]
+    if args.save_list is not None:
+        write_album_list(albums, args.save_list)
+        print(f"wrote {len(albums)} albums to {args.save_list}")
+    if args.out is None:
+        return 0
+    names = [name.strip() for name in args.catalogues.split(",") if name.strip()]
+    catalogues = make_catalogues(
+        names,
+        lambda rate, statuses: downloader(rate, statuses, "api"),
+        deezer_api=args.deezer_api,
+        itunes_api=args.itunes_api,
+        deezer_rate=args.deezer_rate,
+        itunes_rate=args.itunes_rate,
+        country=args.country,
+        cover_size=args.cover_size,
+        max_age=ANSWER_MAX_AGE,
+    )
+    report = fetch_dataset(
+        albums,
+        args.out,
+        catalogues=catalogues,
+        downloader=media,
+        min_score=args.min_score,
+        eval_fraction=args.eval_fraction,
+        seed=args.seed,
+        min_cover_size=args.min_cover_size,
+        progress=not args.quiet,
+    )
+    print(report.summary().replace("imported", "fetched", 1))
+    return 0
