@@ -61,6 +61,10 @@ def temporary_beside(dest: Path) -> Iterator[Path]:
         os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, dest)
         _written.append(dest)
+    except OSError as exc:  # name the file the user asked for, not the temporary one (os.write names none)
+        if exc.filename in (None, str(tmp), name):
+            raise type(exc)(exc.errno, exc.strerror, str(dest)) from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -129,20 +133,22 @@ def describe_os_error(exc: OSError) -> str | None:
     return _OUTPUT_ERRNOS.get(exc.errno or 0)
 
 
-def check_output_folder(folder: str | os.PathLike, option: str) -> Path:
+def check_output_folder(folder: str | os.PathLike, option: str, label: str | None = None) -> Path:
     """Raise :class:`OutputError` unless ``folder`` is (or can be made as) a folder this process can write in.
 
     Nothing is created: the nearest existing ancestor is tried by creating and removing a temporary file there,
-    which also catches read-only mounts where ``os.access`` says yes (root)."""
+    which also catches read-only mounts where ``os.access`` says yes (root). ``label`` is what the message
+    names (default: the folder)."""
     folder = Path(folder).expanduser()
+    label = label or str(folder)
     existing = folder
     while not existing.exists():
         if existing.parent == existing:
             break
         existing = existing.parent
     if not existing.is_dir():
-        kind = "an existing file" if existing == folder else f"{existing}, an existing file, on its path"
-        raise OutputError(f"{option} {folder}: expected a folder, found {kind}")
+        kind = "an existing file" if existing == folder else f"the file {existing} on its path"
+        raise OutputError(f"{option} {label}: expected a folder, found {kind}")
     try:
         if not os.access(existing, os.W_OK | os.X_OK):
             raise PermissionError(errno.EACCES, "permission denied", str(existing))
@@ -151,8 +157,8 @@ def check_output_folder(folder: str | os.PathLike, option: str) -> Path:
         os.unlink(name)
     except OSError as exc:
         reason = describe_os_error(exc) or exc.strerror or str(exc)
-        where = "" if existing == folder else f" (its nearest existing folder {existing})"
-        raise OutputError(f"{option} {folder}: cannot write there{where}: {reason}") from exc
+        where = f"in {existing}" if existing != folder or label != str(folder) else "there"
+        raise OutputError(f"{option} {label}: cannot write {where}: {reason}") from exc
     return folder
 
 
@@ -163,5 +169,5 @@ def check_output_file(path: str | os.PathLike, option: str, overwrite: bool = Fa
         raise OutputError(f"{option} {path}: expected a file name, found a folder")
     if path.exists() and not overwrite:
         raise OutputError(f"{option} {path}: file exists; choose another name or pass --overwrite")
-    check_output_folder(path.parent, option)
+    check_output_folder(path.parent, option, label=str(path))
     return path
