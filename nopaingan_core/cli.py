@@ -240,11 +240,8 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.from_png is not None:
         return _regenerate(args, _record_from_png(args.from_png))
     if args.audio is not None and args.fusion is None:
-        note(
-            args,
-            f"note: without --fusion the song {args.audio} is not used for the image"
-            + ("; its tags are (--auto-tags)" if args.auto_tags else "; --auto-tags adds its moods to the prompt"),
-        )
+        tags = "only its tags reach the prompt" if args.auto_tags else "--auto-tags adds its moods to the prompt"
+        note(args, f"note: without --fusion the song {args.audio} is not used for the image; {tags}")
     device, dtype = device_from_args(args)
     extra = _auto_tags(args, device, dtype) if args.auto_tags else ""
     from .prompt import album_prompt

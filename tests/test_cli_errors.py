@@ -354,14 +354,15 @@ def test_a_full_disk_keeps_what_was_written_and_leaves_no_temporary_file(command
     assert leftovers(tmp_path) == []
 
 
-def test_a_full_disk_mid_batch_keeps_and_names_the_covers_written(env, tmp_path, full_disk, capsys):
+@pytest.mark.parametrize("after", [1, 2])
+def test_a_full_disk_mid_batch_keeps_and_names_the_covers_written(after, env, tmp_path, full_disk, capsys):
     out = tmp_path / "covers"
-    full_disk(out.parent, after=1)
+    full_disk(out.parent, after=after)
     assert main(_gen(env, out)) == 2
-    line = one_error_line(capsys, "a_0_1.png")
+    line = one_error_line(capsys, f"a_0_{after}.png")
     kept = sorted(out.glob("*.png"))
-    assert [p.name for p in kept] == ["a_0_0.png"]
-    assert f"kept the 1 file(s) written before it: {kept[0]}" in line
+    assert [p.name for p in kept] == [f"a_0_{i}.png" for i in range(after)]
+    assert f"kept the {after} file(s) written before it: {kept[0]}" in line
     assert leftovers(tmp_path) == []
 
 
@@ -373,6 +374,27 @@ def test_checkpoint_on_a_full_disk_leaves_no_tmp_step_folder(env, tmp_path, full
     assert main(argv) == 2
     one_error_line(capsys, str(run / "checkpoints"))
     assert leftovers(run) == [] and not list((run / "checkpoints").glob(".tmp-step-*"))
+
+
+# --- batch commands skip bad items and leave folders every command accepts --------------------------------
+
+
+def test_dataset_cache_skips_an_unreadable_song_and_the_rest_trains(env, tmp_path, capsys):
+    from training_data import make_dataset
+
+    data = make_dataset(tmp_path / "data")
+    bad = sorted((data / "audio").glob("*.wav"))[1]
+    bad.write_bytes(b"not audio at all" * 100)
+    argv = ["dataset", "cache", str(data), "--sd", str(env.models["sd"]), "--mir", str(env.models["codified-lm"]),
+            "--resolution", "64", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "skipped 1 unreadable" in capsys.readouterr().out
+    (skipped,) = [json.loads(line) for line in (data / "cache" / "skipped.jsonl").read_text().splitlines()]
+    assert skipped["id"] == bad.stem and str(bad) in skipped["reason"]
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--max-steps", "1", "--quiet"]) == 0
+    assert main(argv) == 0  # again: the bad album is tried and reported again
+    assert (data / "cache" / "skipped.jsonl").read_text().count("\n") == 1
+    assert main(["dataset", "import", str(env.music), "--out", str(data), "--copy", "--quiet"]) == 0  # cache/ is fine
 
 
 # --- never overwritten, readable by others, regenerated bit for bit -----------------------------------------
