@@ -414,7 +414,7 @@ def run_encode(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from . import __version__
-    from .atomic import check_output_folder, save_png, unique_path
+    from .atomic import check_output_folder, save_png, temporary_beside, unique_path
     from .audio import save_wav
     from .checkpoint import new_fusion, save_fusion
     from .encoders import ENCODER_KINDS, load_encoder
@@ -436,7 +436,8 @@ def run_demo(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     song = synth_song(seconds=8.0)
     wav = args.out / "demo_song.wav"
-    save_wav(song, wav)
+    with temporary_beside(wav) as tmp:
+        save_wav(song, tmp)  # WAV whatever the temporary name: the format is given, not guessed
     embeddings = {}
     for kind in ENCODER_KINDS:
         encoder = load_encoder(kind, str(paths[kind]))

@@ -107,9 +107,11 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
 def _run_dataset_import(args: argparse.Namespace) -> int:
     from nopaingan_core.atomic import check_output_folder
 
-    check_output_folder(args.out, "--out")
     from .dataset_import import import_dataset
     from .download import Downloader, default_cache_dir
+
+    check_output_folder(args.out, "--out")
+    check_output_folder(args.cache_dir or default_cache_dir(), "--cache-dir")
 
     downloader = Downloader(
         args.cache_dir or default_cache_dir(),
