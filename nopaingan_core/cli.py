@@ -234,11 +234,15 @@ def _record_from_png(path: Path) -> dict:
 
 def run_generate(args: argparse.Namespace) -> int:
     from .atomic import check_output_folder
+    from .hub import check_available
 
     _check_generate(args)
     check_output_folder(args.out, "--out")
     if args.from_png is not None:
         return _regenerate(args, _record_from_png(args.from_png))
+    check_available(args.sd, "Stable Diffusion model", "--sd", "unet/config.json")
+    check_available(args.mir if args.fusion else None, "music encoder", "--mir")
+    check_available(args.clap if args.auto_tags else None, "CLAP model", "--clap")
     if args.audio is not None and args.fusion is None:
         tags = "only its tags reach the prompt" if args.auto_tags else "--auto-tags adds its moods to the prompt"
         note(args, f"note: without --fusion the song {args.audio} is not used for the image; {tags}")
@@ -365,8 +369,10 @@ def _auto_tags(args: argparse.Namespace, device, dtype) -> str:
 
 
 def run_tag(args: argparse.Namespace) -> int:
+    from .hub import check_available
     from .tagging import MusicTagger
 
+    check_available(args.clap, "CLAP model", "--clap")
     device, dtype = device_from_args(args)
     result = MusicTagger(args.clap, args.labels, device, dtype).tag(args.audio, windows=args.windows)
     if args.json:
@@ -396,8 +402,10 @@ def run_encode(args: argparse.Namespace) -> int:
     from .atomic import check_output_file, save_safetensors
     from .audio import load_audio
     from .encoders import load_encoder
+    from .hub import check_available
 
     out = check_output_file(args.out, "--out", args.overwrite)
+    check_available(args.mir, "music encoder", "--mir")
     kind = check_encoder_kind(args.mir, args.kind)
     device, dtype = device_from_args(args)
     encoder = load_encoder(kind, args.mir, args.layer, device, dtype)

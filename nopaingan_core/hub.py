@@ -164,3 +164,17 @@ def hub_file(source: str, filename: str, what: str, flag: str) -> Path:
         return Path(hf_hub_download(source, filename))
     except Exception as exc:  # any hub failure means the same to the user: not available
         raise not_found(source, what, flag) from exc
+
+
+def check_available(source: str | os.PathLike | None, what: str, flag: str, filename: str = "config.json") -> None:
+    """Fail now, before torch and the model libraries are imported, when ``source`` is a hub id that is neither
+    in the Hugging Face cache (``filename`` is looked up there) nor downloadable; local folders are checked
+    when they load. Offline, a command then stops in about a second."""
+    if source is None or is_local(source):
+        return
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(str(source), filename), str):
+        return
+    if not hub_reachable():
+        raise not_found(str(source), what, flag)

@@ -187,8 +187,11 @@ def _run_dataset_cache(args: argparse.Namespace) -> int:
     import torch
 
     from nopaingan_core.atomic import check_output_folder
+    from nopaingan_core.hub import check_available
 
     check_output_folder(args.out or args.data / "cache", "--out")
+    check_available(args.sd, "Stable Diffusion model", "--sd", "unet/config.json")
+    check_available(args.mir, "music encoder", "--mir")
 
     from nopaingan_core.cli import DTYPES
 
