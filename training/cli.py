@@ -49,7 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_dataset_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """``nopaingan dataset ACTION``; returns the action subparsers, so more actions register beside import."""
-    parser = sub.add_parser("dataset", help="build and prepare training datasets", description=__doc__)
+    parser = sub.add_parser(
+        "dataset",
+        help="build and prepare training datasets",
+        description="Build a dataset folder from music folders and manifests (import), then run the frozen "
+        "models over it once (cache). See docs/dataset.md and docs/training.md.",
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     _add_dataset_import(actions)
     _add_dataset_cache(actions)
