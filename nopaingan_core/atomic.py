@@ -125,11 +125,15 @@ _OUTPUT_ERRNOS = {
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
     errno.EROFS: "read-only file system",
+    errno.ENOENT: "no such file or folder",
+    errno.ENOTDIR: "a file where a folder is expected",
+    errno.EISDIR: "a folder where a file is expected",
+    errno.ENAMETOOLONG: "file name too long",
 }
 
 
 def describe_os_error(exc: OSError) -> str | None:
-    """A short reason for an ``OSError`` a user's disk or folder causes, None for any other (a bug)."""
+    """A short reason for an ``OSError`` a user's disk, files or folders cause, None for any other (a bug)."""
     return _OUTPUT_ERRNOS.get(exc.errno or 0)
 
 
