@@ -408,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         reason = describe_os_error(exc)
         if reason is None:
             raise
-        message = f"{exc.filename or 'output'}: {reason}"
+        message = f"{exc.filename}: {reason}" if exc.filename else f"{reason} ({exc})"
     except KeyboardInterrupt:
         print(f"{prog}: interrupted{_kept()}", file=sys.stderr)
         return 130
