@@ -35,6 +35,7 @@ MAX_SIZE = 4096
 MAX_GUIDANCE = 50.0
 MAX_STRENGTH = 4.0
 DEFAULT_STRENGTH = 1.0
+PNG_KEY = "nopaingan"  # the PNG text chunk holding a cover's record (JSON)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -179,9 +180,6 @@ def device_from_args(args: argparse.Namespace) -> tuple[torch.device, torch.dtyp
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:60] or "album"
-
-
-PNG_KEY = "nopaingan"
 
 
 def sha256(path: Path) -> str:
