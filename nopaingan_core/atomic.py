@@ -78,7 +78,6 @@ def write_bytes(dest: str | os.PathLike, data: bytes) -> Path:
         fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
         try:
             _write_all(fd, data)
-            os.fsync(fd)
         finally:
             os.close(fd)
     return dest
