@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from .adapter import AdapterConfig, MusicAdapter
@@ -119,18 +118,10 @@ def new_fusion(
 
 def save_fusion(model: FusionModel, path: str | os.PathLike) -> Path:
     """Write weights and metadata atomically: a crash mid-write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from .atomic import save_safetensors
+
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(model.metadata())})
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return save_safetensors(tensors, path, metadata={METADATA_KEY: json.dumps(model.metadata())})
 
 
 def read_metadata(path: str | os.PathLike) -> dict:

@@ -13,7 +13,29 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
+from .cli_args import (
+    UsageError,
+    add_quiet,
+    device_name,
+    existing_file,
+    float_range,
+    fusion_checkpoint,
+    int_range,
+    multiple_of,
+    non_empty,
+    note,
+    positive_float,
+    prompt_template,
+)
+
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+MAX_STEPS = 999  # the schedulers' 1000 training timesteps, less one
+MAX_NUM = 1000
+MAX_SIZE = 4096
+MAX_GUIDANCE = 50.0
+MAX_STRENGTH = 4.0
+DEFAULT_STRENGTH = 1.0
+PNG_KEY = "nopaingan"  # the PNG text chunk holding a cover's record (JSON)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -24,73 +46,113 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from .sampling import DEFAULT_SD, SCHEDULERS
     from .tagging import DEFAULT_CLAP, TOP_K, WINDOWS
 
-    gen = sub.add_parser("generate", help="album covers from a song and its album name and genre")
-    gen.add_argument("--audio", type=Path, help="the song (wav, mp3, flac, ogg, opus, m4a); needed with --fusion")
-    gen.add_argument("--album", required=True)
-    gen.add_argument("--genre", required=True)
-    gen.add_argument("--artist", default="")
-    gen.add_argument("--prompt-template", default=DEFAULT_TEMPLATE, help="fields: {album} {genre} {artist}")
+    audio_file = existing_file("audio file (wav, mp3, flac, ogg, opus, m4a)")
+    gen = sub.add_parser(
+        "generate",
+        help="album covers from a song and its album name and genre",
+        description="Album covers from the album prompt, fused with the song's sound when a fusion checkpoint "
+        "is given. Each PNG records everything needed to make it again: `nopaingan generate --from-png COVER.png`.",
+    )
+    gen.add_argument("--audio", type=audio_file, help="the song (wav, mp3, flac, ogg, opus, m4a); needed with --fusion")
+    gen.add_argument("--album", type=non_empty, help="album name (required unless --from-png)")
+    gen.add_argument("--genre", type=non_empty, help="genre words (required unless --from-png)")
+    gen.add_argument("--artist", default="", help="artist name, added to the prompt")
+    gen.add_argument(
+        "--prompt-template", type=prompt_template, default=DEFAULT_TEMPLATE, help="fields: {album} {genre} {artist}"
+    )
     gen.add_argument("--negative", default="", help="negative prompt for classifier-free guidance")
-    gen.add_argument("--sd", default=DEFAULT_SD, help="diffusers repo id or folder (default: %(default)s)")
+    gen.add_argument("--sd", default=DEFAULT_SD, help="diffusers repo id or folder")
     gen.add_argument(
         "--mir",
         help="music encoder id or folder (default: the fusion checkpoint's encoder, "
         f"else {DEFAULT_MODELS['codified-lm']})",
     )
-    gen.add_argument("--fusion", type=Path, help="fusion weights (.safetensors); without it: text only")
-    gen.add_argument("--strength", type=float, default=1.0, help="how much music enters the conditioning")
-    gen.add_argument("--scheduler", choices=SCHEDULERS, default="pndm")
-    gen.add_argument("--steps", type=int, default=20)
-    gen.add_argument("--guidance", type=float, default=7.5)
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--num", type=int, default=1, help="images to generate")
-    gen.add_argument("--width", type=int, default=256)
-    gen.add_argument("--height", type=int, default=256)
-    gen.add_argument("--offset", type=float, help="start (s) of the 25 s clip; default: the most representative")
+    gen.add_argument(
+        "--fusion",
+        type=fusion_checkpoint,
+        help="fusion weights (.safetensors) or a training run folder holding fusion.safetensors; without it: text only",
+    )
+    gen.add_argument(
+        "--strength",
+        type=float_range(0.0, MAX_STRENGTH),
+        help="how much music enters the conditioning, 0: none (needs --fusion; default: 1)",
+    )
+    gen.add_argument("--scheduler", choices=SCHEDULERS, default="pndm", help="sampler")
+    gen.add_argument("--steps", type=int_range(1, MAX_STEPS), default=20, help="denoising steps")
+    gen.add_argument(
+        "--guidance", type=float_range(0.0, MAX_GUIDANCE), default=7.5, help="classifier-free guidance scale, <=1: off"
+    )
+    gen.add_argument("--seed", type=int_range(0, 2**63 - 1), default=0, help="image i of the batch uses seed + i")
+    gen.add_argument("--num", type=int_range(1, MAX_NUM), default=1, help="images to generate")
+    gen.add_argument("--width", type=multiple_of(8, 8, MAX_SIZE), default=256, help="image width in pixels")
+    gen.add_argument("--height", type=multiple_of(8, 8, MAX_SIZE), default=256, help="image height in pixels")
+    gen.add_argument(
+        "--offset",
+        type=float_range(0.0),
+        help="start (s) of the 25 s clip; default: the most representative window",
+    )
     gen.add_argument(
         "--auto-tags",
         action="store_true",
         help="add the song's top moods and instruments, heard by a music CLAP model, to the prompt (needs --audio)",
     )
+    gen.add_argument("--clap", default=DEFAULT_CLAP, help="music CLAP id or folder for --auto-tags")
+    gen.add_argument("--top-k", type=int_range(1), default=TOP_K, help="tags per category with --auto-tags")
+    gen.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the covers")
+    gen.add_argument("--overwrite", action="store_true", help="replace covers of the same name instead of numbering")
     gen.add_argument(
-        "--clap", default=DEFAULT_CLAP, help="music CLAP id or folder for --auto-tags (default: %(default)s)"
+        "--from-png",
+        type=existing_file("PNG cover made by nopaingan generate"),
+        metavar="COVER.png",
+        help="make this cover again, bit for bit, from the settings it records (other options: --out, --device, "
+        "--overwrite, --quiet)",
     )
-    gen.add_argument("--top-k", type=_positive, default=TOP_K, help="tags per category with --auto-tags")
-    gen.add_argument("--out", type=Path, default=Path("outputs"))
     add_device_options(gen)
+    add_quiet(gen)
     gen.set_defaults(run=run_generate)
 
-    tag = sub.add_parser("tag", help="zero-shot mood, genre, instrument and energy tags and the tempo of a song")
-    tag.add_argument("--audio", type=Path, required=True, help="the song (wav, mp3, flac, ogg, opus, m4a)")
-    tag.add_argument("--clap", default=DEFAULT_CLAP, help="music CLAP id or folder (default: %(default)s)")
-    tag.add_argument("--top-k", type=_positive, default=TOP_K, help="tags per category (default: %(default)s)")
-    tag.add_argument(
-        "--windows", type=_positive, default=WINDOWS, help="10 s windows spread over the song (default: %(default)s)"
+    tag = sub.add_parser(
+        "tag",
+        help="zero-shot mood, genre, instrument and energy tags and the tempo of a song",
+        description="Zero-shot tags of a whole song with a music CLAP model, and its tempo. See docs/tagging.md.",
     )
+    tag.add_argument("--audio", type=audio_file, required=True, help="the song (wav, mp3, flac, ogg, opus, m4a)")
+    tag.add_argument("--clap", default=DEFAULT_CLAP, help="music CLAP id or folder")
+    tag.add_argument("--top-k", type=int_range(1), default=TOP_K, help="tags per category")
+    tag.add_argument("--windows", type=int_range(1), default=WINDOWS, help="10 s windows spread over the song")
     tag.add_argument("--labels", type=Path, help="folder of label files, one *.txt per category (default: built in)")
     tag.add_argument("--json", action="store_true", help="print JSON instead of one tag per line")
     add_device_options(tag)
+    add_quiet(tag)
     tag.set_defaults(run=run_tag)
 
-    enc = sub.add_parser("encode", help="write a song's music embedding to a .safetensors file")
-    enc.add_argument("--audio", type=Path, required=True)
+    enc = sub.add_parser(
+        "encode",
+        help="write a song's music embedding to a .safetensors file",
+        description="The music encoder's hidden states of a 25 s clip of the song, with the encoder, layer and "
+        "clip window in the file's metadata.",
+    )
+    enc.add_argument("--audio", type=audio_file, required=True, help="the song (wav, mp3, flac, ogg, opus, m4a)")
     enc.add_argument("--mir", default=DEFAULT_MODELS["codified-lm"], help="music encoder id or folder")
     enc.add_argument("--kind", choices=ENCODER_KINDS, help="encoder kind (default: from the model's config)")
-    enc.add_argument("--layer", type=int, help="hidden layer to take (default: a middle layer)")
-    enc.add_argument("--offset", type=float, help="start (s) of the clip; default: the most representative")
-    enc.add_argument("--duration", type=float, default=CLIP_SECONDS)
-    enc.add_argument("--out", type=Path, required=True, help="EMB.safetensors")
+    enc.add_argument("--layer", type=int_range(0), help="hidden layer to take (default: a middle layer)")
+    enc.add_argument("--offset", type=float_range(0.0), help="start (s) of the clip; default: the most representative")
+    enc.add_argument("--duration", type=positive_float, default=CLIP_SECONDS, help="clip length in seconds")
+    enc.add_argument("--out", type=Path, required=True, metavar="EMB.safetensors", help="file to write")
+    enc.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     add_device_options(enc)
+    add_quiet(enc)
     enc.set_defaults(run=run_encode)
 
-    demo = sub.add_parser("demo", help="offline end-to-end run on tiny random models")
-    demo.add_argument("--out", type=Path, default=Path("outputs/demo"))
-    demo.add_argument(
-        "--models-dir",
-        type=Path,
-        default=default_models_dir(),
-        help="where the tiny models are saved (default: %(default)s)",
+    demo = sub.add_parser(
+        "demo",
+        help="offline end-to-end run on tiny random models",
+        description="Builds tiny randomly initialised models (no download) and runs encode, fusion and generation "
+        "end to end; the covers are noise that proves the pipeline runs.",
     )
+    demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for the song and covers")
+    demo.add_argument("--models-dir", type=Path, default=default_models_dir(), help="where the tiny models are saved")
+    add_quiet(demo)
     demo.set_defaults(run=run_demo)
 
 
@@ -99,17 +161,12 @@ def default_models_dir() -> Path:
     return cache / "nopaingan" / "tiny-models"
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, found {value}")
-    return value
-
-
 def add_device_options(parser: argparse.ArgumentParser) -> None:
     """``--device`` and ``--dtype``, shared by every command that runs a model (``device_from_args`` reads them)."""
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument(
+        "--device", type=device_name, default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1..."
+    )
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="compute dtype of the models")
 
 
 def device_from_args(args: argparse.Namespace) -> tuple[torch.device, torch.dtype]:
@@ -125,62 +182,176 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:60] or "album"
 
 
+def sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_generate(args: argparse.Namespace) -> None:
+    """Option combinations argparse cannot see, checked before anything loads."""
+    if args.from_png is not None:
+        given = [f"--{n.replace('_', '-')}" for n in ("album", "genre", "fusion", "audio") if getattr(args, n)]
+        if given:
+            raise UsageError(f"--from-png takes every setting from the cover; drop {', '.join(given)}")
+        return
+    missing = [f"--{n}" for n in ("album", "genre") if getattr(args, n) is None]
+    if missing:
+        raise UsageError(f"the following arguments are required: {', '.join(missing)} (or --from-png COVER.png)")
+    if args.fusion is None and args.strength is not None:
+        raise UsageError(
+            f"--strength {args.strength:g}: sets how much music the fusion adds, but there is no --fusion; "
+            "add --fusion CKPT --audio SONG or drop --strength"
+        )
+    if args.fusion is not None and args.audio is None:
+        raise UsageError("--fusion needs --audio FILE: the song whose sound goes into the cover")
+    if args.auto_tags and args.audio is None:
+        raise UsageError("--auto-tags needs --audio FILE: the song whose moods and instruments are heard")
+
+
+def _record_from_png(path: Path) -> dict:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            raw = getattr(image, "text", {}).get(PNG_KEY)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise UsageError(f"--from-png {path}: not a readable PNG ({exc})") from exc
+    try:
+        record = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        record = None
+    if not isinstance(record, dict) or "image_seed" not in record:
+        raise UsageError(f"--from-png {path}: no complete nopaingan record in the PNG (made by an older version?)")
+    return record
+
+
 def run_generate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from .atomic import check_output_folder
+    from .hub import check_available
 
-    from .audio import load_audio
-    from .checkpoint import load_fusion
-    from .encoders import detect_kind, load_encoder
-    from .errors import NoPainGanError
-    from .generate import SamplerSettings, generate_covers
-    from .prompt import album_prompt
-    from .sampling import load_minisd, to_pil
-
+    _check_generate(args)
+    check_output_folder(args.out, "--out")
+    if args.from_png is not None:
+        return _regenerate(args, _record_from_png(args.from_png))
+    check_available(args.sd, "Stable Diffusion model", "--sd", "unet/config.json")
+    check_available(args.mir if args.fusion else None, "music encoder", "--mir")
+    check_available(args.clap if args.auto_tags else None, "CLAP model", "--clap")
+    if args.audio is not None and args.fusion is None:
+        tags = "only its tags reach the prompt" if args.auto_tags else "--auto-tags adds its moods to the prompt"
+        note(args, f"note: without --fusion the song {args.audio} is not used for the image; {tags}")
     device, dtype = device_from_args(args)
-    extra = ""
-    if args.auto_tags:
-        if args.audio is None:
-            raise NoPainGanError("--auto-tags needs --audio FILE: the song whose moods and instruments are heard")
-        extra = _auto_tags(args, device, dtype)
-    prompt = album_prompt(args.album, args.genre, args.artist, extra=extra, template=args.prompt_template)
-    music = fusion = None
-    if args.fusion is None:
-        print("no --fusion checkpoint: generating from the album prompt alone (the text-only baseline)")
-    else:
-        if args.audio is None:
-            raise NoPainGanError("--fusion needs --audio FILE: the song whose sound goes into the cover")
-        fusion = load_fusion(args.fusion, device)
-        model = args.mir or fusion.encoder.model
-        kind = fusion.encoder.kind if args.mir is None else detect_kind(model)
-        encoder = load_encoder(kind, model, fusion.encoder.layer, device)
-        fusion.check_encoder(encoder.info)
-        clip = load_audio(args.audio, args.offset)
-        print(f"music: {args.audio} from {clip.offset:.1f} s for {clip.duration:.1f} s, {encoder.info.describe()}")
-        music = encoder.encode(clip)
-        del encoder
-    sd = load_minisd(args.sd, device, dtype, prepack=True)  # generation only: no gradients needed
-    settings = SamplerSettings(args.scheduler, args.steps, args.guidance, args.seed, args.num, args.width, args.height)
-    print(f"prompt: {prompt}")
-    with tqdm(desc="sampling", unit="step") as bar:
+    extra = _auto_tags(args, device, dtype) if args.auto_tags else ""
+    from .prompt import album_prompt
 
-        def progress(step: int, total: int) -> None:
-            bar.total = total
-            bar.update(step - bar.n)
-
-        images = generate_covers(sd, prompt, args.negative, music, fusion, args.strength, settings, progress)
-    args.out.mkdir(parents=True, exist_ok=True)
-    info = {
+    try:
+        prompt = album_prompt(args.album, args.genre, args.artist, extra=extra, template=args.prompt_template)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    record = {
         "prompt": prompt,
         "negative": args.negative,
+        "album": args.album,
         "sd": args.sd,
-        "fusion": str(args.fusion or ""),
-        "strength": args.strength,
         "audio": str(args.audio or ""),
-        **settings.__dict__,
+        "fusion": str(args.fusion or ""),
+        "strength": DEFAULT_STRENGTH if args.strength is None else args.strength,
+        "auto_tags": extra,
     }
+    if args.fusion is not None:
+        record |= {"fusion_sha256": sha256(args.fusion), "mir": args.mir, "offset": args.offset}
+    else:
+        note(args, "no --fusion checkpoint: generating from the album prompt alone (the text-only baseline)")
+    return _generate(args, record, device, dtype)
+
+
+def _regenerate(args: argparse.Namespace, record: dict) -> int:
+    """The cover ``args.from_png`` again: its prompt, models, clip window and sampler settings, its own seed."""
+    import torch
+
+    device = torch.device(args.device) if args.device != "auto" else torch.device(record.get("device", "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        device = torch.device("cpu")
+    dtype = getattr(torch, DTYPES[record["dtype"]])
+    fusion = Path(record["fusion"]) if record.get("fusion") else None
+    if fusion is not None:
+        if not fusion.is_file():
+            raise UsageError(f"--from-png {args.from_png}: its fusion checkpoint {fusion} is not there any more")
+        if sha256(fusion) != record["fusion_sha256"]:
+            raise UsageError(f"--from-png {args.from_png}: {fusion} changed since the cover was made (sha256 differs)")
+        if not Path(record["audio"]).is_file():
+            raise UsageError(f"--from-png {args.from_png}: its song {record['audio']} is not there any more")
+    if device != torch.device(record.get("device", "cpu")) or record.get("torch") != torch.__version__:
+        note(args, "note: another device or torch version than the cover's: pixels may differ in the last bits")
+    record = record | {"regenerated_from": str(args.from_png)}
+    return _generate(args, record, device, dtype)
+
+
+def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:
+    """Encode the music (when there is a fusion), sample and write one PNG per image, each with its record."""
+    import torch
+    from tqdm import tqdm
+
+    from . import __version__
+    from .atomic import save_png, unique_path
+    from .generate import SamplerSettings, generate_covers
+    from .sampling import load_minisd, to_pil
+
+    music = fusion = None
+    if record["fusion"]:
+        from .audio import load_audio
+        from .checkpoint import load_fusion
+        from .encoders import detect_kind, load_encoder
+
+        fusion = load_fusion(record["fusion"], device)
+        model = record.get("mir") or fusion.encoder.model
+        kind = fusion.encoder.kind if not record.get("mir") else detect_kind(model)
+        encoder = load_encoder(kind, model, fusion.encoder.layer, device)
+        fusion.check_encoder(encoder.info)
+        clip = load_audio(record["audio"], record.get("offset"))
+        window = f"from {clip.offset:.1f} s for {clip.duration:.1f} s"
+        note(args, f"music: {record['audio']} {window}, {encoder.info.describe()}")
+        music = encoder.encode(clip)
+        record |= {"mir": model, "offset": clip.offset, "duration": clip.duration, "encoder": encoder.info.to_dict()}
+        del encoder
+    sd = load_minisd(record["sd"], device, dtype, prepack=True)  # generation only: no gradients needed
+    if args.from_png is None:
+        settings = SamplerSettings(
+            args.scheduler, args.steps, args.guidance, args.seed, args.num, args.width, args.height
+        )
+        first = 0
+    else:
+        names = ("scheduler", "steps", "guidance", "width", "height")
+        settings = SamplerSettings(**{n: record[n] for n in names}, seed=record["image_seed"], num=1)
+        first = record["index"]
+    note(args, f"prompt: {record['prompt']}")
+    with tqdm(total=settings.num * settings.steps, desc="sampling", unit="step", disable=args.quiet) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        images = generate_covers(
+            sd, record["prompt"], record["negative"], music, fusion, record["strength"], settings, progress
+        )
+    record |= {
+        "nopaingan": __version__,
+        "torch": torch.__version__,
+        "device": str(device),
+        "dtype": next(k for k, v in DTYPES.items() if getattr(torch, v) == dtype),
+        **{k: v for k, v in settings.__dict__.items() if k not in ("seed", "num")},
+        "seed": record.get("seed", settings.seed),
+        "num": record.get("num", settings.num),
+    }
+    stem = f"{_slug(record['album'])}_{record['seed']}"
     for i, image in enumerate(to_pil(images)):
-        path = args.out / f"{_slug(args.album)}_{args.seed}_{i}.png"
-        save_png(image, path, info)
+        index = first + i
+        info = record | {"index": index, "image_seed": record["seed"] + index}
+        path = args.out / f"{stem}_{index}.png"
+        path = save_png(image, path if args.overwrite else unique_path(path), {PNG_KEY: json.dumps(info)})
         print(path)
     return 0
 
@@ -191,13 +362,15 @@ def _auto_tags(args: argparse.Namespace, device, dtype) -> str:
 
     result = MusicTagger(args.clap, device=device, dtype=dtype).tag(args.audio)
     words = result.prompt_words(k=args.top_k)
-    print(f"auto tags from {len(result.windows)} windows of {args.audio}: {words}")
+    note(args, f"auto tags from {len(result.windows)} windows of {args.audio}: {words}")
     return words
 
 
 def run_tag(args: argparse.Namespace) -> int:
+    from .hub import check_available
     from .tagging import MusicTagger
 
+    check_available(args.clap, "CLAP model", "--clap")
     device, dtype = device_from_args(args)
     result = MusicTagger(args.clap, args.labels, device, dtype).tag(args.audio, windows=args.windows)
     if args.json:
@@ -207,37 +380,47 @@ def run_tag(args: argparse.Namespace) -> int:
     return 0
 
 
-def save_png(image, path: Path, info: dict) -> None:
-    """PNG with the generation parameters in a text chunk, so a cover says how it was made."""
-    from PIL.PngImagePlugin import PngInfo
+def check_encoder_kind(model: str, kind: str | None, option: str = "--mir") -> str:
+    """The encoder kind to load ``model`` as: ``kind`` when given and the folder agrees, else the folder's."""
+    from .encoders import detect_kind
+    from .hub import folder_kind, is_local
 
-    meta = PngInfo()
-    meta.add_text("nopaingan", json.dumps(info))
-    image.save(path, pnginfo=meta)
+    if kind is not None and not is_local(model):
+        return kind
+    found = detect_kind(model) if kind is None or (Path(model).expanduser() / "config.json").is_file() else kind
+    if kind is not None and found != kind:
+        raise UsageError(
+            f"{option} {model}: this folder holds a {folder_kind(model) or found} model, not a {kind} encoder; "
+            f"use --kind {found} or another folder"
+        )
+    return found
 
 
 def run_encode(args: argparse.Namespace) -> int:
-    from safetensors.torch import save_file
-
+    from .atomic import check_output_file, save_safetensors
     from .audio import load_audio
-    from .encoders import detect_kind, load_encoder
+    from .encoders import load_encoder
+    from .hub import check_available
 
+    out = check_output_file(args.out, "--out", args.overwrite)
+    check_available(args.mir, "music encoder", "--mir")
+    kind = check_encoder_kind(args.mir, args.kind)
     device, dtype = device_from_args(args)
-    encoder = load_encoder(args.kind or detect_kind(args.mir), args.mir, args.layer, device, dtype)
+    encoder = load_encoder(kind, args.mir, args.layer, device, dtype)
     embedding = encoder.encode(load_audio(args.audio, args.offset, args.duration), max_seconds=args.duration)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     meta = embedding.metadata() | {"audio": str(args.audio)}
-    save_file({"embedding": embedding.features.contiguous()}, str(args.out), metadata=meta)
+    save_safetensors({"embedding": embedding.features.contiguous()}, out, metadata=meta)
     shape = "x".join(map(str, embedding.features.shape))
     print(
-        f"{args.out}: {shape} {embedding.encoder.describe()} embedding of {args.audio} "
+        f"{out}: {shape} {embedding.encoder.describe()} embedding of {args.audio} "
         f"({embedding.offset:.1f}-{embedding.offset + embedding.duration:.1f} s)"
     )
     return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
-
+    from . import __version__
+    from .atomic import check_output_folder, save_png, temporary_beside, unique_path
     from .audio import save_wav
     from .checkpoint import new_fusion, save_fusion
     from .encoders import ENCODER_KINDS, load_encoder
@@ -247,21 +430,25 @@ def run_demo(args: argparse.Namespace) -> int:
     from .synth import synth_song
     from .tiny import build_tiny_models
 
-    print(
+    check_output_folder(args.out, "--out")
+    check_output_folder(args.models_dir, "--models-dir")
+    note(
+        args,
         "demo: every model here is tiny and randomly initialised (no download needed); the covers are "
-        "noise that proves the whole pipeline runs, not album art"
+        "noise that proves the whole pipeline runs, not album art",
     )
     paths = build_tiny_models(args.models_dir)
-    print(f"tiny models in {args.models_dir} (use them with --sd {paths['sd']} --mir {paths['codified-lm']})")
+    note(args, f"tiny models in {args.models_dir} (use them with --sd {paths['sd']} --mir {paths['codified-lm']})")
     args.out.mkdir(parents=True, exist_ok=True)
     song = synth_song(seconds=8.0)
     wav = args.out / "demo_song.wav"
-    save_wav(song, wav)
+    with temporary_beside(wav) as tmp:
+        save_wav(song, tmp)  # WAV whatever the temporary name: the format is given, not guessed
     embeddings = {}
     for kind in ENCODER_KINDS:
         encoder = load_encoder(kind, str(paths[kind]))
         embeddings[kind] = encoder.encode(song)
-        print(f"{kind}: {tuple(embeddings[kind].features.shape)} embedding ({encoder.info.describe()})")
+        note(args, f"{kind}: {tuple(embeddings[kind].features.shape)} embedding ({encoder.info.describe()})")
     fusion = new_fusion(embeddings["codified-lm"].encoder, gate=1.0)  # open: the random music path shows
     fusion_path = save_fusion(fusion, args.models_dir / "fusion" / "demo-random.safetensors")
     sd = load_minisd(str(paths["sd"]), prepack=True)
@@ -271,12 +458,14 @@ def run_demo(args: argparse.Namespace) -> int:
     fused = generate_covers(sd, prompt, music=embeddings["codified-lm"], fusion=fusion, settings=settings)
     for name, images in (("text_only", text_only), ("music_fusion", fused)):
         for i, image in enumerate(to_pil(images)):
-            save_png(image, args.out / f"{name}_{i}.png", {"prompt": prompt, "demo": True})
+            info = {"prompt": prompt, "demo": True, "nopaingan": __version__, "index": i}
+            save_png(image, unique_path(args.out / f"{name}_{i}.png"), {PNG_KEY: json.dumps(info)})
     change = (fused - text_only).abs().mean().item()
     print(f"wrote {args.out}/text_only_*.png and music_fusion_*.png (mean pixel change from music: {change:.3f})")
-    print(
+    note(
+        args,
         f"try: nopaingan generate --sd {paths['sd']} --fusion {fusion_path} --audio {wav} "
-        f"--album 'My Album' --genre rock --out {args.out}"
+        f"--album 'My Album' --genre rock --out {args.out}",
     )
-    print(f"try: nopaingan tag --clap {paths['clap']} --audio {wav}")
+    note(args, f"try: nopaingan tag --clap {paths['clap']} --audio {wav}")
     return 0

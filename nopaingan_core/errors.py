@@ -24,3 +24,7 @@ class CheckpointError(NoPainGanError):
 
 class Cancelled(NoPainGanError):
     """The user interrupted a long step (ComfyUI's cancel button, Ctrl-C)."""
+
+
+class OutputError(NoPainGanError):
+    """An output location that cannot be written: a file where a folder is wanted, read-only, full."""

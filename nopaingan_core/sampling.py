@@ -194,10 +194,14 @@ def sample(
     else:
         context = cond
 
-    total = len(sched.timesteps)
+    # Progress counts denoising steps, i.e. distinct timesteps: PNDM runs its first timestep twice (21 UNet
+    # calls for 20 steps), and its bar still ends at 20 of 20.
+    timesteps = sched.timesteps.tolist()
+    total = len(set(timesteps))
     for i, t in enumerate(sched.timesteps):
+        done = len(set(timesteps[: i + 1]))
         if cancel is not None and cancel():
-            raise Cancelled(f"sampling cancelled at step {i} of {total}")
+            raise Cancelled(f"sampling cancelled at step {done - 1} of {total}")
         model_input = torch.cat([latents, latents]) if guided else latents
         model_input = sched.scale_model_input(model_input, t)
         noise = sd.unet(model_input, t, encoder_hidden_states=context, return_dict=False)[0]
@@ -206,7 +210,7 @@ def sample(
             noise = uncond_noise + guidance * (cond_noise - uncond_noise)
         latents = sched.step(noise, t, latents, **step_kwargs, return_dict=False)[0]
         if callback is not None:
-            callback(i + 1, total)
+            callback(done, total)
     return latents
 
 

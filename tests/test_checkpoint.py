@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from test_fusion import INFO
 
+from nopaingan_core.atomic import umask
 from nopaingan_core.checkpoint import METADATA_KEY, load_fusion, new_fusion, read_metadata, save_fusion
 from nopaingan_core.errors import CheckpointError
 
@@ -39,13 +40,16 @@ def test_save_is_atomic(saved, monkeypatch):
     before = path.read_bytes()
 
     def broken(*args, **kwargs):
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("nopaingan_core.checkpoint.save_file", broken)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr("nopaingan_core.atomic._write_all", broken)
+    model.training_summary = {"steps": 11}  # other bytes: an unchanged file would not be written at all
+    with pytest.raises(OSError, match="No space left") as failure:
         save_fusion(model, path)
+    assert failure.value.filename == str(path)  # the file the user asked for, not the temporary one
     assert path.read_bytes() == before
     assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask()  # as the umask says, not -rw------- (mkstemp)
 
 
 def rewrite(path, tensors=None, meta=None):

@@ -141,8 +141,8 @@ def test_missing_model_is_one_line_not_a_traceback():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines == [
-        "nopaingan generate: error: Stable Diffusion model 'nobody/no-such-model' is not available locally and "
-        "could not be downloaded. Get it on a machine with internet with `hf download nobody/no-such-model` (it "
+        "nopaingan generate: error: Stable Diffusion model 'nobody/no-such-model' is not in the Hugging Face cache "
+        "(HF_HUB_OFFLINE is set). Get it on a machine with internet with `hf download nobody/no-such-model` (it "
         "lands in the Hugging Face cache; copy that cache or point HF_HOME at it), or pass a local folder with "
         "--sd DIR"
     ]

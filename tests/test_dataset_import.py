@@ -777,4 +777,5 @@ def test_cli_imports_and_prints_one_line(tmp_path: Path, capsys: pytest.CaptureF
     assert main([*argv, "--quiet", "--eval-fraction", "0", "--copy"]) == 0
     assert capsys.readouterr().out == f"imported 1 albums (train 1, eval 0), skipped 1 (see {out / 'skipped.jsonl'})\n"
     assert main(["dataset", "import", str(tmp_path / "missing"), "--out", str(out), "--quiet"]) == 2
-    assert capsys.readouterr().err == f"nopaingan dataset: error: {tmp_path / 'missing'}: no such file or folder\n"
+    missing = tmp_path / "missing"
+    assert capsys.readouterr().err == f"nopaingan dataset import: error: {missing}: no such file or folder\n"

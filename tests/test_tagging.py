@@ -256,7 +256,7 @@ def test_cli_missing_model_is_one_clear_line(halves):
     done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "nopaingan tag: error: CLAP model 'nobody/no-such-clap' is not available locally and could not be "
-        "downloaded. Get it on a machine with internet with `hf download nobody/no-such-clap` (it lands in the "
+        "nopaingan tag: error: CLAP model 'nobody/no-such-clap' is not in the Hugging Face cache (HF_HUB_OFFLINE "
+        "is set). Get it on a machine with internet with `hf download nobody/no-such-clap` (it lands in the "
         "Hugging Face cache; copy that cache or point HF_HOME at it), or pass a local folder with --clap DIR"
     ]

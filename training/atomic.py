@@ -1,41 +1,16 @@
-"""Writing files so that an interrupted run never leaves a half-written one under its final name: each file
-is written next to its destination under a temporary name, then renamed over it in one step."""
+"""Writing files so that an interrupted run never leaves a half-written one under its final name (see
+:mod:`nopaingan_core.atomic`), plus placing a copy of a file by hard link where the file system allows."""
 
 from __future__ import annotations
 
-import contextlib
 import filecmp
 import os
 import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
+from nopaingan_core.atomic import save_safetensors, temporary_beside, write_bytes, write_text
 
-@contextlib.contextmanager
-def _temporary_beside(dest: Path) -> Iterator[IO[bytes]]:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_bytes(dest: Path, data: bytes) -> None:
-    """Replace ``dest`` with ``data`` in one step; an unchanged file is left alone (idempotent re-runs)."""
-    if dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
-        return
-    with _temporary_beside(dest) as handle:
-        handle.write(data)
-
-
-def write_text(dest: Path, text: str) -> None:
-    write_bytes(dest, text.encode("utf-8"))
+__all__ = ["place_file", "save_safetensors", "write_bytes", "write_text"]
 
 
 def place_file(src: Path, dest: Path, link: bool = True) -> None:
@@ -54,5 +29,5 @@ def place_file(src: Path, dest: Path, link: bool = True) -> None:
         else:
             os.replace(tmp, dest)
             return
-    with _temporary_beside(dest) as handle, open(src, "rb") as source:
+    with temporary_beside(dest) as tmp, open(src, "rb") as source, open(tmp, "wb") as handle:
         shutil.copyfileobj(source, handle, 1 << 20)

@@ -12,9 +12,9 @@ Processes started by ``accelerate launch`` each take a share of the albums and w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from nopaingan_core.audio import CLIP_SECONDS, AudioClip, load_audio
 from nopaingan_core.encoders import EncoderInfo, MusicEmbedding, detect_kind, load_encoder
@@ -32,6 +31,7 @@ from nopaingan_core.hub import is_local
 from nopaingan_core.prompt import DEFAULT_TEMPLATE
 from nopaingan_core.sampling import DEFAULT_SD, load_minisd
 
+from .atomic import save_safetensors, write_text
 from .errors import DatasetError
 from .records import Album, read_dataset
 
@@ -40,6 +40,7 @@ FORMAT = "nopaingan-cache"
 FORMAT_VERSION = 1
 METADATA_KEY = "nopaingan_cache"
 SHARD_GLOB = "shard-*.safetensors"
+SKIPPED_GLOB = "skipped*.jsonl"  # albums a cache run could not read, one JSON object per line, per process
 STORE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 RESOLUTION = 256
 TENSORS = ("latent_mean", "latent_std", "text", "music")
@@ -97,9 +98,13 @@ class CacheReport:
     encoded: int
     reused: int
     main_process: bool = True  # under `accelerate launch`, only the main process reports
+    skipped: tuple[dict, ...] = ()  # this process's albums that could not be read: {"id", "reason"}
 
     def summary(self) -> str:
-        return f"cache {self.out}: {self.albums} albums ({self.encoded} encoded now, {self.reused} already cached)"
+        line = f"cache {self.out}: {self.albums} albums ({self.encoded} encoded now, {self.reused} already cached)"
+        if self.skipped:
+            line += f", skipped {len(self.skipped)} unreadable (see {self.out / 'skipped.jsonl'})"
+        return line
 
 
 def fingerprint(album: Album, spec: CacheSpec) -> str:
@@ -135,6 +140,7 @@ class CacheReader:
                 raise DatasetError(f"{shard}: made with other settings than {shards[0].name} ({changed})")
             for entry in albums:
                 self.entries[entry["id"]] = (shard, entry)
+        self.skipped = read_skipped(self.folder)
 
     def __contains__(self, album_id: str) -> bool:
         return album_id in self.entries
@@ -142,8 +148,10 @@ class CacheReader:
     def missing(self, albums: Sequence[Album]) -> list[str]:
         return [a.id for a in albums if a.id not in self.entries]
 
-    def require(self, albums: Sequence[Album]) -> None:
-        """Refuse to train or evaluate on albums the cache lacks, or whose files changed since they were cached."""
+    def require(self, albums: Sequence[Album]) -> list[Album]:
+        """The albums to train or evaluate on: all but those the cache run skipped as unreadable (its
+        skipped.jsonl). Refuses albums the cache lacks otherwise, or whose files changed since they were cached."""
+        albums = [a for a in albums if a.id in self.entries or a.id not in self.skipped]
         missing = self.missing(albums)
         stale = [
             a.id
@@ -156,12 +164,24 @@ class CacheReader:
                     f"{self.folder}: {len(ids)} of {len(albums)} albums {what} (e.g. {', '.join(ids[:3])}); "
                     "run `nopaingan dataset cache` again"
                 )
+        return albums
 
     def load(self, album_id: str) -> CachedAlbum:
         shard, entry = self.entries[album_id]
         with safe_open(str(shard), "pt") as f:
             tensors = {name: f.get_tensor(f"{album_id}/{name}").float() for name in TENSORS}
         return CachedAlbum(album_id, entry["prompt"], offset=entry["offset"], duration=entry["duration"], **tensors)
+
+
+def read_skipped(folder: Path) -> dict[str, str]:
+    """Album id -> reason, for the albums cache runs into ``folder`` skipped (not encoded since)."""
+    skipped = {}
+    for path in sorted(folder.glob(SKIPPED_GLOB)):
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(json.JSONDecodeError, KeyError, TypeError):
+                item = json.loads(line)
+                skipped[item["id"]] = item["reason"]
+    return skipped
 
 
 def read_shard_header(shard: Path) -> tuple[CacheSpec, list[dict]]:
@@ -189,16 +209,6 @@ def read_shard_header(shard: Path) -> tuple[CacheSpec, list[dict]]:
         ) from exc
 
 
-def _write_atomic(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # created with the usual permissions
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 class ShardWriter:
     """Collects albums and writes a shard every ``shard_size`` of them (and whatever is left on close)."""
 
@@ -222,7 +232,7 @@ class ShardWriter:
             return
         meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": self.spec.to_dict(), "albums": self.albums}
         path = self.folder / f"shard-{self.stamp}-{self.rank:03d}-{self.count:05d}.safetensors"
-        _write_atomic(self.tensors, path, {METADATA_KEY: json.dumps(meta)})
+        save_safetensors(self.tensors, path, {METADATA_KEY: json.dumps(meta)})
         self.count += 1
         self.tensors, self.albums = {}, []
 
@@ -248,13 +258,17 @@ class _AlbumFiles(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.albums)
 
-    def __getitem__(self, index: int) -> tuple[Album, torch.Tensor, AudioClip]:
+    def __getitem__(self, index: int) -> tuple[Album, torch.Tensor, AudioClip] | tuple[Album, str]:
+        """The album's cover pixels and clip, or the reason it cannot be read (the batch goes on without it)."""
         album = self.albums[index]
         try:
-            clip = load_audio(album.audio, None, self.spec.clip_seconds)
+            return (
+                album,
+                cover_pixels(album.cover, self.spec.resolution),
+                load_audio(album.audio, None, self.spec.clip_seconds),
+            )
         except NoPainGanError as exc:
-            raise DatasetError(f"album {album.id}: {exc}") from exc
-        return album, cover_pixels(album.cover, self.spec.resolution), clip
+            return album, str(exc)
 
 
 def _encode_music(encoder, clips: list[AudioClip], seconds: float) -> list[torch.Tensor]:
@@ -326,8 +340,13 @@ def cache_dataset(
                 "use another --out folder or delete this one"
             )
         done = {album_id: entry["fingerprint"] for album_id, (_, entry) in reader.entries.items()}
-    prints = {album.id: fingerprint(album, spec) for album in albums}
-    todo = [album for album in albums if done.get(album.id) != prints[album.id]]
+    prints, skipped = {}, []
+    for album in albums:
+        try:
+            prints[album.id] = fingerprint(album, spec)
+        except OSError as exc:
+            skipped.append({"id": album.id, "reason": f"{exc.filename}: {exc.strerror}"})
+    todo = [album for album in albums if album.id in prints and done.get(album.id) != prints[album.id]]
     folder.mkdir(parents=True, exist_ok=True)
 
     if todo:
@@ -342,13 +361,20 @@ def cache_dataset(
             )
             try:
                 for batch in loader:
-                    _encode_batch(batch, sd_model, encoder, spec, prints, writer)
+                    readable = [item for item in batch if len(item) == 3]
+                    skipped += [{"id": item[0].id, "reason": item[1]} for item in batch if len(item) == 2]
+                    if readable:
+                        _encode_batch(readable, sd_model, encoder, spec, prints, writer)
                     bar.update(len(batch))
             finally:
                 writer.flush()  # whatever was encoded before an error or Ctrl-C is kept
                 bar.close()
+    name = "skipped.jsonl" if state.process_index == 0 else f"skipped-{state.process_index:03d}.jsonl"
+    write_text(folder / name, "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in skipped))
     state.wait_for_everyone()
-    return CacheReport(folder, len(albums), len(todo), len(albums) - len(todo), state.is_main_process)
+    encoded = len(todo) - sum(1 for item in skipped if item["id"] in prints)
+    reused = len(prints) - len(todo)
+    return CacheReport(folder, len(albums), encoded, reused, state.is_main_process, tuple(skipped))
 
 
 def _source(source: str) -> str:

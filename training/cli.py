@@ -8,6 +8,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from nopaingan_core.cli_args import (
+    OneLineParser,
+    device_name,
+    existing_folder,
+    float_range,
+    fusion_checkpoint,
+    int_range,
+    multiple_of,
+    positive_float,
+)
 from nopaingan_core.errors import NoPainGanError
 
 
@@ -24,7 +34,10 @@ def quiet_libraries() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nopaingan", description=__doc__)
+    from nopaingan_core import __version__
+
+    parser = OneLineParser(prog="nopaingan", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from nopaingan_core import cli as core_cli
 
@@ -36,7 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_dataset_commands(sub: argparse._SubParsersAction) -> argparse._SubParsersAction:
     """``nopaingan dataset ACTION``; returns the action subparsers, so more actions register beside import."""
-    parser = sub.add_parser("dataset", help="build and prepare training datasets", description=__doc__)
+    parser = sub.add_parser(
+        "dataset",
+        help="build and prepare training datasets",
+        description="Build a dataset folder from music folders and manifests (import), then run the frozen "
+        "models over it once (cache). See docs/dataset.md and docs/training.md.",
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     _add_dataset_import(actions)
     _add_dataset_cache(actions)
@@ -63,18 +81,18 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="downloads cache (default: ~/.cache/nopaingan/downloads)",
     )
-    add("--eval-fraction", type=float, default=0.3, metavar="F", help="share of albums in eval (default: 0.3)")
-    add("--seed", type=int, default=0, metavar="N", help="seed of the artist split (default: 0)")
+    add("--eval-fraction", type=float_range(0.0, 0.99), default=0.3, metavar="F", help="share of albums in eval")
+    add("--seed", type=int_range(0), default=0, metavar="N", help="seed of the artist split")
     add(
         "--rate-limit",
-        type=float,
+        type=float_range(0.0),
         default=2.0,
         metavar="PER_S",
-        help="downloads per second, 0: any (default: 2)",
+        help="downloads per second, 0: any",
     )
-    add("--retries", type=int, default=3, metavar="N", help="retries of a failed download (default: 3)")
-    add("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for a server (default: 30)")
-    add("--min-cover-size", type=int, default=64, metavar="PX", help="smallest cover side kept (default: 64)")
+    add("--retries", type=int_range(0, 100), default=3, metavar="N", help="retries of a failed download")
+    add("--timeout", type=positive_float, default=30.0, metavar="S", help="seconds to wait for a server")
+    add("--min-cover-size", type=int_range(1), default=64, metavar="PX", help="smallest cover side kept")
     add("--copy", action="store_true", help="copy audio files instead of hard-linking them")
     add(
         "--fill-genres-from-audio",
@@ -84,19 +102,24 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
     add("--clap", default=None, metavar="ID_OR_DIR", help="CLAP model for --fill-genres-from-audio")
     add(
         "--genre-min-score",
-        type=float,
+        type=float_range(0.0, 1.0),
         default=None,
         metavar="P",
         help="least CLAP genre probability to accept; below it the genre stays unknown (default: 0.3)",
     )
-    add("--device", default="cpu", help="device for the CLAP model (default: cpu)")
+    add("--device", type=device_name, default="cpu", help="device for the CLAP model")
     add("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(run=_run_dataset_import)
 
 
 def _run_dataset_import(args: argparse.Namespace) -> int:
+    from nopaingan_core.atomic import check_output_folder
+
     from .dataset_import import import_dataset
     from .download import Downloader, default_cache_dir
+
+    check_output_folder(args.out, "--out")
+    check_output_folder(args.cache_dir or default_cache_dir(), "--cache-dir")
 
     downloader = Downloader(
         args.cache_dir or default_cache_dir(),
@@ -146,18 +169,23 @@ def _add_dataset_cache(actions: argparse._SubParsersAction) -> None:
         "`accelerate launch -m training dataset cache ...`. See docs/training.md.",
     )
     add = parser.add_argument
-    add("data", type=Path, metavar="DATA", help="dataset folder (metadata.jsonl from `nopaingan dataset import`)")
-    add("--sd", default=DEFAULT_SD, help="diffusers repo id or folder of miniSD (default: %(default)s)")
-    add("--mir", default=DEFAULT_MODELS["codified-lm"], help="music encoder id or folder (default: %(default)s)")
+    add(
+        "data",
+        type=existing_folder("dataset folder"),
+        metavar="DATA",
+        help="dataset folder (metadata.jsonl from `nopaingan dataset import`)",
+    )
+    add("--sd", default=DEFAULT_SD, help="diffusers repo id or folder of miniSD")
+    add("--mir", default=DEFAULT_MODELS["codified-lm"], help="music encoder id or folder")
     add("--kind", choices=ENCODER_KINDS, help="encoder kind (default: from the model's config)")
-    add("--layer", type=int, help="hidden layer of the music encoder (default: a middle layer)")
+    add("--layer", type=int_range(0), help="hidden layer of the music encoder (default: a middle layer)")
     add("--out", type=Path, metavar="DIR", help="cache folder (default: DATA/cache)")
-    add("--resolution", type=int, default=RESOLUTION, help="cover size in pixels (default: %(default)s)")
-    add("--clip-seconds", type=float, default=CLIP_SECONDS, help="music clip length (default: %(default)s)")
+    add("--resolution", type=multiple_of(8, 8, 4096), default=RESOLUTION, help="cover size in pixels")
+    add("--clip-seconds", type=positive_float, default=CLIP_SECONDS, help="music clip length")
     add("--store-dtype", choices=sorted(STORE_DTYPES), default="bf16", help="dtype of the stored tensors")
-    add("--batch-size", type=int, default=8, help="albums encoded together (default: %(default)s)")
-    add("--shard-size", type=int, default=64, help="albums per shard file (default: %(default)s)")
-    add("--workers", type=int, default=0, help="DataLoader processes decoding audio and covers")
+    add("--batch-size", type=int_range(1), default=8, help="albums encoded together")
+    add("--shard-size", type=int_range(1), default=64, help="albums per shard file")
+    add("--workers", type=int_range(0), default=0, help="DataLoader processes decoding audio and covers")
     add("--dtype", choices=sorted(DTYPES), default="fp32", help="compute dtype of the frozen models")
     add("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=_run_dataset_cache)
@@ -165,6 +193,13 @@ def _add_dataset_cache(actions: argparse._SubParsersAction) -> None:
 
 def _run_dataset_cache(args: argparse.Namespace) -> int:
     import torch
+
+    from nopaingan_core.atomic import check_output_folder
+    from nopaingan_core.hub import check_available
+
+    check_output_folder(args.out or args.data / "cache", "--out")
+    check_available(args.sd, "Stable Diffusion model", "--sd", "unet/config.json")
+    check_available(args.mir, "music encoder", "--mir")
 
     from nopaingan_core.cli import DTYPES
 
@@ -207,37 +242,37 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         "training train ...`. See docs/training.md.",
     )
     add = train.add_argument
-    add("--data", type=Path, required=True, metavar="DATA", help="dataset folder")
+    add("--data", type=existing_folder("dataset folder"), required=True, metavar="DATA", help="dataset folder")
     add("--out", type=Path, required=True, metavar="RUN", help="run folder (checkpoints, logs, fusion.safetensors)")
     add("--cache", type=Path, metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
-    add("--optimizer", choices=OPTIMIZERS, default="sgd", help="(default: %(default)s)")
-    add("--lr", type=float, default=1e-4, help="peak learning rate (default: %(default)s)")
-    add("--weight-decay", type=float, default=0.0, help="(default: %(default)s)")
-    add("--warmup-steps", type=int, default=500, help="linear warm-up before the cosine decay (default: %(default)s)")
-    add("--batch-size", type=int, default=1, help="albums per micro-batch and process (default: %(default)s)")
-    add("--grad-accum", type=int, default=1, help="micro-batches per optimizer step (default: %(default)s)")
-    add("--epochs", type=int, default=1, help="(default: %(default)s)")
-    add("--max-steps", type=int, help="optimizer steps to run, overriding --epochs")
+    add("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer of adapter and fusion")
+    add("--lr", type=positive_float, default=1e-4, help="peak learning rate")
+    add("--weight-decay", type=float_range(0.0), default=0.0, help="decoupled weight decay")
+    add("--warmup-steps", type=int_range(0), default=500, help="linear warm-up before the cosine decay")
+    add("--batch-size", type=int_range(1), default=1, help="albums per micro-batch and process")
+    add("--grad-accum", type=int_range(1), default=1, help="micro-batches per optimizer step")
+    add("--epochs", type=int_range(1), default=1, help="passes over the train split")
+    add("--max-steps", type=int_range(1), help="optimizer steps to run, overriding --epochs")
     add(
         "--max-timestep",
-        type=int,
+        type=int_range(1, 1000),
         help="draw timesteps from [0, N) (the seed lists 150; default: the whole schedule, see docs/training.md)",
     )
-    add("--tokens", type=int, default=16, help="music tokens the adapter makes (default: %(default)s)")
+    add("--tokens", type=int_range(1, 256), default=16, help="music tokens the adapter makes")
     add(
         "--adapter-init",
         choices=ADAPTER_INITS,
         default="data",
         help="data: the adapter starts by standardising the music features (default); random: plain init",
     )
-    add("--mixed-precision", choices=MIXED_PRECISION, default="no", help="(default: %(default)s)")
-    add("--save-every", type=int, default=500, help="checkpoint every N steps (default: %(default)s)")
-    add("--keep-checkpoints", type=int, default=2, help="newest checkpoints kept, 0: all (default: %(default)s)")
-    add("--eval-every", type=int, default=0, help="eval-split diffusion MSE every N steps, 0: never")
-    add("--eval-albums", type=int, default=64, help="eval albums measured by --eval-every (default: %(default)s)")
-    add("--seed", type=int, default=0, help="(default: %(default)s)")
-    add("--workers", type=int, default=0, help="DataLoader processes reading the cache")
+    add("--mixed-precision", choices=MIXED_PRECISION, default="no", help="accelerate's mixed precision of the UNet")
+    add("--save-every", type=int_range(1), default=500, help="checkpoint every N steps")
+    add("--keep-checkpoints", type=int_range(0), default=2, help="newest checkpoints kept, 0: all")
+    add("--eval-every", type=int_range(0), default=0, help="eval-split diffusion MSE every N steps, 0: never")
+    add("--eval-albums", type=int_range(1), default=64, help="eval albums measured by --eval-every")
+    add("--seed", type=int_range(0), default=0, help="random seed of noise, timesteps and shuffling")
+    add("--workers", type=int_range(0), default=0, help="DataLoader processes reading the cache")
     add("--resume", action="store_true", help="continue RUN from its last checkpoint")
     add("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(run=_run_train)
@@ -250,31 +285,40 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         "and grid.png. See docs/training.md.",
     )
     add = ev.add_argument
-    add("--data", type=Path, required=True, metavar="DATA", help="dataset folder")
-    add("--fusion", type=Path, required=True, metavar="CKPT", help="fusion checkpoint (.safetensors)")
+    add("--data", type=existing_folder("dataset folder"), required=True, metavar="DATA", help="dataset folder")
+    add(
+        "--fusion",
+        type=fusion_checkpoint,
+        required=True,
+        metavar="CKPT",
+        help="fusion checkpoint (.safetensors) or training run folder",
+    )
     add("--out", type=Path, help="report folder (default: next to the checkpoint, eval/)")
     add("--cache", type=Path, metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
-    add("--split", choices=("train", "eval"), default="eval", help="(default: %(default)s)")
-    add("--limit", type=int, help="only the first N albums of the split")
-    add("--strength", type=float, default=1.0, help="music strength of the fusion column (default: %(default)s)")
-    add("--seed", type=int, default=0, help="(default: %(default)s)")
-    add("--mse-samples", type=int, default=4, help="noise draws per album for the MSE (default: %(default)s)")
-    add("--max-timestep", type=int, help="timesteps of the MSE from [0, N) (default: the training range)")
+    add("--split", choices=("train", "eval"), default="eval", help="albums to evaluate on")
+    add("--limit", type=int_range(1), help="only the first N albums of the split")
+    add("--strength", type=float_range(0.0, 4.0), default=1.0, help="music strength of the fusion column")
+    add("--seed", type=int_range(0), default=0, help="random seed of noise, timesteps and shuffling")
+    add("--mse-samples", type=int_range(1), default=4, help="noise draws per album for the MSE")
+    add("--max-timestep", type=int_range(1, 1000), help="MSE timesteps from [0, N) (default: the training range)")
     add("--no-images", action="store_true", help="diffusion MSE only: no generation, FID, KID, CLIP score")
-    add("--scheduler", choices=SCHEDULERS, default="pndm")
-    add("--steps", type=int, default=20)
-    add("--guidance", type=float, default=7.5)
+    add("--scheduler", choices=SCHEDULERS, default="pndm", help="sampler of the generated covers")
+    add("--steps", type=int_range(1, 999), default=20, help="denoising steps")
+    add("--guidance", type=float_range(0.0, 50.0), default=7.5, help="classifier-free guidance scale, <=1: off")
     add("--negative", default="", help="negative prompt for classifier-free guidance")
     add("--inception-weights", type=Path, metavar="PATH", help="torch-fidelity's pt_inception-2015-12-05 weights")
     add("--clip", metavar="ID_OR_DIR", help="CLIP model for the CLIP score (e.g. openai/clip-vit-large-patch14)")
-    add("--grid", type=int, default=8, help="albums in grid.png (default: %(default)s)")
+    add("--grid", type=int_range(0), default=8, help="albums in grid.png")
     add("--quiet", action="store_true", help="no progress bar")
     add_device_options(ev)
     ev.set_defaults(run=_run_evaluate)
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    from nopaingan_core.atomic import check_output_folder
+
+    check_output_folder(args.out, "--out")
     from .train import TrainConfig, train
 
     config = TrainConfig(
@@ -310,12 +354,13 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
+    from nopaingan_core.atomic import check_output_folder
     from nopaingan_core.cli import device_from_args
 
     from .evaluate import EvalConfig, evaluate
 
+    out = check_output_folder(args.out or args.fusion.parent / "eval", "--out")
     device, dtype = device_from_args(args)
-    out = args.out or args.fusion.parent / "eval"
     config = EvalConfig(
         data=args.data,
         fusion=args.fusion,
@@ -347,13 +392,39 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; a user's mistake (bad option, unusable file or folder, full disk) is one line on stderr
+    and exit status 2, naming what was already written and kept."""
+    from nopaingan_core.atomic import describe_os_error, forget_written
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a one-line usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    prog = " ".join(filter(None, ("nopaingan", args.command, getattr(args, "action", None))))
     quiet_libraries()
+    forget_written()
     try:
         return args.run(args) or 0
     except NoPainGanError as exc:
-        print(f"nopaingan {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        message = " ".join(str(exc).split())
+    except OSError as exc:
+        reason = describe_os_error(exc)
+        if reason is None:
+            raise
+        message = f"{exc.filename}: {reason}" if exc.filename else f"{reason} ({exc})"
     except KeyboardInterrupt:
-        print(f"nopaingan {args.command}: interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted{_kept()}", file=sys.stderr)
         return 130
+    print(f"{prog}: error: {message}{_kept()}", file=sys.stderr)
+    return 2
+
+
+def _kept() -> str:
+    """``; kept N files written before: ...`` when the failed command had already written some."""
+    from nopaingan_core.atomic import written
+
+    files = written()
+    if not files:
+        return ""
+    shown = ", ".join(str(f) for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    return f"; kept the {len(files)} file(s) written before it: {shown}"

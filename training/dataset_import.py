@@ -40,7 +40,7 @@ CARD = "README.md"
 AUDIO_DIR = "audio"
 COVERS_DIR = "covers"
 CHECK_SECONDS = 2.0
-_OWN_ENTRIES = {METADATA, SKIPPED, CARD, AUDIO_DIR, COVERS_DIR}
+_OWN_ENTRIES = {METADATA, SKIPPED, CARD, AUDIO_DIR, COVERS_DIR, "cache"}  # cache/: `nopaingan dataset cache`
 # Decoder name prefix (PyAV names decoders "mp3float", "libopus", "pcm_s16le"...) -> file extension.
 _CODEC_EXTENSIONS = {
     "mp3": ".mp3",

@@ -101,7 +101,7 @@ def evaluate(config: EvalConfig, feature: nn.Module | None = None) -> EvalResult
     if not albums:
         raise NoPainGanError(f"{config.data}: no albums in the {config.split} split")
     reader = CacheReader(config.cache or Path(config.data) / CACHE_DIR)
-    reader.require(albums)
+    albums = reader.require(albums)
     spec = reader.spec
     fusion = load_fusion(config.fusion, config.device)
     fusion.check_encoder(spec.encoder)

@@ -16,10 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from nopaingan_core.checkpoint import FusionModel, load_fusion, save_fusion
 from nopaingan_core.errors import CheckpointError
+
+from .atomic import save_safetensors, write_text
 
 CHECKPOINTS = "checkpoints"
 STEP_DIR = re.compile(r"^step-(\d{8})$")
@@ -93,13 +95,17 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier()
-    rng_tensors, rng_meta = rng_state()
-    save_file(rng_tensors, str(tmp / f"rng-{rank}.safetensors"), metadata={"state": json.dumps(rng_meta)})
-    if is_main:
-        save_fusion(fusion, tmp / FUSION)
-        opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
-        save_file(opt_tensors, str(tmp / OPTIMIZER), metadata={"state": json.dumps(opt_meta)})
-        (tmp / TRAINER).write_text(json.dumps(trainer, indent=1))
+    try:  # a full disk or any other failure leaves no half-written .tmp-step folder behind
+        rng_tensors, rng_meta = rng_state()
+        save_safetensors(rng_tensors, tmp / f"rng-{rank}.safetensors", metadata={"state": json.dumps(rng_meta)})
+        if is_main:
+            save_fusion(fusion, tmp / FUSION)
+            opt_tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
+            save_safetensors(opt_tensors, tmp / OPTIMIZER, metadata={"state": json.dumps(opt_meta)})
+            write_text(tmp / TRAINER, json.dumps(trainer, indent=1))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     barrier()
     if is_main:
         if final.exists():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -29,6 +30,7 @@ from nopaingan_core.checkpoint import FusionModel, new_fusion, save_fusion
 from nopaingan_core.errors import CheckpointError, NoPainGanError
 from nopaingan_core.hub import from_pretrained
 
+from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CachedAlbum, CacheReader
 from .records import EVAL, TRAIN, read_dataset
 from .resume import checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
@@ -258,7 +260,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     albums = read_dataset(config.data, TRAIN)
     if not albums:
         raise NoPainGanError(f"{config.data}: no albums in the train split")
-    reader.require(albums)
+    albums = reader.require(albums)
     ids = [album.id for album in albums]
     spec = reader.spec
     sd_source = config.sd or spec.sd
@@ -297,7 +299,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         accelerator.print(f"resuming {run} from step {start} ({previous[-1].name})")
     elif accelerator.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
-        (run / CONFIG_FILE).write_text(json.dumps(config.to_dict() | {"processes": processes}, indent=1))
+        write_text(run / CONFIG_FILE, json.dumps(config.to_dict() | {"processes": processes}, indent=1))
 
     accelerator.init_trackers("train", config={k: v for k, v in config.to_dict().items() if v is not None})
     evaluation = _evaluation_set(config, reader) if config.eval_every else None
@@ -393,7 +395,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     if accelerator.is_main_process:
         fusion.training_summary = summary
         save_fusion(fusion, path)
-        (run / "summary.json").write_text(json.dumps(summary, indent=1))
+        write_text(run / "summary.json", json.dumps(summary, indent=1))
     accelerator.end_training()
     return TrainResult(path, total, summary["final_loss"], summary, accelerator.is_main_process)
 
@@ -432,7 +434,7 @@ def _check_resume(run: Path, config: TrainConfig, processes: int) -> None:
 
 def _evaluation_set(config: TrainConfig, reader: CacheReader) -> list[CachedAlbum]:
     albums = read_dataset(config.data, EVAL)[: config.eval_albums]
-    reader.require(albums)
+    albums = reader.require(albums)
     return [reader.load(album.id) for album in albums]
 
 
@@ -457,8 +459,6 @@ def write_loss_curve(run: Path, history: list, eval_history: list) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .atomic import write_text
-
     lines = ["step,loss,lr"] + [f"{s},{loss:.6g},{lr:.6g}" for s, loss, lr in history]
     write_text(run / "loss.csv", "\n".join(lines) + "\n")
     steps = [h[0] for h in history]
@@ -475,7 +475,7 @@ def write_loss_curve(run: Path, history: list, eval_history: list) -> None:
     ax.set_ylabel("diffusion MSE")
     ax.legend()
     fig.tight_layout()
-    tmp = run / ".loss.png.tmp"
-    fig.savefig(tmp, format="png", dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
     plt.close(fig)
-    tmp.replace(run / "loss.png")
+    write_bytes(run / "loss.png", buffer.getvalue())

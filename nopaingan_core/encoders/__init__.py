@@ -38,7 +38,7 @@ def detect_kind(model: str) -> str:
     for kind, default in DEFAULT_MODELS.items():
         if model == default:
             return kind
-    from ..hub import is_local, not_found
+    from ..hub import hub_file, is_local, not_found
 
     if is_local(model):
         config = Path(model).expanduser() / "config.json"
@@ -49,12 +49,7 @@ def detect_kind(model: str) -> str:
                 else NoPainGanError(f"{model}: no config.json; expected a MusicGen, MERT or CLAP model folder")
             )
     else:
-        from huggingface_hub import hf_hub_download
-
-        try:
-            config = Path(hf_hub_download(model, "config.json"))
-        except Exception as exc:  # any hub failure means the same to the user: not available
-            raise not_found(model, "music encoder", "--mir") from exc
+        config = hub_file(model, "config.json", "music encoder", "--mir")
     model_type = json.loads(config.read_text()).get("model_type")
     if model_type not in MODEL_TYPES:
         raise NoPainGanError(

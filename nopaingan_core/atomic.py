@@ -1,0 +1,176 @@
+"""Writing files so that a failed or interrupted run never leaves a half-written file under its final name, never
+a temporary file, and never a file only its owner can read.
+
+Each file is written next to its destination under a temporary name, given the permissions the umask allows
+(``mkstemp`` makes ``-rw-------`` files), then renamed over the destination in one step. Every file written
+this way is remembered (:func:`written`), so a command that fails half way can say which of its outputs were
+kept. :func:`check_output_folder` tries a folder before any slow work starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import OutputError
+
+_written: list[Path] = []
+
+
+def written() -> list[Path]:
+    """Files written atomically since the last :func:`forget_written`, oldest first."""
+    return list(_written)
+
+
+def forget_written() -> None:
+    """Start a new record of written files (each CLI command starts with one)."""
+    _written.clear()
+
+
+def umask() -> int:
+    """The process's file-creation mask, read without changing it where /proc allows."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+@contextlib.contextmanager
+def temporary_beside(dest: Path) -> Iterator[Path]:
+    """A temporary file name next to ``dest`` (same file system, so the rename is atomic); whatever is written
+    there replaces ``dest`` when the block ends without an error, and is removed when it fails."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~umask())
+        os.replace(tmp, dest)
+        _written.append(dest)
+    except OSError as exc:  # name the file the user asked for, not the temporary one (os.write names none)
+        if exc.filename in (None, str(tmp), name):
+            raise type(exc)(exc.errno, exc.strerror, str(dest)) from exc
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(dest: str | os.PathLike, data: bytes) -> Path:
+    """Replace ``dest`` with ``data`` in one step; an unchanged file is left alone (idempotent re-runs)."""
+    dest = Path(dest)
+    if dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
+        return dest
+    with temporary_beside(dest) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+    return dest
+
+
+def write_text(dest: str | os.PathLike, text: str) -> Path:
+    return write_bytes(dest, text.encode("utf-8"))
+
+
+def save_safetensors(tensors: dict, dest: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+    """``safetensors.torch.save_file``, atomically and with ``OSError`` (not ``SafetensorError``) on a full or
+    read-only disk: the file is serialised in memory, then written with :func:`write_bytes`."""
+    from safetensors.torch import save
+
+    return write_bytes(dest, save(tensors, metadata=metadata))
+
+
+def save_png(image, dest: str | os.PathLike, text: dict[str, str] | None = None) -> Path:
+    """A PIL image as PNG, atomically, with ``text`` chunks."""
+    import io
+
+    from PIL.PngImagePlugin import PngInfo
+
+    meta = PngInfo()
+    for key, value in (text or {}).items():
+        meta.add_text(key, value)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=meta)
+    return write_bytes(dest, buffer.getvalue())
+
+
+def unique_path(path: Path) -> Path:
+    """``path``, or ``name-1.ext``, ``name-2.ext``... the first that does not exist yet."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
+
+
+_OUTPUT_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.ENOENT: "no such file or folder",
+    errno.ENOTDIR: "a file where a folder is expected",
+    errno.EISDIR: "a folder where a file is expected",
+    errno.ENAMETOOLONG: "file name too long",
+}
+
+
+def describe_os_error(exc: OSError) -> str | None:
+    """A short reason for an ``OSError`` a user's disk, files or folders cause, None for any other (a bug)."""
+    return _OUTPUT_ERRNOS.get(exc.errno or 0)
+
+
+def check_output_folder(folder: str | os.PathLike, option: str, label: str | None = None) -> Path:
+    """Raise :class:`OutputError` unless ``folder`` is (or can be made as) a folder this process can write in.
+
+    Nothing is created: the nearest existing ancestor is tried by creating and removing a temporary file there,
+    which also catches read-only mounts where ``os.access`` says yes (root). ``label`` is what the message
+    names (default: the folder)."""
+    folder = Path(folder).expanduser()
+    label = label or str(folder)
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        kind = "an existing file" if existing == folder else f"the file {existing} on its path"
+        raise OutputError(f"{option} {label}: expected a folder, found {kind}")
+    try:
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied", str(existing))
+        fd, name = tempfile.mkstemp(prefix=".nopaingan-probe-", dir=existing)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        reason = describe_os_error(exc) or exc.strerror or str(exc)
+        where = f"in {existing}" if existing != folder or label != str(folder) else "there"
+        raise OutputError(f"{option} {label}: cannot write {where}: {reason}") from exc
+    return folder
+
+
+def check_output_file(path: str | os.PathLike, option: str, overwrite: bool = False) -> Path:
+    """Like :func:`check_output_folder` for a file's folder; an existing ``path`` is refused unless ``overwrite``."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise OutputError(f"{option} {path}: expected a file name, found a folder")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{option} {path}: file exists; choose another name or pass --overwrite")
+    check_output_folder(path.parent, option, label=str(path))
+    return path

@@ -1,0 +1,225 @@
+"""What every ``nopaingan`` command shares: a parser whose errors are one line, help that shows defaults, and
+argument types that check a value when it is parsed, before any model loads.
+
+Each type names what it accepts; argparse puts the option and the value in front, so a mistake reads
+``nopaingan generate: error: argument --num: got '0', expected a whole number of at least 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+import string
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+from .errors import NoPainGanError
+
+
+class UsageError(NoPainGanError):
+    """Options that do not go together, found after parsing (e.g. ``--strength`` without ``--fusion``)."""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: ...)`` after every option's help that does not say it already, except for flags and
+    options without a default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        hidden = action.default is None or action.default is False or action.default in ("", argparse.SUPPRESS)
+        if "%(default)" in text or "(default:" in text or hidden or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are exactly one line, ``PROG: error: MESSAGE``, with exit status 2
+    (argparse's own prints the usage first). Subcommand parsers are of the same class."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
+def _got(text: str, expected: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"got {text!r}, expected {expected}")
+
+
+def int_range(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
+    """A whole number in ``[low, high]`` (either end open when None)."""
+    if high is None:
+        expected = f"a whole number of at least {low}" if low is not None else "a whole number"
+    else:
+        expected = f"a whole number from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise _got(text, expected) from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise _got(text, expected)
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def float_range(low: float | None = None, high: float | None = None) -> Callable[[str], float]:
+    """A finite number in ``[low, high]`` (either end open when None)."""
+    if low is not None and high is not None:
+        expected = f"a number from {low:g} to {high:g}"
+    elif low is not None:
+        expected = f"a number of at least {low:g}"
+    else:
+        expected = "a number"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise _got(text, expected) from None
+        if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+            raise _got(text, expected)
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+def positive_float(text: str) -> float:
+    value = float_range(0.0)(text)
+    if value == 0:
+        raise _got(text, "a number above 0")
+    return value
+
+
+def multiple_of(step: int, low: int, high: int) -> Callable[[str], int]:
+    """A whole number in ``[low, high]`` divisible by ``step`` (image sizes: the VAE works in 8-pixel cells)."""
+    expected = f"a multiple of {step} from {low} to {high}"
+
+    def parse(text: str) -> int:
+        value = int_range(low, high)(text) if text.strip().lstrip("-").isdigit() else None
+        if value is None or value % step:
+            raise _got(text, expected)
+        return value
+
+    parse.__name__ = "int"
+    return parse
+
+
+def non_empty(text: str) -> str:
+    if not text.strip():
+        raise _got(text, "a non-empty text")
+    return text
+
+
+def prompt_template(text: str) -> str:
+    """A template whose only fields are ``{album}``, ``{genre}`` and ``{artist}``, checked by formatting it once."""
+    expected = "a text whose fields are {album}, {genre} and {artist} (double braces for literal ones)"
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+        text.format(album="a", genre="g", artist="x")
+    except (KeyError, IndexError, ValueError, AttributeError):
+        raise _got(text, expected) from None
+    if fields - {"album", "genre", "artist"}:
+        raise _got(text, expected)
+    return text
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
+
+
+def device_name(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``xpu``; a GPU this machine does not have is refused
+    now, not after the models loaded."""
+    if not _DEVICE.match(text):
+        raise _got(text, "auto, cpu, cuda, cuda:N, mps or xpu")
+    if text in ("auto", "cpu"):
+        return text
+    import torch
+
+    kind, _, index = text.partition(":")
+    backend = getattr(torch, kind, None) if kind != "mps" else getattr(torch.backends, "mps", None)
+    available = bool(backend is not None and backend.is_available())
+    count = backend.device_count() if available and hasattr(backend, "device_count") else int(available)
+    if not available:
+        raise argparse.ArgumentTypeError(f"got {text!r}, but this machine has no {kind} device; use cpu or auto")
+    if index and int(index) >= count:
+        raise argparse.ArgumentTypeError(f"got {text!r}, but this machine has {count} {kind} device(s)")
+    return text
+
+
+def existing_file(what: str) -> Callable[[str], Path]:
+    """A path to an existing file (``what`` names it: "audio file"); a folder is named as one."""
+
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder, expected an {what}")
+        if not path.is_file():
+            raise argparse.ArgumentTypeError(f"{text}: no such file, expected an {what}")
+        return path
+
+    parse.__name__ = "file"
+    return parse
+
+
+def fusion_checkpoint(text: str) -> Path:
+    """A fusion checkpoint (.safetensors), or a training run folder holding ``fusion.safetensors``."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        inside = path / "fusion.safetensors"
+        if not inside.is_file():
+            raise argparse.ArgumentTypeError(
+                f"{text} is a folder without fusion.safetensors, expected a fusion checkpoint or a training run "
+                "folder (nopaingan train --out RUN)"
+            )
+        return inside
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file, expected a fusion checkpoint (.safetensors)")
+    return path
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress bars and no notes; results and errors only")
+
+
+def note(args: argparse.Namespace, text: str) -> None:
+    """An informational line on stdout, unless ``--quiet``."""
+    if not getattr(args, "quiet", False):
+        print(text, file=sys.stdout)
+
+
+Parsers = dict[tuple[str, ...], argparse.ArgumentParser]
+
+
+def leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Parsers:
+    """Every runnable (sub)command's parser by its words, e.g. ``("dataset", "cache")``: for help and tests."""
+    found = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found |= leaf_parsers(sub, (*path, name))
+    return found or {path: parser}
+
+
+def existing_folder(what: str) -> Callable[[str], Path]:
+    """A path to an existing folder (``what`` names it: "dataset folder"); a file is named as one."""
+
+    def parse(text: str) -> Path:
+        path = Path(text).expanduser()
+        if path.is_file():
+            raise argparse.ArgumentTypeError(f"{text} is a file, expected a {what}")
+        if not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text}: no such folder, expected a {what}")
+        return path
+
+    parse.__name__ = "folder"
+    return parse

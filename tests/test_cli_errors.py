@@ -1,0 +1,527 @@
+"""Every command, every kind of user mistake: one line on stderr, exit status 2, nothing lost, nothing left over.
+
+``COMMANDS`` is the table: one row per command, giving a valid invocation that writes into an output location
+(and, where the command loads a model, one whose model is a hub id nobody has cached). The tests drive each row
+through bad arguments (every typed option of its parser, property-based), hostile output locations (an existing
+file where a folder is wanted, a read-only folder, a disk that fills up mid-way) and no network. A new command
+is one new row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from nopaingan_core import cli_args
+from nopaingan_core.audio import save_wav
+from nopaingan_core.checkpoint import new_fusion, save_fusion
+from nopaingan_core.encoders import load_encoder
+from nopaingan_core.hub import _reachable
+from training.cli import build_parser, main
+
+HUB_ID = "nobody/not-cached-anywhere"
+
+
+@dataclass
+class Env:
+    """Inputs that valid invocations need: tiny models, a song, a fusion checkpoint, datasets."""
+
+    models: dict[str, Path]
+    song: Path
+    fusion: Path
+    data: Path  # a dataset folder with its cache
+    music: Path  # a music folder `dataset import` reads
+
+
+@dataclass(frozen=True)
+class Command:
+    words: tuple[str, ...]
+    # a valid invocation writing into OUT (a folder, or the file itself when out_is_file); None: writes nothing
+    run: Callable[[Env, Path], list[str]] | None
+    out_is_file: bool = False
+    # a valid invocation whose model is the hub id HUB_ID (not cached): must fail fast offline
+    hub: Callable[[Env, Path], list[str]] | None = None
+    own_folder: bool = False  # the output folder takes only the command's own files (dataset import)
+
+
+def _gen(env: Env, out: Path, sd: str | None = None) -> list[str]:
+    return ["generate", "--album", "A", "--genre", "pop", "--sd", sd or str(env.models["sd"]), "--steps", "2",
+            "--width", "64", "--height", "64", "--num", "3", "--out", str(out), "--quiet"]  # fmt: skip
+
+
+def _cache(env: Env, out: Path, sd: str) -> list[str]:
+    mir = str(env.models["codified-lm"])
+    return ["dataset", "cache", str(env.data), "--sd", sd, "--mir", mir, "--resolution", "64", "--out", str(out),
+            "--quiet"]  # fmt: skip
+
+
+COMMANDS = [
+    Command(("generate",), _gen, hub=lambda env, out: _gen(env, out, HUB_ID)),
+    Command(
+        ("encode",),
+        lambda env, out: ["encode", "--audio", str(env.song), "--mir", str(env.models["clap"]), "--out", str(out)],
+        out_is_file=True,
+        hub=lambda env, out: ["encode", "--audio", str(env.song), "--mir", HUB_ID, "--out", str(out)],
+    ),
+    Command(("tag",), None, hub=lambda env, out: ["tag", "--audio", str(env.song), "--clap", HUB_ID]),
+    Command(("demo",), lambda env, out: ["demo", "--out", str(out), "--models-dir", str(env.models["sd"].parent)]),
+    Command(
+        ("dataset", "import"),
+        lambda env, out: ["dataset", "import", str(env.music), "--out", str(out), "--copy", "--quiet"],
+        own_folder=True,
+        hub=lambda env, out: [
+            "dataset",
+            "import",
+            str(env.music),
+            "--out",
+            str(out),
+            "--fill-genres-from-audio",
+            "--clap",
+            HUB_ID,
+            "--quiet",
+        ],  # fmt: skip
+    ),
+    Command(
+        ("dataset", "cache"),
+        lambda env, out: _cache(env, out, str(env.models["sd"])),
+        hub=lambda env, out: _cache(env, out, HUB_ID),
+    ),
+    Command(
+        ("train",),
+        lambda env, out: ["train", "--data", str(env.data), "--out", str(out), "--max-steps", "1", "--quiet"],
+        hub=lambda env, out: ["train", "--data", str(env.data), "--out", str(out), "--sd", HUB_ID, "--quiet"],
+    ),
+    Command(
+        ("evaluate",),
+        lambda env, out: [
+            "evaluate",
+            "--data",
+            str(env.data),
+            "--fusion",
+            str(env.fusion),
+            "--out",
+            str(out),
+            "--no-images",
+            "--limit",
+            "1",
+            "--mse-samples",
+            "1",
+            "--quiet",
+        ],  # fmt: skip
+        hub=lambda env, out: [
+            "evaluate",
+            "--data",
+            str(env.data),
+            "--fusion",
+            str(env.fusion),
+            "--out",
+            str(out),
+            "--sd",
+            HUB_ID,
+            "--no-images",
+            "--quiet",
+        ],  # fmt: skip
+    ),
+]
+WRITERS = [c for c in COMMANDS if c.run is not None]
+LOADERS = [c for c in COMMANDS if c.hub is not None]
+
+
+def _id(command: Command) -> str:
+    return " ".join(command.words)
+
+
+def test_the_table_covers_every_command():
+    assert set(cli_args.leaf_parsers(build_parser())) == {c.words for c in COMMANDS}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory, tiny_models, song, cached_data) -> Env:
+    from music_library import image_bytes, make_track
+
+    root = tmp_path_factory.mktemp("cli-errors")
+    encoder = load_encoder("codified-lm", str(tiny_models["codified-lm"]))
+    fusion = save_fusion(new_fusion(encoder.info, gate=1.0), root / "fusion.safetensors")
+    make_track(root / "music/A/One/1.mp3", 1.5, album="One", artist="A", picture=image_bytes((200, 0, 0)))
+    make_track(root / "music/B/Two/1.mp3", 1.5, album="Two", artist="B", picture=image_bytes((0, 200, 0)))
+    return Env(tiny_models, save_wav(song, root / "song.wav"), fusion, cached_data, root / "music")
+
+
+def one_error_line(capsys, *names: str) -> str:
+    """The command's stderr: exactly one line, an error naming one of ``names``, no traceback."""
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("nopaingan ") and ": error: " in lines[0], err
+    assert "Traceback" not in err
+    assert any(name in lines[0] for name in names), (lines[0], names)
+    return lines[0]
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Temporary files and folders our writers use, anywhere under ``folder``."""
+    if not folder.exists():
+        return []
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name.startswith((".tmp-", ".nopaingan-"))]
+
+
+def snapshot(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} if folder.exists() else {}
+
+
+# --- bad arguments: a property of every typed option of every command ----------------------------------------
+
+PARSERS = cli_args.leaf_parsers(build_parser())
+TYPED = [
+    (words, action)
+    for words, parser in PARSERS.items()
+    for action in parser._actions
+    if action.option_strings and (action.type not in (None, str, Path) or action.choices)
+]
+NOT_A_NUMBER = ["", "abc", "nan", "inf", "-inf", "1e999", "-1", "-0.5", "0x10", "3.5", "99999999999", "cuda:99"]
+
+
+@pytest.mark.parametrize("words,action", TYPED, ids=[f"{' '.join(w)} {a.option_strings[-1]}" for w, a in TYPED])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.one_of(st.sampled_from(NOT_A_NUMBER), st.text(max_size=12), st.integers().map(str)))
+def test_a_bad_value_is_one_line_naming_the_option(words, action, value, capsys):
+    """Whatever the value, parsing accepts it or stops with one line naming the option and the value."""
+    parser = PARSERS[words]
+    option = action.option_strings[-1]
+    required = _required_args(parser, skip=action)
+    try:
+        parser.parse_args([*required, f"{option}={value}"])
+    except SystemExit as exc:
+        assert exc.code == 2
+        line = one_error_line(capsys, option)
+        assert line.startswith(f"nopaingan {' '.join(words)}: error: argument {option}")
+    else:
+        assert capsys.readouterr().err == ""
+
+
+def _required_args(parser: argparse.ArgumentParser, skip: argparse.Action) -> list[str]:
+    """Values for the required options and positionals, so only the option under test can fail."""
+    args = []
+    for action in parser._actions:
+        if action is skip or isinstance(action, argparse._HelpAction):
+            continue
+        folder = str(Path(__file__).parent)
+        value = folder if action.type is not None and action.type.__name__ == "folder" else __file__
+        if not action.option_strings:
+            args.append(value)
+        elif action.required:
+            args += [action.option_strings[-1], value]
+    return args
+
+
+@pytest.mark.parametrize(
+    "argv,option",
+    [
+        (["generate", "--num", "0", "--album", "A", "--genre", "g"], "--num"),
+        (["generate", "--device", "tpu", "--album", "A", "--genre", "g"], "--device"),
+        (["generate", "--album", "", "--genre", "g"], "--album"),
+        (["generate", "--album", "A", "--genre", "g", "--prompt-template", "{album} {mood}"], "--prompt-template"),
+        (["generate", "--album", "A", "--genre", "g", "--guidance", "-1"], "--guidance"),
+        (["generate", "--album", "A", "--genre", "g", "--strength", "0.5"], "--strength"),  # no --fusion
+        (["generate", "--album", "A", "--genre", "g", "--width", "100"], "--width"),
+        (["generate", "--album", "A", "--genre", "g", "--steps", "1000"], "--steps"),
+        (["generate", "--genre", "g"], "--album"),
+        (["generate", "--album", "A", "--genre", "g", "--audio", "."], "--audio"),
+        (["train", "--data", ".", "--out", "r", "--batch-size", "0"], "--batch-size"),
+        (["dataset", "cache", ".", "--resolution", "60"], "--resolution"),
+        (["evaluate", "--data", ".", "--fusion", ".", "--grid", "-2"], "--fusion"),
+    ],
+)
+def test_the_issue_s_examples_fail_before_any_model_loads(argv, option, capsys, monkeypatch):
+    import nopaingan_core.hub as hub
+
+    monkeypatch.setattr(hub, "is_local", lambda *a, **k: pytest.fail("a model was looked up"))
+    assert main(argv) == 2
+    one_error_line(capsys, option)
+
+
+def test_every_command_has_help_for_every_option_a_description_and_quiet(capsys):
+    for words, parser in cli_args.leaf_parsers(build_parser()).items():
+        assert parser.description, words
+        assert isinstance(parser.formatter_class, type) and issubclass(parser.formatter_class, cli_args.HelpFormatter)
+        options = {o for a in parser._actions for o in a.option_strings}
+        assert "--quiet" in options, words
+        for action in parser._actions:
+            assert action.help, (words, action.dest)
+        assert main([*words, "--help"]) == 0
+        assert "--quiet" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("nopaingan ")
+
+
+# --- hostile output locations --------------------------------------------------------------------------------
+
+
+def _out(base: Path, command: Command) -> Path:
+    return base / "emb.safetensors" if command.out_is_file else base / "out"
+
+
+@pytest.mark.parametrize("command", WRITERS, ids=_id)
+def test_an_existing_file_as_the_output_folder(command, env, tmp_path, capsys):
+    blocker = tmp_path / "taken"
+    blocker.write_bytes(b"precious")
+    out = blocker if not command.out_is_file else blocker / "emb.safetensors"
+    assert main(command.run(env, out)) == 2
+    one_error_line(capsys, str(blocker))
+    assert blocker.read_bytes() == b"precious" and leftovers(tmp_path) == []
+
+
+@pytest.fixture
+def read_only(monkeypatch, tmp_path) -> Path:
+    """A folder nothing can be created in. Tests run as root, which ignores permission bits, so creating a file
+    there fails the way it does for a user: os.open raises EACCES."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    real_open = os.open
+
+    def guarded(path, flags, *args, **kwargs):
+        if flags & os.O_CREAT and Path(os.fsdecode(path)).resolve().is_relative_to(folder):
+            raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded)
+    return folder
+
+
+@pytest.mark.parametrize("command", WRITERS, ids=_id)
+def test_a_read_only_output_folder_fails_before_any_work(command, env, read_only, capsys, monkeypatch):
+    from nopaingan_core import sampling
+
+    monkeypatch.setattr(sampling, "load_minisd", lambda *a, **k: pytest.fail("models loaded before the check"))
+    out = _out(read_only, command)
+    assert main(command.run(env, out)) == 2
+    line = one_error_line(capsys, str(out))
+    assert "permission denied" in line
+    assert list(read_only.iterdir()) == []
+
+
+@pytest.fixture
+def full_disk(monkeypatch, tmp_path):
+    """``full_disk(folder, after=n)``: writes of files under ``folder`` fail with ENOSPC after ``n`` files."""
+    state = {"folder": None, "after": 0, "files": set()}
+    real_write = os.write
+
+    def write(fd, data):
+        folder = state["folder"]
+        if folder is not None:
+            with_path = Path(os.readlink(f"/proc/self/fd/{fd}")) if fd > 2 else None
+            if with_path is not None and with_path.is_relative_to(folder):
+                state["files"].add(with_path)
+                if len(state["files"]) > state["after"]:
+                    raise OSError(errno.ENOSPC, "No space left on device", str(with_path))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+
+    def arm(folder: Path, after: int = 0) -> None:
+        state.update(folder=folder.resolve(), after=after)
+
+    return arm
+
+
+@pytest.mark.parametrize("command", WRITERS, ids=_id)
+def test_a_full_disk_keeps_what_was_written_and_leaves_no_temporary_file(command, env, tmp_path, full_disk, capsys):
+    out = _out(tmp_path, command)
+    folder = out.parent if command.out_is_file or command.own_folder else out
+    folder.mkdir(parents=True, exist_ok=True)
+    earlier = folder / "earlier.png"  # a user's earlier output in the same folder
+    earlier.write_bytes(b"earlier cover")
+    full_disk(tmp_path, after=0)
+    assert main(command.run(env, out)) == 2
+    line = one_error_line(capsys, str(tmp_path))
+    assert "no space left on the device" in line
+    assert earlier.read_bytes() == b"earlier cover"
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("after", [1, 2])
+def test_a_full_disk_mid_batch_keeps_and_names_the_covers_written(after, env, tmp_path, full_disk, capsys):
+    out = tmp_path / "covers"
+    full_disk(out.parent, after=after)
+    assert main(_gen(env, out)) == 2
+    line = one_error_line(capsys, f"a_0_{after}.png")
+    kept = sorted(out.glob("*.png"))
+    assert [p.name for p in kept] == [f"a_0_{i}.png" for i in range(after)]
+    assert f"kept the {after} file(s) written before it: {kept[0]}" in line
+    assert leftovers(tmp_path) == []
+
+
+def test_checkpoint_on_a_full_disk_leaves_no_tmp_step_folder(env, tmp_path, full_disk, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    full_disk(run / "checkpoints", after=1)
+    argv = ["train", "--data", str(env.data), "--out", str(run), "--max-steps", "2", "--save-every", "1", "--quiet"]
+    assert main(argv) == 2
+    one_error_line(capsys, str(run / "checkpoints"))
+    assert leftovers(run) == [] and not list((run / "checkpoints").glob(".tmp-step-*"))
+
+
+# --- batch commands skip bad items and leave folders every command accepts --------------------------------
+
+
+def test_dataset_cache_skips_an_unreadable_song_and_the_rest_trains(env, tmp_path, capsys):
+    from training_data import make_dataset
+
+    data = make_dataset(tmp_path / "data")
+    bad = sorted((data / "audio").glob("*.wav"))[1]
+    bad.write_bytes(b"not audio at all" * 100)
+    argv = ["dataset", "cache", str(data), "--sd", str(env.models["sd"]), "--mir", str(env.models["codified-lm"]),
+            "--resolution", "64", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    assert "skipped 1 unreadable" in capsys.readouterr().out
+    (skipped,) = [json.loads(line) for line in (data / "cache" / "skipped.jsonl").read_text().splitlines()]
+    assert skipped["id"] == bad.stem and str(bad) in skipped["reason"]
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--max-steps", "1", "--quiet"]) == 0
+    assert main(argv) == 0  # again: the bad album is tried and reported again
+    assert (data / "cache" / "skipped.jsonl").read_text().count("\n") == 1
+    assert main(["dataset", "import", str(env.music), "--out", str(data), "--copy", "--quiet"]) == 0  # cache/ is fine
+
+
+# --- never overwritten, readable by others, regenerated bit for bit -----------------------------------------
+
+
+def test_covers_are_never_overwritten_files_respect_the_umask_and_regenerate_bit_for_bit(env, tmp_path, capsys):
+    out = tmp_path / "covers"
+    argv = [*_gen(env, out), "--scheduler", "ddpm", "--fusion", str(env.fusion), "--audio", str(env.song),
+            "--mir", str(env.models["codified-lm"])]  # fmt: skip
+    assert main(argv) == 0
+    first = sorted(out.glob("*.png"))
+    before = {p: p.read_bytes() for p in first}
+    assert main(argv) == 0  # the same names again: numbered, the first run's covers untouched
+    assert len(list(out.glob("*.png"))) == 6 and all(p.read_bytes() == b for p, b in before.items())
+    old = os.umask(0o022)
+    os.umask(old)
+    assert all(p.stat().st_mode & 0o777 == 0o666 & ~old for p in out.glob("*.png"))
+
+    record = json.loads(Image.open(first[2]).text["nopaingan"])
+    assert record["index"] == 2 and record["num"] == 3 and record["image_seed"] == record["seed"] + 2
+    assert record["encoder"]["kind"] == "codified-lm" and record["encoder"]["layer"] >= 0
+    assert record["duration"] > 0 and record["offset"] >= 0 and len(record["fusion_sha256"]) == 64
+    for key in ("scheduler", "steps", "guidance", "width", "height", "dtype", "device", "nopaingan", "sd"):
+        assert key in record
+    capsys.readouterr()
+    again = tmp_path / "again"
+    assert main(["generate", "--from-png", str(first[2]), "--out", str(again), "--quiet"]) == 0
+    (made,) = again.glob("*.png")
+    assert np.array_equal(np.asarray(Image.open(made)), np.asarray(Image.open(first[2])))
+    assert json.loads(Image.open(made).text["nopaingan"])["regenerated_from"] == str(first[2])
+
+
+# --- misleading messages --------------------------------------------------------------------------------------
+
+
+def test_wrong_kinds_of_folders_are_named(env, tmp_path, capsys, caplog):
+    clap = str(env.models["clap"])
+    assert main(["generate", "--album", "A", "--genre", "g", "--sd", clap, "--out", str(tmp_path)]) == 2
+    line = one_error_line(capsys, "--sd")
+    assert "this folder holds a CLAP model" in line and "unsafe" not in caplog.text
+    song = str(env.song)
+    assert main(["encode", "--audio", song, "--mir", clap, "--kind", "mert", "--out", str(tmp_path / "e")]) == 2
+    assert "this folder holds a CLAP model" in one_error_line(capsys, "--mir")
+    run = env.fusion.parent / "run"
+    run.mkdir(exist_ok=True)
+    (run / "fusion.safetensors").write_bytes(env.fusion.read_bytes())
+    argv = [*_gen(env, tmp_path / "r"), "--num", "1", "--fusion", str(run), "--audio", song]
+    assert main([*argv, "--mir", str(env.models["codified-lm"])]) == 0  # a run folder is a fusion checkpoint
+
+
+def test_audio_without_fusion_says_the_song_is_not_used(env, tmp_path, capsys):
+    argv = [a for a in _gen(env, tmp_path) if a != "--quiet"] + ["--audio", str(env.song), "--num", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"the song {env.song} is not used" in out and "--auto-tags" in out
+
+
+def test_pndm_progress_counts_the_steps_asked_for(env, tmp_path, capsys):
+    argv = [a for a in _gen(env, tmp_path) if a != "--quiet"] + ["--num", "1"]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    counts = [(int(done), int(total)) for done, total in re.findall(r"\| (\d+)/(\d+) \[", err)]
+    assert counts and {total for _, total in counts} == {2} and max(done for done, _ in counts) == 2
+    assert "sampling: 0step" not in err  # no bar without a total
+
+
+# --- no network ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """The hub is a closed port on this machine; every connection attempt is counted."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: connections are refused
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    _reachable.cache_clear()
+    attempts = []
+    real = socket.create_connection
+
+    def counted(address, *args, **kwargs):
+        attempts.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", counted)
+    # huggingface_hub fetches an "agent harness" list from huggingface.co for its user agent (once per process,
+    # 3 s timeout, even for cache lookups); keep tests off the network
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_DISABLE_TELEMETRY", True)
+    yield attempts
+    _reachable.cache_clear()
+
+
+@pytest.mark.parametrize("command", LOADERS, ids=_id)
+def test_no_network_fails_after_one_probe(command, env, tmp_path, no_network, capsys):
+    assert main(command.hub(env, _out(tmp_path, command))) == 2
+    line = one_error_line(capsys, HUB_ID)
+    assert "HF_HUB_OFFLINE=1" in line and "cannot be reached" in line
+    assert len(no_network) == 1  # one short probe, no retries
+
+
+def test_hf_hub_offline_is_honoured_without_any_connection(env, tmp_path, no_network, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(_gen(env, tmp_path, HUB_ID)) == 2
+    assert "HF_HUB_OFFLINE is set" in one_error_line(capsys, HUB_ID)
+    assert no_network == []
+
+
+# --- as a user sees it: a real process, a real terminal's stderr -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv,option",
+    [
+        (["generate", "--num", "-1", "--album", "A", "--genre", "g"], "--num"),
+        (["dataset", "import", "nowhere", "--out", "/dev/null"], "/dev/null"),
+    ],
+)
+def test_no_traceback_reaches_the_terminal(argv, option):
+    result = subprocess.run(
+        [sys.executable, "-m", "training", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and option in result.stderr and "Traceback" not in result.stderr
