@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .release import cli as release_cli
+
 if TYPE_CHECKING:
     import torch
 
@@ -58,6 +60,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--top-k", type=_positive, default=TOP_K, help="tags per category with --auto-tags")
     gen.add_argument("--out", type=Path, default=Path("outputs"))
     add_device_options(gen)
+    release_cli.add_release_options(gen)
     gen.set_defaults(run=run_generate)
 
     tag = sub.add_parser("tag", help="zero-shot mood, genre, instrument and energy tags and the tempo of a song")
@@ -92,6 +95,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="where the tiny models are saved (default: %(default)s)",
     )
     demo.set_defaults(run=run_demo)
+    release_cli.add_commands(sub)
 
 
 def default_models_dir() -> Path:
@@ -137,6 +141,8 @@ def run_generate(args: argparse.Namespace) -> int:
     from .sampling import load_minisd, to_pil
 
     device, dtype = device_from_args(args)
+    if args.release:
+        release_cli.check_release_options(args)
     extra = ""
     if args.auto_tags:
         if args.audio is None:
@@ -178,11 +184,11 @@ def run_generate(args: argparse.Namespace) -> int:
         "audio": str(args.audio or ""),
         **settings.__dict__,
     }
-    for i, image in enumerate(to_pil(images)):
-        path = args.out / f"{_slug(args.album)}_{args.seed}_{i}.png"
+    paths = [args.out / f"{_slug(args.album)}_{args.seed}_{i}.png" for i in range(len(images))]
+    for image, path in zip(to_pil(images), paths, strict=True):
         save_png(image, path, info)
         print(path)
-    return 0
+    return release_cli.finish_generated(args, paths, prompt, info) if args.release else 0
 
 
 def _auto_tags(args: argparse.Namespace, device, dtype) -> str:

@@ -24,3 +24,7 @@ class CheckpointError(NoPainGanError):
 
 class Cancelled(NoPainGanError):
     """The user interrupted a long step (ComfyUI's cancel button, Ctrl-C)."""
+
+
+class CoverError(NoPainGanError):
+    """A release-cover input that cannot be used: an image, a font, a size or an output location."""
