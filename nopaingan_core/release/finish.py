@@ -201,6 +201,13 @@ def finish_image(
             "outline": layout.outline is not None,
             "contrast": round(layout.contrast, 2),
         }
-    data, quality = encode_jpeg(covered, record_)
+    return write_release(covered, dest, record_)
+
+
+def write_release(image: Image.Image, dest: Path, info: dict) -> FinishResult:
+    """Encode ``image`` (already at its final size, text drawn) as the release JPEG with ``info`` as its record,
+    write it to ``dest`` (never replacing a file) and check it against the drawn ``info["text"]``."""
+    text = info.get("text", {})
+    data, quality = encode_jpeg(image, info)
     write_new(dest, data)
-    return FinishResult(dest, check_cover(dest, text.title, text.artist), quality)
+    return FinishResult(dest, check_cover(dest, text.get("title", ""), text.get("artist", "")), quality)
