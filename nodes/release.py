@@ -76,6 +76,8 @@ class NoPainGanSaveReleaseCover:
     )
     CATEGORY = f"{CATEGORY}/release"
     RETURN_TYPES = ()
+    RETURN_NAMES = ()
+    OUTPUT_TOOLTIPS = ()
     OUTPUT_NODE = True
     FUNCTION = "save"
 
