@@ -165,7 +165,8 @@ def stage_tiny_pipeline() -> dict:
         times[name] = time.perf_counter() - start
         return out
 
-    big = clock("x4 tiny, 9 tiles, 20 steps", lambda: x4_upscale(x4, image, "an album cover", settings=UpscaleSettings()))
+    settings = UpscaleSettings()
+    big = clock("x4 tiny, 9 tiles, 20 steps", lambda: x4_upscale(x4, image, "an album cover", settings=settings))
     sharp["x4 only (+Lanczos)"] = fine_detail(big.resize((SIZE, SIZE), Image.LANCZOS))
     bigger = clock("model tiny, 1024 -> 4096", lambda: model_upscale(model, big))
     final = clock("Lanczos 4096 -> 3000", lambda: bigger.resize((SIZE, SIZE), Image.LANCZOS))
