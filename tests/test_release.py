@@ -383,11 +383,19 @@ def test_finish_user_errors_exit_2_before_any_work(tmp_path, capsys):
         (["finish", str(wide), "--size", "10"], "--size"),
         (["finish", str(wide), "--font", str(tmp_path / "f.ttf")], "--font"),
         (["finish", str(wide), "--upscaler-model", str(tmp_path / "m.pth")], "--upscaler-model"),
+        (["finish", str(wide), "--x4", str(tmp_path / "x4")], "--x4 DIR"),
     ]:
         assert main(args) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("*.jpg"))
+
+
+def test_generate_release_checks_its_options_before_sampling(tmp_path, tiny_models, capsys):
+    args = ["generate", "--sd", str(tiny_models["sd"]), "--album", "A", "--genre", "g", "--out", str(tmp_path)]
+    assert main([*args, "--release", "--x4", str(tmp_path / "no-x4")]) == 2
+    assert main([*args, "--release", "--width", "256", "--height", "128"]) == 2
+    assert "--x4 DIR" in capsys.readouterr().err and not list(tmp_path.glob("*"))
 
 
 def test_generate_release_writes_png_and_release_jpeg(tmp_path, tiny_models, capsys):

@@ -89,6 +89,7 @@ def _settings(args: argparse.Namespace, seed: int = 0):
 
 def check_release_options(args: argparse.Namespace) -> None:
     """Everything that can be wrong with the options, checked before slow work (CoverError, one line)."""
+    from ..hub import is_local, not_found
     from .finish import check_options
     from .typography import check_font, parse_color
 
@@ -97,6 +98,8 @@ def check_release_options(args: argparse.Namespace) -> None:
         from ..errors import CoverError
 
         raise CoverError(f"--release needs a square cover: --width {args.width} and --height {args.height} differ")
+    if args.x4 != NONE and is_local(args.x4) and not Path(args.x4).expanduser().exists():
+        raise not_found(args.x4, "x4 upscaler", "--x4")
     if args.font:
         check_font(args.font)
     if args.text_color != "auto":
