@@ -138,6 +138,11 @@ def stage_esrgan_real_tile() -> dict:
 
 
 def stage_tiny_pipeline() -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        return _tiny_pipeline(Path(folder))
+
+
+def _tiny_pipeline(work: Path) -> dict:
     from PIL import Image
 
     from nopaingan_core.release.check import check_cover, fine_detail
@@ -152,7 +157,6 @@ def stage_tiny_pipeline() -> dict:
         x4_upscale,
     )
 
-    work = Path(tempfile.mkdtemp())
     x4 = load_x4(str(build_tiny_x4(work / "x4")))
     model = load_upscaler_model(build_tiny_esrgan(work / "esrgan.safetensors"))
     image = cover_256()
