@@ -14,6 +14,7 @@ from .music import (
 )
 from .paths import register_model_folders
 from .prompt import NoPainGanAlbumPrompt, NoPainGanMusicTags
+from .release import NoPainGanCoverTitle, NoPainGanSaveReleaseCover
 
 register_model_folders()
 
@@ -29,6 +30,8 @@ NODE_DISPLAY_NAMES = {
     NoPainGanMiniSDLoader: "miniSD Loader",
     NoPainGanMiniSDTextEncode: "miniSD Text Encode",
     NoPainGanMiniSDSampler: "miniSD Sampler",
+    NoPainGanCoverTitle: "Cover Title",
+    NoPainGanSaveReleaseCover: "Save Release Cover",
 }
 
 NODE_CLASS_MAPPINGS = {cls.__name__: cls for cls in NODE_DISPLAY_NAMES}

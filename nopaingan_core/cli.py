@@ -10,6 +10,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .release import cli as release_cli
+
 if TYPE_CHECKING:
     import torch
 
@@ -109,6 +111,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_device_options(gen)
     add_quiet(gen)
+    release_cli.add_release_options(gen)
     gen.set_defaults(run=run_generate)
 
     tag = sub.add_parser(
@@ -154,6 +157,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--models-dir", type=Path, default=default_models_dir(), help="where the tiny models are saved")
     add_quiet(demo)
     demo.set_defaults(run=run_demo)
+    release_cli.add_commands(sub)
 
 
 def default_models_dir() -> Path:
@@ -245,6 +249,8 @@ def run_generate(args: argparse.Namespace) -> int:
         tags = "only its tags reach the prompt" if args.auto_tags else "--auto-tags adds its moods to the prompt"
         note(args, f"note: without --fusion the song {args.audio} is not used for the image; {tags}")
     device, dtype = device_from_args(args)
+    if args.release:
+        release_cli.check_release_options(args)
     extra = _auto_tags(args, device, dtype) if args.auto_tags else ""
     from .prompt import album_prompt
 
@@ -347,13 +353,15 @@ def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:
         "num": record.get("num", settings.num),
     }
     stem = f"{_slug(record['album'])}_{record['seed']}"
+    paths = []
     for i, image in enumerate(to_pil(images)):
         index = first + i
         info = record | {"index": index, "image_seed": record["seed"] + index}
         path = args.out / f"{stem}_{index}.png"
         path = save_png(image, path if args.overwrite else unique_path(path), {PNG_KEY: json.dumps(info)})
+        paths.append(path)
         print(path)
-    return 0
+    return release_cli.finish_generated(args, paths, record["prompt"], record) if args.release else 0
 
 
 def _auto_tags(args: argparse.Namespace, device, dtype) -> str:

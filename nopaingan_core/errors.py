@@ -28,3 +28,7 @@ class Cancelled(NoPainGanError):
 
 class OutputError(NoPainGanError):
     """An output location that cannot be written: a file where a folder is wanted, read-only, full."""
+
+
+class CoverError(NoPainGanError):
+    """A release-cover input that cannot be used: an image, a font, a size or an output location."""

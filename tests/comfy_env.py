@@ -65,6 +65,16 @@ def fake_folder_paths(base: Path) -> ModuleType:
     fp.get_input_directory = lambda: str(base / "input")
     fp.get_annotated_filepath = get_annotated_filepath
     fp.exists_annotated_filepath = lambda name: os.path.exists(get_annotated_filepath(name))
+    fp.get_output_directory = lambda: str(base / "output")
+
+    def get_save_image_path(prefix: str, output_dir: str, width: int = 0, height: int = 0):
+        """ComfyUI's: the folder, file name, counter, subfolder and prefix for a save node."""
+        subfolder, name = os.path.split(os.path.normpath(prefix))
+        folder = os.path.join(output_dir, subfolder)
+        os.makedirs(folder, exist_ok=True)
+        return folder, name, 1, subfolder, prefix
+
+    fp.get_save_image_path = get_save_image_path
     return fp
 
 

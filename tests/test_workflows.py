@@ -26,19 +26,30 @@ from nopaingan_core.tagging import tags_for_prompt
 from training.cli import main
 
 WORKFLOWS = ROOT / "workflows"
-NAMES = ["album_cover_text_only", "album_cover_music_fusion", "album_cover_native_ksampler", "album_cover_auto_tags"]
+NAMES = [
+    "album_cover_text_only",
+    "album_cover_music_fusion",
+    "album_cover_native_ksampler",
+    "album_cover_auto_tags",
+    "album_cover_release_ready",
+]
 CORE = json.loads((Path(__file__).parent / "data" / "comfy_core_nodes.json").read_text())
 FRONTEND = CORE["frontend"]
 CONTROL = "control_after_generate"  # the widget the frontend adds after a seed
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "AUDIO_UI", "AUDIOUPLOAD"}
 # what the native file lists hold on the machine where the tests run these workflows
-PROVIDED_FILES = {"checkpoints": {Path(CHECKPOINT_FILE).name}, "input": {Path(SONG_FILE).name}}
+PROVIDED_FILES = {
+    "checkpoints": {Path(CHECKPOINT_FILE).name, "x4-upscaler-ema.safetensors"},
+    "input": {Path(SONG_FILE).name},
+    "upscale_models": {"RealESRGAN_x4plus.pth"},
+}
 MODEL_INPUTS = {  # node type -> (its model input, the folder it reads)
     "NoPainGanMiniSDLoader": ("model", "models/diffusers/"),
     "NoPainGanMIREncoderLoader": ("model", "models/nopaingan/mir/"),
     "NoPainGanMusicTags": ("clap", "models/nopaingan/mir/"),
     "NoPainGanFusionLoader": ("fusion", "models/nopaingan/fusion/"),
     "CheckpointLoaderSimple": ("ckpt_name", "models/checkpoints/"),
+    "UpscaleModelLoader": ("model_name", "models/upscale_models/"),
 }
 
 
@@ -62,7 +73,8 @@ def defs(pack) -> dict[str, dict]:
             for key, (kind, options) in spec.get(group, {}).items()
         }
         order = {group: list(spec[group]) for group in ("required", "optional") if group in spec}
-        ours[name] = {"inputs": inputs, "input_order": order, "output": list(cls.RETURN_TYPES), "output_node": False}
+        output = {"output": list(cls.RETURN_TYPES), "output_node": getattr(cls, "OUTPUT_NODE", False)}
+        ours[name] = {"inputs": inputs, "input_order": order, **output}
     return CORE["nodes"] | ours
 
 
@@ -115,7 +127,7 @@ def test_node_types_exist(defs, name):
         assert node["type"] in defs or node["type"] in FRONTEND["virtual_nodes"], node["type"]
     for node in api(name).values():
         assert node["class_type"] in defs, node["class_type"]  # no browser-only node in an API prompt
-    assert any(defs[n["class_type"]]["output_node"] for n in api(name).values() if n["class_type"] in CORE["nodes"])
+    assert any(defs[n["class_type"]]["output_node"] for n in api(name).values())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -305,3 +317,23 @@ def test_auto_tags_workflow_runs_with_the_words_heard(pack, comfy_base, sd):
     shown = [kw["source"] for kw in received.values() if "source" in kw]
     assert sorted(shown) == sorted([scores, text]) and "Mood: " in text
     assert torch.equal(image, generate_covers(sd, text, "", settings=settings_of(prompt)))
+
+
+def test_release_ready_workflow_titles_and_saves_a_checked_release_cover(pack, comfy_base):
+    """The pack's end of the release workflow on what the native upscalers hand it (a 1024 px image)."""
+    prompt = api("album_cover_release_ready")
+    title = by_type(prompt, "NoPainGanCoverTitle")
+    save = by_type(prompt, "NoPainGanSaveReleaseCover")
+    upscaled = torch.rand(1, 64, 64, 3).repeat_interleave(16, 1).repeat_interleave(16, 2)  # soft 1024 px stand-in
+    kwargs = {k: v for k, v in title.items() if not isinstance(v, list)}
+    [titled] = pack.NODE_CLASS_MAPPINGS["NoPainGanCoverTitle"]().draw(image=upscaled, **kwargs)
+    assert titled.shape == (1, 1024, 1024, 3) and not torch.equal(titled, upscaled)
+    node = pack.NODE_CLASS_MAPPINGS["NoPainGanSaveReleaseCover"]()
+    result = node.save(images=titled, **{k: v for k, v in save.items() if not isinstance(v, list)})
+    [shown] = result["ui"]["images"]
+    path = comfy_base / "output" / shown["subfolder"] / shown["filename"]
+    with Image.open(path) as image:
+        assert image.format == "JPEG" and image.size == (save["size"], save["size"]) and "icc_profile" in image.info
+    [report] = result["ui"]["text"]
+    assert "PASS  square" in report and "PASS  ICC profile" in report and "PASS  text" in report
+    assert "FAIL  pixelation" in report  # the blocky stand-in is caught, as a real pixelated cover would be

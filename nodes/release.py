@@ -1,0 +1,117 @@
+"""Release-ready covers in ComfyUI: the title and artist set on the cover, and the JPEG a distributor accepts.
+Both nodes call ``nopaingan_core.release``, the code behind ``nopaingan finish``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from ..nopaingan_core.release import DEFAULT_SIZE, MAX_SIZE
+from ..nopaingan_core.release.finish import release_path, write_release
+from ..nopaingan_core.release.typography import AUTO, POSITIONS, set_text
+from ..nopaingan_core.release.upscale import to_image, to_tensor
+from . import bridge
+from .handles import CATEGORY
+
+
+def _images(batch: torch.Tensor) -> list:
+    """ComfyUI IMAGE ``[B, H, W, 3]`` in [0, 1] -> PIL images."""
+    return [to_image(image.permute(2, 0, 1)[None].float().cpu()) for image in batch]
+
+
+class NoPainGanCoverTitle:
+    DESCRIPTION = (
+        "Sets the release title and the artist on the cover, exactly as typed: a font with every glyph (the "
+        "shipped Inter Display, OFL, or yours), in the calmest band of the picture inside safe margins, sized to "
+        "fit, white or black for a WCAG contrast of at least 4.5:1 (outlined when neither reaches it). Put it "
+        "after the upscalers, at the final resolution."
+    )
+    CATEGORY = f"{CATEGORY}/release"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("image",)
+    OUTPUT_TOOLTIPS = ("The cover with its text.",)
+    FUNCTION = "draw"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        text = {"dynamicPrompts": False}
+        return {
+            "required": {
+                "image": ("IMAGE", {"tooltip": "The cover (square), ideally already upscaled."}),
+                "title": ("STRING", {**text, "default": "", "tooltip": "Title as in the metadata; empty: none."}),
+                "artist": ("STRING", {**text, "default": "", "tooltip": "Artist as in the metadata; empty: none."}),
+                "position": (
+                    [AUTO, *POSITIONS],
+                    {"tooltip": "auto: the band with the least detail behind the text; or a fixed place."},
+                ),
+                "font": (
+                    "STRING",
+                    {**text, "default": "", "tooltip": "Path of a .ttf/.otf; empty: Inter Display SemiBold (OFL)."},
+                ),
+                "text_color": (
+                    "STRING",
+                    {**text, "default": AUTO, "tooltip": "auto (white or black, 4.5:1 contrast), a name or #rrggbb."},
+                ),
+            }
+        }
+
+    def draw(self, image: torch.Tensor, title: str, artist: str, position: str, font: str, text_color: str):
+        font_path = Path(font) if font.strip() else None
+        out = []
+        for picture in _images(image):
+            bridge.throw_if_interrupted()
+            drawn, _ = set_text(picture, title, artist, font_path, position, text_color, note=lambda _: None)
+            out.append(to_tensor(drawn)[0].permute(1, 2, 0))
+        return (torch.stack(out).to(bridge.intermediate_device()),)
+
+
+class NoPainGanSaveReleaseCover:
+    DESCRIPTION = (
+        "Writes each image as a release-ready JPEG in the output folder: resized (Lanczos) to the target size, "
+        "sRGB with its ICC profile, under 10 MB, with the title and artist in its metadata. Then checks it against "
+        "the distributors' rules (square, 3000-6000 px, RGB, sRGB profile, JPEG, size, sharpness, pixelation) and "
+        "shows the result; a soft picture fails sharpness: upscale it with a model first."
+    )
+    CATEGORY = f"{CATEGORY}/release"
+    RETURN_TYPES = ()
+    RETURN_NAMES = ()
+    OUTPUT_TOOLTIPS = ()
+    OUTPUT_NODE = True
+    FUNCTION = "save"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        text = {"dynamicPrompts": False}
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "The finished cover (after Cover Title)."}),
+                "filename_prefix": ("STRING", {"default": "nopaingan/cover", "tooltip": "Folder/name in output/."}),
+                "size": (
+                    "INT",
+                    {"default": DEFAULT_SIZE, "min": 64, "max": MAX_SIZE, "step": 8, "tooltip": "Pixels a side."},
+                ),
+                "title": ("STRING", {**text, "default": "", "tooltip": "The title drawn (recorded and checked)."}),
+                "artist": ("STRING", {**text, "default": "", "tooltip": "The artist drawn (recorded and checked)."}),
+            }
+        }
+
+    def save(self, images: torch.Tensor, filename_prefix: str, size: int, title: str, artist: str):
+        import folder_paths
+
+        from ..nopaingan_core.errors import CoverError
+
+        folder, name, _, subfolder, _ = folder_paths.get_save_image_path(
+            filename_prefix, folder_paths.get_output_directory(), size, size
+        )
+        shown, report = [], []
+        for picture in _images(images):
+            if picture.width != picture.height:
+                raise CoverError(f"Save Release Cover: the image is {picture.width}x{picture.height}, not square")
+            final = picture.resize((size, size), Image.Resampling.LANCZOS)
+            info = {"text": {"title": title.strip(), "artist": artist.strip()}, "size": size}
+            result = write_release(final, release_path(Path(folder) / name), info)
+            shown.append({"filename": result.path.name, "subfolder": subfolder, "type": "output"})
+            report.append(f"{result.path.name}:\n" + "\n".join(rule.line() for rule in result.rules))
+        return {"ui": {"images": shown, "text": report}}

@@ -1,0 +1,157 @@
+"""The rules distributors publish for cover art, checked on a file: each with pass/fail and the value measured.
+
+Square; 3000 to 6000 pixels a side; RGB with an sRGB ICC profile; JPEG or PNG; under 10 MB; not blurry;
+not pixelated; and, when the release's title and artist are given, the text drawn on the cover (as recorded in
+the file by ``finish``) spelled exactly as they are.
+
+Blur is measured as *fine detail*: the share of the image's contrast (RMS of the grey image around its mean)
+that a copy reduced to a quarter of the side, then enlarged back with bicubic interpolation, loses; the median
+over a 6x6 grid of tiles, so a few crisp letters on a soft picture do not pass it. An image
+enlarged from 256 px by interpolation holds nothing a 750 px copy cannot, so it scores near 0; a photograph at
+its own resolution keeps detail down to the pixel. The threshold is calibrated on scikit-image's public-domain
+photographs (``bench/upscale.py``, BENCHMARKS.md): each at its own resolution passes, and each reduced to
+1/11.7 of it and enlarged back (256 -> 3000) with bicubic or Lanczos fails.
+
+Pixelation is the share of neighbouring rows (and columns: the smaller of the two counts) that nearly repeat
+each other: their mean difference is under a quarter of that of the strongest tenth of the pairs. A
+nearest-neighbour enlargement by k repeats (k-1)/k of them in both directions, JPEG noise or not; a photograph
+has edges in every row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms
+
+from ..errors import CoverError
+from . import MAX_BYTES, MAX_SIZE, MIN_SIZE
+
+DETAIL_FACTOR = 4  # fine detail: what a copy with 1/4 of the side loses
+DETAIL_GRID = 6  # tiles per side for the median
+MIN_DETAIL = 0.1  # scikit-image photos score 0.19-0.41, their 256 -> 3000 enlargements 0.008-0.035
+REPEAT_LEVEL = 0.25  # a row "repeats" when it differs from the next by under this share of the edges' difference
+MAX_REPEATS = 0.5  # share of repeated rows/columns above which a cover counts as pixelated
+RECORD_KEY = "nopaingan"  # the JSON record finish writes (JPEG comment, PNG text chunk)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule's verdict: ``measured`` and ``expected`` are short human-readable values."""
+
+    name: str
+    passed: bool
+    measured: str
+    expected: str
+
+    def line(self) -> str:
+        return f"{'PASS' if self.passed else 'FAIL'}  {self.name:<12} {self.measured:<28} ({self.expected})"
+
+
+def grey(image: Image.Image) -> np.ndarray:
+    """The image as grey levels ``[H, W]`` float32 in 0-255."""
+    return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def fine_detail(image: Image.Image, factor: int = DETAIL_FACTOR, grid: int = DETAIL_GRID) -> float:
+    """Median over a ``grid`` x ``grid`` of tiles of the share (0-1) of each tile's RMS contrast lost by reducing
+    the image ``factor`` times and enlarging it back; tiles flatter than 2 grey levels are left out (0.0 when
+    all are). The median keeps a few crisp title letters from making a blurry cover pass."""
+    g = grey(image)
+    h, w = g.shape
+    small = Image.fromarray(g).resize((max(1, w // factor), max(1, h // factor)), Image.BOX)
+    lost = g - np.asarray(small.resize((w, h), Image.BICUBIC), dtype=np.float32)
+    shares = []
+    for i in range(grid):
+        for j in range(grid):
+            rows, cols = slice(i * h // grid, (i + 1) * h // grid), slice(j * w // grid, (j + 1) * w // grid)
+            spread = float(g[rows, cols].std()) if g[rows, cols].size else 0.0
+            if spread > 2.0:
+                shares.append(float(np.sqrt(np.mean(lost[rows, cols] ** 2))) / spread)
+    return float(np.median(shares)) if shares else 0.0
+
+
+def _repeated(diffs: np.ndarray) -> float:
+    """Share of neighbour pairs whose difference is under a quarter of the strongest tenth's mean."""
+    top = float(np.sort(diffs)[-max(1, diffs.size // 10) :].mean())
+    return 1.0 if top < 1e-6 else float((diffs < REPEAT_LEVEL * top).mean())
+
+
+def repeats(image: Image.Image) -> float:
+    """The smaller of the shares of rows and of columns that repeat their neighbour (see the module doc)."""
+    g = grey(image)
+    if min(g.shape) < 2:
+        return 1.0
+    rows = np.abs(np.diff(g, axis=0)).mean(axis=1)
+    cols = np.abs(np.diff(g, axis=1)).mean(axis=0)
+    return min(_repeated(rows), _repeated(cols))
+
+
+def record(image: Image.Image) -> dict:
+    """The generation record ``finish`` wrote into the file, or {}."""
+    raw = image.info.get("comment", b"") if image.format == "JPEG" else image.info.get(RECORD_KEY, "")
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        data = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+    if image.format == "JPEG":
+        data = data.get(RECORD_KEY, {}) if isinstance(data, dict) else {}
+    return data if isinstance(data, dict) else {}
+
+
+def profile_name(image: Image.Image) -> str:
+    """The embedded ICC profile's description, '' when there is none."""
+    icc = image.info.get("icc_profile")
+    if not icc:
+        return ""
+    try:
+        from io import BytesIO
+
+        return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(BytesIO(icc))).strip()
+    except (ImageCms.PyCMSError, OSError):
+        return "unreadable profile"
+
+
+def check_image(image: Image.Image, nbytes: int, title: str | None = None, artist: str | None = None) -> list[Rule]:
+    """Every rule on an opened image whose file has ``nbytes`` bytes."""
+    w, h = image.size
+    side = min(w, h)
+    profile = profile_name(image)
+    rules = [
+        Rule("format", image.format in ("JPEG", "PNG"), image.format or "unknown", "JPEG or PNG"),
+        Rule("square", w == h, f"{w}x{h}", "width = height"),
+        Rule("size", side >= MIN_SIZE and max(w, h) <= MAX_SIZE, f"{w}x{h}", f"{MIN_SIZE}-{MAX_SIZE} px a side"),
+        Rule("colour mode", image.mode == "RGB", image.mode, "RGB"),
+        Rule("ICC profile", "srgb" in profile.lower(), profile or "none", "an sRGB profile embedded"),
+        Rule("file size", nbytes < MAX_BYTES, f"{nbytes / 1e6:.2f} MB", f"under {MAX_BYTES / 1e6:.0f} MB"),
+    ]
+    rgb = image.convert("RGB")
+    detail = fine_detail(rgb)
+    rules.append(Rule("sharpness", detail >= MIN_DETAIL, f"fine detail {detail:.3f}", f">= {MIN_DETAIL}"))
+    share = repeats(rgb)
+    rules.append(Rule("pixelation", share < MAX_REPEATS, f"repeated rows/cols {share:.2f}", f"< {MAX_REPEATS}"))
+    if title is not None or artist is not None:
+        drawn = record(image).get("text")
+        wanted = {"title": (title or "").strip(), "artist": (artist or "").strip()}
+        if drawn is None:
+            rules.append(Rule("text", False, "no record of the drawn text", f"exactly {wanted}"))
+        else:
+            rules.append(Rule("text", drawn == wanted, json.dumps(drawn, ensure_ascii=False), f"exactly {wanted}"))
+    return rules
+
+
+def check_cover(path: str | Path, title: str | None = None, artist: str | None = None) -> list[Rule]:
+    """:func:`check_image` on a file. Raises CoverError when it is missing or not an image."""
+    path = Path(path)
+    if not path.is_file():
+        raise CoverError(f"cover file '{path}' does not exist")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return check_image(image, path.stat().st_size, title, artist)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise CoverError(f"cover file '{path}' is not an image Pillow can read ({exc})") from exc

@@ -1,0 +1,412 @@
+"""Release-ready covers: upscaling (tiles, x4 diffusion, spandrel models), typography, check-cover, finish."""
+
+from __future__ import annotations
+
+import json
+from io import BytesIO
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageCms, ImageDraw, ImageFilter, ImageFont
+
+from nopaingan_core.errors import CoverError, ModelLoadError, ModelNotFoundError
+from nopaingan_core.release import MAX_BYTES
+from nopaingan_core.release.check import MIN_DETAIL, check_cover, check_image, fine_detail, record, repeats
+from nopaingan_core.release.finish import srgb_profile
+from nopaingan_core.release.tiny import build_tiny_esrgan, build_tiny_x4, esrgan_state_dict
+from nopaingan_core.release.typography import (
+    DEFAULT_FONT,
+    MIN_CONTRAST,
+    codepoints,
+    font_for,
+    layout_text,
+    set_text,
+)
+from nopaingan_core.release.upscale import (
+    UpscaleSettings,
+    load_upscaler_model,
+    load_x4,
+    model_upscale,
+    tile_starts,
+    tiled,
+    upscale_cover,
+)
+from training.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_x4(tmp_path_factory) -> Path:
+    return build_tiny_x4(tmp_path_factory.mktemp("x4") / "x4")
+
+
+@pytest.fixture(scope="module")
+def esrgan_file(tmp_path_factory) -> Path:
+    return build_tiny_esrgan(tmp_path_factory.mktemp("esrgan") / "4x-tiny.safetensors")
+
+
+def photo(side: int, seed: int = 0) -> Image.Image:
+    """A detailed synthetic picture: smooth colour fields plus fine texture at every scale."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros((side, side, 3), np.float32)
+    for scale in (side // 8, side // 32, 2, 1):
+        small = rng.random((max(1, side // max(scale, 1)),) * 2 + (3,), np.float32)
+        layer = Image.fromarray((small * 255).astype(np.uint8)).resize((side, side), Image.BICUBIC)
+        image += np.asarray(layer, np.float32) / 4
+    return Image.fromarray(image.clip(0, 255).astype(np.uint8))
+
+
+# --- tiles and upscalers ---------------------------------------------------------------------------------------
+
+
+@given(st.integers(1, 700), st.integers(8, 300), st.integers(0, 7))
+def test_tiles_cover_the_whole_length_with_the_overlap(length, tile, overlap):
+    starts = tile_starts(length, tile, overlap)
+    covered = np.zeros(length, bool)
+    for start in starts:
+        assert start >= 0 and start + min(tile, length) <= length
+        covered[start : start + tile] = True
+    assert covered.all()
+    assert all(b - a <= tile - overlap for a, b in zip(starts, starts[1:], strict=False))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(5, 40), st.integers(5, 40), st.integers(4, 16), st.integers(0, 3), st.integers(1, 3))
+def test_tiled_blending_reproduces_a_pointwise_upscaler_exactly(h, w, tile, overlap, scale):
+    image = torch.rand(1, 3, h, w)
+
+    def nearest(x):
+        return x.repeat_interleave(scale, -1).repeat_interleave(scale, -2)
+
+    out = tiled(image, nearest, scale, tile, min(overlap, tile - 1))
+    torch.testing.assert_close(out, nearest(image))
+
+
+def test_tiny_esrgan_loads_through_spandrel_from_safetensors_and_pth(esrgan_file, tmp_path):
+    model = load_upscaler_model(esrgan_file)
+    assert model.architecture.name == "ESRGAN" and model.scale == 4
+    pth = tmp_path / "4x-tiny.pth"
+    torch.save(esrgan_state_dict(), pth)  # a plain tensor dict: spandrel's restricted unpickler accepts it
+    from_pth = load_upscaler_model(pth)
+    image = photo(24)
+    assert model_upscale(model, image).size == (96, 96)
+    assert np.array_equal(np.asarray(model_upscale(model, image)), np.asarray(model_upscale(from_pth, image)))
+
+
+def test_upscaler_model_errors_are_one_line(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="--upscaler-model"):
+        load_upscaler_model(tmp_path / "missing.safetensors")
+    bad = tmp_path / "weights.bin"
+    bad.write_bytes(b"x")
+    with pytest.raises(ModelLoadError, match="expected one of"):
+        load_upscaler_model(bad)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelLoadError, match="not an upscale model"):
+        load_upscaler_model(junk)
+
+
+def test_missing_x4_is_one_line():
+    with pytest.raises(ModelNotFoundError, match="--x4"):
+        load_x4("/no/such/x4-upscaler")
+
+
+def test_x4_pipeline_enlarges_4x_deterministically_in_tiles(tiny_x4):
+    pipe = load_x4(str(tiny_x4))
+    s = UpscaleSettings(size=128, steps=2, tile=16, overlap=4, seed=3)
+    image = photo(32)
+    first = upscale_cover(image, "a cover", pipe, settings=s, note=lambda _: None)
+    again = upscale_cover(image, "a cover", pipe, settings=s, note=lambda _: None)
+    assert first.size == (128, 128) and np.array_equal(np.asarray(first), np.asarray(again))
+    other = upscale_cover(image, "a cover", pipe, settings=UpscaleSettings(128, 2, seed=4, tile=16, overlap=4))
+    assert not np.array_equal(np.asarray(first), np.asarray(other))
+
+
+def test_without_a_model_upscaler_lanczos_with_a_note():
+    notes = []
+    out = upscale_cover(photo(40), settings=UpscaleSettings(size=300), note=notes.append)
+    assert out.size == (300, 300) and "no model upscaler" in notes[0] and "--upscaler-model" in notes[0]
+    with pytest.raises(CoverError, match="square"):
+        upscale_cover(Image.new("RGB", (40, 30)))
+
+
+# --- typography ------------------------------------------------------------------------------------------------
+
+
+def notdef_mask(font: ImageFont.FreeTypeFont) -> np.ndarray:
+    return np.asarray(font.getmask("\U0010fffd"))  # a private-use code point no font maps: the .notdef box
+
+
+@pytest.mark.parametrize("title,artist", [("Night Drive", "Tiny Random Weights"), ("Мёрдок: Café Ñandú", "Ødegård")])
+def test_text_rendered_is_exactly_the_strings_with_real_glyphs(title, artist):
+    background = Image.new("RGB", (600, 600), (10, 10, 10))
+    out, layout = set_text(background, title, artist, note=lambda _: None)
+    assert [line.text for line in layout.lines] == [title, artist] and layout.color == (255, 255, 255)
+    expected = np.zeros((600, 600), np.uint8)  # Pillow's own rendering of each string at the planned place
+    for line in layout.lines:
+        font = line.image_font()
+        mask = Image.new("L", (600, 600))
+        left, top, _, _ = font.getbbox(line.text)
+        ImageDraw.Draw(mask).text((line.xy[0] - left, line.xy[1] - top), line.text, font=font, fill=255)
+        expected = np.maximum(expected, np.asarray(mask))
+        assert all(ord(c) in codepoints(line.font) for c in line.text if not c.isspace())
+        tofu = notdef_mask(font)
+        for c in set(line.text) - {" "}:
+            glyph = np.asarray(font.getmask(c))
+            assert glyph.shape != tofu.shape or not np.array_equal(glyph, tofu), c
+    ink = np.asarray(out)[..., 0].astype(int) - 10
+    assert np.abs(ink - expected.astype(int) * 245 // 255).max() <= 1
+    assert (expected > 0).sum() > 1000  # real text, not an empty mask
+
+
+def test_changing_one_letter_changes_the_ink():
+    background = Image.new("RGB", (400, 400), "black")
+    a = np.asarray(set_text(background, "Album", note=lambda _: None)[0])
+    b = np.asarray(set_text(background, "Albun", note=lambda _: None)[0])
+    assert not np.array_equal(a, b)
+
+
+def test_cyrillic_and_accents_stay_in_the_shipped_font():
+    assert font_for("Мёрдок Ødegård Ñandú", note=lambda _: None) == DEFAULT_FONT
+
+
+def test_text_no_font_covers_is_one_clear_error_never_tofu():
+    with pytest.raises(CoverError, match=r"U\+10FFFD.*--font"):
+        layout_text(Image.new("RGB", (300, 300)), "Title \U0010fffd", note=lambda _: None)
+
+
+def test_font_option_errors(tmp_path):
+    image = Image.new("RGB", (300, 300))
+    with pytest.raises(CoverError, match="--font"):
+        layout_text(image, "T", font=tmp_path / "nope.ttf")
+    not_font = tmp_path / "fake.ttf"
+    not_font.write_bytes(b"no font")
+    with pytest.raises(CoverError, match="not a TrueType"):
+        layout_text(image, "T", font=not_font)
+    with pytest.raises(CoverError, match="--text-color"):
+        layout_text(image, "T", color="notacolour")
+    with pytest.raises(CoverError, match="--text-position"):
+        layout_text(image, "T", position="upstairs")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)))
+def test_auto_colour_reaches_wcag_contrast_on_any_plain_background(rgb):
+    layout = layout_text(Image.new("RGB", (200, 200), rgb), "Title", "Artist", note=lambda _: None)
+    assert layout.contrast >= MIN_CONTRAST and layout.outline is None  # white or black always reaches 4.5:1
+
+
+def test_busy_background_gets_an_outline_and_a_weak_colour_too():
+    stripes = np.zeros((300, 300, 3), np.uint8)
+    stripes[::2] = 255  # black and white lines: neither colour reads on its own
+    layout = layout_text(Image.fromarray(stripes), "Title", note=lambda _: None)
+    assert layout.outline is not None and layout.outline_width > 0 and layout.contrast >= MIN_CONTRAST
+    grey = layout_text(Image.new("RGB", (300, 300), "white"), "T", color="#dddddd", note=lambda _: None)
+    assert grey.color == (221, 221, 221) and grey.outline == (0, 0, 0)
+
+
+@pytest.mark.parametrize("band", ["top", "middle", "bottom"])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_placement_chooses_the_calm_band(band, side):
+    rng = np.random.default_rng(1)
+    busy = (rng.random((600, 600, 3)) * 255).astype(np.uint8)
+    rows = {"top": slice(0, 200), "middle": slice(200, 400), "bottom": slice(400, 600)}[band]
+    cols = slice(0, 300) if side == "left" else slice(300, 600)
+    busy[rows, cols] = (40, 60, 90)  # one calm patch
+    layout = layout_text(Image.fromarray(busy), "Calm", "Here", note=lambda _: None)
+    assert layout.position == f"{band}-{side}"
+    x0, y0, x1, y1 = layout.box()
+    margin = 0.06 * 600
+    assert x0 >= margin - 1 and y0 >= margin - 1 and x1 <= 600 - margin + 1 and y1 <= 600 - margin + 1
+
+
+def test_long_titles_are_sized_to_fit_the_safe_margins():
+    layout = layout_text(Image.new("RGB", (500, 500)), "A Very Long Album Title That Goes On", note=lambda _: None)
+    x0, _, x1, _ = layout.box()
+    assert x0 >= 29 and x1 <= 471
+
+
+# --- check-cover -----------------------------------------------------------------------------------------------
+
+
+def encode(image: Image.Image, fmt: str, icc: bool = True, **kwargs) -> bytes:
+    buffer = BytesIO()
+    image.save(
+        buffer, fmt, **({"icc_profile": srgb_profile()} if icc and fmt in ("JPEG", "PNG", "WEBP") else {}), **kwargs
+    )
+    return buffer.getvalue()
+
+
+def rules_of(data: bytes, **kwargs) -> dict[str, bool]:
+    with Image.open(BytesIO(data)) as image:
+        image.load()
+        return {rule.name: rule.passed for rule in check_image(image, len(data), **kwargs)}
+
+
+@pytest.fixture(scope="module")
+def good_cover() -> Image.Image:
+    return photo(3000)
+
+
+@pytest.fixture(scope="module")
+def small_cover() -> Image.Image:
+    return photo(256, seed=5)
+
+
+def test_check_cover_table(good_cover, small_cover):
+    good = encode(good_cover, "JPEG", quality=90)
+    assert all(rules_of(good).values()), rules_of(good)
+    cases = {
+        "no ICC profile": (encode(good_cover, "JPEG", icc=False, quality=90), "ICC profile"),
+        "bicubic 256 -> 3000": (encode(small_cover.resize((3000, 3000), Image.BICUBIC), "JPEG"), "sharpness"),
+        "lanczos 256 -> 3000": (encode(small_cover.resize((3000, 3000), Image.LANCZOS), "JPEG"), "sharpness"),
+        "nearest 256 -> 3000": (encode(small_cover.resize((3000, 3000), Image.NEAREST), "JPEG"), "pixelation"),
+        "not square": (encode(good_cover.resize((3000, 3100), Image.LANCZOS), "JPEG", quality=90), "square"),
+        "too small": (encode(good_cover.resize((2000, 2000), Image.LANCZOS), "JPEG"), "size"),
+        "greyscale": (encode(good_cover.convert("L"), "JPEG", quality=90), "colour mode"),
+        "PNG over 10 MB": (encode(good_cover, "PNG"), "file size"),
+        "WebP": (encode(good_cover, "WEBP", quality=90), "format"),
+    }
+    for name, (data, rule) in cases.items():
+        result = rules_of(data)
+        assert not result[rule], name
+        assert [r for r, ok in result.items() if not ok] == [rule], (name, result)
+    assert len(cases["PNG over 10 MB"][0]) > MAX_BYTES
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(16, 96),
+    st.integers(16, 96),
+    st.sampled_from(["RGB", "L", "RGBA", "CMYK"]),
+    st.sampled_from(["JPEG", "PNG", "TIFF", "WEBP"]),
+)
+def test_check_rules_follow_what_the_file_is(w, h, mode, fmt):
+    if fmt == "JPEG" and mode == "RGBA":
+        mode = "RGB"
+    if fmt in ("PNG", "WEBP") and mode == "CMYK":
+        mode = "RGB"
+    data = encode(photo(max(w, h)).crop((0, 0, w, h)).convert(mode), fmt)
+    result = rules_of(data)
+    mode = Image.open(BytesIO(data)).mode  # what the format stored (WebP keeps RGB(A) only)
+    assert result["square"] == (w == h)
+    assert not result["size"]  # all far below 3000 px
+    assert result["format"] == (fmt in ("JPEG", "PNG"))
+    assert result["colour mode"] == (mode == "RGB")
+    assert result["ICC profile"] == (fmt in ("JPEG", "PNG", "WEBP"))
+    assert result["file size"]
+
+
+def test_sharpness_threshold_separates_real_detail_from_interpolation():
+    from skimage import data
+
+    for name in ("astronaut", "coffee", "chelsea", "camera"):
+        picture = Image.fromarray(getattr(data, name)()).convert("RGB")
+        side = min(picture.size)
+        picture = picture.crop((0, 0, side, side))
+        assert fine_detail(picture) >= MIN_DETAIL, name  # a photograph at its own resolution
+        small = picture.resize((round(side * 256 / 3000),) * 2, Image.BOX)
+        for method in (Image.BICUBIC, Image.LANCZOS):
+            assert fine_detail(small.resize((side, side), method)) < MIN_DETAIL, name
+        assert repeats(small.resize((side, side), Image.NEAREST)) > 0.5 and repeats(picture) < 0.5
+
+
+def test_check_cover_cli(tmp_path, good_cover, capsys):
+    path = tmp_path / "cover.jpg"
+    path.write_bytes(encode(good_cover, "JPEG", quality=90))
+    assert main(["check-cover", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  square" in out and "3000x3000" in out and "fine detail" in out
+    assert main(["check-cover", str(path), "--title", "X"]) == 1  # no record of any text drawn
+    assert "FAIL  text" in capsys.readouterr().out
+    blurry = tmp_path / "blurry.png"
+    good_cover.filter(ImageFilter.GaussianBlur(6)).save(blurry, icc_profile=srgb_profile())
+    assert main(["check-cover", str(blurry), "--json"]) == 1
+    rules = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert not rules["sharpness"]["passed"] and rules["square"]["passed"]
+    assert main(["check-cover", str(tmp_path / "nope.jpg")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+# --- finish ----------------------------------------------------------------------------------------------------
+
+
+def test_finish_3000_with_lanczos_writes_an_srgb_jpeg_under_10_mb(tmp_path, small_cover, capsys):
+    source = tmp_path / "cover.png"
+    small_cover.save(source)
+    code = main(["finish", str(source), "--x4", "none", "--title", "Night Drive", "--artist", "Mëtal Ünion"])
+    out = capsys.readouterr().out
+    path = tmp_path / "cover_release.jpg"
+    assert path.is_file() and "no model upscaler" in out
+    with Image.open(path) as image:
+        assert image.format == "JPEG" and image.size == (3000, 3000) and image.mode == "RGB"
+        icc = ImageCms.ImageCmsProfile(BytesIO(image.info["icc_profile"]))
+        assert "sRGB" in ImageCms.getProfileDescription(icc)
+        info = record(image)
+        assert info["text"] == {"title": "Night Drive", "artist": "Mëtal Ünion"}
+        assert info["upscale"]["size"] == 3000 and image.getexif()[0x010E] == "Night Drive"
+        assert "<rdf:li>Mëtal Ünion</rdf:li>" in image.info["xmp"].decode("utf-8")  # non-ASCII: XMP
+    assert path.stat().st_size < MAX_BYTES
+    rules = {r.name: r.passed for r in check_cover(path, "Night Drive", "Mëtal Ünion")}
+    # Lanczos from 256 px is interpolation: honest about it, everything else passes
+    assert not rules.pop("sharpness") and all(rules.values()), rules
+    assert code == 1 and "FAIL  sharpness" in out
+
+
+def test_finish_with_tiny_models_never_overwrites(tmp_path, tiny_x4, esrgan_file, capsys):
+    source = tmp_path / "cover.png"
+    photo(64, seed=2).save(source)
+    args = ["finish", str(source), "--x4", str(tiny_x4), "--x4-steps", "2", "--upscaler-model", str(esrgan_file)]
+    args += ["--size", "400", "--prompt", "an album cover", "--device", "cpu", "--title", "Tiny"]
+    assert main(args) in (0, 1)
+    out = capsys.readouterr().out
+    assert "x4 diffusion upscaler: 64 -> 256" in out and "model upscaler (ESRGAN x4): 256 -> 1024" in out
+    first = tmp_path / "cover_release.jpg"
+    before = first.read_bytes()
+    assert main(args) in (0, 1)
+    assert first.read_bytes() == before and (tmp_path / "cover_release_2.jpg").is_file()
+    with Image.open(first) as image:
+        assert image.size == (400, 400)
+        assert record(image)["prompt"] == "an album cover"
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_finish_user_errors_exit_2_before_any_work(tmp_path, capsys):
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (300, 200)).save(wide)
+    for args, message in [
+        (["finish", str(tmp_path / "none.png")], "does not exist"),
+        (["finish", str(wide), "--x4", "none"], "square"),
+        (["finish", str(wide), "--size", "10"], "--size"),
+        (["finish", str(wide), "--font", str(tmp_path / "f.ttf")], "--font"),
+        (["finish", str(wide), "--upscaler-model", str(tmp_path / "m.pth")], "--upscaler-model"),
+        (["finish", str(wide), "--x4", str(tmp_path / "x4")], "--x4 DIR"),
+    ]:
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("*.jpg"))
+
+
+def test_generate_release_checks_its_options_before_sampling(tmp_path, tiny_models, capsys):
+    args = ["generate", "--sd", str(tiny_models["sd"]), "--album", "A", "--genre", "g", "--out", str(tmp_path)]
+    assert main([*args, "--release", "--x4", str(tmp_path / "no-x4")]) == 2
+    assert main([*args, "--release", "--width", "256", "--height", "128"]) == 2
+    assert "--x4 DIR" in capsys.readouterr().err and not list(tmp_path.glob("*"))
+
+
+def test_generate_release_writes_png_and_release_jpeg(tmp_path, tiny_models, capsys):
+    args = ["generate", "--sd", str(tiny_models["sd"]), "--album", "Tiny", "--genre", "rock", "--steps", "2"]
+    args += ["--out", str(tmp_path), "--device", "cpu", "--release", "--x4", "none", "--size", "300"]
+    args += ["--title", "Tiny", "--artist", "Band"]
+    assert main(args) in (0, 1)
+    [png] = tmp_path.glob("*.png")
+    [jpg] = tmp_path.glob("*_release.jpg")
+    assert jpg.name == png.stem + "_release.jpg"
+    with Image.open(jpg) as image:
+        info = record(image)
+    assert info["seed"] == 0 and info["text"] == {"title": "Tiny", "artist": "Band"} and "Tiny" in info["prompt"]
+    assert "text at" in capsys.readouterr().out
