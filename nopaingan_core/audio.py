@@ -8,6 +8,7 @@ the file once into one small feature vector per second, never the whole waveform
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -29,6 +30,7 @@ MAX_CHANNELS = 64
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".webm")
 
 _ANALYSIS_RATE = 16000
+_STUB_SAMPLES = 256  # a decoded block this short may be what was left of one after trimming
 _TIMESTAMP_SLACK = 0.25  # s a timestamp may differ from the samples counted before it is a jump
 
 
@@ -148,7 +150,7 @@ def check_clip(clip: AudioClip) -> AudioClip:
         raise AudioError(f"{clip.source}: audio is empty (shape {list(wave.shape)})")
     if not torch.isfinite(wave).all():
         raise AudioError(f"{clip.source}: waveform contains NaN or infinite samples")
-    if clip.duration < MIN_SECONDS:
+    if wave.shape[-1] < math.floor(MIN_SECONDS * clip.sample_rate):  # 0.5 s at 11025 Hz is 5512 samples
         raise AudioError(f"{clip.source}: audio is {clip.duration:.3f} s long, at least {MIN_SECONDS} s is needed")
     peak = wave.abs().amax().item()
     if peak < SILENCE_PEAK:
@@ -286,7 +288,7 @@ class _Unreliable(Exception):
 def _frames(path: str | os.PathLike, start: float = 0.0) -> Iterator[tuple[float, np.ndarray, int]]:
     """Decoded blocks as (start time in s, float32 [C, n], rate), beginning at or before ``start``.
 
-    Every block has the same rate and channel layout: the stream's (else its first block's), whatever the
+    Every block has the same rate and channel layout, its first block's, whatever the
     blocks in the file have (joined files, chained Ogg links change both). Positions count the samples
     decoded from the first one. To begin at ``start`` > 0 the file is sought and the timestamp of the first
     block says where decoding landed; seeking lands on a packet boundary that some codecs (Vorbis, Opus) place
@@ -312,11 +314,15 @@ def _frames_from(path: str | os.PathLike, seek_to: float) -> Iterator[tuple[floa
     for link in links:
         container, stream = _open(path, link)
         with container:
-            rate = rate or stream.rate or None
-            layout = layout or (stream.layout if stream.channels else None)
+            frames = _decoded(container, stream)
+            if rate is None:  # the first block's rate and layout, which the stream's header may not give
+                rate, layout, head = _first_format(frames)
+                frames = itertools.chain(head, frames)
             seeked = seek_to > 0 and _seek(container, stream, seek_to)
+            if seeked:
+                frames = _decoded(container, stream)
             landed = False
-            for frame in _decoded(container, stream):
+            for frame in frames:
                 if isinstance(frame, av.FFmpegError):
                     error = error or frame
                     continue
@@ -345,6 +351,18 @@ def _frames_from(path: str | os.PathLike, seek_to: float) -> Iterator[tuple[floa
         position += data.shape[-1] / rate
     if not decoded and error is not None:
         raise AudioError(f"{path}: audio data is corrupt or truncated ({error})")
+
+
+def _first_format(frames: Iterator) -> tuple[int | None, av.AudioLayout | None, list]:
+    """Rate and layout of the first real block (a few samples left over from the encoder delay may carry the
+    header's rate instead), and the frames read to find it."""
+    head = []
+    for frame in frames:
+        head.append(frame)
+        if not isinstance(frame, av.FFmpegError) and frame.samples >= _STUB_SAMPLES:
+            return frame.sample_rate, frame.layout, head
+    real = [f for f in head if not isinstance(f, av.FFmpegError)]
+    return (real[0].sample_rate, real[0].layout, head) if real else (None, None, head)
 
 
 def _seek(container: av.container.InputContainer, stream: av.audio.stream.AudioStream, seconds: float) -> bool:
