@@ -30,6 +30,8 @@ class AlbumCandidate:
     ``tracks`` and ``covers`` are in order of preference: the import uses the first track that decodes and
     the first cover that is a usable image. When ``track_marked``, the user chose the first track, so no
     other stands in for it. ``problem`` is set when the source already shows the album cannot be used.
+    ``name_sources`` says where ``artist`` and ``album`` came from when a music folder was scanned: "tags",
+    or, when no tag gave them, "folder name" or "unknown".
     """
 
     artist: str
@@ -43,3 +45,4 @@ class AlbumCandidate:
     emotions: list[str] = field(default_factory=list)
     track_marked: bool = False
     problem: str | None = None
+    name_sources: dict[str, str] = field(default_factory=dict)
