@@ -201,3 +201,19 @@ def test_unusable_files_are_one_line_naming_the_file(tmp_path, tiny_models, caps
     assert not out.exists()
     with pytest.raises(AudioError, match=str(path)):
         audio.load_audio(path)
+
+
+def test_partial_seconds_in_generate_without_offset_and_dataset_cache(tmp_path, tiny_models):
+    """The other two ways a song's window is chosen: `generate` without --offset, and `dataset cache`."""
+    from training.cache import cache_dataset
+    from training_data import make_dataset
+
+    path = write(tmp_path / "short.opus", Spec("opus", "libopus", "s16", 16000, "mono", 0.73))
+    sd, mir = str(tiny_models["sd"]), str(tiny_models["codified-lm"])
+    argv = ["generate", "--audio", str(path), "--album", "A", "--genre", "jazz", "--sd", sd, "--mir", mir]
+    argv += ["--steps", "2", "--width", "64", "--height", "64", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    assert list((tmp_path / "out").glob("*.png"))
+    data = make_dataset(tmp_path / "data", train=1, eval=1, seconds=1.73)
+    cache_dataset(data, sd, mir, resolution=64, shard_size=4, progress=False)
+    assert any((data).rglob("*.safetensors"))
