@@ -205,8 +205,9 @@ def test_unusable_files_are_one_line_naming_the_file(tmp_path, tiny_models, caps
 
 def test_partial_seconds_in_generate_without_offset_and_dataset_cache(tmp_path, tiny_models):
     """The other two ways a song's window is chosen: `generate` without --offset, and `dataset cache`."""
-    from training.cache import cache_dataset
     from training_data import make_dataset
+
+    from training.cache import cache_dataset
 
     path = write(tmp_path / "short.opus", Spec("opus", "libopus", "s16", 16000, "mono", 0.73))
     sd, mir = str(tiny_models["sd"]), str(tiny_models["codified-lm"])
