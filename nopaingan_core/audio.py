@@ -319,7 +319,7 @@ def _frames_from(path: str | os.PathLike, seek_to: float) -> Iterator[tuple[floa
                 rate, layout, head = _first_format(frames)
                 frames = itertools.chain(head, frames)
             seeked = seek_to > 0 and _seek(container, stream, seek_to)
-            if seeked:
+            if seek_to > 0:  # read again from where the seek landed (or, when it failed, from the start)
                 frames = _decoded(container, stream)
             landed = False
             for frame in frames:
