@@ -7,9 +7,11 @@ the file once into one small feature vector per second, never the whole waveform
 
 from __future__ import annotations
 
+import io
+import itertools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,9 +25,13 @@ from .errors import AudioError
 CLIP_SECONDS = 25.0
 MIN_SECONDS = 0.5
 SILENCE_PEAK = 1e-4
+MIN_RATE, MAX_RATE = 1000, 768000  # Hz, for in-memory audio
+MAX_CHANNELS = 64
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".mp4", ".webm")
 
 _ANALYSIS_RATE = 16000
+_STUB_SAMPLES = 256  # a decoded block this short may be what was left of one after trimming
+_TIMESTAMP_SLACK = 0.25  # s a timestamp may differ from the samples counted before it is a jump
 
 
 @dataclass(frozen=True)
@@ -61,39 +67,90 @@ class AudioClip:
         return replace(self, waveform=self.waveform[..., start:stop], offset=self.offset + offset)
 
 
-def as_clip(audio: AudioClip | dict | torch.Tensor, sample_rate: int | None = None) -> AudioClip:
-    """Accept ComfyUI's ``AUDIO`` dict, an :class:`AudioClip`, or a tensor ``[T]``, ``[C, T]`` or
-    ``[B, C, T]`` with its ``sample_rate``; check it is usable."""
+def as_clip(audio: AudioClip | Mapping | torch.Tensor | np.ndarray, sample_rate: object = None) -> AudioClip:
+    """Accept ComfyUI's ``AUDIO`` (any mapping with ``waveform`` and ``sample_rate``: a dict or another pack's
+    lazy, read-only mapping), an :class:`AudioClip`, or a tensor/array ``[T]``, ``[C, T]`` or ``[B, C, T]``
+    with its ``sample_rate``, and check it is usable.
+
+    Converted: integer PCM is scaled by its type's range (int16 by 32768, uint8 around 128...), other float
+    types become float32, ``sample_rate`` may be a Python, NumPy or 0-d tensor integer (or an integral float).
+    Everything else (no waveform, wrong rank, no samples, NaN, silence, shorter than :data:`MIN_SECONDS`, an
+    odd rate) raises :class:`AudioError` saying what was found.
+    """
     if isinstance(audio, AudioClip):
-        clip = audio
-    elif isinstance(audio, dict):
-        if "waveform" not in audio or "sample_rate" not in audio:
-            raise AudioError(f"AUDIO value needs 'waveform' and 'sample_rate' keys, found {sorted(audio)}")
-        clip = AudioClip(audio["waveform"], int(audio["sample_rate"]))
-    elif isinstance(audio, torch.Tensor):
+        return check_clip(replace(audio, waveform=_as_waveform(audio.waveform, audio.source)))
+    if isinstance(audio, Mapping):
+        missing = [key for key in ("waveform", "sample_rate") if key not in audio]
+        if missing:
+            found = ", ".join(sorted(map(repr, audio.keys()))) or "no keys"
+            raise AudioError(f"AUDIO value needs 'waveform' and 'sample_rate' keys, found {found}")
+        wave, rate = audio["waveform"], audio["sample_rate"]
+    elif isinstance(audio, (torch.Tensor, np.ndarray)):
         if sample_rate is None:
             raise AudioError("a waveform tensor needs its sample_rate")
-        wave = audio
-        while wave.dim() < 3:
-            wave = wave.unsqueeze(0)
-        clip = AudioClip(wave, int(sample_rate))
+        wave, rate = audio, sample_rate
     else:
         raise AudioError(f"expected AUDIO, AudioClip or a tensor, found {type(audio).__name__}")
-    return check_clip(clip)
+    return check_clip(AudioClip(_as_waveform(wave, "AUDIO"), _as_rate(rate)))
+
+
+def _as_waveform(wave: object, source: str) -> torch.Tensor:
+    """A float32 tensor ``[B, C, T]`` from a tensor or array of rank 1-3, integer PCM scaled to [-1, 1]."""
+    if isinstance(wave, np.ndarray):
+        if wave.dtype.kind not in "biuf":
+            raise AudioError(f"{source}: waveform must hold numbers, found a NumPy array of {wave.dtype}")
+        wave = torch.from_numpy(np.ascontiguousarray(wave))
+    if not isinstance(wave, torch.Tensor):
+        raise AudioError(f"{source}: waveform must be a tensor [batch, channels, samples], found {type(wave).__name__}")
+    wave = wave.detach()
+    if wave.dtype == torch.bool or wave.is_complex():
+        raise AudioError(f"{source}: waveform must be real samples, found a tensor of {wave.dtype}")
+    if not 1 <= wave.dim() <= 3:
+        raise AudioError(f"{source}: waveform must be [batch, channels, samples], found shape {list(wave.shape)}")
+    while wave.dim() < 3:
+        wave = wave.unsqueeze(0)
+    if wave.shape[1] > MAX_CHANNELS:
+        raise AudioError(
+            f"{source}: waveform has {wave.shape[1]} channels, at most {MAX_CHANNELS} expected; "
+            f"is it [batch, samples, channels] (shape {list(wave.shape)}) instead of [batch, channels, samples]?"
+        )
+    if wave.dtype.is_floating_point:
+        return wave.to("cpu", torch.float32)
+    info = torch.iinfo(wave.dtype)
+    half = (info.max - info.min + 1) / 2  # 32768 for int16, 128 for uint8
+    middle = info.min + half  # 0 for signed types, 128 for uint8
+    return ((wave.to("cpu", torch.float64) - middle) / half).float()
+
+
+def _as_rate(rate: object) -> int:
+    """An integer sample rate from an int, a NumPy integer, a 0-d (or one-element) tensor, or an integral float."""
+    found = f"{rate!r} ({type(rate).__name__})"
+    if isinstance(rate, (torch.Tensor, np.ndarray)):
+        if (rate.size if isinstance(rate, np.ndarray) else rate.numel()) != 1:
+            raise AudioError(f"AUDIO sample_rate must be one number, found an array of shape {list(rate.shape)}")
+        rate = rate.item()
+    if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)):
+        raise AudioError(f"AUDIO sample_rate must be an integer (samples per second), found {found}")
+    if not math.isfinite(rate) or rate != int(rate):
+        raise AudioError(f"AUDIO sample_rate must be a whole number of samples per second, found {found}")
+    if not MIN_RATE <= int(rate) <= MAX_RATE:
+        raise AudioError(f"AUDIO sample_rate must be between {MIN_RATE} and {MAX_RATE} Hz, found {int(rate)}")
+    return int(rate)
 
 
 def check_clip(clip: AudioClip) -> AudioClip:
     """Refuse audio no encoder can use, naming the source and what was wrong."""
     wave = clip.waveform
-    if wave.dim() != 3:
-        raise AudioError(f"{clip.source}: waveform must be [batch, channels, samples], found {list(wave.shape)}")
+    if not isinstance(wave, torch.Tensor) or wave.dim() != 3:
+        shape = list(wave.shape) if isinstance(wave, torch.Tensor) else type(wave).__name__
+        raise AudioError(f"{clip.source}: waveform must be [batch, channels, samples], found {shape}")
     if clip.sample_rate <= 0:
         raise AudioError(f"{clip.source}: sample rate must be positive, found {clip.sample_rate}")
     if wave.numel() == 0:
         raise AudioError(f"{clip.source}: audio is empty (shape {list(wave.shape)})")
     if not torch.isfinite(wave).all():
         raise AudioError(f"{clip.source}: waveform contains NaN or infinite samples")
-    if clip.duration < MIN_SECONDS:
+    if wave.shape[-1] < math.floor(MIN_SECONDS * clip.sample_rate):  # 0.5 s at 11025 Hz is 5512 samples
         raise AudioError(f"{clip.source}: audio is {clip.duration:.3f} s long, at least {MIN_SECONDS} s is needed")
     peak = wave.abs().amax().item()
     if peak < SILENCE_PEAK:
@@ -110,15 +167,20 @@ class AudioInfo:
     codec: str
 
 
-def _open(path: str | os.PathLike) -> tuple[av.container.InputContainer, av.audio.stream.AudioStream]:
+def _open(
+    path: str | os.PathLike, link: tuple[int, int] | None = None
+) -> tuple[av.container.InputContainer, av.audio.stream.AudioStream]:
+    """The container (or only the bytes ``link`` of it) and its first audio stream. Tags in any encoding are
+    kept as undecoded bytes (``surrogateescape``): metadata never stops decoding (see :func:`container_tags`)."""
     path = str(path)
     if not Path(path).is_file():
         raise AudioError(f"{path}: no such file")
     if Path(path).stat().st_size == 0:
         raise AudioError(f"{path}: file is empty (0 bytes)")
+    source = path if link is None else _Slice(path, *link)
     try:
-        container = av.open(path)
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        container = av.open(source, metadata_errors="surrogateescape")
+    except av.FFmpegError as exc:
         raise AudioError(f"{path}: not a readable audio file ({exc})") from exc
     if not container.streams.audio:
         container.close()
@@ -126,11 +188,73 @@ def _open(path: str | os.PathLike) -> tuple[av.container.InputContainer, av.audi
     return container, container.streams.audio[0]
 
 
+class _Slice(io.RawIOBase):
+    """Bytes ``start`` to ``end`` of a file, as a file of their own (one link of a chained Ogg file)."""
+
+    def __init__(self, path: str, start: int, end: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # noqa: SIM115 -- closed with the slice
+        self._start, self._size, self._pos = start, end - start, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        self._file.seek(self._start + self._pos)
+        data = self._file.read(max(0, min(len(buffer), self._size - self._pos)))
+        buffer[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _ogg_links(path: str | os.PathLike) -> list[tuple[int, int] | None]:
+    """Byte ranges of the links of a chained Ogg file (streams written one after another, as stream rips and
+    joiners make them), or ``[None]`` for any other file: FFmpeg stops where a link changes rate or channels.
+    A link starts with beginning-of-stream pages; the page headers are read, the packets skipped."""
+    if not Path(path).is_file():
+        return [None]  # `_open` says what is wrong
+    size = os.path.getsize(path)
+    starts: list[int] = []
+    with open(path, "rb") as file:
+        offset, previous_bos = 0, False
+        while True:
+            file.seek(offset)
+            header = file.read(27)
+            if len(header) < 27 or header[:4] != b"OggS":
+                break
+            bos = bool(header[5] & 2)
+            if bos and not previous_bos:
+                starts.append(offset)
+            previous_bos = bos
+            offset += 27 + header[26] + sum(file.read(header[26]))
+    if len(starts) <= 1:
+        return [None]
+    return list(zip(starts, [*starts[1:], size], strict=True))
+
+
 def probe(path: str | os.PathLike) -> AudioInfo:
-    """Duration, rate, channels and codec from the container, without decoding."""
+    """Duration (NaN when the container does not say), rate, channels and codec from the container, without
+    decoding."""
     container, stream = _open(path)
     with container:
-        if stream.duration is not None and stream.time_base is not None:
+        if len(_ogg_links(path)) > 1:  # each link counts from zero: the container's length is one link's
+            duration = math.nan
+        elif stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
         elif container.duration is not None:
             duration = container.duration / av.time_base
@@ -139,13 +263,39 @@ def probe(path: str | os.PathLike) -> AudioInfo:
         return AudioInfo(str(path), duration, stream.rate, stream.channels, stream.codec_context.name)
 
 
+def container_tags(path: str | os.PathLike) -> dict[str, str]:
+    """The tags FFmpeg reads from the container and its audio stream (RIFF INFO, ID3v1/v2, APEv2, Vorbis
+    comments, MP4 atoms), keys in lower case. Text that is not UTF-8 is read as Windows-1252, the encoding
+    RIFF INFO and ID3v1 tags are usually written in."""
+    container, stream = _open(path)
+    with container:
+        tags = {**container.metadata, **stream.metadata}
+    return {key.lower(): _text(value) for key, value in tags.items() if value and value.strip()}
+
+
+def _text(value: str) -> str:
+    raw = value.encode("utf-8", "surrogateescape")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", "replace")
+
+
+class _Unreliable(Exception):
+    """After a seek, the stream's timestamps do not say where decoding is: there are none, or they jump."""
+
+
 def _frames(path: str | os.PathLike, start: float = 0.0) -> Iterator[tuple[float, np.ndarray, int]]:
     """Decoded blocks as (start time in s, float32 [C, n], rate), beginning at or before ``start``.
 
-    Seeking lands on a packet boundary that some codecs (Vorbis, Opus) place after the target, so it aims
-    a little early and, if the first block still starts late, further back."""
+    Every block has the same rate and channel layout, its first block's, whatever the
+    blocks in the file have (joined files, chained Ogg links change both). Positions count the samples
+    decoded from the first one. To begin at ``start`` > 0 the file is sought and the timestamp of the first
+    block says where decoding landed; seeking lands on a packet boundary that some codecs (Vorbis, Opus) place
+    after the target, so it aims a little early, then further back. When the timestamps are missing or jump
+    (files joined byte for byte restart them) it raises ``_Unreliable``: the caller decodes from the start."""
     for margin in (1.0, 10.0, math.inf):
-        blocks = _frames_from(path, start, max(0.0, start - margin))
+        blocks = _frames_from(path, max(0.0, start - margin))
         first = next(blocks, None)
         if first is None:
             return
@@ -156,41 +306,121 @@ def _frames(path: str | os.PathLike, start: float = 0.0) -> Iterator[tuple[float
         blocks.close()
 
 
-def _frames_from(path: str | os.PathLike, start: float, seek_to: float) -> Iterator[tuple[float, np.ndarray, int]]:
-    container, stream = _open(path)
-    resampler = av.AudioResampler(format="fltp")
-    with container:
-        seeked = False
-        if seek_to > 0 and stream.time_base is not None:
-            try:
-                container.seek(int(seek_to / stream.time_base), stream=stream)
-                seeked = True
-            except av.FFmpegError:
-                container.seek(0)
-        position = 0.0
+def _frames_from(path: str | os.PathLike, seek_to: float) -> Iterator[tuple[float, np.ndarray, int]]:
+    links = _ogg_links(path)
+    seek_to = seek_to if len(links) == 1 else 0.0  # a chained file's timestamps restart in every link
+    rate, layout, position = None, None, 0.0
+    resampler, source, decoded, error = None, None, False, None
+    for link in links:
+        container, stream = _open(path, link)
+        with container:
+            frames = _decoded(container, stream)
+            if rate is None:  # the first block's rate and layout, which the stream's header may not give
+                rate, layout, head = _first_format(frames)
+                frames = itertools.chain(head, frames)
+            seeked = seek_to > 0 and _seek(container, stream, seek_to)
+            if seek_to > 0:  # read again from where the seek landed (or, when it failed, from the start)
+                frames = _decoded(container, stream)
+            landed = False
+            for frame in frames:
+                if isinstance(frame, av.FFmpegError):
+                    error = error or frame
+                    continue
+                if seeked:  # where decoding is, by the timestamps, relative to the stream's first sample
+                    if frame.pts is None or stream.time_base is None:
+                        raise _Unreliable
+                    at = float((frame.pts - (stream.start_time or 0)) * stream.time_base)
+                    if landed and abs(at - position) > _TIMESTAMP_SLACK:
+                        raise _Unreliable
+                    position, landed = (position, True) if landed else (at, True)
+                rate, layout = rate or frame.sample_rate, layout or frame.layout
+                key = (frame.format.name, frame.layout.name, frame.sample_rate)
+                if key != source:  # the stream changed: finish the old conversion, start a new one
+                    for data in _converted(path, resampler, None):
+                        yield position, data, rate
+                        position += data.shape[-1] / rate
+                    resampler, source = av.AudioResampler(format="fltp", layout=layout, rate=rate), key
+                for data in _converted(path, resampler, frame):
+                    decoded = True
+                    yield position, data, rate
+                    position += data.shape[-1] / rate
+        if isinstance(container.file, _Slice):  # PyAV leaves a file object it was given open
+            container.file.close()
+    for data in _converted(path, resampler, None):
+        yield position, data, rate
+        position += data.shape[-1] / rate
+    if not decoded and error is not None:
+        raise AudioError(f"{path}: audio data is corrupt or truncated ({error})")
+
+
+def _first_format(frames: Iterator) -> tuple[int | None, av.AudioLayout | None, list]:
+    """Rate and layout of the first real block (a few samples left over from the encoder delay may carry the
+    header's rate instead), and the frames read to find it."""
+    head = []
+    for frame in frames:
+        head.append(frame)
+        if not isinstance(frame, av.FFmpegError) and frame.samples >= _STUB_SAMPLES:
+            return frame.sample_rate, frame.layout, head
+    real = [f for f in head if not isinstance(f, av.FFmpegError)]
+    return (real[0].sample_rate, real[0].layout, head) if real else (None, None, head)
+
+
+def _seek(container: av.container.InputContainer, stream: av.audio.stream.AudioStream, seconds: float) -> bool:
+    if stream.time_base is None:
+        return False
+    try:
+        container.seek(int(seconds / stream.time_base) + (stream.start_time or 0), stream=stream)
+    except av.FFmpegError:
+        container.seek(0)
+        return False
+    return True
+
+
+def _decoded(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> Iterator:
+    """The stream's frames in file order; a packet that does not decode (the joint of two files, a damaged
+    frame) is skipped and its error yielded in its place, as FFmpeg's own tools do."""
+    packets = container.demux(stream)
+    while True:
         try:
-            for packet in container.demux(stream):
-                for frame in packet.decode():
-                    if frame.pts is not None and frame.time_base is not None:
-                        position = float(frame.pts * frame.time_base)
-                    elif seeked:
-                        raise AudioError(f"{path}: stream has no timestamps, cannot seek")
-                    for out in resampler.resample(frame):
-                        data = out.to_ndarray().astype(np.float32, copy=False)
-                        yield position, data, out.sample_rate
-                        position += data.shape[-1] / out.sample_rate
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.FFmpegError as exc:  # damage the demuxer cannot step over: the audio ends here
+            yield exc
+            break
+        try:
+            yield from packet.decode()
         except av.FFmpegError as exc:
-            raise AudioError(f"{path}: audio data is corrupt or truncated ({exc})") from exc
+            yield exc
+
+
+def _converted(path: str | os.PathLike, resampler: av.AudioResampler | None, frame) -> list[np.ndarray]:
+    """``frame`` (None: what the resampler still holds) as float32 ``[C, n]`` arrays."""
+    if resampler is None:
+        return []
+    try:
+        frames = resampler.resample(frame)
+    except (av.FFmpegError, ValueError) as exc:
+        raise AudioError(f"{path}: cannot convert the decoded audio ({exc})") from exc
+    return [f.to_ndarray().astype(np.float32, copy=False) for f in frames if f.samples]
 
 
 def decode(path: str | os.PathLike, offset: float = 0.0, duration: float | None = None) -> AudioClip:
-    """Decode ``duration`` seconds from ``offset`` (to the end if None), all channels, native rate."""
-    if offset < 0:
+    """Decode ``duration`` seconds from ``offset`` (to the end if None), all channels, at the stream's rate
+    (a stream that changes rate or channels part way is converted to its first ones)."""
+    if not offset >= 0:
         raise AudioError(f"{path}: offset must be >= 0 s, found {offset}")
+    try:
+        return _decode(path, offset, duration, seek=True)
+    except _Unreliable:  # the seek cannot be trusted: count the samples from the first one
+        return _decode(path, offset, duration, seek=False)
+
+
+def _decode(path: str | os.PathLike, offset: float, duration: float | None, seek: bool) -> AudioClip:
     chunks: list[np.ndarray] = []
     rate = 0
     stop = math.inf if duration is None else offset + duration
-    for position, data, rate in _frames(path, offset):
+    for position, data, rate in _frames(path, offset if seek else 0.0):
         end = position + data.shape[-1] / rate
         if end <= offset:
             continue
@@ -199,18 +429,25 @@ def decode(path: str | os.PathLike, offset: float = 0.0, duration: float | None 
         first = max(0, round((offset - position) * rate))
         last = data.shape[-1] if end <= stop else round((stop - position) * rate)
         chunks.append(data[:, first:last])
+    if not chunks and offset > 0 and seek:
+        raise _Unreliable  # the seek may have landed in a part whose timestamps restarted
     if not chunks:
-        info = probe(path)
-        raise AudioError(f"{path}: no audio at offset {offset:.2f} s (file is {info.duration:.2f} s long)")
-    channels = max(c.shape[0] for c in chunks)
-    wave = np.concatenate([np.broadcast_to(c, (channels, c.shape[-1])) for c in chunks], axis=-1)
+        length = probe(path).duration
+        said = f"file is {length:.2f} s long" if math.isfinite(length) else "no audio there"
+        raise AudioError(f"{path}: no audio at offset {offset:.2f} s ({said})")
+    wave = np.concatenate(chunks, axis=-1)
     return AudioClip(torch.from_numpy(np.ascontiguousarray(wave))[None], rate, offset, str(path))
 
 
+def _mel() -> torchaudio.transforms.MelSpectrogram:
+    return torchaudio.transforms.MelSpectrogram(_ANALYSIS_RATE, n_fft=1024, hop_length=500, n_mels=32)
+
+
 def second_features(path: str | os.PathLike, block_seconds: int = 60) -> torch.Tensor:
-    """One feature vector per second of the file (log-mel bands, then loudness), read as a stream and
-    analysed ``block_seconds`` at a time, so memory stays small for any length."""
-    mel = torchaudio.transforms.MelSpectrogram(_ANALYSIS_RATE, n_fft=1024, hop_length=500, n_mels=32)
+    """One feature vector per second of the file ``[seconds, 33]`` (32 log-mel bands, then loudness in dB),
+    read as a stream and analysed ``block_seconds`` at a time, so memory stays small for any length. A last
+    partial second of at least :data:`MIN_SECONDS` gets its own row."""
+    mel = _mel()
     pending: list[np.ndarray] = []
     count = 0
     rows: list[torch.Tensor] = []
@@ -223,7 +460,7 @@ def second_features(path: str | os.PathLike, block_seconds: int = 60) -> torch.T
             whole = count // rate * rate
             rows.append(_block_features(wave[:whole], rate, mel))
             pending, count = [wave[whole:].numpy()], count - whole
-    if rate and count >= rate // 2:
+    if rate and (count >= MIN_SECONDS * rate or (not rows and count)):
         rows.append(_block_features(torch.from_numpy(np.concatenate(pending)), rate, mel))
     if not rows:
         raise AudioError(f"{path}: no decodable audio")
@@ -231,11 +468,22 @@ def second_features(path: str | os.PathLike, block_seconds: int = 60) -> torch.T
 
 
 def _block_features(wave: torch.Tensor, rate: int, mel: torchaudio.transforms.MelSpectrogram) -> torch.Tensor:
-    wave = torchaudio.functional.resample(wave, rate, _ANALYSIS_RATE)
-    seconds = max(1, wave.shape[0] // _ANALYSIS_RATE)
-    wave = wave[: seconds * _ANALYSIS_RATE].reshape(seconds, _ANALYSIS_RATE)
-    bands = torch.log10(mel(wave).mean(dim=-1) + 1e-10) * 10
-    loudness = 10 * torch.log10(wave.pow(2).mean(dim=-1, keepdim=True) + 1e-10)
+    """Features of each whole second of mono ``wave`` ``[T]``, and of a last partial second when it lasts at
+    least :data:`MIN_SECONDS` (or is all there is and long enough for one spectrum frame)."""
+    wave = torchaudio.functional.resample(wave, rate, _ANALYSIS_RATE) if rate != _ANALYSIS_RATE else wave
+    whole = wave.shape[0] // _ANALYSIS_RATE
+    parts = [wave[: whole * _ANALYSIS_RATE].reshape(whole, _ANALYSIS_RATE)] if whole else []
+    rest = wave[whole * _ANALYSIS_RATE :]
+    if rest.shape[0] >= MIN_SECONDS * _ANALYSIS_RATE or (not whole and rest.shape[0] > mel.n_fft):
+        parts.append(rest[None])
+    if not parts:
+        raise AudioError(f"audio of {wave.shape[0] / _ANALYSIS_RATE:.3f} s is too short to analyse")
+    return torch.cat([_features(part, mel) for part in parts])
+
+
+def _features(seconds: torch.Tensor, mel: torchaudio.transforms.MelSpectrogram) -> torch.Tensor:
+    bands = torch.log10(mel(seconds).mean(dim=-1) + 1e-10) * 10
+    loudness = 10 * torch.log10(seconds.pow(2).mean(dim=-1, keepdim=True) + 1e-10)
     return torch.cat([bands, loudness], dim=-1)
 
 
@@ -263,8 +511,7 @@ def representative_clip(clip: AudioClip, duration: float = CLIP_SECONDS) -> Audi
     """The most representative ``duration`` seconds of an in-memory clip (itself if not longer)."""
     if clip.duration <= duration:
         return clip
-    mel = torchaudio.transforms.MelSpectrogram(_ANALYSIS_RATE, n_fft=1024, hop_length=500, n_mels=32)
-    features = _block_features(clip.waveform.mean(dim=(0, 1)), clip.sample_rate, mel)
+    features = _block_features(clip.waveform.mean(dim=(0, 1)), clip.sample_rate, _mel())
     return clip.crop(representative_offset(features, duration), duration)
 
 

@@ -90,6 +90,7 @@ class MiniSD:
         """Latents -> images ``[B, H, W, 3]`` float32 in [0, 1] (ComfyUI's ``IMAGE`` layout)."""
         latents = latents.to(self.vae.device, self.vae.dtype) / self.vae.config.scaling_factor
         images = self.vae.decode(latents, return_dict=False)[0]
+        check_finite(images, "decoded images")
         return (images.float() / 2 + 0.5).clamp(0, 1).permute(0, 2, 3, 1).contiguous().cpu()
 
     @torch.inference_mode()
@@ -176,6 +177,7 @@ def sample(
         raise NoPainGanError(f"steps must be between 1 and {train_steps - 1}, got {steps}")
     sched = sd.scheduler(scheduler)
     sched.set_timesteps(steps, device=sd.device)
+    check_timesteps(sched, scheduler, steps, train_steps)
     latents, generator = initial_noise(sd, num, width, height, seed)
     latents = latents * sched.init_noise_sigma
     step_kwargs = {"generator": generator} if "generator" in inspect.signature(sched.step).parameters else {}
@@ -209,9 +211,40 @@ def sample(
             uncond_noise, cond_noise = noise.chunk(2)
             noise = uncond_noise + guidance * (cond_noise - uncond_noise)
         latents = sched.step(noise, t, latents, **step_kwargs, return_dict=False)[0]
+        check_finite(latents, f"latents after step {i + 1} of {total} ({scheduler}, {steps} steps)")
         if callback is not None:
             callback(done, total)
     return latents
+
+
+def check_timesteps(sched, name: str, steps: int, train_steps: int) -> None:
+    """Refuse a schedule the scheduler cannot sample: timesteps outside its table ``0..train_steps-1`` (DPM-Solver++
+    with "leading" spacing starts at ``train_steps`` when ``steps`` comes close to it), rising timesteps, or
+    noise levels that are not finite."""
+    timesteps = sched.timesteps.float().cpu()
+    sigmas = getattr(sched, "sigmas", None)
+    problem = None
+    if timesteps.numel() == 0 or not torch.isfinite(timesteps).all():
+        problem = "has no usable timesteps"
+    elif timesteps.min() < 0 or timesteps.max() > train_steps - 1:
+        problem = (
+            f"runs from timestep {timesteps[0]:g} to {timesteps[-1]:g}, outside the model's table "
+            f"of {train_steps} (0-{train_steps - 1})"
+        )
+    elif (timesteps[1:] > timesteps[:-1]).any():
+        problem = "has timesteps that rise again"
+    elif sigmas is not None and not torch.isfinite(torch.as_tensor(sigmas, dtype=torch.float32)).all():
+        problem = "has noise levels that are not finite"
+    if problem:
+        raise NoPainGanError(f"scheduler {name} with {steps} steps {problem}; use fewer steps or another scheduler")
+
+
+def check_finite(values: torch.Tensor, what: str) -> None:
+    """Refuse NaN or infinite values (an image made of them is black), naming where they appeared."""
+    if not torch.isfinite(values).all():
+        raise NoPainGanError(
+            f"sampling gave NaN or infinite {what}; try another scheduler, fewer steps or float32 (--dtype)"
+        )
 
 
 def to_pil(images: torch.Tensor) -> list:

@@ -180,8 +180,15 @@ def test_every_album_is_imported_or_listed_with_its_reason(imported) -> None:
     assert reasons["first light!"].startswith(f"duplicate of {rows(out)['First Light']['id']}")
     train, evaluation = report.count("train"), report.count("eval")
     assert train + evaluation == 8
-    expected = f"imported 8 albums (train {train}, eval {evaluation}), skipped 6 (see {out / 'skipped.jsonl'})"
+    expected = (
+        f"imported 8 albums (train {train}, eval {evaluation}), skipped 6 (see {out / 'skipped.jsonl'}); "
+        "not in tags: artist from a folder name for 1, artist unknown for 1, album from a folder name for 2, "
+        "genre unknown for 4 (artist_source, album_source, genre_source in metadata.jsonl)"
+    )
     assert report.summary() == expected
+    sources = {album: (row["artist_source"], row["album_source"]) for album, row in rows(out).items()}
+    assert sources["Untagged Album"] == ("unknown", "folder name")
+    assert sources["Loud"][0] == "folder name" and sources["First Light"] == ("tags", "tags")
 
 
 def test_tags_give_names_genres_and_year_else_folders_do(imported) -> None:
@@ -775,7 +782,10 @@ def test_cli_imports_and_prints_one_line(tmp_path: Path, capsys: pytest.CaptureF
         str(tmp_path / "c"),
     ]
     assert main([*argv, "--quiet", "--eval-fraction", "0", "--copy"]) == 0
-    assert capsys.readouterr().out == f"imported 1 albums (train 1, eval 0), skipped 1 (see {out / 'skipped.jsonl'})\n"
+    assert capsys.readouterr().out == (
+        f"imported 1 albums (train 1, eval 0), skipped 1 (see {out / 'skipped.jsonl'}); not in tags: "
+        "genre unknown for 1 (artist_source, album_source, genre_source in metadata.jsonl)\n"
+    )
     assert main(["dataset", "import", str(tmp_path / "missing"), "--out", str(out), "--quiet"]) == 2
     missing = tmp_path / "missing"
     assert capsys.readouterr().err == f"nopaingan dataset import: error: {missing}: no such file or folder\n"

@@ -31,6 +31,8 @@ class AlbumCandidate:
     the first cover that is a usable image. When ``track_marked``, the user chose the first track, so no
     other stands in for it. ``problem`` is set when the source already shows the album cannot be used.
     ``extra`` holds fields added to the album's metadata row (a catalogue's match score and ids).
+    ``name_sources`` says where ``artist`` and ``album`` came from when a music folder was scanned: "tags",
+    or, when no tag gave them, "folder name" or "unknown".
     """
 
     artist: str
@@ -45,3 +47,4 @@ class AlbumCandidate:
     track_marked: bool = False
     problem: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    name_sources: dict[str, str] = field(default_factory=dict)

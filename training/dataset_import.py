@@ -81,7 +81,20 @@ class ImportReport:
             f"imported {len(self.albums)} albums (train {self.count(TRAIN)}, eval {self.count(EVAL)}), "
             f"skipped {len(self.skipped)}"
         )
-        return line + (f" (see {self.out / SKIPPED})" if self.skipped else "")
+        line += f" (see {self.out / SKIPPED})" if self.skipped else ""
+        return line + self._guesses()
+
+    def _guesses(self) -> str:
+        """What no tag said: names taken from folder names or left unknown, genres left unknown."""
+        counts = {
+            "artist from a folder name": sum(r.get("artist_source") == "folder name" for r in self.albums),
+            "artist unknown": sum(r.get("artist_source") == UNKNOWN for r in self.albums),
+            "album from a folder name": sum(r.get("album_source") == "folder name" for r in self.albums),
+            "genre unknown": sum(r.get("genre_source") == UNKNOWN for r in self.albums),
+        }
+        said = [f"{what} for {n}" for what, n in counts.items() if n]
+        where = f"(artist_source, album_source, genre_source in {METADATA})"
+        return f"; not in tags: {', '.join(said)} {where}" if said else ""
 
 
 def import_dataset(
@@ -272,6 +285,9 @@ def _import_album(
         "audio": audio,
         "artist": candidate.artist,
         "album": candidate.album,
+        # where the names came from: "tags", "folder name" or "unknown" (music folders), "source" (manifests)
+        "artist_source": candidate.name_sources.get("artist", "source"),
+        "album_source": candidate.name_sources.get("album", "source"),
         "song": track.song,
         "genres": [],
         "genre": UNKNOWN,

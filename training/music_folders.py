@@ -27,6 +27,15 @@ VARIOUS_ARTISTS = "Various Artists"
 DISC_FOLDER = re.compile(r"^(cd|disc|disk)[\s._-]*\d+$", re.IGNORECASE)
 # Audio the import cannot decode: a folder holding only these is reported as an album without usable audio.
 UNREADABLE_AUDIO = (".wma", ".ape", ".wv", ".mpc", ".aif", ".aiff", ".aifc", ".dsf", ".dff", ".tta", ".mka")
+# Folder names that say where music is kept, not who made it: never taken for an artist.
+GENERIC_FOLDERS = frozenset(
+    {
+        "music", "my music", "musik", "musique", "música", "album", "albums", "downloads", "download",
+        "audio", "songs", "tracks", "media", "itunes", "itunes media", "library", "collection", "mp3", "mp3s",
+        "flac", "ogg", "opus", "m4a", "wav", "lossless", "rips", "cds", "new", "misc", "unsorted", "incoming",
+        "torrents", "desktop", "documents", "home", "users", "compilations", "singles", "eps", "lps", "various",
+    }
+)  # fmt: skip
 _TRACK_NUMBER = re.compile(r"^\d{1,3}(?:[\s._-]+|$)")
 
 
@@ -67,10 +76,12 @@ def scan_music_folder(root: Path, exclude: Sequence[Path] = (), progress: bool =
 
 def _no_audio(root: Path, folder: Path, files: list[Path]) -> AlbumCandidate:
     listed = ", ".join(f.name for f in files[:5]) + (", ..." if len(files) > 5 else "")
+    artist = _artist_from_folders(root, folder)
     return AlbumCandidate(
-        artist=_artist_from_folders(root, folder) or UNKNOWN,
+        artist=artist or UNKNOWN,
         album=_folder_name(folder),
         source=str(folder),
+        name_sources={"artist": "folder name" if artist else UNKNOWN, "album": "folder name"},
         problem=f"no audio file in a readable format ({', '.join(AUDIO_EXTENSIONS)}); found {listed}",
     )
 
@@ -124,10 +135,17 @@ def _album(
         # the longest track: a whole song rather than an intro, interlude or skit; ties by file name
         ordered = sorted(tracks, key=lambda t: (-t.duration, str(t.path.relative_to(album_dir)).casefold()))
     by_preference = ordered + [t for t in tracks if t not in ordered]
+    tagged_artist, folder_artist = _album_artist(tracks), _artist_from_folders(root, album_dir)
+    tagged_album = _most_common(t.album for t in tracks)
+    sources = {
+        "artist": "tags" if tagged_artist else "folder name" if folder_artist else UNKNOWN,
+        "album": "tags" if tagged_album else "folder name",
+    }
     return AlbumCandidate(
-        artist=_album_artist(tracks) or _artist_from_folders(root, album_dir) or UNKNOWN,
-        album=_most_common(t.album for t in tracks) or _folder_name(album_dir),
+        artist=tagged_artist or folder_artist or UNKNOWN,
+        album=tagged_album or _folder_name(album_dir),
         source=str(album_dir),
+        name_sources=sources,
         tracks=[TrackRef(str(t.path), t.title or _title_from_file(t.path)) for t in ordered],
         # pictures of the chosen track first, but any track's picture is the album's cover
         covers=[CoverRef("embedded", str(t.path)) for t in by_preference if t.has_picture] + folder_covers,
@@ -167,9 +185,12 @@ def _album_artist(tracks: list[TrackTags]) -> str | None:
 
 
 def _artist_from_folders(root: Path, album_dir: Path) -> str | None:
-    """``Artist/Album`` layouts: the album folder's parent, when that is inside the scanned folder."""
+    """``Artist/Album`` layouts: the album folder's parent, when that is inside the scanned folder and not a
+    generic name such as ``music`` or ``albums`` (:data:`GENERIC_FOLDERS`)."""
     parts = album_dir.relative_to(root).parts
-    return parts[-2] if len(parts) >= 2 else None
+    if len(parts) < 2 or parts[-2].strip().casefold() in GENERIC_FOLDERS:
+        return None
+    return parts[-2]
 
 
 def _folder_name(folder: Path) -> str:

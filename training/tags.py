@@ -1,5 +1,6 @@
-"""Tags and embedded cover pictures of music files, read with mutagen: ID3 (mp3, also in wav/aiff),
-FLAC, Vorbis comments (ogg, opus) and MP4 atoms (m4a)."""
+"""Tags and embedded cover pictures of music files, read with mutagen: ID3v2 (all versions, in mp3, wav and
+aiff) and ID3v1, APEv2, FLAC and Vorbis comments (ogg, opus) and MP4 atoms (m4a). A field mutagen does not
+find is taken from what FFmpeg reads (RIFF INFO in WAV files, a second, stacked ID3v2 tag...)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mutagen
+from mutagen.apev2 import APENoHeaderError, APEv2
 from mutagen.flac import FLAC, Picture
 from mutagen.id3 import ID3, TCON
 from mutagen.mp4 import MP4Tags
+
+from nopaingan_core.audio import container_tags
+from nopaingan_core.errors import AudioError
 
 from .cleaning import split_genres
 
@@ -40,24 +45,65 @@ class TrackTags:
 
 def read_tags(path: Path) -> TrackTags:
     """Tags of ``path``. A file mutagen cannot read gives empty tags and ``error`` set, not an exception:
-    whether its audio is usable is decided later by decoding it."""
+    whether its audio is usable is decided later by decoding it. Fields the main tag leaves empty are filled
+    from an APEv2 tag, then from FFmpeg's reading of the container."""
     try:
         audio = mutagen.File(path)
     except (mutagen.MutagenError, OSError, ValueError) as exc:
-        return TrackTags(path, error=f"tags unreadable ({exc})")
-    if audio is None:
-        return TrackTags(path, error="not a format the tag library knows")
-    duration = float(getattr(audio.info, "length", 0.0) or 0.0)
-    tags = audio.tags
-    if tags is None:
-        return TrackTags(path, duration=duration, has_picture=bool(_flac_pictures(audio)))
-    if isinstance(tags, ID3):
-        fields = _id3_fields(tags)
-    elif isinstance(tags, MP4Tags):
-        fields = _mp4_fields(tags)
+        audio, error = None, f"tags unreadable ({exc})"
     else:
-        fields = _vorbis_fields(tags)
-    return TrackTags(path, duration=duration, has_picture=_picture(audio) is not None, **fields)
+        error = None if audio is not None else "not a format the tag library knows"
+    fields: dict = {}
+    duration, has_picture = 0.0, False
+    if audio is not None:
+        duration = float(getattr(audio.info, "length", 0.0) or 0.0)
+        tags = audio.tags
+        if isinstance(tags, ID3):
+            fields = _id3_fields(tags)
+        elif isinstance(tags, MP4Tags):
+            fields = _mp4_fields(tags)
+        elif tags is not None:
+            fields = _vorbis_fields(tags)
+        has_picture = _picture(audio) is not None if tags is not None else bool(_flac_pictures(audio))
+    for fallback in (_ape_fields, _ffmpeg_fields):
+        if all(fields.get(key) for key in _FIELDS):
+            break
+        for key, value in fallback(path).items():
+            if value and not fields.get(key):
+                fields[key] = value
+    return TrackTags(path, duration=duration, has_picture=has_picture, error=error if not fields else None, **fields)
+
+
+_FIELDS = ("title", "album", "artist", "album_artist", "genres", "year")
+
+
+def _text_fields(text) -> dict:
+    """The fields from a lookup ``text(*keys)`` of a key-value tag (APEv2, FFmpeg's metadata)."""
+    return {
+        "title": text("title"),
+        "album": text("album"),
+        "artist": text("artist"),
+        "album_artist": text("album artist", "album_artist", "albumartist"),
+        "genres": tuple(g for g in split_genres(text("genre") or "")),
+        "year": _year(text("year", "date", "originaldate", "icrd")),
+    }
+
+
+def _ape_fields(path: Path) -> dict:
+    try:
+        tags = APEv2(path)
+    except (APENoHeaderError, mutagen.MutagenError, OSError, ValueError):
+        return {}
+    lower = {key.lower(): value for key, value in tags.items()}
+    return _text_fields(lambda *keys: next((_first(list(lower[k])) for k in keys if k in lower), None))
+
+
+def _ffmpeg_fields(path: Path) -> dict:
+    try:
+        tags = container_tags(path)
+    except AudioError:
+        return {}
+    return _text_fields(lambda *keys: next((tags[k].strip() for k in keys if tags.get(k, "").strip()), None))
 
 
 def embedded_picture(path: Path) -> bytes | None:

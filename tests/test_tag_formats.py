@@ -1,0 +1,133 @@
+"""Tags are never silently lost at import: every tag format the containers carry is read (ID3v2.2/2.3/2.4 in
+every text encoding, stacked ID3v2, ID3v1, APEv2, RIFF INFO in Windows-1252 or UTF-8, Vorbis comments, MP4
+atoms), and names that no tag gave are said to come from a folder name, never from a generic folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from audio_corpus import Spec, id3v1, id3v22, riff_info, write
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from music_library import image_bytes
+from mutagen.apev2 import APEv2
+from mutagen.flac import FLAC
+from mutagen.id3 import ID3, TALB, TCON, TDRC, TPE1
+from mutagen.mp4 import MP4
+from mutagen.oggopus import OggOpus
+from mutagen.oggvorbis import OggVorbis
+
+from training.dataset_import import import_dataset
+from training.music_folders import scan_music_folder
+from training.tags import read_tags
+
+FORMATS = ["id3v24", "id3v23", "id3v22", "id3-stacked", "id3v1", "apev2", "riff-cp1252", "riff-utf8", "flac", "ogg"]
+FORMATS += ["opus", "m4a"]
+# Letters every tag format can hold (ID3v1 is Latin-1, RIFF INFO here Windows-1252), accents included
+NAME = st.text(alphabet="abcxyzABCÉéñÑüÜøåçß ", min_size=1, max_size=20).map(str.strip).filter(bool)
+BASES = {
+    "mp3": Spec("mp3", "libmp3lame", "fltp", 22050, "mono", 0.6),
+    "wav": Spec("wav", "pcm_s16le", "s16", 8000, "mono", 0.6),
+    "flac": Spec("flac", "flac", "s16", 8000, "mono", 0.6),
+    "ogg": Spec("ogg", "vorbis", "fltp", 22050, "stereo", 0.6),
+    "opus": Spec("opus", "libopus", "s16", 8000, "mono", 0.6),
+    "m4a": Spec("m4a", "aac", "fltp", 8000, "mono", 0.6),
+}
+
+
+class Encodes(dict):
+    def __repr__(self) -> str:  # hypothesis prints the arguments of a failing example
+        return f"<untagged {', '.join(self)}>"
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory) -> Encodes:
+    """Untagged encodes, one per container, written once."""
+    folder = tmp_path_factory.mktemp("plain")
+    return Encodes({ext: write(folder / f"plain.{ext}", spec).read_bytes() for ext, spec in BASES.items()})
+
+
+def tagged(path: Path, fmt: str, plain: dict[str, bytes], artist: str, album: str, year: int, encoding: int) -> Path:
+    """A file of ``fmt`` at ``path`` (extension set here) carrying artist, album, genre Jazz and year."""
+    ext = {"riff-cp1252": "wav", "riff-utf8": "wav", "flac": "flac", "ogg": "ogg", "opus": "opus", "m4a": "m4a"}
+    path = path.with_suffix("." + ext.get(fmt, "mp3"))
+    raw = plain[path.suffix[1:]]
+    mp3 = raw[raw.index(b"\xff") :] if fmt != "id3v24" else raw  # without PyAV's own small ID3v2 tag
+    if fmt in ("id3v24", "id3v23"):
+        path.write_bytes(mp3)
+        tags = ID3()
+        tags.add(TPE1(encoding=encoding, text=artist))
+        tags.add(TALB(encoding=encoding, text=album))
+        tags.add(TCON(encoding=encoding, text="Jazz"))
+        tags.add(TDRC(encoding=encoding, text=str(year)))
+        tags.save(path, v2_version=4 if fmt == "id3v24" else 3)
+    elif fmt == "id3v22":
+        path.write_bytes(id3v22({"TP1": artist, "TAL": album, "TCO": "Jazz", "TYE": str(year)}) + mp3)
+    elif fmt == "id3-stacked":  # a tagger that prepended a tag instead of updating the one there
+        path.write_bytes(id3v22({"TP1": artist}) + id3v22({"TAL": album, "TCO": "Jazz", "TYE": str(year)}) + mp3)
+    elif fmt == "id3v1":
+        path.write_bytes(mp3 + id3v1("Song", artist, album, str(year), genre=8))  # 8: Jazz
+    elif fmt == "apev2":
+        path.write_bytes(mp3)
+        ape = APEv2()
+        ape.update({"Artist": artist, "Album": album, "Genre": "Jazz", "Year": str(year)})
+        ape.save(path)
+    elif fmt.startswith("riff"):
+        path.write_bytes(raw)
+        fields = {"artist": artist, "album": album, "genre": "Jazz", "date": str(year)}
+        riff_info(path, fields, "cp1252" if fmt == "riff-cp1252" else "utf-8")
+    else:
+        path.write_bytes(raw)
+        if fmt == "m4a":
+            tags = MP4(path)
+            tags.update({"\xa9ART": artist, "\xa9alb": album, "\xa9gen": "Jazz", "\xa9day": str(year)})
+        else:
+            tags = {"flac": FLAC, "ogg": OggVorbis, "opus": OggOpus}[fmt](path)
+            tags.update({"artist": artist, "album": album, "genre": "Jazz", "date": str(year)})
+        tags.save()
+    return path
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    fmt=st.sampled_from(FORMATS),
+    artist=NAME,
+    album=NAME,
+    year=st.integers(1950, 2030),
+    encoding=st.integers(0, 3),
+)
+def test_every_tag_format_is_read(tmp_path_factory, plain, fmt, artist, album, year, encoding):
+    if fmt == "id3v23" and encoding == 3:
+        encoding = 1  # ID3v2.3 has no UTF-8
+    path = tagged(tmp_path_factory.mktemp("tags") / "song", fmt, plain, artist, album, year, encoding)
+    tags = read_tags(path)
+    if fmt == "id3v1":  # 30 bytes of Latin-1 per field
+        artist, album = artist.encode("latin-1")[:30].decode("latin-1"), album.encode("latin-1")[:30].decode("latin-1")
+    assert (tags.artist, tags.album, tags.genres, tags.year) == (artist.strip(), album.strip(), ("Jazz",), year)
+
+
+def test_riff_info_folder_imports_with_its_tags(tmp_path, plain):
+    """The failing example: WAVs tagged with RIFF INFO (as ffmpeg and Windows write them) in a folder."""
+    folder = tmp_path / "music" / "Rip"
+    folder.mkdir(parents=True)
+    for n in (1, 2):
+        tagged(folder / f"0{n} Song", "riff-cp1252", plain, "Beyoncé", "Café Tacvba", 2001, 0)
+    (folder / "cover.jpg").write_bytes(image_bytes((200, 20, 20), (128, 128)))
+    (album,) = scan_music_folder(tmp_path / "music")
+    assert (album.artist, album.album, album.genres, album.year) == ("Beyoncé", "Café Tacvba", ["jazz"], 2001)
+    assert album.name_sources == {"artist": "tags", "album": "tags"}
+
+
+def test_generic_folders_are_never_artists_and_guesses_are_reported(tmp_path, plain):
+    for layout in ("music/albums/First", "Downloads/Second", "library/Music/Bob/Third"):
+        folder = tmp_path / layout
+        folder.mkdir(parents=True)
+        (folder / "01 Song.wav").write_bytes(plain["wav"])
+        (folder / "cover.png").write_bytes(image_bytes((20, 20, 200), (128, 128), "PNG"))
+    albums = {a.album: a for a in scan_music_folder(tmp_path)}
+    assert albums["First"].artist == "unknown" and albums["Second"].artist == "unknown"
+    assert albums["Third"].artist == "Bob"
+    assert albums["First"].name_sources == {"artist": "unknown", "album": "folder name"}
+    report = import_dataset([tmp_path], tmp_path / "out" / "DATA", link=False)
+    assert "artist from a folder name for 1, artist unknown for 2, album from a folder name for 3" in report.summary()
