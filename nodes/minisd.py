@@ -8,6 +8,7 @@ import math
 import torch
 
 from ..nopaingan_core.errors import NoPainGanError
+from ..nopaingan_core.precision import resolve_dtype
 from ..nopaingan_core.sampling import DEFAULT_SD, SCHEDULERS, load_minisd, sample
 from . import bridge, paths
 from .handles import CATEGORY, MINISD, Loaded
@@ -32,7 +33,7 @@ class NoPainGanMiniSDLoader:
                     [*paths.model_dirs(paths.DIFFUSERS), DEFAULT_SD],
                     {"tooltip": f"A diffusers folder in models/diffusers/ (with model_index.json), or {DEFAULT_SD}."},
                 ),
-                **bridge.device_inputs(),
+                **bridge.device_inputs(auto=True),
             }
         }
 
@@ -41,7 +42,7 @@ class NoPainGanMiniSDLoader:
         compute = bridge.compute_device(device)
         # packed convolutions cannot move between devices: only when the UNet computes where it waits (CPU)
         stays = compute == bridge.offload_device()
-        sd = load_minisd(source, bridge.offload_device(), bridge.DTYPES[dtype], prepack=stays)
+        sd = load_minisd(source, bridge.offload_device(), resolve_dtype(dtype, compute), prepack=stays)
         return (Loaded(sd, compute),)
 
 

@@ -57,7 +57,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("--top-k", type=_positive, default=TOP_K, help="tags per category with --auto-tags")
     gen.add_argument("--out", type=Path, default=Path("outputs"))
-    add_device_options(gen)
+    add_device_options(gen, dtype_default="auto")
     gen.set_defaults(run=run_generate)
 
     tag = sub.add_parser("tag", help="zero-shot mood, genre, instrument and energy tags and the tempo of a song")
@@ -106,19 +106,28 @@ def _positive(text: str) -> int:
     return value
 
 
-def add_device_options(parser: argparse.ArgumentParser) -> None:
-    """``--device`` and ``--dtype``, shared by every command that runs a model (``device_from_args`` reads them)."""
+def add_device_options(parser: argparse.ArgumentParser, dtype_default: str = "fp32") -> None:
+    """``--device`` and ``--dtype``, shared by every command that runs a model (``device_from_args`` reads them).
+    ``--dtype auto`` is the fastest native precision of the device (``precision.auto_dtype``)."""
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1... (default: cuda if available)")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32")
+    parser.add_argument(
+        "--dtype",
+        choices=[*sorted(DTYPES), "auto"],
+        default=dtype_default,
+        help="auto: bf16 on CPUs with native bf16 and on GPUs that support it, fp16 on other GPUs, else fp32 "
+        "(default: %(default)s)",
+    )
 
 
 def device_from_args(args: argparse.Namespace) -> tuple[torch.device, torch.dtype]:
     import torch
 
+    from .precision import resolve_dtype
+
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device), getattr(torch, DTYPES[args.dtype])
+    return torch.device(device), resolve_dtype(args.dtype, device)
 
 
 def _slug(text: str) -> str:
@@ -133,6 +142,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from .encoders import detect_kind, load_encoder
     from .errors import NoPainGanError
     from .generate import SamplerSettings, generate_covers
+    from .precision import DTYPE_NAMES
     from .prompt import album_prompt
     from .sampling import load_minisd, to_pil
 
@@ -161,6 +171,7 @@ def run_generate(args: argparse.Namespace) -> int:
     sd = load_minisd(args.sd, device, dtype, prepack=True)  # generation only: no gradients needed
     settings = SamplerSettings(args.scheduler, args.steps, args.guidance, args.seed, args.num, args.width, args.height)
     print(f"prompt: {prompt}")
+    print(f"precision: {DTYPE_NAMES[sd.dtype]}" + (" (--dtype auto)" if args.dtype == "auto" else ""))
     with tqdm(desc="sampling", unit="step") as bar:
 
         def progress(step: int, total: int) -> None:
@@ -176,6 +187,7 @@ def run_generate(args: argparse.Namespace) -> int:
         "fusion": str(args.fusion or ""),
         "strength": args.strength,
         "audio": str(args.audio or ""),
+        "dtype": DTYPE_NAMES[sd.dtype],
         **settings.__dict__,
     }
     for i, image in enumerate(to_pil(images)):

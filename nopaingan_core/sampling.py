@@ -17,6 +17,7 @@ import torch
 
 from .errors import Cancelled, NoPainGanError
 from .hub import from_pretrained
+from .precision import resolve_dtype
 from .prepack import prepack_convolutions
 
 DEFAULT_SD = "lambdalabs/miniSD-diffusers"
@@ -103,11 +104,15 @@ class MiniSD:
 def load_minisd(
     source: str = DEFAULT_SD,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = "auto",
     channels_last: bool = True,
     prepack: bool = False,
 ) -> MiniSD:
     """Load UNet, VAE, tokenizer and text encoder from a diffusers repo id or folder.
+
+    ``dtype`` is a torch dtype or ``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``; ``"auto"`` (the default) is
+    bf16 on CPUs with native bf16 and on CUDA GPUs that support it, fp16 on other CUDA GPUs, fp32 otherwise
+    (``precision.auto_dtype``; ``MiniSD.dtype`` tells the choice).
 
     ``channels_last`` stores UNet and VAE weights in the layout oneDNN's CPU kernels prefer (within 20% of the
     default layout on the benchmark machine, either way). ``prepack`` (CPU, inference only: no gradients
@@ -116,6 +121,7 @@ def load_minisd(
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    dtype = resolve_dtype(dtype, device)
     what, flag = "Stable Diffusion model", "--sd"
     unet = from_pretrained(UNet2DConditionModel, source, what, flag, subfolder="unet", torch_dtype=dtype)
     vae = from_pretrained(AutoencoderKL, source, what, flag, subfolder="vae", torch_dtype=dtype)
