@@ -145,7 +145,30 @@ class NoPainGanMiniSDSampler:
                 "width": ("INT", {**size, "default": 256, "tooltip": "Image width; miniSD was trained at 256."}),
                 "height": ("INT", {**size, "default": 256, "tooltip": "Image height; miniSD was trained at 256."}),
                 "batch_size": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "How many covers."}),
-            }
+            },
+            "optional": {
+                "cfg_cutoff": (
+                    "FLOAT",
+                    {
+                        "default": 1.0,
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.05,
+                        "tooltip": "Faster: fraction of the steps after which guidance stops and only the "
+                        "positive branch runs. 1 = guidance throughout (exact).",
+                    },
+                ),
+                "deep_cache": (
+                    "INT",
+                    {
+                        "default": 1,
+                        "min": 1,
+                        "max": 10,
+                        "tooltip": "Faster: the full UNet every N steps, only its outer blocks on cached deep "
+                        "features in between (DeepCache). 1 = off (exact).",
+                    },
+                ),
+            },
         }
 
     def generate(
@@ -160,6 +183,8 @@ class NoPainGanMiniSDSampler:
         width: int,
         height: int,
         batch_size: int,
+        cfg_cutoff: float = 1.0,
+        deep_cache: int = 1,
     ):
         sd = minisd.model
         cond, uncond = single_tensor(positive, "positive"), None
@@ -179,6 +204,8 @@ class NoPainGanMiniSDSampler:
                 height=height,
                 callback=bridge.progress(steps),
                 cancel=bridge.cancel_requested,
+                cfg_cutoff=cfg_cutoff,
+                deep_cache=deep_cache,
             )
             images = sd.decode(latents)
         out = bridge.intermediate_device()

@@ -56,6 +56,20 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--clap", default=DEFAULT_CLAP, help="music CLAP id or folder for --auto-tags (default: %(default)s)"
     )
     gen.add_argument("--top-k", type=_positive, default=TOP_K, help="tags per category with --auto-tags")
+    gen.add_argument(
+        "--cfg-cutoff",
+        type=float,
+        default=1.0,
+        help="fraction of the steps after which guidance stops and only the conditional UNet branch runs "
+        "(faster; default: %(default)s = guidance throughout)",
+    )
+    gen.add_argument(
+        "--deep-cache",
+        type=_positive,
+        default=1,
+        help="run the full UNet every N steps and only its outer blocks, on cached deep features, in between "
+        "(DeepCache; faster; default: %(default)s = off)",
+    )
     gen.add_argument("--out", type=Path, default=Path("outputs"))
     add_device_options(gen, dtype_default="auto")
     gen.set_defaults(run=run_generate)
@@ -147,6 +161,17 @@ def run_generate(args: argparse.Namespace) -> int:
     from .sampling import load_minisd, to_pil
 
     device, dtype = device_from_args(args)
+    settings = SamplerSettings(
+        args.scheduler,
+        args.steps,
+        args.guidance,
+        args.seed,
+        args.num,
+        args.width,
+        args.height,
+        cfg_cutoff=args.cfg_cutoff,
+        deep_cache=args.deep_cache,
+    )
     extra = ""
     if args.auto_tags:
         if args.audio is None:
@@ -169,7 +194,6 @@ def run_generate(args: argparse.Namespace) -> int:
         music = encoder.encode(clip)
         del encoder
     sd = load_minisd(args.sd, device, dtype, prepack=True)  # generation only: no gradients needed
-    settings = SamplerSettings(args.scheduler, args.steps, args.guidance, args.seed, args.num, args.width, args.height)
     print(f"prompt: {prompt}")
     print(f"precision: {DTYPE_NAMES[sd.dtype]}" + (" (--dtype auto)" if args.dtype == "auto" else ""))
     with tqdm(desc="sampling", unit="step") as bar:

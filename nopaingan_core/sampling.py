@@ -10,11 +10,13 @@ nodes, the CLI and training all call these functions.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from .deep_cache import DeepCacheUNet, check_deep_cache
 from .errors import Cancelled, NoPainGanError
 from .hub import from_pretrained
 from .precision import resolve_dtype
@@ -174,12 +176,27 @@ def sample(
     height: int = 256,
     callback: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
+    cfg_cutoff: float = 1.0,
+    deep_cache: int = 1,
 ) -> torch.Tensor:
     """Denoise ``num`` latents conditioned on ``cond`` ``[1 or num, L, 768]``; ``uncond`` (the negative
-    prompt's embedding) is used for classifier-free guidance when ``guidance > 1``."""
+    prompt's embedding) is used for classifier-free guidance when ``guidance > 1``.
+
+    Two options do less work per image, at some cost in fidelity (BENCHMARKS.md measures both); their
+    defaults give exactly the full computation:
+
+    - ``cfg_cutoff`` (0..1, default 1): guidance runs for the first ``ceil(cfg_cutoff * calls)`` UNet calls
+      of the schedule; after that only the conditional branch runs (half the UNet batch), its prediction used
+      as is. The late, low-noise steps refine details the guidance no longer changes much.
+    - ``deep_cache`` (steps >= 1, default 1: off): the full UNet runs every ``deep_cache`` calls; the calls
+      between reuse its deep features and run only its outermost level (``deep_cache.DeepCacheUNet``).
+    """
     train_steps = sd.scheduler_config.get("num_train_timesteps", 1000)
     if not 1 <= steps < train_steps:  # the schedulers index past their tables at steps == train_steps
         raise NoPainGanError(f"steps must be between 1 and {train_steps - 1}, got {steps}")
+    if not 0.0 <= cfg_cutoff <= 1.0:
+        raise NoPainGanError(f"cfg_cutoff must be a fraction of the steps between 0 and 1, got {cfg_cutoff}")
+    check_deep_cache(sd.unet, deep_cache)
     sched = sd.scheduler(scheduler)
     sched.set_timesteps(steps, device=sd.device)
     latents, generator = initial_noise(sd, num, width, height, seed)
@@ -201,12 +218,19 @@ def sample(
         context = cond
 
     total = len(sched.timesteps)
+    guided_calls = math.ceil(cfg_cutoff * total) if guided else 0
+    cached = DeepCacheUNet(sd.unet, deep_cache) if deep_cache > 1 else None
     for i, t in enumerate(sched.timesteps):
         if cancel is not None and cancel():
             raise Cancelled(f"sampling cancelled at step {i} of {total}")
+        if i == guided_calls and guided:  # past the guidance cut-off: the conditional branch alone
+            guided, context = False, cond
         model_input = torch.cat([latents, latents]) if guided else latents
         model_input = sched.scale_model_input(model_input, t)
-        noise = sd.unet(model_input, t, encoder_hidden_states=context, return_dict=False)[0]
+        if cached is None:
+            noise = sd.unet(model_input, t, encoder_hidden_states=context, return_dict=False)[0]
+        else:
+            noise = cached(model_input, t, context, i)
         if guided:
             uncond_noise, cond_noise = noise.chunk(2)
             noise = uncond_noise + guidance * (cond_noise - uncond_noise)
