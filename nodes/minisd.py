@@ -9,7 +9,7 @@ import torch
 
 from ..nopaingan_core.errors import NoPainGanError
 from ..nopaingan_core.precision import resolve_dtype
-from ..nopaingan_core.sampling import DEFAULT_SD, SCHEDULERS, load_minisd, sample
+from ..nopaingan_core.sampling import BACKENDS, DEFAULT_SD, SCHEDULERS, load_minisd, sample
 from . import bridge, paths
 from .handles import CATEGORY, MINISD, Loaded
 
@@ -34,15 +34,36 @@ class NoPainGanMiniSDLoader:
                     {"tooltip": f"A diffusers folder in models/diffusers/ (with model_index.json), or {DEFAULT_SD}."},
                 ),
                 **bridge.device_inputs(auto=True),
-            }
+            },
+            "optional": {
+                "backend": (
+                    list(BACKENDS),
+                    {
+                        "default": "torch",
+                        "tooltip": "openvino: UNet, VAE decoder and text encoder on OpenVINO's CPU runtime (needs "
+                        "the pack's [openvino] extra; converted once, then cached). CPU only.",
+                    },
+                ),
+                "int8_weights": (
+                    "BOOLEAN",
+                    {"default": False, "tooltip": "With openvino: int8 weights (NNCF). Less memory, close images."},
+                ),
+            },
         }
 
-    def load(self, model: str, device: str, dtype: str):
+    def load(self, model: str, device: str, dtype: str, backend: str = "torch", int8_weights: bool = False):
         source = model if model == DEFAULT_SD else paths.model_dir(paths.DIFFUSERS, model)
-        compute = bridge.compute_device(device)
+        compute = bridge.compute_device("cpu" if backend == "openvino" else device)
         # packed convolutions cannot move between devices: only when the UNet computes where it waits (CPU)
         stays = compute == bridge.offload_device()
-        sd = load_minisd(source, bridge.offload_device(), resolve_dtype(dtype, compute), prepack=stays)
+        sd = load_minisd(
+            source,
+            compute if backend == "openvino" else bridge.offload_device(),
+            resolve_dtype(dtype, compute),
+            prepack=stays,
+            backend=backend,
+            int8_weights=int8_weights,
+        )
         return (Loaded(sd, compute),)
 
 

@@ -21,7 +21,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from .audio import CLIP_SECONDS
     from .encoders import DEFAULT_MODELS, ENCODER_KINDS
     from .prompt import DEFAULT_TEMPLATE
-    from .sampling import DEFAULT_SD, SCHEDULERS
+    from .sampling import BACKENDS, DEFAULT_SD, SCHEDULERS
     from .tagging import DEFAULT_CLAP, TOP_K, WINDOWS
 
     gen = sub.add_parser("generate", help="album covers from a song and its album name and genre")
@@ -70,6 +70,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="run the full UNet every N steps and only its outer blocks, on cached deep features, in between "
         "(DeepCache; faster; default: %(default)s = off)",
     )
+    gen.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="openvino: UNet, VAE decoder and text encoder on OpenVINO's CPU runtime (extra [openvino])",
+    )
+    gen.add_argument("--int8-weights", action="store_true", help="with --backend openvino: int8 weights (NNCF)")
+    gen.add_argument("--openvino-cache", type=Path, help="converted and compiled models (default: ~/.cache/nopaingan)")
     gen.add_argument("--out", type=Path, default=Path("outputs"))
     add_device_options(gen, dtype_default="auto")
     gen.set_defaults(run=run_generate)
@@ -156,7 +164,6 @@ def run_generate(args: argparse.Namespace) -> int:
     from .encoders import detect_kind, load_encoder
     from .errors import NoPainGanError
     from .generate import SamplerSettings, generate_covers
-    from .precision import DTYPE_NAMES
     from .prompt import album_prompt
     from .sampling import load_minisd, to_pil
 
@@ -193,9 +200,17 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"music: {args.audio} from {clip.offset:.1f} s for {clip.duration:.1f} s, {encoder.info.describe()}")
         music = encoder.encode(clip)
         del encoder
-    sd = load_minisd(args.sd, device, dtype, prepack=True)  # generation only: no gradients needed
+    sd = load_minisd(  # generation only: no gradients needed
+        args.sd,
+        device,
+        dtype,
+        prepack=True,
+        backend=args.backend,
+        int8_weights=args.int8_weights,
+        cache_dir=args.openvino_cache,
+    )
     print(f"prompt: {prompt}")
-    print(f"precision: {DTYPE_NAMES[sd.dtype]}" + (" (--dtype auto)" if args.dtype == "auto" else ""))
+    print(f"precision: {sd.precision}" + (" (--dtype auto)" if args.dtype == "auto" else ""))
     with tqdm(desc="sampling", unit="step") as bar:
 
         def progress(step: int, total: int) -> None:
@@ -211,7 +226,7 @@ def run_generate(args: argparse.Namespace) -> int:
         "fusion": str(args.fusion or ""),
         "strength": args.strength,
         "audio": str(args.audio or ""),
-        "dtype": DTYPE_NAMES[sd.dtype],
+        "precision": sd.precision,
         **settings.__dict__,
     }
     for i, image in enumerate(to_pil(images)):

@@ -19,11 +19,12 @@ import torch
 from .deep_cache import DeepCacheUNet, check_deep_cache
 from .errors import Cancelled, NoPainGanError
 from .hub import from_pretrained
-from .precision import resolve_dtype
-from .prepack import prepack_convolutions
+from .precision import DTYPE_NAMES, resolve_dtype
+from .prepack import can_prepack, prepack_convolutions, to_channels_last
 
 DEFAULT_SD = "lambdalabs/miniSD-diffusers"
 SCHEDULERS = ("ddpm", "pndm", "ddim", "dpmpp")
+BACKENDS = ("torch", "openvino")
 
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -61,6 +62,12 @@ class MiniSD:
     @property
     def dtype(self) -> torch.dtype:
         return self.unet.dtype
+
+    @property
+    def precision(self) -> str:
+        """What the UNet computes in: ``fp32``, ``bf16``, ``fp16`` or the OpenVINO backend's, e.g.
+        ``openvino bf16``."""
+        return getattr(self.unet, "precision", None) or DTYPE_NAMES[self.dtype]
 
     @property
     def latent_scale(self) -> int:
@@ -109,6 +116,9 @@ def load_minisd(
     dtype: torch.dtype | str = "auto",
     channels_last: bool = True,
     prepack: bool = False,
+    backend: str = "torch",
+    int8_weights: bool = False,
+    cache_dir: str | None = None,
 ) -> MiniSD:
     """Load UNet, VAE, tokenizer and text encoder from a diffusers repo id or folder.
 
@@ -119,7 +129,22 @@ def load_minisd(
     ``channels_last`` stores UNet and VAE weights in the layout oneDNN's CPU kernels prefer (within 20% of the
     default layout on the benchmark machine, either way). ``prepack`` (CPU, inference only: no gradients
     through the UNet afterwards) packs the UNet's convolution weights once instead of on every step: 16-34%
-    less time per step there. BENCHMARKS.md has the measurements."""
+    less time per step there. BENCHMARKS.md has the measurements.
+
+    ``backend="openvino"`` (CPU only, needs the ``[openvino]`` extra) converts the UNet, VAE decoder and text
+    encoder to OpenVINO (``openvino_backend.to_openvino``: checked against torch, cached under ``cache_dir``,
+    int8 weights with ``int8_weights``); ``channels_last`` and ``prepack`` do not apply there."""
+    if backend not in BACKENDS:
+        raise NoPainGanError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "openvino":
+        from .openvino_backend import to_openvino
+
+        if torch.device(device).type != "cpu":
+            raise NoPainGanError(f"--backend openvino runs on the CPU; got --device {device}")
+        torch_sd = load_minisd(source, "cpu", torch.float32, channels_last=False)
+        return to_openvino(torch_sd, dtype, int8_weights, cache_dir)
+    if int8_weights:
+        raise NoPainGanError("int8 weights need --backend openvino")
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -132,9 +157,10 @@ def load_minisd(
     scheduler = from_pretrained(scheduler_class("pndm"), source, what, flag, subfolder="scheduler")
     for module in (unet, vae, text_encoder):
         module.to(device).eval().requires_grad_(False)
-    if channels_last:
-        unet.to(memory_format=torch.channels_last)
-        vae.to(memory_format=torch.channels_last)
+    if channels_last:  # one copy of the weights: the file pages of the originals are released
+        to_channels_last(vae)
+        if not (prepack and can_prepack(unet)):  # packed weights take any stored layout
+            to_channels_last(unet)
     if prepack:
         prepack_convolutions(unet)  # not the VAE: its convolutions are compute-bound, not reorder-bound
     return MiniSD(unet, vae, text_encoder, tokenizer, dict(scheduler.config), source)
