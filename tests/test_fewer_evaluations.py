@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -140,3 +141,27 @@ def test_deep_cache_refuses_a_non_diffusers_unet(tiny_sd, prompts):
 
     with pytest.raises(NoPainGanError, match="deep_cache needs the torch backend"):
         DeepCacheUNet(Compiled(), 3)
+
+
+def test_cli_options_reach_the_image_and_its_record(tmp_path, tiny_models, monkeypatch, capsys):
+    import json
+
+    from PIL import Image
+
+    from nopaingan_core import precision
+    from nopaingan_core.generate import generate_covers
+    from nopaingan_core.prompt import album_prompt
+    from nopaingan_core.sampling import load_minisd, to_pil
+    from training.cli import main
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda *a, **k: {"avx2"})  # no native bf16: auto is fp32
+    options = ["--steps", "3", "--width", "64", "--height", "64", "--cfg-cutoff", "0.5", "--deep-cache", "2"]
+    sd_dir = str(tiny_models["sd"])
+    main(["generate", "--album", "Opts", "--genre", "noise", "--sd", sd_dir, "--out", str(tmp_path), *options])
+    assert "precision: fp32 (--dtype auto)" in capsys.readouterr().out
+    (png,) = tmp_path.glob("*.png")
+    record = json.loads(Image.open(png).text["nopaingan"])
+    assert (record["cfg_cutoff"], record["deep_cache"], record["precision"]) == (0.5, 2, "fp32")
+    settings = SamplerSettings(steps=3, width=64, height=64, cfg_cutoff=0.5, deep_cache=2)
+    expected = generate_covers(load_minisd(sd_dir, prepack=True), album_prompt("Opts", "noise"), settings=settings)
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(to_pil(expected)[0]))
