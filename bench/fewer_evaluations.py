@@ -40,17 +40,21 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keeps the trained models (default: temporary, removed)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sd", help="another diffusers folder instead (e.g. tiny random weights; no training)")
+    parser.add_argument("--size", type=int, default=learnability.SIZE, help="image size (px)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     work = args.work or Path(tempfile.mkdtemp(prefix="fewer-evaluations-"))
-    train = argparse.Namespace(seed=0, web_images=2048, vae_steps=200, unet_steps=1200)
-    sd = load_minisd(str(learnability.build_models(work, train)["sd"]), dtype="fp32", prepack=True)
+    if args.sd is None:
+        train = argparse.Namespace(seed=0, web_images=2048, vae_steps=200, unet_steps=1200)
+        args.sd = str(learnability.build_models(work, train)["sd"])
+    sd = load_minisd(args.sd, dtype="fp32", prepack=True)
     prompts = [
         (colour, f"A {colour} album cover. The genre is {genre}.")
         for colour in learnability.COLOURS
         for genre in learnability.GENRES
     ]
-    size = learnability.SIZE
+    size = args.size
     images: dict[str, torch.Tensor] = {}
 
     def variant(name: str, options: dict):
@@ -69,7 +73,14 @@ def main() -> None:
     times = interleaved({name: variant(name, options) for name, options in VARIANTS.items()}, args.repeats)
     full_s = statistics.median(times["full"])
     named = torch.tensor([list(learnability.COLOURS).index(colour) for colour, _ in prompts])
-    result = {"machine": machine(), "load_avg": [load_before, load()], "steps": args.steps, "prompts": len(prompts)}
+    result = {
+        "machine": machine(),
+        "model": args.sd,
+        "load_avg": [load_before, load()],
+        "steps": args.steps,
+        "size": size,
+        "prompts": len(prompts),
+    }
     for name in VARIANTS:
         colours = torch.tensor([learnability.read_colour(image) for image in images[name]])
         difference = (images[name] - images["full"]).abs()
