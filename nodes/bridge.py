@@ -24,8 +24,16 @@ DEVICES = ("default", "cpu")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
-def device_inputs() -> dict:
-    """The device and dtype widgets of the loaders."""
+def device_inputs(auto: bool = False) -> dict:
+    """The device and dtype widgets of the loaders; ``auto`` offers (and defaults to) the device's fastest
+    native precision (``precision.auto_dtype``)."""
+    dtype_tooltip = "Weight precision; fp32 gives the same results as the CLI with --dtype fp32."
+    if auto:
+        dtype_tooltip += (
+            " auto: bf16 on CPUs with native bf16 (AVX512-BF16, AMX) and on GPUs that support it, fp16 on other "
+            "GPUs, else fp32."
+        )
+    dtypes = ["auto", *DTYPES] if auto else list(DTYPES)
     return {
         "device": (
             list(DEVICES),
@@ -34,7 +42,7 @@ def device_inputs() -> dict:
                 "model waits on the offload device in between. cpu: always on the CPU."
             },
         ),
-        "dtype": (list(DTYPES), {"tooltip": "Weight precision; fp32 gives the same results as the CLI."}),
+        "dtype": (dtypes, {"default": dtypes[0], "tooltip": dtype_tooltip}),
     }
 
 

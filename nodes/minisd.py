@@ -8,7 +8,8 @@ import math
 import torch
 
 from ..nopaingan_core.errors import NoPainGanError
-from ..nopaingan_core.sampling import DEFAULT_SD, SCHEDULERS, load_minisd, sample
+from ..nopaingan_core.precision import resolve_dtype
+from ..nopaingan_core.sampling import BACKENDS, DEFAULT_SD, SCHEDULERS, load_minisd, sample
 from . import bridge, paths
 from .handles import CATEGORY, MINISD, Loaded
 
@@ -32,16 +33,37 @@ class NoPainGanMiniSDLoader:
                     [*paths.model_dirs(paths.DIFFUSERS), DEFAULT_SD],
                     {"tooltip": f"A diffusers folder in models/diffusers/ (with model_index.json), or {DEFAULT_SD}."},
                 ),
-                **bridge.device_inputs(),
-            }
+                **bridge.device_inputs(auto=True),
+            },
+            "optional": {
+                "backend": (
+                    list(BACKENDS),
+                    {
+                        "default": "torch",
+                        "tooltip": "openvino: UNet, VAE decoder and text encoder on OpenVINO's CPU runtime (needs "
+                        "the pack's [openvino] extra; converted once, then cached). CPU only.",
+                    },
+                ),
+                "int8_weights": (
+                    "BOOLEAN",
+                    {"default": False, "tooltip": "With openvino: int8 weights (NNCF). Less memory, close images."},
+                ),
+            },
         }
 
-    def load(self, model: str, device: str, dtype: str):
+    def load(self, model: str, device: str, dtype: str, backend: str = "torch", int8_weights: bool = False):
         source = model if model == DEFAULT_SD else paths.model_dir(paths.DIFFUSERS, model)
-        compute = bridge.compute_device(device)
+        compute = bridge.compute_device("cpu" if backend == "openvino" else device)
         # packed convolutions cannot move between devices: only when the UNet computes where it waits (CPU)
         stays = compute == bridge.offload_device()
-        sd = load_minisd(source, bridge.offload_device(), bridge.DTYPES[dtype], prepack=stays)
+        sd = load_minisd(
+            source,
+            compute if backend == "openvino" else bridge.offload_device(),
+            resolve_dtype(dtype, compute),
+            prepack=stays,
+            backend=backend,
+            int8_weights=int8_weights,
+        )
         return (Loaded(sd, compute),)
 
 
@@ -144,7 +166,30 @@ class NoPainGanMiniSDSampler:
                 "width": ("INT", {**size, "default": 256, "tooltip": "Image width; miniSD was trained at 256."}),
                 "height": ("INT", {**size, "default": 256, "tooltip": "Image height; miniSD was trained at 256."}),
                 "batch_size": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "How many covers."}),
-            }
+            },
+            "optional": {
+                "cfg_cutoff": (
+                    "FLOAT",
+                    {
+                        "default": 1.0,
+                        "min": 0.0,
+                        "max": 1.0,
+                        "step": 0.05,
+                        "tooltip": "Faster: fraction of the steps after which guidance stops and only the "
+                        "positive branch runs. 1 = guidance throughout (exact).",
+                    },
+                ),
+                "deep_cache": (
+                    "INT",
+                    {
+                        "default": 1,
+                        "min": 1,
+                        "max": 10,
+                        "tooltip": "Faster: the full UNet every N steps, only its outer blocks on cached deep "
+                        "features in between (DeepCache). 1 = off (exact).",
+                    },
+                ),
+            },
         }
 
     def generate(
@@ -159,6 +204,8 @@ class NoPainGanMiniSDSampler:
         width: int,
         height: int,
         batch_size: int,
+        cfg_cutoff: float = 1.0,
+        deep_cache: int = 1,
     ):
         sd = minisd.model
         cond, uncond = single_tensor(positive, "positive"), None
@@ -178,6 +225,8 @@ class NoPainGanMiniSDSampler:
                 height=height,
                 callback=bridge.progress(steps),
                 cancel=bridge.cancel_requested,
+                cfg_cutoff=cfg_cutoff,
+                deep_cache=deep_cache,
             )
             images = sd.decode(latents)
         out = bridge.intermediate_device()

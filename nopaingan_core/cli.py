@@ -45,7 +45,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from .audio import CLIP_SECONDS
     from .encoders import DEFAULT_MODELS, ENCODER_KINDS
     from .prompt import DEFAULT_TEMPLATE
-    from .sampling import DEFAULT_SD, SCHEDULERS
+    from .sampling import BACKENDS, DEFAULT_SD, SCHEDULERS
     from .tagging import DEFAULT_CLAP, TOP_K, WINDOWS
 
     audio_file = existing_file("audio file (wav, mp3, flac, ogg, opus, m4a)")
@@ -109,7 +109,31 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="make this cover again, bit for bit, from the settings it records (other options: --out, --device, "
         "--overwrite, --quiet)",
     )
-    add_device_options(gen)
+    gen.add_argument(
+        "--cfg-cutoff",
+        type=float_range(0.0, 1.0),
+        default=1.0,
+        help="fraction of the steps after which guidance stops and only the conditional UNet branch runs "
+        "(faster; 1 = guidance throughout)",
+    )
+    gen.add_argument(
+        "--deep-cache",
+        type=int_range(1, MAX_STEPS),
+        default=1,
+        help="run the full UNet every N steps and only its outer blocks, on cached deep features, in between "
+        "(DeepCache; faster; 1 = off)",
+    )
+    gen.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="openvino: UNet, VAE decoder and text encoder on OpenVINO's CPU runtime (extra [openvino])",
+    )
+    gen.add_argument("--int8-weights", action="store_true", help="with --backend openvino: int8 weights (NNCF)")
+    gen.add_argument(
+        "--openvino-cache", type=Path, help="converted and compiled models (default: ~/.cache/nopaingan/openvino)"
+    )
+    add_device_options(gen, dtype_default="auto")
     add_quiet(gen)
     release_cli.add_release_options(gen)
     gen.set_defaults(run=run_generate)
@@ -165,21 +189,30 @@ def default_models_dir() -> Path:
     return cache / "nopaingan" / "tiny-models"
 
 
-def add_device_options(parser: argparse.ArgumentParser) -> None:
-    """``--device`` and ``--dtype``, shared by every command that runs a model (``device_from_args`` reads them)."""
+def add_device_options(parser: argparse.ArgumentParser, dtype_default: str = "fp32") -> None:
+    """``--device`` and ``--dtype``, shared by every command that runs a model (``device_from_args`` reads them).
+    ``--dtype auto`` is the fastest native precision of the device (``precision.auto_dtype``)."""
     parser.add_argument(
         "--device", type=device_name, default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:1..."
     )
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="fp32", help="compute dtype of the models")
+    parser.add_argument(
+        "--dtype",
+        choices=[*sorted(DTYPES), "auto"],
+        default=dtype_default,
+        help="compute dtype; auto: bf16 on CPUs with native bf16 and on GPUs that support it, fp16 on other GPUs, "
+        "else fp32",
+    )
 
 
 def device_from_args(args: argparse.Namespace) -> tuple[torch.device, torch.dtype]:
     import torch
 
+    from .precision import resolve_dtype
+
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device), getattr(torch, DTYPES[args.dtype])
+    return torch.device(device), resolve_dtype(args.dtype, device)
 
 
 def _slug(text: str) -> str:
@@ -267,6 +300,8 @@ def run_generate(args: argparse.Namespace) -> int:
         "fusion": str(args.fusion or ""),
         "strength": DEFAULT_STRENGTH if args.strength is None else args.strength,
         "auto_tags": extra,
+        "backend": args.backend,
+        "int8_weights": args.int8_weights,
     }
     if args.fusion is not None:
         record |= {"fusion_sha256": sha256(args.fusion), "mir": args.mir, "offset": args.offset}
@@ -324,17 +359,37 @@ def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:
         music = encoder.encode(clip)
         record |= {"mir": model, "offset": clip.offset, "duration": clip.duration, "encoder": encoder.info.to_dict()}
         del encoder
-    sd = load_minisd(record["sd"], device, dtype, prepack=True)  # generation only: no gradients needed
+    sd = load_minisd(  # generation only: no gradients needed
+        record["sd"],
+        device,
+        dtype,
+        prepack=True,
+        backend=record.get("backend", "torch"),
+        int8_weights=record.get("int8_weights", False),
+        cache_dir=getattr(args, "openvino_cache", None),
+    )
     if args.from_png is None:
         settings = SamplerSettings(
-            args.scheduler, args.steps, args.guidance, args.seed, args.num, args.width, args.height
+            args.scheduler,
+            args.steps,
+            args.guidance,
+            args.seed,
+            args.num,
+            args.width,
+            args.height,
+            cfg_cutoff=args.cfg_cutoff,
+            deep_cache=args.deep_cache,
         )
         first = 0
     else:
-        names = ("scheduler", "steps", "guidance", "width", "height")
-        settings = SamplerSettings(**{n: record[n] for n in names}, seed=record["image_seed"], num=1)
+        names = ("scheduler", "steps", "guidance", "width", "height", "cfg_cutoff", "deep_cache")
+        defaults = SamplerSettings()
+        settings = SamplerSettings(
+            **{n: record.get(n, getattr(defaults, n)) for n in names}, seed=record["image_seed"], num=1
+        )
         first = record["index"]
     note(args, f"prompt: {record['prompt']}")
+    note(args, f"precision: {sd.precision}" + (" (--dtype auto)" if getattr(args, "dtype", None) == "auto" else ""))
     with tqdm(total=settings.num * settings.steps, desc="sampling", unit="step", disable=args.quiet) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -348,6 +403,7 @@ def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:
         "torch": torch.__version__,
         "device": str(device),
         "dtype": next(k for k, v in DTYPES.items() if getattr(torch, v) == dtype),
+        "precision": sd.precision,
         **{k: v for k, v in settings.__dict__.items() if k not in ("seed", "num")},
         "seed": record.get("seed", settings.seed),
         "num": record.get("num", settings.num),

@@ -8,12 +8,17 @@ from dataclasses import dataclass
 import torch
 
 from .checkpoint import FusionModel
+from .deep_cache import check_deep_cache
 from .encoders.base import MusicEmbedding
+from .errors import NoPainGanError
 from .sampling import CancelCheck, MiniSD, ProgressCallback, sample
 
 
 @dataclass(frozen=True)
 class SamplerSettings:
+    """What :func:`sampling.sample` takes besides the conditioning. ``cfg_cutoff`` < 1 and ``deep_cache`` > 1
+    do less work per image at some cost in fidelity (see ``sample``); the defaults compute everything."""
+
     scheduler: str = "pndm"
     steps: int = 20
     guidance: float = 7.5
@@ -21,6 +26,13 @@ class SamplerSettings:
     num: int = 1
     width: int = 256
     height: int = 256
+    cfg_cutoff: float = 1.0
+    deep_cache: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.cfg_cutoff <= 1.0:
+            raise NoPainGanError(f"cfg_cutoff must be a fraction of the steps between 0 and 1, got {self.cfg_cutoff}")
+        check_deep_cache(None, self.deep_cache)
 
 
 @torch.no_grad()
@@ -76,6 +88,8 @@ def generate_covers(
             height=settings.height,
             callback=progress,
             cancel=cancel,
+            cfg_cutoff=settings.cfg_cutoff,
+            deep_cache=settings.deep_cache,
         )
         images.append(sd.decode(latents))
     return torch.cat(images)

@@ -9,8 +9,66 @@ have no autograd, so only inference may use them: training keeps the plain UNet.
 
 from __future__ import annotations
 
+import ctypes
+import mmap
+import sys
+from pathlib import Path
+
 import torch
 from torch import nn
+
+_MADV_DONTNEED = 4
+
+
+def _file_mappings() -> list[tuple[int, int]]:
+    """Address ranges of this process's private file-backed mappings (Linux; empty elsewhere)."""
+    ranges = []
+    try:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return ranges
+    for line in lines:
+        fields = line.split()
+        # start-end perms offset dev inode [path]: private (p), backed by a file (inode != 0)
+        if len(fields) >= 6 and fields[1].endswith("p") and fields[4] != "0":
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            ranges.append((start, end))
+    return ranges
+
+
+def release_file_pages(tensors: list[torch.Tensor]) -> int:
+    """Drop the resident pages of tensors that are views of a file mapping (weights that safetensors loaded
+    lazily from disk) and that were copied elsewhere; returns the bytes released.
+
+    diffusers maps the weight files into memory; converting a weight (channels-last, packed) leaves its original
+    pages resident, counted in the process's memory, as long as any other weight of the same file is in use,
+    so the process held both copies (BENCHMARKS.md, memory). The pages are clean copies of the file: dropping
+    them loses nothing (a later read would fetch them from the file again). Only whole pages inside a private
+    file-backed mapping are touched; anything else (e.g. weights in ordinary memory) is left alone."""
+    if not sys.platform.startswith("linux"):
+        return 0
+    mappings = _file_mappings()
+    libc = ctypes.CDLL(None, use_errno=True)
+    released = 0
+    for tensor in tensors:
+        start = tensor.data_ptr()
+        end = start + tensor.numel() * tensor.element_size()
+        mapped = any(lo <= start and end <= hi for lo, hi in mappings)
+        if not mapped or not tensor.is_contiguous():
+            continue
+        first = -(-start // mmap.PAGESIZE) * mmap.PAGESIZE
+        last = end // mmap.PAGESIZE * mmap.PAGESIZE
+        if last > first and libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), _MADV_DONTNEED) == 0:
+            released += last - first
+    return released
+
+
+def to_channels_last(module: nn.Module) -> None:
+    """``module.to(memory_format=torch.channels_last)`` holding one copy of the converted weights: the file
+    pages of the originals are released (:func:`release_file_pages`)."""
+    originals = [p.detach() for p in module.parameters() if p.dim() == 4]
+    module.to(memory_format=torch.channels_last)
+    release_file_pages(originals)
 
 
 def can_prepack(module: nn.Module) -> bool:
@@ -43,8 +101,10 @@ class PackedConv2d(nn.Module):
             )
         x = x.contiguous(memory_format=torch.channels_last)  # the layout the packed kernels expect
         if not self.packed:
-            self.weight = torch.ops.mkldnn._reorder_convolution_weight(self.weight, *self.conv_args, list(x.shape))
+            original = self.weight
+            self.weight = torch.ops.mkldnn._reorder_convolution_weight(original, *self.conv_args, list(x.shape))
             self.packed = True
+            release_file_pages([original])  # one copy of the weight: the packed one
         return torch.ops.mkldnn._convolution_pointwise(x, self.weight, self.bias, *self.conv_args, "none", [], "")
 
 

@@ -10,17 +10,21 @@ nodes, the CLI and training all call these functions.
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from .deep_cache import DeepCacheUNet, check_deep_cache
 from .errors import Cancelled, NoPainGanError
 from .hub import from_pretrained
-from .prepack import prepack_convolutions
+from .precision import DTYPE_NAMES, resolve_dtype
+from .prepack import can_prepack, prepack_convolutions, to_channels_last
 
 DEFAULT_SD = "lambdalabs/miniSD-diffusers"
 SCHEDULERS = ("ddpm", "pndm", "ddim", "dpmpp")
+BACKENDS = ("torch", "openvino")
 
 ProgressCallback = Callable[[int, int], None]
 CancelCheck = Callable[[], bool]
@@ -58,6 +62,12 @@ class MiniSD:
     @property
     def dtype(self) -> torch.dtype:
         return self.unet.dtype
+
+    @property
+    def precision(self) -> str:
+        """What the UNet computes in: ``fp32``, ``bf16``, ``fp16`` or the OpenVINO backend's, e.g.
+        ``openvino bf16``."""
+        return getattr(self.unet, "precision", None) or DTYPE_NAMES[self.dtype]
 
     @property
     def latent_scale(self) -> int:
@@ -104,19 +114,42 @@ class MiniSD:
 def load_minisd(
     source: str = DEFAULT_SD,
     device: str | torch.device = "cpu",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | str = "auto",
     channels_last: bool = True,
     prepack: bool = False,
+    backend: str = "torch",
+    int8_weights: bool = False,
+    cache_dir: str | None = None,
 ) -> MiniSD:
     """Load UNet, VAE, tokenizer and text encoder from a diffusers repo id or folder.
+
+    ``dtype`` is a torch dtype or ``"auto"``, ``"fp32"``, ``"bf16"``, ``"fp16"``; ``"auto"`` (the default) is
+    bf16 on CPUs with native bf16 and on CUDA GPUs that support it, fp16 on other CUDA GPUs, fp32 otherwise
+    (``precision.auto_dtype``; ``MiniSD.dtype`` tells the choice).
 
     ``channels_last`` stores UNet and VAE weights in the layout oneDNN's CPU kernels prefer (within 20% of the
     default layout on the benchmark machine, either way). ``prepack`` (CPU, inference only: no gradients
     through the UNet afterwards) packs the UNet's convolution weights once instead of on every step: 16-34%
-    less time per step there. BENCHMARKS.md has the measurements."""
+    less time per step there. BENCHMARKS.md has the measurements.
+
+    ``backend="openvino"`` (CPU only, needs the ``[openvino]`` extra) converts the UNet, VAE decoder and text
+    encoder to OpenVINO (``openvino_backend.to_openvino``: checked against torch, cached under ``cache_dir``,
+    int8 weights with ``int8_weights``); ``channels_last`` and ``prepack`` do not apply there."""
+    if backend not in BACKENDS:
+        raise NoPainGanError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "openvino":
+        from .openvino_backend import to_openvino
+
+        if torch.device(device).type != "cpu":
+            raise NoPainGanError(f"--backend openvino runs on the CPU; got --device {device}")
+        torch_sd = load_minisd(source, "cpu", torch.float32, channels_last=False)
+        return to_openvino(torch_sd, dtype, int8_weights, cache_dir)
+    if int8_weights:
+        raise NoPainGanError("int8 weights need --backend openvino")
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    dtype = resolve_dtype(dtype, device)
     what, flag = "Stable Diffusion model", "--sd"
     unet = from_pretrained(UNet2DConditionModel, source, what, flag, subfolder="unet", torch_dtype=dtype)
     vae = from_pretrained(AutoencoderKL, source, what, flag, subfolder="vae", torch_dtype=dtype)
@@ -125,9 +158,10 @@ def load_minisd(
     scheduler = from_pretrained(scheduler_class("pndm"), source, what, flag, subfolder="scheduler")
     for module in (unet, vae, text_encoder):
         module.to(device).eval().requires_grad_(False)
-    if channels_last:
-        unet.to(memory_format=torch.channels_last)
-        vae.to(memory_format=torch.channels_last)
+    if channels_last:  # one copy of the weights: the file pages of the originals are released
+        to_channels_last(vae)
+        if not (prepack and can_prepack(unet)):  # packed weights take any stored layout
+            to_channels_last(unet)
     if prepack:
         prepack_convolutions(unet)  # not the VAE: its convolutions are compute-bound, not reorder-bound
     return MiniSD(unet, vae, text_encoder, tokenizer, dict(scheduler.config), source)
@@ -169,12 +203,27 @@ def sample(
     height: int = 256,
     callback: ProgressCallback | None = None,
     cancel: CancelCheck | None = None,
+    cfg_cutoff: float = 1.0,
+    deep_cache: int = 1,
 ) -> torch.Tensor:
     """Denoise ``num`` latents conditioned on ``cond`` ``[1 or num, L, 768]``; ``uncond`` (the negative
-    prompt's embedding) is used for classifier-free guidance when ``guidance > 1``."""
+    prompt's embedding) is used for classifier-free guidance when ``guidance > 1``.
+
+    Two options do less work per image, at some cost in fidelity (BENCHMARKS.md measures both); their
+    defaults give exactly the full computation:
+
+    - ``cfg_cutoff`` (0..1, default 1): guidance runs for the first ``ceil(cfg_cutoff * calls)`` UNet calls
+      of the schedule; after that only the conditional branch runs (half the UNet batch), its prediction used
+      as is. The late, low-noise steps refine details the guidance no longer changes much.
+    - ``deep_cache`` (steps >= 1, default 1: off): the full UNet runs every ``deep_cache`` calls; the calls
+      between reuse its deep features and run only its outermost level (``deep_cache.DeepCacheUNet``).
+    """
     train_steps = sd.scheduler_config.get("num_train_timesteps", 1000)
     if not 1 <= steps < train_steps:  # the schedulers index past their tables at steps == train_steps
         raise NoPainGanError(f"steps must be between 1 and {train_steps - 1}, got {steps}")
+    if not 0.0 <= cfg_cutoff <= 1.0:
+        raise NoPainGanError(f"cfg_cutoff must be a fraction of the steps between 0 and 1, got {cfg_cutoff}")
+    check_deep_cache(sd.unet, deep_cache)
     sched = sd.scheduler(scheduler)
     sched.set_timesteps(steps, device=sd.device)
     check_timesteps(sched, scheduler, steps, train_steps)
@@ -200,13 +249,20 @@ def sample(
     # calls for 20 steps), and its bar still ends at 20 of 20.
     timesteps = sched.timesteps.tolist()
     total = len(set(timesteps))
+    guided_calls = math.ceil(cfg_cutoff * len(timesteps)) if guided else 0
+    cached = DeepCacheUNet(sd.unet, deep_cache) if deep_cache > 1 else None
     for i, t in enumerate(sched.timesteps):
         done = len(set(timesteps[: i + 1]))
         if cancel is not None and cancel():
             raise Cancelled(f"sampling cancelled at step {done - 1} of {total}")
+        if i == guided_calls and guided:  # past the guidance cut-off: the conditional branch alone
+            guided, context = False, cond
         model_input = torch.cat([latents, latents]) if guided else latents
         model_input = sched.scale_model_input(model_input, t)
-        noise = sd.unet(model_input, t, encoder_hidden_states=context, return_dict=False)[0]
+        if cached is None:
+            noise = sd.unet(model_input, t, encoder_hidden_states=context, return_dict=False)[0]
+        else:
+            noise = cached(model_input, t, context, i)
         if guided:
             uncond_noise, cond_noise = noise.chunk(2)
             noise = uncond_noise + guidance * (cond_noise - uncond_noise)
