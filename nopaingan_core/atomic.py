@@ -48,10 +48,24 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
+def _link_new(tmp: Path, dest: Path) -> None:
+    """Give ``tmp`` the name ``dest`` unless that exists (FileExistsError): a hard link where the file system
+    has them (atomic: a file appearing meanwhile is not replaced either), else an existence check and a rename."""
+    try:
+        os.link(tmp, dest)
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "file exists", str(dest)) from None
+    except OSError:  # a file system without hard links
+        if dest.exists():
+            raise FileExistsError(errno.EEXIST, "file exists", str(dest)) from None
+        os.replace(tmp, dest)
+
+
 @contextlib.contextmanager
-def temporary_beside(dest: Path) -> Iterator[Path]:
+def temporary_beside(dest: Path, replace: bool = True) -> Iterator[Path]:
     """A temporary file name next to ``dest`` (same file system, so the rename is atomic); whatever is written
-    there replaces ``dest`` when the block ends without an error, and is removed when it fails."""
+    there replaces ``dest`` when the block ends without an error (with ``replace=False`` it takes the name only
+    if ``dest`` does not exist, else FileExistsError), and is removed when it fails."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
@@ -59,7 +73,10 @@ def temporary_beside(dest: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, dest)
+        if replace:
+            os.replace(tmp, dest)
+        else:
+            _link_new(tmp, dest)
         _written.append(dest)
     except OSError as exc:  # name the file the user asked for, not the temporary one (os.write names none)
         if exc.filename in (None, str(tmp), name):
@@ -75,6 +92,18 @@ def write_bytes(dest: str | os.PathLike, data: bytes) -> Path:
     if dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
         return dest
     with temporary_beside(dest) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+        try:
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+    return dest
+
+
+def write_new(dest: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``dest`` in one step, never replacing a file: FileExistsError when ``dest`` exists."""
+    dest = Path(dest)
+    with temporary_beside(dest, replace=False) as tmp:
         fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
         try:
             _write_all(fd, data)

@@ -274,16 +274,19 @@ def run_generate(args: argparse.Namespace) -> int:
     _check_generate(args)
     check_output_folder(args.out, "--out")
     if args.from_png is not None:
-        return _regenerate(args, _record_from_png(args.from_png))
+        record = _record_from_png(args.from_png)
+        if args.release:
+            release_cli.check_release_options(args)
+        return _regenerate(args, record)
     check_available(args.sd, "Stable Diffusion model", "--sd", "unet/config.json")
     check_available(args.mir if args.fusion else None, "music encoder", "--mir")
     check_available(args.clap if args.auto_tags else None, "CLAP model", "--clap")
+    if args.release:
+        release_cli.check_release_options(args)  # the x4 upscaler too: a missing one stops before sampling
     if args.audio is not None and args.fusion is None:
         tags = "only its tags reach the prompt" if args.auto_tags else "--auto-tags adds its moods to the prompt"
         note(args, f"note: without --fusion the song {args.audio} is not used for the image; {tags}")
     device, dtype = device_from_args(args)
-    if args.release:
-        release_cli.check_release_options(args)
     extra = _auto_tags(args, device, dtype) if args.auto_tags else ""
     from .prompt import album_prompt
 
@@ -409,15 +412,16 @@ def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:
         "num": record.get("num", settings.num),
     }
     stem = f"{_slug(record['album'])}_{record['seed']}"
-    paths = []
+    paths, infos = [], []
     for i, image in enumerate(to_pil(images)):
         index = first + i
         info = record | {"index": index, "image_seed": record["seed"] + index}
         path = args.out / f"{stem}_{index}.png"
         path = save_png(image, path if args.overwrite else unique_path(path), {PNG_KEY: json.dumps(info)})
         paths.append(path)
+        infos.append(info)
         print(path)
-    return release_cli.finish_generated(args, paths, record["prompt"], record) if args.release else 0
+    return release_cli.finish_generated(args, paths, infos) if args.release else 0
 
 
 def _auto_tags(args: argparse.Namespace, device, dtype) -> str:

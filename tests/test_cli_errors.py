@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from catalogue_server import FakeAlbum, FakeCatalogues, FakeTrack
+from http_files import FileServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -46,6 +48,10 @@ class Env:
     fusion: Path
     data: Path  # a dataset folder with its cache
     music: Path  # a music folder `dataset import` reads
+    cover: Path  # a square PNG `finish` reads
+    albums: Path  # an album list `dataset fetch` reads
+    shop: FakeCatalogues  # Deezer and iTunes on 127.0.0.1, with the albums of the list
+    fetch_cache: Path  # downloads cache of `dataset fetch`, outside the tests' output folders
 
 
 @dataclass(frozen=True)
@@ -70,8 +76,26 @@ def _cache(env: Env, out: Path, sd: str) -> list[str]:
             "--quiet"]  # fmt: skip
 
 
+def _release(env: Env, out: Path, x4: str = "none") -> list[str]:
+    return [*_gen(env, out), "--release", "--size", "128", "--x4", x4]
+
+
+def _finish(env: Env, out: Path, x4: str = "none") -> list[str]:
+    return ["finish", str(env.cover), "--out", str(out), "--size", "128", "--x4", x4, "--quiet"]
+
+
+def _fetch(env: Env, out: Path) -> list[str]:
+    return ["dataset", "fetch", str(env.albums), "--out", str(out), "--cache-dir", str(env.fetch_cache),
+            "--deezer-api", env.shop.deezer_url, "--itunes-api", env.shop.itunes_url, "--deezer-rate", "0",
+            "--itunes-rate", "0", "--rate-limit", "0", "--eval-fraction", "0", "--quiet"]  # fmt: skip
+
+
 COMMANDS = [
     Command(("generate",), _gen, hub=lambda env, out: _gen(env, out, HUB_ID)),
+    Command(("generate",), _release, hub=lambda env, out: _release(env, out, HUB_ID)),  # --release: the x4 model
+    Command(("finish",), _finish, hub=lambda env, out: _finish(env, out, HUB_ID)),
+    Command(("check-cover",), None),
+    Command(("dataset", "fetch"), _fetch, own_folder=True),
     Command(
         ("encode",),
         lambda env, out: ["encode", "--audio", str(env.song), "--mir", str(env.models["clap"]), "--out", str(out)],
@@ -143,7 +167,7 @@ LOADERS = [c for c in COMMANDS if c.hub is not None]
 
 
 def _id(command: Command) -> str:
-    return " ".join(command.words)
+    return " ".join(command.words) + (" --release" if command.run is _release else "")
 
 
 def test_the_table_covers_every_command():
@@ -157,9 +181,18 @@ def env(tmp_path_factory, tiny_models, song, cached_data) -> Env:
     root = tmp_path_factory.mktemp("cli-errors")
     encoder = load_encoder("codified-lm", str(tiny_models["codified-lm"]))
     fusion = save_fusion(new_fusion(encoder.info, gate=1.0), root / "fusion.safetensors")
-    make_track(root / "music/A/One/1.mp3", 1.5, album="One", artist="A", picture=image_bytes((200, 0, 0)))
+    one = make_track(root / "music/A/One/1.mp3", 1.5, album="One", artist="A", picture=image_bytes((200, 0, 0)))
     make_track(root / "music/B/Two/1.mp3", 1.5, album="Two", artist="B", picture=image_bytes((0, 200, 0)))
-    return Env(tiny_models, save_wav(song, root / "song.wav"), fusion, cached_data, root / "music")
+    cover = root / "cover.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(cover)
+    albums = root / "albums.csv"
+    albums.write_text("artist,album\nDaft Punk,Discovery\nNobody,Nothing Whatsoever\n")
+    with FileServer() as server:
+        shop = FakeCatalogues(server)
+        preview = FakeTrack("Aerodynamic", one.read_bytes())
+        shop.add_deezer(FakeAlbum("Daft Punk", "Discovery", image_bytes((200, 0, 0)), [preview]))
+        song_path = save_wav(song, root / "song.wav")
+        yield Env(tiny_models, song_path, fusion, cached_data, root / "music", cover, albums, shop, root / "fetch")
 
 
 def one_error_line(capsys, *names: str) -> str:
@@ -366,6 +399,18 @@ def test_a_full_disk_mid_batch_keeps_and_names_the_covers_written(after, env, tm
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("after", [3, 4])
+def test_a_full_disk_during_release_covers_keeps_the_covers_written(after, env, tmp_path, full_disk, capsys):
+    """3 PNGs, then release JPEGs: the disk fills at the first (after=3) or second (after=4) JPEG."""
+    out = tmp_path / "covers"
+    full_disk(out.parent, after=after)
+    assert main(_release(env, out)) == 2
+    line = one_error_line(capsys, f"a_0_{after - 3}_release.jpg")
+    assert "no space left on the device" in line and f"kept the {after} file(s) written before it" in line
+    assert len(list(out.glob("*.png"))) == 3 and len(list(out.glob("*_release.jpg"))) == after - 3
+    assert leftovers(tmp_path) == []
+
+
 def test_checkpoint_on_a_full_disk_leaves_no_tmp_step_folder(env, tmp_path, full_disk, capsys):
     run = tmp_path / "run"
     run.mkdir()
@@ -503,6 +548,26 @@ def test_hf_hub_offline_is_honoured_without_any_connection(env, tmp_path, no_net
     assert main(_gen(env, tmp_path, HUB_ID)) == 2
     assert "HF_HUB_OFFLINE is set" in one_error_line(capsys, HUB_ID)
     assert no_network == []
+
+
+def test_x4_auto_is_skipped_on_the_cpu_with_a_note_and_used_on_a_gpu(env, tmp_path, no_network, monkeypatch, capsys):
+    import torch
+
+    import nopaingan_core.cli as core_cli
+    from nopaingan_core.release import upscale
+    from nopaingan_core.release.upscale import DEFAULT_X4
+
+    argv = [a for a in _release(env, tmp_path / "cpu", "auto") if a != "--quiet"] + ["--num", "1", "--device", "cpu"]
+    monkeypatch.setattr(upscale, "load_x4", lambda *a, **k: pytest.fail("x4 loaded on the CPU"))
+    assert main(argv) == 1  # written; 128 px fails the stores' size rule
+    out = capsys.readouterr().out
+    assert "x4 diffusion upscaler skipped on the CPU" in out and f"--x4 {DEFAULT_X4}" in out
+    assert len(list((tmp_path / "cpu").glob("*_release.jpg"))) == 1
+    # on a GPU, auto means the hub's x4 upscaler: not cached here, so it stops before any PNG is written
+    monkeypatch.setattr(core_cli, "device_from_args", lambda args: (torch.device("cuda"), torch.float32))
+    assert main(_release(env, tmp_path / "gpu", "auto")) == 2
+    assert "cannot be reached" in one_error_line(capsys, DEFAULT_X4)
+    assert not (tmp_path / "gpu").exists() and len(no_network) == 1
 
 
 # --- as a user sees it: a real process, a real terminal's stderr -------------------------------------------

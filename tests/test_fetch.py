@@ -459,3 +459,24 @@ def test_best_match_never_takes_a_weak_or_contested_result(artist, album, found,
 def test_a_different_artist_is_no_match_whatever_the_album(artist: str, other: str, album: str) -> None:
     if similarity(normalise_artist(artist), normalise_artist(other)) < 0.85:
         assert best_match(artist, album, [(0, other, album, None)]).item is None
+
+
+def test_a_full_disk_while_downloading_stops_instead_of_retrying(tmp_path: Path, shop, monkeypatch) -> None:
+    """ENOSPC writing a preview is the disk, not the connection: no retry, no album skipped as 'broken'."""
+    import errno
+    import io
+
+    import training.download
+
+    server, fake = shop
+    server.files["/preview.mp3"] = b"x" * 5000
+
+    class FullDisk(io.BytesIO):
+        def write(self, data: bytes) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(training.download, "open", lambda *a, **k: FullDisk(), raising=False)
+    with pytest.raises(OSError) as caught:
+        Downloader(tmp_path / "cache", rate_limit=None, backoff=0.01, retries=3).fetch(server.url("/preview.mp3"))
+    assert caught.value.errno == errno.ENOSPC and not isinstance(caught.value, DownloadError)
+    assert len(server.requests_for("/preview.mp3")) == 1

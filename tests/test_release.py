@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from io import BytesIO
 from pathlib import Path
 
@@ -328,7 +329,7 @@ def test_check_cover_cli(tmp_path, good_cover, capsys):
     rules = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert not rules["sharpness"]["passed"] and rules["square"]["passed"]
     assert main(["check-cover", str(tmp_path / "nope.jpg")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "no such file" in capsys.readouterr().err
 
 
 # --- finish ----------------------------------------------------------------------------------------------------
@@ -378,7 +379,7 @@ def test_finish_user_errors_exit_2_before_any_work(tmp_path, capsys):
     wide = tmp_path / "wide.png"
     Image.new("RGB", (300, 200)).save(wide)
     for args, message in [
-        (["finish", str(tmp_path / "none.png")], "does not exist"),
+        (["finish", str(tmp_path / "none.png")], "no such file"),
         (["finish", str(wide), "--x4", "none"], "square"),
         (["finish", str(wide), "--size", "10"], "--size"),
         (["finish", str(wide), "--font", str(tmp_path / "f.ttf")], "--font"),
@@ -410,3 +411,20 @@ def test_generate_release_writes_png_and_release_jpeg(tmp_path, tiny_models, cap
         info = record(image)
     assert info["seed"] == 0 and info["text"] == {"title": "Tiny", "artist": "Band"} and "Tiny" in info["prompt"]
     assert "text at" in capsys.readouterr().out
+
+
+def test_generate_release_gives_each_cover_its_own_record_and_seed(tmp_path, tiny_models, capsys):
+    args = ["generate", "--sd", str(tiny_models["sd"]), "--album", "Tiny", "--genre", "rock", "--steps", "2"]
+    args += ["--width", "64", "--height", "64", "--num", "2", "--seed", "7", "--out", str(tmp_path)]
+    args += ["--device", "cpu", "--release", "--x4", "none", "--size", "128", "--quiet"]
+    assert main(args) == 1  # written; 128 px fails the stores' size rule
+    out = capsys.readouterr().out
+    assert "Lanczos" not in out  # --quiet: the rules only
+    for index in (0, 1):
+        jpg = tmp_path / f"tiny_7_{index}_release.jpg"
+        with Image.open(jpg) as image:
+            info = record(image)
+        assert (info["index"], info["image_seed"], info["upscale"]["seed"]) == (index, 7 + index, 7 + index)
+        old = os.umask(0o022)
+        os.umask(old)
+        assert jpg.stat().st_mode & 0o777 == 0o666 & ~old

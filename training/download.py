@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
+from nopaingan_core.atomic import describe_os_error
+
 from .errors import DownloadError
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -148,6 +150,8 @@ class Downloader:
                         out.write(chunk)
                         received += len(chunk)
                 except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    if isinstance(exc, OSError) and describe_os_error(exc) is not None:
+                        raise  # the disk (full, read-only), not the connection: retrying cannot help
                     raise _Incomplete(f"connection broke after {received} bytes ({exc})") from exc
             if expected is not None and expected.isdigit() and received < int(expected):
                 raise _Incomplete(f"got {received} of {expected} bytes")

@@ -25,6 +25,8 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from nopaingan_core.cli_args import add_quiet, existing_file, float_range, int_range, positive_float
+
 from .candidates import AlbumCandidate, CoverRef, TrackRef
 from .catalogues import (
     ANSWER_MAX_AGE,
@@ -276,7 +278,13 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
         "Previews and covers are copyrighted: for research use only. See docs/dataset.md.",
     )
     add = parser.add_argument
-    add("lists", nargs="*", metavar="ALBUMS", help="album list (.csv, .tsv, .json, .jsonl) with artist and album")
+    add(
+        "lists",
+        nargs="*",
+        type=existing_file("album list (.csv, .tsv, .json, .jsonl)"),
+        metavar="ALBUMS",
+        help="album list (.csv, .tsv, .json, .jsonl) with artist and album",
+    )
     add(
         "--from-wikipedia-list",
         action="append",
@@ -292,33 +300,38 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
         metavar="NAMES",
         help="catalogues to ask, in order (default: %(default)s)",
     )
-    add("--min-score", type=float, default=MIN_SCORE, metavar="S", help="least match score (default: %(default)s)")
+    add("--min-score", type=float_range(0.0, 1.0), default=MIN_SCORE, metavar="S", help="least match score, above 0")
     add("--country", default="US", help="iTunes store country (default: %(default)s)")
-    add("--cover-size", type=int, default=COVER_SIZE, metavar="PX", help="iTunes cover size (default: %(default)s)")
+    add("--cover-size", type=int_range(1), default=COVER_SIZE, metavar="PX", help="iTunes cover size")
     add("--cache-dir", type=Path, metavar="DIR", help="downloads cache (default: ~/.cache/nopaingan/downloads)")
-    add("--eval-fraction", type=float, default=EVAL_FRACTION, metavar="F", help="share of albums in eval")
-    add("--seed", type=int, default=0, metavar="N", help="seed of the artist split (default: 0)")
-    add("--rate-limit", type=float, default=2.0, metavar="PER_S", help="downloads per second and host (default: 2)")
-    add("--retries", type=int, default=3, metavar="N", help="retries of a failed request (default: 3)")
-    add("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for a server (default: 30)")
-    add("--min-cover-size", type=int, default=MIN_COVER_SIZE, metavar="PX", help="smallest cover side kept")
-    add("--quiet", action="store_true", help="no progress bar")
+    add("--eval-fraction", type=float_range(0.0, 0.99), default=EVAL_FRACTION, metavar="F", help="albums in eval")
+    add("--seed", type=int_range(0), default=0, metavar="N", help="seed of the artist split")
+    add(
+        "--rate-limit", type=float_range(0.0), default=2.0, metavar="PER_S", help="requests per second and host, 0: any"
+    )
+    add("--retries", type=int_range(0, 100), default=3, metavar="N", help="retries of a failed request")
+    add("--timeout", type=positive_float, default=30.0, metavar="S", help="seconds to wait for a server")
+    add("--min-cover-size", type=int_range(1), default=MIN_COVER_SIZE, metavar="PX", help="smallest cover side kept")
+    add_quiet(parser)
     # API endpoints and their rates, for tests and mirrors ($NOPAINGAN_DEEZER_API, $NOPAINGAN_ITUNES_API)
     add("--deezer-api", help=argparse.SUPPRESS)
     add("--itunes-api", help=argparse.SUPPRESS)
-    add("--deezer-rate", type=float, default=DEEZER_RATE, help=argparse.SUPPRESS)
-    add("--itunes-rate", type=float, default=ITUNES_RATE, help=argparse.SUPPRESS)
-    add("--backoff", type=float, default=1.0, help=argparse.SUPPRESS)
+    add("--deezer-rate", type=float_range(0.0), default=DEEZER_RATE, help=argparse.SUPPRESS)
+    add("--itunes-rate", type=float_range(0.0), default=ITUNES_RATE, help=argparse.SUPPRESS)
+    add("--backoff", type=float_range(0.0), default=1.0, help=argparse.SUPPRESS)
     parser.set_defaults(run=run_fetch)
 
 
 def run_fetch(args: argparse.Namespace) -> int:
+    from nopaingan_core.atomic import check_output_file, check_output_folder
+
     if args.out is None and args.save_list is None:
         raise DatasetError("--out: expected a dataset folder to write (or --save-list FILE for the list alone)")
     if not args.lists and not args.from_wikipedia_list:
         raise DatasetError("expected album lists (ALBUMS.csv ...) or --from-wikipedia-list URL, found neither")
     if args.out is not None:
         check_out(args.out.expanduser())
+        check_output_folder(args.out, "--out")
     if args.cover_size < args.min_cover_size:
         raise DatasetError(
             f"--cover-size {args.cover_size} is below --min-cover-size {args.min_cover_size}: every iTunes cover "
@@ -326,7 +339,10 @@ def run_fetch(args: argparse.Namespace) -> int:
         )
     if args.save_list is not None and args.save_list.expanduser().exists():
         raise DatasetError(f"--save-list: {args.save_list} exists already; choose a new file name")
+    if args.save_list is not None:
+        check_output_file(args.save_list, "--save-list")
     cache = args.cache_dir or default_cache_dir()
+    check_output_folder(cache, "--cache-dir")
 
     def downloader(rate: float | None, statuses: frozenset[int] = RETRY_STATUSES, folder: str = "") -> Downloader:
         return Downloader(

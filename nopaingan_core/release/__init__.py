@@ -13,4 +13,5 @@ Nothing heavy is imported here: torch, diffusers and spandrel load when a functi
 DEFAULT_SIZE = 3000  # pixels a side: what the distributors recommend
 MIN_SIZE = 3000
 MAX_SIZE = 6000  # some stores cap the side here
+PREVIEW_SIZE = 64  # the least --size: smaller than MIN_SIZE makes a preview, which check-cover fails
 MAX_BYTES = 10_000_000  # "under 10 MB"; the decimal megabyte is the stricter reading

@@ -2,7 +2,8 @@
 
 Exit status: ``check-cover`` 0 only when every rule passes, else 1; ``finish`` and ``generate --release`` 0 when
 every release cover was written and passes its check, 1 when one was written but fails a rule (the file is
-kept: the check says what to change), 2 for a user error (one line, nothing written).
+kept: the check says what to change), 2 for a user error (one line, before any model loads; files already
+written are kept and named).
 """
 
 from __future__ import annotations
@@ -12,37 +13,79 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import DEFAULT_SIZE
+from ..cli_args import add_quiet, existing_file, int_range, note
+from . import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, PREVIEW_SIZE
 
 NONE = "none"
+AUTO = "auto"
+MAX_X4_STEPS = 999
+CPU_NOTE = (
+    "note: x4 diffusion upscaler skipped on the CPU, where it takes hours per cover (about 166 s per denoising "
+    "step of each 128 px tile, BENCHMARKS.md); force it with --x4 stabilityai/stable-diffusion-x4-upscaler or "
+    "--x4 FOLDER"
+)
+
+
+def text_color(text: str) -> str:
+    """``--text-color``: ``auto``, a CSS colour name or ``#rrggbb``, checked when parsed."""
+    from ..errors import CoverError
+    from .typography import parse_color
+
+    if text != AUTO:
+        try:
+            parse_color(text)
+        except CoverError:
+            raise argparse.ArgumentTypeError(f"got {text!r}, expected auto, a colour name or #rrggbb") from None
+    return text
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``check-cover`` and ``finish`` on the ``nopaingan`` parser."""
     from ..cli import add_device_options
 
-    check = sub.add_parser("check-cover", help="check a cover against the distributors' rules for cover art")
-    check.add_argument("file", type=Path, metavar="FILE", help="the cover (JPEG or PNG)")
+    check = sub.add_parser(
+        "check-cover",
+        help="check a cover against the distributors' rules for cover art",
+        description="Each rule the stores publish for cover art, with pass/fail and the value measured: square, "
+        f"{MIN_SIZE}-{MAX_SIZE} px a side, RGB with an sRGB profile, JPEG or PNG under 10 MB, sharp, and no text "
+        "but the artist and title given. Exit status 0 only when every rule passes. See docs/release.md.",
+    )
+    check.add_argument("file", type=existing_file("image file (JPEG or PNG)"), metavar="FILE", help="the cover")
     check.add_argument("--title", help="the release title as in its metadata: the text on the cover must match")
     check.add_argument("--artist", help="the artist name as in the release's metadata")
     check.add_argument("--json", action="store_true", help="print the rules as JSON")
+    add_quiet(check)
     check.set_defaults(run=run_check)
 
-    finish = sub.add_parser("finish", help="turn covers (PNG/JPEG) into release-ready *_release.jpg files")
-    finish.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="square covers, e.g. generate's PNGs")
+    finish = sub.add_parser(
+        "finish",
+        help="turn covers (PNG/JPEG) into release-ready *_release.jpg files",
+        description="Upscale each square cover to --size pixels (x4 diffusion on a GPU, then an ESRGAN-family "
+        "model or Lanczos), set the title and artist, write an sRGB *_release.jpg under 10 MB (never over an "
+        "existing file) and check it as check-cover does. See docs/release.md.",
+    )
+    finish.add_argument(
+        "images",
+        nargs="+",
+        type=existing_file("image file (PNG or JPEG)"),
+        metavar="IMAGE",
+        help="square covers, e.g. generate's PNGs",
+    )
     finish.add_argument("--title", default="", help="release title to draw on the cover (default: no text)")
     finish.add_argument("--artist", default="", help="artist name to draw on the cover (default: no text)")
     finish.add_argument("--prompt", help="prompt for the x4 upscaler (default: the one recorded in the image)")
     finish.add_argument("--out", type=Path, help="folder for the release covers (default: beside each image)")
     add_release_options(finish, switch=False)
     add_device_options(finish)
+    add_quiet(finish)
     finish.set_defaults(run=run_finish)
 
 
 def add_release_options(parser: argparse.ArgumentParser, switch: bool = True) -> None:
     """Upscaling and typography options; with ``switch``, also ``--release`` and ``--title`` (for generate,
     whose ``--artist`` is then drawn too)."""
-    from .typography import AUTO, POSITIONS
+    from .typography import AUTO as AUTO_TEXT
+    from .typography import POSITIONS
     from .upscale import DEFAULT_X4
 
     group = parser.add_argument_group("release cover")
@@ -51,17 +94,34 @@ def add_release_options(parser: argparse.ArgumentParser, switch: bool = True) ->
             "--release", action="store_true", help="also write a release-ready *_release.jpg of each cover"
         )
         group.add_argument("--title", default="", help="release title drawn on the release cover (default: none)")
-    group.add_argument("--size", type=int, default=DEFAULT_SIZE, help="pixels a side (default: %(default)s)")
     group.add_argument(
-        "--x4", default=DEFAULT_X4, help=f"x4 diffusion upscaler id or folder, or '{NONE}' (default: %(default)s)"
+        "--size",
+        type=int_range(PREVIEW_SIZE, MAX_SIZE),
+        default=DEFAULT_SIZE,
+        help=f"pixels a side; stores want {MIN_SIZE} to {MAX_SIZE}, smaller sizes make previews that check-cover fails",
     )
-    group.add_argument("--x4-steps", type=int, default=20, help="x4 upscaler denoising steps (default: %(default)s)")
     group.add_argument(
-        "--upscaler-model", type=Path, help="ESRGAN-family model file (.safetensors/.pth); default: Lanczos"
+        "--x4",
+        default=AUTO,
+        help=f"x4 diffusion upscaler: '{AUTO}' ({DEFAULT_X4} on a GPU, skipped on the CPU where it takes hours), "
+        f"a hub id or folder to use it on any device, or '{NONE}'",
     )
-    group.add_argument("--font", type=Path, help="a .ttf/.otf for the text (default: Inter Display, OFL)")
-    group.add_argument("--text-position", choices=(AUTO, *POSITIONS), default=AUTO, help="default: calmest band")
-    group.add_argument("--text-color", default=AUTO, help="auto (white or black, WCAG 4.5:1), a name or #rrggbb")
+    group.add_argument("--x4-steps", type=int_range(1, MAX_X4_STEPS), default=20, help="x4 upscaler denoising steps")
+    group.add_argument(
+        "--upscaler-model",
+        type=existing_file("ESRGAN-family model file (.safetensors, .pth)"),
+        help="ESRGAN-family model file (.safetensors/.pth), e.g. 4x-UltraSharp (default: Lanczos)",
+    )
+    group.add_argument(
+        "--font", type=existing_file("font file (.ttf, .otf)"), help="a .ttf/.otf for the text (default: Inter "
+        "Display, OFL)"
+    )  # fmt: skip
+    group.add_argument(
+        "--text-position", choices=(AUTO_TEXT, *POSITIONS), default=AUTO_TEXT, help="auto: the calmest band"
+    )
+    group.add_argument(
+        "--text-color", type=text_color, default=AUTO_TEXT, help="auto (white or black, WCAG 4.5:1), a name or #rrggbb"
+    )
 
 
 def print_rules(path: Path, rules: list) -> None:
@@ -87,27 +147,39 @@ def _settings(args: argparse.Namespace, seed: int = 0):
     return UpscaleSettings(size=args.size, steps=args.x4_steps, seed=seed)
 
 
-def check_release_options(args: argparse.Namespace) -> None:
-    """Everything that can be wrong with the options, checked before slow work (CoverError, one line)."""
-    from ..hub import is_local, not_found
-    from .finish import check_options
-    from .typography import check_font, parse_color
+def resolve_x4(args: argparse.Namespace) -> None:
+    """``--x4 auto``: the x4 diffusion upscaler on an accelerator (CUDA, MPS, XPU), none on the CPU, with a
+    note saying why and how to force it."""
+    if args.x4 != AUTO:
+        return
+    from ..cli import device_from_args
+    from .upscale import DEFAULT_X4
 
-    check_options(_settings(args), (getattr(args, "out", None) or Path(".")) / "x.jpg")
+    device, _ = device_from_args(args)
+    if device.type == "cpu":
+        args.x4 = NONE
+        note(args, CPU_NOTE)
+    else:
+        args.x4 = DEFAULT_X4
+
+
+def check_release_options(args: argparse.Namespace) -> None:
+    """Everything argparse cannot check, before slow work: a square cover, the font, and an x4 upscaler that
+    is a local folder or a hub id in the cache (or downloadable). One-line errors."""
+    from ..hub import check_available, is_local, not_found
+    from .typography import check_font
+
     if getattr(args, "width", None) != getattr(args, "height", None):
         from ..errors import CoverError
 
         raise CoverError(f"--release needs a square cover: --width {args.width} and --height {args.height} differ")
-    if args.x4 != NONE and is_local(args.x4) and not Path(args.x4).expanduser().exists():
-        raise not_found(args.x4, "x4 upscaler", "--x4")
     if args.font:
         check_font(args.font)
-    if args.text_color != "auto":
-        parse_color(args.text_color)
-    if args.upscaler_model is not None and not args.upscaler_model.expanduser().is_file():
-        from .upscale import load_upscaler_model
-
-        load_upscaler_model(args.upscaler_model)  # raises its one-line error
+    resolve_x4(args)
+    if args.x4 != NONE:
+        if is_local(args.x4) and not Path(args.x4).expanduser().exists():
+            raise not_found(args.x4, "x4 upscaler", "--x4")
+        check_available(args.x4, "x4 upscaler", "--x4", "unet/config.json")
 
 
 def load_upscalers(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -122,14 +194,25 @@ def load_upscalers(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _finish_all(args: argparse.Namespace, jobs: list[tuple[Path, Any, str, dict]], out: Path | None) -> int:
+    """Each job (source file, image, prompt, its record) as a release cover; the x4 pass is seeded with the
+    image's own seed (``image_seed`` of generate's record)."""
     from .finish import TextOptions, finish_image, release_path
 
     x4, model = load_upscalers(args)
     text = TextOptions(args.title, args.artist, args.font, args.text_position, args.text_color)
     failed = 0
     for source, image, prompt, info in jobs:
+        seed = info.get("image_seed", info.get("seed", 0))
         result = finish_image(
-            image, release_path(source, out), text, prompt, _settings(args, info.get("seed", 0)), x4, model, info
+            image,
+            release_path(source, out),
+            text,
+            prompt,
+            _settings(args, seed),
+            x4,
+            model,
+            info,
+            note=lambda line: note(args, line),
         )
         print_rules(result.path, result.rules)
         failed += not result.passed
@@ -139,23 +222,30 @@ def _finish_all(args: argparse.Namespace, jobs: list[tuple[Path, Any, str, dict]
 
 
 def run_finish(args: argparse.Namespace) -> int:
+    from ..atomic import check_output_folder
+    from ..errors import CoverError
     from .finish import load_cover
 
+    if args.out is not None:
+        check_output_folder(args.out, "--out")
+    else:
+        for path in args.images:
+            check_output_folder(path.parent, "IMAGE", label=f"{path} (its release cover goes beside it; or --out)")
     check_release_options(args)
     jobs = []
     for path in args.images:
         image, info = load_cover(path)
         if image.width != image.height:
-            from ..errors import CoverError
-
             raise CoverError(f"image '{path}' is {image.width}x{image.height}; release covers are square")
         prompt = args.prompt if args.prompt is not None else info.get("prompt", "")
         jobs.append((path, image, prompt, info))
     return _finish_all(args, jobs, args.out)
 
 
-def finish_generated(args: argparse.Namespace, paths: list[Path], prompt: str, info: dict) -> int:
-    """``generate --release``: a release cover beside each PNG just written, from the same prompt and seed."""
+def finish_generated(args: argparse.Namespace, paths: list[Path], records: list[dict]) -> int:
+    """``generate --release``: a release cover beside each PNG just written, from its own record (prompt,
+    ``image_seed``, ``index``)."""
     from .finish import load_cover
 
-    return _finish_all(args, [(p, load_cover(p)[0], prompt, info) for p in paths], None)
+    jobs = [(path, load_cover(path)[0], info["prompt"], info) for path, info in zip(paths, records, strict=True)]
+    return _finish_all(args, jobs, None)

@@ -10,8 +10,6 @@ existing file is never replaced: ``X_release.jpg`` is taken, ``X_release_2.jpg``
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from io import BytesIO
@@ -21,8 +19,9 @@ from xml.sax.saxutils import escape
 
 from PIL import Image, ImageCms
 
+from .. import atomic
 from ..errors import CoverError
-from . import MAX_BYTES, MAX_SIZE
+from . import MAX_BYTES, MAX_SIZE, PREVIEW_SIZE
 from .check import RECORD_KEY, Rule, check_cover, profile_name, record
 from .typography import AUTO, set_text
 from .upscale import UpscaleSettings, upscale_cover
@@ -130,36 +129,19 @@ def encode_jpeg(image: Image.Image, info: dict) -> tuple[bytes, int]:
 
 
 def write_new(dest: Path, data: bytes) -> None:
-    """Write ``data`` to ``dest`` in one step, refusing to replace an existing file (CoverError)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    tmp = Path(name)
+    """Write ``data`` to ``dest`` in one step (readable as the umask allows, no temporary file left), refusing
+    to replace an existing file (CoverError)."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(tmp, dest)  # fails if dest exists: never overwrite
-        except FileExistsError:
-            raise CoverError(f"'{dest}' already exists; it is left as it is") from None
-        except OSError:  # a file system without hard links
-            if dest.exists():
-                raise CoverError(f"'{dest}' already exists; it is left as it is") from None
-            os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+        atomic.write_new(dest, data)
+    except FileExistsError:
+        raise CoverError(f"'{dest}' already exists; it is left as it is") from None
 
 
 def check_options(settings: UpscaleSettings, dest: Path) -> None:
-    """Fail before any slow work: size in range, output folder writable."""
-    if not 64 <= settings.size <= MAX_SIZE:
-        raise CoverError(f"--size {settings.size}: expected 64 to {MAX_SIZE} pixels (stores want 3000)")
-    folder = dest.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not os.access(folder, os.W_OK):
-        raise CoverError(f"cannot write the release cover into '{dest.parent}' (no permission)")
+    """Fail before any slow work: size in range, output folder writable (CoverError, OutputError)."""
+    if not PREVIEW_SIZE <= settings.size <= MAX_SIZE:
+        raise CoverError(f"--size {settings.size}: expected {PREVIEW_SIZE} to {MAX_SIZE} pixels (stores want 3000)")
+    atomic.check_output_folder(dest.parent, "release cover", label=str(dest))
 
 
 def finish_image(
