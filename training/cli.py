@@ -193,26 +193,28 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     from nopaingan_core.cli import add_device_options
     from nopaingan_core.sampling import SCHEDULERS
 
+    from .recipes import RECIPES
     from .train import ADAPTER_INITS, MIXED_PRECISION, OPTIMIZERS
 
     train = sub.add_parser(
         "train",
         help="train adapter + fusion on a cached dataset with the frozen UNet",
         description="Train the music adapter and fusion on DATA's cache (nopaingan dataset cache) with the "
-        "frozen miniSD UNet. Defaults are the seed's recipe: MSE on the noise, SGD lr 1e-4, cosine schedule "
-        "with 500 warm-up steps, batch 1, one epoch. Several GPUs or machines: `accelerate launch -m "
-        "training train ...`. See docs/training.md.",
+        "frozen miniSD UNet, minimising the diffusion MSE on the noise for one epoch. The optimizer settings "
+        "come from --recipe (default: AdamW, batch 8; seed: the seed's SGD lr 1e-4, batch 1); options given "
+        "explicitly override it. Several GPUs or machines: `accelerate launch -m training train ...`. "
+        "See docs/training.md.",
     )
     add = train.add_argument
     add("--data", type=Path, required=True, metavar="DATA", help="dataset folder")
     add("--out", type=Path, required=True, metavar="RUN", help="run folder (checkpoints, logs, fusion.safetensors)")
     add("--cache", type=Path, metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
-    add("--optimizer", choices=OPTIMIZERS, default="sgd", help="(default: %(default)s)")
-    add("--lr", type=float, default=1e-4, help="peak learning rate (default: %(default)s)")
-    add("--weight-decay", type=float, default=0.0, help="(default: %(default)s)")
-    add("--warmup-steps", type=int, default=500, help="linear warm-up before the cosine decay (default: %(default)s)")
-    add("--batch-size", type=int, default=1, help="albums per micro-batch and process (default: %(default)s)")
+    add("--optimizer", choices=OPTIMIZERS, help="(default: the recipe's)")
+    add("--lr", type=float, help="peak learning rate (default: the recipe's)")
+    add("--weight-decay", type=float, help="(default: the recipe's)")
+    add("--warmup-steps", type=int, help="linear warm-up before the cosine decay (default: the recipe's)")
+    add("--batch-size", type=int, help="albums per micro-batch and process (default: the recipe's)")
     add("--grad-accum", type=int, default=1, help="micro-batches per optimizer step (default: %(default)s)")
     add("--epochs", type=int, default=1, help="(default: %(default)s)")
     add("--max-steps", type=int, help="optimizer steps to run, overriding --epochs")
@@ -231,12 +233,21 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add("--mixed-precision", choices=MIXED_PRECISION, default="no", help="(default: %(default)s)")
     add("--save-every", type=int, default=500, help="checkpoint every N steps (default: %(default)s)")
     add("--keep-checkpoints", type=int, default=2, help="newest checkpoints kept, 0: all (default: %(default)s)")
-    add("--eval-every", type=int, default=0, help="eval-split diffusion MSE every N steps, 0: never")
+    add(
+        "--eval-every",
+        type=int,
+        default=500,
+        help="held-out diffusion MSE vs text only every N steps and at the end, 0: never (default: %(default)s)",
+    )
     add("--eval-albums", type=int, default=64, help="eval albums measured by --eval-every (default: %(default)s)")
     add("--seed", type=int, default=0, help="(default: %(default)s)")
     add("--workers", type=int, default=0, help="DataLoader processes reading the cache")
     add("--resume", action="store_true", help="continue RUN from its last checkpoint")
     add("--quiet", action="store_true", help="no progress bar")
+    add("--recipe", choices=RECIPES, default="default", help="optimizer settings (default: %(default)s); see docs")
+    add("--gate-init", type=float, help="the fusion gate's starting value (default: the recipe's)")
+    add("--gate-lr-scale", type=float, help="the gate's learning rate is --lr times this (default: the recipe's)")
+    add("--stop-if-inert", action="store_true", help="stop when --eval-every finds the music path still inert")
     train.set_defaults(run=_run_train)
 
     ev = sub.add_parser(
@@ -279,6 +290,10 @@ def _run_train(args: argparse.Namespace) -> int:
         out=args.out,
         cache=args.cache,
         sd=args.sd,
+        recipe=args.recipe,
+        gate_init=args.gate_init,
+        gate_lr_scale=args.gate_lr_scale,
+        stop_if_inert=args.stop_if_inert,
         optimizer=args.optimizer,
         lr=args.lr,
         weight_decay=args.weight_decay,
