@@ -227,6 +227,7 @@ def test_an_inert_music_path_warns_loudly_and_stops_early_when_asked(cached_data
     stopped = train(TrainConfig(data=cached_data, out=tmp_path / "stopped", stop_if_inert=True, **inert))
     assert stopped.steps == 2 and "inert at step 2 of 10" in stopped.summary["stopped_early"]
     assert read_metadata(stopped.fusion)["training"]["steps"] == 2
+    assert "stopping (--stop-if-inert)" in capsys.readouterr().err
     # A run that learns is not flagged: the default recipe opens its gate well beyond the threshold.
     learning = train(
         TrainConfig(data=cached_data, out=tmp_path / "learning", max_steps=10, eval_every=10, lr=1e-2, progress=False)
