@@ -472,9 +472,10 @@ def _check_config(config: TrainConfig) -> None:
         raise NoPainGanError(f"--lr must be positive, found {config.lr}")
     if config.gate_lr_scale <= 0:
         raise NoPainGanError(f"--gate-lr-scale must be positive, found {config.gate_lr_scale}")
-    if config.warmup_steps < -1 or config.eval_every < 0:  # -1: a tenth of the run (the default recipe's)
-        name, value = ("--warmup-steps", config.warmup_steps) if config.warmup_steps < -1 else ("--eval-every", config.eval_every)
-        raise NoPainGanError(f"{name} must be at least 0, found {value}")
+    if config.warmup_steps < -1:  # -1: a tenth of the run (the default recipe's)
+        raise NoPainGanError(f"--warmup-steps must be at least 0, found {config.warmup_steps}")
+    if config.eval_every < 0:
+        raise NoPainGanError(f"--eval-every must be at least 0, found {config.eval_every}")
 
 
 def _check_resume(run: Path, config: TrainConfig, processes: int) -> None:
