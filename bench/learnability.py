@@ -9,7 +9,10 @@ Tiny models stand in for miniSD: a 32 px -> 4x4x4 VAE (8x, as SD's) and a small 
 trained here on "web" images captioned with their colour ("A red album cover. The genre is rock."), with an
 album prompt without it, or with nothing (for classifier-free guidance), as SD learnt colours from captions.
 The UNet is then frozen and the real product runs on the albums: ``nopaingan dataset cache`` with a tiny
-random music encoder (CLAP-shaped by default, ``--encoder``), ``nopaingan train`` for adapter + fusion, and
+music encoder (``--encoder``, CLAP-shaped by default; the tiny MusicGen of codified-lm is first trained
+``--musicgen-pretrain-steps`` steps as a language model of the codes of other synthetic songs, as the real one
+was trained on music, since a random one's states are almost only position embeddings), ``nopaingan train``
+with its own defaults (``--recipe`` and the optimizer flags change them), and
 :func:`training.evaluate.evaluate` (the code of ``nopaingan evaluate``), which measures on held-out songs:
 
 - eval diffusion MSE over the whole schedule with the fusion vs the text-only baseline (strength 0), same
@@ -18,11 +21,11 @@ random music encoder (CLAP-shaped by default, ``--encoder``), ``nopaingan train`
   chance (1 in 4);
 - what each tiny encoder keeps of the root (a ridge probe, and the keys' spread next to the embedding's).
 
-Run: ``python bench/learnability.py --out RESULT.json`` (about 11 minutes on 2 CPU cores with one thread).
-Adapter + fusion are trained with AdamW at lr 1e-3, batch 8, 300 steps (30 warm-up), not the seed's SGD at
-1e-4 for 3429 steps: the question is whether the path learns within minutes on a CPU. ``--work DIR`` keeps the
-models and data, and a second run with the same DIR reuses them (e.g. ``--max-timestep 150``, ``--encoder``,
-``--adapter-init random``).
+Run: ``python bench/learnability.py --out RESULT.json`` (about 11 minutes on 2 idle CPU cores with one
+thread). Adapter + fusion are trained for ``--fusion-steps`` (300) steps with ``nopaingan train``'s default
+recipe; ``--recipe seed`` trains with the seed's (SGD lr 1e-4, batch 1), ``--fusion-steps 3429`` for the seed's
+length. ``--work DIR`` keeps the models and data, and a second run with the same DIR reuses them (e.g.
+``--max-timestep 150``, ``--encoder``, ``--adapter-init random``).
 """
 
 from __future__ import annotations
@@ -42,19 +45,42 @@ import torch
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import load, machine  # noqa: E402
 
 from nopaingan_core.audio import load_audio, save_wav  # noqa: E402
 from nopaingan_core.encoders import load_encoder  # noqa: E402
 from nopaingan_core.prompt import album_prompt  # noqa: E402
 from nopaingan_core.sampling import load_minisd  # noqa: E402
 from nopaingan_core.synth import MAJOR, MINOR, synth_song  # noqa: E402
-from nopaingan_core.tiny import build_tiny_clap, build_tiny_mert, build_tiny_musicgen, build_tiny_sd  # noqa: E402
+from nopaingan_core.tiny import (  # noqa: E402
+    build_tiny_clap,
+    build_tiny_mert,
+    build_tiny_musicgen,
+    build_tiny_sd,
+    pretrain_tiny_musicgen,
+)
 
 SIZE = 32
+# nopaingan train options the benchmark passes on only when given (otherwise train's defaults apply)
+TRAIN_OPTIONS = (
+    "recipe",
+    "optimizer",
+    "lr",
+    "batch-size",
+    "warmup-steps",
+    "gate-init",
+    "gate-lr-scale",
+    "eval-every",
+    "max-timestep",
+    "adapter-init",
+)
 FULL_SCHEDULE = 1000  # eval MSE over every timestep, whatever range the fusion was trained on
 COLOURS = {"red": (0.85, 0.15, 0.15), "green": (0.15, 0.7, 0.2), "blue": (0.15, 0.25, 0.85), "yellow": (0.9, 0.85, 0.1)}
 ROOTS = (110.0, 220.0, 440.0, 880.0)  # one root per colour, an octave apart
 TINY_ENCODERS = {"codified-lm": build_tiny_musicgen, "mert": build_tiny_mert, "clap": build_tiny_clap}
+AIMS = {"mse_reduction": 0.35, "property_accuracy": 0.8, "oracle_recovery": 0.9}  # issue 12
 GENRES = ("rock", "jazz")  # rock: a white square, jazz: a white circle
 SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "zo", "be", "da", "fu")
 
@@ -229,6 +255,28 @@ def build_models(work: Path, args) -> dict[str, Path]:
     return paths
 
 
+def encoder_folder(models: dict[str, Path], args) -> Path:
+    """The music encoder's folder: for codified-lm with ``--musicgen-pretrain-steps`` N > 0, a copy of the random
+    tiny MusicGen trained N steps as a language model of the codes of 64 synthetic songs (other songs than the
+    albums', same four roots), made once per N."""
+    if args.encoder != "codified-lm" or not args.musicgen_pretrain_steps:
+        return models[args.encoder]
+    steps = args.musicgen_pretrain_steps
+    folder = models["codified-lm"].with_name(f"codified-lm-lm{steps}")
+    if (folder / ".complete").exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(models["codified-lm"], folder)
+    rng = random.Random(args.seed + 2)
+    keys = [(rng.uniform(80, 160), rng.choice(ROOTS), rng.choice([MAJOR, MINOR])) for _ in range(64)]
+    clips = [synth_song(args.song_seconds, 32000, *key, seed=7_000 + i) for i, key in enumerate(keys)]
+    began = time.monotonic()
+    result = pretrain_tiny_musicgen(folder, clips, steps=steps, seed=args.seed)
+    (folder / ".complete").write_text(json.dumps(result))
+    log(f"tiny MusicGen trained as a code LM in {time.monotonic() - began:.0f} s: {result}")
+    return folder
+
+
 def build_dataset(data: Path, args) -> list[dict]:
     """Albums in ``metadata.jsonl`` as ``nopaingan dataset import`` writes them; keys (and colours) balanced."""
     if (data / "metadata.jsonl").exists():
@@ -330,12 +378,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-steps", type=int, default=200)
     parser.add_argument("--unet-steps", type=int, default=1200)
     parser.add_argument("--encoder", choices=sorted(TINY_ENCODERS), default="clap", help="tiny music encoder")
-    parser.add_argument("--adapter-init", choices=("data", "random"), default="data", help="passed to nopaingan train")
-    parser.add_argument("--fusion-steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--optimizer", choices=("adamw", "sgd"), default="adamw")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--max-timestep", type=int, help="passed to nopaingan train (default: its own)")
+    parser.add_argument("--musicgen-pretrain-steps", type=int, default=200, help="codified-lm: LM steps, 0: random")
+    parser.add_argument("--adapter-init", choices=("data", "random"), help="passed to nopaingan train")
+    parser.add_argument("--fusion-steps", type=int, default=300, help="nopaingan train --max-steps")
+    # Passed to nopaingan train only when given: by default the run uses its own defaults.
+    parser.add_argument("--recipe", choices=("default", "seed"))
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--optimizer", choices=("adamw", "sgd"))
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--warmup-steps", type=int)
+    parser.add_argument("--gate-init", type=float)
+    parser.add_argument("--gate-lr-scale", type=float)
+    parser.add_argument("--eval-every", type=int)
+    parser.add_argument("--max-timestep", type=int)
     parser.add_argument("--mse-samples", type=int, default=8)
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--no-probe", action="store_true", help="skip the encoder comparison")
@@ -347,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.evaluate import EvalConfig, evaluate
 
     quiet_libraries()
-    began = time.monotonic()
+    began, load_before = time.monotonic(), load()
     work = args.work or Path(tempfile.mkdtemp(prefix="learnability-"))
     timings = {}
 
@@ -364,20 +419,21 @@ def main(argv: list[str] | None = None) -> int:
     log(f"dataset: {args.train_songs} train and {args.eval_songs} eval albums in {data}")
 
     start = time.monotonic()
-    cache_dir = data / f"cache-{args.encoder}"
-    cache = ["dataset", "cache", str(data), "--sd", str(models["sd"]), "--mir", str(models[args.encoder])]
+    mir = encoder_folder(models, args)
+    cache_dir = data / f"cache-{mir.name}"
+    cache = ["dataset", "cache", str(data), "--sd", str(models["sd"]), "--mir", str(mir)]
     cache += ["--out", str(cache_dir), "--resolution", str(SIZE), "--store-dtype", "fp32", "--batch-size", "16"]
     assert nopaingan([*cache, "--quiet"]) == 0
     phase("cache", start)
     start = time.monotonic()
-    run = work / f"run-{args.encoder}-t{args.max_timestep or 'all'}-{args.adapter_init}-{args.optimizer}{args.lr:g}"
+    run = work / f"run-{args.out.stem}"
     shutil.rmtree(run, ignore_errors=True)
-    train = ["train", "--data", str(data), "--cache", str(cache_dir), "--out", str(run), "--optimizer", args.optimizer]
-    train += ["--lr", str(args.lr), "--adapter-init", args.adapter_init]
-    train += ["--batch-size", str(args.batch_size), "--max-steps", str(args.fusion_steps), "--seed", str(args.seed)]
-    train += ["--warmup-steps", str(args.fusion_steps // 10), "--save-every", str(args.fusion_steps // 3), "--quiet"]
-    if args.max_timestep:
-        train += ["--max-timestep", str(args.max_timestep)]
+    train = ["train", "--data", str(data), "--cache", str(cache_dir), "--out", str(run)]
+    train += ["--max-steps", str(args.fusion_steps), "--seed", str(args.seed), "--save-every", str(args.fusion_steps)]
+    for option in TRAIN_OPTIONS:
+        if (value := getattr(args, option.replace("-", "_"))) is not None:
+            train += [f"--{option}", str(value)]
+    train.append("--quiet")
     log("nopaingan " + " ".join(train))
     assert nopaingan(train) == 0
     phase("train", start)
@@ -409,13 +465,18 @@ def main(argv: list[str] | None = None) -> int:
     probe = {}
     if not args.no_probe:
         start = time.monotonic()
-        probe = encoder_probe(data, rows, models)
+        lm = argparse.Namespace(**(vars(args) | {"encoder": "codified-lm"}))
+        probe = encoder_probe(data, rows, models | {"codified-lm": encoder_folder(models, lm)})
         phase("encoder_probe", start)
 
     metrics = report["metrics"]
     mse_text, mse_music = metrics["text_only"]["diffusion_mse"], metrics["music"]["diffusion_mse"]
     summary = json.loads((run / "summary.json").read_text())
+    reduction = (mse_text - mse_music) / mse_text
+    recovery = (mse_text - mse_music) / (mse_text - mse_oracle) if mse_text > mse_oracle else float("nan")
+    measured = {"mse_reduction": reduction, "property_accuracy": accuracy["music"], "oracle_recovery": recovery}
     results = {
+        "aims": {k: {"aim": AIMS[k], "measured": v, "met": bool(v >= AIMS[k])} for k, v in measured.items()},
         "mse_text_only": mse_text,
         "mse_music": mse_music,
         "mse_oracle_colour_prompt": mse_oracle,
@@ -426,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
         "property_accuracy_real_covers": accuracy["real"],
         "chance": 1 / len(COLOURS),
         "encoder": args.encoder,
+        "encoder_model": str(mir),
         "encoders": probe,
         "eval_albums": len(eval_rows),
         "train_albums": args.train_songs,
@@ -433,12 +495,16 @@ def main(argv: list[str] | None = None) -> int:
         "sampler": report["sampler"],
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "train_command": "nopaingan " + " ".join(train),
+        "command": "python bench/learnability.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        "machine": machine() | {"threads": args.threads},
+        "load_average": {"start": load_before, "end": load()},
         "seconds": timings | {"total": round(time.monotonic() - began, 1)},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     shutil.copy(run / "eval" / "grid.png", out_dir / f"{args.out.stem}_grid.png")
     shutil.copy(run / "loss.png", out_dir / f"{args.out.stem}_loss.png")
+    log(f"aims: {json.dumps(results['aims'])}")
     log(
         f"eval MSE text only {mse_text:.4f}, music {mse_music:.4f} ({100 * results['mse_relative_change']:+.1f}%), "
         f"colour prompt {mse_oracle:.4f}; colour read back: music {accuracy['music']:.2f}, text only "

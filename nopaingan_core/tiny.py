@@ -168,6 +168,44 @@ def _init_codebooks(codec: torch.nn.Module) -> None:
             residual = residual - book.decode(book.encode(residual))
 
 
+def pretrain_tiny_musicgen(path: Path, clips: list, steps: int = 200, seed: int = 0, lr: float = 3e-3) -> dict:
+    """Train a tiny MusicGen's decoder briefly as what it is, a language model of EnCodec codes, on ``clips``
+    (:class:`~nopaingan_core.audio.AudioClip`), and save it back to ``path``; returns the first and last losses.
+
+    A randomly initialised decoder's hidden states are almost only its position embeddings (its token
+    embeddings start at std 0.02, the sinusoidal positions at about 0.7), so a music encoder reading them barely
+    sees the audio; the published musicgen-small was trained on 20 000 hours of music. A couple of hundred steps
+    of next-code prediction (cross-entropy over the four codebooks with MusicGen's delay pattern) make the
+    token embeddings and layers carry the codes, as training made the real model's.
+    """
+    from transformers import MusicgenForConditionalGeneration
+
+    from .encoders.codified_lm import CodifiedLMEncoder
+
+    encoder = CodifiedLMEncoder(str(path))
+    with torch.no_grad():
+        codes = torch.stack([encoder.codes(c.mono().resample(encoder.sample_rate).waveform[:, 0])[0] for c in clips])
+    model = MusicgenForConditionalGeneration.from_pretrained(path)
+    decoder = model.decoder
+    pad = decoder.config.pad_token_id
+    optimizer = torch.optim.AdamW(decoder.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    batch = min(8, len(codes))
+    losses = []
+    decoder.train()
+    for _ in range(steps):
+        ids = encoder.delayed(codes[torch.randint(0, len(codes), (batch,), generator=gen)])  # [B*K, F+K]
+        logits = decoder(input_ids=ids[:, :-1]).logits  # [B*K, F+K-1, V]
+        target = ids[:, 1:]
+        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=pad)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    model.eval().save_pretrained(path)
+    return {"first_loss": losses[0], "last_loss": losses[-1], "steps": steps, "clips": len(clips)}
+
+
 def build_tiny_mert(path: Path, seed: int = 0) -> Path:
     """MERT-v1-shaped HuBERT: 24 kHz, 320x convolutional front end (75 frames/s), 4 post-norm layers."""
     from transformers import HubertConfig, HubertModel, Wav2Vec2FeatureExtractor

@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from nopaingan_core.checkpoint import load_fusion, new_fusion, read_metadata
 from nopaingan_core.encoders import load_encoder
+from nopaingan_core.encoders.base import EncoderInfo
 from nopaingan_core.errors import NoPainGanError
 from nopaingan_core.generate import SamplerSettings, generate_covers
+from nopaingan_core.synth import synth_song
+from nopaingan_core.tiny import build_tiny_musicgen, pretrain_tiny_musicgen
 from training.cache import CacheReader
 from training.cli import main
 from training.evaluate import EvalConfig, evaluate
+from training.recipes import INERT_GAP, INERT_GATE, RECIPE_KEYS, RECIPES, is_inert, resolve_recipe, warmup_steps
 from training.records import read_dataset
 from training.resume import checkpoints
 from training.train import TrainConfig, standardise_adapter_input, step_batches, train
@@ -138,3 +145,120 @@ def test_train_refuses_an_uncached_or_stale_dataset(cached_data, tmp_path):
     (data / "covers" / "artist-1-album-1.png").write_bytes((data / "covers" / "artist-0-album-0.png").read_bytes())
     with pytest.raises(NoPainGanError, match="1 of 4 albums changed since they were cached"):
         train(_config(data, tmp_path / "run"))
+
+
+def test_recipes_fill_only_the_options_left_unset():
+    seed = resolve_recipe(TrainConfig(data=Path("d"), out=Path("o"), recipe="seed"))
+    assert (seed.optimizer, seed.lr, seed.warmup_steps, seed.batch_size) == ("sgd", 1e-4, 500, 1)
+    assert (seed.weight_decay, seed.gate_init, seed.gate_lr_scale) == (0.0, 0.0, 1.0)
+    default = resolve_recipe(TrainConfig(data=Path("d"), out=Path("o")))
+    assert default.optimizer == "adamw" and default.gate_init > 0 and default.gate_lr_scale > 1
+    assert warmup_steps(default.warmup_steps, 300) == 30 and warmup_steps(seed.warmup_steps, 300) == 300
+    with pytest.raises(NoPainGanError, match="--recipe 'fast'"):
+        resolve_recipe(TrainConfig(data=Path("d"), out=Path("o"), recipe="fast"))
+
+
+@given(
+    recipe=st.sampled_from(sorted(RECIPES)),
+    explicit=st.fixed_dictionaries(
+        {},
+        optional={
+            "optimizer": st.sampled_from(["sgd", "adamw"]),
+            "lr": st.floats(1e-6, 1.0),
+            "weight_decay": st.floats(0.0, 0.1),
+            "warmup_steps": st.integers(0, 1000),
+            "batch_size": st.integers(1, 64),
+            "gate_init": st.floats(-1.0, 1.0),
+            "gate_lr_scale": st.floats(0.1, 100.0),
+        },
+    ),
+)
+def test_explicit_options_override_any_recipe(recipe, explicit):
+    config = resolve_recipe(TrainConfig(data=Path("d"), out=Path("o"), recipe=recipe, **explicit))
+    for key in RECIPE_KEYS:
+        expected = explicit.get(key, getattr(RECIPES[recipe], key))
+        assert getattr(config, key) == (-1 if expected is None else expected), key
+
+
+def _fusion_gradients(gate: float) -> dict[str, torch.Tensor]:
+    fusion = new_fusion(EncoderInfo("clap", "tiny", 0, 32, 10.0, 48000), gate=gate)
+    text, music = torch.randn(2, 77, 768), torch.randn(2, 40, 32)
+    out = fusion.fuse(text, fusion.adapter(music))
+    (out - torch.randn_like(out)).pow(2).mean().backward()
+    return {name: p.grad for name, p in fusion.named_parameters()}
+
+
+def test_a_closed_gate_starves_every_other_parameter_and_the_default_init_does_not():
+    closed = _fusion_gradients(gate=0.0)
+    assert closed["fusion.gate"].abs().sum() > 0  # only the gate learns at the first step
+    assert all(grad is None or not grad.any() for name, grad in closed.items() if name != "fusion.gate")
+    opened = _fusion_gradients(gate=RECIPES["default"].gate_init)
+    assert all(grad is not None and grad.abs().sum() > 0 for grad in opened.values())
+
+
+def test_default_recipe_gives_the_fusion_gradient_at_step_0_and_reports_eval_against_text_only(
+    cached_data, tmp_path, capsys
+):
+    run = tmp_path / "run"
+    result = train(TrainConfig(data=cached_data, out=run, max_steps=4, eval_every=2, batch_size=2, progress=False))
+    summary = result.summary
+    assert summary["recipe"] == "default" and summary["optimizer"] == "adamw" and summary["gate_init"] > 0
+    assert summary["first_step_gradient_norm"]["rest"] > 0 and summary["first_step_gradient_norm"]["gate"] > 0
+    out = capsys.readouterr().out
+    assert "eval MSE with text only" in out and "step 2: eval MSE" in out and "step 4: eval MSE" in out
+    trainer = json.loads((run / "checkpoints" / "step-00000004" / "trainer.json").read_text())
+    assert [e[0] for e in trainer["eval_history"]] == [2, 4]
+    text_only = {e[2] for e in trainer["eval_history"]}  # the baseline is the same fixed draws each time
+    assert text_only == {summary["eval_loss_text_only"]} or len(text_only) == 1
+    gap = (summary["eval_loss"] - summary["eval_loss_text_only"]) / summary["eval_loss_text_only"]
+    assert summary["eval_vs_text_only"] == pytest.approx(gap, abs=1e-5)
+    # With the seed's closed gate nothing but the gate has a gradient at step 0.
+    seed = train(
+        TrainConfig(data=cached_data, out=tmp_path / "seed", recipe="seed", max_steps=1, eval_every=0, progress=False)
+    )
+    assert seed.summary["first_step_gradient_norm"]["rest"] == 0 and "eval_loss" not in seed.summary
+
+
+def test_an_inert_music_path_warns_loudly_and_stops_early_when_asked(cached_data, tmp_path, capsys):
+    inert = {"recipe": "seed", "lr": 1e-9, "warmup_steps": 1, "max_steps": 10, "eval_every": 2, "progress": False}
+    warned = train(TrainConfig(data=cached_data, out=tmp_path / "warned", **inert))
+    assert warned.steps == 10 and warned.summary["music_inert"] is True
+    assert "WARNING: the music path is inert at step 2" in capsys.readouterr().err
+    stopped = train(TrainConfig(data=cached_data, out=tmp_path / "stopped", stop_if_inert=True, **inert))
+    assert stopped.steps == 2 and "inert at step 2 of 10" in stopped.summary["stopped_early"]
+    assert read_metadata(stopped.fusion)["training"]["steps"] == 2
+    assert "stopping (--stop-if-inert)" in capsys.readouterr().err
+    # A run that learns is not flagged: the default recipe opens its gate well beyond the threshold.
+    learning = train(
+        TrainConfig(data=cached_data, out=tmp_path / "learning", max_steps=10, eval_every=10, lr=1e-2, progress=False)
+    )
+    assert learning.summary["music_inert"] is False and "WARNING" not in capsys.readouterr().err
+
+
+@given(
+    text_only=st.floats(1e-3, 10.0),
+    change=st.floats(-0.5, 0.5),
+    moved=st.floats(0.0, 1.0),
+)
+def test_inert_means_both_the_mse_gap_and_the_gate_movement_are_small(text_only, change, moved):
+    assume(abs(abs(change) - INERT_GAP) > 1e-9)  # not on the threshold itself, where rounding decides
+    assert is_inert(text_only * (1 + change), text_only, moved) == (abs(change) < INERT_GAP and moved < INERT_GATE)
+
+
+def test_cli_recipe_seed_with_an_explicit_lr(cached_data, tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(cached_data), "--out", str(run), "--recipe", "seed", "--lr", "1e-3",
+                 "--max-steps", "1", "--eval-every", "0", "--quiet"]) == 0  # fmt: skip
+    saved = json.loads((run / "config.json").read_text())
+    assert (saved["recipe"], saved["optimizer"], saved["lr"], saved["batch_size"]) == ("seed", "sgd", 1e-3, 1)
+    assert (saved["warmup_steps"], saved["gate_init"]) == (500, 0.0)
+    assert main(["train", "--data", str(cached_data), "--out", str(tmp_path / "bad"), "--gate-lr-scale", "0"]) == 2
+
+
+def test_pretraining_the_tiny_musicgen_lowers_its_code_loss(tmp_path, song):
+    path = build_tiny_musicgen(tmp_path / "mg")
+    clips = [synth_song(1.0, 32000, 120.0, root, seed=i) for i, root in enumerate((110.0, 440.0))]
+    result = pretrain_tiny_musicgen(path, clips, steps=20, seed=0)
+    assert result["last_loss"] < result["first_loss"]
+    encoder = load_encoder("codified-lm", str(path))  # still a complete checkpoint for the encoder
+    assert encoder.encode(song).features.shape[-1] == 32

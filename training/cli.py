@@ -231,26 +231,28 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     from nopaingan_core.cli import add_device_options
     from nopaingan_core.sampling import SCHEDULERS
 
+    from .recipes import RECIPES
     from .train import ADAPTER_INITS, MIXED_PRECISION, OPTIMIZERS
 
     train = sub.add_parser(
         "train",
         help="train adapter + fusion on a cached dataset with the frozen UNet",
         description="Train the music adapter and fusion on DATA's cache (nopaingan dataset cache) with the "
-        "frozen miniSD UNet. Defaults are the seed's recipe: MSE on the noise, SGD lr 1e-4, cosine schedule "
-        "with 500 warm-up steps, batch 1, one epoch. Several GPUs or machines: `accelerate launch -m "
-        "training train ...`. See docs/training.md.",
+        "frozen miniSD UNet, minimising the diffusion MSE on the noise for one epoch. The optimizer settings "
+        "come from --recipe (default: AdamW, batch 8; seed: the seed's SGD lr 1e-4, batch 1); options given "
+        "explicitly override it. Several GPUs or machines: `accelerate launch -m training train ...`. "
+        "See docs/training.md.",
     )
     add = train.add_argument
     add("--data", type=existing_folder("dataset folder"), required=True, metavar="DATA", help="dataset folder")
     add("--out", type=Path, required=True, metavar="RUN", help="run folder (checkpoints, logs, fusion.safetensors)")
     add("--cache", type=Path, metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
-    add("--optimizer", choices=OPTIMIZERS, default="sgd", help="optimizer of adapter and fusion")
-    add("--lr", type=positive_float, default=1e-4, help="peak learning rate")
-    add("--weight-decay", type=float_range(0.0), default=0.0, help="decoupled weight decay")
-    add("--warmup-steps", type=int_range(0), default=500, help="linear warm-up before the cosine decay")
-    add("--batch-size", type=int_range(1), default=1, help="albums per micro-batch and process")
+    add("--optimizer", choices=OPTIMIZERS, help="optimizer of adapter and fusion (default: the recipe's)")
+    add("--lr", type=positive_float, help="peak learning rate (default: the recipe's)")
+    add("--weight-decay", type=float_range(0.0), help="decoupled weight decay (default: the recipe's)")
+    add("--warmup-steps", type=int_range(0), help="linear warm-up before the cosine decay (default: the recipe's)")
+    add("--batch-size", type=int_range(1), help="albums per micro-batch and process (default: the recipe's)")
     add("--grad-accum", type=int_range(1), default=1, help="micro-batches per optimizer step")
     add("--epochs", type=int_range(1), default=1, help="passes over the train split")
     add("--max-steps", type=int_range(1), help="optimizer steps to run, overriding --epochs")
@@ -269,12 +271,21 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add("--mixed-precision", choices=MIXED_PRECISION, default="no", help="accelerate's mixed precision of the UNet")
     add("--save-every", type=int_range(1), default=500, help="checkpoint every N steps")
     add("--keep-checkpoints", type=int_range(0), default=2, help="newest checkpoints kept, 0: all")
-    add("--eval-every", type=int_range(0), default=0, help="eval-split diffusion MSE every N steps, 0: never")
+    add(
+        "--eval-every",
+        type=int_range(0),
+        default=500,
+        help="held-out diffusion MSE vs text only every N steps and at the end, 0: never",
+    )
     add("--eval-albums", type=int_range(1), default=64, help="eval albums measured by --eval-every")
     add("--seed", type=int_range(0), default=0, help="random seed of noise, timesteps and shuffling")
     add("--workers", type=int_range(0), default=0, help="DataLoader processes reading the cache")
     add("--resume", action="store_true", help="continue RUN from its last checkpoint")
     add("--quiet", action="store_true", help="no progress bar")
+    add("--recipe", choices=RECIPES, default="default", help="optimizer settings, see docs/training.md")
+    add("--gate-init", type=float_range(0.0), help="the fusion gate's starting value (default: the recipe's)")
+    add("--gate-lr-scale", type=positive_float, help="the gate's learning rate is --lr times this (default: recipe's)")
+    add("--stop-if-inert", action="store_true", help="stop when --eval-every finds the music path still inert")
     train.set_defaults(run=_run_train)
 
     ev = sub.add_parser(
@@ -326,6 +337,10 @@ def _run_train(args: argparse.Namespace) -> int:
         out=args.out,
         cache=args.cache,
         sd=args.sd,
+        recipe=args.recipe,
+        gate_init=args.gate_init,
+        gate_lr_scale=args.gate_lr_scale,
+        stop_if_inert=args.stop_if_inert,
         optimizer=args.optimizer,
         lr=args.lr,
         weight_decay=args.weight_decay,

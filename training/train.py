@@ -1,8 +1,9 @@
 """``nopaingan train``: learn the adapter and fusion on cached embeddings with the frozen miniSD UNet.
 
-The seed's recipe is the default: diffusion MSE on the noise, SGD at lr 1e-4, cosine schedule with 500
-warm-up steps, batch 1, one epoch. Accelerate runs it on a CPU, one GPU or several GPUs and machines
-(``accelerate launch -m training train ...``) with the same code.
+The objective is the seed's, diffusion MSE on the noise; the optimizer settings come from a recipe
+(:mod:`training.recipes`): ``default`` (AdamW, a faster-opening gate, batch 8) or ``seed`` (the seed's SGD at
+lr 1e-4, 500 warm-up steps, batch 1), one epoch either way. Accelerate runs it on a CPU, one GPU or several
+GPUs and machines (``accelerate launch -m training train ...``) with the same code.
 
 Every random draw of a step (its albums, latent sample, noise and timestep) comes from generators seeded by
 the run's seed, the step and the process, never from a global generator, so a run resumed from a
@@ -17,6 +18,7 @@ import io
 import itertools
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -32,6 +34,15 @@ from nopaingan_core.hub import from_pretrained
 
 from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CachedAlbum, CacheReader
+from .recipes import (
+    gate_change,
+    gate_opening,
+    is_inert,
+    non_gate_gradient_norm,
+    param_groups,
+    resolve_recipe,
+    warmup_steps,
+)
 from .records import EVAL, TRAIN, read_dataset
 from .resume import checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 
@@ -43,6 +54,9 @@ FUSION_FILE = "fusion.safetensors"
 CONFIG_FILE = "config.json"
 # Options that change what a run computes: resuming with different values would not continue the same run.
 RESUME_KEYS = (
+    "recipe",
+    "gate_init",
+    "gate_lr_scale",
     "optimizer",
     "lr",
     "weight_decay",
@@ -61,17 +75,21 @@ RESUME_KEYS = (
 
 @dataclass
 class TrainConfig:
-    """Options of ``nopaingan train`` (defaults: the seed's recipe)."""
+    """Options of ``nopaingan train``. Those left at None come from the recipe (:data:`training.recipes.RECIPES`);
+    ``warmup_steps`` -1 means a tenth of the run."""
 
     data: Path
     out: Path
     cache: Path | None = None  # default: data/cache
     sd: str | None = None  # default: the SD model the cache was made with
-    optimizer: str = "sgd"
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 500
-    batch_size: int = 1
+    recipe: str = "default"
+    optimizer: str | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    warmup_steps: int | None = None
+    batch_size: int | None = None
+    gate_init: float | None = None  # the fusion gate's starting value (0: closed, the untrained identity)
+    gate_lr_scale: float | None = None  # the gate's learning rate is lr times this
     grad_accum: int = 1
     epochs: int = 1
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
@@ -81,8 +99,9 @@ class TrainConfig:
     mixed_precision: str = "no"
     save_every: int = 500
     keep_checkpoints: int = 2
-    eval_every: int = 0
+    eval_every: int = 500  # held-out MSE against text only every N steps and at the end (0: never)
     eval_albums: int = 64
+    stop_if_inert: bool = False  # stop when the music path is still inert after the warm-up and a fifth of the run
     seed: int = 0
     workers: int = 0
     resume: bool = False
@@ -242,6 +261,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     from tqdm import tqdm
     from transformers import get_cosine_schedule_with_warmup
 
+    config = resolve_recipe(config)
     _check_config(config)
     run = Path(config.out)
     accelerator = Accelerator(
@@ -275,18 +295,16 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             f"--max-timestep must be between 1 and {scheduler.config.num_train_timesteps}, found {max_timestep}"
         )
 
-    fusion = new_fusion(spec.encoder, tokens=config.tokens, seed=config.seed)
+    fusion = new_fusion(spec.encoder, tokens=config.tokens, seed=config.seed, gate=config.gate_init)
     if config.adapter_init == "data" and not (config.resume and previous):  # a checkpoint brings its weights
         standardise_adapter_input(fusion, reader, ids, config.seed)
     model = Conditioning(fusion).to(accelerator.device)
-    params = list(model.parameters())
-    if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    groups = param_groups(model, config.lr, config.weight_decay, config.gate_lr_scale)
+    optimizer = (torch.optim.SGD if config.optimizer == "sgd" else torch.optim.AdamW)(groups, lr=config.lr)
     per_epoch = steps_per_epoch(len(ids), config.batch_size, config.grad_accum, processes)
     total = config.max_steps or config.epochs * per_epoch
-    lr_schedule = get_cosine_schedule_with_warmup(optimizer, min(config.warmup_steps, total), total)
+    warm = warmup_steps(config.warmup_steps, total)
+    lr_schedule = get_cosine_schedule_with_warmup(optimizer, warm, total)
     model, optimizer = accelerator.prepare(model, optimizer)
 
     start, history, eval_history = 0, [], []
@@ -303,6 +321,15 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
 
     accelerator.init_trackers("train", config={k: v for k, v in config.to_dict().items() if v is not None})
     evaluation = _evaluation_set(config, reader) if config.eval_every else None
+    text_only_loss = None
+    if evaluation:
+        text_only_loss = _eval_loss(evaluation, unet, scheduler, accelerator, None, max_timestep, config.seed)
+        accelerator.print(f"eval MSE with text only (the baseline the music must beat): {text_only_loss:.5f}")
+    elif config.eval_every:
+        accelerator.print(f"{config.data}: no eval albums, so no held-out MSE while training (--eval-every)")
+    inert_from = max(warm, total // 5)  # the inert check starts after the warm-up and a fifth of the run
+    first_gradient: dict = {}
+    inert = stopped = False
     batches = step_batches(len(ids), config.batch_size, config.grad_accum, processes, rank, config.seed, start, total)
     loader = torch.utils.data.DataLoader(
         CachedDataset(reader, ids), batch_sampler=list(batches), num_workers=config.workers, collate_fn=collate
@@ -349,6 +376,12 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
                     loss = diffusion_loss(unet, scheduler, cond, batch["items"], gens, max_timestep)
                 accelerator.backward(loss / config.grad_accum)
             step_loss += loss.detach() / config.grad_accum
+        if step == 0:  # what the gate lets through at the start (docs/training.md, "Recipes")
+            gate_grad = accelerator.unwrap_model(model).fusion.fusion.gate.grad
+            first_gradient = {
+                "gate": gate_grad.norm().item() if gate_grad is not None else 0.0,
+                "rest": non_gate_gradient_norm(model),
+            }
         optimizer.step()
         lr_schedule.step()
         optimizer.zero_grad(set_to_none=True)
@@ -359,23 +392,39 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         bar.update(1)
         bar.set_postfix(loss=f"{value:.4f}")
         done = step + 1
-        if evaluation is not None and (done % config.eval_every == 0 or done == total):
+        if evaluation and (done % config.eval_every == 0 or done == total):
             eval_loss = _eval_loss(evaluation, unet, scheduler, accelerator, model, max_timestep, config.seed)
-            eval_history.append([done, eval_loss])
-            accelerator.log({"eval/loss": eval_loss}, step=done)
+            gate = gate_opening(fusion)
+            gap = (eval_loss - text_only_loss) / text_only_loss
+            eval_history.append([done, eval_loss, text_only_loss, gate])
+            accelerator.log({"eval/loss": eval_loss, "eval/vs_text_only": gap, "train/gate": gate}, step=done)
+            report = f"step {done}: eval MSE {eval_loss:.5f}, text only {text_only_loss:.5f} ({100 * gap:+.1f} %)"
+            if accelerator.is_main_process:
+                tqdm.write(f"{report}, gate {gate:.4f}")
+            inert = done >= inert_from and is_inert(eval_loss, text_only_loss, gate_change(fusion, config.gate_init))
+            if inert:
+                _warn_inert(accelerator, done, gap, gate, config.stop_if_inert)
+                stopped = config.stop_if_inert
         if on_step is not None:
             on_step(done, value)
-        if done % config.save_every == 0 or done == total:
+        if done % config.save_every == 0 or done == total or stopped:
             checkpoint(done)
+        if stopped:
+            break
     bar.close()
 
     recent = [loss for _, loss, _ in history[-min(50, len(history)) :]]
     summary = {
-        "steps": total,
-        "epochs": round(total / per_epoch, 3),
+        "steps": done,
+        "epochs": round(done / per_epoch, 3),
+        "recipe": config.recipe,
         "optimizer": config.optimizer,
         "lr": config.lr,
-        "lr_schedule": f"cosine, {min(config.warmup_steps, total)} warm-up steps",
+        "weight_decay": config.weight_decay,
+        "lr_schedule": f"cosine, {warm} warm-up steps",
+        "gate_init": config.gate_init,
+        "gate_lr_scale": config.gate_lr_scale,
+        "gate": round(gate_opening(fusion), 6),
         "batch_size": config.batch_size,
         "grad_accum": config.grad_accum,
         "processes": processes,
@@ -389,15 +438,22 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         "sd": sd_source,
         "train_seconds": round(time.monotonic() - began, 1),
     }
+    if first_gradient:
+        summary["first_step_gradient_norm"] = first_gradient
     if eval_history:
         summary["eval_loss"] = round(eval_history[-1][1], 6)
+        summary["eval_loss_text_only"] = round(text_only_loss, 6)
+        summary["eval_vs_text_only"] = round((eval_history[-1][1] - text_only_loss) / text_only_loss, 6)
+        summary["music_inert"] = inert
+    if stopped:
+        summary["stopped_early"] = f"music path inert at step {done} of {total} (--stop-if-inert)"
     path = run / FUSION_FILE
     if accelerator.is_main_process:
         fusion.training_summary = summary
         save_fusion(fusion, path)
         write_text(run / "summary.json", json.dumps(summary, indent=1))
     accelerator.end_training()
-    return TrainResult(path, total, summary["final_loss"], summary, accelerator.is_main_process)
+    return TrainResult(path, done, summary["final_loss"], summary, accelerator.is_main_process)
 
 
 def _to(music: torch.Tensor | list[torch.Tensor], device: torch.device) -> torch.Tensor | list[torch.Tensor]:
@@ -416,6 +472,12 @@ def _check_config(config: TrainConfig) -> None:
         raise NoPainGanError(f"--max-steps must be at least 1, found {config.max_steps}")
     if config.lr <= 0:
         raise NoPainGanError(f"--lr must be positive, found {config.lr}")
+    if config.gate_lr_scale <= 0:
+        raise NoPainGanError(f"--gate-lr-scale must be positive, found {config.gate_lr_scale}")
+    if config.warmup_steps < -1:  # -1: a tenth of the run (the default recipe's)
+        raise NoPainGanError(f"--warmup-steps must be at least 0, found {config.warmup_steps}")
+    if config.eval_every < 0:
+        raise NoPainGanError(f"--eval-every must be at least 0, found {config.eval_every}")
 
 
 def _check_resume(run: Path, config: TrainConfig, processes: int) -> None:
@@ -440,16 +502,33 @@ def _evaluation_set(config: TrainConfig, reader: CacheReader) -> list[CachedAlbu
 
 @torch.no_grad()
 def _eval_loss(items, unet, scheduler, accelerator, model, max_timestep: int, seed: int) -> float:
-    """Mean diffusion MSE on fixed eval albums, noise and timesteps (the same at every evaluation)."""
-    model.eval()
+    """Mean diffusion MSE on fixed eval albums, noise and timesteps (the same at every evaluation); with
+    ``model`` None, of the text conditioning alone (the text-only baseline, on the same draws)."""
+    if model is not None:
+        model.eval()
     total = 0.0
     for item in items:
         gen = torch.Generator().manual_seed(derived_seed(seed, "eval", item.id))
+        text = item.text[None].to(accelerator.device)
         with accelerator.autocast():
-            cond = model(item.text[None].to(accelerator.device), item.music[None].to(accelerator.device))
+            cond = text if model is None else model(text, item.music[None].to(accelerator.device))
             total += diffusion_loss(unet, scheduler, cond, [item], [gen], max_timestep).item()
-    model.train()
+    if model is not None:
+        model.train()
     return total / max(1, len(items))
+
+
+def _warn_inert(accelerator, step: int, gap: float, gate: float, stopping: bool) -> None:
+    """A loud warning (stderr, every process's main one) that the music path has learnt nothing so far."""
+    if not accelerator.is_main_process:
+        return
+    what = "stopping (--stop-if-inert)" if stopping else "continuing; --stop-if-inert stops such runs"
+    print(
+        f"WARNING: the music path is inert at step {step}: held-out MSE {100 * gap:+.2f} % vs text only, gate "
+        f"{gate:.4f}; the fusion is not learning from the music (see docs/training.md, 'Recipes'); {what}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def write_loss_curve(run: Path, history: list, eval_history: list) -> None:
