@@ -17,7 +17,7 @@ from PIL import Image, ImageCms, ImageDraw, ImageFilter, ImageFont
 from nopaingan_core.errors import CoverError, ModelLoadError, ModelNotFoundError
 from nopaingan_core.release import MAX_BYTES
 from nopaingan_core.release.check import MIN_DETAIL, check_cover, check_image, fine_detail, record, repeats
-from nopaingan_core.release.finish import srgb_profile
+from nopaingan_core.release.finish import QUALITIES, encode_jpeg, srgb_profile
 from nopaingan_core.release.tiny import build_tiny_esrgan, build_tiny_x4, esrgan_state_dict
 from nopaingan_core.release.typography import (
     DEFAULT_FONT,
@@ -355,6 +355,18 @@ def test_finish_3000_with_lanczos_writes_an_srgb_jpeg_under_10_mb(tmp_path, smal
     # Lanczos from 256 px is interpolation: honest about it, everything else passes
     assert not rules.pop("sharpness") and all(rules.values()), rules
     assert code == 1 and "FAIL  sharpness" in out
+
+
+@pytest.mark.parametrize(("side", "amplitude", "seed"), [(3000, 255, 0), (3000, 128, 1), (3000, 40, 2)])
+def test_grainy_3000_px_covers_encode_under_10_mb(side, amplitude, seed):
+    """Pure noise is the worst case for JPEG: quality steps down, never a libjpeg buffer error."""
+    rng = np.random.default_rng(seed)
+    pixels = (128 + rng.integers(-amplitude // 2, amplitude // 2 + 1, (side, side, 3))).clip(0, 255)
+    image = Image.fromarray(pixels.astype(np.uint8))
+    data, quality = encode_jpeg(image, {"text": {"title": "Grain", "artist": "Noise"}})
+    assert len(data) < MAX_BYTES and quality in QUALITIES
+    with Image.open(BytesIO(data)) as decoded:
+        assert decoded.size == (side, side) and decoded.format == "JPEG"
 
 
 def test_finish_with_tiny_models_never_overwrites(tmp_path, tiny_x4, esrgan_file, capsys):

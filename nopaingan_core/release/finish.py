@@ -117,12 +117,18 @@ def encode_jpeg(image: Image.Image, info: dict) -> tuple[bytes, int]:
     exif[EXIF_SOFTWARE] = "No-Pain-No-GAN"
     xmp = xmp_packet(text.get("title", ""), text.get("artist", ""))
     comment = json.dumps({RECORD_KEY: info}, ensure_ascii=False).encode("utf-8")
+    # No optimize=True: Pillow then sizes libjpeg's output buffer at width x height bytes whatever the caller
+    # asks, and a grainy 3000 px cover at high quality overflows it ("broken data stream", Pillow 13).
+    rgb = image.convert("RGB")
     for quality in QUALITIES:
         buffer = BytesIO()
-        image.convert("RGB").save(
-            buffer, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2, optimize=True,
-            icc_profile=srgb_profile(), exif=exif, comment=comment, xmp=xmp,
-        )  # fmt: skip
+        try:
+            rgb.save(
+                buffer, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2,
+                icc_profile=srgb_profile(), exif=exif, comment=comment, xmp=xmp,
+            )  # fmt: skip
+        except OSError as exc:
+            raise CoverError(f"the cover could not be encoded as JPEG at quality {quality} ({exc})") from exc
         if buffer.tell() < MAX_BYTES:
             return buffer.getvalue(), quality
     raise CoverError(f"the cover stays over {MAX_BYTES / 1e6:.0f} MB even at JPEG quality {QUALITIES[-1]}")
