@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from io import BytesIO
 from pathlib import Path
 
@@ -12,12 +13,21 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageCms, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageCms, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from nopaingan_core.errors import CoverError, ModelLoadError, ModelNotFoundError
 from nopaingan_core.release import MAX_BYTES
-from nopaingan_core.release.check import MIN_DETAIL, check_cover, check_image, fine_detail, record, repeats
-from nopaingan_core.release.finish import QUALITIES, encode_jpeg, srgb_profile
+from nopaingan_core.release.check import (
+    HIGH_BIT_MODES,
+    MIN_DETAIL,
+    check_cover,
+    check_image,
+    fine_detail,
+    record,
+    repeats,
+    upright,
+)
+from nopaingan_core.release.finish import QUALITIES, encode_jpeg, load_cover, srgb_profile
 from nopaingan_core.release.tiny import build_tiny_esrgan, build_tiny_x4, esrgan_state_dict
 from nopaingan_core.release.typography import (
     DEFAULT_FONT,
@@ -330,6 +340,118 @@ def test_check_cover_cli(tmp_path, good_cover, capsys):
     assert not rules["sharpness"]["passed"] and rules["square"]["passed"]
     assert main(["check-cover", str(tmp_path / "nope.jpg")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+# --- reading covers made elsewhere ----------------------------------------------------------------------------
+
+
+def gray_icc() -> bytes:
+    """A minimal ICC v2 grey display profile (gamma 2.2), as cameras and scanners embed in grey JPEGs."""
+
+    def s15(v):
+        return struct.pack(">i", round(v * 65536))
+
+    def pad(b):
+        return b + b"\0" * (-len(b) % 4)
+
+    name = b"Test Gray 2.2\0"
+    tags = [
+        (b"desc", pad(b"desc\0\0\0\0" + struct.pack(">I", len(name)) + name + b"\0" * 8 + b"\0\0\0" + b"\0" * 67)),
+        (b"wtpt", b"XYZ \0\0\0\0" + s15(0.9642) + s15(1.0) + s15(0.8249)),
+        (b"kTRC", pad(b"curv\0\0\0\0" + struct.pack(">IH", 1, 0x0233))),
+        (b"cprt", pad(b"text\0\0\0\0public domain\0")),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = struct.pack(">I", len(tags)), b""
+    for sig, data in tags:
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (
+        struct.pack(">I", size)
+        + b"\0" * 4
+        + struct.pack(">I", 0x02100000)
+        + b"mntrGRAYXYZ "
+        + b"\0" * 12
+        + b"acsp"
+        + b"\0" * 28
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + b"\0" * 48
+    )
+    assert len(header) == 128
+    return header + table + body
+
+
+def ramp(side: int = 64) -> np.ndarray:
+    """A left-to-right ramp 0-1 with a bright top-left block, so orientation and levels both show."""
+    values = np.tile(np.linspace(0.0, 1.0, side), (side, 1))
+    values[: side // 4, : side // 4] = 1.0
+    return values
+
+
+@pytest.mark.parametrize(
+    ("mode", "dtype", "top", "fmt"),
+    [("I;16", np.uint16, 65535, "PNG"), ("I", np.int32, 65535, "TIFF"), ("I", np.int32, 2**31 - 1, "TIFF"),
+     ("F", np.float32, 1.0, "TIFF"), ("F", np.float32, 255.0, "TIFF")],
+)  # fmt: skip
+def test_high_bit_covers_are_scaled_to_8_bits_not_clipped_white(tmp_path, mode, dtype, top, fmt):
+    values = ramp()
+    path = tmp_path / f"deep.{fmt.lower()}"
+    Image.fromarray((values * top).astype(dtype), mode if mode != "I;16" else None).save(path, fmt)
+    with Image.open(path) as opened:
+        assert opened.mode in HIGH_BIT_MODES  # the file really is deep
+    image, _ = load_cover(path)
+    got = np.asarray(image, np.float64)[..., 0] / 255
+    assert image.mode == "RGB" and np.abs(got - values).max() < 2 / 255
+    # check-cover measures the same picture as its 8-bit twin
+    eight = Image.fromarray(np.rint(values * 255).astype(np.uint8)).convert("RGB")
+    with Image.open(path) as opened:
+        assert fine_detail(upright(opened).convert("RGB")) == pytest.approx(fine_detail(eight), abs=0.02)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_when_reading_a_cover(tmp_path, orientation):
+    upright_pixels = (ramp() * 255).astype(np.uint8)
+    seen = Image.fromarray(upright_pixels)
+    # store the pixels so that applying the tag gives back the upright picture
+    inverse = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}[orientation]
+    stored = ImageOps.exif_transpose(seen_with(seen, inverse))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "turned.png"
+    stored.save(path, exif=exif)
+    image, _ = load_cover(path)
+    assert np.array_equal(np.asarray(image)[..., 0], upright_pixels)
+
+
+def seen_with(image: Image.Image, orientation: int) -> Image.Image:
+    """``image`` carrying the EXIF orientation tag ``orientation`` (in memory)."""
+    tagged = image.copy()
+    tagged.getexif()[0x0112] = orientation
+    return tagged
+
+
+def test_grey_jpeg_with_a_grey_icc_profile_is_converted_in_its_own_mode(tmp_path):
+    path = tmp_path / "grey.jpg"
+    Image.new("L", (32, 32), 100).save(path, icc_profile=gray_icc(), quality=100)
+    image, _ = load_cover(path)
+    assert image.mode == "RGB" and abs(int(np.asarray(image).mean()) - 100) <= 3
+
+
+@pytest.mark.parametrize(
+    ("mode", "icc", "message"),
+    [("RGB", lambda: ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes(), "describes Lab"),
+     ("RGB", gray_icc, "describes GRAY"), ("CMYK", gray_icc, "describes GRAY"),
+     ("RGB", lambda: b"not a profile at all" * 8, "ICC profile")],
+)  # fmt: skip
+def test_icc_profiles_that_do_not_fit_are_one_line_errors(tmp_path, mode, icc, message):
+    path = tmp_path / "odd.jpg"
+    Image.new(mode, (16, 16)).save(path, icc_profile=icc())
+    with pytest.raises(CoverError, match=message) as caught:
+        load_cover(path)
+    assert "\n" not in str(caught.value) and "odd.jpg" in str(caught.value)
 
 
 # --- finish ----------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageOps
 
 from ..errors import CoverError
 from . import MAX_BYTES, MAX_SIZE, MIN_SIZE
@@ -49,6 +49,32 @@ class Rule:
 
     def line(self) -> str:
         return f"{'PASS' if self.passed else 'FAIL'}  {self.name:<12} {self.measured:<28} ({self.expected})"
+
+
+HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float grey images (Pillow modes I;16*, I, F) as 8-bit ``L``, scaled, not
+    clipped: 16-bit and integer data up to 65535 are divided by 257, wider integers by their maximum / 255;
+    floats up to 1.0 count as 0-1, others as 0-255 (clipped). Other modes are returned as they are."""
+    if image.mode not in HIGH_BIT_MODES:
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if image.mode == "F":
+        scale = 255.0 if top <= 1.0 else 1.0
+    elif image.mode.startswith("I;16") or top <= 65535:
+        scale = 255.0 / 65535.0
+    else:
+        scale = 255.0 / top
+    return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), "L")
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image as it is meant to be seen: its EXIF orientation applied, then 8 bits a channel
+    (:func:`to_8bit`)."""
+    return to_8bit(ImageOps.exif_transpose(image))
 
 
 def grey(image: Image.Image) -> np.ndarray:
@@ -129,7 +155,7 @@ def check_image(image: Image.Image, nbytes: int, title: str | None = None, artis
         Rule("ICC profile", "srgb" in profile.lower(), profile or "none", "an sRGB profile embedded"),
         Rule("file size", nbytes < MAX_BYTES, f"{nbytes / 1e6:.2f} MB", f"under {MAX_BYTES / 1e6:.0f} MB"),
     ]
-    rgb = image.convert("RGB")
+    rgb = upright(image).convert("RGB")
     detail = fine_detail(rgb)
     rules.append(Rule("sharpness", detail >= MIN_DETAIL, f"fine detail {detail:.3f}", f">= {MIN_DETAIL}"))
     share = repeats(rgb)
