@@ -32,10 +32,15 @@ from nopaingan_core.release.tiny import build_tiny_esrgan, build_tiny_x4, esrgan
 from nopaingan_core.release.typography import (
     DEFAULT_FONT,
     MIN_CONTRAST,
+    MIN_PIXELS,
+    MIN_TEXT,
     codepoints,
     font_for,
     layout_text,
+    missing_glyphs,
     set_text,
+    system_fonts,
+    wrap,
 )
 from nopaingan_core.release.upscale import (
     UpscaleSettings,
@@ -238,6 +243,65 @@ def test_long_titles_are_sized_to_fit_the_safe_margins():
     layout = layout_text(Image.new("RGB", (500, 500)), "A Very Long Album Title That Goes On", note=lambda _: None)
     x0, _, x1, _ = layout.box()
     assert x0 >= 29 and x1 <= 471
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.text(st.characters(codec="utf-8", categories=("Lu", "Ll")), min_size=1, max_size=8),
+    st.sampled_from(["\n", "\r", "\t", "\x00", "\x1b", "\u2028", "\u2029", "\x7f"]),
+    st.sampled_from(["--title", "--artist"]),
+)
+def test_control_characters_and_line_breaks_are_one_line_errors(word, control, option):
+    text = f"{word}{control}{word}"
+    kwargs = {"title": text, "artist": "Band"} if option == "--title" else {"title": "Album", "artist": text}
+    with pytest.raises(CoverError, match=f"^{option} .*U\\+{ord(control):04X}") as caught:
+        layout_text(Image.new("RGB", (300, 300)), **kwargs, note=lambda _: None)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("text", [" Album", "Album ", "\u00a0Album", "Album\u3000"])
+def test_leading_and_trailing_spaces_are_refused_not_stripped(text):
+    with pytest.raises(CoverError, match="--title .*leading/trailing"):
+        layout_text(Image.new("RGB", (300, 300)), text, note=lambda _: None)
+
+
+WORDS = st.text(st.characters(codec="ascii", categories=("Lu", "Ll")), min_size=1, max_size=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(WORDS, min_size=1, max_size=14), st.lists(WORDS, min_size=0, max_size=6), st.sampled_from([400, 1000]))
+def test_long_text_wraps_inside_the_safe_margins_legibly(title_words, artist_words, side):
+    title, artist = " ".join(title_words), " ".join(artist_words)
+    layout = layout_text(Image.new("RGB", (side, side)), title, artist, position="bottom-center", note=lambda _: None)
+    margin = round(0.06 * side)
+    x0, y0, x1, y1 = layout.box()
+    assert x0 >= margin and y0 >= margin and x1 <= side - margin and y1 <= side - margin
+    title_lines = [line for line in layout.lines if line.size == layout.lines[0].size]
+    artist_lines = layout.lines[len(title_lines) :]
+    assert " ".join(line.text for line in title_lines) == title  # every word, in order, nothing lost
+    assert " ".join(line.text for line in artist_lines) == artist
+    smallest = max(MIN_PIXELS, round(MIN_TEXT * side))
+    assert all(line.size >= smallest for line in layout.lines)
+    if artist_lines:
+        assert artist_lines[0].size <= title_lines[0].size
+
+
+@pytest.mark.parametrize(("option", "text"), [("--title", "Word " * 400), ("--artist", "Name " * 3000),
+                                              ("--title", "Supercalifragilisticexpialidocious" * 3)])  # fmt: skip
+def test_text_too_long_for_the_minimum_size_names_the_option_and_a_length(option, text):
+    kwargs = (
+        {"title": text.strip(), "artist": "Band"} if option == "--title" else {"title": "A", "artist": text.strip()}
+    )
+    with pytest.raises(CoverError, match=f"^{option} is too long .*at most about [0-9]+ characters"):
+        layout_text(Image.new("RGB", (500, 500)), **kwargs, note=lambda _: None)
+
+
+def test_cjk_title_without_spaces_wraps_between_characters():
+    font = next((p for p in system_fonts() if not missing_glyphs(p, "夜の音楽")), None)
+    if font is None:
+        pytest.skip("no CJK font installed here")
+    lines = wrap("夜の音楽" * 10, font, 40, 300)
+    assert lines and len(lines) > 1 and "".join(lines) == "夜の音楽" * 10
 
 
 # --- check-cover -----------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ has edges in every row.
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,13 +162,28 @@ def check_image(image: Image.Image, nbytes: int, title: str | None = None, artis
     share = repeats(rgb)
     rules.append(Rule("pixelation", share < MAX_REPEATS, f"repeated rows/cols {share:.2f}", f"< {MAX_REPEATS}"))
     if title is not None or artist is not None:
-        drawn = record(image).get("text")
-        wanted = {"title": (title or "").strip(), "artist": (artist or "").strip()}
-        if drawn is None:
-            rules.append(Rule("text", False, "no record of the drawn text", f"exactly {wanted}"))
-        else:
-            rules.append(Rule("text", drawn == wanted, json.dumps(drawn, ensure_ascii=False), f"exactly {wanted}"))
+        rules.append(text_rule(record(image), title or "", artist or "", w, h))
     return rules
+
+
+def text_rule(info: dict, title: str, artist: str, w: int, h: int) -> Rule:
+    """The text the file's record says was drawn against the release's: equal after Unicode NFC normalisation
+    (the same letters however they are composed), nothing stripped; and, when the record has the drawn block's
+    box, that box inside the ``w`` x ``h`` canvas."""
+    wanted = {"title": title, "artist": artist}
+    expected = f"exactly {json.dumps(wanted, ensure_ascii=False)}"
+    drawn = info.get("text")
+    if not isinstance(drawn, dict):
+        return Rule("text", False, "no record of the drawn text", expected)
+    same = all(nfc(drawn.get(key, "")) == nfc(value) for key, value in wanted.items())
+    box = info.get("layout", {}).get("box")
+    inside = box is None or (box[0] >= 0 and box[1] >= 0 and box[2] <= w and box[3] <= h)
+    measured = json.dumps(drawn, ensure_ascii=False) + ("" if inside else f", drawn outside the canvas at {box}")
+    return Rule("text", same and inside, measured, expected)
+
+
+def nfc(text: object) -> str:
+    return unicodedata.normalize("NFC", text) if isinstance(text, str) else repr(text)
 
 
 def check_cover(path: str | Path, title: str | None = None, artist: str | None = None) -> list[Rule]:

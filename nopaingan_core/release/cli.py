@@ -164,17 +164,20 @@ def resolve_x4(args: argparse.Namespace) -> None:
 
 
 def check_release_options(args: argparse.Namespace) -> None:
-    """Everything argparse cannot check, before slow work: a square cover, the font, and an x4 upscaler that
-    is a local folder or a hub id in the cache (or downloadable). One-line errors."""
+    """Everything argparse cannot check, before slow work: a square cover, the font, the title and artist (one
+    line each, a font with their glyphs, room for them at ``--size``), and an x4 upscaler that is a local folder
+    or a hub id in the cache (or downloadable). One-line errors."""
     from ..hub import check_available, is_local, not_found
-    from .typography import check_font
+    from .typography import check_font, check_text, fit_text, fonts_for
 
     if getattr(args, "width", None) != getattr(args, "height", None):
         from ..errors import CoverError
 
         raise CoverError(f"--release needs a square cover: --width {args.width} and --height {args.height} differ")
-    if args.font:
-        check_font(args.font)
+    preferred = check_font(args.font) if args.font else None
+    texts = [check_text(args.title or "", "--title"), check_text(getattr(args, "artist", None) or "", "--artist")]
+    if any(texts):
+        fit_text(*texts, fonts_for(texts, preferred, lambda _: None), args.size)
     resolve_x4(args)
     if args.x4 != NONE:
         if is_local(args.x4) and not Path(args.x4).expanduser().exists():

@@ -23,7 +23,7 @@ from .. import atomic
 from ..errors import CoverError
 from . import MAX_BYTES, MAX_SIZE, PREVIEW_SIZE
 from .check import RECORD_KEY, Rule, check_cover, profile_name, record, upright
-from .typography import AUTO, set_text
+from .typography import AUTO, check_text, set_text
 from .upscale import UpscaleSettings, upscale_cover
 
 QUALITIES = (95, 92, 90, 85, 80, 75, 70, 60, 50)
@@ -196,6 +196,8 @@ def finish_image(
     """
     settings = settings or UpscaleSettings()
     check_options(settings, dest)
+    check_text(text.title, "--title")
+    check_text(text.artist, "--artist")
     stages: list[str] = []
 
     def log(line: str) -> None:
@@ -207,7 +209,7 @@ def finish_image(
     record_ = dict(info or {}) | {
         "prompt": prompt,
         "upscale": asdict(settings) | {"stages": stages},
-        "text": {"title": text.title.strip(), "artist": text.artist.strip()},
+        "text": {"title": text.title, "artist": text.artist},
     }
     if layout is not None:
         record_["layout"] = {
@@ -216,6 +218,7 @@ def finish_image(
             "color": f"#{bytes(layout.color).hex()}",
             "outline": layout.outline is not None,
             "contrast": round(layout.contrast, 2),
+            "box": list(layout.box()),
         }
     return write_release(covered, dest, record_)
 
