@@ -25,6 +25,7 @@ from nopaingan_core.release.check import (
     fine_detail,
     record,
     repeats,
+    text_rule,
     upright,
 )
 from nopaingan_core.release.finish import QUALITIES, encode_jpeg, load_cover, srgb_profile
@@ -302,6 +303,18 @@ def test_cjk_title_without_spaces_wraps_between_characters():
         pytest.skip("no CJK font installed here")
     lines = wrap("夜の音楽" * 10, font, 40, 300)
     assert lines and len(lines) > 1 and "".join(lines) == "夜の音楽" * 10
+
+
+@pytest.mark.parametrize(
+    ("drawn", "box", "title", "passed"),
+    [("Café", [10, 10, 90, 40], "Cafe\u0301", True), ("Cafe\u0301", None, "Café", True),
+     ("Café", [10, 10, 90, 40], "Cafe", False), ("Album", [10, 10, 90, 40], " Album", False),
+     ("Album", [-5, 10, 90, 40], "Album", False), ("Album", [10, 10, 120, 40], "Album", False),
+     ("Album", [10, 60, 90, 101], "Album", False)],
+)  # fmt: skip
+def test_text_rule_compares_nfc_strips_nothing_and_wants_the_text_on_the_canvas(drawn, box, title, passed):
+    info = {"text": {"title": drawn, "artist": ""}} | ({"layout": {"box": box}} if box else {})
+    assert text_rule(info, title, "", 100, 100).passed is passed
 
 
 # --- check-cover -----------------------------------------------------------------------------------------------
