@@ -20,6 +20,7 @@ from nopaingan_core.release import MAX_BYTES
 from nopaingan_core.release.check import (
     HIGH_BIT_MODES,
     MIN_DETAIL,
+    Rule,
     check_cover,
     check_image,
     fine_detail,
@@ -400,6 +401,38 @@ def test_sharpness_threshold_separates_real_detail_from_interpolation():
         for method in (Image.BICUBIC, Image.LANCZOS):
             assert fine_detail(small.resize((side, side), method)) < MIN_DETAIL, name
         assert repeats(small.resize((side, side), Image.NEAREST)) > 0.5 and repeats(picture) < 0.5
+
+
+def verdicts(image: Image.Image) -> dict[str, Rule]:
+    data = encode(image, "PNG")
+    with Image.open(BytesIO(data)) as opened:
+        opened.load()
+        return {rule.name: rule for rule in check_image(opened, len(data))}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)), st.booleans())
+def test_flat_designs_are_neither_blurry_nor_pixelated_with_or_without_text(rgb, titled):
+    cover = Image.new("RGB", (360, 360), rgb)
+    if titled:
+        cover = set_text(cover, "Plain", "Field", note=lambda _: None)[0]
+    rules = verdicts(cover)
+    for name in ("sharpness", "pixelation"):
+        assert rules[name].passed and "flat design" in rules[name].measured, rules[name]
+
+
+@pytest.mark.parametrize("sky", [0.0, 0.3, 0.6])
+def test_flat_bands_do_not_hide_or_fake_blur_and_pixelation(sky):
+    """A detailed picture with a flat band (sky) passes; the same enlarged by interpolation or nearest neighbour
+    fails, whatever the band's share."""
+    side = 480
+    picture = np.asarray(photo(side, seed=3)).copy()
+    picture[: round(sky * side)] = (90, 140, 200)
+    sharp = verdicts(Image.fromarray(picture))
+    assert sharp["sharpness"].passed and sharp["pixelation"].passed, sharp
+    small = Image.fromarray(picture).resize((side // 12, side // 12), Image.BOX)
+    assert not verdicts(small.resize((side, side), Image.BICUBIC))["sharpness"].passed
+    assert not verdicts(small.resize((side, side), Image.NEAREST))["pixelation"].passed
 
 
 def test_check_cover_cli(tmp_path, good_cover, capsys):
