@@ -38,6 +38,7 @@ from nopaingan_core.release.typography import (
     MIN_TEXT,
     codepoints,
     font_for,
+    font_hint,
     layout_text,
     missing_glyphs,
     set_text,
@@ -221,9 +222,26 @@ def test_busy_background_gets_an_outline_and_a_weak_colour_too():
     stripes = np.zeros((300, 300, 3), np.uint8)
     stripes[::2] = 255  # black and white lines: neither colour reads on its own
     layout = layout_text(Image.fromarray(stripes), "Title", note=lambda _: None)
-    assert layout.outline is not None and layout.outline_width > 0 and layout.contrast >= MIN_CONTRAST
+    assert layout.outline is not None and layout.outline_width > 0 and layout.outline_contrast >= MIN_CONTRAST
+    assert layout.contrast < MIN_CONTRAST  # reported against the picture, the reason for the outline
     grey = layout_text(Image.new("RGB", (300, 300), "white"), "T", color="#dddddd", note=lambda _: None)
     assert grey.color == (221, 221, 221) and grey.outline == (0, 0, 0)
+
+
+@pytest.mark.parametrize("color", ["#12345678", "#1234", "rgba(10, 20, 30, 128)", "rgba(10,20,30,255)"])
+def test_text_colour_with_alpha_is_refused(color):
+    with pytest.raises(CoverError, match="--text-color .*alpha"):
+        layout_text(Image.new("RGB", (200, 200)), "T", color=color, note=lambda _: None)
+
+
+@pytest.mark.parametrize(
+    ("chars", "hint"),
+    [("夜", "Noto Sans CJK"), ("ひ", "Noto Sans CJK"), ("한", "Noto Sans CJK"), ("क", "Noto Sans Devanagari"),
+     ("ก", "Noto Sans Thai"), ("\U0001f3b8", "Noto Color Emoji"), ("ب", "Noto Naskh Arabic"),
+     ("\U0010fffd", "Noto family"), ("कกბ", "Noto family")],
+)  # fmt: skip
+def test_missing_glyph_hint_names_a_font_for_the_script(chars, hint):
+    assert hint in font_hint(chars)
 
 
 @pytest.mark.parametrize("band", ["top", "middle", "bottom"])

@@ -113,8 +113,8 @@ def add_release_options(parser: argparse.ArgumentParser, switch: bool = True) ->
         help="ESRGAN-family model file (.safetensors/.pth), e.g. 4x-UltraSharp (default: Lanczos)",
     )
     group.add_argument(
-        "--font", type=existing_file("font file (.ttf, .otf)"), help="a .ttf/.otf for the text (default: Inter "
-        "Display, OFL)"
+        "--font", type=existing_file("OpenType/TrueType font file (.ttf, .otf)"),
+        help="a .ttf/.otf for the text (default: Inter Display, OFL)"
     )  # fmt: skip
     group.add_argument(
         "--text-position", choices=(AUTO_TEXT, *POSITIONS), default=AUTO_TEXT, help="auto: the calmest band"

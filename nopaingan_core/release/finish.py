@@ -218,6 +218,7 @@ def finish_image(
             "color": f"#{bytes(layout.color).hex()}",
             "outline": layout.outline is not None,
             "contrast": round(layout.contrast, 2),
+            "outline_contrast": round(layout.outline_contrast, 2),
             "box": list(layout.box()),
         }
     return write_release(covered, dest, record_)

@@ -9,7 +9,8 @@
   magnitude, 0-255 grey levels per pixel) behind it. The text is sized to fit the width between the margins.
 - Colour: white or black, whichever has the higher WCAG 2 contrast ratio against the background under the
   text (its 5th percentile pixel, so the busiest part counts); below 4.5:1, an outline in the opposite colour
-  is added. ``--text-color`` forces a colour (outlined too when it falls short).
+  is added (the contrast reported is still the one against the picture). ``--text-color`` forces an opaque
+  colour (outlined too when it falls short).
 """
 
 from __future__ import annotations
@@ -111,8 +112,31 @@ def font_for(text: str, preferred: Path | None = None, note: Callable[[str], Non
     codes = ", ".join(f"U+{ord(c):04X}" for c in lacking)
     raise CoverError(
         f"no font here has the characters {lacking!r} ({codes}) of {text!r}; pass a font that does with "
-        "--font FILE (e.g. Noto Sans CJK for Chinese, Japanese and Korean)"
+        f"--font FILE ({font_hint(lacking)})"
     )
+
+
+CJK_NAMES = ("CJK", "HIRAGANA", "KATAKANA", "HANGUL", "BOPOMOFO", "IDEOGRAPHIC", "FULLWIDTH", "HALFWIDTH")
+NOTO_SCRIPTS = {"ARABIC": "Noto Naskh Arabic"}  # scripts whose Noto font is not "Noto Sans <Script>"
+
+
+def font_hint(characters: str) -> str:
+    """A font family that covers ``characters``, from their Unicode names: Noto Sans CJK for Chinese, Japanese
+    and Korean, Noto Color Emoji for emoji, Noto Sans <Script> for another script (Devanagari, Thai...);
+    generic when the characters have no name (private use) or mix scripts."""
+    hints = set()
+    for char in characters:
+        name = unicodedata.name(char, "")
+        if not name:
+            return "the Noto family covers most scripts"
+        if name.startswith(CJK_NAMES):
+            hints.add("Noto Sans CJK, for Chinese, Japanese and Korean")
+        elif ord(char) >= 0x1F000 or unicodedata.category(char) == "So":
+            hints.add("Noto Color Emoji, for emoji")
+        else:
+            script = name.split()[0]
+            hints.add(f"{NOTO_SCRIPTS.get(script, f'Noto Sans {script.title()}')}, for {script.title()}")
+    return "e.g. " + "; ".join(sorted(hints)) if len(hints) <= 2 else "the Noto family covers most scripts"
 
 
 def check_text(text: str, option: str) -> str:
@@ -158,11 +182,15 @@ def contrast_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def parse_color(text: str) -> tuple[int, int, int]:
-    """``--text-color``: a CSS colour name or ``#rrggbb``."""
+    """``--text-color``: a CSS colour name or ``#rrggbb``; a colour with an alpha channel (``#rrggbbaa``,
+    ``rgba()``...) is refused, since a see-through colour's contrast depends on the picture."""
     try:
-        return ImageColor.getrgb(text)[:3]
+        rgb = ImageColor.getrgb(text)
     except ValueError:
         raise CoverError(f"--text-color '{text}': expected 'auto', a colour name or #rrggbb") from None
+    if len(rgb) == 4:
+        raise CoverError(f"--text-color '{text}': has an alpha channel; expected an opaque colour (#rrggbb)")
+    return rgb[:3]
 
 
 @dataclass(frozen=True)
@@ -185,7 +213,7 @@ class TextLine:
 @dataclass(frozen=True)
 class TextLayout:
     """Where and how the text goes: ``energy`` is the mean edge energy behind it, ``contrast`` the WCAG ratio
-    of the colour against the background's 5th percentile (against the outline colour when outlined)."""
+    of the colour against the background's 5th percentile (outlined or not; see :meth:`outline_contrast`)."""
 
     lines: tuple[TextLine, ...]
     position: str
@@ -194,6 +222,13 @@ class TextLayout:
     outline_width: int
     contrast: float
     energy: float
+
+    @property
+    def outline_contrast(self) -> float:
+        """WCAG ratio of the colour against its outline (0.0 without one)."""
+        if self.outline is None:
+            return 0.0
+        return float(contrast_ratio(luminance(np.array(self.color)), luminance(np.array(self.outline))))
 
     def box(self) -> tuple[int, int, int, int]:
         boxes = [line.bbox() for line in self.lines]
@@ -328,7 +363,7 @@ def _region(box: tuple[int, int, int, int], side: int, pad: int) -> tuple[slice,
 
 
 def _color(background: np.ndarray, wanted: tuple[int, int, int] | None) -> tuple[tuple, tuple | None, float]:
-    """Text colour, outline colour (None when not needed) and the contrast reached."""
+    """Text colour, outline colour (None when not needed) and the colour's contrast against the background."""
     lum = luminance(background.reshape(-1, 3))
     candidates = [wanted] if wanted else [WHITE, BLACK]
 
@@ -340,7 +375,7 @@ def _color(background: np.ndarray, wanted: tuple[int, int, int] | None) -> tuple
     if contrast >= MIN_CONTRAST:
         return color, None, contrast
     outline = BLACK if luminance(np.array(color)) > 0.18 else WHITE
-    return color, outline, float(contrast_ratio(luminance(np.array(color)), luminance(np.array(outline))))
+    return color, outline, contrast
 
 
 def layout_text(
@@ -414,6 +449,9 @@ def set_text(
     layout = layout_text(image, title, artist, font, position, color, note)
     if layout is not None:
         fonts = ", ".join(sorted({line.font.name for line in layout.lines}))
-        how = f"outlined, {layout.contrast:.1f}:1" if layout.outline else f"contrast {layout.contrast:.1f}:1"
+        how = f"contrast {layout.contrast:.1f}:1 against the picture"
+        if layout.outline:
+            outline = f"#{bytes(layout.outline).hex()} ({layout.outline_contrast:.1f}:1)"
+            how += f", under {MIN_CONTRAST}:1, so outlined in {outline}"
         note(f"text at {layout.position} in {fonts}, colour #{bytes(layout.color).hex()} ({how})")
     return draw_text(image, layout), layout
