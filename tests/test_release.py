@@ -647,6 +647,11 @@ def test_finish_user_errors_exit_2_before_any_work(tmp_path, capsys):
         (["finish", str(wide), "--font", str(tmp_path / "f.ttf")], "--font"),
         (["finish", str(wide), "--upscaler-model", str(tmp_path / "m.pth")], "--upscaler-model"),
         (["finish", str(wide), "--x4", str(tmp_path / "x4")], "--x4 DIR"),
+        (["finish", str(wide), "--title", "Night\nDrive"], "--title 'Night\\nDrive': has control"),
+        (["finish", str(wide), "--artist", "Tab\tBand"], "--artist 'Tab\\tBand': has control"),
+        (["finish", str(wide), "--title", "Album "], "leading/trailing"),
+        (["finish", str(wide), "--title", "Word " * 3000 + "end", "--size", "300"], "--title is too long"),
+        (["finish", str(wide), "--text-color", "#12345678"], "alpha"),
     ]:
         assert main(args) == 2
         err = capsys.readouterr().err

@@ -34,8 +34,9 @@ def text_color(text: str) -> str:
     if text != AUTO:
         try:
             parse_color(text)
-        except CoverError:
-            raise argparse.ArgumentTypeError(f"got {text!r}, expected auto, a colour name or #rrggbb") from None
+        except CoverError as exc:
+            reason = str(exc).split(": ", 1)[-1]
+            raise argparse.ArgumentTypeError(f"got {text!r}: {reason}") from None
     return text
 
 
