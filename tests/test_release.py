@@ -317,9 +317,8 @@ def test_text_too_long_for_the_minimum_size_names_the_option_and_a_length(option
 
 
 def test_cjk_title_without_spaces_wraps_between_characters():
-    font = next((p for p in system_fonts() if not missing_glyphs(p, "夜の音楽")), None)
-    if font is None:
-        pytest.skip("no CJK font installed here")
+    # wrapping only measures: with no CJK font installed, the shipped font's boxes have widths too
+    font = next((p for p in system_fonts() if not missing_glyphs(p, "夜の音楽")), DEFAULT_FONT)
     lines = wrap("夜の音楽" * 10, font, 40, 300)
     assert lines and len(lines) > 1 and "".join(lines) == "夜の音楽" * 10
 
