@@ -110,7 +110,7 @@ class NoPainGanSaveReleaseCover:
             if picture.width != picture.height:
                 raise CoverError(f"Save Release Cover: the image is {picture.width}x{picture.height}, not square")
             final = picture.resize((size, size), Image.Resampling.LANCZOS)
-            info = {"text": {"title": title.strip(), "artist": artist.strip()}, "size": size}
+            info = {"text": {"title": title, "artist": artist}, "size": size}
             result = write_release(final, release_path(Path(folder) / name), info)
             shown.append({"filename": result.path.name, "subfolder": subfolder, "type": "output"})
             report.append(f"{result.path.name}:\n" + "\n".join(rule.line() for rule in result.rules))

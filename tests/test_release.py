@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from io import BytesIO
 from pathlib import Path
 
@@ -12,20 +13,37 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image, ImageCms, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageCms, ImageDraw, ImageFilter, ImageFont, ImageOps
 
 from nopaingan_core.errors import CoverError, ModelLoadError, ModelNotFoundError
 from nopaingan_core.release import MAX_BYTES
-from nopaingan_core.release.check import MIN_DETAIL, check_cover, check_image, fine_detail, record, repeats
-from nopaingan_core.release.finish import srgb_profile
+from nopaingan_core.release.check import (
+    HIGH_BIT_MODES,
+    MIN_DETAIL,
+    Rule,
+    check_cover,
+    check_image,
+    fine_detail,
+    record,
+    repeats,
+    text_rule,
+    upright,
+)
+from nopaingan_core.release.finish import QUALITIES, encode_jpeg, load_cover, srgb_profile
 from nopaingan_core.release.tiny import build_tiny_esrgan, build_tiny_x4, esrgan_state_dict
 from nopaingan_core.release.typography import (
     DEFAULT_FONT,
     MIN_CONTRAST,
+    MIN_PIXELS,
+    MIN_TEXT,
     codepoints,
     font_for,
+    font_hint,
     layout_text,
+    missing_glyphs,
     set_text,
+    system_fonts,
+    wrap,
 )
 from nopaingan_core.release.upscale import (
     UpscaleSettings,
@@ -204,9 +222,26 @@ def test_busy_background_gets_an_outline_and_a_weak_colour_too():
     stripes = np.zeros((300, 300, 3), np.uint8)
     stripes[::2] = 255  # black and white lines: neither colour reads on its own
     layout = layout_text(Image.fromarray(stripes), "Title", note=lambda _: None)
-    assert layout.outline is not None and layout.outline_width > 0 and layout.contrast >= MIN_CONTRAST
+    assert layout.outline is not None and layout.outline_width > 0 and layout.outline_contrast >= MIN_CONTRAST
+    assert layout.contrast < MIN_CONTRAST  # reported against the picture, the reason for the outline
     grey = layout_text(Image.new("RGB", (300, 300), "white"), "T", color="#dddddd", note=lambda _: None)
     assert grey.color == (221, 221, 221) and grey.outline == (0, 0, 0)
+
+
+@pytest.mark.parametrize("color", ["#12345678", "#1234", "rgba(10, 20, 30, 128)", "rgba(10,20,30,255)"])
+def test_text_colour_with_alpha_is_refused(color):
+    with pytest.raises(CoverError, match="--text-color .*alpha"):
+        layout_text(Image.new("RGB", (200, 200)), "T", color=color, note=lambda _: None)
+
+
+@pytest.mark.parametrize(
+    ("chars", "hint"),
+    [("夜", "Noto Sans CJK"), ("ひ", "Noto Sans CJK"), ("한", "Noto Sans CJK"), ("क", "Noto Sans Devanagari"),
+     ("ก", "Noto Sans Thai"), ("\U0001f3b8", "Noto Color Emoji"), ("ب", "Noto Naskh Arabic"),
+     ("\U0010fffd", "Noto family"), ("कกბ", "Noto family")],
+)  # fmt: skip
+def test_missing_glyph_hint_names_a_font_for_the_script(chars, hint):
+    assert hint in font_hint(chars)
 
 
 @pytest.mark.parametrize("band", ["top", "middle", "bottom"])
@@ -228,6 +263,76 @@ def test_long_titles_are_sized_to_fit_the_safe_margins():
     layout = layout_text(Image.new("RGB", (500, 500)), "A Very Long Album Title That Goes On", note=lambda _: None)
     x0, _, x1, _ = layout.box()
     assert x0 >= 29 and x1 <= 471
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.text(st.characters(codec="utf-8", categories=("Lu", "Ll")), min_size=1, max_size=8),
+    st.sampled_from(["\n", "\r", "\t", "\x00", "\x1b", "\u2028", "\u2029", "\x7f"]),
+    st.sampled_from(["--title", "--artist"]),
+)
+def test_control_characters_and_line_breaks_are_one_line_errors(word, control, option):
+    text = f"{word}{control}{word}"
+    kwargs = {"title": text, "artist": "Band"} if option == "--title" else {"title": "Album", "artist": text}
+    with pytest.raises(CoverError, match=f"^{option} .*U\\+{ord(control):04X}") as caught:
+        layout_text(Image.new("RGB", (300, 300)), **kwargs, note=lambda _: None)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("text", [" Album", "Album ", "\u00a0Album", "Album\u3000"])
+def test_leading_and_trailing_spaces_are_refused_not_stripped(text):
+    with pytest.raises(CoverError, match="--title .*leading/trailing"):
+        layout_text(Image.new("RGB", (300, 300)), text, note=lambda _: None)
+
+
+WORDS = st.text(st.characters(codec="ascii", categories=("Lu", "Ll")), min_size=1, max_size=12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(WORDS, min_size=1, max_size=14), st.lists(WORDS, min_size=0, max_size=6), st.sampled_from([400, 1000]))
+def test_long_text_wraps_inside_the_safe_margins_legibly(title_words, artist_words, side):
+    title, artist = " ".join(title_words), " ".join(artist_words)
+    layout = layout_text(Image.new("RGB", (side, side)), title, artist, position="bottom-center", note=lambda _: None)
+    margin = round(0.06 * side)
+    x0, y0, x1, y1 = layout.box()
+    assert x0 >= margin and y0 >= margin and x1 <= side - margin and y1 <= side - margin
+    title_lines = [line for line in layout.lines if line.size == layout.lines[0].size]
+    artist_lines = layout.lines[len(title_lines) :]
+    assert " ".join(line.text for line in title_lines) == title  # every word, in order, nothing lost
+    assert " ".join(line.text for line in artist_lines) == artist
+    smallest = max(MIN_PIXELS, round(MIN_TEXT * side))
+    assert all(line.size >= smallest for line in layout.lines)
+    if artist_lines:
+        assert artist_lines[0].size <= title_lines[0].size
+
+
+@pytest.mark.parametrize(("option", "text"), [("--title", "Word " * 400), ("--artist", "Name " * 3000),
+                                              ("--title", "Supercalifragilisticexpialidocious" * 3)])  # fmt: skip
+def test_text_too_long_for_the_minimum_size_names_the_option_and_a_length(option, text):
+    kwargs = (
+        {"title": text.strip(), "artist": "Band"} if option == "--title" else {"title": "A", "artist": text.strip()}
+    )
+    with pytest.raises(CoverError, match=f"^{option} is too long .*at most about [0-9]+ characters"):
+        layout_text(Image.new("RGB", (500, 500)), **kwargs, note=lambda _: None)
+
+
+def test_cjk_title_without_spaces_wraps_between_characters():
+    # wrapping only measures: with no CJK font installed, the shipped font's boxes have widths too
+    font = next((p for p in system_fonts() if not missing_glyphs(p, "夜の音楽")), DEFAULT_FONT)
+    lines = wrap("夜の音楽" * 10, font, 40, 300)
+    assert lines and len(lines) > 1 and "".join(lines) == "夜の音楽" * 10
+
+
+@pytest.mark.parametrize(
+    ("drawn", "box", "title", "passed"),
+    [("Café", [10, 10, 90, 40], "Cafe\u0301", True), ("Cafe\u0301", None, "Café", True),
+     ("Café", [10, 10, 90, 40], "Cafe", False), ("Album", [10, 10, 90, 40], " Album", False),
+     ("Album", [-5, 10, 90, 40], "Album", False), ("Album", [10, 10, 120, 40], "Album", False),
+     ("Album", [10, 60, 90, 101], "Album", False)],
+)  # fmt: skip
+def test_text_rule_compares_nfc_strips_nothing_and_wants_the_text_on_the_canvas(drawn, box, title, passed):
+    info = {"text": {"title": drawn, "artist": ""}} | ({"layout": {"box": box}} if box else {})
+    assert text_rule(info, title, "", 100, 100).passed is passed
 
 
 # --- check-cover -----------------------------------------------------------------------------------------------
@@ -315,6 +420,38 @@ def test_sharpness_threshold_separates_real_detail_from_interpolation():
         assert repeats(small.resize((side, side), Image.NEAREST)) > 0.5 and repeats(picture) < 0.5
 
 
+def verdicts(image: Image.Image) -> dict[str, Rule]:
+    data = encode(image, "PNG")
+    with Image.open(BytesIO(data)) as opened:
+        opened.load()
+        return {rule.name: rule for rule in check_image(opened, len(data))}
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.tuples(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255)), st.booleans())
+def test_flat_designs_are_neither_blurry_nor_pixelated_with_or_without_text(rgb, titled):
+    cover = Image.new("RGB", (360, 360), rgb)
+    if titled:
+        cover = set_text(cover, "Plain", "Field", note=lambda _: None)[0]
+    rules = verdicts(cover)
+    for name in ("sharpness", "pixelation"):
+        assert rules[name].passed and "flat design" in rules[name].measured, rules[name]
+
+
+@pytest.mark.parametrize("sky", [0.0, 0.3, 0.6])
+def test_flat_bands_do_not_hide_or_fake_blur_and_pixelation(sky):
+    """A detailed picture with a flat band (sky) passes; the same enlarged by interpolation or nearest neighbour
+    fails, whatever the band's share."""
+    side = 480
+    picture = np.asarray(photo(side, seed=3)).copy()
+    picture[: round(sky * side)] = (90, 140, 200)
+    sharp = verdicts(Image.fromarray(picture))
+    assert sharp["sharpness"].passed and sharp["pixelation"].passed, sharp
+    small = Image.fromarray(picture).resize((side // 12, side // 12), Image.BOX)
+    assert not verdicts(small.resize((side, side), Image.BICUBIC))["sharpness"].passed
+    assert not verdicts(small.resize((side, side), Image.NEAREST))["pixelation"].passed
+
+
 def test_check_cover_cli(tmp_path, good_cover, capsys):
     path = tmp_path / "cover.jpg"
     path.write_bytes(encode(good_cover, "JPEG", quality=90))
@@ -330,6 +467,118 @@ def test_check_cover_cli(tmp_path, good_cover, capsys):
     assert not rules["sharpness"]["passed"] and rules["square"]["passed"]
     assert main(["check-cover", str(tmp_path / "nope.jpg")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+# --- reading covers made elsewhere ----------------------------------------------------------------------------
+
+
+def gray_icc() -> bytes:
+    """A minimal ICC v2 grey display profile (gamma 2.2), as cameras and scanners embed in grey JPEGs."""
+
+    def s15(v):
+        return struct.pack(">i", round(v * 65536))
+
+    def pad(b):
+        return b + b"\0" * (-len(b) % 4)
+
+    name = b"Test Gray 2.2\0"
+    tags = [
+        (b"desc", pad(b"desc\0\0\0\0" + struct.pack(">I", len(name)) + name + b"\0" * 8 + b"\0\0\0" + b"\0" * 67)),
+        (b"wtpt", b"XYZ \0\0\0\0" + s15(0.9642) + s15(1.0) + s15(0.8249)),
+        (b"kTRC", pad(b"curv\0\0\0\0" + struct.pack(">IH", 1, 0x0233))),
+        (b"cprt", pad(b"text\0\0\0\0public domain\0")),
+    ]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = struct.pack(">I", len(tags)), b""
+    for sig, data in tags:
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (
+        struct.pack(">I", size)
+        + b"\0" * 4
+        + struct.pack(">I", 0x02100000)
+        + b"mntrGRAYXYZ "
+        + b"\0" * 12
+        + b"acsp"
+        + b"\0" * 28
+        + s15(0.9642)
+        + s15(1.0)
+        + s15(0.8249)
+        + b"\0" * 48
+    )
+    assert len(header) == 128
+    return header + table + body
+
+
+def ramp(side: int = 64) -> np.ndarray:
+    """A left-to-right ramp 0-1 with a bright top-left block, so orientation and levels both show."""
+    values = np.tile(np.linspace(0.0, 1.0, side), (side, 1))
+    values[: side // 4, : side // 4] = 1.0
+    return values
+
+
+@pytest.mark.parametrize(
+    ("mode", "dtype", "top", "fmt"),
+    [("I;16", np.uint16, 65535, "PNG"), ("I", np.int32, 65535, "TIFF"), ("I", np.int32, 2**31 - 1, "TIFF"),
+     ("F", np.float32, 1.0, "TIFF"), ("F", np.float32, 255.0, "TIFF")],
+)  # fmt: skip
+def test_high_bit_covers_are_scaled_to_8_bits_not_clipped_white(tmp_path, mode, dtype, top, fmt):
+    values = ramp()
+    path = tmp_path / f"deep.{fmt.lower()}"
+    Image.fromarray((values * top).astype(dtype), mode if mode != "I;16" else None).save(path, fmt)
+    with Image.open(path) as opened:
+        assert opened.mode in HIGH_BIT_MODES  # the file really is deep
+    image, _ = load_cover(path)
+    got = np.asarray(image, np.float64)[..., 0] / 255
+    assert image.mode == "RGB" and np.abs(got - values).max() < 2 / 255
+    # check-cover measures the same picture as its 8-bit twin
+    eight = Image.fromarray(np.rint(values * 255).astype(np.uint8)).convert("RGB")
+    with Image.open(path) as opened:
+        assert fine_detail(upright(opened).convert("RGB")) == pytest.approx(fine_detail(eight), abs=0.02)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_when_reading_a_cover(tmp_path, orientation):
+    upright_pixels = (ramp() * 255).astype(np.uint8)
+    seen = Image.fromarray(upright_pixels)
+    # store the pixels so that applying the tag gives back the upright picture
+    inverse = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 8, 7: 7, 8: 6}[orientation]
+    stored = ImageOps.exif_transpose(seen_with(seen, inverse))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "turned.png"
+    stored.save(path, exif=exif)
+    image, _ = load_cover(path)
+    assert np.array_equal(np.asarray(image)[..., 0], upright_pixels)
+
+
+def seen_with(image: Image.Image, orientation: int) -> Image.Image:
+    """``image`` carrying the EXIF orientation tag ``orientation`` (in memory)."""
+    tagged = image.copy()
+    tagged.getexif()[0x0112] = orientation
+    return tagged
+
+
+def test_grey_jpeg_with_a_grey_icc_profile_is_converted_in_its_own_mode(tmp_path):
+    path = tmp_path / "grey.jpg"
+    Image.new("L", (32, 32), 100).save(path, icc_profile=gray_icc(), quality=100)
+    image, _ = load_cover(path)
+    assert image.mode == "RGB" and abs(int(np.asarray(image).mean()) - 100) <= 3
+
+
+@pytest.mark.parametrize(
+    ("mode", "icc", "message"),
+    [("RGB", lambda: ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes(), "describes Lab"),
+     ("RGB", gray_icc, "describes GRAY"), ("CMYK", gray_icc, "describes GRAY"),
+     ("RGB", lambda: b"not a profile at all" * 8, "ICC profile")],
+)  # fmt: skip
+def test_icc_profiles_that_do_not_fit_are_one_line_errors(tmp_path, mode, icc, message):
+    path = tmp_path / "odd.jpg"
+    Image.new(mode, (16, 16)).save(path, icc_profile=icc())
+    with pytest.raises(CoverError, match=message) as caught:
+        load_cover(path)
+    assert "\n" not in str(caught.value) and "odd.jpg" in str(caught.value)
 
 
 # --- finish ----------------------------------------------------------------------------------------------------
@@ -355,6 +604,18 @@ def test_finish_3000_with_lanczos_writes_an_srgb_jpeg_under_10_mb(tmp_path, smal
     # Lanczos from 256 px is interpolation: honest about it, everything else passes
     assert not rules.pop("sharpness") and all(rules.values()), rules
     assert code == 1 and "FAIL  sharpness" in out
+
+
+@pytest.mark.parametrize(("side", "amplitude", "seed"), [(3000, 255, 0), (3000, 128, 1), (3000, 40, 2)])
+def test_grainy_3000_px_covers_encode_under_10_mb(side, amplitude, seed):
+    """Pure noise is the worst case for JPEG: quality steps down, never a libjpeg buffer error."""
+    rng = np.random.default_rng(seed)
+    pixels = (128 + rng.integers(-amplitude // 2, amplitude // 2 + 1, (side, side, 3))).clip(0, 255)
+    image = Image.fromarray(pixels.astype(np.uint8))
+    data, quality = encode_jpeg(image, {"text": {"title": "Grain", "artist": "Noise"}})
+    assert len(data) < MAX_BYTES and quality in QUALITIES
+    with Image.open(BytesIO(data)) as decoded:
+        assert decoded.size == (side, side) and decoded.format == "JPEG"
 
 
 def test_finish_with_tiny_models_never_overwrites(tmp_path, tiny_x4, esrgan_file, capsys):
@@ -385,6 +646,11 @@ def test_finish_user_errors_exit_2_before_any_work(tmp_path, capsys):
         (["finish", str(wide), "--font", str(tmp_path / "f.ttf")], "--font"),
         (["finish", str(wide), "--upscaler-model", str(tmp_path / "m.pth")], "--upscaler-model"),
         (["finish", str(wide), "--x4", str(tmp_path / "x4")], "--x4 DIR"),
+        (["finish", str(wide), "--title", "Night\nDrive"], "--title 'Night\\nDrive': has control"),
+        (["finish", str(wide), "--artist", "Tab\tBand"], "--artist 'Tab\\tBand': has control"),
+        (["finish", str(wide), "--title", "Album "], "leading/trailing"),
+        (["finish", str(wide), "--title", "Word " * 3000 + "end", "--size", "300"], "--title is too long"),
+        (["finish", str(wide), "--text-color", "#12345678"], "alpha"),
     ]:
         assert main(args) == 2
         err = capsys.readouterr().err

@@ -6,26 +6,33 @@ the file by ``finish``) spelled exactly as they are.
 
 Blur is measured as *fine detail*: the share of the image's contrast (RMS of the grey image around its mean)
 that a copy reduced to a quarter of the side, then enlarged back with bicubic interpolation, loses; the median
-over a 6x6 grid of tiles, so a few crisp letters on a soft picture do not pass it. An image
-enlarged from 256 px by interpolation holds nothing a 750 px copy cannot, so it scores near 0; a photograph at
-its own resolution keeps detail down to the pixel. The threshold is calibrated on scikit-image's public-domain
-photographs (``bench/upscale.py``, BENCHMARKS.md): each at its own resolution passes, and each reduced to
-1/11.7 of it and enlarged back (256 -> 3000) with bicubic or Lanczos fails.
+over the tiles of a 6x6 grid that are not flat (RMS contrast over 2 grey levels), so a few crisp letters on a
+soft picture do not pass it. An image enlarged from 256 px by interpolation holds nothing a 750 px copy cannot,
+so it scores near 0; a photograph at its own resolution keeps detail down to the pixel. The threshold is
+calibrated on scikit-image's public-domain photographs (``bench/upscale.py``, BENCHMARKS.md): each at its own
+resolution passes, and each reduced to 1/11.7 of it and enlarged back (256 -> 3000) with bicubic or Lanczos
+fails.
 
 Pixelation is the share of neighbouring rows (and columns: the smaller of the two counts) that nearly repeat
-each other: their mean difference is under a quarter of that of the strongest tenth of the pairs. A
-nearest-neighbour enlargement by k repeats (k-1)/k of them in both directions, JPEG noise or not; a photograph
-has edges in every row.
+each other, among the pairs of rows that both have detail (a band of flat sky is not pixelation): their mean
+difference is under a quarter of that of the strongest tenth of the pairs. A nearest-neighbour enlargement by
+k repeats (k-1)/k of them in both directions, JPEG noise or not; a photograph has edges in every row.
+
+A *flat design* (at least 3/4 of the tiles flat: a colour field, a gradient too gentle to show, a few letters
+on a plain ground) is neither blurry nor pixelated: distributors reject soft or blocky pictures, not plain ones.
+Both rules pass it and say so; the letters on it are not judged (a nearest-neighbour enlargement of text on a
+plain ground passes).
 """
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageOps
 
 from ..errors import CoverError
 from . import MAX_BYTES, MAX_SIZE, MIN_SIZE
@@ -35,6 +42,8 @@ DETAIL_GRID = 6  # tiles per side for the median
 MIN_DETAIL = 0.1  # scikit-image photos score 0.19-0.41, their 256 -> 3000 enlargements 0.008-0.035
 REPEAT_LEVEL = 0.25  # a row "repeats" when it differs from the next by under this share of the edges' difference
 MAX_REPEATS = 0.5  # share of repeated rows/columns above which a cover counts as pixelated
+FLAT_SPREAD = 2.0  # grey levels of RMS contrast up to which a tile (or row) counts as flat
+FLAT_COVER = 0.75  # share of flat tiles from which a cover is a flat design: neither blurry nor pixelated
 RECORD_KEY = "nopaingan"  # the JSON record finish writes (JPEG comment, PNG text chunk)
 
 
@@ -51,26 +60,59 @@ class Rule:
         return f"{'PASS' if self.passed else 'FAIL'}  {self.name:<12} {self.measured:<28} ({self.expected})"
 
 
+HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float grey images (Pillow modes I;16*, I, F) as 8-bit ``L``, scaled, not
+    clipped: 16-bit and integer data up to 65535 are divided by 257, wider integers by their maximum / 255;
+    floats up to 1.0 count as 0-1, others as 0-255 (clipped). Other modes are returned as they are."""
+    if image.mode not in HIGH_BIT_MODES:
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if image.mode == "F":
+        scale = 255.0 if top <= 1.0 else 1.0
+    elif image.mode.startswith("I;16") or top <= 65535:
+        scale = 255.0 / 65535.0
+    else:
+        scale = 255.0 / top
+    return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), "L")
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """The image as it is meant to be seen: its EXIF orientation applied, then 8 bits a channel
+    (:func:`to_8bit`)."""
+    return to_8bit(ImageOps.exif_transpose(image))
+
+
 def grey(image: Image.Image) -> np.ndarray:
     """The image as grey levels ``[H, W]`` float32 in 0-255."""
     return np.asarray(image.convert("L"), dtype=np.float32)
 
 
-def fine_detail(image: Image.Image, factor: int = DETAIL_FACTOR, grid: int = DETAIL_GRID) -> float:
-    """Median over a ``grid`` x ``grid`` of tiles of the share (0-1) of each tile's RMS contrast lost by reducing
-    the image ``factor`` times and enlarging it back; tiles flatter than 2 grey levels are left out (0.0 when
-    all are). The median keeps a few crisp title letters from making a blurry cover pass."""
+def detail_tiles(image: Image.Image, factor: int = DETAIL_FACTOR, grid: int = DETAIL_GRID) -> list[float | None]:
+    """For each of a ``grid`` x ``grid`` of tiles, the share (0-1) of its RMS contrast lost by reducing the image
+    ``factor`` times and enlarging it back; None for a flat tile (RMS contrast up to ``FLAT_SPREAD`` grey
+    levels), which has no detail to lose or keep."""
     g = grey(image)
     h, w = g.shape
     small = Image.fromarray(g).resize((max(1, w // factor), max(1, h // factor)), Image.BOX)
     lost = g - np.asarray(small.resize((w, h), Image.BICUBIC), dtype=np.float32)
-    shares = []
+    shares: list[float | None] = []
     for i in range(grid):
         for j in range(grid):
             rows, cols = slice(i * h // grid, (i + 1) * h // grid), slice(j * w // grid, (j + 1) * w // grid)
             spread = float(g[rows, cols].std()) if g[rows, cols].size else 0.0
-            if spread > 2.0:
-                shares.append(float(np.sqrt(np.mean(lost[rows, cols] ** 2))) / spread)
+            detail = float(np.sqrt(np.mean(lost[rows, cols] ** 2))) / spread if spread > FLAT_SPREAD else None
+            shares.append(detail)
+    return shares
+
+
+def fine_detail(image: Image.Image, factor: int = DETAIL_FACTOR, grid: int = DETAIL_GRID) -> float:
+    """The median of :func:`detail_tiles` over the tiles that are not flat (0.0 when all are). The median keeps
+    a few crisp title letters from making a blurry cover pass."""
+    shares = [share for share in detail_tiles(image, factor, grid) if share is not None]
     return float(np.median(shares)) if shares else 0.0
 
 
@@ -80,14 +122,22 @@ def _repeated(diffs: np.ndarray) -> float:
     return 1.0 if top < 1e-6 else float((diffs < REPEAT_LEVEL * top).mean())
 
 
+def _repeated_lines(g: np.ndarray) -> float:
+    """:func:`_repeated` over the pairs of neighbouring rows of ``g`` that both have detail (RMS contrast over
+    ``FLAT_SPREAD``): a band of flat sky repeats without being pixelated. 0.0 with fewer than 4 such pairs."""
+    busy = g.std(axis=1) > FLAT_SPREAD
+    pairs = busy[:-1] & busy[1:]
+    if pairs.sum() < 4:
+        return 0.0
+    return _repeated(np.abs(np.diff(g, axis=0)).mean(axis=1)[pairs])
+
+
 def repeats(image: Image.Image) -> float:
     """The smaller of the shares of rows and of columns that repeat their neighbour (see the module doc)."""
     g = grey(image)
     if min(g.shape) < 2:
         return 1.0
-    rows = np.abs(np.diff(g, axis=0)).mean(axis=1)
-    cols = np.abs(np.diff(g, axis=1)).mean(axis=0)
-    return min(_repeated(rows), _repeated(cols))
+    return min(_repeated_lines(g), _repeated_lines(g.T))
 
 
 def record(image: Image.Image) -> dict:
@@ -129,19 +179,41 @@ def check_image(image: Image.Image, nbytes: int, title: str | None = None, artis
         Rule("ICC profile", "srgb" in profile.lower(), profile or "none", "an sRGB profile embedded"),
         Rule("file size", nbytes < MAX_BYTES, f"{nbytes / 1e6:.2f} MB", f"under {MAX_BYTES / 1e6:.0f} MB"),
     ]
-    rgb = image.convert("RGB")
-    detail = fine_detail(rgb)
-    rules.append(Rule("sharpness", detail >= MIN_DETAIL, f"fine detail {detail:.3f}", f">= {MIN_DETAIL}"))
-    share = repeats(rgb)
-    rules.append(Rule("pixelation", share < MAX_REPEATS, f"repeated rows/cols {share:.2f}", f"< {MAX_REPEATS}"))
+    rgb = upright(image).convert("RGB")
+    tiles = detail_tiles(rgb)
+    flat = sum(share is None for share in tiles)
+    if flat >= FLAT_COVER * len(tiles):
+        measured = f"flat design: {flat} of {len(tiles)} tiles flat"
+        rules.append(Rule("sharpness", True, measured, f">= {MIN_DETAIL}, or a flat design"))
+        rules.append(Rule("pixelation", True, measured, f"< {MAX_REPEATS}, or a flat design"))
+    else:
+        detail = float(np.median([share for share in tiles if share is not None]))
+        rules.append(Rule("sharpness", detail >= MIN_DETAIL, f"fine detail {detail:.3f}", f">= {MIN_DETAIL}"))
+        share = repeats(rgb)
+        rules.append(Rule("pixelation", share < MAX_REPEATS, f"repeated rows/cols {share:.2f}", f"< {MAX_REPEATS}"))
     if title is not None or artist is not None:
-        drawn = record(image).get("text")
-        wanted = {"title": (title or "").strip(), "artist": (artist or "").strip()}
-        if drawn is None:
-            rules.append(Rule("text", False, "no record of the drawn text", f"exactly {wanted}"))
-        else:
-            rules.append(Rule("text", drawn == wanted, json.dumps(drawn, ensure_ascii=False), f"exactly {wanted}"))
+        rules.append(text_rule(record(image), title or "", artist or "", w, h))
     return rules
+
+
+def text_rule(info: dict, title: str, artist: str, w: int, h: int) -> Rule:
+    """The text the file's record says was drawn against the release's: equal after Unicode NFC normalisation
+    (the same letters however they are composed), nothing stripped; and, when the record has the drawn block's
+    box, that box inside the ``w`` x ``h`` canvas."""
+    wanted = {"title": title, "artist": artist}
+    expected = f"exactly {json.dumps(wanted, ensure_ascii=False)}"
+    drawn = info.get("text")
+    if not isinstance(drawn, dict):
+        return Rule("text", False, "no record of the drawn text", expected)
+    same = all(nfc(drawn.get(key, "")) == nfc(value) for key, value in wanted.items())
+    box = info.get("layout", {}).get("box")
+    inside = box is None or (box[0] >= 0 and box[1] >= 0 and box[2] <= w and box[3] <= h)
+    measured = json.dumps(drawn, ensure_ascii=False) + ("" if inside else f", drawn outside the canvas at {box}")
+    return Rule("text", same and inside, measured, expected)
+
+
+def nfc(text: object) -> str:
+    return unicodedata.normalize("NFC", text) if isinstance(text, str) else repr(text)
 
 
 def check_cover(path: str | Path, title: str | None = None, artist: str | None = None) -> list[Rule]:

@@ -34,8 +34,9 @@ def text_color(text: str) -> str:
     if text != AUTO:
         try:
             parse_color(text)
-        except CoverError:
-            raise argparse.ArgumentTypeError(f"got {text!r}, expected auto, a colour name or #rrggbb") from None
+        except CoverError as exc:
+            reason = str(exc).split(": ", 1)[-1]
+            raise argparse.ArgumentTypeError(f"got {text!r}: {reason}") from None
     return text
 
 
@@ -113,8 +114,8 @@ def add_release_options(parser: argparse.ArgumentParser, switch: bool = True) ->
         help="ESRGAN-family model file (.safetensors/.pth), e.g. 4x-UltraSharp (default: Lanczos)",
     )
     group.add_argument(
-        "--font", type=existing_file("font file (.ttf, .otf)"), help="a .ttf/.otf for the text (default: Inter "
-        "Display, OFL)"
+        "--font", type=existing_file("OpenType/TrueType font file (.ttf, .otf)"),
+        help="a .ttf/.otf for the text (default: Inter Display, OFL)"
     )  # fmt: skip
     group.add_argument(
         "--text-position", choices=(AUTO_TEXT, *POSITIONS), default=AUTO_TEXT, help="auto: the calmest band"
@@ -164,17 +165,20 @@ def resolve_x4(args: argparse.Namespace) -> None:
 
 
 def check_release_options(args: argparse.Namespace) -> None:
-    """Everything argparse cannot check, before slow work: a square cover, the font, and an x4 upscaler that
-    is a local folder or a hub id in the cache (or downloadable). One-line errors."""
+    """Everything argparse cannot check, before slow work: a square cover, the font, the title and artist (one
+    line each, a font with their glyphs, room for them at ``--size``), and an x4 upscaler that is a local folder
+    or a hub id in the cache (or downloadable). One-line errors."""
     from ..hub import check_available, is_local, not_found
-    from .typography import check_font
+    from .typography import check_font, check_text, fit_text, fonts_for
 
     if getattr(args, "width", None) != getattr(args, "height", None):
         from ..errors import CoverError
 
         raise CoverError(f"--release needs a square cover: --width {args.width} and --height {args.height} differ")
-    if args.font:
-        check_font(args.font)
+    preferred = check_font(args.font) if args.font else None
+    texts = [check_text(args.title or "", "--title"), check_text(getattr(args, "artist", None) or "", "--artist")]
+    if any(texts):
+        fit_text(*texts, fonts_for(texts, preferred, lambda _: None), args.size)
     resolve_x4(args)
     if args.x4 != NONE:
         if is_local(args.x4) and not Path(args.x4).expanduser().exists():

@@ -22,8 +22,8 @@ from PIL import Image, ImageCms
 from .. import atomic
 from ..errors import CoverError
 from . import MAX_BYTES, MAX_SIZE, PREVIEW_SIZE
-from .check import RECORD_KEY, Rule, check_cover, profile_name, record
-from .typography import AUTO, set_text
+from .check import RECORD_KEY, Rule, check_cover, profile_name, record, upright
+from .typography import AUTO, check_text, set_text
 from .upscale import UpscaleSettings, upscale_cover
 
 QUALITIES = (95, 92, 90, 85, 80, 75, 70, 60, 50)
@@ -58,27 +58,55 @@ def srgb_profile() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
+PROFILE_MODES = {"RGB ": "RGB", "GRAY": "L", "CMYK": "CMYK", "Lab ": "LAB"}  # ICC colour space -> Pillow mode
+
+
 def load_cover(path: str | Path) -> tuple[Image.Image, dict]:
-    """An RGB sRGB image and the generation record in it ({} if none). Colour-managed files in another space are
-    converted to sRGB; transparency is flattened onto white. Raises CoverError for a missing or unreadable file."""
+    """An RGB sRGB image and the generation record in it ({} if none).
+
+    In order: the EXIF orientation is applied; 16-bit, 32-bit and float images are scaled to 8 bits
+    (:func:`.check.to_8bit`); transparency is flattened onto white; an embedded ICC profile other than sRGB
+    converts the pixels, in their own mode (grey, RGB, CMYK, Lab), to sRGB. Raises CoverError for a missing or
+    unreadable file, or a profile that does not fit the pixels or that littleCMS cannot use."""
     path = Path(path)
     if not path.is_file():
         raise CoverError(f"image '{path}' does not exist")
     try:
         with Image.open(path) as opened:
             opened.load()
-            image, info = opened.copy(), record(opened)
-            icc = opened.info.get("icc_profile")
+            image, info = upright(opened), record(opened)
+            icc, profile = opened.info.get("icc_profile"), profile_name(opened)
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise CoverError(f"image '{path}' is not an image Pillow can read ({exc})") from exc
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        image = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-    image = image.convert("RGB")
-    if icc and "srgb" not in profile_name(opened).lower():
+        flat = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+        image = flat.convert("L" if image.mode == "LA" else "RGB")
+    elif image.mode in ("P", "1"):
+        image = image.convert("RGB" if image.mode == "P" else "L")
+    if icc and "srgb" not in profile.lower():
+        image = to_srgb(image, icc, f"image '{path}'")
+    return image.convert("RGB"), info
+
+
+def to_srgb(image: Image.Image, icc: bytes, label: str) -> Image.Image:
+    """``image`` (mode L, RGB, CMYK or LAB) converted from the ICC profile ``icc`` to sRGB, mode RGB. A grey
+    image under an RGB profile is read as RGB; any other mismatch, or a profile littleCMS cannot build a
+    transform from, is a CoverError naming ``label``."""
+    try:
         source = ImageCms.ImageCmsProfile(BytesIO(icc))
-        image = ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
-    return image, info
+        space = source.profile.xcolor_space
+        mode = PROFILE_MODES.get(space)
+        if mode == "RGB" and image.mode == "L":
+            image = image.convert("RGB")
+        if mode != image.mode:
+            raise CoverError(
+                f"{label}: its ICC profile describes {space.strip()} colours but the pixels are {image.mode}; "
+                "save it without the profile or with one that fits"
+            )
+        return ImageCms.profileToProfile(image, source, ImageCms.createProfile("sRGB"), outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError) as exc:
+        raise CoverError(f"{label}: its ICC profile cannot convert the colours to sRGB ({exc})") from exc
 
 
 def release_path(source: Path, out_dir: Path | None = None) -> Path:
@@ -117,12 +145,18 @@ def encode_jpeg(image: Image.Image, info: dict) -> tuple[bytes, int]:
     exif[EXIF_SOFTWARE] = "No-Pain-No-GAN"
     xmp = xmp_packet(text.get("title", ""), text.get("artist", ""))
     comment = json.dumps({RECORD_KEY: info}, ensure_ascii=False).encode("utf-8")
+    # No optimize=True: Pillow then sizes libjpeg's output buffer at width x height bytes whatever the caller
+    # asks, and a grainy 3000 px cover at high quality overflows it ("broken data stream", Pillow 13).
+    rgb = image.convert("RGB")
     for quality in QUALITIES:
         buffer = BytesIO()
-        image.convert("RGB").save(
-            buffer, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2, optimize=True,
-            icc_profile=srgb_profile(), exif=exif, comment=comment, xmp=xmp,
-        )  # fmt: skip
+        try:
+            rgb.save(
+                buffer, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2,
+                icc_profile=srgb_profile(), exif=exif, comment=comment, xmp=xmp,
+            )  # fmt: skip
+        except OSError as exc:
+            raise CoverError(f"the cover could not be encoded as JPEG at quality {quality} ({exc})") from exc
         if buffer.tell() < MAX_BYTES:
             return buffer.getvalue(), quality
     raise CoverError(f"the cover stays over {MAX_BYTES / 1e6:.0f} MB even at JPEG quality {QUALITIES[-1]}")
@@ -162,6 +196,8 @@ def finish_image(
     """
     settings = settings or UpscaleSettings()
     check_options(settings, dest)
+    check_text(text.title, "--title")
+    check_text(text.artist, "--artist")
     stages: list[str] = []
 
     def log(line: str) -> None:
@@ -173,7 +209,7 @@ def finish_image(
     record_ = dict(info or {}) | {
         "prompt": prompt,
         "upscale": asdict(settings) | {"stages": stages},
-        "text": {"title": text.title.strip(), "artist": text.artist.strip()},
+        "text": {"title": text.title, "artist": text.artist},
     }
     if layout is not None:
         record_["layout"] = {
@@ -182,6 +218,8 @@ def finish_image(
             "color": f"#{bytes(layout.color).hex()}",
             "outline": layout.outline is not None,
             "contrast": round(layout.contrast, 2),
+            "outline_contrast": round(layout.outline_contrast, 2),
+            "box": list(layout.box()),
         }
     return write_release(covered, dest, record_)
 

@@ -9,12 +9,14 @@
   magnitude, 0-255 grey levels per pixel) behind it. The text is sized to fit the width between the margins.
 - Colour: white or black, whichever has the higher WCAG 2 contrast ratio against the background under the
   text (its 5th percentile pixel, so the busiest part counts); below 4.5:1, an outline in the opposite colour
-  is added. ``--text-color`` forces a colour (outlined too when it falls short).
+  is added (the contrast reported is still the one against the picture). ``--text-color`` forces an opaque
+  colour (outlined too when it falls short).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 import unicodedata
@@ -37,7 +39,11 @@ AUTO = "auto"
 MARGIN = 0.06  # safe margin, fraction of the side
 TITLE_SIZE = 0.085  # largest title size (pixels per em), fraction of the side
 ARTIST_RATIO = 0.6  # artist size / title size
+MIN_TEXT = 0.015  # smallest artist size (pixels per em), fraction of the side; the title is never smaller
+MIN_PIXELS = 8  # ... and never under 8 pixels per em on small previews
+MAX_BLOCK = 0.5  # the text block's largest height, fraction of the height between the margins, when it fits
 LINE_GAP = 0.3  # gap between title and artist, in title ems
+WRAP_GAP = 0.15  # gap between the wrapped lines of one text, in its ems
 MIN_CONTRAST = 4.5  # WCAG 2 AA for normal text
 WHITE, BLACK = (255, 255, 255), (0, 0, 0)
 
@@ -106,8 +112,60 @@ def font_for(text: str, preferred: Path | None = None, note: Callable[[str], Non
     codes = ", ".join(f"U+{ord(c):04X}" for c in lacking)
     raise CoverError(
         f"no font here has the characters {lacking!r} ({codes}) of {text!r}; pass a font that does with "
-        "--font FILE (e.g. Noto Sans CJK for Chinese, Japanese and Korean)"
+        f"--font FILE ({font_hint(lacking)})"
     )
+
+
+CJK_NAMES = ("CJK", "HIRAGANA", "KATAKANA", "HANGUL", "BOPOMOFO", "IDEOGRAPHIC", "FULLWIDTH", "HALFWIDTH")
+NOTO_SCRIPTS = {"ARABIC": "Noto Naskh Arabic"}  # scripts whose Noto font is not "Noto Sans <Script>"
+
+
+def font_hint(characters: str) -> str:
+    """A font family that covers ``characters``, from their Unicode names: Noto Sans CJK for Chinese, Japanese
+    and Korean, Noto Color Emoji for emoji, Noto Sans <Script> for another script (Devanagari, Thai...);
+    generic when the characters have no name (private use) or mix scripts."""
+    hints = set()
+    for char in characters:
+        name = unicodedata.name(char, "")
+        if not name:
+            return "the Noto family covers most scripts"
+        if name.startswith(CJK_NAMES):
+            hints.add("Noto Sans CJK, for Chinese, Japanese and Korean")
+        elif ord(char) >= 0x1F000 or unicodedata.category(char) == "So":
+            hints.add("Noto Color Emoji, for emoji")
+        else:
+            script = name.split()[0]
+            hints.add(f"{NOTO_SCRIPTS.get(script, f'Noto Sans {script.title()}')}, for {script.title()}")
+    return "e.g. " + "; ".join(sorted(hints)) if len(hints) <= 2 else "the Noto family covers most scripts"
+
+
+def check_text(text: str, option: str) -> str:
+    """``text`` as it will be drawn, exactly: one line, no control characters (tab, newline...) and no leading
+    or trailing spaces, which a store's metadata field would not keep and the eye cannot see. Raises a one-line
+    CoverError naming ``option`` otherwise."""
+    controls = [c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")]
+    if controls:
+        codes = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(controls))
+        raise CoverError(
+            f"{option} {text!r}: has control characters or line breaks ({codes}); give it on one line as the "
+            "release's metadata spells it (long text is wrapped automatically)"
+        )
+    if text != text.strip():
+        raise CoverError(f"{option} {text!r}: remove the leading/trailing spaces; the text is drawn exactly as given")
+    return text
+
+
+def fonts_for(
+    texts: list[str], preferred: Path | None, note: Callable[[str], None] = print
+) -> tuple[Path | None, Path | None]:
+    """The font for each text (None for an empty one): one font having every glyph of both when there is one,
+    so title and artist match, else :func:`font_for` each."""
+    present = [t for t in texts if t]
+    try:
+        shared = font_for(" ".join(present), preferred, note)
+        return tuple(shared if t else None for t in texts)  # type: ignore[return-value]
+    except CoverError:
+        return tuple(font_for(t, preferred, note) if t else None for t in texts)  # type: ignore[return-value]
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -124,11 +182,15 @@ def contrast_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def parse_color(text: str) -> tuple[int, int, int]:
-    """``--text-color``: a CSS colour name or ``#rrggbb``."""
+    """``--text-color``: a CSS colour name or ``#rrggbb``; a colour with an alpha channel (``#rrggbbaa``,
+    ``rgba()``...) is refused, since a see-through colour's contrast depends on the picture."""
     try:
-        return ImageColor.getrgb(text)[:3]
+        rgb = ImageColor.getrgb(text)
     except ValueError:
         raise CoverError(f"--text-color '{text}': expected 'auto', a colour name or #rrggbb") from None
+    if len(rgb) == 4:
+        raise CoverError(f"--text-color '{text}': has an alpha channel; expected an opaque colour (#rrggbb)")
+    return rgb[:3]
 
 
 @dataclass(frozen=True)
@@ -151,7 +213,7 @@ class TextLine:
 @dataclass(frozen=True)
 class TextLayout:
     """Where and how the text goes: ``energy`` is the mean edge energy behind it, ``contrast`` the WCAG ratio
-    of the colour against the background's 5th percentile (against the outline colour when outlined)."""
+    of the colour against the background's 5th percentile (outlined or not; see :meth:`outline_contrast`)."""
 
     lines: tuple[TextLine, ...]
     position: str
@@ -161,36 +223,129 @@ class TextLayout:
     contrast: float
     energy: float
 
+    @property
+    def outline_contrast(self) -> float:
+        """WCAG ratio of the colour against its outline (0.0 without one)."""
+        if self.outline is None:
+            return 0.0
+        return float(contrast_ratio(luminance(np.array(self.color)), luminance(np.array(self.outline))))
+
     def box(self) -> tuple[int, int, int, int]:
         boxes = [line.bbox() for line in self.lines]
         return min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
 
 
-def _fit(text: str, font: Path, size: int, width: int) -> int:
-    """The largest size up to ``size`` at which ``text`` is at most ``width`` pixels wide."""
-    while size > 6:
-        left, _, right, _ = ImageFont.truetype(str(font), size).getbbox(text)
-        if right - left <= width:
-            return size
-        size = int(size * 0.92)
-    return size
+def _width(font: ImageFont.FreeTypeFont, text: str) -> int:
+    left, _, right, _ = font.getbbox(text)
+    return right - left
+
+
+def wrap(text: str, font: Path, size: int, width: int) -> list[str] | None:
+    """``text`` broken at spaces into lines at most ``width`` pixels wide at ``size``, greedily; a word of wide
+    (CJK) characters that does not fit is broken between characters. None when a word cannot fit."""
+    face = ImageFont.truetype(str(font), size)
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and _width(face, f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        elif _width(face, word) <= width:
+            lines.append(word)
+        elif any(unicodedata.east_asian_width(c) in "WF" for c in word):
+            lines.append("")
+            for char in word:
+                if lines[-1] and _width(face, lines[-1] + char) > width:
+                    lines.append("")
+                lines[-1] += char
+            if _width(face, lines[-1]) > width:
+                return None
+        else:
+            return None
+    return lines
+
+
+def _block(texts: list[tuple[str, Path, int]], width: int) -> list[tuple[str, Path, int]] | None:
+    """The wrapped lines (text, font, size) of every text, or None when one does not fit ``width``."""
+    lines = []
+    for text, font, size in texts:
+        wrapped = wrap(text, font, size, width)
+        if wrapped is None:
+            return None
+        lines += [(line, font, size) for line in wrapped]
+    return lines
+
+
+def _height(lines: list[tuple[str, Path, int]]) -> int:
+    """The block's height as :func:`_place` stacks it."""
+    heights = [_ink(f, s, t)[1] for t, f, s in lines]
+    return sum(heights) + sum(_gap(a, b) for a, b in zip(lines, lines[1:], strict=False))
+
+
+def _ink(font: Path, size: int, text: str) -> tuple[int, int]:
+    left, top, right, bottom = ImageFont.truetype(str(font), size).getbbox(text)
+    return right - left, bottom - top
+
+
+def _gap(line: tuple[str, Path, int], following: tuple[str, Path, int]) -> int:
+    """Space between two stacked lines: small within a text, larger from the title to the artist."""
+    return round((WRAP_GAP if line[2] == following[2] else LINE_GAP) * line[2])
+
+
+def fit_text(title: str, artist: str, fonts: tuple[Path | None, Path | None], side: int) -> list[tuple[str, Path, int]]:
+    """The lines (text, font file, size in pixels per em) of the title then the artist on a ``side``-pixel cover.
+
+    The title starts at ``TITLE_SIZE`` of the side and the artist at ``ARTIST_RATIO`` of the title; both shrink
+    together, wrapping at spaces, until every line fits between the side margins and the block takes at most
+    ``MAX_BLOCK`` of the height between the margins (all of it at the smallest size). The artist never goes
+    below ``MIN_TEXT`` of the side (``MIN_PIXELS`` at least), so the title never goes below that / ARTIST_RATIO
+    when there is an artist, MIN_TEXT otherwise. Raises CoverError naming the option that does not fit then,
+    with about how many characters would."""
+    margin = round(MARGIN * side)
+    room, tall = side - 2 * margin, side - 2 * margin
+    smallest = max(MIN_PIXELS, round(MIN_TEXT * side))
+    floor = math.ceil(smallest / ARTIST_RATIO) if artist else smallest
+    size = max(round(TITLE_SIZE * side), floor)
+    while True:
+        items = [
+            (t, f, s) for t, f, s in ((title, fonts[0], size), (artist, fonts[1], round(size * ARTIST_RATIO))) if t
+        ]
+        limit = tall if size == floor else MAX_BLOCK * tall
+        # a cheap lower bound first (lines needed x half an em each), so very long text does not wrap at every size
+        if sum(math.ceil(_ink(f, s, t)[0] / room) * s / 2 for t, f, s in items) <= limit:
+            lines = _block(items, room)
+            if lines is not None and _height(lines) <= limit:
+                return lines
+        if size == floor:
+            break
+        size = max(floor, int(size * 0.92))
+    # at the smallest size: which text is to blame, and how much would fit
+    title_only = [(title, fonts[0], size)] if title else []
+    option, text, font, at = ("--artist", artist, fonts[1], round(size * ARTIST_RATIO))
+    alone = (
+        _block(title_only, room) if title_only and _ink(fonts[0], size, title)[0] / room * size / 2 <= tall else None
+    )
+    if title_only and (alone is None or _height(alone) > tall * 0.75):
+        option, text, font, at = "--title", title, fonts[0], size
+    per_char = max(1.0, _ink(font, at, text)[0] / max(1, len(text)))
+    rows = max(1, int(tall * (0.75 if option == "--title" else 0.25) / (at * (1 + WRAP_GAP))))
+    most = max(1, int(room / per_char) * rows)
+    raise CoverError(
+        f"{option} is too long to set legibly on a {side} px cover ({len(text)} characters, no word wider than the "
+        f"safe area); at most about {most} characters fit at the smallest size ({at} px)"
+    )
 
 
 def _place(lines: list[tuple[str, Path, int]], position: str, side: int) -> tuple[TextLine, ...]:
     """Stack the lines as a block at ``position`` inside the safe margins of a ``side``-pixel cover."""
     margin = round(MARGIN * side)
-    sizes = [ImageFont.truetype(str(f), s).getbbox(t) for t, f, s in lines]
-    widths = [b[2] - b[0] for b in sizes]
-    heights = [b[3] - b[1] for b in sizes]
-    gap = round(LINE_GAP * lines[0][2])
-    block_h = sum(heights) + gap * (len(lines) - 1)
+    inks = [_ink(f, s, t) for t, f, s in lines]
+    block_h = _height(lines)
     vertical, horizontal = position.split("-")
     top = {"top": margin, "middle": (side - block_h) // 2, "bottom": side - margin - block_h}[vertical]
     placed = []
-    for (text, font, size), w, h in zip(lines, widths, heights, strict=True):
+    for n, ((text, font, size), (w, h)) in enumerate(zip(lines, inks, strict=True)):
         left = {"left": margin, "center": (side - w) // 2, "right": side - margin - w}[horizontal]
         placed.append(TextLine(text, font, size, (left, top)))
-        top += h + gap
+        top += h + (_gap(lines[n], lines[n + 1]) if n + 1 < len(lines) else 0)
     return tuple(placed)
 
 
@@ -208,7 +363,7 @@ def _region(box: tuple[int, int, int, int], side: int, pad: int) -> tuple[slice,
 
 
 def _color(background: np.ndarray, wanted: tuple[int, int, int] | None) -> tuple[tuple, tuple | None, float]:
-    """Text colour, outline colour (None when not needed) and the contrast reached."""
+    """Text colour, outline colour (None when not needed) and the colour's contrast against the background."""
     lum = luminance(background.reshape(-1, 3))
     candidates = [wanted] if wanted else [WHITE, BLACK]
 
@@ -220,7 +375,7 @@ def _color(background: np.ndarray, wanted: tuple[int, int, int] | None) -> tuple
     if contrast >= MIN_CONTRAST:
         return color, None, contrast
     outline = BLACK if luminance(np.array(color)) > 0.18 else WHITE
-    return color, outline, float(contrast_ratio(luminance(np.array(color)), luminance(np.array(outline))))
+    return color, outline, contrast
 
 
 def layout_text(
@@ -234,7 +389,7 @@ def layout_text(
 ) -> TextLayout | None:
     """Plan the text on a square ``image``; None when there is no text. Raises CoverError for an unknown
     position, a bad colour or font, or characters no font has."""
-    texts = [t.strip() for t in (title, artist)]
+    texts = [check_text(title, "--title"), check_text(artist, "--artist")]
     if not any(texts):
         return None
     if position != AUTO and position not in POSITIONS:
@@ -242,13 +397,7 @@ def layout_text(
     wanted = None if color == AUTO else parse_color(color)
     preferred = check_font(font) if font else None
     side = image.width
-    room = side - 2 * round(MARGIN * side)
-    lines = []
-    size = round(TITLE_SIZE * side)
-    for text, start in zip(texts, (size, round(size * ARTIST_RATIO)), strict=True):
-        if text:
-            path = font_for(text, preferred, note)
-            lines.append((text, path, _fit(text, path, start, room)))
+    lines = fit_text(title, artist, fonts_for(texts, preferred, note), side)
     energy = edge_energy(image)
     pixels = np.asarray(image.convert("RGB"))
     pad = round(0.02 * side)
@@ -300,6 +449,9 @@ def set_text(
     layout = layout_text(image, title, artist, font, position, color, note)
     if layout is not None:
         fonts = ", ".join(sorted({line.font.name for line in layout.lines}))
-        how = f"outlined, {layout.contrast:.1f}:1" if layout.outline else f"contrast {layout.contrast:.1f}:1"
+        how = f"contrast {layout.contrast:.1f}:1 against the picture"
+        if layout.outline:
+            outline = f"#{bytes(layout.outline).hex()} ({layout.outline_contrast:.1f}:1)"
+            how += f", under {MIN_CONTRAST}:1, so outlined in {outline}"
         note(f"text at {layout.position} in {fonts}, colour #{bytes(layout.color).hex()} ({how})")
     return draw_text(image, layout), layout
