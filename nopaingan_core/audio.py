@@ -339,7 +339,7 @@ def _frames_from(path: str | os.PathLike, seek_to: float) -> Iterator[tuple[floa
                     for data in _converted(path, resampler, None):
                         yield position, data, rate
                         position += data.shape[-1] / rate
-                    resampler, source = av.AudioResampler(format="fltp", layout=layout, rate=rate), key
+                    resampler, source = av.AudioResampler(format="flt", layout=layout, rate=rate), key
                 for data in _converted(path, resampler, frame):
                     decoded = True
                     yield position, data, rate
@@ -402,7 +402,14 @@ def _converted(path: str | os.PathLike, resampler: av.AudioResampler | None, fra
         frames = resampler.resample(frame)
     except (av.FFmpegError, ValueError) as exc:
         raise AudioError(f"{path}: cannot convert the decoded audio ({exc})") from exc
-    return [f.to_ndarray().astype(np.float32, copy=False) for f in frames if f.samples]
+    return [_planar(f) for f in frames if f.samples]
+
+
+def _planar(frame: av.AudioFrame) -> np.ndarray:
+    """A packed ``flt`` frame as float32 ``[C, n]``. Packed, not planar: PyAV's ``to_ndarray`` of a planar
+    frame with 8 or more channels crashes or returns extra rows."""
+    channels = frame.layout.nb_channels
+    return frame.to_ndarray().reshape(frame.samples, channels).T.astype(np.float32)
 
 
 def decode(path: str | os.PathLike, offset: float = 0.0, duration: float | None = None) -> AudioClip:

@@ -218,3 +218,24 @@ def test_partial_seconds_in_generate_without_offset_and_dataset_cache(tmp_path, 
     data = make_dataset(tmp_path / "data", train=1, eval=1, seconds=1.73)
     cache_dataset(data, sd, mir, resolution=64, shard_size=4, progress=False)
     assert any((data).rglob("*.safetensors"))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        Spec("wav", "pcm_s16le", "s16", 16000, "7.1", 1.2),
+        Spec("wav", "pcm_f32le", "flt", 8000, "hexadecagonal", 1.0),
+        Spec("flac", "flac", "s16", 22050, "7.1", 1.1),
+        Spec("wav", "pcm_s32le", "s32", 48000, "7.1", 0.6),
+    ],
+)
+def test_many_channels_decode_every_channel_in_order(tmp_path, spec):
+    """7.1 and 16-channel files: each channel decoded, in order (planar frames of 8+ channels crashed PyAV)."""
+    path = write(tmp_path / f"wide.{spec.ext}", spec)
+    channels = av.AudioLayout(spec.layout).nb_channels
+    clip = check_decodes(path, spec.seconds, spec.rate, spec.frame_seconds)
+    assert clip.waveform.shape[1] == channels
+    if spec.codec.startswith("pcm") or spec.codec == "flac":
+        written = signal(spec.seconds, spec.rate, channels)
+        assert np.allclose(clip.waveform[0].numpy(), written, atol=2e-4)
+    assert audio.load_audio(path).waveform.shape[1] == channels
