@@ -32,6 +32,9 @@ AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".
 _ANALYSIS_RATE = 16000
 _STUB_SAMPLES = 256  # a decoded block this short may be what was left of one after trimming
 _TIMESTAMP_SLACK = 0.25  # s a timestamp may differ from the samples counted before it is a jump
+# Containers whose length and seek positions FFmpeg estimates from the bitrate (raw MP3 and ADTS AAC): in a
+# joined or variable-bitrate file both can be far off the samples decoded, so windows are found by counting.
+_ESTIMATED_TIMELINE = ("mp3", "aac")
 
 
 @dataclass(frozen=True)
@@ -160,11 +163,15 @@ def check_clip(clip: AudioClip) -> AudioClip:
 
 @dataclass(frozen=True)
 class AudioInfo:
+    """What the container says: ``duration`` (s, NaN when unknown) is its header's, an estimate when
+    ``estimated`` (raw MP3 and ADTS AAC); :func:`decoded_duration` counts the samples instead."""
+
     path: str
     duration: float
     sample_rate: int
     channels: int
     codec: str
+    estimated: bool = False
 
 
 def _open(
@@ -260,7 +267,25 @@ def probe(path: str | os.PathLike) -> AudioInfo:
             duration = container.duration / av.time_base
         else:
             duration = math.nan
-        return AudioInfo(str(path), duration, stream.rate, stream.channels, stream.codec_context.name)
+        estimated = container.format.name in _ESTIMATED_TIMELINE
+        return AudioInfo(str(path), duration, stream.rate, stream.channels, stream.codec_context.name, estimated)
+
+
+def decoded_duration(path: str | os.PathLike) -> float:
+    """The file's length in seconds by the samples decoded (at its first block's rate), not by its header:
+    joined files and variable-bitrate MP3s can be minutes off what :func:`probe` says. Reads the whole file."""
+    total = 0.0
+    for _, data, rate in _frames(path):
+        total += data.shape[-1] / rate
+    if not total:
+        raise AudioError(f"{path}: no decodable audio")
+    return total
+
+
+def _timeline_estimated(path: str | os.PathLike) -> bool:
+    container, _ = _open(path)
+    with container:
+        return container.format.name in _ESTIMATED_TIMELINE
 
 
 def container_tags(path: str | os.PathLike) -> dict[str, str]:
@@ -417,6 +442,8 @@ def decode(path: str | os.PathLike, offset: float = 0.0, duration: float | None 
     (a stream that changes rate or channels part way is converted to its first ones)."""
     if not offset >= 0:
         raise AudioError(f"{path}: offset must be >= 0 s, found {offset}")
+    if offset > 0 and _timeline_estimated(path):  # its seeks land by the bitrate, not on the samples counted
+        return _decode(path, offset, duration, seek=False)
     try:
         return _decode(path, offset, duration, seek=True)
     except _Unreliable:  # the seek cannot be trusted: count the samples from the first one
@@ -444,6 +471,27 @@ def _decode(path: str | os.PathLike, offset: float, duration: float | None, seek
         raise AudioError(f"{path}: no audio at offset {offset:.2f} s ({said})")
     wave = np.concatenate(chunks, axis=-1)
     return AudioClip(torch.from_numpy(np.ascontiguousarray(wave))[None], rate, offset, str(path))
+
+
+def decode_windows(path: str | os.PathLike, offsets: list[float], duration: float) -> list[AudioClip]:
+    """``duration`` s from each of ``offsets`` (s, ascending), by the samples counted from the start, in one
+    pass over the file (windows past the end are left out)."""
+    chunks: list[list[np.ndarray]] = [[] for _ in offsets]
+    rate = 0
+    for position, data, rate in _frames(path):
+        end = position + data.shape[-1] / rate
+        if offsets and position >= offsets[-1] + duration:
+            break
+        for i, offset in enumerate(offsets):
+            if end > offset and position < offset + duration:
+                first = max(0, round((offset - position) * rate))
+                last = data.shape[-1] if end <= offset + duration else round((offset + duration - position) * rate)
+                chunks[i].append(data[:, first:last])
+    return [
+        AudioClip(torch.from_numpy(np.concatenate(parts, axis=-1))[None], rate, offset, str(path))
+        for offset, parts in zip(offsets, chunks, strict=True)
+        if parts
+    ]
 
 
 def _mel() -> torchaudio.transforms.MelSpectrogram:

@@ -14,13 +14,13 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from nopaingan_core.audio import AUDIO_EXTENSIONS, AudioInfo, check_clip, decode, probe
+from nopaingan_core.audio import AUDIO_EXTENSIONS, AudioInfo, check_clip, decode, decoded_duration, probe
 from nopaingan_core.errors import AudioError, NoPainGanError
 
 from .atomic import place_file, write_bytes, write_text
@@ -252,20 +252,18 @@ def album_id(artist: str, album: str) -> str:
 
 
 def check_audio(path: Path) -> AudioInfo:
-    """Probe ``path`` and decode :data:`CHECK_SECONDS` from its middle: a corrupt, silent, or truncated file
-    (audio ending before the middle of the length its header gives) raises :class:`AudioError` naming it,
-    instead of failing later in training."""
+    """Count the samples of ``path`` and decode :data:`CHECK_SECONDS` from its middle: a corrupt, silent, or
+    truncated file (audio ending well before the exact length its header gives) raises :class:`AudioError`
+    naming it, instead of failing later in training. The info returned has the decoded length, not the
+    header's (which is an estimate for MP3 and ADTS AAC, minutes off in joined files)."""
     info = probe(path)
-    known = math.isfinite(info.duration)
-    offset = max(0.0, info.duration / 2 - CHECK_SECONDS / 2) if known else 0.0
-    clip = decode(path, offset, CHECK_SECONDS)
-    if known and clip.duration < min(CHECK_SECONDS, info.duration - offset) - 0.25:
+    length = decoded_duration(path)
+    if math.isfinite(info.duration) and not info.estimated and length < info.duration - 0.25:
         raise AudioError(
-            f"{path}: audio is truncated: it stops at {offset + clip.duration:.2f} s of the "
-            f"{info.duration:.2f} s its header gives"
+            f"{path}: audio is truncated: it stops at {length:.2f} s of the {info.duration:.2f} s its header gives"
         )
-    check_clip(clip)
-    return info
+    check_clip(decode(path, max(0.0, length / 2 - CHECK_SECONDS / 2), CHECK_SECONDS))
+    return replace(info, duration=length)
 
 
 def _import_album(
