@@ -253,7 +253,8 @@ class MusicTagger:
 
     def song_windows(self, audio: AudioInput, count: int = WINDOWS, sample_rate: int | None = None) -> list[AudioClip]:
         """Up to ``count`` windows spread over the whole song, silent ones left out. A file is read
-        twice as a stream, never held whole: once to count its samples, once to cut the windows; in-memory audio (its first batch item) is cropped."""
+        twice as a stream, never held whole: once to count its samples, once to cut the windows; in-memory
+        audio (its first batch item) is cropped."""
         length = self.window_seconds
         if isinstance(audio, (str, os.PathLike)):
             # placed by the samples decoded, not the header's length (joined files, VBR MP3s are far off)
