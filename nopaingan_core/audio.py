@@ -76,38 +76,65 @@ def as_clip(audio: AudioClip | Mapping | torch.Tensor | np.ndarray, sample_rate:
     with its ``sample_rate``, and check it is usable.
 
     Converted: integer PCM is scaled by its type's range (int16 by 32768, uint8 around 128...), other float
-    types become float32, ``sample_rate`` may be a Python, NumPy or 0-d tensor integer (or an integral float).
-    Everything else (no waveform, wrong rank, no samples, NaN, silence, shorter than :data:`MIN_SECONDS`, an
-    odd rate) raises :class:`AudioError` saying what was found.
+    types become float32, big-endian arrays are byte-swapped, sparse tensors made dense, ``sample_rate`` may be
+    a Python, NumPy or 0-d tensor integer (or an integral float). Everything else (no waveform, wrong rank, no
+    samples, NaN, silence, shorter than :data:`MIN_SECONDS`, an odd rate, int64 PCM whose scale is ambiguous, a
+    float waveform peaking above :data:`MAX_FLOAT_PEAK` as integer PCM cast to float does, a meta tensor, a lazy
+    mapping that fails to load) raises :class:`AudioError` saying what was found.
     """
     if isinstance(audio, AudioClip):
         return check_clip(replace(audio, waveform=_as_waveform(audio.waveform, audio.source)))
     if isinstance(audio, Mapping):
-        missing = [key for key in ("waveform", "sample_rate") if key not in audio]
-        if missing:
-            found = ", ".join(sorted(map(repr, audio.keys()))) or "no keys"
-            raise AudioError(f"AUDIO value needs 'waveform' and 'sample_rate' keys, found {found}")
-        wave, rate = audio["waveform"], audio["sample_rate"]
+        wave, rate = _item(audio, "waveform"), _item(audio, "sample_rate")
     elif isinstance(audio, (torch.Tensor, np.ndarray)):
         if sample_rate is None:
             raise AudioError("a waveform tensor needs its sample_rate")
         wave, rate = audio, sample_rate
     else:
         raise AudioError(f"expected AUDIO, AudioClip or a tensor, found {type(audio).__name__}")
-    return check_clip(AudioClip(_as_waveform(wave, "AUDIO"), _as_rate(rate)))
+    rate = _as_rate(rate)  # the rate first: a wrong one is the simpler mistake to report
+    return check_clip(AudioClip(_as_waveform(wave, "AUDIO"), rate))
+
+
+def _item(audio: Mapping, key: str) -> object:
+    """``audio[key]``; a missing key, or a lazy mapping that fails to build it, is an :class:`AudioError`."""
+    try:
+        return audio[key]
+    except KeyError:
+        try:
+            found = ", ".join(sorted(map(repr, audio.keys()))) or "no keys"
+        except Exception:  # noqa: BLE001 -- another pack's mapping: any failure is reported, not raised
+            found = "keys that cannot be listed"
+        raise AudioError(f"AUDIO value needs 'waveform' and 'sample_rate' keys, found {found}") from None
+    except Exception as exc:  # noqa: BLE001 -- another pack's lazy mapping failed to load its value
+        raise AudioError(f"AUDIO value: reading {key!r} failed ({type(exc).__name__}: {exc})") from exc
+
+
+# Scale refused for a float waveform: integer PCM cast to float (``.float()`` on int16) peaks in the thousands.
+MAX_FLOAT_PEAK = 2.0
 
 
 def _as_waveform(wave: object, source: str) -> torch.Tensor:
     """A float32 tensor ``[B, C, T]`` from a tensor or array of rank 1-3, integer PCM scaled to [-1, 1]."""
     if isinstance(wave, np.ndarray):
-        if wave.dtype.kind not in "biuf":
-            raise AudioError(f"{source}: waveform must hold numbers, found a NumPy array of {wave.dtype}")
-        wave = torch.from_numpy(np.ascontiguousarray(wave))
+        wave = _from_numpy(wave, source)
     if not isinstance(wave, torch.Tensor):
         raise AudioError(f"{source}: waveform must be a tensor [batch, channels, samples], found {type(wave).__name__}")
     wave = wave.detach()
-    if wave.dtype == torch.bool or wave.is_complex():
+    if wave.device.type == "meta":
+        raise AudioError(f"{source}: waveform is on the 'meta' device: it holds no samples (shape {list(wave.shape)})")
+    if wave.layout != torch.strided:
+        try:
+            wave = wave.to_dense()
+        except (RuntimeError, NotImplementedError) as exc:
+            raise AudioError(f"{source}: waveform is a {wave.layout} tensor that cannot be made dense ({exc})") from exc
+    if wave.dtype == torch.bool or wave.is_complex() or wave.is_quantized:
         raise AudioError(f"{source}: waveform must be real samples, found a tensor of {wave.dtype}")
+    if wave.dtype in (torch.int64, torch.uint64):
+        raise AudioError(
+            f"{source}: waveform holds {wave.dtype} samples: no audio format has 64-bit integer PCM, so its scale "
+            "is ambiguous (torch.tensor(list of ints) makes int64); convert it to int16, int32, or float in [-1, 1]"
+        )
     if not 1 <= wave.dim() <= 3:
         raise AudioError(f"{source}: waveform must be [batch, channels, samples], found shape {list(wave.shape)}")
     while wave.dim() < 3:
@@ -118,11 +145,31 @@ def _as_waveform(wave: object, source: str) -> torch.Tensor:
             f"is it [batch, samples, channels] (shape {list(wave.shape)}) instead of [batch, channels, samples]?"
         )
     if wave.dtype.is_floating_point:
-        return wave.to("cpu", torch.float32)
+        wave = wave.to("cpu", torch.float32)
+        peak = wave.nan_to_num(0.0, 0.0, 0.0).abs().amax().item() if wave.numel() else 0.0
+        if peak > MAX_FLOAT_PEAK:
+            raise AudioError(
+                f"{source}: float waveform peaks at {peak:.6g}, far above 1: is it integer PCM cast to float? "
+                "Divide it by 32768 (16-bit) or 2147483648 (32-bit), or pass the integer tensor itself"
+            )
+        return wave
     info = torch.iinfo(wave.dtype)
     half = (info.max - info.min + 1) / 2  # 32768 for int16, 128 for uint8
     middle = info.min + half  # 0 for signed types, 128 for uint8
     return ((wave.to("cpu", torch.float64) - middle) / half).float()
+
+
+def _from_numpy(wave: np.ndarray, source: str) -> torch.Tensor:
+    """A tensor of ``wave``: big-endian samples are byte-swapped, long double becomes float64."""
+    if wave.dtype.kind not in "biuf":
+        raise AudioError(f"{source}: waveform must hold numbers, found a NumPy array of {wave.dtype}")
+    if wave.dtype.kind == "f" and wave.dtype.itemsize > 8:  # long double: torch has no such type
+        wave = wave.astype(np.float64)
+    wave = np.ascontiguousarray(wave, dtype=wave.dtype.newbyteorder("="))
+    try:
+        return torch.from_numpy(wave)
+    except TypeError as exc:
+        raise AudioError(f"{source}: waveform of NumPy {wave.dtype} cannot be read as samples ({exc})") from exc
 
 
 def _as_rate(rate: object) -> int:
@@ -134,10 +181,15 @@ def _as_rate(rate: object) -> int:
         rate = rate.item()
     if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)):
         raise AudioError(f"AUDIO sample_rate must be an integer (samples per second), found {found}")
-    if not math.isfinite(rate) or rate != int(rate):
+    try:
+        whole = isinstance(rate, (int, np.integer)) or (math.isfinite(float(rate)) and rate == int(rate))
+    except (OverflowError, ValueError, TypeError):
+        whole = False
+    if not whole:
         raise AudioError(f"AUDIO sample_rate must be a whole number of samples per second, found {found}")
     if not MIN_RATE <= int(rate) <= MAX_RATE:
-        raise AudioError(f"AUDIO sample_rate must be between {MIN_RATE} and {MAX_RATE} Hz, found {int(rate)}")
+        shown = int(rate) if abs(int(rate)) < 10**12 else f"a {len(str(abs(int(rate))))}-digit number"
+        raise AudioError(f"AUDIO sample_rate must be between {MIN_RATE} and {MAX_RATE} Hz, found {shown}")
     return int(rate)
 
 

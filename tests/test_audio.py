@@ -137,7 +137,7 @@ def test_non_audio_container(tmp_path):
     [
         (torch.zeros(1, 1, 16000), "silent"),
         (torch.full((1, 1, 16000), float("nan")), "NaN"),
-        (torch.randn(1, 1, 100), "at least"),
+        (torch.randn(1, 1, 100) * 0.1, "at least"),
         (torch.zeros(1, 1, 0), "empty"),
     ],
 )
