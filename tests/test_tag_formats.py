@@ -131,3 +131,37 @@ def test_generic_folders_are_never_artists_and_guesses_are_reported(tmp_path, pl
     assert albums["First"].name_sources == {"artist": "unknown", "album": "folder name"}
     report = import_dataset([tmp_path], tmp_path / "out" / "DATA", link=False)
     assert "artist from a folder name for 1, artist unknown for 2, album from a folder name for 3" in report.summary()
+
+
+PLACEHOLDERS = ["Unknown Artist", "Unknown Album", "New folder", "New Folder (2)", "Untitled", "untitled folder 3",
+                "Neuer Ordner", "Nouveau dossier (4)", "unknown"]  # fmt: skip
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    artist=st.sampled_from(PLACEHOLDERS), album=st.sampled_from(PLACEHOLDERS), case=st.sampled_from(["", "up", "lo"])
+)
+def test_placeholder_folder_names_are_never_artists_or_albums(tmp_path_factory, plain, artist, album, case):
+    """Windows Media Player rips (``Unknown Artist/Unknown Album``), ``New folder (2)``, ``Untitled``: unknown."""
+    change = {"": str, "up": str.upper, "lo": str.lower}[case]
+    root = tmp_path_factory.mktemp("placeholders")
+    for n, folder in enumerate([root / change(artist) / change(album), root / "Real Band" / change(album)]):
+        folder.mkdir(parents=True)
+        (folder / f"0{n} Song.wav").write_bytes(plain["wav"])
+    albums = {a.source: a for a in scan_music_folder(root)}
+    first, second = albums[str(root / change(artist) / change(album))], albums[str(root / "Real Band" / change(album))]
+    assert (first.artist, first.album) == ("unknown", "unknown")
+    assert first.name_sources == {"artist": "unknown", "album": "unknown"}
+    assert (second.artist, second.album) == ("Real Band", "unknown")
+    assert second.name_sources == {"artist": "folder name", "album": "unknown"}
+
+
+def test_albums_without_names_are_imported_apart_and_reported(tmp_path, plain):
+    for layout in ("Unknown Artist/Unknown Album", "Unknown Artist/Unknown Album (2)", "New folder"):
+        folder = tmp_path / "music" / layout
+        folder.mkdir(parents=True)
+        (folder / "01 Song.wav").write_bytes(plain["wav"])
+        (folder / "cover.png").write_bytes(image_bytes((20, 20, 200), (128, 128), "PNG"))
+    report = import_dataset([tmp_path / "music"], tmp_path / "out" / "DATA", link=False)
+    assert len(report.albums) == 3 and len({r["id"] for r in report.albums}) == 3
+    assert "artist unknown for 3" in report.summary() and "album unknown for 3" in report.summary()
