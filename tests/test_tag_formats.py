@@ -18,6 +18,7 @@ from mutagen.mp4 import MP4
 from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 
+from nopaingan_core import audio
 from training.dataset_import import import_dataset
 from training.music_folders import scan_music_folder
 from training.tags import read_tags
@@ -165,3 +166,32 @@ def test_albums_without_names_are_imported_apart_and_reported(tmp_path, plain):
     report = import_dataset([tmp_path / "music"], tmp_path / "out" / "DATA", link=False)
     assert len(report.albums) == 3 and len({r["id"] for r in report.albums}) == 3
     assert "artist unknown for 3" in report.summary() and "album unknown for 3" in report.summary()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    version=st.sampled_from([3, 4]),
+    artist=st.text(st.characters(codec="utf-8", exclude_categories=["C", "Z"]), min_size=1, max_size=12),
+    vorbis=st.booleans(),
+)
+def test_id3v2_in_front_of_a_flac_file_is_read(tmp_path_factory, plain, version, artist, vorbis):
+    """Some taggers put an ID3v2 tag before FLAC's ``fLaC``: mutagen's FLAC reader and FFmpeg skip it."""
+    folder = tmp_path_factory.mktemp("id3flac")
+    flac = folder / "plain.flac"
+    flac.write_bytes(plain["flac"])
+    if vorbis:  # the FLAC's own comments win; the ID3 tag fills what they leave out
+        tags = FLAC(flac)
+        tags["title"] = "Own Title"
+        tags.save()
+    tag_file = folder / "tag.id3"
+    tag_file.write_bytes(b"")
+    id3 = ID3()
+    for frame in (TPE1(encoding=3, text=artist), TALB(encoding=3, text="Front Album"), TDRC(encoding=3, text="1987")):
+        id3.add(frame)
+    id3.save(tag_file, v2_version=version)
+    path = folder / "tagged.flac"
+    path.write_bytes(tag_file.read_bytes() + flac.read_bytes())
+    tags = read_tags(path)
+    assert (tags.artist, tags.album, tags.year) == (artist.strip(), "Front Album", 1987)
+    assert tags.title == ("Own Title" if vorbis else None)
+    assert audio.decode(path).duration > 0.5

@@ -1,6 +1,7 @@
 """Tags and embedded cover pictures of music files, read with mutagen: ID3v2 (all versions, in mp3, wav and
 aiff) and ID3v1, APEv2, FLAC and Vorbis comments (ogg, opus) and MP4 atoms (m4a). A field mutagen does not
-find is taken from what FFmpeg reads (RIFF INFO in WAV files, a second, stacked ID3v2 tag...)."""
+find is taken from an ID3v2 tag in front of a FLAC file, an APEv2 tag, then what FFmpeg reads (RIFF INFO in
+WAV files, a second, stacked ID3v2 tag...)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class TrackTags:
 def read_tags(path: Path) -> TrackTags:
     """Tags of ``path``. A file mutagen cannot read gives empty tags and ``error`` set, not an exception:
     whether its audio is usable is decided later by decoding it. Fields the main tag leaves empty are filled
-    from an APEv2 tag, then from FFmpeg's reading of the container."""
+    from an ID3v2 tag in front of the file (FLAC), an APEv2 tag, then from FFmpeg's reading of the container."""
     try:
         audio = mutagen.File(path)
     except (mutagen.MutagenError, OSError, ValueError) as exc:
@@ -65,7 +66,7 @@ def read_tags(path: Path) -> TrackTags:
         elif tags is not None:
             fields = _vorbis_fields(tags)
         has_picture = _picture(audio) is not None if tags is not None else bool(_flac_pictures(audio))
-    for fallback in (_ape_fields, _ffmpeg_fields):
+    for fallback in (_prefixed_id3_fields, _ape_fields, _ffmpeg_fields):
         if all(fields.get(key) for key in _FIELDS):
             break
         for key, value in fallback(path).items():
@@ -87,6 +88,18 @@ def _text_fields(text) -> dict:
         "genres": tuple(g for g in split_genres(text("genre") or "")),
         "year": _year(text("year", "date", "originaldate", "icrd")),
     }
+
+
+def _prefixed_id3_fields(path: Path) -> dict:
+    """An ID3v2 tag some taggers put in front of a file whose own format has other tags (FLAC): mutagen's FLAC
+    reader and FFmpeg skip it, so it is read on its own."""
+    try:
+        with open(path, "rb") as file:
+            if file.read(3) != b"ID3":
+                return {}
+        return _id3_fields(ID3(path))
+    except (mutagen.MutagenError, OSError, ValueError):
+        return {}
 
 
 def _ape_fields(path: Path) -> dict:
