@@ -195,3 +195,18 @@ def test_id3v2_in_front_of_a_flac_file_is_read(tmp_path_factory, plain, version,
     assert (tags.artist, tags.album, tags.year) == (artist.strip(), "Front Album", 1987)
     assert tags.title == ("Own Title" if vorbis else None)
     assert audio.decode(path).duration > 0.5
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(st.sampled_from("AbcéÜ’‘“”€…–—™œŠž "), min_size=1, max_size=16).filter(str.strip))
+def test_id3_latin1_frames_holding_windows_1252_are_read_as_it(tmp_path_factory, plain, text):
+    """ID3v2.3 frames declared Latin-1 but written in Windows-1252 (curly quotes, euro sign) by Windows taggers."""
+    path = tmp_path_factory.mktemp("cp1252") / "song.mp3"
+    raw = plain["mp3"]
+    path.write_bytes(raw[raw.index(b"\xff") :])
+    id3 = ID3()
+    id3.add(TPE1(encoding=0, text=text.encode("cp1252").decode("latin-1")))  # the bytes a Windows tagger wrote
+    id3.add(TALB(encoding=0, text="Plain Album"))
+    id3.save(path, v2_version=3)
+    tags = read_tags(path)
+    assert (tags.artist, tags.album) == (text.strip(), "Plain Album")

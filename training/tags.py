@@ -147,7 +147,7 @@ def _year(text: str | None) -> int | None:
 def _id3_fields(tags: ID3) -> dict:
     def text(frame_id: str) -> str | None:
         frame = tags.get(frame_id)
-        return _first(frame.text) if frame is not None else None
+        return _first([_latin1_as_cp1252(frame.encoding, t) for t in frame.text]) if frame is not None else None
 
     genre_frame = tags.get("TCON")
     return {
@@ -159,6 +159,17 @@ def _id3_fields(tags: ID3) -> dict:
         "genres": tuple(g for v in (genre_frame.genres if genre_frame else []) for g in split_genres(v)),
         "year": _year(text("TDRC") or text("TYER") or text("TDOR")),
     }
+
+
+_C1_CONTROLS = re.compile("[\x80-\x9f]")
+
+
+def _latin1_as_cp1252(encoding: int, text: str) -> str:
+    """ID3 text declared Latin-1 (encoding 0) that holds C1 control characters was written in Windows-1252
+    (``’``, ``€``, ``…`` are 0x80-0x9F there), as most Windows taggers did: read it so."""
+    if encoding != 0 or not _C1_CONTROLS.search(text):
+        return text
+    return text.encode("latin-1").decode("cp1252", "replace")
 
 
 def _vorbis_fields(tags) -> dict:
