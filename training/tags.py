@@ -164,10 +164,10 @@ def _id3_fields(tags: ID3) -> dict:
 _C1_CONTROLS = re.compile("[\x80-\x9f]")
 
 
-def _latin1_as_cp1252(encoding: int, text: str) -> str:
+def _latin1_as_cp1252(encoding: int, text: object) -> object:
     """ID3 text declared Latin-1 (encoding 0) that holds C1 control characters was written in Windows-1252
     (``’``, ``€``, ``…`` are 0x80-0x9F there), as most Windows taggers did: read it so."""
-    if encoding != 0 or not _C1_CONTROLS.search(text):
+    if encoding != 0 or not isinstance(text, str) or not _C1_CONTROLS.search(text):
         return text
     return text.encode("latin-1").decode("cp1252", "replace")
 
