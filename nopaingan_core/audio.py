@@ -504,7 +504,7 @@ def decode(path: str | os.PathLike, offset: float = 0.0, duration: float | None 
 
 def _decode(path: str | os.PathLike, offset: float, duration: float | None, seek: bool) -> AudioClip:
     chunks: list[np.ndarray] = []
-    rate = 0
+    rate, end = 0, 0.0
     stop = math.inf if duration is None else offset + duration
     for position, data, rate in _frames(path, offset if seek else 0.0):
         end = position + data.shape[-1] / rate
@@ -517,9 +517,8 @@ def _decode(path: str | os.PathLike, offset: float, duration: float | None, seek
         chunks.append(data[:, first:last])
     if not chunks and offset > 0 and seek:
         raise _Unreliable  # the seek may have landed in a part whose timestamps restarted
-    if not chunks:
-        length = probe(path).duration
-        said = f"file is {length:.2f} s long" if math.isfinite(length) else "no audio there"
+    if not chunks:  # counted from the start, so ``end`` is the decoded length, not the header's
+        said = f"file is {end:.2f} s long" if end else "no audio there"
         raise AudioError(f"{path}: no audio at offset {offset:.2f} s ({said})")
     wave = np.concatenate(chunks, axis=-1)
     return AudioClip(torch.from_numpy(np.ascontiguousarray(wave))[None], rate, offset, str(path))

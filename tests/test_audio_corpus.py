@@ -282,6 +282,8 @@ def test_lengths_and_windows_of_joined_files_come_from_the_samples(tmp_path, fir
     windows = MusicTagger.song_windows(SimpleNamespace(window_seconds=1.0), path, 6)
     assert [c.offset for c in windows] == audio_offsets(length, 1.0, 6)
     assert windows[-1].offset + 1.0 > seconds - 1.5  # the windows reach the end, not only the start
+    with pytest.raises(AudioError, match=f"file is {length:.2f} s long"):  # the samples', not the header's
+        audio.decode(path, length + 5.0, 1.0)
     for offset in (0.3, first.seconds - 0.1, first.seconds + 0.7, length - 2.0):  # before, across, after the joint
         part = audio.decode(path, offset, 1.0).waveform
         start = round(offset * rate)
