@@ -32,6 +32,9 @@ AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".
 _ANALYSIS_RATE = 16000
 _STUB_SAMPLES = 256  # a decoded block this short may be what was left of one after trimming
 _TIMESTAMP_SLACK = 0.25  # s a timestamp may differ from the samples counted before it is a jump
+# Containers whose length and seek positions FFmpeg estimates from the bitrate (raw MP3 and ADTS AAC): in a
+# joined or variable-bitrate file both can be far off the samples decoded, so windows are found by counting.
+_ESTIMATED_TIMELINE = ("mp3", "aac")
 
 
 @dataclass(frozen=True)
@@ -73,38 +76,65 @@ def as_clip(audio: AudioClip | Mapping | torch.Tensor | np.ndarray, sample_rate:
     with its ``sample_rate``, and check it is usable.
 
     Converted: integer PCM is scaled by its type's range (int16 by 32768, uint8 around 128...), other float
-    types become float32, ``sample_rate`` may be a Python, NumPy or 0-d tensor integer (or an integral float).
-    Everything else (no waveform, wrong rank, no samples, NaN, silence, shorter than :data:`MIN_SECONDS`, an
-    odd rate) raises :class:`AudioError` saying what was found.
+    types become float32, big-endian arrays are byte-swapped, sparse tensors made dense, ``sample_rate`` may be
+    a Python, NumPy or 0-d tensor integer (or an integral float). Everything else (no waveform, wrong rank, no
+    samples, NaN, silence, shorter than :data:`MIN_SECONDS`, an odd rate, int64 PCM whose scale is ambiguous, a
+    float waveform peaking above :data:`MAX_FLOAT_PEAK` as integer PCM cast to float does, a meta tensor, a lazy
+    mapping that fails to load) raises :class:`AudioError` saying what was found.
     """
     if isinstance(audio, AudioClip):
         return check_clip(replace(audio, waveform=_as_waveform(audio.waveform, audio.source)))
     if isinstance(audio, Mapping):
-        missing = [key for key in ("waveform", "sample_rate") if key not in audio]
-        if missing:
-            found = ", ".join(sorted(map(repr, audio.keys()))) or "no keys"
-            raise AudioError(f"AUDIO value needs 'waveform' and 'sample_rate' keys, found {found}")
-        wave, rate = audio["waveform"], audio["sample_rate"]
+        wave, rate = _item(audio, "waveform"), _item(audio, "sample_rate")
     elif isinstance(audio, (torch.Tensor, np.ndarray)):
         if sample_rate is None:
             raise AudioError("a waveform tensor needs its sample_rate")
         wave, rate = audio, sample_rate
     else:
         raise AudioError(f"expected AUDIO, AudioClip or a tensor, found {type(audio).__name__}")
-    return check_clip(AudioClip(_as_waveform(wave, "AUDIO"), _as_rate(rate)))
+    rate = _as_rate(rate)  # the rate first: a wrong one is the simpler mistake to report
+    return check_clip(AudioClip(_as_waveform(wave, "AUDIO"), rate))
+
+
+def _item(audio: Mapping, key: str) -> object:
+    """``audio[key]``; a missing key, or a lazy mapping that fails to build it, is an :class:`AudioError`."""
+    try:
+        return audio[key]
+    except KeyError:
+        try:
+            found = ", ".join(sorted(map(repr, audio.keys()))) or "no keys"
+        except Exception:  # noqa: BLE001 -- another pack's mapping: any failure is reported, not raised
+            found = "keys that cannot be listed"
+        raise AudioError(f"AUDIO value needs 'waveform' and 'sample_rate' keys, found {found}") from None
+    except Exception as exc:  # noqa: BLE001 -- another pack's lazy mapping failed to load its value
+        raise AudioError(f"AUDIO value: reading {key!r} failed ({type(exc).__name__}: {exc})") from exc
+
+
+# Scale refused for a float waveform: integer PCM cast to float (``.float()`` on int16) peaks in the thousands.
+MAX_FLOAT_PEAK = 2.0
 
 
 def _as_waveform(wave: object, source: str) -> torch.Tensor:
     """A float32 tensor ``[B, C, T]`` from a tensor or array of rank 1-3, integer PCM scaled to [-1, 1]."""
     if isinstance(wave, np.ndarray):
-        if wave.dtype.kind not in "biuf":
-            raise AudioError(f"{source}: waveform must hold numbers, found a NumPy array of {wave.dtype}")
-        wave = torch.from_numpy(np.ascontiguousarray(wave))
+        wave = _from_numpy(wave, source)
     if not isinstance(wave, torch.Tensor):
         raise AudioError(f"{source}: waveform must be a tensor [batch, channels, samples], found {type(wave).__name__}")
     wave = wave.detach()
-    if wave.dtype == torch.bool or wave.is_complex():
+    if wave.device.type == "meta":
+        raise AudioError(f"{source}: waveform is on the 'meta' device: it holds no samples (shape {list(wave.shape)})")
+    if wave.layout != torch.strided:
+        try:
+            wave = wave.to_dense()
+        except (RuntimeError, NotImplementedError) as exc:
+            raise AudioError(f"{source}: waveform is a {wave.layout} tensor that cannot be made dense ({exc})") from exc
+    if wave.dtype == torch.bool or wave.is_complex() or wave.is_quantized:
         raise AudioError(f"{source}: waveform must be real samples, found a tensor of {wave.dtype}")
+    if wave.dtype in (torch.int64, torch.uint64):
+        raise AudioError(
+            f"{source}: waveform holds {wave.dtype} samples: no audio format has 64-bit integer PCM, so its scale "
+            "is ambiguous (torch.tensor(list of ints) makes int64); convert it to int16, int32, or float in [-1, 1]"
+        )
     if not 1 <= wave.dim() <= 3:
         raise AudioError(f"{source}: waveform must be [batch, channels, samples], found shape {list(wave.shape)}")
     while wave.dim() < 3:
@@ -115,11 +145,31 @@ def _as_waveform(wave: object, source: str) -> torch.Tensor:
             f"is it [batch, samples, channels] (shape {list(wave.shape)}) instead of [batch, channels, samples]?"
         )
     if wave.dtype.is_floating_point:
-        return wave.to("cpu", torch.float32)
+        wave = wave.to("cpu", torch.float32)
+        peak = wave.nan_to_num(0.0, 0.0, 0.0).abs().amax().item() if wave.numel() else 0.0
+        if peak > MAX_FLOAT_PEAK:
+            raise AudioError(
+                f"{source}: float waveform peaks at {peak:.6g}, far above 1: is it integer PCM cast to float? "
+                "Divide it by 32768 (16-bit) or 2147483648 (32-bit), or pass the integer tensor itself"
+            )
+        return wave
     info = torch.iinfo(wave.dtype)
     half = (info.max - info.min + 1) / 2  # 32768 for int16, 128 for uint8
     middle = info.min + half  # 0 for signed types, 128 for uint8
     return ((wave.to("cpu", torch.float64) - middle) / half).float()
+
+
+def _from_numpy(wave: np.ndarray, source: str) -> torch.Tensor:
+    """A tensor of ``wave``: big-endian samples are byte-swapped, long double becomes float64."""
+    if wave.dtype.kind not in "biuf":
+        raise AudioError(f"{source}: waveform must hold numbers, found a NumPy array of {wave.dtype}")
+    if wave.dtype.kind == "f" and wave.dtype.itemsize > 8:  # long double: torch has no such type
+        wave = wave.astype(np.float64)
+    wave = np.ascontiguousarray(wave, dtype=wave.dtype.newbyteorder("="))
+    try:
+        return torch.from_numpy(wave)
+    except TypeError as exc:
+        raise AudioError(f"{source}: waveform of NumPy {wave.dtype} cannot be read as samples ({exc})") from exc
 
 
 def _as_rate(rate: object) -> int:
@@ -131,10 +181,15 @@ def _as_rate(rate: object) -> int:
         rate = rate.item()
     if isinstance(rate, (bool, np.bool_)) or not isinstance(rate, (int, float, np.integer, np.floating)):
         raise AudioError(f"AUDIO sample_rate must be an integer (samples per second), found {found}")
-    if not math.isfinite(rate) or rate != int(rate):
+    try:
+        whole = isinstance(rate, (int, np.integer)) or (math.isfinite(float(rate)) and rate == int(rate))
+    except (OverflowError, ValueError, TypeError):
+        whole = False
+    if not whole:
         raise AudioError(f"AUDIO sample_rate must be a whole number of samples per second, found {found}")
     if not MIN_RATE <= int(rate) <= MAX_RATE:
-        raise AudioError(f"AUDIO sample_rate must be between {MIN_RATE} and {MAX_RATE} Hz, found {int(rate)}")
+        shown = int(rate) if abs(int(rate)) < 10**12 else f"a {len(str(abs(int(rate))))}-digit number"
+        raise AudioError(f"AUDIO sample_rate must be between {MIN_RATE} and {MAX_RATE} Hz, found {shown}")
     return int(rate)
 
 
@@ -160,11 +215,15 @@ def check_clip(clip: AudioClip) -> AudioClip:
 
 @dataclass(frozen=True)
 class AudioInfo:
+    """What the container says: ``duration`` (s, NaN when unknown) is its header's, an estimate when
+    ``estimated`` (raw MP3 and ADTS AAC); :func:`decoded_duration` counts the samples instead."""
+
     path: str
     duration: float
     sample_rate: int
     channels: int
     codec: str
+    estimated: bool = False
 
 
 def _open(
@@ -260,7 +319,25 @@ def probe(path: str | os.PathLike) -> AudioInfo:
             duration = container.duration / av.time_base
         else:
             duration = math.nan
-        return AudioInfo(str(path), duration, stream.rate, stream.channels, stream.codec_context.name)
+        estimated = container.format.name in _ESTIMATED_TIMELINE
+        return AudioInfo(str(path), duration, stream.rate, stream.channels, stream.codec_context.name, estimated)
+
+
+def decoded_duration(path: str | os.PathLike) -> float:
+    """The file's length in seconds by the samples decoded (at its first block's rate), not by its header:
+    joined files and variable-bitrate MP3s can be minutes off what :func:`probe` says. Reads the whole file."""
+    total = 0.0
+    for _, data, rate in _frames(path):
+        total += data.shape[-1] / rate
+    if not total:
+        raise AudioError(f"{path}: no decodable audio")
+    return total
+
+
+def _timeline_estimated(path: str | os.PathLike) -> bool:
+    container, _ = _open(path)
+    with container:
+        return container.format.name in _ESTIMATED_TIMELINE
 
 
 def container_tags(path: str | os.PathLike) -> dict[str, str]:
@@ -339,7 +416,7 @@ def _frames_from(path: str | os.PathLike, seek_to: float) -> Iterator[tuple[floa
                     for data in _converted(path, resampler, None):
                         yield position, data, rate
                         position += data.shape[-1] / rate
-                    resampler, source = av.AudioResampler(format="fltp", layout=layout, rate=rate), key
+                    resampler, source = av.AudioResampler(format="flt", layout=layout, rate=rate), key
                 for data in _converted(path, resampler, frame):
                     decoded = True
                     yield position, data, rate
@@ -402,7 +479,14 @@ def _converted(path: str | os.PathLike, resampler: av.AudioResampler | None, fra
         frames = resampler.resample(frame)
     except (av.FFmpegError, ValueError) as exc:
         raise AudioError(f"{path}: cannot convert the decoded audio ({exc})") from exc
-    return [f.to_ndarray().astype(np.float32, copy=False) for f in frames if f.samples]
+    return [_planar(f) for f in frames if f.samples]
+
+
+def _planar(frame: av.AudioFrame) -> np.ndarray:
+    """A packed ``flt`` frame as float32 ``[C, n]``. Packed, not planar: PyAV's ``to_ndarray`` of a planar
+    frame with 8 or more channels crashes or returns extra rows."""
+    channels = frame.layout.nb_channels
+    return frame.to_ndarray().reshape(frame.samples, channels).T.astype(np.float32)
 
 
 def decode(path: str | os.PathLike, offset: float = 0.0, duration: float | None = None) -> AudioClip:
@@ -410,6 +494,8 @@ def decode(path: str | os.PathLike, offset: float = 0.0, duration: float | None 
     (a stream that changes rate or channels part way is converted to its first ones)."""
     if not offset >= 0:
         raise AudioError(f"{path}: offset must be >= 0 s, found {offset}")
+    if offset > 0 and _timeline_estimated(path):  # its seeks land by the bitrate, not on the samples counted
+        return _decode(path, offset, duration, seek=False)
     try:
         return _decode(path, offset, duration, seek=True)
     except _Unreliable:  # the seek cannot be trusted: count the samples from the first one
@@ -418,7 +504,7 @@ def decode(path: str | os.PathLike, offset: float = 0.0, duration: float | None 
 
 def _decode(path: str | os.PathLike, offset: float, duration: float | None, seek: bool) -> AudioClip:
     chunks: list[np.ndarray] = []
-    rate = 0
+    rate, end = 0, 0.0
     stop = math.inf if duration is None else offset + duration
     for position, data, rate in _frames(path, offset if seek else 0.0):
         end = position + data.shape[-1] / rate
@@ -431,12 +517,32 @@ def _decode(path: str | os.PathLike, offset: float, duration: float | None, seek
         chunks.append(data[:, first:last])
     if not chunks and offset > 0 and seek:
         raise _Unreliable  # the seek may have landed in a part whose timestamps restarted
-    if not chunks:
-        length = probe(path).duration
-        said = f"file is {length:.2f} s long" if math.isfinite(length) else "no audio there"
+    if not chunks:  # counted from the start, so ``end`` is the decoded length, not the header's
+        said = f"file is {end:.2f} s long" if end else "no audio there"
         raise AudioError(f"{path}: no audio at offset {offset:.2f} s ({said})")
     wave = np.concatenate(chunks, axis=-1)
     return AudioClip(torch.from_numpy(np.ascontiguousarray(wave))[None], rate, offset, str(path))
+
+
+def decode_windows(path: str | os.PathLike, offsets: list[float], duration: float) -> list[AudioClip]:
+    """``duration`` s from each of ``offsets`` (s, ascending), by the samples counted from the start, in one
+    pass over the file (windows past the end are left out)."""
+    chunks: list[list[np.ndarray]] = [[] for _ in offsets]
+    rate = 0
+    for position, data, rate in _frames(path):
+        end = position + data.shape[-1] / rate
+        if offsets and position >= offsets[-1] + duration:
+            break
+        for i, offset in enumerate(offsets):
+            if end > offset and position < offset + duration:
+                first = max(0, round((offset - position) * rate))
+                last = data.shape[-1] if end <= offset + duration else round((offset + duration - position) * rate)
+                chunks[i].append(data[:, first:last])
+    return [
+        AudioClip(torch.from_numpy(np.concatenate(parts, axis=-1))[None], rate, offset, str(path))
+        for offset, parts in zip(offsets, chunks, strict=True)
+        if parts
+    ]
 
 
 def _mel() -> torchaudio.transforms.MelSpectrogram:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .audio import SILENCE_PEAK, AudioClip, as_clip, decode, probe
+from .audio import SILENCE_PEAK, AudioClip, as_clip, decode_windows, decoded_duration
 from .encoders.clap import DEFAULT_MODEL as DEFAULT_CLAP
 from .encoders.clap import load_clap
 from .errors import AudioError, ModelLoadError, NoPainGanError
@@ -252,16 +252,14 @@ class MusicTagger:
         return tags
 
     def song_windows(self, audio: AudioInput, count: int = WINDOWS, sample_rate: int | None = None) -> list[AudioClip]:
-        """Up to ``count`` windows spread over the whole song, silent ones left out. A file is read by
-        seeking to each window, never whole; in-memory audio (its first batch item) is cropped."""
+        """Up to ``count`` windows spread over the whole song, silent ones left out. A file is read
+        twice as a stream, never held whole: once to count its samples, once to cut the windows; in-memory
+        audio (its first batch item) is cropped."""
         length = self.window_seconds
         if isinstance(audio, (str, os.PathLike)):
-            duration = probe(audio).duration
-            if math.isfinite(duration):
-                clips = [decode(audio, o, length) for o in window_offsets(duration, length, count)]
-            else:  # the container does not say how long it is: read it whole
-                song = decode(audio)
-                clips = [song.crop(o, length) for o in window_offsets(song.duration, length, count)]
+            # placed by the samples decoded, not the header's length (joined files, VBR MP3s are far off)
+            offsets = window_offsets(decoded_duration(audio), length, count)
+            clips = decode_windows(audio, offsets, length)
         else:
             song = as_clip(audio, sample_rate)
             song = AudioClip(song.waveform[:1], song.sample_rate, song.offset, song.source)

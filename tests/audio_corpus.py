@@ -35,6 +35,7 @@ CODECS: dict[str, tuple[str, dict[str, tuple[tuple[str, ...], tuple[int, ...], t
     "flac": ("flac", {"flac": (("s16", "s32"), ANY_RATE, LAYOUTS)}),
     "ogg": ("ogg", {"vorbis": (("fltp",), ANY_RATE, ("stereo",)), "flac": (("s16",), ANY_RATE, LAYOUTS)}),
     "opus": ("ogg", {"libopus": (("s16", "flt"), (8000, 12000, 16000, 24000, 48000), LAYOUTS)}),
+    "aac": ("adts", {"aac": (("fltp",), (8000, 16000, 22050, 44100, 48000), ("mono", "stereo"))}),
     "m4a": (
         "ipod",
         {
@@ -63,7 +64,8 @@ class Spec:
     @property
     def frame_seconds(self) -> float:
         """How far a decoded length may be from ``seconds``: one packet of the codec (PCM: one sample)."""
-        return FRAME_SAMPLES.get(self.codec, 1) / self.rate + 1e-3
+        frames = 2 if self.ext == "aac" else 1  # ADTS has no header to trim the encoder's priming and padding
+        return frames * FRAME_SAMPLES.get(self.codec, 1) / self.rate + 1e-3
 
 
 def signal(seconds: float, rate: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -99,6 +101,7 @@ def write(
     wave: np.ndarray | None = None,
     metadata: dict[str, str] | None = None,
     metadata_encoding: str = "utf-8",
+    bit_rate: int | None = None,
 ) -> Path:
     """Encode ``spec`` (or ``wave`` [C, n] at its rate and layout) to ``path``; ``metadata`` becomes the
     container's own tags (RIFF INFO in WAV, ID3v2 in mp3, Vorbis comments, MP4 atoms) in
@@ -110,6 +113,8 @@ def write(
         out.metadata.update(metadata or {})
         stream = out.add_stream(spec.codec, rate=spec.rate, layout=spec.layout)
         stream.format = spec.sample_fmt
+        if bit_rate:
+            stream.bit_rate = bit_rate
         if spec.codec == "vorbis":
             stream.codec_context.options = {"strict": "experimental"}
         step = stream.codec_context.frame_size or 1024

@@ -218,3 +218,80 @@ def test_partial_seconds_in_generate_without_offset_and_dataset_cache(tmp_path, 
     data = make_dataset(tmp_path / "data", train=1, eval=1, seconds=1.73)
     cache_dataset(data, sd, mir, resolution=64, shard_size=4, progress=False)
     assert any((data).rglob("*.safetensors"))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        Spec("wav", "pcm_s16le", "s16", 16000, "7.1", 1.2),
+        Spec("wav", "pcm_f32le", "flt", 8000, "hexadecagonal", 1.0),
+        Spec("flac", "flac", "s16", 22050, "7.1", 1.1),
+        Spec("wav", "pcm_s32le", "s32", 48000, "7.1", 0.6),
+    ],
+)
+def test_many_channels_decode_every_channel_in_order(tmp_path, spec):
+    """7.1 and 16-channel files: each channel decoded, in order (planar frames of 8+ channels crashed PyAV)."""
+    path = write(tmp_path / f"wide.{spec.ext}", spec)
+    channels = av.AudioLayout(spec.layout).nb_channels
+    clip = check_decodes(path, spec.seconds, spec.rate, spec.frame_seconds)
+    assert clip.waveform.shape[1] == channels
+    if spec.codec.startswith("pcm") or spec.codec == "flac":
+        written = signal(spec.seconds, spec.rate, channels)
+        assert np.allclose(clip.waveform[0].numpy(), written, atol=2e-4)
+    assert audio.load_audio(path).waveform.shape[1] == channels
+
+
+JOINED = [  # (first, its bit rate, second, its bit rate): the header's length is far off in both directions
+    (
+        Spec("mp3", "libmp3lame", "fltp", 22050, "mono", 2.0),
+        32000,
+        Spec("mp3", "libmp3lame", "fltp", 48000, "stereo", 6.0),
+        320000,
+    ),
+    (
+        Spec("mp3", "libmp3lame", "s16p", 48000, "stereo", 2.0),
+        320000,
+        Spec("mp3", "libmp3lame", "fltp", 22050, "mono", 8.0),
+        32000,
+    ),
+    (Spec("aac", "aac", "fltp", 16000, "mono", 2.0), 24000, Spec("aac", "aac", "fltp", 48000, "stereo", 6.0), 256000),
+    (Spec("aac", "aac", "fltp", 48000, "stereo", 2.0), 256000, Spec("aac", "aac", "fltp", 22050, "mono", 6.0), 24000),
+]
+
+
+@pytest.mark.parametrize(("first", "first_rate", "second", "second_rate"), JOINED)
+def test_lengths_and_windows_of_joined_files_come_from_the_samples(tmp_path, first, first_rate, second, second_rate):
+    """Joined files at other bit rates: the container's length is an estimate minutes off; tag windows, import
+    checks and windows cut at an offset follow the samples decoded."""
+    from types import SimpleNamespace
+
+    from nopaingan_core.tagging import MusicTagger
+    from training.dataset_import import check_audio
+
+    a = write(tmp_path / f"a.{first.ext}", first, bit_rate=first_rate)
+    b = write(tmp_path / f"b.{first.ext}", second, bit_rate=second_rate)
+    path = join(tmp_path / f"joined.{first.ext}", a, b)
+    seconds = first.seconds + second.seconds
+    tolerance = 3 * (first.frame_seconds + second.frame_seconds)  # ADTS keeps each part's priming and padding
+    length = audio.decoded_duration(path)
+    assert audio.probe(path).estimated and abs(audio.probe(path).duration - length) > 0.5
+    assert length == pytest.approx(seconds, abs=tolerance)
+    assert check_audio(path).duration == length
+    whole = audio.decode(path)
+    rate = whole.sample_rate
+    windows = MusicTagger.song_windows(SimpleNamespace(window_seconds=1.0), path, 6)
+    assert [c.offset for c in windows] == audio_offsets(length, 1.0, 6)
+    assert windows[-1].offset + 1.0 > seconds - 1.5  # the windows reach the end, not only the start
+    with pytest.raises(AudioError, match=f"file is {length:.2f} s long"):  # the samples', not the header's
+        audio.decode(path, length + 5.0, 1.0)
+    for offset in (0.3, first.seconds - 0.1, first.seconds + 0.7, length - 2.0):  # before, across, after the joint
+        part = audio.decode(path, offset, 1.0).waveform
+        start = round(offset * rate)
+        assert torch.allclose(part, whole.waveform[..., start : start + part.shape[-1]], atol=1e-6)
+        assert part.shape[-1] == round(1.0 * rate)
+
+
+def audio_offsets(length: float, window: float, count: int) -> list[float]:
+    from nopaingan_core.tagging import window_offsets
+
+    return window_offsets(length, window, count)

@@ -41,16 +41,30 @@ class LazyAudio(Mapping):
         return 2
 
 
-DTYPES = ["float32", "float16", "bfloat16", "float64", "int16", "int32", "int8", "uint8", "int64", "bool", "complex64"]
+DTYPES = [
+    *["float32", "float16", "bfloat16", "float64", "int16", "int32", "int8", "uint8", "int64", "bool", "complex64"],
+    *[">i2", ">i4", ">f4", ">f8", "longdouble", "int16 as float", "sparse", "meta"],
+]
 RATES = st.one_of(
     st.sampled_from([8000, 16000, 22050]),
     st.sampled_from([np.int32(16000), np.int64(8000), np.float64(16000.0), 16000.0]),
     st.sampled_from(["tensor0d", "tensor1", "tensor2"]),
-    st.sampled_from([0, -8000, 12.5, float("nan"), True, "16000", None, 10**9]),
+    st.sampled_from([0, -8000, 12.5, float("nan"), True, "16000", None, 10**9, 10**400, -(10**400)]),
+    st.sampled_from([np.longdouble(16000), np.longdouble("inf"), float("inf"), np.uint64(2**64 - 1)]),
 )
 
 
 def _pcm(wave: torch.Tensor, dtype: str) -> torch.Tensor | np.ndarray:
+    if dtype.startswith((">", "<")):  # explicit byte order; big-endian as read from AIFF or a network stream
+        return np.asarray(_pcm(wave, np.dtype(dtype).newbyteorder("=").name)).astype(dtype)
+    if dtype == "longdouble":
+        return torch.nan_to_num(wave).double().numpy().astype(np.longdouble)
+    if dtype == "int16 as float":  # another pack did .float() on int16 PCM
+        return _pcm(wave, "int16").float()
+    if dtype == "sparse":
+        return wave.float().to_sparse()
+    if dtype == "meta":
+        return wave.float().to("meta")
     if dtype.startswith(("int", "uint")):
         info = np.iinfo(dtype)
         half = (int(info.max) - int(info.min) + 1) / 2
@@ -60,6 +74,18 @@ def _pcm(wave: torch.Tensor, dtype: str) -> torch.Tensor | np.ndarray:
     if dtype == "bool":
         return wave > 0
     return wave.to(getattr(torch, dtype))
+
+
+def _plain(value: object) -> bool:
+    """A tensor with samples in memory (not sparse, not on the meta device)."""
+    return isinstance(value, torch.Tensor) and value.layout == torch.strided and not value.is_meta
+
+
+def _raiser(error: type[Exception]):
+    def load():
+        raise error("the file behind it is gone")
+
+    return load
 
 
 @st.composite
@@ -82,16 +108,19 @@ def audio_values(draw):
     wave = wave.reshape(wave.shape[3 - rank :]) if 1 <= rank <= 3 else wave[None] if rank == 4 else torch.tensor(0.3)
     value = _pcm(wave, draw(st.sampled_from(DTYPES)))
     if draw(st.integers(0, 9)) == 0:
-        value = value.numpy() if isinstance(value, torch.Tensor) and value.dtype != torch.bfloat16 else value
+        value = value.numpy() if _plain(value) and value.dtype != torch.bfloat16 else value
     if isinstance(rate, str) and rate.startswith("tensor"):
         rate = {"tensor0d": torch.tensor(16000), "tensor1": torch.tensor([8000]), "tensor2": torch.tensor([1, 2])}[rate]
-    kind = draw(st.sampled_from(["dict", "dict", "lazy", "no rate", "list", "not audio"]))
+    kind = draw(st.sampled_from(["dict", "dict", "lazy", "failing", "no rate", "list", "not audio"]))
     if kind == "lazy":
         return LazyAudio(lambda: value, rate)
+    if kind == "failing":  # a lazy mapping whose loader fails
+        return LazyAudio(_raiser(draw(st.sampled_from([OSError, RuntimeError, ValueError, KeyError]))), rate)
     if kind == "no rate":
         return {"waveform": value}
     if kind == "list":
-        return {"waveform": value.tolist() if hasattr(value, "tolist") else value, "sample_rate": rate}
+        listed = value.tolist() if _plain(value) or isinstance(value, np.ndarray) else value
+        return {"waveform": listed, "sample_rate": rate}
     if kind == "not audio":
         return draw(st.sampled_from([None, "song.wav", [value], 3]))
     return {"waveform": value, "sample_rate": rate}
@@ -182,3 +211,42 @@ def test_malformed_values_say_what_was_found(value, found):
     with pytest.raises(AudioError) as err:
         as_clip(value)
     assert found in str(err.value)
+
+
+def _tone(seconds: float = 1.0, rate: int = 16000) -> torch.Tensor:
+    t = torch.arange(round(seconds * rate)) / rate
+    return (0.4 * torch.sin(2 * math.pi * 330.0 * t))[None, None]
+
+
+@pytest.mark.parametrize("dtype", [">i2", ">i4", ">f4", ">f8", "<i2", "<f4", "longdouble"])
+def test_foreign_byte_orders_and_long_double_are_read_as_their_values(dtype):
+    wave = _tone()
+    native = np.dtype(dtype).newbyteorder("=").name if dtype != "longdouble" else "float64"
+    expected = as_clip({"waveform": _pcm(wave, native), "sample_rate": 16000}).waveform
+    clip = as_clip({"waveform": _pcm(wave, dtype), "sample_rate": 16000})
+    assert torch.equal(clip.waveform, expected)
+    assert clip.waveform.abs().max() == pytest.approx(0.4, abs=0.01)
+
+
+def test_sparse_tensors_are_made_dense():
+    wave = _tone()
+    assert torch.equal(as_clip({"waveform": wave.to_sparse(), "sample_rate": 16000}).waveform, wave)
+
+
+@pytest.mark.parametrize(
+    ("value", "found"),
+    [
+        ({"waveform": torch.tensor([[[0, 13000, -13000] * 4000]]), "sample_rate": 8000}, "64-bit integer PCM"),
+        ({"waveform": torch.tensor([[[0, 1, 2] * 4000]], dtype=torch.uint64), "sample_rate": 8000}, "torch.uint64"),
+        ({"waveform": _pcm(_tone(), "int16").float(), "sample_rate": 16000}, "integer PCM cast to float"),
+        ({"waveform": _tone() * 6, "sample_rate": 16000}, "peaks at 2.4"),
+        ({"waveform": _tone().to("meta"), "sample_rate": 16000}, "'meta' device"),
+        ({"waveform": _tone(), "sample_rate": 10**400}, "found a 401-digit number"),
+        ({"waveform": _tone(), "sample_rate": np.longdouble("inf")}, "whole number"),
+        (LazyAudio(_raiser(OSError), 16000), "reading 'waveform' failed (OSError: the file behind it is gone)"),
+    ],
+)
+def test_ambiguous_and_unreadable_values_say_why(value, found):
+    with pytest.raises(AudioError) as err:
+        as_clip(value)
+    assert found in str(err.value) and "\n" not in str(err.value)

@@ -18,6 +18,7 @@ from mutagen.mp4 import MP4
 from mutagen.oggopus import OggOpus
 from mutagen.oggvorbis import OggVorbis
 
+from nopaingan_core import audio
 from training.dataset_import import import_dataset
 from training.music_folders import scan_music_folder
 from training.tags import read_tags
@@ -131,3 +132,81 @@ def test_generic_folders_are_never_artists_and_guesses_are_reported(tmp_path, pl
     assert albums["First"].name_sources == {"artist": "unknown", "album": "folder name"}
     report = import_dataset([tmp_path], tmp_path / "out" / "DATA", link=False)
     assert "artist from a folder name for 1, artist unknown for 2, album from a folder name for 3" in report.summary()
+
+
+PLACEHOLDERS = ["Unknown Artist", "Unknown Album", "New folder", "New Folder (2)", "Untitled", "untitled folder 3",
+                "Neuer Ordner", "Nouveau dossier (4)", "unknown"]  # fmt: skip
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    artist=st.sampled_from(PLACEHOLDERS), album=st.sampled_from(PLACEHOLDERS), case=st.sampled_from(["", "up", "lo"])
+)
+def test_placeholder_folder_names_are_never_artists_or_albums(tmp_path_factory, plain, artist, album, case):
+    """Windows Media Player rips (``Unknown Artist/Unknown Album``), ``New folder (2)``, ``Untitled``: unknown."""
+    change = {"": str, "up": str.upper, "lo": str.lower}[case]
+    root = tmp_path_factory.mktemp("placeholders")
+    for n, folder in enumerate([root / change(artist) / change(album), root / "Real Band" / change(album)]):
+        folder.mkdir(parents=True)
+        (folder / f"0{n} Song.wav").write_bytes(plain["wav"])
+    albums = {a.source: a for a in scan_music_folder(root)}
+    first, second = albums[str(root / change(artist) / change(album))], albums[str(root / "Real Band" / change(album))]
+    assert (first.artist, first.album) == ("unknown", "unknown")
+    assert first.name_sources == {"artist": "unknown", "album": "unknown"}
+    assert (second.artist, second.album) == ("Real Band", "unknown")
+    assert second.name_sources == {"artist": "folder name", "album": "unknown"}
+
+
+def test_albums_without_names_are_imported_apart_and_reported(tmp_path, plain):
+    for layout in ("Unknown Artist/Unknown Album", "Unknown Artist/Unknown Album (2)", "New folder"):
+        folder = tmp_path / "music" / layout
+        folder.mkdir(parents=True)
+        (folder / "01 Song.wav").write_bytes(plain["wav"])
+        (folder / "cover.png").write_bytes(image_bytes((20, 20, 200), (128, 128), "PNG"))
+    report = import_dataset([tmp_path / "music"], tmp_path / "out" / "DATA", link=False)
+    assert len(report.albums) == 3 and len({r["id"] for r in report.albums}) == 3
+    assert "artist unknown for 3" in report.summary() and "album unknown for 3" in report.summary()
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    version=st.sampled_from([3, 4]),
+    artist=st.text(st.characters(codec="utf-8", exclude_categories=["C", "Z"]), min_size=1, max_size=12),
+    vorbis=st.booleans(),
+)
+def test_id3v2_in_front_of_a_flac_file_is_read(tmp_path_factory, plain, version, artist, vorbis):
+    """Some taggers put an ID3v2 tag before FLAC's ``fLaC``: mutagen's FLAC reader and FFmpeg skip it."""
+    folder = tmp_path_factory.mktemp("id3flac")
+    flac = folder / "plain.flac"
+    flac.write_bytes(plain["flac"])
+    if vorbis:  # the FLAC's own comments win; the ID3 tag fills what they leave out
+        tags = FLAC(flac)
+        tags["title"] = "Own Title"
+        tags.save()
+    tag_file = folder / "tag.id3"
+    tag_file.write_bytes(b"")
+    id3 = ID3()
+    for frame in (TPE1(encoding=3, text=artist), TALB(encoding=3, text="Front Album"), TDRC(encoding=3, text="1987")):
+        id3.add(frame)
+    id3.save(tag_file, v2_version=version)
+    path = folder / "tagged.flac"
+    path.write_bytes(tag_file.read_bytes() + flac.read_bytes())
+    tags = read_tags(path)
+    assert (tags.artist, tags.album, tags.year) == (artist.strip(), "Front Album", 1987)
+    assert tags.title == ("Own Title" if vorbis else None)
+    assert audio.decode(path).duration > 0.5
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(st.sampled_from("AbcéÜ’‘“”€…–—™œŠž "), min_size=1, max_size=16).filter(str.strip))
+def test_id3_latin1_frames_holding_windows_1252_are_read_as_it(tmp_path_factory, plain, text):
+    """ID3v2.3 frames declared Latin-1 but written in Windows-1252 (curly quotes, euro sign) by Windows taggers."""
+    path = tmp_path_factory.mktemp("cp1252") / "song.mp3"
+    raw = plain["mp3"]
+    path.write_bytes(raw[raw.index(b"\xff") :])
+    id3 = ID3()
+    id3.add(TPE1(encoding=0, text=text.encode("cp1252").decode("latin-1")))  # the bytes a Windows tagger wrote
+    id3.add(TALB(encoding=0, text="Plain Album"))
+    id3.save(path, v2_version=3)
+    tags = read_tags(path)
+    assert (tags.artist, tags.album) == (text.strip(), "Plain Album")

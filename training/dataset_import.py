@@ -14,13 +14,13 @@ import math
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from nopaingan_core.audio import AUDIO_EXTENSIONS, AudioInfo, check_clip, decode, probe
+from nopaingan_core.audio import AUDIO_EXTENSIONS, AudioInfo, check_clip, decode, decoded_duration, probe
 from nopaingan_core.errors import AudioError, NoPainGanError
 
 from .atomic import place_file, write_bytes, write_text
@@ -90,6 +90,7 @@ class ImportReport:
             "artist from a folder name": sum(r.get("artist_source") == "folder name" for r in self.albums),
             "artist unknown": sum(r.get("artist_source") == UNKNOWN for r in self.albums),
             "album from a folder name": sum(r.get("album_source") == "folder name" for r in self.albums),
+            "album unknown": sum(r.get("album_source") == UNKNOWN for r in self.albums),
             "genre unknown": sum(r.get("genre_source") == UNKNOWN for r in self.albums),
         }
         said = [f"{what} for {n}" for what, n in counts.items() if n]
@@ -164,7 +165,8 @@ def build_dataset(
     bar = tqdm(candidates, desc="importing albums", unit="album", disable=not progress, total=total)
     for candidate in bar:
         seen.append(candidate)
-        key = album_key(candidate.artist, candidate.album)
+        # an album without a name is no known duplicate of another: its folder tells it apart
+        key = album_key(candidate.artist, candidate.album if candidate.album != UNKNOWN else candidate.source)
         try:
             if candidate.problem:
                 raise DatasetError(candidate.problem)
@@ -242,30 +244,29 @@ def _read_source(source: Path, out: Path, progress: bool) -> list[AlbumCandidate
     )
 
 
-def album_id(artist: str, album: str) -> str:
+def album_id(artist: str, album: str, folder: str = "") -> str:
     """A stable, file-system-safe id: readable ASCII words of artist and album, then a hash of the album's
-    normalised key (so names in any script, or differing only in punctuation, stay distinct and stable)."""
+    normalised key (so names in any script, or differing only in punctuation, stay distinct and stable), and of
+    ``folder`` for an album with no name."""
     text = unicodedata.normalize("NFKD", f"{artist} {album}").encode("ascii", "ignore").decode().lower()
     slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:60].rstrip("-")
-    digest = hashlib.sha1(album_key(artist, album).encode("utf-8")).hexdigest()[:8]
+    digest = hashlib.sha1((album_key(artist, album) + folder).encode("utf-8")).hexdigest()[:8]
     return f"{slug}-{digest}" if slug else digest
 
 
 def check_audio(path: Path) -> AudioInfo:
-    """Probe ``path`` and decode :data:`CHECK_SECONDS` from its middle: a corrupt, silent, or truncated file
-    (audio ending before the middle of the length its header gives) raises :class:`AudioError` naming it,
-    instead of failing later in training."""
+    """Count the samples of ``path`` and decode :data:`CHECK_SECONDS` from its middle: a corrupt, silent, or
+    truncated file (audio ending well before the exact length its header gives) raises :class:`AudioError`
+    naming it, instead of failing later in training. The info returned has the decoded length, not the
+    header's (which is an estimate for MP3 and ADTS AAC, minutes off in joined files)."""
     info = probe(path)
-    known = math.isfinite(info.duration)
-    offset = max(0.0, info.duration / 2 - CHECK_SECONDS / 2) if known else 0.0
-    clip = decode(path, offset, CHECK_SECONDS)
-    if known and clip.duration < min(CHECK_SECONDS, info.duration - offset) - 0.25:
+    length = decoded_duration(path)
+    if math.isfinite(info.duration) and not info.estimated and length < info.duration - 0.25:
         raise AudioError(
-            f"{path}: audio is truncated: it stops at {offset + clip.duration:.2f} s of the "
-            f"{info.duration:.2f} s its header gives"
+            f"{path}: audio is truncated: it stops at {length:.2f} s of the {info.duration:.2f} s its header gives"
         )
-    check_clip(clip)
-    return info
+    check_clip(decode(path, max(0.0, length / 2 - CHECK_SECONDS / 2), CHECK_SECONDS))
+    return replace(info, duration=length)
 
 
 def _import_album(
@@ -274,7 +275,7 @@ def _import_album(
     """Check the album's audio and cover, write both into ``out``, and return its metadata row."""
     track, audio_path, info = _usable_track(candidate, downloader)
     cover = _usable_cover(candidate, downloader, min_cover_size)
-    name = album_id(candidate.artist, candidate.album)
+    name = album_id(candidate.artist, candidate.album, candidate.source if candidate.album == UNKNOWN else "")
     audio = f"{AUDIO_DIR}/{name}{_audio_extension(track.location, info)}"
     cover_file = f"{COVERS_DIR}/{name}{cover.extension}"
     place_file(audio_path, out / audio, link)

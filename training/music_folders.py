@@ -36,6 +36,13 @@ GENERIC_FOLDERS = frozenset(
         "torrents", "desktop", "documents", "home", "users", "compilations", "singles", "eps", "lps", "various",
     }
 )  # fmt: skip
+# Names that rippers, players and file managers give folders when they know nothing: never an artist or album.
+PLACEHOLDER_FOLDER = re.compile(
+    r"^(unknown( artist| album)?|untitled( folder| album)?|new folder|neuer ordner|nouveau dossier|"
+    r"nuova cartella|nueva carpeta|novo pasta|nova pasta|no name|no title|sans titre|unbenannt|untitled-\d+)"
+    r"([\s._-]*(\(\d+\)|\d+))?$",
+    re.IGNORECASE,
+)
 _TRACK_NUMBER = re.compile(r"^\d{1,3}(?:[\s._-]+|$)")
 
 
@@ -137,13 +144,14 @@ def _album(
     by_preference = ordered + [t for t in tracks if t not in ordered]
     tagged_artist, folder_artist = _album_artist(tracks), _artist_from_folders(root, album_dir)
     tagged_album = _most_common(t.album for t in tracks)
+    folder_album = None if is_placeholder(_folder_name(album_dir)) else _folder_name(album_dir)
     sources = {
         "artist": "tags" if tagged_artist else "folder name" if folder_artist else UNKNOWN,
-        "album": "tags" if tagged_album else "folder name",
+        "album": "tags" if tagged_album else "folder name" if folder_album else UNKNOWN,
     }
     return AlbumCandidate(
         artist=tagged_artist or folder_artist or UNKNOWN,
-        album=tagged_album or _folder_name(album_dir),
+        album=tagged_album or folder_album or UNKNOWN,
         source=str(album_dir),
         name_sources=sources,
         tracks=[TrackRef(str(t.path), t.title or _title_from_file(t.path)) for t in ordered],
@@ -188,9 +196,15 @@ def _artist_from_folders(root: Path, album_dir: Path) -> str | None:
     """``Artist/Album`` layouts: the album folder's parent, when that is inside the scanned folder and not a
     generic name such as ``music`` or ``albums`` (:data:`GENERIC_FOLDERS`)."""
     parts = album_dir.relative_to(root).parts
-    if len(parts) < 2 or parts[-2].strip().casefold() in GENERIC_FOLDERS:
+    if len(parts) < 2 or parts[-2].strip().casefold() in GENERIC_FOLDERS or is_placeholder(parts[-2]):
         return None
     return parts[-2]
+
+
+def is_placeholder(name: str) -> bool:
+    """A folder name that names nothing: ``Unknown Artist``, ``Unknown Album`` (Windows Media Player rips),
+    ``New folder (2)``, ``Untitled Folder 3`` and their translations (:data:`PLACEHOLDER_FOLDER`)."""
+    return bool(PLACEHOLDER_FOLDER.match(name.strip()))
 
 
 def _folder_name(folder: Path) -> str:

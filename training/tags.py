@@ -1,6 +1,7 @@
 """Tags and embedded cover pictures of music files, read with mutagen: ID3v2 (all versions, in mp3, wav and
 aiff) and ID3v1, APEv2, FLAC and Vorbis comments (ogg, opus) and MP4 atoms (m4a). A field mutagen does not
-find is taken from what FFmpeg reads (RIFF INFO in WAV files, a second, stacked ID3v2 tag...)."""
+find is taken from an ID3v2 tag in front of a FLAC file, an APEv2 tag, then what FFmpeg reads (RIFF INFO in
+WAV files, a second, stacked ID3v2 tag...)."""
 
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class TrackTags:
 def read_tags(path: Path) -> TrackTags:
     """Tags of ``path``. A file mutagen cannot read gives empty tags and ``error`` set, not an exception:
     whether its audio is usable is decided later by decoding it. Fields the main tag leaves empty are filled
-    from an APEv2 tag, then from FFmpeg's reading of the container."""
+    from an ID3v2 tag in front of the file (FLAC), an APEv2 tag, then from FFmpeg's reading of the container."""
     try:
         audio = mutagen.File(path)
     except (mutagen.MutagenError, OSError, ValueError) as exc:
@@ -65,7 +66,7 @@ def read_tags(path: Path) -> TrackTags:
         elif tags is not None:
             fields = _vorbis_fields(tags)
         has_picture = _picture(audio) is not None if tags is not None else bool(_flac_pictures(audio))
-    for fallback in (_ape_fields, _ffmpeg_fields):
+    for fallback in (_prefixed_id3_fields, _ape_fields, _ffmpeg_fields):
         if all(fields.get(key) for key in _FIELDS):
             break
         for key, value in fallback(path).items():
@@ -87,6 +88,18 @@ def _text_fields(text) -> dict:
         "genres": tuple(g for g in split_genres(text("genre") or "")),
         "year": _year(text("year", "date", "originaldate", "icrd")),
     }
+
+
+def _prefixed_id3_fields(path: Path) -> dict:
+    """An ID3v2 tag some taggers put in front of a file whose own format has other tags (FLAC): mutagen's FLAC
+    reader and FFmpeg skip it, so it is read on its own."""
+    try:
+        with open(path, "rb") as file:
+            if file.read(3) != b"ID3":
+                return {}
+        return _id3_fields(ID3(path))
+    except (mutagen.MutagenError, OSError, ValueError):
+        return {}
 
 
 def _ape_fields(path: Path) -> dict:
@@ -134,7 +147,7 @@ def _year(text: str | None) -> int | None:
 def _id3_fields(tags: ID3) -> dict:
     def text(frame_id: str) -> str | None:
         frame = tags.get(frame_id)
-        return _first(frame.text) if frame is not None else None
+        return _first([_latin1_as_cp1252(frame.encoding, t) for t in frame.text]) if frame is not None else None
 
     genre_frame = tags.get("TCON")
     return {
@@ -146,6 +159,17 @@ def _id3_fields(tags: ID3) -> dict:
         "genres": tuple(g for v in (genre_frame.genres if genre_frame else []) for g in split_genres(v)),
         "year": _year(text("TDRC") or text("TYER") or text("TDOR")),
     }
+
+
+_C1_CONTROLS = re.compile("[\x80-\x9f]")
+
+
+def _latin1_as_cp1252(encoding: int, text: object) -> object:
+    """ID3 text declared Latin-1 (encoding 0) that holds C1 control characters was written in Windows-1252
+    (``’``, ``€``, ``…`` are 0x80-0x9F there), as most Windows taggers did: read it so."""
+    if encoding != 0 or not isinstance(text, str) or not _C1_CONTROLS.search(text):
+        return text
+    return text.encode("latin-1").decode("cp1252", "replace")
 
 
 def _vorbis_fields(tags) -> dict:
