@@ -377,7 +377,8 @@ def run_generate(args: argparse.Namespace) -> int:
     if args.from_png is not None:
         record = _record_from_png(args.from_png)
         _check_record_models(record, args.from_png)
-        if args.release:
+        if args.release:  # the recorded size is the one the release cover starts from
+            args.width, args.height = record["width"], record["height"]
             release_cli.check_release_options(args)
         return _regenerate(args, record)
     check_available(args.sd, "Stable Diffusion model", "--sd", "unet/config.json")

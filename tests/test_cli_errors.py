@@ -232,11 +232,11 @@ NOT_A_NUMBER = ["", "abc", "nan", "inf", "-inf", "1e999", "-1", "-0.5", "0x10", 
 @pytest.mark.parametrize("words,action", TYPED, ids=[f"{' '.join(w)} {a.option_strings[-1]}" for w, a in TYPED])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=st.one_of(st.sampled_from(NOT_A_NUMBER), st.text(max_size=12), st.integers().map(str)))
-def test_a_bad_value_is_one_line_naming_the_option(words, action, value, capsys):
+def test_a_bad_value_is_one_line_naming_the_option(words, action, value, capsys, a_dataset):
     """Whatever the value, parsing accepts it or stops with one line naming the option and the value."""
     parser = PARSERS[words]
     option = action.option_strings[-1]
-    required = _required_args(parser, skip=action)
+    required = _required_args(parser, skip=action, dataset=a_dataset)
     try:
         parser.parse_args([*required, f"{option}={value}"])
     except SystemExit as exc:
@@ -247,14 +247,22 @@ def test_a_bad_value_is_one_line_naming_the_option(words, action, value, capsys)
         assert capsys.readouterr().err == ""
 
 
-def _required_args(parser: argparse.ArgumentParser, skip: argparse.Action) -> list[str]:
+@pytest.fixture(scope="module")
+def a_dataset(tmp_path_factory) -> Path:
+    """A folder that parses as a dataset folder (it holds metadata.jsonl)."""
+    folder = tmp_path_factory.mktemp("a-dataset")
+    (folder / "metadata.jsonl").write_text("")
+    return folder
+
+
+def _required_args(parser: argparse.ArgumentParser, skip: argparse.Action, dataset: Path) -> list[str]:
     """Values for the required options and positionals, so only the option under test can fail."""
     args = []
     for action in parser._actions:
         if action is skip or isinstance(action, argparse._HelpAction):
             continue
-        folder = str(Path(__file__).parent)
-        value = folder if action.type is not None and action.type.__name__ == "folder" else __file__
+        kind = getattr(action.type, "__name__", None)
+        value = {"folder": str(Path(__file__).parent), "dataset_folder": str(dataset)}.get(kind, __file__)
         if not action.option_strings:
             args.append(value)
         elif action.required:
@@ -602,6 +610,15 @@ def test_from_png_works_from_another_folder_the_record_holds_absolute_paths(env,
     capsys.readouterr()
     assert main(["generate", "--from-png", str(made), "--out", "third", "--quiet"]) == 2
     assert "the record's sd" in one_error_line(capsys, str(made))
+
+
+def test_from_png_with_release_checks_the_recorded_size_before_sampling(cover, tmp_path, capsys, monkeypatch):
+    from nopaingan_core import sampling
+
+    monkeypatch.setattr(sampling, "load_minisd", lambda *a, **k: pytest.fail("models loaded before the check"))
+    png = _with_record(cover[0], cover[1] | {"width": 128}, tmp_path / "wide.png")
+    assert main(["generate", "--from-png", str(png), "--release", "--x4", "none", "--out", str(tmp_path)]) == 2
+    assert "square" in one_error_line(capsys, "--width 128")
 
 
 @pytest.mark.parametrize(
