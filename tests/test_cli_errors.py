@@ -288,6 +288,7 @@ def _required_args(parser: argparse.ArgumentParser, skip: argparse.Action, datas
         (["dataset", "cache", "."], "DATA"),  # no metadata.jsonl: said before any model is looked for
         (["generate", "--album", "A", "--genre", "g", "--out", ""], "--out"),
         (["encode", "--audio", __file__, "--out", ""], "--out"),
+        (["dataset", "import", "", "--out", "d"], "SRC"),  # not the current folder
         (["check-cover", __file__, "--bogus"], "check-cover: error: unrecognized arguments: --bogus"),
         (["train", "--data", ".", "--out", "r", "--bogus"], "nopaingan train: error: unrecognized arguments: --bogus"),
         (["evaluate", "--data", ".", "--fusion", ".", "--grid", "-2"], "--fusion"),

@@ -74,7 +74,7 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
         "split into train and eval with each artist on one side. See docs/dataset.md.",
     )
     add = parser.add_argument
-    add("sources", nargs="+", metavar="SRC", help="music folder or manifest (.csv, .tsv, .json, .jsonl)")
+    add("sources", nargs="+", type=path_arg, metavar="SRC", help="music folder or manifest (.csv, .tsv, .json, .jsonl)")
     add("--out", required=True, type=path_arg, metavar="DATA", help="dataset folder to write")
     add(
         "--cache-dir",
