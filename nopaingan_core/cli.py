@@ -465,7 +465,12 @@ def _regenerate(args: argparse.Namespace, record: dict) -> int:
     if device != torch.device(record.get("device", "cpu")) or record.get("torch") != torch.__version__:
         note(args, "note: another device or torch version than the cover's: pixels may differ in the last bits")
     record = record | {"regenerated_from": str(args.from_png)}
-    return _generate(args, record, device, dtype)
+    from .errors import AudioError, CheckpointError, ModelLoadError, ModelNotFoundError
+
+    try:
+        return _generate(args, record, device, dtype)
+    except (AudioError, CheckpointError, ModelLoadError, ModelNotFoundError) as exc:  # its models, song, fusion
+        raise type(exc)(f"--from-png {args.from_png}: from the record: {exc}") from exc
 
 
 def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:

@@ -153,7 +153,10 @@ def path_arg(text: str) -> Path:
     """A file or folder name (``~`` expanded); an empty one is refused rather than meaning the current folder."""
     if not text.strip():
         raise _got(text, "a file or folder name")
-    return Path(text).expanduser()
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~name of no such user: kept as written, as a shell does
+        return Path(text)
 
 
 path_arg.__name__ = "path"

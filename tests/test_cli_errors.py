@@ -611,6 +611,9 @@ def test_from_png_works_from_another_folder_the_record_holds_absolute_paths(env,
     capsys.readouterr()
     assert main(["generate", "--from-png", str(made), "--out", "third", "--quiet"]) == 2
     assert "the record's sd" in one_error_line(capsys, str(made))
+    (work / "sd").symlink_to(env.models["clap"])  # the recorded folder now holds another kind of model
+    assert main(["generate", "--from-png", str(made), "--out", "third", "--quiet"]) == 2
+    assert "from the record: " in one_error_line(capsys, str(made))
 
 
 def test_from_png_with_release_checks_the_recorded_size_before_sampling(cover, tmp_path, capsys, monkeypatch):
