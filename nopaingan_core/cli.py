@@ -419,11 +419,11 @@ def run_generate(args: argparse.Namespace) -> int:
 def _absolute(source: str | os.PathLike | None) -> str | None:
     """A local file or folder as an absolute path (so ``--from-png`` works from any folder); hub ids and ""
     unchanged."""
-    from .hub import is_local
+    from .hub import expand, is_local
 
     if source is None or str(source) == "" or not is_local(source):
         return None if source is None else str(source)
-    return str(Path(source).expanduser().absolute())
+    return str(expand(source).absolute())
 
 
 def _check_record_models(record: dict, png: Path) -> None:

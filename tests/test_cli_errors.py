@@ -775,6 +775,8 @@ def test_x4_auto_is_skipped_on_the_cpu_with_a_note_and_used_on_a_gpu(env, tmp_pa
     [
         (["generate", "--num", "-1", "--album", "A", "--genre", "g"], "--num"),
         (["dataset", "import", "nowhere", "--out", "/dev/null"], "/dev/null"),
+        (["generate", "--album", "A", "--genre", "g", "--sd", "~no-such-user-0"], "--sd"),  # pathlib: RuntimeError
+        (["tag", "--audio", "~no-such-user-0"], "--audio"),
     ],
 )
 def test_no_traceback_reaches_the_terminal(argv, option):
