@@ -124,8 +124,22 @@ def save_safetensors(tensors: dict, dest: str | os.PathLike, metadata: dict[str,
     return write_bytes(dest, save(tensors, metadata=metadata))
 
 
-def save_png(image, dest: str | os.PathLike, text: dict[str, str] | None = None) -> Path:
-    """A PIL image as PNG, atomically, with ``text`` chunks."""
+def write_unique(dest: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` under ``dest``, or ``name-1.ext``, ``name-2.ext``... the first free name (see
+    :func:`unique_path`), in one step that never replaces a file: a name another process takes between the
+    choice and the write (two runs into one folder) is skipped for the next. Returns the name written."""
+    dest = Path(dest)
+    candidate = unique_path(dest)
+    while True:
+        try:
+            return write_new(candidate, data)
+        except FileExistsError:
+            candidate = unique_path(dest, after=candidate)
+
+
+def save_png(image, dest: str | os.PathLike, text: dict[str, str] | None = None, overwrite: bool = True) -> Path:
+    """A PIL image as PNG, atomically, with ``text`` chunks; without ``overwrite`` under the first free name of
+    :func:`write_unique` (returned)."""
     import io
 
     from PIL.PngImagePlugin import PngInfo
@@ -135,16 +149,21 @@ def save_png(image, dest: str | os.PathLike, text: dict[str, str] | None = None)
         meta.add_text(key, value)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", pnginfo=meta)
-    return write_bytes(dest, buffer.getvalue())
+    return (write_bytes if overwrite else write_unique)(dest, buffer.getvalue())
 
 
-def unique_path(path: Path) -> Path:
-    """``path``, or ``name-1.ext``, ``name-2.ext``... the first that does not exist yet."""
-    candidate, n = path, 0
-    while candidate.exists():
+def unique_path(path: Path, after: Path | None = None) -> Path:
+    """``path``, or ``name-1.ext``, ``name-2.ext``... the first that does not exist yet (coming after ``after``,
+    one of these names, when given). Another process may take it before it is written: :func:`write_unique`
+    writes without that race."""
+
+    def numbered(n: int) -> Path:
+        return path if n == 0 else path.with_name(f"{path.stem}-{n}{path.suffix}")
+
+    n = 0 if after is None else 1 if after == path else int(after.stem.rpartition("-")[2]) + 1
+    while numbered(n).exists():
         n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
+    return numbered(n)
 
 
 _OUTPUT_ERRNOS = {
@@ -169,8 +188,8 @@ def check_output_folder(folder: str | os.PathLike, option: str, label: str | Non
     """Raise :class:`OutputError` unless ``folder`` is (or can be made as) a folder this process can write in.
 
     Nothing is created: the nearest existing ancestor is tried by creating and removing a temporary file there,
-    which also catches read-only mounts where ``os.access`` says yes (root). ``label`` is what the message
-    names (default: the folder)."""
+    which tells a read-only mount (EROFS) from a folder without permission (EACCES), as ``os.access`` does not.
+    ``label`` is what the message names (default: the folder)."""
     folder = Path(folder).expanduser()
     label = label or str(folder)
     existing = folder
@@ -182,8 +201,6 @@ def check_output_folder(folder: str | os.PathLike, option: str, label: str | Non
         kind = "an existing file" if existing == folder else f"the file {existing} on its path"
         raise OutputError(f"{option} {label}: expected a folder, found {kind}")
     try:
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise PermissionError(errno.EACCES, "permission denied", str(existing))
         fd, name = tempfile.mkstemp(prefix=".nopaingan-probe-", dir=existing)
         os.close(fd)
         os.unlink(name)

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,14 +19,18 @@ if TYPE_CHECKING:
 from .cli_args import (
     UsageError,
     add_quiet,
+    choice,
     device_name,
+    device_syntax,
     existing_file,
     float_range,
     fusion_checkpoint,
+    given_options,
     int_range,
     multiple_of,
     non_empty,
     note,
+    path_arg,
     positive_float,
     prompt_template,
 )
@@ -100,7 +105,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("--clap", default=DEFAULT_CLAP, help="music CLAP id or folder for --auto-tags")
     gen.add_argument("--top-k", type=int_range(1), default=TOP_K, help="tags per category with --auto-tags")
-    gen.add_argument("--out", type=Path, default=Path("outputs"), help="folder for the covers")
+    gen.add_argument("--out", type=path_arg, default=Path("outputs"), help="folder for the covers")
     gen.add_argument("--overwrite", action="store_true", help="replace covers of the same name instead of numbering")
     gen.add_argument(
         "--from-png",
@@ -131,7 +136,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("--int8-weights", action="store_true", help="with --backend openvino: int8 weights (NNCF)")
     gen.add_argument(
-        "--openvino-cache", type=Path, help="converted and compiled models (default: ~/.cache/nopaingan/openvino)"
+        "--openvino-cache", type=path_arg, help="converted and compiled models (default: ~/.cache/nopaingan/openvino)"
     )
     add_device_options(gen, dtype_default="auto")
     add_quiet(gen)
@@ -147,7 +152,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     tag.add_argument("--clap", default=DEFAULT_CLAP, help="music CLAP id or folder")
     tag.add_argument("--top-k", type=int_range(1), default=TOP_K, help="tags per category")
     tag.add_argument("--windows", type=int_range(1), default=WINDOWS, help="10 s windows spread over the song")
-    tag.add_argument("--labels", type=Path, help="folder of label files, one *.txt per category (default: built in)")
+    tag.add_argument(
+        "--labels", type=path_arg, help="folder of label files, one *.txt per category (default: built in)"
+    )
     tag.add_argument("--json", action="store_true", help="print JSON instead of one tag per line")
     add_device_options(tag)
     add_quiet(tag)
@@ -165,7 +172,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     enc.add_argument("--layer", type=int_range(0), help="hidden layer to take (default: a middle layer)")
     enc.add_argument("--offset", type=float_range(0.0), help="start (s) of the clip; default: the most representative")
     enc.add_argument("--duration", type=positive_float, default=CLIP_SECONDS, help="clip length in seconds")
-    enc.add_argument("--out", type=Path, required=True, metavar="EMB.safetensors", help="file to write")
+    enc.add_argument("--out", type=path_arg, required=True, metavar="EMB.safetensors", help="file to write")
     enc.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     add_device_options(enc)
     add_quiet(enc)
@@ -177,8 +184,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         description="Builds tiny randomly initialised models (no download) and runs encode, fusion and generation "
         "end to end; the covers are noise that proves the pipeline runs.",
     )
-    demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="folder for the song and covers")
-    demo.add_argument("--models-dir", type=Path, default=default_models_dir(), help="where the tiny models are saved")
+    demo.add_argument("--out", type=path_arg, default=Path("outputs/demo"), help="folder for the song and covers")
+    demo.add_argument(
+        "--models-dir", type=path_arg, default=default_models_dir(), help="where the tiny models are saved"
+    )
     add_quiet(demo)
     demo.set_defaults(run=run_demo)
     release_cli.add_commands(sub)
@@ -229,12 +238,28 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+FROM_PNG_OPTIONS = {"from_png", "out", "device", "overwrite", "quiet", "openvino_cache", "release"}
+RELEASE_ONLY = ("title", "size", "x4", "x4_steps", "upscaler_model", "font", "text_position", "text_color")
+
+
+def _option(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
 def _check_generate(args: argparse.Namespace) -> None:
     """Option combinations argparse cannot see, checked before anything loads."""
+    given = given_options(args)
+    release_only = [_option(n) for n in RELEASE_ONLY if n in given]
+    if release_only and not args.release:
+        raise UsageError(f"{', '.join(release_only)}: options of the release cover, but there is no --release; "
+                         "add --release or drop them")  # fmt: skip
     if args.from_png is not None:
-        given = [f"--{n.replace('_', '-')}" for n in ("album", "genre", "fusion", "audio") if getattr(args, n)]
-        if given:
-            raise UsageError(f"--from-png takes every setting from the cover; drop {', '.join(given)}")
+        others = sorted(_option(n) for n in given - FROM_PNG_OPTIONS - set(RELEASE_ONLY))
+        if others:
+            raise UsageError(
+                f"--from-png takes every setting from the cover's record; drop {', '.join(others)} (with --from-png "
+                "only --out, --device, --overwrite, --quiet, --openvino-cache and the --release options apply)"
+            )
         return
     missing = [f"--{n}" for n in ("album", "genre") if getattr(args, n) is None]
     if missing:
@@ -264,7 +289,83 @@ def _record_from_png(path: Path) -> dict:
         record = None
     if not isinstance(record, dict) or "image_seed" not in record:
         raise UsageError(f"--from-png {path}: no complete nopaingan record in the PNG (made by an older version?)")
+    return check_record(record, path)
+
+
+def _record_checks() -> dict[str, tuple[type | tuple[type, ...], Callable[[str], object] | None, bool]]:
+    """Each field of a cover's record: the JSON types it may have, the CLI option's validator, and whether it is
+    required (optional ones were added after the first records and have the option's default)."""
+    from .sampling import BACKENDS, SCHEDULERS
+
+    number = (int, float)
+    return {
+        "prompt": (str, None, True),
+        "negative": (str, None, False),
+        "album": (str, non_empty, True),
+        "sd": (str, non_empty, True),
+        "audio": (str, None, True),
+        "fusion": (str, None, True),
+        "strength": (number, float_range(0.0, MAX_STRENGTH), True),
+        "backend": (str, choice(BACKENDS), False),
+        "int8_weights": (bool, None, False),
+        "scheduler": (str, choice(SCHEDULERS), True),
+        "steps": (int, int_range(1, MAX_STEPS), True),
+        "guidance": (number, float_range(0.0, MAX_GUIDANCE), True),
+        "width": (int, multiple_of(8, 8, MAX_SIZE), True),
+        "height": (int, multiple_of(8, 8, MAX_SIZE), True),
+        "cfg_cutoff": (number, float_range(0.0, 1.0), False),
+        "deep_cache": (int, int_range(1, MAX_STEPS), False),
+        "seed": (int, int_range(0, 2**63 - 1), True),
+        "num": (int, int_range(1, MAX_NUM), True),
+        "index": (int, int_range(0, MAX_NUM - 1), True),
+        "image_seed": (int, int_range(0, 2**63 - 1 + MAX_NUM), True),
+        "dtype": (str, choice(DTYPES), True),
+        "device": (str, device_syntax, False),
+        "mir": ((str, type(None)), None, False),
+        "offset": ((int, float, type(None)), None, False),
+    }
+
+
+def check_record(record: dict, png: Path) -> dict:
+    """``record`` (a cover's PNG record) checked whole, before anything loads: every field the regeneration
+    reads, of the right JSON type and in the range its CLI option accepts. Raises one-line :class:`UsageError`
+    ``--from-png FILE: incomplete or invalid record: FIELD ...``."""
+
+    def bad(field: str, why: str) -> UsageError:
+        return UsageError(f"--from-png {png}: incomplete or invalid record: {field} {why}")
+
+    for field, (types, validate, required) in _record_checks().items():
+        if field not in record:
+            if required:
+                raise bad(field, "is missing (made by an older version?)")
+            continue
+        value = record[field]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in _tuple(types)):
+            raise bad(field, f"is {json.dumps(value)}, of the wrong type")
+        if validate is not None and value is not None:
+            try:
+                validate(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise bad(field, str(exc)) from None
+    if record.get("offset") is not None and not record["offset"] >= 0:
+        raise bad("offset", f"is {record['offset']}, expected a number of at least 0")
+    if record["index"] >= record["num"]:
+        raise bad("index", f"is {record['index']}, but the batch had num {record['num']} images")
+    if record["image_seed"] != record["seed"] + record["index"]:
+        raise bad(
+            "image_seed", f"is {record['image_seed']}, expected seed + index = {record['seed'] + record['index']}"
+        )
+    if record["fusion"]:
+        digest = record.get("fusion_sha256")
+        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise bad("fusion_sha256", f"is {json.dumps(digest)}, expected the fusion file's sha256 (64 hex digits)")
+        if not record["audio"]:
+            raise bad("audio", "is empty, but the cover was made with a fusion, which needs the song")
     return record
+
+
+def _tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -275,7 +376,9 @@ def run_generate(args: argparse.Namespace) -> int:
     check_output_folder(args.out, "--out")
     if args.from_png is not None:
         record = _record_from_png(args.from_png)
-        if args.release:
+        _check_record_models(record, args.from_png)
+        if args.release:  # the recorded size is the one the release cover starts from
+            args.width, args.height = record["width"], record["height"]
             release_cli.check_release_options(args)
         return _regenerate(args, record)
     check_available(args.sd, "Stable Diffusion model", "--sd", "unet/config.json")
@@ -298,19 +401,47 @@ def run_generate(args: argparse.Namespace) -> int:
         "prompt": prompt,
         "negative": args.negative,
         "album": args.album,
-        "sd": args.sd,
-        "audio": str(args.audio or ""),
-        "fusion": str(args.fusion or ""),
+        "sd": _absolute(args.sd),
+        "audio": _absolute(args.audio or ""),
+        "fusion": _absolute(args.fusion or ""),
         "strength": DEFAULT_STRENGTH if args.strength is None else args.strength,
         "auto_tags": extra,
         "backend": args.backend,
         "int8_weights": args.int8_weights,
     }
     if args.fusion is not None:
-        record |= {"fusion_sha256": sha256(args.fusion), "mir": args.mir, "offset": args.offset}
+        record |= {"fusion_sha256": sha256(args.fusion), "mir": _absolute(args.mir), "offset": args.offset}
     else:
         note(args, "no --fusion checkpoint: generating from the album prompt alone (the text-only baseline)")
     return _generate(args, record, device, dtype)
+
+
+def _absolute(source: str | os.PathLike | None) -> str | None:
+    """A local file or folder as an absolute path (so ``--from-png`` works from any folder); hub ids and ""
+    unchanged."""
+    from .hub import expand, is_local
+
+    if source is None or str(source) == "" or not is_local(source):
+        return None if source is None else str(source)
+    return str(expand(source).absolute())
+
+
+def _check_record_models(record: dict, png: Path) -> None:
+    """The record's models and files, before anything loads; errors say they come from the PNG's record."""
+    from .errors import NoPainGanError
+    from .hub import check_available, is_local
+
+    where = f"--from-png {png}: the record's"
+    for field, what in (("sd", "Stable Diffusion model"), ("mir", "music encoder")):
+        source = record.get(field) if field == "sd" or record["fusion"] else None
+        if not source:
+            continue
+        if is_local(source) and not Path(source).expanduser().exists():
+            raise UsageError(f"{where} {field} {what} folder {source} is not there any more")
+        try:
+            check_available(source, what, field, "unet/config.json" if field == "sd" else "config.json")
+        except NoPainGanError as exc:
+            raise type(exc)(f"{where} {field}: {exc}") from exc
 
 
 def _regenerate(args: argparse.Namespace, record: dict) -> int:
@@ -324,15 +455,22 @@ def _regenerate(args: argparse.Namespace, record: dict) -> int:
     fusion = Path(record["fusion"]) if record.get("fusion") else None
     if fusion is not None:
         if not fusion.is_file():
-            raise UsageError(f"--from-png {args.from_png}: its fusion checkpoint {fusion} is not there any more")
+            raise UsageError(
+                f"--from-png {args.from_png}: the record's fusion checkpoint {fusion} is not there any more"
+            )
         if sha256(fusion) != record["fusion_sha256"]:
             raise UsageError(f"--from-png {args.from_png}: {fusion} changed since the cover was made (sha256 differs)")
         if not Path(record["audio"]).is_file():
-            raise UsageError(f"--from-png {args.from_png}: its song {record['audio']} is not there any more")
+            raise UsageError(f"--from-png {args.from_png}: the record's song {record['audio']} is not there any more")
     if device != torch.device(record.get("device", "cpu")) or record.get("torch") != torch.__version__:
         note(args, "note: another device or torch version than the cover's: pixels may differ in the last bits")
     record = record | {"regenerated_from": str(args.from_png)}
-    return _generate(args, record, device, dtype)
+    from .errors import AudioError, CheckpointError, ModelLoadError, ModelNotFoundError
+
+    try:
+        return _generate(args, record, device, dtype)
+    except (AudioError, CheckpointError, ModelLoadError, ModelNotFoundError) as exc:  # its models, song, fusion
+        raise type(exc)(f"--from-png {args.from_png}: from the record: {exc}") from exc
 
 
 def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:
@@ -341,7 +479,7 @@ def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:
     from tqdm import tqdm
 
     from . import __version__
-    from .atomic import save_png, unique_path
+    from .atomic import save_png
     from .generate import SamplerSettings, generate_covers
     from .sampling import load_minisd, to_pil
 
@@ -399,7 +537,7 @@ def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:
             bar.update(done - bar.n)
 
         images = generate_covers(
-            sd, record["prompt"], record["negative"], music, fusion, record["strength"], settings, progress
+            sd, record["prompt"], record.get("negative", ""), music, fusion, record["strength"], settings, progress
         )
     record |= {
         "nopaingan": __version__,
@@ -417,7 +555,7 @@ def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:
         index = first + i
         info = record | {"index": index, "image_seed": record["seed"] + index}
         path = args.out / f"{stem}_{index}.png"
-        path = save_png(image, path if args.overwrite else unique_path(path), {PNG_KEY: json.dumps(info)})
+        path = save_png(image, path, {PNG_KEY: json.dumps(info)}, overwrite=args.overwrite)
         paths.append(path)
         infos.append(info)
         print(path)
@@ -488,7 +626,7 @@ def run_encode(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from . import __version__
-    from .atomic import check_output_folder, save_png, temporary_beside, unique_path
+    from .atomic import check_output_folder, save_png, temporary_beside
     from .audio import save_wav
     from .checkpoint import new_fusion, save_fusion
     from .encoders import ENCODER_KINDS, load_encoder
@@ -527,7 +665,7 @@ def run_demo(args: argparse.Namespace) -> int:
     for name, images in (("text_only", text_only), ("music_fusion", fused)):
         for i, image in enumerate(to_pil(images)):
             info = {"prompt": prompt, "demo": True, "nopaingan": __version__, "index": i}
-            save_png(image, unique_path(args.out / f"{name}_{i}.png"), {PNG_KEY: json.dumps(info)})
+            save_png(image, args.out / f"{name}_{i}.png", {PNG_KEY: json.dumps(info)}, overwrite=False)
     change = (fused - text_only).abs().mean().item()
     print(f"wrote {args.out}/text_only_*.png and music_fusion_*.png (mean pixel change from music: {change:.3f})")
     note(

@@ -46,6 +46,41 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
+    def parse_known_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 (argparse's signature)
+        """Also records, in the namespace, which options the command line gave (see :func:`given_options`)."""
+        outer, self._given = getattr(self, "_given", None), set()
+        try:
+            namespace, extras = super().parse_known_args(args, namespace)
+            setattr(namespace, GIVEN, frozenset(getattr(namespace, GIVEN, frozenset()) | self._given))
+            if not hasattr(namespace, PROG):  # the innermost (sub)command's name, set first
+                setattr(namespace, PROG, self.prog)
+        finally:
+            self._given = outer
+        return namespace, extras
+
+    def parse_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201
+        """Unknown arguments are an error of the (sub)command they were given to, named as such."""
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            prog = getattr(namespace, PROG, self.prog)
+            self.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(extras)}\n")
+        return namespace
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]):  # noqa: ANN202
+        # argparse calls this for every option on the command line and never for defaults
+        if action.option_strings and self._given is not None:
+            self._given.add(action.dest)
+        return super()._get_values(action, arg_strings)
+
+
+GIVEN = "_options_given"
+PROG = "_prog"
+
+
+def given_options(args: argparse.Namespace) -> frozenset[str]:
+    """The ``dest`` of every option given on the command line, even one given its default value."""
+    return getattr(args, GIVEN, frozenset())
+
 
 def _got(text: str, expected: str) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(f"got {text!r}, expected {expected}")
@@ -114,6 +149,32 @@ def multiple_of(step: int, low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def path_arg(text: str) -> Path:
+    """A file or folder name (``~`` expanded); an empty one is refused rather than meaning the current folder."""
+    if not text.strip():
+        raise _got(text, "a file or folder name")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # ~name of no such user: kept as written, as a shell does
+        return Path(text)
+
+
+path_arg.__name__ = "path"
+
+
+def choice(choices) -> Callable[[str], str]:  # noqa: ANN001 (any collection of names)
+    """One of ``choices`` (what argparse's ``choices=`` accepts), as a validator for values read from files."""
+    expected = "one of " + ", ".join(choices)
+
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise _got(text, expected)
+        return text
+
+    parse.__name__ = "choice"
+    return parse
+
+
 def non_empty(text: str) -> str:
     if not text.strip():
         raise _got(text, "a non-empty text")
@@ -136,12 +197,17 @@ def prompt_template(text: str) -> str:
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?|xpu(:\d+)?)$")
 
 
+def device_syntax(text: str) -> str:
+    """A device name as :func:`device_name` accepts it, without asking whether this machine has it."""
+    if not _DEVICE.match(text):
+        raise _got(text, "auto, cpu, cuda, cuda:N, mps or xpu")
+    return text
+
+
 def device_name(text: str) -> str:
     """``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps`` or ``xpu``; a GPU this machine does not have is refused
     now, not after the models loaded."""
-    if not _DEVICE.match(text):
-        raise _got(text, "auto, cpu, cuda, cuda:N, mps or xpu")
-    if text in ("auto", "cpu"):
+    if device_syntax(text) in ("auto", "cpu"):
         return text
     import torch
 
@@ -156,15 +222,20 @@ def device_name(text: str) -> str:
     return text
 
 
+def _a(what: str) -> str:
+    """``what`` with its article: "an audio file", "a PNG cover"."""
+    return f"{'an' if what[:1].lower() in 'aeio' else 'a'} {what}"
+
+
 def existing_file(what: str) -> Callable[[str], Path]:
     """A path to an existing file (``what`` names it: "audio file"); a folder is named as one."""
 
     def parse(text: str) -> Path:
-        path = Path(text).expanduser()
+        path = path_arg(text)
         if path.is_dir():
-            raise argparse.ArgumentTypeError(f"{text} is a folder, expected an {what}")
+            raise argparse.ArgumentTypeError(f"{text} is a folder, expected {_a(what)}")
         if not path.is_file():
-            raise argparse.ArgumentTypeError(f"{text}: no such file, expected an {what}")
+            raise argparse.ArgumentTypeError(f"{text}: no such file, expected {_a(what)}")
         return path
 
     parse.__name__ = "file"
@@ -173,7 +244,7 @@ def existing_file(what: str) -> Callable[[str], Path]:
 
 def fusion_checkpoint(text: str) -> Path:
     """A fusion checkpoint (.safetensors), or a training run folder holding ``fusion.safetensors``."""
-    path = Path(text).expanduser()
+    path = path_arg(text)
     if path.is_dir():
         inside = path / "fusion.safetensors"
         if not inside.is_file():
@@ -214,7 +285,7 @@ def existing_folder(what: str) -> Callable[[str], Path]:
     """A path to an existing folder (``what`` names it: "dataset folder"); a file is named as one."""
 
     def parse(text: str) -> Path:
-        path = Path(text).expanduser()
+        path = path_arg(text)
         if path.is_file():
             raise argparse.ArgumentTypeError(f"{text} is a file, expected a {what}")
         if not path.is_dir():

@@ -32,10 +32,18 @@ MODEL_KINDS = {
 }
 
 
+def expand(path: str | os.PathLike) -> Path:
+    """``path`` with ``~`` expanded; ``~name`` of no such user is kept as written, as a shell does."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        return Path(path)
+
+
 def is_local(source: str | os.PathLike) -> bool:
     """A folder on disk, or something that can only be meant as one (a path, not an ``org/name`` id)."""
     text = str(source)
-    return Path(text).expanduser().exists() or text.startswith((".", "/", "~")) or text.count("/") > 1
+    return expand(text).exists() or text.startswith((".", "/", "~")) or text.count("/") > 1
 
 
 def offline() -> bool:
@@ -67,7 +75,7 @@ def hub_reachable() -> bool:
 def folder_kind(folder: str | os.PathLike) -> str | None:
     """What kind of model a folder holds, in words ("CLAP", "Stable Diffusion (diffusers)"...), from its
     ``model_index.json`` or ``config.json``; None when it says nothing we know."""
-    folder = Path(folder).expanduser()
+    folder = expand(folder)
     for name, key in (("model_index.json", "_class_name"), ("config.json", "model_type")):
         try:
             value = json.loads((folder / name).read_text()).get(key)
@@ -81,7 +89,7 @@ def folder_kind(folder: str | os.PathLike) -> str | None:
 
 
 def not_found(source: str, what: str, flag: str) -> ModelNotFoundError:
-    if Path(str(source)).expanduser().is_absolute() or str(source).startswith((".", "~")):
+    if expand(str(source)).is_absolute() or str(source).startswith((".", "~")):
         return ModelNotFoundError(f"{what} folder '{source}' does not exist; pass a model folder with {flag} DIR")
     if offline():
         why = "is not in the Hugging Face cache (HF_HUB_OFFLINE is set)"
@@ -119,7 +127,7 @@ def from_pretrained(loader: Any, source: str | os.PathLike, what: str, flag: str
     if _takes_safetensors_only(loader):
         kwargs.setdefault("use_safetensors", True)
     if local:
-        folder = Path(source).expanduser()
+        folder = expand(source)
         if not folder.exists():
             raise not_found(source, what, flag)
         if not folder.is_dir():

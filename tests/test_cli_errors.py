@@ -232,11 +232,11 @@ NOT_A_NUMBER = ["", "abc", "nan", "inf", "-inf", "1e999", "-1", "-0.5", "0x10", 
 @pytest.mark.parametrize("words,action", TYPED, ids=[f"{' '.join(w)} {a.option_strings[-1]}" for w, a in TYPED])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=st.one_of(st.sampled_from(NOT_A_NUMBER), st.text(max_size=12), st.integers().map(str)))
-def test_a_bad_value_is_one_line_naming_the_option(words, action, value, capsys):
+def test_a_bad_value_is_one_line_naming_the_option(words, action, value, capsys, a_dataset):
     """Whatever the value, parsing accepts it or stops with one line naming the option and the value."""
     parser = PARSERS[words]
     option = action.option_strings[-1]
-    required = _required_args(parser, skip=action)
+    required = _required_args(parser, skip=action, dataset=a_dataset)
     try:
         parser.parse_args([*required, f"{option}={value}"])
     except SystemExit as exc:
@@ -247,14 +247,22 @@ def test_a_bad_value_is_one_line_naming_the_option(words, action, value, capsys)
         assert capsys.readouterr().err == ""
 
 
-def _required_args(parser: argparse.ArgumentParser, skip: argparse.Action) -> list[str]:
+@pytest.fixture(scope="module")
+def a_dataset(tmp_path_factory) -> Path:
+    """A folder that parses as a dataset folder (it holds metadata.jsonl)."""
+    folder = tmp_path_factory.mktemp("a-dataset")
+    (folder / "metadata.jsonl").write_text("")
+    return folder
+
+
+def _required_args(parser: argparse.ArgumentParser, skip: argparse.Action, dataset: Path) -> list[str]:
     """Values for the required options and positionals, so only the option under test can fail."""
     args = []
     for action in parser._actions:
         if action is skip or isinstance(action, argparse._HelpAction):
             continue
-        folder = str(Path(__file__).parent)
-        value = folder if action.type is not None and action.type.__name__ == "folder" else __file__
+        kind = getattr(action.type, "__name__", None)
+        value = {"folder": str(Path(__file__).parent), "dataset_folder": str(dataset)}.get(kind, __file__)
         if not action.option_strings:
             args.append(value)
         elif action.required:
@@ -276,7 +284,13 @@ def _required_args(parser: argparse.ArgumentParser, skip: argparse.Action) -> li
         (["generate", "--genre", "g"], "--album"),
         (["generate", "--album", "A", "--genre", "g", "--audio", "."], "--audio"),
         (["train", "--data", ".", "--out", "r", "--batch-size", "0"], "--batch-size"),
-        (["dataset", "cache", ".", "--resolution", "60"], "--resolution"),
+        (["dataset", "cache", "--resolution", "60", "."], "--resolution"),
+        (["dataset", "cache", "."], "DATA"),  # no metadata.jsonl: said before any model is looked for
+        (["generate", "--album", "A", "--genre", "g", "--out", ""], "--out"),
+        (["encode", "--audio", __file__, "--out", ""], "--out"),
+        (["dataset", "import", "", "--out", "d"], "SRC"),  # not the current folder
+        (["check-cover", __file__, "--bogus"], "check-cover: error: unrecognized arguments: --bogus"),
+        (["train", "--data", ".", "--out", "r", "--bogus"], "nopaingan train: error: unrecognized arguments: --bogus"),
         (["evaluate", "--data", ".", "--fusion", ".", "--grid", "-2"], "--fusion"),
     ],
 )
@@ -286,6 +300,13 @@ def test_the_issue_s_examples_fail_before_any_model_loads(argv, option, capsys, 
     monkeypatch.setattr(hub, "is_local", lambda *a, **k: pytest.fail("a model was looked up"))
     assert main(argv) == 2
     one_error_line(capsys, option)
+
+
+def test_messages_read_as_plain_english(capsys):
+    assert main(["generate", "--from-png", str(Path(__file__).parent)]) == 2
+    assert "expected a PNG cover" in one_error_line(capsys, "--from-png")
+    assert main(["--help"]) == 0
+    assert "``" not in capsys.readouterr().out  # reST markup stays in the docstrings
 
 
 def test_every_command_has_help_for_every_option_a_description_and_quiet(capsys):
@@ -319,21 +340,23 @@ def test_an_existing_file_as_the_output_folder(command, env, tmp_path, capsys):
     assert blocker.read_bytes() == b"precious" and leftovers(tmp_path) == []
 
 
-@pytest.fixture
-def read_only(monkeypatch, tmp_path) -> Path:
-    """A folder nothing can be created in. Tests run as root, which ignores permission bits, so creating a file
-    there fails the way it does for a user: os.open raises EACCES."""
+@pytest.fixture(params=[(errno.EACCES, "permission denied"), (errno.EROFS, "read-only file system")])
+def read_only(monkeypatch, tmp_path, request) -> tuple[Path, str]:
+    """A folder nothing can be created in (no permission, or a read-only mount), and the reason a message must
+    give. Tests run as root, which ignores permission bits, so creating a file there fails the way it does for
+    a user: os.open raises EACCES (os.access would still say yes on a read-only mount: EROFS)."""
+    code, reason = request.param
     folder = tmp_path / "read-only"
     folder.mkdir()
     real_open = os.open
 
     def guarded(path, flags, *args, **kwargs):
         if flags & os.O_CREAT and Path(os.fsdecode(path)).resolve().is_relative_to(folder):
-            raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
+            raise OSError(code, os.strerror(code), os.fsdecode(path))
         return real_open(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(os, "open", guarded)
-    return folder
+    return folder, reason
 
 
 @pytest.mark.parametrize("command", WRITERS, ids=_id)
@@ -341,11 +364,12 @@ def test_a_read_only_output_folder_fails_before_any_work(command, env, read_only
     from nopaingan_core import sampling
 
     monkeypatch.setattr(sampling, "load_minisd", lambda *a, **k: pytest.fail("models loaded before the check"))
-    out = _out(read_only, command)
+    folder, reason = read_only
+    out = _out(folder, command)
     assert main(command.run(env, out)) == 2
     line = one_error_line(capsys, str(out))
-    assert "permission denied" in line
-    assert list(read_only.iterdir()) == []
+    assert reason in line
+    assert list(folder.iterdir()) == []
 
 
 @pytest.fixture
@@ -472,6 +496,179 @@ def test_covers_are_never_overwritten_files_respect_the_umask_and_regenerate_bit
     assert json.loads(Image.open(made).text["nopaingan"])["regenerated_from"] == str(first[2])
 
 
+@pytest.fixture(scope="module")
+def cover(env, tmp_path_factory) -> tuple[Path, dict]:
+    """A text-only cover made by generate (image 1 of 2) and its record."""
+    out = tmp_path_factory.mktemp("cover")
+    assert main([*_gen(env, out), "--num", "2"]) == 0
+    path = sorted(out.glob("*_1.png"))[0]
+    return path, json.loads(Image.open(path).text["nopaingan"])
+
+
+def _with_record(cover: Path, record: dict, dest: Path) -> Path:
+    from PIL.PngImagePlugin import PngInfo
+
+    meta = PngInfo()
+    meta.add_text("nopaingan", json.dumps(record))
+    Image.open(cover).save(dest, pnginfo=meta)
+    return dest
+
+
+REQUIRED = ["prompt", "album", "sd", "audio", "fusion", "strength", "scheduler", "steps", "guidance", "width",
+            "height", "seed", "num", "index", "dtype"]  # fmt: skip
+WRONG = {  # values of the wrong type or out of the range the field's CLI option accepts
+    "steps": ["x", 0, 1000, 2.5, True, None, [20]],
+    "scheduler": ["nope", 3, None],
+    "dtype": ["fp8", None, 16],
+    "width": [100, "256", -8, 8192],
+    "guidance": ["high", -1, 1e999, None],
+    "strength": [-0.5, 9, "1"],
+    "seed": [-1, "0", 1.5],
+    "num": [0, "2"],
+    "index": [-1, "1"],
+    "sd": ["", None, 5],
+    "prompt": [None, 1],
+    "cfg_cutoff": [2, "x"],
+    "deep_cache": [0, "x"],
+    "backend": ["tpu"],
+    "device": ["tpu", 0],
+    "int8_weights": ["yes"],
+}
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    change=st.one_of(
+        st.sampled_from(REQUIRED).map(lambda field: (field, "missing")),
+        st.sampled_from(sorted(WRONG)).flatmap(lambda f: st.sampled_from(WRONG[f]).map(lambda v: (f, v))),
+        st.just(("index", "num")),  # index >= num
+        st.integers(1, 5).map(lambda d: ("image_seed", d)),  # image_seed != seed + index
+        st.just(("fusion", "sha256")),  # a fusion without its hash
+    )
+)
+def test_from_png_refuses_an_incomplete_or_invalid_record_before_any_model_loads(
+    env, cover, change, tmp_path, capsys, monkeypatch
+):
+    from nopaingan_core import sampling
+
+    monkeypatch.setattr(sampling, "load_minisd", lambda *a, **k: pytest.fail("models loaded before the check"))
+    path, record = cover
+    record = dict(record)
+    field, value = change
+    if value == "missing":
+        del record[field]
+    elif field == "index":
+        record |= {"index": record["num"], "image_seed": record["seed"] + record["num"]}
+    elif field == "image_seed":
+        record["image_seed"] += value
+    elif field == "fusion":
+        record |= {"fusion": str(env.fusion), "audio": str(env.song)}
+    else:
+        record[field] = value
+    png = _with_record(path, record, tmp_path / "bad.png")
+    assert main(["generate", "--from-png", str(png), "--out", str(tmp_path / "out")]) == 2
+    line = one_error_line(capsys, str(png))
+    assert "incomplete or invalid record: " in line
+    expected = "fusion_sha256" if change == ("fusion", "sha256") else field
+    assert f"record: {expected} " in line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--steps", "20"], ["--scheduler", "pndm"], ["--seed", "0"], ["--num", "1"], ["--width", "256"],
+     ["--dtype", "auto"], ["--guidance", "7.5"], ["--prompt-template", "{album}"], ["--negative", ""],
+     ["--sd", "x"], ["--album", "A"], ["--artist", "B"], ["--cfg-cutoff", "1"], ["--backend", "torch"]],
+    ids=lambda option: option[0],
+)  # fmt: skip
+def test_from_png_refuses_every_other_option_even_at_its_default(cover, option, tmp_path, capsys):
+    """Given, not different from the default: ``--steps 20`` with --from-png is refused like ``--steps 5``."""
+    assert main(["generate", "--from-png", str(cover[0]), *option, "--out", str(tmp_path)]) == 2
+    assert "--from-png takes every setting" in one_error_line(capsys, option[0])
+
+
+def test_from_png_works_from_another_folder_the_record_holds_absolute_paths(env, tmp_path, capsys, monkeypatch):
+    """Made with relative paths in one folder, regenerated from another: the record names the same files."""
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    work.mkdir(), elsewhere.mkdir()
+    for name, source in (("sd", env.models["sd"]), ("mir", env.models["codified-lm"])):
+        (work / name).symlink_to(source)
+    (work / "f.safetensors").write_bytes(env.fusion.read_bytes())
+    (work / "song.wav").write_bytes(env.song.read_bytes())
+    monkeypatch.chdir(work)
+    argv = [*_gen(env, Path("covers"), "sd"), "--num", "1", "--fusion", "f.safetensors", "--audio", "song.wav",
+            "--mir", "mir"]  # fmt: skip
+    assert main(argv) == 0
+    (made,) = (work / "covers").glob("*.png")
+    record = json.loads(Image.open(made).text["nopaingan"])
+    for field, name in (("sd", "sd"), ("mir", "mir"), ("fusion", "f.safetensors"), ("audio", "song.wav")):
+        assert record[field] == str(work / name), field
+    monkeypatch.chdir(elsewhere)
+    assert main(["generate", "--from-png", str(made), "--out", "again", "--quiet"]) == 0
+    (again,) = (elsewhere / "again").glob("*.png")
+    assert np.array_equal(np.asarray(Image.open(again)), np.asarray(Image.open(made)))
+    (work / "sd").unlink()
+    capsys.readouterr()
+    assert main(["generate", "--from-png", str(made), "--out", "third", "--quiet"]) == 2
+    assert "the record's sd" in one_error_line(capsys, str(made))
+    (work / "sd").symlink_to(env.models["clap"])  # the recorded folder now holds another kind of model
+    assert main(["generate", "--from-png", str(made), "--out", "third", "--quiet"]) == 2
+    assert "from the record: " in one_error_line(capsys, str(made))
+
+
+def test_from_png_with_release_checks_the_recorded_size_before_sampling(cover, tmp_path, capsys, monkeypatch):
+    from nopaingan_core import sampling
+
+    monkeypatch.setattr(sampling, "load_minisd", lambda *a, **k: pytest.fail("models loaded before the check"))
+    png = _with_record(cover[0], cover[1] | {"width": 128}, tmp_path / "wide.png")
+    assert main(["generate", "--from-png", str(png), "--release", "--x4", "none", "--out", str(tmp_path)]) == 2
+    assert "square" in one_error_line(capsys, "--width 128")
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--title", "T"], ["--size", "128"], ["--x4", "none"], ["--x4-steps", "3"], ["--upscaler-model", __file__],
+     ["--font", __file__], ["--text-position", "auto"], ["--text-color", "auto"]],
+    ids=lambda option: option[0],
+)  # fmt: skip
+def test_release_options_without_release_are_refused(env, option, tmp_path, capsys, monkeypatch):
+    import nopaingan_core.hub as hub
+
+    monkeypatch.setattr(hub, "is_local", lambda *a, **k: pytest.fail("a model was looked up"))
+    assert main([*_gen(env, tmp_path), *option]) == 2
+    assert "no --release" in one_error_line(capsys, option[0])
+
+
+@pytest.mark.parametrize("taken", [1, 3])
+def test_a_cover_name_taken_between_choosing_and_writing_is_not_replaced(env, taken, tmp_path, capsys, monkeypatch):
+    """Another run creates the chosen name (and the next ones) just before this one writes: each of its files
+    stays as it was and this cover takes the next free name."""
+    out = tmp_path / "covers"
+    real_link = os.link
+    raced = []
+
+    def racing_link(src, dst, *args, **kwargs):
+        if len(raced) < taken:  # the other run wins the race for this name
+            Path(dst).write_bytes(b"the other run's cover")
+            raced.append(Path(dst))
+        return real_link(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "link", racing_link)
+    assert main([*_gen(env, out), "--num", "1"]) == 0
+    assert [p.read_bytes() for p in raced] == [b"the other run's cover"] * taken
+    (mine,) = set(out.glob("*.png")) - set(raced)
+    assert mine.name.endswith(f"-{taken}.png") and mine.read_bytes().startswith(b"\x89PNG")
+    assert capsys.readouterr().out.strip() == str(mine) and leftovers(out) == []
+
+
+def test_overwrite_onto_a_folder_is_one_line(env, tmp_path, capsys):
+    out = tmp_path / "covers"
+    (out / "a_0_0.png").mkdir(parents=True)
+    assert main([*_gen(env, out), "--num", "1", "--overwrite"]) == 2
+    one_error_line(capsys, "a_0_0.png")
+    assert (out / "a_0_0.png").is_dir() and leftovers(out) == []
+
+
 # --- misleading messages --------------------------------------------------------------------------------------
 
 
@@ -578,6 +775,8 @@ def test_x4_auto_is_skipped_on_the_cpu_with_a_note_and_used_on_a_gpu(env, tmp_pa
     [
         (["generate", "--num", "-1", "--album", "A", "--genre", "g"], "--num"),
         (["dataset", "import", "nowhere", "--out", "/dev/null"], "/dev/null"),
+        (["generate", "--album", "A", "--genre", "g", "--sd", "~no-such-user-0"], "--sd"),  # pathlib: RuntimeError
+        (["tag", "--audio", "~no-such-user-0"], "--audio"),
     ],
 )
 def test_no_traceback_reaches_the_terminal(argv, option):

@@ -16,6 +16,7 @@ from nopaingan_core.cli_args import (
     fusion_checkpoint,
     int_range,
     multiple_of,
+    path_arg,
     positive_float,
 )
 from nopaingan_core.errors import NoPainGanError
@@ -36,7 +37,7 @@ def quiet_libraries() -> None:
 def build_parser() -> argparse.ArgumentParser:
     from nopaingan_core import __version__
 
-    parser = OneLineParser(prog="nopaingan", description=__doc__)
+    parser = OneLineParser(prog="nopaingan", description=__doc__.replace("``", ""))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     from nopaingan_core import cli as core_cli
@@ -73,11 +74,11 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
         "split into train and eval with each artist on one side. See docs/dataset.md.",
     )
     add = parser.add_argument
-    add("sources", nargs="+", metavar="SRC", help="music folder or manifest (.csv, .tsv, .json, .jsonl)")
-    add("--out", required=True, type=Path, metavar="DATA", help="dataset folder to write")
+    add("sources", nargs="+", type=path_arg, metavar="SRC", help="music folder or manifest (.csv, .tsv, .json, .jsonl)")
+    add("--out", required=True, type=path_arg, metavar="DATA", help="dataset folder to write")
     add(
         "--cache-dir",
-        type=Path,
+        type=path_arg,
         metavar="DIR",
         help="downloads cache (default: ~/.cache/nopaingan/downloads)",
     )
@@ -171,7 +172,7 @@ def _add_dataset_cache(actions: argparse._SubParsersAction) -> None:
     add = parser.add_argument
     add(
         "data",
-        type=existing_folder("dataset folder"),
+        type=dataset_folder,
         metavar="DATA",
         help="dataset folder (metadata.jsonl from `nopaingan dataset import`)",
     )
@@ -179,7 +180,7 @@ def _add_dataset_cache(actions: argparse._SubParsersAction) -> None:
     add("--mir", default=DEFAULT_MODELS["codified-lm"], help="music encoder id or folder")
     add("--kind", choices=ENCODER_KINDS, help="encoder kind (default: from the model's config)")
     add("--layer", type=int_range(0), help="hidden layer of the music encoder (default: a middle layer)")
-    add("--out", type=Path, metavar="DIR", help="cache folder (default: DATA/cache)")
+    add("--out", type=path_arg, metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--resolution", type=multiple_of(8, 8, 4096), default=RESOLUTION, help="cover size in pixels")
     add("--clip-seconds", type=positive_float, default=CLIP_SECONDS, help="music clip length")
     add("--store-dtype", choices=sorted(STORE_DTYPES), default="bf16", help="dtype of the stored tensors")
@@ -189,6 +190,19 @@ def _add_dataset_cache(actions: argparse._SubParsersAction) -> None:
     add("--dtype", choices=sorted(DTYPES), default="fp32", help="compute dtype of the frozen models")
     add("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=_run_dataset_cache)
+
+
+def dataset_folder(text: str) -> Path:
+    """A folder made by ``nopaingan dataset import`` (it holds ``metadata.jsonl``), checked when parsed, before
+    any model is looked for."""
+    from training.dataset_import import METADATA
+
+    folder = existing_folder("dataset folder")(text)
+    if not (folder / METADATA).is_file():
+        raise argparse.ArgumentTypeError(
+            f"{text} has no {METADATA}, expected a dataset folder (nopaingan dataset import SRC --out DATA)"
+        )
+    return folder
 
 
 def _run_dataset_cache(args: argparse.Namespace) -> int:
@@ -245,8 +259,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     )
     add = train.add_argument
     add("--data", type=existing_folder("dataset folder"), required=True, metavar="DATA", help="dataset folder")
-    add("--out", type=Path, required=True, metavar="RUN", help="run folder (checkpoints, logs, fusion.safetensors)")
-    add("--cache", type=Path, metavar="DIR", help="cache folder (default: DATA/cache)")
+    add("--out", type=path_arg, required=True, metavar="RUN", help="run folder (checkpoints, logs, fusion.safetensors)")
+    add("--cache", type=path_arg, metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
     add("--optimizer", choices=OPTIMIZERS, help="optimizer of adapter and fusion (default: the recipe's)")
     add("--lr", type=positive_float, help="peak learning rate (default: the recipe's)")
@@ -304,8 +318,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         metavar="CKPT",
         help="fusion checkpoint (.safetensors) or training run folder",
     )
-    add("--out", type=Path, help="report folder (default: next to the checkpoint, eval/)")
-    add("--cache", type=Path, metavar="DIR", help="cache folder (default: DATA/cache)")
+    add("--out", type=path_arg, help="report folder (default: next to the checkpoint, eval/)")
+    add("--cache", type=path_arg, metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
     add("--split", choices=("train", "eval"), default="eval", help="albums to evaluate on")
     add("--limit", type=int_range(1), help="only the first N albums of the split")
@@ -318,7 +332,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add("--steps", type=int_range(1, 999), default=20, help="denoising steps")
     add("--guidance", type=float_range(0.0, 50.0), default=7.5, help="classifier-free guidance scale, <=1: off")
     add("--negative", default="", help="negative prompt for classifier-free guidance")
-    add("--inception-weights", type=Path, metavar="PATH", help="torch-fidelity's pt_inception-2015-12-05 weights")
+    add("--inception-weights", type=path_arg, metavar="PATH", help="torch-fidelity's pt_inception-2015-12-05 weights")
     add("--clip", metavar="ID_OR_DIR", help="CLIP model for the CLIP score (e.g. openai/clip-vit-large-patch14)")
     add("--grid", type=int_range(0), default=8, help="albums in grid.png")
     add("--quiet", action="store_true", help="no progress bar")

@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from nopaingan_core.cli_args import add_quiet, existing_file, float_range, int_range, positive_float
+from nopaingan_core.cli_args import add_quiet, existing_file, float_range, int_range, path_arg, positive_float
 
 from .candidates import AlbumCandidate, CoverRef, TrackRef
 from .catalogues import (
@@ -292,8 +292,8 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
         metavar="URL",
         help="also take the albums of a Wikipedia album list page (e.g. List of 2019 albums)",
     )
-    add("--save-list", type=Path, metavar="FILE", help="write the combined album list as CSV (new file)")
-    add("--out", type=Path, metavar="DATA", help="dataset folder to write (optional with --save-list)")
+    add("--save-list", type=path_arg, metavar="FILE", help="write the combined album list as CSV (new file)")
+    add("--out", type=path_arg, metavar="DATA", help="dataset folder to write (optional with --save-list)")
     add(
         "--catalogues",
         default=",".join(CATALOGUES),
@@ -303,7 +303,7 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
     add("--min-score", type=float_range(0.0, 1.0), default=MIN_SCORE, metavar="S", help="least match score, above 0")
     add("--country", default="US", help="iTunes store country (default: %(default)s)")
     add("--cover-size", type=int_range(1), default=COVER_SIZE, metavar="PX", help="iTunes cover size")
-    add("--cache-dir", type=Path, metavar="DIR", help="downloads cache (default: ~/.cache/nopaingan/downloads)")
+    add("--cache-dir", type=path_arg, metavar="DIR", help="downloads cache (default: ~/.cache/nopaingan/downloads)")
     add("--eval-fraction", type=float_range(0.0, 0.99), default=EVAL_FRACTION, metavar="F", help="albums in eval")
     add("--seed", type=int_range(0), default=0, metavar="N", help="seed of the artist split")
     add(

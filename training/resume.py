@@ -123,7 +123,11 @@ def checkpoints(run: Path) -> list[Path]:
 
 
 def prune_checkpoints(run: Path, keep: int) -> None:
-    """Keep the newest ``keep`` checkpoints (all when ``keep`` is 0)."""
+    """Keep the newest ``keep`` checkpoints (all when ``keep`` is 0), and remove the ``.tmp-step-*`` folders a
+    killed save left (a failing one removes its own). Called by the main process after a complete save."""
+    root = run / CHECKPOINTS
+    for leftover in root.glob(".tmp-step-*") if root.is_dir() else []:
+        shutil.rmtree(leftover, ignore_errors=True)
     if keep > 0:
         for old in checkpoints(run)[:-keep]:
             shutil.rmtree(old)

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..cli_args import add_quiet, existing_file, int_range, note
+from ..cli_args import add_quiet, existing_file, int_range, note, path_arg
 from . import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, PREVIEW_SIZE
 
 NONE = "none"
@@ -75,7 +75,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     finish.add_argument("--title", default="", help="release title to draw on the cover (default: no text)")
     finish.add_argument("--artist", default="", help="artist name to draw on the cover (default: no text)")
     finish.add_argument("--prompt", help="prompt for the x4 upscaler (default: the one recorded in the image)")
-    finish.add_argument("--out", type=Path, help="folder for the release covers (default: beside each image)")
+    finish.add_argument("--out", type=path_arg, help="folder for the release covers (default: beside each image)")
     add_release_options(finish, switch=False)
     add_device_options(finish)
     add_quiet(finish)
