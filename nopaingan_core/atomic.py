@@ -92,23 +92,24 @@ def write_bytes(dest: str | os.PathLike, data: bytes) -> Path:
     if dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
         return dest
     with temporary_beside(dest) as tmp:
-        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
+        _fill(tmp, data)
     return dest
+
+
+def _fill(tmp: Path, data: bytes) -> None:
+    """Write ``data`` into the (already created) temporary file ``tmp``."""
+    fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+    try:
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
 
 
 def write_new(dest: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``dest`` in one step, never replacing a file: FileExistsError when ``dest`` exists."""
     dest = Path(dest)
     with temporary_beside(dest, replace=False) as tmp:
-        fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
-        try:
-            _write_all(fd, data)
-        finally:
-            os.close(fd)
+        _fill(tmp, data)
     return dest
 
 
