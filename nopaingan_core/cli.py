@@ -451,7 +451,9 @@ def _regenerate(args: argparse.Namespace, record: dict) -> int:
     device = torch.device(args.device) if args.device != "auto" else torch.device(record.get("device", "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         device = torch.device("cpu")
-    dtype = getattr(torch, DTYPES[record["dtype"]])
+    from .precision import resolve_dtype
+
+    dtype = resolve_dtype(record["dtype"])
     fusion = Path(record["fusion"]) if record.get("fusion") else None
     if fusion is not None:
         if not fusion.is_file():
@@ -481,6 +483,7 @@ def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:
     from . import __version__
     from .atomic import save_png
     from .generate import SamplerSettings, generate_covers
+    from .precision import DTYPE_NAMES
     from .sampling import load_minisd, to_pil
 
     music = fusion = None
@@ -543,7 +546,7 @@ def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:
         "nopaingan": __version__,
         "torch": torch.__version__,
         "device": str(device),
-        "dtype": next(k for k, v in DTYPES.items() if getattr(torch, v) == dtype),
+        "dtype": DTYPE_NAMES[dtype],
         "precision": sd.precision,
         **{k: v for k, v in settings.__dict__.items() if k not in ("seed", "num")},
         "seed": record.get("seed", settings.seed),

@@ -206,8 +206,6 @@ def dataset_folder(text: str) -> Path:
 
 
 def _run_dataset_cache(args: argparse.Namespace) -> int:
-    import torch
-
     from nopaingan_core.atomic import check_output_folder
     from nopaingan_core.hub import check_available
 
@@ -215,7 +213,7 @@ def _run_dataset_cache(args: argparse.Namespace) -> int:
     check_available(args.sd, "Stable Diffusion model", "--sd", "unet/config.json")
     check_available(args.mir, "music encoder", "--mir")
 
-    from nopaingan_core.cli import DTYPES
+    from nopaingan_core.precision import resolve_dtype
 
     from .cache import cache_dataset
 
@@ -232,7 +230,7 @@ def _run_dataset_cache(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         shard_size=args.shard_size,
         workers=args.workers,
-        dtype=getattr(torch, DTYPES[args.dtype]),
+        dtype=resolve_dtype(args.dtype),
         progress=not args.quiet,
     )
     if report.main_process:
