@@ -23,6 +23,8 @@ MIR_DIR = "models/nopaingan/mir/musicgen-small"
 CLAP_DIR = "models/nopaingan/mir/larger_clap_music"
 FUSION_FILE = "models/nopaingan/fusion/fusion-musicgen-small.safetensors"
 CHECKPOINT_FILE = "models/checkpoints/miniSD.safetensors"
+X4_CHECKPOINT_FILE = "models/checkpoints/x4-upscaler-ema.safetensors"  # album_cover_release_ready's
+UPSCALE_MODEL_FILE = "models/upscale_models/RealESRGAN_x4plus.pth"
 SONG_FILE = "input/song.mp3"
 SONG_SECONDS = 12.0
 
@@ -108,6 +110,21 @@ def install_models(base: Path, tiny_models: dict[str, Path]) -> None:
     song = synth_song(SONG_SECONDS, sample_rate=44100, seed=3)
     (base / "input").mkdir(parents=True, exist_ok=True)
     write_audio(base / SONG_FILE, song.waveform[0].numpy(), song.sample_rate)
+
+
+def install_release_models(base: Path) -> list[Path]:
+    """Put a tiny SD x4 upscaler checkpoint (see ``x4_checkpoint``, ~0.9 GB) and a tiny Real-ESRGAN x4 network
+    where ``album_cover_release_ready`` expects the real ones; returns their paths. The network is saved as the
+    published ``.pth`` is, a pickled tensor dict, which ComfyUI and spandrel load with ``weights_only``."""
+    import torch
+    from x4_checkpoint import write_x4_checkpoint
+
+    from nopaingan_core.release.tiny import esrgan_state_dict
+
+    upscaler = base / UPSCALE_MODEL_FILE
+    upscaler.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(esrgan_state_dict(), upscaler)
+    return [write_x4_checkpoint(base / X4_CHECKPOINT_FILE), upscaler]
 
 
 def _link(path: Path, target: Path) -> None:

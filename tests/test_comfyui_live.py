@@ -6,8 +6,8 @@ pack's installed (ComfyUI is started with the same interpreter):
     COMFYUI_DIR=~/ComfyUI ~/ComfyUI/venv/bin/python -m pytest tests/test_comfyui_live.py
 
 The checkout is not modified: ComfyUI runs with ``--base-directory`` on a temporary folder that links this
-repository into ``custom_nodes/`` and holds tiny models under the names the workflows use (an in-memory
-database, no bytecode written).
+repository into ``custom_nodes/`` and holds tiny models under the names the workflows use (its database is a
+file there too, no bytecode written).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from comfy_env import CHECKPOINT_FILE, ROOT, SD_DIR, install_models
+from comfy_env import CHECKPOINT_FILE, ROOT, SD_DIR, install_models, install_release_models
 from PIL import Image
 from sd1_checkpoint import write_sd1_checkpoint
 
@@ -43,9 +43,10 @@ WORKFLOWS = [
     "album_cover_native_ksampler",
     "album_cover_auto_tags",
 ]
-# listed too, not run here: it needs a single-file x4 upscaler checkpoint and an upscale model, which the tests
-# do not build yet (its graph is validated in test_workflows.py)
-TEMPLATES = [*WORKFLOWS, "album_cover_release_ready"]
+RELEASE = "album_cover_release_ready"  # run by its own test: it needs the x4 upscaler and an upscale model
+TEMPLATES = [*WORKFLOWS, RELEASE]
+RELEASE_SKETCH = 64  # the miniSD cover's side in the release test: x4 diffusion -> 256, model x4 -> 1024
+RELEASE_STEPS = 4  # the x4 sampler's steps there (the workflow's 20 repeat the same step: ~3.6 s each on the CPU)
 STARTUP_SECONDS = 300
 RUN_SECONDS = 900
 
@@ -74,9 +75,18 @@ def comfyui(tmp_path_factory, tiny_models):
     port = free_port()
     log_path = base / "server.log"
     command = [sys.executable, "-B", "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port)]
-    command += ["--base-directory", str(base), "--database-url", "sqlite:///:memory:", "--disable-auto-launch"]
+    # a file database: with an in-memory one SQLAlchemy logs tracebacks when a pooled connection is
+    # collected in the prompt-executing thread (sqlite objects are bound to the thread that made them)
+    command += [
+        "--base-directory",
+        str(base),
+        "--database-url",
+        f"sqlite:///{base / 'comfyui.db'}",
+        "--disable-auto-launch",
+    ]
     # one torch thread, as conftest gives this process: thread counts change float sums in the last bits
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # unbuffered: the log is current when a test reads it
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     with log_path.open("w") as log:
         server = subprocess.Popen(command, cwd=os.environ["COMFYUI_DIR"], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -216,3 +226,64 @@ def test_user_error_reaches_the_ui_as_one_line(comfyui):
     assert error["node_type"] == "NoPainGanLoadAudio" and error["exception_type"].endswith("AudioError")
     message = error["exception_message"].strip()
     assert "broken.mp3: not a readable audio file" in message and "\n" not in message
+
+
+@pytest.fixture(scope="module")
+def release_models(comfyui):
+    """The tiny x4 upscaler checkpoint and ESRGAN network, dropped into the running ComfyUI's model folders (it
+    rescans a folder whose modification time changed, as when a user adds a model), removed afterwards."""
+    paths = install_release_models(comfyui.base)
+    yield paths
+    for path in paths:
+        path.unlink()
+
+
+def test_release_workflow_writes_a_checked_release_jpeg(comfyui, release_models):
+    """album_cover_release_ready end to end with ComfyUI's own x4 upscaler nodes (checkpoint, SD_4XUpscale_
+    Conditioning, KSampler, VAE Decode) and upscale-model nodes (spandrel). For the CPU the miniSD cover is 64 px
+    instead of 256 (the x4 stage's latent is 64x64, not 256x256) and the x4 sampler takes 4 steps instead of 20;
+    everything else, the 3000 px release size included, is the shipped workflow. Preview nodes on the two
+    upscalers' outputs show each one enlarged 4x."""
+    from io import BytesIO
+
+    from PIL import ImageCms
+
+    from nopaingan_core.release.check import check_cover
+
+    prompt = workflow(RELEASE)
+    nodes = {node["class_type"]: (key, node["inputs"]) for key, node in prompt.items()}
+    nodes["NoPainGanMiniSDSampler"][1].update(width=RELEASE_SKETCH, height=RELEASE_SKETCH)
+    nodes["KSampler"][1]["steps"] = RELEASE_STEPS
+    for upscaler in ("VAEDecode", "ImageUpscaleWithModel"):
+        prompt[f"preview_{upscaler}"] = {"class_type": "PreviewImage", "inputs": {"images": [nodes[upscaler][0], 0]}}
+    save_key, save = nodes["NoPainGanSaveReleaseCover"]
+
+    logged = len(comfyui.log.read_text())  # the other tests' deliberate errors are before this
+    entry = wait(comfyui, queue(comfyui, prompt))
+    assert entry["status"]["status_str"] == "success", entry["status"]["messages"]
+    for upscaler, side in (("VAEDecode", 4 * RELEASE_SKETCH), ("ImageUpscaleWithModel", 16 * RELEASE_SKETCH)):
+        [image] = entry["outputs"][f"preview_{upscaler}"]["images"]
+        pixels = fetch_image(comfyui, image)
+        assert pixels.shape == (side, side, 3) and pixels.std() > 0
+
+    shown = entry["outputs"][save_key]
+    [image], [report] = shown["images"], shown["text"]
+    assert image["type"] == "output" and image["filename"].endswith("_release.jpg")
+    path = comfyui.base / "output" / image["subfolder"] / image["filename"]
+    data = call(f"{comfyui.url}/view?{urllib.parse.urlencode(image)}")
+    assert data == path.read_bytes()
+    with Image.open(BytesIO(data)) as jpeg:
+        assert (jpeg.format, jpeg.mode, jpeg.size) == ("JPEG", "RGB", (save["size"], save["size"]))
+        profile = ImageCms.ImageCmsProfile(BytesIO(jpeg.info["icc_profile"]))
+        assert "srgb" in ImageCms.getProfileDescription(profile).lower()
+    # the UI shows what `nopaingan check-cover` says about the file
+    rules = check_cover(path, save["title"], save["artist"])
+    assert report == f"{image['filename']}:\n" + "\n".join(rule.line() for rule in rules)
+    verdicts = {rule.name: rule.passed for rule in rules}
+    for name in ("format", "square", "size", "colour mode", "ICC profile", "file size", "text"):
+        assert verdicts[name], report  # sharpness and pixelation judge random weights' pictures: not asserted
+
+    log = comfyui.log.read_text()[logged:]
+    assert "Requested to load SD_X4Upscaler" in log  # ComfyUI recognised the checkpoint as the x4 upscaler
+    for problem in ("Traceback", "clip missing", "unet missing", "Missing VAE keys", "!!! Exception", "ERROR"):
+        assert problem not in log, log[-5000:]
