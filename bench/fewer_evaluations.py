@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, help="keeps the trained models (default: temporary, removed)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--seeds", type=int, default=1, help="covers per prompt (seeds 0, 1, ...)")
+    parser.add_argument("--seeds", type=int, default=4, help="covers per prompt (seeds 0, 1, ...)")
     parser.add_argument("--no-bf16", action="store_true", help="leave out the bf16 row")
     parser.add_argument("--sd", help="another diffusers folder instead (e.g. tiny random weights; no training)")
     parser.add_argument("--size", type=int, default=learnability.SIZE, help="image size (px)")
