@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from ..nopaingan_core import precision
+
 try:
     import comfy.model_management as mm
     import comfy.utils as comfy_utils
@@ -21,7 +23,8 @@ except ImportError:  # not running inside ComfyUI
     comfy_utils = None
 
 DEVICES = ("default", "cpu")
-DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# The dtype widget's choices in the order the UI shows them; the torch dtypes are precision.py's.
+DTYPES = {name: precision.DTYPES[name] for name in ("fp32", "fp16", "bf16")}
 
 
 def device_inputs(auto: bool = False) -> dict:

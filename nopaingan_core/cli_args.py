@@ -227,19 +227,33 @@ def _a(what: str) -> str:
     return f"{'an' if what[:1].lower() in 'aeio' else 'a'} {what}"
 
 
-def existing_file(what: str) -> Callable[[str], Path]:
-    """A path to an existing file (``what`` names it: "audio file"); a folder is named as one."""
+def _existing(what: str, kind: str) -> Callable[[str], Path]:
+    """A parser of a path to an existing ``kind`` ("file" or "folder"); ``what`` names it in errors, and a path
+    of the other kind is named as such ("x is a folder, expected an audio file")."""
+    is_kind, is_other, other = (
+        (Path.is_file, Path.is_dir, "folder") if kind == "file" else (Path.is_dir, Path.is_file, "file")
+    )
 
     def parse(text: str) -> Path:
         path = path_arg(text)
-        if path.is_dir():
-            raise argparse.ArgumentTypeError(f"{text} is a folder, expected {_a(what)}")
-        if not path.is_file():
-            raise argparse.ArgumentTypeError(f"{text}: no such file, expected {_a(what)}")
+        if is_other(path):
+            raise argparse.ArgumentTypeError(f"{text} is a {other}, expected {_a(what)}")
+        if not is_kind(path):
+            raise argparse.ArgumentTypeError(f"{text}: no such {kind}, expected {_a(what)}")
         return path
 
-    parse.__name__ = "file"
+    parse.__name__ = kind
     return parse
+
+
+def existing_file(what: str) -> Callable[[str], Path]:
+    """A path to an existing file (``what`` names it: "audio file"); a folder is named as one."""
+    return _existing(what, "file")
+
+
+def existing_folder(what: str) -> Callable[[str], Path]:
+    """A path to an existing folder (``what`` names it: "dataset folder"); a file is named as one."""
+    return _existing(what, "folder")
 
 
 def fusion_checkpoint(text: str) -> Path:
@@ -279,18 +293,3 @@ def leaf_parsers(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) ->
             for name, sub in action.choices.items():
                 found |= leaf_parsers(sub, (*path, name))
     return found or {path: parser}
-
-
-def existing_folder(what: str) -> Callable[[str], Path]:
-    """A path to an existing folder (``what`` names it: "dataset folder"); a file is named as one."""
-
-    def parse(text: str) -> Path:
-        path = path_arg(text)
-        if path.is_file():
-            raise argparse.ArgumentTypeError(f"{text} is a file, expected a {what}")
-        if not path.is_dir():
-            raise argparse.ArgumentTypeError(f"{text}: no such folder, expected a {what}")
-        return path
-
-    parse.__name__ = "folder"
-    return parse

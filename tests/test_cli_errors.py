@@ -309,6 +309,25 @@ def test_messages_read_as_plain_english(capsys):
     assert "``" not in capsys.readouterr().out  # reST markup stays in the docstrings
 
 
+def test_existing_file_and_folder_name_what_was_found_instead(tmp_path):
+    (tmp_path / "song.wav").write_bytes(b"RIFF")
+    (tmp_path / "data").mkdir()
+    audio, dataset = cli_args.existing_file("audio file"), cli_args.existing_folder("dataset folder")
+    assert audio(str(tmp_path / "song.wav")) == tmp_path / "song.wav"
+    assert dataset(str(tmp_path / "data")) == tmp_path / "data"
+    for parse, text, message in [
+        (audio, tmp_path / "data", "is a folder, expected an audio file"),
+        (audio, tmp_path / "none.wav", ": no such file, expected an audio file"),
+        (audio, os.devnull, ": no such file, expected an audio file"),  # exists, but is not a regular file
+        (dataset, tmp_path / "song.wav", "is a file, expected a dataset folder"),
+        (dataset, tmp_path / "none", ": no such folder, expected a dataset folder"),
+    ]:
+        with pytest.raises(argparse.ArgumentTypeError) as error:
+            parse(str(text))
+        assert str(error.value) == f"{text}{' ' if message[0] != ':' else ''}{message}"
+    assert (audio.__name__, dataset.__name__) == ("file", "folder")  # argparse names the type in its errors
+
+
 def test_every_command_has_help_for_every_option_a_description_and_quiet(capsys):
     for words, parser in cli_args.leaf_parsers(build_parser()).items():
         assert parser.description, words

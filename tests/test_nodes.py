@@ -96,6 +96,18 @@ def test_node_contract(pack, name):
         assert (param.default is inspect.Parameter.empty) == required, param.name
 
 
+def test_dtype_widgets_offer_the_library_s_dtypes_in_the_ui_s_order(pack):
+    library, bridge = pack.nopaingan_core.precision, pack.nodes.bridge
+    ordered = list(bridge.DTYPES.items())  # a dict's == ignores the order the widget shows
+    assert ordered == [("fp32", torch.float32), ("fp16", torch.float16), ("bf16", torch.bfloat16)]
+    assert all(dtype is library.DTYPES[name] for name, dtype in ordered)
+    encoder = pack.NODE_CLASS_MAPPINGS["NoPainGanMIREncoderLoader"].INPUT_TYPES()["required"]["dtype"]
+    minisd = pack.NODE_CLASS_MAPPINGS["NoPainGanMiniSDLoader"].INPUT_TYPES()["required"]["dtype"]
+    assert (encoder[0], encoder[1]["default"]) == (["fp32", "fp16", "bf16"], "fp32")
+    assert (minisd[0], minisd[1]["default"]) == (["auto", "fp32", "fp16", "bf16"], "auto")
+    assert set(minisd[0]) == set(library.DTYPE_CHOICES)  # every name the library takes, no other
+
+
 def test_our_types_flow_from_node_to_node_and_native_types_at_the_edges(pack):
     classes = pack.NODE_CLASS_MAPPINGS.values()
     produced = {t for cls in classes for t in cls.RETURN_TYPES}

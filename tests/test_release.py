@@ -469,6 +469,26 @@ def test_check_cover_cli(tmp_path, good_cover, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("read", "what"), [(check_cover, "cover file"), (load_cover, "image")])
+def test_missing_unreadable_and_truncated_files_are_one_cover_error_naming_the_file(read, what, tmp_path):
+    whole = encode(Image.new("RGB", (64, 64), "red"), "PNG")
+    for name, content, message in [
+        ("none.png", None, "does not exist"),
+        ("folder.png", "folder", "does not exist"),
+        ("text.png", b"not an image", "is not an image Pillow can read (cannot identify"),
+        ("cut.png", whole[: len(whole) // 2], "is not an image Pillow can read ("),  # fails only when decoded
+    ]:
+        path = tmp_path / name
+        if content == "folder":
+            path.mkdir()
+        elif content is not None:
+            path.write_bytes(content)
+        with pytest.raises(CoverError) as error:
+            read(path)
+        assert str(error.value).startswith(f"{what} '{path}' {message}"), str(error.value)
+        assert "\n" not in str(error.value)
+
+
 # --- reading covers made elsewhere ----------------------------------------------------------------------------
 
 

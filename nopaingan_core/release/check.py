@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -216,14 +218,23 @@ def nfc(text: object) -> str:
     return unicodedata.normalize("NFC", text) if isinstance(text, str) else repr(text)
 
 
-def check_cover(path: str | Path, title: str | None = None, artist: str | None = None) -> list[Rule]:
-    """:func:`check_image` on a file. Raises CoverError when it is missing or not an image."""
-    path = Path(path)
+@contextmanager
+def open_image(path: Path, what: str) -> Iterator[Image.Image]:
+    """The image file at ``path``, decoded, open for the ``with`` block. Raises CoverError naming it as ``what``
+    ("cover file '<path>' ...") when it is missing, or when Pillow cannot read it (in the block too: a
+    truncated file may only fail there)."""
     if not path.is_file():
-        raise CoverError(f"cover file '{path}' does not exist")
+        raise CoverError(f"{what} '{path}' does not exist")
     try:
         with Image.open(path) as image:
             image.load()
-            return check_image(image, path.stat().st_size, title, artist)
+            yield image
     except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise CoverError(f"cover file '{path}' is not an image Pillow can read ({exc})") from exc
+        raise CoverError(f"{what} '{path}' is not an image Pillow can read ({exc})") from exc
+
+
+def check_cover(path: str | Path, title: str | None = None, artist: str | None = None) -> list[Rule]:
+    """:func:`check_image` on a file. Raises CoverError when it is missing or not an image."""
+    path = Path(path)
+    with open_image(path, "cover file") as image:
+        return check_image(image, path.stat().st_size, title, artist)

@@ -22,7 +22,7 @@ from PIL import Image, ImageCms
 from .. import atomic
 from ..errors import CoverError
 from . import MAX_BYTES, MAX_SIZE, PREVIEW_SIZE
-from .check import RECORD_KEY, Rule, check_cover, profile_name, record, upright
+from .check import RECORD_KEY, Rule, check_cover, open_image, profile_name, record, upright
 from .typography import AUTO, check_text, set_text
 from .upscale import UpscaleSettings, upscale_cover
 
@@ -69,15 +69,9 @@ def load_cover(path: str | Path) -> tuple[Image.Image, dict]:
     converts the pixels, in their own mode (grey, RGB, CMYK, Lab), to sRGB. Raises CoverError for a missing or
     unreadable file, or a profile that does not fit the pixels or that littleCMS cannot use."""
     path = Path(path)
-    if not path.is_file():
-        raise CoverError(f"image '{path}' does not exist")
-    try:
-        with Image.open(path) as opened:
-            opened.load()
-            image, info = upright(opened), record(opened)
-            icc, profile = opened.info.get("icc_profile"), profile_name(opened)
-    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise CoverError(f"image '{path}' is not an image Pillow can read ({exc})") from exc
+    with open_image(path, "image") as opened:
+        image, info = upright(opened), record(opened)
+        icc, profile = opened.info.get("icc_profile"), profile_name(opened)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         flat = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
