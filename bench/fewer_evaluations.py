@@ -31,7 +31,6 @@ from peers import unet_calls
 from timing import interleaved, load, machine, summary, write_json
 from torch.utils.flop_counter import FlopCounterMode
 
-from nopaingan_core import precision
 from nopaingan_core.generate import SamplerSettings, generate_covers
 from nopaingan_core.sampling import load_minisd, sample
 
@@ -43,12 +42,6 @@ VARIANTS = {
     "deep-cache-3": {"deep_cache": 3},
     "deep-cache-3+cfg-cutoff-0.5": {"deep_cache": 3, "cfg_cutoff": 0.5},
 }
-
-
-def can_prepack_bf16() -> bool:
-    """Whether oneDNN can reorder bf16 convolution weights here (the CPU flags its check names)."""
-    flags = precision.cpu_flags()
-    return "avx_ne_convert" in flags or {"avx512bw", "avx512vl", "avx512dq"} <= flags
 
 
 def loop_flops(path: str, prompt: str, steps: int, size: int) -> dict[str, float]:
@@ -85,7 +78,7 @@ def main() -> None:
     models = {"fp32": sd}
     if not args.no_bf16:
         # Not prepacked: oneDNN's bf16 weight reorder needs AVX512 (BW, VL, DQ) or AVX-NE-CONVERT.
-        models["bf16"] = load_minisd(args.sd, dtype="bf16", prepack=can_prepack_bf16())
+        models["bf16"] = load_minisd(args.sd, dtype="bf16", prepack=True)
     variants = {name: ("fp32", options) for name, options in VARIANTS.items()}
     if not args.no_bf16:
         variants["bf16"] = ("bf16", {})

@@ -72,15 +72,21 @@ def to_channels_last(module: nn.Module) -> None:
 
 
 def can_prepack(module: nn.Module) -> bool:
-    """oneDNN is built in, the module is on the CPU, and its weights are fp32 or bf16."""
+    """oneDNN is built in, the module is on the CPU, and its weights are fp32, or bf16 on a CPU where oneDNN
+    can reorder bf16 weights (torch's ``_is_mkldnn_bf16_supported``: AVX512BW/VL/DQ or AVX-NE-CONVERT; on
+    other CPUs the reorder raises, so such modules stay unpacked and run torch's own bf16 path)."""
     param = next(module.parameters(), None)
-    return (
+    if not (
         torch.backends.mkldnn.is_available()
         and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
         and param is not None
         and param.device.type == "cpu"
-        and param.dtype in (torch.float32, torch.bfloat16)
-    )
+    ):
+        return False
+    if param.dtype == torch.bfloat16:
+        supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+        return supported is not None and bool(supported())
+    return param.dtype == torch.float32
 
 
 class PackedConv2d(nn.Module):

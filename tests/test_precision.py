@@ -96,3 +96,21 @@ def test_load_minisd_auto_follows_the_cpu(monkeypatch, tiny_models):
     flags(monkeypatch, AVX2_ONLY | {"avx512_bf16"})
     sd = load_minisd(str(tiny_models["sd"]))
     assert sd.dtype == sd.vae.dtype == sd.text_encoder.dtype == torch.bfloat16
+
+
+def test_bf16_generates_on_any_cpu_prepacked_only_where_onednn_can(tiny_models, tmp_path):
+    """`nopaingan generate --dtype bf16` prepacks like fp32, but oneDNN's bf16 weight reorder needs
+    AVX512BW/VL/DQ or AVX-NE-CONVERT (raised a RuntimeError on AVX2-only CPUs): elsewhere the UNet stays
+    unpacked and torch's own bf16 path draws the cover."""
+    from nopaingan_core.prepack import PackedConv2d, can_prepack
+    from nopaingan_core.sampling import load_minisd
+    from training.cli import main
+
+    sd = load_minisd(str(tiny_models["sd"]), dtype="bf16", prepack=True)
+    onednn_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert can_prepack(sd.unet) is onednn_bf16
+    assert any(isinstance(m, PackedConv2d) for m in sd.unet.modules()) is onednn_bf16
+    out = tmp_path / "covers"
+    args = ["generate", "--sd", str(tiny_models["sd"]), "--album", "A", "--genre", "rock", "--dtype", "bf16"]
+    assert main([*args, "--steps", "2", "--out", str(out), "--quiet"]) == 0
+    assert len(list(out.glob("*.png"))) == 1
