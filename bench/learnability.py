@@ -391,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-steps", type=int, default=200)
     parser.add_argument("--unet-steps", type=int, default=1200)
     parser.add_argument("--encoder", choices=sorted(TINY_ENCODERS), default="clap", help="tiny music encoder")
-    parser.add_argument("--musicgen-pretrain-steps", type=int, default=200, help="codified-lm: LM steps, 0: random")
+    parser.add_argument("--musicgen-pretrain-steps", type=int, default=1000, help="codified-lm: LM steps (0: random)")
     parser.add_argument("--adapter-init", choices=("data", "random"), help="passed to nopaingan train")
     parser.add_argument("--fusion-steps", type=int, default=300, help="nopaingan train --max-steps")
     # Passed to nopaingan train only when given: by default the run uses its own defaults.
