@@ -264,6 +264,10 @@ def encoder_folder(models: dict[str, Path], args) -> Path:
     steps = args.musicgen_pretrain_steps
     folder = models["codified-lm"].with_name(f"codified-lm-lm{steps}")
     if (folder / ".complete").exists():
+        made = json.loads((folder / ".complete").read_text() or "{}").get("song_seconds", 3.0)
+        if made != args.song_seconds:
+            wanted = args.song_seconds
+            raise SystemExit(f"{folder}: trained on {made} s songs, --song-seconds is {wanted}; use another --work")
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(models["codified-lm"], folder)
@@ -271,7 +275,7 @@ def encoder_folder(models: dict[str, Path], args) -> Path:
     keys = [(rng.uniform(80, 160), rng.choice(ROOTS), rng.choice([MAJOR, MINOR])) for _ in range(64)]
     clips = [synth_song(args.song_seconds, 32000, *key, seed=7_000 + i) for i, key in enumerate(keys)]
     began = time.monotonic()
-    result = pretrain_tiny_musicgen(folder, clips, steps=steps, seed=args.seed)
+    result = pretrain_tiny_musicgen(folder, clips, steps=steps, seed=args.seed) | {"song_seconds": args.song_seconds}
     (folder / ".complete").write_text(json.dumps(result))
     log(f"tiny MusicGen trained as a code LM in {time.monotonic() - began:.0f} s: {result}")
     return folder
@@ -279,7 +283,15 @@ def encoder_folder(models: dict[str, Path], args) -> Path:
 
 def build_dataset(data: Path, args) -> list[dict]:
     """Albums in ``metadata.jsonl`` as ``nopaingan dataset import`` writes them; keys (and colours) balanced."""
+    settings = {"seed": args.seed, "train_songs": args.train_songs, "eval_songs": args.eval_songs}
+    settings["song_seconds"] = args.song_seconds
     if (data / "metadata.jsonl").exists():
+        # folders made before settings.json was written are 3 s songs with the default counts
+        made = settings | {"song_seconds": 3.0, "train_songs": 128, "eval_songs": 64}
+        if (data / "settings.json").is_file():
+            made = json.loads((data / "settings.json").read_text())
+        if made != settings:
+            raise SystemExit(f"{data}: made with {made}, this run asks for {settings}; use another --work")
         return [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines()]
     rng = random.Random(args.seed + 1)
     (data / "audio").mkdir(parents=True)
@@ -317,6 +329,7 @@ def build_dataset(data: Path, args) -> list[dict]:
             }
         )
     (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (data / "settings.json").write_text(json.dumps(settings))
     return rows
 
 
@@ -378,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-steps", type=int, default=200)
     parser.add_argument("--unet-steps", type=int, default=1200)
     parser.add_argument("--encoder", choices=sorted(TINY_ENCODERS), default="clap", help="tiny music encoder")
-    parser.add_argument("--musicgen-pretrain-steps", type=int, default=200, help="codified-lm: LM steps, 0: random")
+    parser.add_argument("--musicgen-pretrain-steps", type=int, default=1000, help="codified-lm: LM steps (0: random)")
     parser.add_argument("--adapter-init", choices=("data", "random"), help="passed to nopaingan train")
     parser.add_argument("--fusion-steps", type=int, default=300, help="nopaingan train --max-steps")
     # Passed to nopaingan train only when given: by default the run uses its own defaults.

@@ -264,3 +264,22 @@ def test_pretraining_the_tiny_musicgen_lowers_its_code_loss(tmp_path, song):
     assert result["last_loss"] < result["first_loss"]
     encoder = load_encoder("codified-lm", str(path))  # still a complete checkpoint for the encoder
     assert encoder.encode(song).features.shape[-1] == 32
+
+
+def test_learnability_bench_refuses_a_work_folder_made_with_other_songs(tmp_path):
+    """bench/learnability.py reuses --work's data only when it was made with the same songs (length, counts,
+    seed); otherwise it stops, naming the folder, instead of silently measuring other data."""
+    import argparse
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "learnability.py"
+    spec = importlib.util.spec_from_file_location("learnability_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = argparse.Namespace(seed=0, train_songs=2, eval_songs=1, song_seconds=0.25)
+    rows = bench.build_dataset(tmp_path / "data", args)
+    assert [r["split"] for r in rows] == ["train", "train", "eval"]
+    assert json.loads((tmp_path / "data" / "settings.json").read_text())["song_seconds"] == 0.25
+    assert bench.build_dataset(tmp_path / "data", args) == rows  # same settings: reused as they are
+    with pytest.raises(SystemExit, match="use another --work"):
+        bench.build_dataset(tmp_path / "data", argparse.Namespace(**(vars(args) | {"song_seconds": 0.5})))
