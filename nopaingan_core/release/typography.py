@@ -246,6 +246,53 @@ class TextLayout:
         boxes = [line.bbox() for line in self.lines]
         return min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
 
+    def record(self, scale: float = 1.0) -> dict:
+        """What a release cover's metadata keeps of the layout; ``box`` (x0, y0, x1, y1 in pixels) scaled by
+        ``scale`` for a cover resized after the text was set."""
+        return {
+            "position": self.position,
+            "fonts": sorted({line.font.name for line in self.lines}),
+            "color": f"#{bytes(self.color).hex()}",
+            "outline": self.outline is not None,
+            "contrast": round(self.contrast, 2),
+            "outline_contrast": round(self.outline_contrast, 2),
+            "box": [round(v * scale) for v in self.box()],
+        }
+
+
+@dataclass(frozen=True)
+class DrawnText:
+    """The text set on a batch of images: the title and artist exactly as drawn (both passed
+    :func:`check_text`) and each image's layout (None where there is no text). ComfyUI's Cover Title hands it
+    to Save Release Cover, so the cover's record and its check describe the text really drawn."""
+
+    title: str
+    artist: str
+    layouts: tuple[TextLayout | None, ...]
+
+    @classmethod
+    def received(cls, value: object, images: int, label: str) -> DrawnText:
+        """``value`` checked as the text drawn on a batch of ``images`` (None: no text), the way the command
+        line checks ``--title``/``--artist`` (:func:`check_text`). Raises a one-line CoverError starting with
+        ``label`` for anything else, text the command line refuses, or a layout count that is not ``images``."""
+        drawn = cls("", "", ()) if value is None else value
+        if not isinstance(drawn, cls):
+            raise CoverError(f"{label}: cover_text is a {type(drawn).__name__}; connect Cover Title's cover_text")
+        check_text(drawn.title, f"{label}: title")
+        check_text(drawn.artist, f"{label}: artist")
+        if drawn.layouts and len(drawn.layouts) != images:
+            raise CoverError(
+                f"{label}: cover_text describes {len(drawn.layouts)} images but {images} came in; connect the "
+                "image and the cover_text of the same Cover Title"
+            )
+        return drawn
+
+    def record(self, index: int, scale: float = 1.0) -> dict:
+        """The ``text`` (and ``layout``, when there is text) entries of image ``index``'s record."""
+        layout = self.layouts[index] if self.layouts else None
+        entry: dict = {"text": {"title": self.title, "artist": self.artist}}
+        return entry | ({"layout": layout.record(scale)} if layout is not None else {})
+
 
 def _width(font: ImageFont.FreeTypeFont, text: str) -> int:
     left, _, right, _ = font.getbbox(text)
