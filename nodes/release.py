@@ -16,6 +16,7 @@ from ..nopaingan_core.release.upscale import to_image, to_tensor
 from . import bridge
 from .handles import CATEGORY
 
+LABELS = ("Cover Title: title", "Cover Title: artist")  # errors name the node's inputs, not the CLI's options
 COVER_TEXT = "NOPAINGAN_COVER_TEXT"  # what Cover Title drew, for Save Release Cover's record and check
 
 
@@ -69,7 +70,7 @@ class NoPainGanCoverTitle:
         out, layouts = [], []
         for picture in _images(image):
             bridge.throw_if_interrupted()
-            drawn, layout = set_text(picture, title, artist, font_path, position, text_color, note=lambda _: None)
+            drawn, layout = set_text(picture, title, artist, font_path, position, text_color, lambda _: None, LABELS)
             out.append(to_tensor(drawn)[0].permute(1, 2, 0))
             layouts.append(layout)
         return torch.stack(out).to(bridge.intermediate_device()), DrawnText(title, artist, tuple(layouts))

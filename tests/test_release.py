@@ -313,13 +313,15 @@ def test_long_text_wraps_inside_the_safe_margins_legibly(title_words, artist_wor
 @pytest.mark.parametrize(
     ("option", "text", "side"),
     [("--title", "Word " * 150, 200), ("--artist", "Name " * 200, 200), ("--title", "Ab" * 600, 200),
-     ("--artist", "Mi" * 300, 120), ("--title", "Word " * 400, 500)],
+     ("--artist", "Mi" * 300, 120), ("--title", "Word " * 400, 500), ("--artist", "Name " * 200, 160)],
 )  # fmt: skip
 def test_text_too_long_names_the_option_and_how_many_characters_truly_fit(option, text, side):
     text = text.strip()
     image = Image.new("RGB", (side, side))
     key = "title" if option == "--title" else "artist"
     kwargs = {"title": text, "artist": "Band"} if option == "--title" else {"title": "A", "artist": text}
+    if side == 160:
+        kwargs["title"] = ""  # the artist alone
     with pytest.raises(CoverError, match=f"^{option} is too long .* {len(text)} characters, of which the first") as e:
         layout_text(image, **kwargs, note=lambda _: None)
     assert "\n" not in str(e.value) and "word" not in str(e.value)

@@ -39,6 +39,7 @@ POSITIONS = tuple(f"{v}-{h}" for v in ("top", "middle", "bottom") for h in ("lef
 # when two bands are equally calm, the usual places for a cover's type win
 PREFERENCE = ("bottom-center", "top-center", "bottom-left", "top-left", "bottom-right", "top-right")
 AUTO = "auto"
+LABELS = ("--title", "--artist")  # how errors name the title and the artist (ComfyUI passes its inputs' names)
 MARGIN = 0.06  # safe margin, fraction of the side
 TITLE_SIZE = 0.085  # largest title size (pixels per em), fraction of the side
 ARTIST_RATIO = 0.6  # artist size / title size
@@ -355,7 +356,12 @@ def _gap(line: tuple[str, Path, int], following: tuple[str, Path, int]) -> int:
 
 
 def fit_text(
-    title: str, artist: str, fonts: tuple[Path | None, Path | None], side: int, height: int | None = None
+    title: str,
+    artist: str,
+    fonts: tuple[Path | None, Path | None],
+    side: int,
+    height: int | None = None,
+    labels: tuple[str, str] = LABELS,
 ) -> list[tuple[str, Path, int]]:
     """The lines (text, font file, size in pixels per em) of the title then the artist on a ``side``-pixel wide,
     ``height``-pixel tall cover (square when ``height`` is None).
@@ -367,8 +373,8 @@ def fit_text(
     so the title never goes below that / ARTIST_RATIO when there is an artist, MIN_TEXT otherwise. At the
     smallest size a word still wider than the safe area is broken between its characters (as CJK text is), never
     hyphenated or cut: the letters drawn stay exactly the given ones. Raises a one-line CoverError naming the
-    option that does not fit then: the image too small for one letter, or the text too long, with how many of
-    its characters would fit."""
+    text that does not fit then by its label (``labels``: how the caller names the title and the artist): the
+    image too small for one letter, or the text too long, with how many of its first characters do fit."""
     width, height = side, side if height is None else height
     short = min(width, height)
     margin = round(MARGIN * short)
@@ -396,12 +402,9 @@ def fit_text(
             break
         size = max(floor, int(size * 0.92))
     # at the smallest size: which text is to blame (the title when it does not fit alone), and how much would fit
-    option, text, at = ("--title", title, size) if artist == "" or not title else ("--artist", artist, 0)
-    if option == "--artist" and fits(items_at(size, artist_=""), tall, True) is None:
-        option, text, at = "--title", title, size
-    if option == "--artist":
-        at = round(size * ARTIST_RATIO)
-    font = fonts[0] if option == "--title" else fonts[1]
+    blame_title = bool(title) and (not artist or fits(items_at(size, artist_=""), tall, True) is None)
+    option, text, font = (labels[0], title, fonts[0]) if blame_title else (labels[1], artist, fonts[1])
+    at = size if blame_title else round(size * ARTIST_RATIO)
     letter = max((c for c in text if not c.isspace()), key=lambda c: _ink(font, at, c))
     letter_w, letter_h = _ink(font, at, letter)
     if letter_w > room or letter_h > tall:
@@ -414,14 +417,14 @@ def fit_text(
     # greedy wrapping sets a prefix of the text on the same first lines as the whole text: count the characters
     # on the lines that fit below (title blamed) or above (artist blamed) the other text's lines
     other, other_font, other_at = (
-        (artist, fonts[1], round(size * ARTIST_RATIO)) if option == "--title" else (title, fonts[0], size)
+        (artist, fonts[1], round(size * ARTIST_RATIO)) if blame_title else (title, fonts[0], size)
     )
     own = wrap(text, font, at, room, True) or []
     fixed = [(t, other_font, other_at) for t in (wrap(other, other_font, other_at, room, True) or [])] if other else []
 
     def height_with(k: int) -> int:  # the block with the first k lines of the blamed text
         mine = [(t, font, at) for t in own[:k]]
-        return _height(mine + fixed if option == "--title" else fixed + mine)
+        return _height(mine + fixed if blame_title else fixed + mine)
 
     kept, more = 0, len(own)  # the most lines that fit, by bisection (the height grows with every line)
     while kept < more:
@@ -430,7 +433,7 @@ def fit_text(
     done = 0
     for line in own[:kept]:
         done = text.index(line, done) + len(line)
-    with_other = (" beside the artist" if option == "--title" else " beside the title") if other else ""
+    with_other = (" beside the artist" if blame_title else " beside the title") if other else ""
     raise CoverError(
         f"{option} is too long to set legibly on a {width}x{height} px cover: {len(text)} characters, of which "
         f"the first {done} fit at the smallest size ({at} px{with_other}); shorten it"
@@ -504,11 +507,12 @@ def layout_text(
     position: str = AUTO,
     color: str = AUTO,
     note: Callable[[str], None] = print,
+    labels: tuple[str, str] = LABELS,
 ) -> TextLayout | None:
     """Plan the text on ``image`` (any size; a square cover usually); None when there is no text. Raises
     CoverError for an unknown position, a bad colour or font, characters no font has, or text that does not
-    fit (see :func:`fit_text`)."""
-    texts = [check_text(title, "--title"), check_text(artist, "--artist")]
+    fit (see :func:`fit_text`); errors about the text name it by ``labels`` (the CLI's options by default)."""
+    texts = [check_text(title, labels[0]), check_text(artist, labels[1])]
     if not any(texts):
         return None
     if position != AUTO and position not in POSITIONS:
@@ -516,7 +520,7 @@ def layout_text(
     wanted = None if color == AUTO else parse_color(color)
     preferred = check_font(font) if font else None
     width, height = image.size
-    lines = fit_text(title, artist, fonts_for(texts, preferred, note), width, height)
+    lines = fit_text(title, artist, fonts_for(texts, preferred, note), width, height, labels)
     energy = edge_energy(image)
     pixels = np.asarray(image.convert("RGB"))
     pad = round(0.02 * min(width, height))
@@ -531,14 +535,16 @@ def layout_text(
     placed = _place(lines, chosen, width, height)
     # every pixel a glyph touches and its neighbours: the text must read against each one of them
     rows, cols = _region(TextLayout(placed, chosen, WHITE, None, 0, 0, 0).box(), pixels.shape, NEAR + 1)
-    shifted = tuple(
-        TextLine(ln.text, ln.font, ln.size, (ln.xy[0] - cols.start, ln.xy[1] - rows.start)) for ln in placed
-    )
     local = pixels[rows, cols]
-    around = ink_mask(shifted, (local.shape[1], local.shape[0]), grow=NEAR)
+    around = ink_mask(_shifted(placed, cols.start, rows.start), (local.shape[1], local.shape[0]), grow=NEAR)
     text_color, outline, contrast = _color(local[around], wanted)
     stroke = max(OUTLINE_MIN, round(lines[0][2] / 18)) if outline else 0
     return TextLayout(placed, chosen, text_color, outline, stroke, contrast, calm(chosen))
+
+
+def _shifted(lines: tuple[TextLine, ...], left: int, top: int) -> tuple[TextLine, ...]:
+    """The lines placed on a crop whose top-left corner is at (``left``, ``top``)."""
+    return tuple(TextLine(ln.text, ln.font, ln.size, (ln.xy[0] - left, ln.xy[1] - top)) for ln in lines)
 
 
 def _draw_lines(draw: ImageDraw.ImageDraw, lines: tuple[TextLine, ...], fill, stroke: int = 0) -> None:
@@ -557,12 +563,15 @@ def draw_text(image: Image.Image, layout: TextLayout | None) -> Image.Image:
     out = image.convert("RGB")
     if layout is None:
         return out
-    if layout.outline is not None:
-        ring = Image.new("L", out.size)
-        _draw_lines(ImageDraw.Draw(ring), layout.lines, 255, layout.outline_width)
-        near = ink_mask(layout.lines, out.size, grow=NEAR)
+    if layout.outline is not None:  # drawn in the text's neighbourhood only: a 3000 px cover is 9 Mpx
+        rows, cols = _region(layout.box(), (out.height, out.width), layout.outline_width + NEAR + 2)
+        lines, crop = _shifted(layout.lines, cols.start, rows.start), (cols.start, rows.start, cols.stop, rows.stop)
+        part = out.crop(crop)
+        ring = Image.new("L", part.size)
+        _draw_lines(ImageDraw.Draw(ring), lines, 255, layout.outline_width)
+        near = ink_mask(lines, part.size, grow=NEAR)
         ring = Image.fromarray(np.where(near, 255, np.asarray(ring)).astype(np.uint8))
-        out = Image.composite(Image.new("RGB", out.size, layout.outline), out, ring)
+        out.paste(Image.composite(Image.new("RGB", part.size, layout.outline), part, ring), crop[:2])
     _draw_lines(ImageDraw.Draw(out), layout.lines, layout.color)
     return out
 
@@ -575,9 +584,10 @@ def set_text(
     position: str = AUTO,
     color: str = AUTO,
     note: Callable[[str], None] = print,
+    labels: tuple[str, str] = LABELS,
 ) -> tuple[Image.Image, TextLayout | None]:
     """:func:`layout_text` then :func:`draw_text`; ``note`` gets one line describing the choice."""
-    layout = layout_text(image, title, artist, font, position, color, note)
+    layout = layout_text(image, title, artist, font, position, color, note, labels)
     if layout is not None:
         fonts = ", ".join(sorted({line.font.name for line in layout.lines}))
         how = f"contrast {layout.contrast:.1f}:1 against the picture"
