@@ -410,11 +410,14 @@ def neighbour_contrast(out: Image.Image, layout) -> np.ndarray:
     st.floats(0, 1),
     st.integers(0, 2**16),
     st.sampled_from(["auto", "auto", "#ffffff", "#777777", "#e0c020"]),
+    st.sampled_from([(240, 240), (200, 320), (320, 160)]),
 )
-def test_every_text_pixel_reads_at_4_5_to_1_against_what_is_next_to_it(base, line, period, thick, noise, seed, color):
+def test_every_text_pixel_reads_at_4_5_to_1_against_what_is_next_to_it(
+    base, line, period, thick, noise, seed, color, shape
+):
     """Striped and noisy backgrounds (a thin bright line every few rows, grain): measured on the drawn pixels."""
     rng = np.random.default_rng(seed)
-    picture = np.full((240, 240, 3), base, np.float64)
+    picture = np.full((*shape, 3), base, np.float64)
     picture[::period] = line
     picture[:, :: period + thick] = line
     picture += rng.normal(0, 60 * noise, picture.shape)
