@@ -8,12 +8,16 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from ..nopaingan_core.errors import CoverError
 from ..nopaingan_core.release import DEFAULT_SIZE, MAX_SIZE
 from ..nopaingan_core.release.finish import release_path, write_release
-from ..nopaingan_core.release.typography import AUTO, POSITIONS, set_text
+from ..nopaingan_core.release.typography import AUTO, POSITIONS, DrawnText, set_text
 from ..nopaingan_core.release.upscale import to_image, to_tensor
 from . import bridge
 from .handles import CATEGORY
+
+LABELS = ("Cover Title: title", "Cover Title: artist")  # errors name the node's inputs, not the CLI's options
+COVER_TEXT = "NOPAINGAN_COVER_TEXT"  # what Cover Title drew, for Save Release Cover's record and check
 
 
 def _images(batch: torch.Tensor) -> list:
@@ -25,13 +29,17 @@ class NoPainGanCoverTitle:
     DESCRIPTION = (
         "Sets the release title and the artist on the cover, exactly as typed: a font with every glyph (the "
         "shipped Inter Display, OFL, or yours), in the calmest band of the picture inside safe margins, sized to "
-        "fit, white or black for a WCAG contrast of at least 4.5:1 (outlined when neither reaches it). Put it "
-        "after the upscalers, at the final resolution."
+        "fit, white or black for a WCAG contrast of at least 4.5:1 against every pixel next to the letters "
+        "(outlined when any falls short). Any image size. Put it after the upscalers, at the final resolution, "
+        "and connect its cover_text to Save Release Cover, which records and checks exactly this text."
     )
     CATEGORY = f"{CATEGORY}/release"
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("image",)
-    OUTPUT_TOOLTIPS = ("The cover with its text.",)
+    RETURN_TYPES = ("IMAGE", COVER_TEXT)
+    RETURN_NAMES = ("image", "cover_text")
+    OUTPUT_TOOLTIPS = (
+        "The cover with its text.",
+        "The title and artist exactly as drawn, and where: connect it to Save Release Cover.",
+    )
     FUNCTION = "draw"
 
     @classmethod
@@ -39,7 +47,7 @@ class NoPainGanCoverTitle:
         text = {"dynamicPrompts": False}
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "The cover (square), ideally already upscaled."}),
+                "image": ("IMAGE", {"tooltip": "The cover (any size; square for a release), already upscaled."}),
                 "title": ("STRING", {**text, "default": "", "tooltip": "Title as in the metadata; empty: none."}),
                 "artist": ("STRING", {**text, "default": "", "tooltip": "Artist as in the metadata; empty: none."}),
                 "position": (
@@ -59,20 +67,22 @@ class NoPainGanCoverTitle:
 
     def draw(self, image: torch.Tensor, title: str, artist: str, position: str, font: str, text_color: str):
         font_path = Path(font) if font.strip() else None
-        out = []
+        out, layouts = [], []
         for picture in _images(image):
             bridge.throw_if_interrupted()
-            drawn, _ = set_text(picture, title, artist, font_path, position, text_color, note=lambda _: None)
+            drawn, layout = set_text(picture, title, artist, font_path, position, text_color, lambda _: None, LABELS)
             out.append(to_tensor(drawn)[0].permute(1, 2, 0))
-        return (torch.stack(out).to(bridge.intermediate_device()),)
+            layouts.append(layout)
+        return torch.stack(out).to(bridge.intermediate_device()), DrawnText(title, artist, tuple(layouts))
 
 
 class NoPainGanSaveReleaseCover:
     DESCRIPTION = (
         "Writes each image as a release-ready JPEG in the output folder: resized (Lanczos) to the target size, "
-        "sRGB with its ICC profile, under 10 MB, with the title and artist in its metadata. Then checks it against "
-        "the distributors' rules (square, 3000-6000 px, RGB, sRGB profile, JPEG, size, sharpness, pixelation) and "
-        "shows the result; a soft picture fails sharpness: upscale it with a model first."
+        "sRGB with its ICC profile, under 10 MB, with the title and artist Cover Title drew (its cover_text) in "
+        "its metadata. Then checks it against the distributors' rules (square, 3000-6000 px, RGB, sRGB profile, "
+        "JPEG, size, sharpness, pixelation, text) and shows the result, saying where the text came from; a soft "
+        "picture fails sharpness: upscale it with a model first."
     )
     CATEGORY = f"{CATEGORY}/release"
     RETURN_TYPES = ()
@@ -83,7 +93,6 @@ class NoPainGanSaveReleaseCover:
 
     @classmethod
     def INPUT_TYPES(cls):
-        text = {"dynamicPrompts": False}
         return {
             "required": {
                 "images": ("IMAGE", {"tooltip": "The finished cover (after Cover Title)."}),
@@ -92,26 +101,35 @@ class NoPainGanSaveReleaseCover:
                     "INT",
                     {"default": DEFAULT_SIZE, "min": 64, "max": MAX_SIZE, "step": 8, "tooltip": "Pixels a side."},
                 ),
-                "title": ("STRING", {**text, "default": "", "tooltip": "The title drawn (recorded and checked)."}),
-                "artist": ("STRING", {**text, "default": "", "tooltip": "The artist drawn (recorded and checked)."}),
-            }
+            },
+            "optional": {
+                "cover_text": (
+                    COVER_TEXT,
+                    {"tooltip": "Cover Title's cover_text: the text it drew, recorded and checked. None: no text."},
+                ),
+            },
         }
 
-    def save(self, images: torch.Tensor, filename_prefix: str, size: int, title: str, artist: str):
+    def save(self, images: torch.Tensor, filename_prefix: str, size: int, cover_text: DrawnText | None = None):
         import folder_paths
 
-        from ..nopaingan_core.errors import CoverError
-
+        drawn = DrawnText.received(cover_text, len(images), "Save Release Cover")
+        source = (
+            f"text: as Cover Title drew it, title {drawn.title!r}, artist {drawn.artist!r}"
+            if cover_text is not None
+            else "text: none connected (cover_text), recorded and checked as a cover without text"
+        )
         folder, name, _, subfolder, _ = folder_paths.get_save_image_path(
             filename_prefix, folder_paths.get_output_directory(), size, size
         )
         shown, report = [], []
-        for picture in _images(images):
+        for index, picture in enumerate(_images(images)):
             if picture.width != picture.height:
                 raise CoverError(f"Save Release Cover: the image is {picture.width}x{picture.height}, not square")
             final = picture.resize((size, size), Image.Resampling.LANCZOS)
-            info = {"text": {"title": title, "artist": artist}, "size": size}
+            info = drawn.record(index, size / picture.width) | {"size": size}
             result = write_release(final, release_path(Path(folder) / name), info)
             shown.append({"filename": result.path.name, "subfolder": subfolder, "type": "output"})
-            report.append(f"{result.path.name}:\n" + "\n".join(rule.line() for rule in result.rules))
+            lines = [source, *(rule.line() for rule in result.rules)]
+            report.append(f"{result.path.name}:\n" + "\n".join(lines))
         return {"ui": {"images": shown, "text": report}}

@@ -277,8 +277,10 @@ def test_release_workflow_writes_a_checked_release_jpeg(comfyui, release_models)
         profile = ImageCms.ImageCmsProfile(BytesIO(jpeg.info["icc_profile"]))
         assert "srgb" in ImageCms.getProfileDescription(profile).lower()
     # the UI shows what `nopaingan check-cover` says about the file
-    rules = check_cover(path, save["title"], save["artist"])
-    assert report == f"{image['filename']}:\n" + "\n".join(rule.line() for rule in rules)
+    title = nodes["NoPainGanCoverTitle"][1]  # typed once there; Save Release Cover gets it through cover_text
+    rules = check_cover(path, title["title"], title["artist"])
+    source = f"text: as Cover Title drew it, title {title['title']!r}, artist {title['artist']!r}"
+    assert report == f"{image['filename']}:\n{source}\n" + "\n".join(rule.line() for rule in rules)
     verdicts = {rule.name: rule.passed for rule in rules}
     for name in ("format", "square", "size", "colour mode", "ICC profile", "file size", "text"):
         assert verdicts[name], report  # sharpness and pixelation judge random weights' pictures: not asserted

@@ -14,6 +14,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 from comfy_env import ROOT, SONG_FILE, fake_folder_paths
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
 
 from nopaingan_core.audio import decode, load_audio
 from nopaingan_core.encoders import load_encoder
@@ -378,3 +381,70 @@ def test_user_errors_are_one_clear_line(pack, comfy_base, mir, tiny_models):
     finally:  # the base folder is shared by the session: leave its lists as they were
         bad_song.unlink()
         bad_fusion.unlink()
+
+
+# --- release: Cover Title -> Save Release Cover ------------------------------------------------------------------
+
+TEXTS = st.text(st.characters(codec="latin-1", categories=("Lu", "Ll", "Nd")), min_size=1, max_size=10)
+
+
+def release_record(comfy_base: Path, shown: dict) -> dict:
+    from nopaingan_core.release.check import record
+
+    with Image.open(comfy_base / "output" / shown["subfolder"] / shown["filename"]) as image:
+        return record(image)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXTS, st.one_of(st.just(""), TEXTS), st.integers(1, 2))
+def test_save_records_and_checks_exactly_the_text_cover_title_drew(pack, comfy_base, title, artist, batch):
+    # the reviewer's case: Save used to check its own fields, whatever Cover Title drew; now the text flows
+    picture = torch.rand(batch, 1, 1, 3).expand(batch, 96, 96, 3).contiguous()
+    titled, drawn = node(pack, "NoPainGanCoverTitle").draw(picture, title, artist, "auto", "", "auto")
+    assert (drawn.title, drawn.artist, len(drawn.layouts)) == (title, artist, batch)
+    result = node(pack, "NoPainGanSaveReleaseCover").save(titled, "nopaingan/flow", 64, cover_text=drawn)
+    for shown, report in zip(result["ui"]["images"], result["ui"]["text"], strict=True):
+        saved = release_record(comfy_base, shown)
+        assert saved["text"] == {"title": title, "artist": artist}
+        x0, y0, x1, y1 = saved["layout"]["box"]
+        assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 64  # drawn at 96 px, recorded at the saved 64 px
+        assert report.splitlines()[1] == f"text: as Cover Title drew it, title {title!r}, artist {artist!r}"
+        assert "PASS  text" in report
+
+
+def test_save_without_cover_text_says_so_and_records_no_text(pack, comfy_base):
+    result = node(pack, "NoPainGanSaveReleaseCover").save(torch.rand(1, 64, 64, 3), "nopaingan/plain", 64)
+    [shown], [report] = result["ui"]["images"], result["ui"]["text"]
+    assert release_record(comfy_base, shown)["text"] == {"title": "", "artist": ""}
+    assert "text: none connected" in report.splitlines()[1]
+
+
+@pytest.mark.parametrize(
+    ("cover_text", "message"),
+    [(" Bad\ntitle ", "cover_text is a str"), ("bad_title", "control characters"), ("bad_artist", "leading/trail"),
+     ("two", "describes 2 images but 1")],
+)  # fmt: skip
+def test_save_refuses_text_the_cli_refuses_in_one_line(pack, cover_text, message):
+    DrawnText = pack.nopaingan_core.release.typography.DrawnText  # the pack's own copy, as Cover Title makes it
+    value = {
+        "bad_title": DrawnText(" Bad\ntitle ", "", (None,)),
+        "bad_artist": DrawnText("Album", " Band", (None,)),
+        "two": DrawnText("Album", "", (None, None)),
+    }.get(cover_text, cover_text)
+    with pytest.raises(errors(pack).CoverError, match=f"^Save Release Cover: .*{message}") as caught:
+        node(pack, "NoPainGanSaveReleaseCover").save(torch.rand(1, 64, 64, 3), "nopaingan/bad", 64, cover_text=value)
+    assert "\n" not in str(caught.value)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from([1, 2, 8, 30, 64, 200, 256, 300]), st.sampled_from([1, 2, 8, 30, 64, 200, 256, 300]))
+def test_cover_title_sets_text_on_any_image_shape_or_says_in_one_line_it_is_too_small(pack, h, w):
+    image = torch.full((1, h, w, 3), 0.2)
+    try:
+        titled, drawn = node(pack, "NoPainGanCoverTitle").draw(image, "X", "", "auto", "", "auto")
+    except errors(pack).CoverError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith(f"Cover Title: title: a {w}x{h} px image is too small")
+        assert min(w, h) < 30
+        return
+    assert titled.shape == image.shape and not torch.equal(titled, image)  # the X is there
+    assert drawn.layouts[0] is not None

@@ -21,6 +21,7 @@ from nopaingan_core.checkpoint import load_fusion
 from nopaingan_core.encoders import load_encoder
 from nopaingan_core.generate import SamplerSettings, generate_covers
 from nopaingan_core.prompt import album_prompt
+from nopaingan_core.release.check import record
 from nopaingan_core.sampling import load_minisd, to_pil
 from nopaingan_core.tagging import tags_for_prompt
 from training.cli import main
@@ -326,14 +327,26 @@ def test_release_ready_workflow_titles_and_saves_a_checked_release_cover(pack, c
     save = by_type(prompt, "NoPainGanSaveReleaseCover")
     upscaled = torch.rand(1, 64, 64, 3).repeat_interleave(16, 1).repeat_interleave(16, 2)  # soft 1024 px stand-in
     kwargs = {k: v for k, v in title.items() if not isinstance(v, list)}
-    [titled] = pack.NODE_CLASS_MAPPINGS["NoPainGanCoverTitle"]().draw(image=upscaled, **kwargs)
+    outputs = pack.NODE_CLASS_MAPPINGS["NoPainGanCoverTitle"]().draw(image=upscaled, **kwargs)
+    titled = outputs[0]
     assert titled.shape == (1, 1024, 1024, 3) and not torch.equal(titled, upscaled)
+    # the title and artist are typed once, into Cover Title; Save Release Cover gets what it drew through a link
+    [cover_title] = [key for key, node in prompt.items() if node["class_type"] == "NoPainGanCoverTitle"]
+    assert save["images"] == [cover_title, 0] and save["cover_text"] == [cover_title, 1]
+    assert not {"title", "artist"} & set(save) and (title["title"], title["artist"]) == (
+        "Midnight Drive",
+        "The Night Shift",
+    )
     node = pack.NODE_CLASS_MAPPINGS["NoPainGanSaveReleaseCover"]()
-    result = node.save(images=titled, **{k: v for k, v in save.items() if not isinstance(v, list)})
+    links = {k: outputs[v[1]] for k, v in save.items() if isinstance(v, list)}  # both from Cover Title
+    result = node.save(**links, **{k: v for k, v in save.items() if not isinstance(v, list)})
     [shown] = result["ui"]["images"]
     path = comfy_base / "output" / shown["subfolder"] / shown["filename"]
     with Image.open(path) as image:
         assert image.format == "JPEG" and image.size == (save["size"], save["size"]) and "icc_profile" in image.info
     [report] = result["ui"]["text"]
     assert "PASS  square" in report and "PASS  ICC profile" in report and "PASS  text" in report
+    assert "text: as Cover Title drew it, title 'Midnight Drive', artist 'The Night Shift'" in report
+    with Image.open(path) as image:
+        assert record(image)["text"] == {"title": "Midnight Drive", "artist": "The Night Shift"}
     assert "FAIL  pixelation" in report  # the blocky stand-in is caught, as a real pixelated cover would be

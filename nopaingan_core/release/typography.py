@@ -4,13 +4,16 @@
   License 1.1, ``nopaingan_core/fonts/``); for text whose characters a font lacks (Cyrillic in a Latin-only
   font, CJK...), the first font on the system that has them all (glyph coverage read from the font's cmap
   with fontTools). No such font: one line saying which characters and how to fix it, never tofu boxes.
-- Placement: a block (title, then the artist smaller) at one of nine positions (top/middle/bottom x
-  left/center/right) inside 6 % safe margins; ``auto`` picks the one with the least edge energy (mean gradient
-  magnitude, 0-255 grey levels per pixel) behind it. The text is sized to fit the width between the margins.
-- Colour: white or black, whichever has the higher WCAG 2 contrast ratio against the background under the
-  text (its 5th percentile pixel, so the busiest part counts); below 4.5:1, an outline in the opposite colour
-  is added (the contrast reported is still the one against the picture). ``--text-color`` forces an opaque
-  colour (outlined too when it falls short).
+- Placement: on an image of any size, a block (title, then the artist smaller) at one of nine positions
+  (top/middle/bottom x left/center/right) inside 6 % safe margins (of the shorter side); ``auto`` picks the
+  one with the least edge energy (mean gradient magnitude, 0-255 grey levels per pixel) behind it. The text is
+  sized to fit the width between the margins; at the smallest size a word wider than that is broken between
+  its characters (no hyphen is added: the letters stay exactly the given ones).
+- Colour: white or black, whichever has the higher WCAG 2 contrast ratio against the worst single pixel under
+  the glyphs or next to them (their ink grown by ``NEAR`` pixels), so every letter reads everywhere; below 4.5:1 at
+  any such pixel, an outline (at least ``OUTLINE_MIN`` pixels, so it covers those next to the glyphs) in black
+  or white, whichever is farther from the colour (at least 4.58:1), is added; the contrast reported is still
+  the worst one against the picture. ``--text-color`` forces an opaque colour (outlined too when it falls short).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageColor, ImageDraw, ImageFont
+from PIL import Image, ImageColor, ImageDraw, ImageFilter, ImageFont
 
 from ..errors import CoverError
 
@@ -36,6 +39,7 @@ POSITIONS = tuple(f"{v}-{h}" for v in ("top", "middle", "bottom") for h in ("lef
 # when two bands are equally calm, the usual places for a cover's type win
 PREFERENCE = ("bottom-center", "top-center", "bottom-left", "top-left", "bottom-right", "top-right")
 AUTO = "auto"
+LABELS = ("--title", "--artist")  # how errors name the title and the artist (ComfyUI passes its inputs' names)
 MARGIN = 0.06  # safe margin, fraction of the side
 TITLE_SIZE = 0.085  # largest title size (pixels per em), fraction of the side
 ARTIST_RATIO = 0.6  # artist size / title size
@@ -45,6 +49,8 @@ MAX_BLOCK = 0.5  # the text block's largest height, fraction of the height betwe
 LINE_GAP = 0.3  # gap between title and artist, in title ems
 WRAP_GAP = 0.15  # gap between the wrapped lines of one text, in its ems
 MIN_CONTRAST = 4.5  # WCAG 2 AA for normal text
+NEAR = 2  # pixels around the glyphs whose contrast counts (the eye separates a letter from them)
+OUTLINE_MIN = 3  # thinnest outline, pixels: it fully covers the pixels 2 away from a glyph's edge
 WHITE, BLACK = (255, 255, 255), (0, 0, 0)
 
 
@@ -193,6 +199,12 @@ def parse_color(text: str) -> tuple[int, int, int]:
     return rgb[:3]
 
 
+@functools.lru_cache(maxsize=64)
+def face(font: Path, size: int) -> ImageFont.FreeTypeFont:
+    """The font file at ``size`` pixels per em, loaded once (layout measures thousands of strings)."""
+    return ImageFont.truetype(str(font), size)
+
+
 @dataclass(frozen=True)
 class TextLine:
     """One line: its text, font file, size (pixels per em) and the top-left of its ink box on the cover."""
@@ -203,7 +215,7 @@ class TextLine:
     xy: tuple[int, int]
 
     def image_font(self) -> ImageFont.FreeTypeFont:
-        return ImageFont.truetype(str(self.font), self.size)
+        return face(self.font, self.size)
 
     def bbox(self) -> tuple[int, int, int, int]:
         left, top, right, bottom = self.image_font().getbbox(self.text)
@@ -213,7 +225,8 @@ class TextLine:
 @dataclass(frozen=True)
 class TextLayout:
     """Where and how the text goes: ``energy`` is the mean edge energy behind it, ``contrast`` the WCAG ratio
-    of the colour against the background's 5th percentile (outlined or not; see :meth:`outline_contrast`)."""
+    of the colour against the worst picture pixel under or next to the glyphs (outlined or not; see
+    :meth:`outline_contrast`)."""
 
     lines: tuple[TextLine, ...]
     position: str
@@ -234,40 +247,92 @@ class TextLayout:
         boxes = [line.bbox() for line in self.lines]
         return min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)
 
+    def record(self, scale: float = 1.0) -> dict:
+        """What a release cover's metadata keeps of the layout; ``box`` (x0, y0, x1, y1 in pixels) scaled by
+        ``scale`` for a cover resized after the text was set."""
+        return {
+            "position": self.position,
+            "fonts": sorted({line.font.name for line in self.lines}),
+            "color": f"#{bytes(self.color).hex()}",
+            "outline": self.outline is not None,
+            "contrast": round(self.contrast, 2),
+            "outline_contrast": round(self.outline_contrast, 2),
+            "box": [round(v * scale) for v in self.box()],
+        }
+
+
+@dataclass(frozen=True)
+class DrawnText:
+    """The text set on a batch of images: the title and artist exactly as drawn (both passed
+    :func:`check_text`) and each image's layout (None where there is no text). ComfyUI's Cover Title hands it
+    to Save Release Cover, so the cover's record and its check describe the text really drawn."""
+
+    title: str
+    artist: str
+    layouts: tuple[TextLayout | None, ...]
+
+    @classmethod
+    def received(cls, value: object, images: int, label: str) -> DrawnText:
+        """``value`` checked as the text drawn on a batch of ``images`` (None: no text), the way the command
+        line checks ``--title``/``--artist`` (:func:`check_text`). Raises a one-line CoverError starting with
+        ``label`` for anything else, text the command line refuses, or a layout count that is not ``images``."""
+        drawn = cls("", "", ()) if value is None else value
+        if not isinstance(drawn, cls):
+            raise CoverError(f"{label}: cover_text is a {type(drawn).__name__}; connect Cover Title's cover_text")
+        check_text(drawn.title, f"{label}: title")
+        check_text(drawn.artist, f"{label}: artist")
+        if drawn.layouts and len(drawn.layouts) != images:
+            raise CoverError(
+                f"{label}: cover_text describes {len(drawn.layouts)} images but {images} came in; connect the "
+                "image and the cover_text of the same Cover Title"
+            )
+        return drawn
+
+    def record(self, index: int, scale: float = 1.0) -> dict:
+        """The ``text`` (and ``layout``, when there is text) entries of image ``index``'s record."""
+        layout = self.layouts[index] if self.layouts else None
+        entry: dict = {"text": {"title": self.title, "artist": self.artist}}
+        return entry | ({"layout": layout.record(scale)} if layout is not None else {})
+
 
 def _width(font: ImageFont.FreeTypeFont, text: str) -> int:
     left, _, right, _ = font.getbbox(text)
     return right - left
 
 
-def wrap(text: str, font: Path, size: int, width: int) -> list[str] | None:
-    """``text`` broken at spaces into lines at most ``width`` pixels wide at ``size``, greedily; a word of wide
-    (CJK) characters that does not fit is broken between characters. None when a word cannot fit."""
-    face = ImageFont.truetype(str(font), size)
+def wrap(text: str, font: Path, size: int, width: int, split_words: bool = False) -> list[str] | None:
+    """``text`` broken at spaces into lines at most ``width`` pixels wide at ``size``, greedily. A word that
+    does not fit is broken between characters when it is made of wide (CJK) characters, or any word when
+    ``split_words`` (the last resort at the smallest size: the characters are kept exactly, none added). None
+    when a word cannot fit (or one character, when breaking)."""
+    face_ = face(font, size)
     lines: list[str] = []
     for word in text.split(" "):
-        if lines and _width(face, f"{lines[-1]} {word}") <= width:
+        if lines and _width(face_, f"{lines[-1]} {word}") <= width:
             lines[-1] = f"{lines[-1]} {word}"
-        elif _width(face, word) <= width:
+        elif _width(face_, word) <= width:
             lines.append(word)
-        elif any(unicodedata.east_asian_width(c) in "WF" for c in word):
+        elif split_words or any(unicodedata.east_asian_width(c) in "WF" for c in word):
             lines.append("")
             for char in word:
-                if lines[-1] and _width(face, lines[-1] + char) > width:
-                    lines.append("")
-                lines[-1] += char
-            if _width(face, lines[-1]) > width:
-                return None
+                if _width(face_, lines[-1] + char) <= width:
+                    lines[-1] += char
+                elif lines[-1] and _width(face_, char) <= width:
+                    lines.append(char)
+                else:
+                    return None  # one character wider than the line
         else:
             return None
     return lines
 
 
-def _block(texts: list[tuple[str, Path, int]], width: int) -> list[tuple[str, Path, int]] | None:
+def _block(
+    texts: list[tuple[str, Path, int]], width: int, split_words: bool = False
+) -> list[tuple[str, Path, int]] | None:
     """The wrapped lines (text, font, size) of every text, or None when one does not fit ``width``."""
     lines = []
     for text, font, size in texts:
-        wrapped = wrap(text, font, size, width)
+        wrapped = wrap(text, font, size, width, split_words)
         if wrapped is None:
             return None
         lines += [(line, font, size) for line in wrapped]
@@ -281,7 +346,7 @@ def _height(lines: list[tuple[str, Path, int]]) -> int:
 
 
 def _ink(font: Path, size: int, text: str) -> tuple[int, int]:
-    left, top, right, bottom = ImageFont.truetype(str(font), size).getbbox(text)
+    left, top, right, bottom = face(font, size).getbbox(text)
     return right - left, bottom - top
 
 
@@ -290,60 +355,101 @@ def _gap(line: tuple[str, Path, int], following: tuple[str, Path, int]) -> int:
     return round((WRAP_GAP if line[2] == following[2] else LINE_GAP) * line[2])
 
 
-def fit_text(title: str, artist: str, fonts: tuple[Path | None, Path | None], side: int) -> list[tuple[str, Path, int]]:
-    """The lines (text, font file, size in pixels per em) of the title then the artist on a ``side``-pixel cover.
+def fit_text(
+    title: str,
+    artist: str,
+    fonts: tuple[Path | None, Path | None],
+    side: int,
+    height: int | None = None,
+    labels: tuple[str, str] = LABELS,
+) -> list[tuple[str, Path, int]]:
+    """The lines (text, font file, size in pixels per em) of the title then the artist on a ``side``-pixel wide,
+    ``height``-pixel tall cover (square when ``height`` is None).
 
-    The title starts at ``TITLE_SIZE`` of the side and the artist at ``ARTIST_RATIO`` of the title; both shrink
-    together, wrapping at spaces, until every line fits between the side margins and the block takes at most
-    ``MAX_BLOCK`` of the height between the margins (all of it at the smallest size). The artist never goes
-    below ``MIN_TEXT`` of the side (``MIN_PIXELS`` at least), so the title never goes below that / ARTIST_RATIO
-    when there is an artist, MIN_TEXT otherwise. Raises CoverError naming the option that does not fit then,
-    with about how many characters would."""
-    margin = round(MARGIN * side)
-    room, tall = side - 2 * margin, side - 2 * margin
-    smallest = max(MIN_PIXELS, round(MIN_TEXT * side))
+    Sizes and the safe margin follow the shorter side. The title starts at ``TITLE_SIZE`` of it and the artist
+    at ``ARTIST_RATIO`` of the title; both shrink together, wrapping at spaces, until every line fits between
+    the side margins and the block takes at most ``MAX_BLOCK`` of the height between the margins (all of it at
+    the smallest size). The artist never goes below ``MIN_TEXT`` of the shorter side (``MIN_PIXELS`` at least),
+    so the title never goes below that / ARTIST_RATIO when there is an artist, MIN_TEXT otherwise. At the
+    smallest size a word still wider than the safe area is broken between its characters (as CJK text is), never
+    hyphenated or cut: the letters drawn stay exactly the given ones. Raises a one-line CoverError naming the
+    text that does not fit then by its label (``labels``: how the caller names the title and the artist): the
+    image too small for one letter, or the text too long, with how many of its first characters do fit."""
+    width, height = side, side if height is None else height
+    short = min(width, height)
+    margin = round(MARGIN * short)
+    room, tall = width - 2 * margin, height - 2 * margin
+    smallest = max(MIN_PIXELS, round(MIN_TEXT * short))
     floor = math.ceil(smallest / ARTIST_RATIO) if artist else smallest
-    size = max(round(TITLE_SIZE * side), floor)
-    while True:
-        items = [
-            (t, f, s) for t, f, s in ((title, fonts[0], size), (artist, fonts[1], round(size * ARTIST_RATIO))) if t
-        ]
-        limit = tall if size == floor else MAX_BLOCK * tall
+    size = max(round(TITLE_SIZE * short), floor)
+
+    def items_at(at: int, title_: str = title, artist_: str = artist) -> list[tuple[str, Path, int]]:
+        pairs = ((title_, fonts[0], at), (artist_, fonts[1], round(at * ARTIST_RATIO)))
+        return [(t, f, s) for t, f, s in pairs if t]
+
+    def fits(items: list[tuple[str, Path, int]], limit: float, split: bool) -> list[tuple[str, Path, int]] | None:
         # a cheap lower bound first (lines needed x half an em each), so very long text does not wrap at every size
-        if sum(math.ceil(_ink(f, s, t)[0] / room) * s / 2 for t, f, s in items) <= limit:
-            lines = _block(items, room)
-            if lines is not None and _height(lines) <= limit:
-                return lines
+        if sum(math.ceil(_ink(f, s, t)[0] / max(1, room)) * s / 2 for t, f, s in items) > limit:
+            return None
+        lines = _block(items, room, split) if room > 0 else None
+        return lines if lines is not None and _height(lines) <= limit else None
+
+    while True:
+        lines = fits(items_at(size), tall if size == floor else MAX_BLOCK * tall, size == floor)
+        if lines is not None:
+            return lines
         if size == floor:
             break
         size = max(floor, int(size * 0.92))
-    # at the smallest size: which text is to blame, and how much would fit
-    title_only = [(title, fonts[0], size)] if title else []
-    option, text, font, at = ("--artist", artist, fonts[1], round(size * ARTIST_RATIO))
-    alone = (
-        _block(title_only, room) if title_only and _ink(fonts[0], size, title)[0] / room * size / 2 <= tall else None
+    # at the smallest size: which text is to blame (the title when it does not fit alone), and how much would fit
+    blame_title = bool(title) and (not artist or fits(items_at(size, artist_=""), tall, True) is None)
+    option, text, font = (labels[0], title, fonts[0]) if blame_title else (labels[1], artist, fonts[1])
+    at = size if blame_title else round(size * ARTIST_RATIO)
+    letter = max((c for c in text if not c.isspace()), key=lambda c: _ink(font, at, c))
+    letter_w, letter_h = _ink(font, at, letter)
+    if letter_w > room or letter_h > tall:
+        raise CoverError(
+            f"{option}: a {width}x{height} px image is too small for this text: at the smallest legible size "
+            f"({at} px) {letter!r} ({letter_w}x{letter_h} px) does not fit the {max(0, room)}x{max(0, tall)} px "
+            f"inside the {margin} px safe margins; set the text on a larger image"
+        )
+
+    # greedy wrapping sets a prefix of the text on the same first lines as the whole text: count the characters
+    # on the lines that fit below (title blamed) or above (artist blamed) the other text's lines
+    other, other_font, other_at = (
+        (artist, fonts[1], round(size * ARTIST_RATIO)) if blame_title else (title, fonts[0], size)
     )
-    if title_only and (alone is None or _height(alone) > tall * 0.75):
-        option, text, font, at = "--title", title, fonts[0], size
-    per_char = max(1.0, _ink(font, at, text)[0] / max(1, len(text)))
-    rows = max(1, int(tall * (0.75 if option == "--title" else 0.25) / (at * (1 + WRAP_GAP))))
-    most = max(1, int(room / per_char) * rows)
+    own = wrap(text, font, at, room, True) or []
+    fixed = [(t, other_font, other_at) for t in (wrap(other, other_font, other_at, room, True) or [])] if other else []
+
+    def height_with(k: int) -> int:  # the block with the first k lines of the blamed text
+        mine = [(t, font, at) for t in own[:k]]
+        return _height(mine + fixed if blame_title else fixed + mine)
+
+    kept, more = 0, len(own)  # the most lines that fit, by bisection (the height grows with every line)
+    while kept < more:
+        mid = (kept + more + 1) // 2
+        kept, more = (mid, more) if height_with(mid) <= tall else (kept, mid - 1)
+    done = 0
+    for line in own[:kept]:
+        done = text.index(line, done) + len(line)
+    with_other = (" beside the artist" if blame_title else " beside the title") if other else ""
     raise CoverError(
-        f"{option} is too long to set legibly on a {side} px cover ({len(text)} characters, no word wider than the "
-        f"safe area); at most about {most} characters fit at the smallest size ({at} px)"
+        f"{option} is too long to set legibly on a {width}x{height} px cover: {len(text)} characters, of which "
+        f"the first {done} fit at the smallest size ({at} px{with_other}); shorten it"
     )
 
 
-def _place(lines: list[tuple[str, Path, int]], position: str, side: int) -> tuple[TextLine, ...]:
-    """Stack the lines as a block at ``position`` inside the safe margins of a ``side``-pixel cover."""
-    margin = round(MARGIN * side)
+def _place(lines: list[tuple[str, Path, int]], position: str, width: int, height: int) -> tuple[TextLine, ...]:
+    """Stack the lines as a block at ``position`` inside the safe margins of a ``width`` x ``height`` cover."""
+    margin = round(MARGIN * min(width, height))
     inks = [_ink(f, s, t) for t, f, s in lines]
     block_h = _height(lines)
     vertical, horizontal = position.split("-")
-    top = {"top": margin, "middle": (side - block_h) // 2, "bottom": side - margin - block_h}[vertical]
+    top = {"top": margin, "middle": (height - block_h) // 2, "bottom": height - margin - block_h}[vertical]
     placed = []
     for n, ((text, font, size), (w, h)) in enumerate(zip(lines, inks, strict=True)):
-        left = {"left": margin, "center": (side - w) // 2, "right": side - margin - w}[horizontal]
+        left = {"left": margin, "center": (width - w) // 2, "right": width - margin - w}[horizontal]
         placed.append(TextLine(text, font, size, (left, top)))
         top += h + (_gap(lines[n], lines[n + 1]) if n + 1 < len(lines) else 0)
     return tuple(placed)
@@ -357,24 +463,39 @@ def edge_energy(image: Image.Image) -> np.ndarray:
     return gx + gy
 
 
-def _region(box: tuple[int, int, int, int], side: int, pad: int) -> tuple[slice, slice]:
+def _region(box: tuple[int, int, int, int], shape: tuple[int, ...], pad: int) -> tuple[slice, slice]:
+    """Rows and columns of ``box`` grown by ``pad`` pixels, clipped to an array of ``shape`` (H, W, ...)."""
     x0, y0, x1, y1 = box
-    return slice(max(0, y0 - pad), min(side, y1 + pad)), slice(max(0, x0 - pad), min(side, x1 + pad))
+    return slice(max(0, y0 - pad), min(shape[0], y1 + pad)), slice(max(0, x0 - pad), min(shape[1], x1 + pad))
+
+
+def ink_mask(lines: tuple[TextLine, ...], size: tuple[int, int], grow: int = 0) -> np.ndarray:
+    """Boolean ``[H, W]`` (``size`` is W, H): the pixels the lines' glyphs touch (any coverage, antialiased edges
+    included), grown by ``grow`` pixels in every direction (a square neighbourhood)."""
+    mask = Image.new("L", size)
+    _draw_lines(ImageDraw.Draw(mask), lines, 255)
+    if grow:
+        mask = mask.filter(ImageFilter.MaxFilter(2 * grow + 1))
+    return np.asarray(mask) > 0
 
 
 def _color(background: np.ndarray, wanted: tuple[int, int, int] | None) -> tuple[tuple, tuple | None, float]:
-    """Text colour, outline colour (None when not needed) and the colour's contrast against the background."""
+    """Text colour, outline colour (None when not needed) and the colour's contrast against the worst pixel of
+    ``background`` (``[N, 3]``: the pixels under the glyphs and next to them)."""
     lum = luminance(background.reshape(-1, 3))
     candidates = [wanted] if wanted else [WHITE, BLACK]
 
     def worst(color: tuple[int, int, int]) -> float:
-        return float(np.percentile(contrast_ratio(luminance(np.array(color)), lum), 5))
+        return float(contrast_ratio(luminance(np.array(color)), lum).min()) if lum.size else 21.0
 
     color = max(candidates, key=worst)
     contrast = worst(color)
     if contrast >= MIN_CONTRAST:
         return color, None, contrast
-    outline = BLACK if luminance(np.array(color)) > 0.18 else WHITE
+    # the one of black and white farther from the colour: at least sqrt(21) = 4.58:1 against any colour
+    outline = max(
+        (BLACK, WHITE), key=lambda o: float(contrast_ratio(luminance(np.array(color)), luminance(np.array(o))))
+    )
     return color, outline, contrast
 
 
@@ -386,53 +507,72 @@ def layout_text(
     position: str = AUTO,
     color: str = AUTO,
     note: Callable[[str], None] = print,
+    labels: tuple[str, str] = LABELS,
 ) -> TextLayout | None:
-    """Plan the text on a square ``image``; None when there is no text. Raises CoverError for an unknown
-    position, a bad colour or font, or characters no font has."""
-    texts = [check_text(title, "--title"), check_text(artist, "--artist")]
+    """Plan the text on ``image`` (any size; a square cover usually); None when there is no text. Raises
+    CoverError for an unknown position, a bad colour or font, characters no font has, or text that does not
+    fit (see :func:`fit_text`); errors about the text name it by ``labels`` (the CLI's options by default)."""
+    texts = [check_text(title, labels[0]), check_text(artist, labels[1])]
     if not any(texts):
         return None
     if position != AUTO and position not in POSITIONS:
         raise CoverError(f"--text-position '{position}': expected auto or one of {', '.join(POSITIONS)}")
     wanted = None if color == AUTO else parse_color(color)
     preferred = check_font(font) if font else None
-    side = image.width
-    lines = fit_text(title, artist, fonts_for(texts, preferred, note), side)
+    width, height = image.size
+    lines = fit_text(title, artist, fonts_for(texts, preferred, note), width, height, labels)
     energy = edge_energy(image)
     pixels = np.asarray(image.convert("RGB"))
-    pad = round(0.02 * side)
+    pad = round(0.02 * min(width, height))
 
     def calm(candidate: str) -> float:
-        placed = _place(lines, candidate, side)
-        rows, cols = _region(TextLayout(placed, candidate, WHITE, None, 0, 0, 0).box(), side, pad)
+        placed = _place(lines, candidate, width, height)
+        rows, cols = _region(TextLayout(placed, candidate, WHITE, None, 0, 0, 0).box(), energy.shape, pad)
         return float(energy[rows, cols].mean())
 
     order = PREFERENCE + tuple(p for p in POSITIONS if p not in PREFERENCE)
     chosen = position if position != AUTO else min(order, key=lambda p: (round(calm(p), 3), order.index(p)))
-    placed = _place(lines, chosen, side)
-    rows, cols = _region(TextLayout(placed, chosen, WHITE, None, 0, 0, 0).box(), side, pad)
-    text_color, outline, contrast = _color(pixels[rows, cols], wanted)
-    width = max(1, round(lines[0][2] / 18)) if outline else 0
-    return TextLayout(placed, chosen, text_color, outline, width, contrast, calm(chosen))
+    placed = _place(lines, chosen, width, height)
+    # every pixel a glyph touches and its neighbours: the text must read against each one of them
+    rows, cols = _region(TextLayout(placed, chosen, WHITE, None, 0, 0, 0).box(), pixels.shape, NEAR + 1)
+    local = pixels[rows, cols]
+    around = ink_mask(_shifted(placed, cols.start, rows.start), (local.shape[1], local.shape[0]), grow=NEAR)
+    text_color, outline, contrast = _color(local[around], wanted)
+    stroke = max(OUTLINE_MIN, round(lines[0][2] / 18)) if outline else 0
+    return TextLayout(placed, chosen, text_color, outline, stroke, contrast, calm(chosen))
+
+
+def _shifted(lines: tuple[TextLine, ...], left: int, top: int) -> tuple[TextLine, ...]:
+    """The lines placed on a crop whose top-left corner is at (``left``, ``top``)."""
+    return tuple(TextLine(ln.text, ln.font, ln.size, (ln.xy[0] - left, ln.xy[1] - top)) for ln in lines)
+
+
+def _draw_lines(draw: ImageDraw.ImageDraw, lines: tuple[TextLine, ...], fill, stroke: int = 0) -> None:
+    for line in lines:
+        font = line.image_font()
+        left, top, _, _ = font.getbbox(line.text)
+        xy = (line.xy[0] - left, line.xy[1] - top)
+        draw.text(xy, line.text, font=font, fill=fill, stroke_width=stroke, stroke_fill=fill)
 
 
 def draw_text(image: Image.Image, layout: TextLayout | None) -> Image.Image:
-    """A copy of ``image`` with the planned text drawn (outlined when the layout says so)."""
+    """A copy of ``image`` with the planned text drawn, outlined when the layout says so: the outline is the
+    glyphs' round stroke (``outline_width`` pixels) joined with their ink grown by ``NEAR`` pixels, so it covers
+    every pixel whose contrast counted, in small counters too (FreeType's stroke leaves holes where the strokes
+    of both sides of a narrow counter overlap)."""
     out = image.convert("RGB")
     if layout is None:
         return out
-    draw = ImageDraw.Draw(out)
-    for line in layout.lines:
-        font = line.image_font()
-        left, top, _, _ = font.getbbox(line.text)
-        draw.text(
-            (line.xy[0] - left, line.xy[1] - top),
-            line.text,
-            font=font,
-            fill=layout.color,
-            stroke_width=layout.outline_width,
-            stroke_fill=layout.outline,
-        )
+    if layout.outline is not None:  # drawn in the text's neighbourhood only: a 3000 px cover is 9 Mpx
+        rows, cols = _region(layout.box(), (out.height, out.width), layout.outline_width + NEAR + 2)
+        lines, crop = _shifted(layout.lines, cols.start, rows.start), (cols.start, rows.start, cols.stop, rows.stop)
+        part = out.crop(crop)
+        ring = Image.new("L", part.size)
+        _draw_lines(ImageDraw.Draw(ring), lines, 255, layout.outline_width)
+        near = ink_mask(lines, part.size, grow=NEAR)
+        ring = Image.fromarray(np.where(near, 255, np.asarray(ring)).astype(np.uint8))
+        out.paste(Image.composite(Image.new("RGB", part.size, layout.outline), part, ring), crop[:2])
+    _draw_lines(ImageDraw.Draw(out), layout.lines, layout.color)
     return out
 
 
@@ -444,9 +584,10 @@ def set_text(
     position: str = AUTO,
     color: str = AUTO,
     note: Callable[[str], None] = print,
+    labels: tuple[str, str] = LABELS,
 ) -> tuple[Image.Image, TextLayout | None]:
     """:func:`layout_text` then :func:`draw_text`; ``note`` gets one line describing the choice."""
-    layout = layout_text(image, title, artist, font, position, color, note)
+    layout = layout_text(image, title, artist, font, position, color, note, labels)
     if layout is not None:
         fonts = ", ".join(sorted({line.font.name for line in layout.lines}))
         how = f"contrast {layout.contrast:.1f}:1 against the picture"
