@@ -261,8 +261,8 @@ def encoder_folder(models: dict[str, Path], args) -> Path:
     albums', same four roots), made once per N."""
     if args.encoder != "codified-lm" or not args.musicgen_pretrain_steps:
         return models[args.encoder]
-    steps = args.musicgen_pretrain_steps
-    folder = models["codified-lm"].with_name(f"codified-lm-lm{steps}")
+    steps, layers = args.musicgen_pretrain_steps, args.musicgen_layers
+    folder = models["codified-lm"].with_name(f"codified-lm-lm{steps}" + (f"-l{layers}" if layers != 4 else ""))
     if (folder / ".complete").exists():
         made = json.loads((folder / ".complete").read_text() or "{}").get("song_seconds", 3.0)
         if made != args.song_seconds:
@@ -270,7 +270,10 @@ def encoder_folder(models: dict[str, Path], args) -> Path:
             raise SystemExit(f"{folder}: trained on {made} s songs, --song-seconds is {wanted}; use another --work")
         return folder
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(models["codified-lm"], folder)
+    if layers == 4:
+        shutil.copytree(models["codified-lm"], folder)
+    else:
+        build_tiny_musicgen(folder, seed=args.seed, layers=layers)
     rng = random.Random(args.seed + 2)
     keys = [(rng.uniform(80, 160), rng.choice(ROOTS), rng.choice([MAJOR, MINOR])) for _ in range(64)]
     clips = [synth_song(args.song_seconds, 32000, *key, seed=7_000 + i) for i, key in enumerate(keys)]
@@ -392,6 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unet-steps", type=int, default=1200)
     parser.add_argument("--encoder", choices=sorted(TINY_ENCODERS), default="clap", help="tiny music encoder")
     parser.add_argument("--musicgen-pretrain-steps", type=int, default=1000, help="codified-lm: LM steps (0: random)")
+    parser.add_argument(
+        "--musicgen-layers",
+        type=int,
+        default=8,
+        help="codified-lm: tiny MusicGen decoder layers; the encoder reads the middle one (4 of 8, as 12 of 24)",
+    )
     parser.add_argument("--adapter-init", choices=("data", "random"), help="passed to nopaingan train")
     parser.add_argument("--fusion-steps", type=int, default=300, help="nopaingan train --max-steps")
     # Passed to nopaingan train only when given: by default the run uses its own defaults.

@@ -98,8 +98,9 @@ def build_tiny_sd(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def build_tiny_musicgen(path: Path, seed: int = 0) -> Path:
-    """MusicGen-small-shaped: 32 kHz EnCodec with 4 codebooks at 50 Hz, a 4-layer decoder, tiny T5."""
+def build_tiny_musicgen(path: Path, seed: int = 0, layers: int = 4) -> Path:
+    """MusicGen-small-shaped: 32 kHz EnCodec with 4 codebooks at 50 Hz, a ``layers``-deep decoder (the encoder
+    reads the middle one, as it reads layer 12 of musicgen-small's 24), tiny T5."""
     from transformers import (
         EncodecConfig,
         EncodecFeatureExtractor,
@@ -130,7 +131,7 @@ def build_tiny_musicgen(path: Path, seed: int = 0) -> Path:
         num_codebooks=4,
         hidden_size=32,
         ffn_dim=64,
-        num_hidden_layers=4,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         max_position_embeddings=2048,
         pad_token_id=codes,

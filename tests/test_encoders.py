@@ -123,3 +123,16 @@ def test_missing_model_is_one_clear_error(tmp_path):
         load_encoder("mert", str(tmp_path / "nowhere"))
     with pytest.raises(NoPainGanError, match="unknown encoder kind 'jukebox'"):
         load_encoder("jukebox", "x")
+
+
+@pytest.mark.parametrize("layers", [2, 8])
+def test_tiny_musicgen_depth_sets_the_layer_read(tmp_path, layers):
+    """The benchmark's deeper tiny MusicGen: the encoder keeps and reads the middle of ``layers`` decoder layers."""
+    from nopaingan_core.tiny import build_tiny_musicgen
+
+    folder = build_tiny_musicgen(tmp_path / "musicgen", layers=layers)
+    encoder = load_encoder("codified-lm", str(folder))
+    assert encoder.info.layer == layers // 2 == len(encoder.decoder.layers)
+    wave = torch.sin(torch.arange(32000) / 32000 * 2 * torch.pi * 220.0)
+    features = encoder.encode(wave[None], 32000).features
+    assert features.shape == (1, 50, 32) and torch.isfinite(features).all()
