@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,16 +48,20 @@ MAX_REPEATS = 0.5  # share of repeated rows/columns above which a cover counts a
 FLAT_SPREAD = 2.0  # grey levels of RMS contrast up to which a tile (or row) counts as flat
 FLAT_COVER = 0.75  # share of flat tiles from which a cover is a flat design: neither blurry nor pixelated
 RECORD_KEY = "nopaingan"  # the JSON record finish writes (JPEG comment, PNG text chunk)
+MAX_PIXELS = 12_000 * 12_000  # larger images are refused (Pillow's decompression-bomb guard, made deliberate)
 
 
 @dataclass(frozen=True)
 class Rule:
-    """One rule's verdict: ``measured`` and ``expected`` are short human-readable values."""
+    """One rule's verdict: ``measured`` and ``expected`` are short human-readable values; ``value`` is the
+    measured quantity as a number (bytes for the file size, pixels ``[w, h]`` for the size, the score for
+    sharpness and pixelation, None for rules that compare names) for scripts (``check-cover --json``)."""
 
     name: str
     passed: bool
     measured: str
     expected: str
+    value: float | int | list[int] | None = None
 
     def line(self) -> str:
         return f"{'PASS' if self.passed else 'FAIL'}  {self.name:<12} {self.measured:<28} ({self.expected})"
@@ -143,8 +148,13 @@ def repeats(image: Image.Image) -> float:
 
 
 def record(image: Image.Image) -> dict:
-    """The generation record ``finish`` wrote into the file, or {}."""
-    raw = image.info.get("comment", b"") if image.format == "JPEG" else image.info.get(RECORD_KEY, "")
+    """The generation record ``finish`` wrote into the file, or {}: a JPEG's COM segments joined in file order
+    (a long record spans several), a PNG's ``nopaingan`` text chunk."""
+    if image.format == "JPEG":
+        raw = b"".join(data for marker, data in getattr(image, "applist", []) if marker == "COM")
+        raw = raw or image.info.get("comment", b"")
+    else:
+        raw = image.info.get(RECORD_KEY, "")
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     try:
         data = json.loads(text) if text else {}
@@ -175,11 +185,13 @@ def check_image(image: Image.Image, nbytes: int, title: str | None = None, artis
     profile = profile_name(image)
     rules = [
         Rule("format", image.format in ("JPEG", "PNG"), image.format or "unknown", "JPEG or PNG"),
-        Rule("square", w == h, f"{w}x{h}", "width = height"),
-        Rule("size", side >= MIN_SIZE and max(w, h) <= MAX_SIZE, f"{w}x{h}", f"{MIN_SIZE}-{MAX_SIZE} px a side"),
+        Rule("square", w == h, f"{w}x{h}", "width = height", [w, h]),
+        Rule(
+            "size", side >= MIN_SIZE and max(w, h) <= MAX_SIZE, f"{w}x{h}", f"{MIN_SIZE}-{MAX_SIZE} px a side", [w, h]
+        ),
         Rule("colour mode", image.mode == "RGB", image.mode, "RGB"),
         Rule("ICC profile", "srgb" in profile.lower(), profile or "none", "an sRGB profile embedded"),
-        Rule("file size", nbytes < MAX_BYTES, f"{nbytes / 1e6:.2f} MB", f"under {MAX_BYTES / 1e6:.0f} MB"),
+        Rule("file size", nbytes < MAX_BYTES, f"{nbytes / 1e6:.2f} MB", f"under {MAX_BYTES / 1e6:.0f} MB", nbytes),
     ]
     rgb = upright(image).convert("RGB")
     tiles = detail_tiles(rgb)
@@ -190,9 +202,11 @@ def check_image(image: Image.Image, nbytes: int, title: str | None = None, artis
         rules.append(Rule("pixelation", True, measured, f"< {MAX_REPEATS}, or a flat design"))
     else:
         detail = float(np.median([share for share in tiles if share is not None]))
-        rules.append(Rule("sharpness", detail >= MIN_DETAIL, f"fine detail {detail:.3f}", f">= {MIN_DETAIL}"))
+        measured, expected = f"fine detail {detail:.3f}", f">= {MIN_DETAIL}"
+        rules.append(Rule("sharpness", detail >= MIN_DETAIL, measured, expected, round(detail, 4)))
         share = repeats(rgb)
-        rules.append(Rule("pixelation", share < MAX_REPEATS, f"repeated rows/cols {share:.2f}", f"< {MAX_REPEATS}"))
+        measured, expected = f"repeated rows/cols {share:.2f}", f"< {MAX_REPEATS}"
+        rules.append(Rule("pixelation", share < MAX_REPEATS, measured, expected, round(share, 4)))
     if title is not None or artist is not None:
         rules.append(text_rule(record(image), title or "", artist or "", w, h))
     return rules
@@ -226,11 +240,25 @@ def open_image(path: Path, what: str) -> Iterator[Image.Image]:
     if not path.is_file():
         raise CoverError(f"{what} '{path}' does not exist")
     try:
-        with Image.open(path) as image:
-            image.load()
-            yield image
-    except (OSError, SyntaxError, Image.DecompressionBombError) as exc:
+        with warnings.catch_warnings():  # the size is checked here, with one line, not Pillow's two-line warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                w, h = image.size
+                if w * h > MAX_PIXELS:
+                    raise CoverError(too_large(path, what, w, h))
+                image.load()
+                yield image
+    except Image.DecompressionBombError as exc:  # over twice Pillow's own limit: refused before the size is read
+        raise CoverError(too_large(path, what, 0, 0)) from exc
+    except (OSError, SyntaxError) as exc:
         raise CoverError(f"{what} '{path}' is not an image Pillow can read ({exc})") from exc
+
+
+def too_large(path: Path, what: str, w: int, h: int) -> str:
+    """One line refusing an image over :data:`MAX_PIXELS` (``w``/``h`` 0 when unknown)."""
+    size = f"{w}x{h} ({w * h / 1e6:.0f} Mpx)" if w else "over 178 Mpx"
+    limit = int(MAX_PIXELS**0.5)
+    return f"{what} '{path}' is {size}; images over {limit}x{limit} px are refused (memory); reduce it first"
 
 
 def check_cover(path: str | Path, title: str | None = None, artist: str | None = None) -> list[Rule]:
