@@ -946,3 +946,52 @@ def test_generate_release_with_an_album_name_of_35000_characters(tmp_path, tiny_
     with Image.open(jpg) as image:
         assert record(image)["album"].startswith("Long Long")
     assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("side", [90, 100, 101, 141, 142, 150])
+def test_pixel_limit_is_one_line_and_pillows_warning_never_shows(side, tmp_path, monkeypatch, recwarn):
+    import nopaingan_core.release.check as check
+
+    monkeypatch.setattr(check, "MAX_PIXELS", 100 * 100)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 60 * 60)  # Pillow would warn from 3600 px
+    path = tmp_path / "big.png"
+    photo(side).save(path)
+    if side * side > 100 * 100:
+        with pytest.raises(CoverError, match=r"big.png' is .*Mpx.*refused") as caught:
+            check_cover(path)
+        assert "\n" not in str(caught.value)
+    else:
+        assert check_cover(path)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_check_cover_json_gives_numbers_beside_the_display_strings(tmp_path, good_cover, capsys):
+    path = tmp_path / "cover.png"
+    good_cover.save(path)
+    main(["check-cover", str(path), "--json"])
+    rules = {rule["name"]: rule for rule in json.loads(capsys.readouterr().out)}
+    assert rules["file size"]["value"] == path.stat().st_size and rules["file size"]["measured"].endswith("MB")
+    assert rules["size"]["value"] == list(good_cover.size)
+    for name in ("sharpness", "pixelation"):
+        assert isinstance(rules[name]["value"], float) and f"{rules[name]['value']:.2f}" in rules[name]["measured"]
+
+
+@pytest.mark.parametrize("limit", [400_000, 250_000, 150_000])
+def test_grain_steps_quality_down_further_before_giving_up_with_one_line(limit, monkeypatch):
+    import nopaingan_core.release.finish as finish
+
+    monkeypatch.setattr(finish, "MAX_BYTES", limit)
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (600, 600, 3), dtype=np.uint8))
+    sizes = {}
+    for quality in QUALITIES:
+        buffer = BytesIO()
+        noise.save(buffer, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
+        sizes[quality] = buffer.tell()
+    fits = [q for q in QUALITIES if sizes[q] < limit]
+    if fits:
+        data, quality = finish.encode_jpeg(noise, {})
+        assert quality == fits[0] and len(data) < limit
+    else:
+        with pytest.raises(CoverError, match="even at JPEG quality 30") as caught:
+            finish.encode_jpeg(noise, {})
+        assert "\n" not in str(caught.value)

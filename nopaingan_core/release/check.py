@@ -239,9 +239,11 @@ def open_image(path: Path, what: str) -> Iterator[Image.Image]:
     truncated file may only fail there)."""
     if not path.is_file():
         raise CoverError(f"{what} '{path}' does not exist")
+    pillow_limit = Image.MAX_IMAGE_PIXELS
     try:
         with warnings.catch_warnings():  # the size is checked here, with one line, not Pillow's two-line warning
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow refuses from twice this, before reading the pixels
             with Image.open(path) as image:
                 w, h = image.size
                 if w * h > MAX_PIXELS:
@@ -252,11 +254,13 @@ def open_image(path: Path, what: str) -> Iterator[Image.Image]:
         raise CoverError(too_large(path, what, 0, 0)) from exc
     except (OSError, SyntaxError) as exc:
         raise CoverError(f"{what} '{path}' is not an image Pillow can read ({exc})") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
 
 
 def too_large(path: Path, what: str, w: int, h: int) -> str:
     """One line refusing an image over :data:`MAX_PIXELS` (``w``/``h`` 0 when unknown)."""
-    size = f"{w}x{h} ({w * h / 1e6:.0f} Mpx)" if w else "over 178 Mpx"
+    size = f"{w}x{h} ({w * h / 1e6:.0f} Mpx)" if w else f"over {2 * MAX_PIXELS / 1e6:.0f} Mpx"
     limit = int(MAX_PIXELS**0.5)
     return f"{what} '{path}' is {size}; images over {limit}x{limit} px are refused (memory); reduce it first"
 
