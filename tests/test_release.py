@@ -995,3 +995,28 @@ def test_grain_steps_quality_down_further_before_giving_up_with_one_line(limit, 
         with pytest.raises(CoverError, match="even at JPEG quality 30") as caught:
             finish.encode_jpeg(noise, {})
         assert "\n" not in str(caught.value)
+
+
+def jpeg_roundtrip(image: Image.Image, quality: int | None) -> Image.Image:
+    if quality is None:
+        return image
+    buffer = BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return Image.open(BytesIO(buffer.getvalue())).convert("RGB")
+
+
+@pytest.mark.parametrize("name", ["rocket", "camera", "astronaut", "synthetic"])
+@pytest.mark.parametrize("quality", [None, 75])
+def test_pixelation_tells_blocky_repeats_from_smooth_blur(name, quality):
+    """The rocket reduced to 128 and enlarged 11.7x by interpolation is blurry, not pixelated (sharpness fails
+    it); by nearest neighbour it is pixelated, JPEG-compressed or not."""
+    if name == "synthetic":
+        image = photo(384, seed=4)
+    else:
+        data = pytest.importorskip("skimage.data")
+        image = Image.fromarray(getattr(data, name)()).convert("RGB")
+        image = image.crop((0, 0, min(image.size), min(image.size)))
+    small = image.resize((128, 128), Image.BOX)
+    for method in (Image.BICUBIC, Image.LANCZOS, Image.BILINEAR):
+        assert repeats(jpeg_roundtrip(small.resize((1500, 1500), method), quality)) < 0.5
+    assert repeats(jpeg_roundtrip(small.resize((1500, 1500), Image.NEAREST), quality)) > 0.6

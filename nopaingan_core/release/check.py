@@ -15,8 +15,13 @@ fails.
 
 Pixelation is the share of neighbouring rows (and columns: the smaller of the two counts) that nearly repeat
 each other, among the pairs of rows that both have detail (a band of flat sky is not pixelation): their mean
-difference is under a quarter of that of the strongest tenth of the pairs. A nearest-neighbour enlargement by
-k repeats (k-1)/k of them in both directions, JPEG noise or not; a photograph has edges in every row.
+difference is under a quarter of that of the strongest tenth of the pairs, and it is not one step of a smooth
+ramp, i.e. the change from row to row (a signed vector over the columns) points in another direction than the
+change just before and just after (cosine similarity at most 0.5 with both). A nearest-neighbour enlargement by
+k repeats (k-1)/k of them in both directions, JPEG noise or not (what is left between repeated rows is noise,
+unrelated from one row to the next); an interpolated (bicubic, Lanczos) enlargement changes a little in the
+same direction row after row, which is blur (the sharpness rule's business), not blockiness; a photograph has
+edges in every row.
 
 A *flat design* (at least 3/4 of the tiles flat: a colour field, a gradient too gentle to show, a few letters
 on a plain ground) is neither blurry nor pixelated: distributors reject soft or blocky pictures, not plain ones.
@@ -44,6 +49,7 @@ DETAIL_FACTOR = 4  # fine detail: what a copy with 1/4 of the side loses
 DETAIL_GRID = 6  # tiles per side for the median
 MIN_DETAIL = 0.1  # scikit-image photos score 0.19-0.41, their 256 -> 3000 enlargements 0.008-0.035
 REPEAT_LEVEL = 0.25  # a row "repeats" when it differs from the next by under this share of the edges' difference
+RAMP_LEVEL = 0.5  # cosine similarity from which consecutive row changes are one smooth ramp, not a repeat
 MAX_REPEATS = 0.5  # share of repeated rows/columns above which a cover counts as pixelated
 FLAT_SPREAD = 2.0  # grey levels of RMS contrast up to which a tile (or row) counts as flat
 FLAT_COVER = 0.75  # share of flat tiles from which a cover is a flat design: neither blurry nor pixelated
@@ -123,20 +129,37 @@ def fine_detail(image: Image.Image, factor: int = DETAIL_FACTOR, grid: int = DET
     return float(np.median(shares)) if shares else 0.0
 
 
-def _repeated(diffs: np.ndarray) -> float:
-    """Share of neighbour pairs whose difference is under a quarter of the strongest tenth's mean."""
+def _repeated(diffs: np.ndarray, ramp: np.ndarray | None = None) -> float:
+    """Share of neighbour pairs whose difference is under a quarter of the strongest tenth's mean (and, where
+    ``ramp`` is given, that are not a step of a smooth ramp)."""
     top = float(np.sort(diffs)[-max(1, diffs.size // 10) :].mean())
-    return 1.0 if top < 1e-6 else float((diffs < REPEAT_LEVEL * top).mean())
+    if top < 1e-6:
+        return 1.0
+    small = diffs < REPEAT_LEVEL * top
+    return float((small & ~ramp).mean() if ramp is not None else small.mean())
+
+
+def ramp_steps(changes: np.ndarray) -> np.ndarray:
+    """For each row of ``changes`` ``[N, W]`` (signed differences of neighbouring rows), whether it points the
+    same way as the one before or after it (cosine similarity over ``RAMP_LEVEL``): a step of a smooth ramp."""
+    norms = np.linalg.norm(changes, axis=1)
+    cosine = np.einsum("ij,ij->i", changes[:-1], changes[1:]) / (norms[:-1] * norms[1:] + 1e-6)
+    ramp = np.zeros(len(changes), bool)
+    ramp[:-1] |= cosine > RAMP_LEVEL
+    ramp[1:] |= cosine > RAMP_LEVEL
+    return ramp
 
 
 def _repeated_lines(g: np.ndarray) -> float:
     """:func:`_repeated` over the pairs of neighbouring rows of ``g`` that both have detail (RMS contrast over
-    ``FLAT_SPREAD``): a band of flat sky repeats without being pixelated. 0.0 with fewer than 4 such pairs."""
+    ``FLAT_SPREAD``): a band of flat sky repeats without being pixelated; steps of a smooth ramp (blur) do not
+    count. 0.0 with fewer than 4 such pairs."""
     busy = g.std(axis=1) > FLAT_SPREAD
     pairs = busy[:-1] & busy[1:]
     if pairs.sum() < 4:
         return 0.0
-    return _repeated(np.abs(np.diff(g, axis=0)).mean(axis=1)[pairs])
+    changes = np.diff(g, axis=0)
+    return _repeated(np.abs(changes).mean(axis=1)[pairs], ramp_steps(changes)[pairs])
 
 
 def repeats(image: Image.Image) -> float:
