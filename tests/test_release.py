@@ -23,6 +23,7 @@ from nopaingan_core.release.check import (
     Rule,
     check_cover,
     check_image,
+    detail_tiles,
     fine_detail,
     record,
     repeats,
@@ -1020,3 +1021,24 @@ def test_pixelation_tells_blocky_repeats_from_smooth_blur(name, quality):
     for method in (Image.BICUBIC, Image.LANCZOS, Image.BILINEAR):
         assert repeats(jpeg_roundtrip(small.resize((1500, 1500), method), quality)) < 0.5
     assert repeats(jpeg_roundtrip(small.resize((1500, 1500), Image.NEAREST), quality)) > 0.6
+
+
+@pytest.mark.parametrize("words", [0, 3, 30, 60])
+def test_sharpness_is_measured_away_from_the_drawn_text(words, tmp_path, capsys):
+    """A 64 px picture stretched to 768 px by Lanczos is blurry whatever crisp title is drawn on it."""
+    source = tmp_path / "soft.png"
+    photo(64, seed=9).save(source)
+    title = " ".join(["Word"] * words)
+    args = ["finish", str(source), "--size", "768", "--x4", "none", "--quiet"] + (["--title", title] if words else [])
+    assert main(args) == 1
+    path = tmp_path / "soft_release.jpg"
+    rules = {rule.name: rule for rule in check_cover(path)}
+    assert not rules["sharpness"].passed, rules["sharpness"]
+    with Image.open(path) as image:
+        info = record(image)
+    if words:
+        box = info["layout"]["box"]
+        tiles = detail_tiles(Image.open(path).convert("RGB"))
+        with_text = float(np.median([share for share in tiles if share is not None]))
+        assert ("text tiles out" in rules["sharpness"].measured) == (box[2] - box[0] > 0)
+        assert rules["sharpness"].value <= with_text + 1e-9

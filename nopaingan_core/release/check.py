@@ -7,7 +7,9 @@ the file by ``finish``) spelled exactly as they are.
 Blur is measured as *fine detail*: the share of the image's contrast (RMS of the grey image around its mean)
 that a copy reduced to a quarter of the side, then enlarged back with bicubic interpolation, loses; the median
 over the tiles of a 6x6 grid that are not flat (RMS contrast over 2 grey levels), so a few crisp letters on a
-soft picture do not pass it. An image enlarged from 256 px by interpolation holds nothing a 750 px copy cannot,
+soft picture do not pass it; the tiles under the text block ``finish`` recorded (``layout.box``) are left out
+too, so a long title drawn over half the cover does not either (a cover made elsewhere has no such record: its
+letters count as picture). An image enlarged from 256 px by interpolation holds nothing a 750 px copy cannot,
 so it scores near 0; a photograph at its own resolution keeps detail down to the pixel. The threshold is
 calibrated on scikit-image's public-domain photographs (``bench/upscale.py``, BENCHMARKS.md): each at its own
 resolution passes, and each reduced to 1/11.7 of it and enlarged back (256 -> 3000) with bicubic or Lanczos
@@ -218,6 +220,11 @@ def check_image(image: Image.Image, nbytes: int, title: str | None = None, artis
     ]
     rgb = upright(image).convert("RGB")
     tiles = detail_tiles(rgb)
+    under_text = text_tiles(record(image), w, h)
+    if len(under_text) < len(tiles):  # the drawn letters are crisp whatever the picture: judged without them
+        tiles = [share for i, share in enumerate(tiles) if i not in under_text]
+    else:
+        under_text = set()
     flat = sum(share is None for share in tiles)
     if flat >= FLAT_COVER * len(tiles):
         measured = f"flat design: {flat} of {len(tiles)} tiles flat"
@@ -226,6 +233,8 @@ def check_image(image: Image.Image, nbytes: int, title: str | None = None, artis
     else:
         detail = float(np.median([share for share in tiles if share is not None]))
         measured, expected = f"fine detail {detail:.3f}", f">= {MIN_DETAIL}"
+        if under_text:
+            measured += f" ({len(under_text)} text tiles out)"
         rules.append(Rule("sharpness", detail >= MIN_DETAIL, measured, expected, round(detail, 4)))
         share = repeats(rgb)
         measured, expected = f"repeated rows/cols {share:.2f}", f"< {MAX_REPEATS}"
@@ -233,6 +242,24 @@ def check_image(image: Image.Image, nbytes: int, title: str | None = None, artis
     if title is not None or artist is not None:
         rules.append(text_rule(record(image), title or "", artist or "", w, h))
     return rules
+
+
+def text_tiles(info: dict, w: int, h: int, grid: int = DETAIL_GRID) -> set[int]:
+    """Indices (row-major, as :func:`detail_tiles`) of the tiles that the text block recorded by ``finish``
+    (``info["layout"]["box"]``, pixels) overlaps; empty when the record has none or draws no text."""
+    text, layout = info.get("text"), info.get("layout")
+    box = layout.get("box") if isinstance(layout, dict) else None
+    drawn = isinstance(text, dict) and any(isinstance(v, str) and v for v in text.values())
+    if not drawn or not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
+        return set()
+    left, top, right, bottom = box
+    found = set()
+    for i in range(grid):
+        for j in range(grid):
+            y0, y1, x0, x1 = i * h // grid, (i + 1) * h // grid, j * w // grid, (j + 1) * w // grid
+            if left < x1 and right > x0 and top < y1 and bottom > y0:
+                found.add(i * grid + j)
+    return found
 
 
 def text_rule(info: dict, title: str, artist: str, w: int, h: int) -> Rule:
