@@ -1042,3 +1042,13 @@ def test_sharpness_is_measured_away_from_the_drawn_text(words, tmp_path, capsys)
         with_text = float(np.median([share for share in tiles if share is not None]))
         assert ("text tiles out" in rules["sharpness"].measured) == (box[2] - box[0] > 0)
         assert rules["sharpness"].value <= with_text + 1e-9
+
+
+@pytest.mark.parametrize("title", ["Midnight Drive", "A Much Longer Title Over Two Lines Of The Cover"])
+@pytest.mark.parametrize("quality", [None, 95])
+def test_text_drawn_over_a_blocky_picture_does_not_hide_the_blocks(title, quality):
+    """Anti-aliased letters over repeated rows must not pass for a smooth ramp (no record of the box: ComfyUI's
+    Cover Title, or a cover made elsewhere)."""
+    blocky = photo(64, seed=3).resize((1024, 1024), Image.NEAREST).resize((1500, 1500), Image.LANCZOS)
+    titled, _ = set_text(blocky, title, "The Night Shift", note=lambda _: None)
+    assert repeats(jpeg_roundtrip(titled, quality)) > 0.5

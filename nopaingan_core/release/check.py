@@ -23,7 +23,9 @@ change just before and just after (cosine similarity at most 0.5 with both). A n
 k repeats (k-1)/k of them in both directions, JPEG noise or not (what is left between repeated rows is noise,
 unrelated from one row to the next); an interpolated (bicubic, Lanczos) enlargement changes a little in the
 same direction row after row, which is blur (the sharpness rule's business), not blockiness; a photograph has
-edges in every row.
+edges in every row. Rows are judged in 8 strips of columns (columns in 8 strips of rows), so an object in a flat
+sky is judged apart from the sky and letters drawn over a blocky picture do not make its rows look like a ramp;
+the text block ``finish`` recorded is left out.
 
 A *flat design* (at least 3/4 of the tiles flat: a colour field, a gradient too gentle to show, a few letters
 on a plain ground) is neither blurry nor pixelated: distributors reject soft or blocky pictures, not plain ones.
@@ -52,6 +54,7 @@ DETAIL_GRID = 6  # tiles per side for the median
 MIN_DETAIL = 0.1  # scikit-image photos score 0.19-0.41, their 256 -> 3000 enlargements 0.008-0.035
 REPEAT_LEVEL = 0.25  # a row "repeats" when it differs from the next by under this share of the edges' difference
 RAMP_LEVEL = 0.5  # cosine similarity from which consecutive row changes are one smooth ramp, not a repeat
+SEGMENTS = 8  # strips of columns (of rows) in which repeats are judged
 MAX_REPEATS = 0.5  # share of repeated rows/columns above which a cover counts as pixelated
 FLAT_SPREAD = 2.0  # grey levels of RMS contrast up to which a tile (or row) counts as flat
 FLAT_COVER = 0.75  # share of flat tiles from which a cover is a flat design: neither blurry nor pixelated
@@ -152,24 +155,42 @@ def ramp_steps(changes: np.ndarray) -> np.ndarray:
     return ramp
 
 
-def _repeated_lines(g: np.ndarray) -> float:
-    """:func:`_repeated` over the pairs of neighbouring rows of ``g`` that both have detail (RMS contrast over
-    ``FLAT_SPREAD``): a band of flat sky repeats without being pixelated; steps of a smooth ramp (blur) do not
-    count. 0.0 with fewer than 4 such pairs."""
-    busy = g.std(axis=1) > FLAT_SPREAD
-    pairs = busy[:-1] & busy[1:]
-    if pairs.sum() < 4:
+def _repeated_lines(g: np.ndarray, keep: np.ndarray | None = None) -> float:
+    """:func:`_repeated` over the pairs of neighbouring rows of ``g``, judged in ``SEGMENTS`` strips of columns
+    so that what happens in one part of a row (letters drawn over repeated rows, an object in a flat sky) does not
+    decide for the rest: the (pair, strip) cells where both rows have detail (RMS contrast over ``FLAT_SPREAD``;
+    a band of flat sky repeats without being pixelated) and that are not a step of a smooth ramp (blur).
+    ``keep`` (bool, shape of ``g``) leaves pixels out (the drawn text, when recorded). 0.0 with fewer than 4
+    such cells."""
+    h, w = g.shape
+    keep = np.ones(g.shape, bool) if keep is None else keep
+    diffs, ramps = [], []
+    for k in range(SEGMENTS):
+        cols = slice(k * w // SEGMENTS, (k + 1) * w // SEGMENTS)
+        part, kept = g[:, cols], keep[:, cols].all(axis=1)
+        if part.shape[1] < 2:
+            continue
+        busy = (part.std(axis=1) > FLAT_SPREAD) & kept
+        pairs = busy[:-1] & busy[1:]
+        changes = np.diff(part, axis=0)
+        diffs.append(np.abs(changes).mean(axis=1)[pairs])
+        ramps.append(ramp_steps(changes)[pairs])
+    if not diffs or sum(d.size for d in diffs) < 4:
         return 0.0
-    changes = np.diff(g, axis=0)
-    return _repeated(np.abs(changes).mean(axis=1)[pairs], ramp_steps(changes)[pairs])
+    return _repeated(np.concatenate(diffs), np.concatenate(ramps))
 
 
-def repeats(image: Image.Image) -> float:
-    """The smaller of the shares of rows and of columns that repeat their neighbour (see the module doc)."""
+def repeats(image: Image.Image, box: list | None = None) -> float:
+    """The smaller of the shares of rows and of columns that repeat their neighbour (see the module doc),
+    leaving out the pixels of ``box`` (left, top, right, bottom: the drawn text) when given."""
     g = grey(image)
     if min(g.shape) < 2:
         return 1.0
-    return min(_repeated_lines(g), _repeated_lines(g.T))
+    keep = np.ones(g.shape, bool)
+    if box is not None:
+        left, top, right, bottom = (max(0, int(round(v))) for v in box)
+        keep[top:bottom, left:right] = False
+    return min(_repeated_lines(g, keep), _repeated_lines(g.T, keep.T))
 
 
 def record(image: Image.Image) -> dict:
@@ -236,7 +257,7 @@ def check_image(image: Image.Image, nbytes: int, title: str | None = None, artis
         if under_text:
             measured += f" ({len(under_text)} text tiles out)"
         rules.append(Rule("sharpness", detail >= MIN_DETAIL, measured, expected, round(detail, 4)))
-        share = repeats(rgb)
+        share = repeats(rgb, text_box(record(image)))
         measured, expected = f"repeated rows/cols {share:.2f}", f"< {MAX_REPEATS}"
         rules.append(Rule("pixelation", share < MAX_REPEATS, measured, expected, round(share, 4)))
     if title is not None or artist is not None:
@@ -244,13 +265,20 @@ def check_image(image: Image.Image, nbytes: int, title: str | None = None, artis
     return rules
 
 
-def text_tiles(info: dict, w: int, h: int, grid: int = DETAIL_GRID) -> set[int]:
-    """Indices (row-major, as :func:`detail_tiles`) of the tiles that the text block recorded by ``finish``
-    (``info["layout"]["box"]``, pixels) overlaps; empty when the record has none or draws no text."""
+def text_box(info: dict) -> list | None:
+    """The box (left, top, right, bottom, pixels) of the text ``finish`` recorded drawing, None when none."""
     text, layout = info.get("text"), info.get("layout")
     box = layout.get("box") if isinstance(layout, dict) else None
     drawn = isinstance(text, dict) and any(isinstance(v, str) and v for v in text.values())
-    if not drawn or not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
+    valid = isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box)
+    return box if drawn and valid else None
+
+
+def text_tiles(info: dict, w: int, h: int, grid: int = DETAIL_GRID) -> set[int]:
+    """Indices (row-major, as :func:`detail_tiles`) of the tiles that the text block recorded by ``finish``
+    (:func:`text_box`) overlaps; empty when the record has none or draws no text."""
+    box = text_box(info)
+    if box is None:
         return set()
     left, top, right, bottom = box
     found = set()
