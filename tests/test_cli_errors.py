@@ -289,6 +289,8 @@ def _required_args(parser: argparse.ArgumentParser, skip: argparse.Action, datas
         (["generate", "--album", "A", "--genre", "g", "--out", ""], "--out"),
         (["encode", "--audio", __file__, "--out", ""], "--out"),
         (["dataset", "import", "", "--out", "d"], "SRC"),  # not the current folder
+        (["finish", __file__, "--x4", ""], "--x4"),  # an empty path is not the current folder either
+        (["generate", "--album", "A", "--genre", "g", "--release", "--x4", " "], "--x4"),
         (["check-cover", __file__, "--bogus"], "check-cover: error: unrecognized arguments: --bogus"),
         (["train", "--data", ".", "--out", "r", "--bogus"], "nopaingan train: error: unrecognized arguments: --bogus"),
         (["evaluate", "--data", ".", "--fusion", ".", "--grid", "-2"], "--fusion"),

@@ -23,6 +23,7 @@ from nopaingan_core.release.check import (
     Rule,
     check_cover,
     check_image,
+    detail_tiles,
     fine_detail,
     record,
     repeats,
@@ -838,3 +839,340 @@ def test_generate_release_gives_each_cover_its_own_record_and_seed(tmp_path, tin
         old = os.umask(0o022)
         os.umask(old)
         assert jpg.stat().st_mode & 0o777 == 0o666 & ~old
+
+
+# --- review fixes: long records, finishing a finished cover, stages, models, names -----------------------------
+
+
+@settings(max_examples=15, deadline=None)
+@given(length=st.integers(0, 200_000), char=st.sampled_from(["a", "é", "夜", "\U0001f3b8", '"']))
+def test_a_record_of_any_length_is_written_and_read_back_whole(length, char):
+    """A JPEG segment holds 65533 bytes: the record spans as many COM segments as it needs, joined on reading."""
+    info = {"prompt": char * length, "text": {"title": "T", "artist": ""}}
+    data, _ = encode_jpeg(Image.new("RGB", (64, 64), "teal"), info)
+    with Image.open(BytesIO(data)) as image:
+        assert record(image) == info
+
+
+def test_finish_with_a_70000_character_prompt_writes_the_cover(tmp_path, small_cover, capsys):
+    source = tmp_path / "cover.png"
+    small_cover.save(source)
+    prompt = "a" * 70000
+    assert main(["finish", str(source), "--size", "300", "--x4", "none", "--prompt", prompt]) == 1  # a preview
+    with Image.open(tmp_path / "cover_release.jpg") as image:
+        assert record(image)["prompt"] == prompt
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def finished(tmp_path: Path, *extra: str, name: str = "cover.png") -> Path:
+    """Finish ``small_cover``-like art at 300 px with ``extra`` options; the release JPEG written."""
+    source = tmp_path / name
+    if not source.exists():
+        photo(256, seed=5).save(source)
+    before = set(tmp_path.glob("*.jpg"))
+    assert main(["finish", str(source), "--size", "300", "--x4", "none", "--quiet", *extra]) in (0, 1)
+    (path,) = set(tmp_path.glob("*.jpg")) - before
+    return path
+
+
+@pytest.mark.parametrize(
+    ("again", "refused"),
+    [
+        ([], False),  # no text: the drawn text is kept in the record
+        (["--title", "Night Drive", "--artist", "Band"], False),  # the same text: not drawn twice
+        (["--title", "Other Title", "--artist", "Band"], True),
+        (["--title", "Night Drive"], True),  # the artist would vanish from the record, not from the pixels
+        (["--artist", "Band"], True),
+    ],
+)
+def test_finishing_a_finished_cover_keeps_its_text_or_refuses_other_text(again, refused, tmp_path, capsys):
+    first = finished(tmp_path, "--title", "Night Drive", "--artist", "Band")
+    capsys.readouterr()
+    before = set(tmp_path.glob("*.jpg"))
+    code = main(["finish", str(first), "--size", "300", "--x4", "none", *again])
+    out, err = capsys.readouterr()
+    if refused:
+        assert code == 2 and "already has" in err and "Night Drive" in err and len(err.strip().splitlines()) == 1
+        assert set(tmp_path.glob("*.jpg")) == before
+        return
+    (second,) = set(tmp_path.glob("*.jpg")) - before
+    with Image.open(second) as image:
+        info = record(image)
+    assert info["text"] == {"title": "Night Drive", "artist": "Band"} and "kept, not drawn again" in out
+    rules = {r.name: r for r in check_cover(second, "Other Title", "Band")}
+    assert not rules["text"].passed  # the text in the pixels is what the check compares
+    assert {r.name: r for r in check_cover(second, "Night Drive", "Band")}["text"].passed
+    # not drawn twice: the same as finishing the first JPEG without any text
+    third = finished(tmp_path, name=first.name)
+    assert np.array_equal(np.asarray(Image.open(second)), np.asarray(Image.open(third)))
+
+
+class FakeModel:
+    """A spandrel-like upscaler (nearest neighbour, ``scale`` x) that counts its passes."""
+
+    def __init__(self, scale: int) -> None:
+        self.scale, self.device, self.dtype, self.calls = scale, torch.device("cpu"), torch.float32, 0
+        self.architecture = type("Arch", (), {"name": "Fake"})()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x.repeat_interleave(self.scale, -1).repeat_interleave(self.scale, -2)
+
+
+class NoX4:
+    """An x4 pipeline that must not run."""
+
+    def __call__(self, *args, **kwargs):
+        raise AssertionError("the x4 pass ran on an image already at the target size")
+
+
+@pytest.mark.parametrize("side", [64, 300, 500])
+@pytest.mark.parametrize("size", [64, 300, 3000])
+@pytest.mark.parametrize("scale", [None, 1, 2, 4])
+def test_each_stage_runs_only_while_needed_and_every_stage_is_noted(side, size, scale):
+    notes: list[str] = []
+    model = None if scale is None else FakeModel(scale)
+    image = photo(side, seed=side)
+    x4 = NoX4() if side >= size else None
+    out = upscale_cover(image, "p", x4, model, UpscaleSettings(size=size), notes.append)
+    assert out.size == (size, size)
+    if side >= size:
+        assert any("x4 diffusion upscaler skipped" in n for n in notes)
+    width = side
+    if model is not None:
+        expected = 0
+        while width < size and expected < 3:
+            width, expected = width * scale, expected + 1
+            if scale == 1:
+                break
+        assert model.calls >= expected and (expected == 0) == (model.calls == 0)
+    if width != size:
+        assert notes[-1].startswith(("Lanczos", "no model upscaler")) and f"-> {size} px" in notes[-1]
+        if size / width > 1.5:
+            assert "sharper" in notes[-1]
+    else:
+        assert not any("Lanczos" in n for n in notes)
+
+
+def test_the_record_names_the_models_the_font_and_every_stage(tmp_path, tiny_x4, esrgan_file, capsys):
+    source = tmp_path / "cover.png"
+    photo(64, seed=2).save(source)
+    args = ["finish", str(source), "--x4", str(tiny_x4), "--x4-steps", "1", "--upscaler-model", str(esrgan_file)]
+    assert main([*args, "--size", "300", "--device", "cpu", "--title", "Tiny", "--quiet"]) in (0, 1)
+    with Image.open(tmp_path / "cover_release.jpg") as image:
+        info = record(image)
+    import hashlib
+
+    upscale = info["upscale"]
+    assert upscale["x4_model"] == str(tiny_x4.resolve())
+    assert upscale["upscaler_model"] == {
+        "path": str(esrgan_file.resolve()),
+        "sha256": hashlib.sha256(esrgan_file.read_bytes()).hexdigest(),
+    }
+    assert [s.split(":")[0].split(" (")[0] for s in upscale["stages"]] == [
+        "x4 diffusion upscaler",
+        "model upscaler",
+        "Lanczos 1024 -> 300 px",
+    ]
+    assert [Path(f).name for f in info["layout"]["font_files"]] == [DEFAULT_FONT.name]
+    assert all(Path(f).is_absolute() for f in info["layout"]["font_files"])
+    _, err = capsys.readouterr()
+    assert "Loading pipeline components" not in err and "%|" not in err  # --quiet: no progress bars
+
+
+def test_quiet_silences_the_libraries_progress_bars():
+    from diffusers.utils import logging as diffusers_logging
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    from training.cli import quiet_libraries
+
+    try:
+        quiet_libraries(True)
+        assert not diffusers_logging.is_progress_bar_enabled() and are_progress_bars_disabled()
+    finally:
+        diffusers_logging.enable_progress_bar()
+        from huggingface_hub.utils import enable_progress_bars
+
+        enable_progress_bars()
+
+
+@pytest.mark.parametrize("taken", ["file", "folder", "dangling link", "link to a file", "raced"])
+def test_a_taken_release_name_gives_the_next_free_one_never_an_error(taken, tmp_path, capsys, monkeypatch):
+    source = tmp_path / "cover.png"
+    photo(64, seed=1).save(source)
+    name = tmp_path / "cover_release.jpg"
+    if taken == "file":
+        name.write_bytes(b"mine")
+    elif taken == "folder":
+        name.mkdir()
+    elif taken == "dangling link":
+        name.symlink_to(tmp_path / "nowhere.jpg")
+    elif taken == "link to a file":
+        (tmp_path / "target").write_bytes(b"x")
+        name.symlink_to(tmp_path / "target")
+    else:  # another run takes the name between the choice and the write
+        real_link = os.link
+
+        def racing_link(src, dst, *args, **kwargs):
+            if Path(dst) == name and not os.path.lexists(name):
+                name.write_bytes(b"the other run's cover")
+            return real_link(src, dst, *args, **kwargs)
+
+        monkeypatch.setattr(os, "link", racing_link)
+    code = main(["finish", str(source), "--size", "300", "--x4", "none", "--quiet"])
+    assert code == 1, capsys.readouterr().err  # written: a 300 px preview fails the size rule
+    written = tmp_path / "cover_release_2.jpg"
+    with Image.open(written) as image:
+        assert image.size == (300, 300)
+    assert os.path.lexists(name) and not list(tmp_path.glob(".*.tmp"))
+    if taken in ("file", "raced"):
+        assert name.read_bytes() in (b"mine", b"the other run's cover")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: (d / "bad.pth").write_bytes(b"not a model"), "not an upscale model spandrel knows"),
+        (lambda d: (d / "esr.bin").write_bytes(b"\0" * 64), "expected one of .safetensors"),
+        (lambda d: (d / "empty.safetensors").write_bytes(b""), "--upscaler-model"),
+    ],
+)
+def test_generate_release_refuses_a_bad_upscaler_model_before_sampling(make, message, tmp_path, tiny_models, capsys):
+    models = tmp_path / "models"
+    models.mkdir()
+    make(models)
+    (model,) = models.iterdir()
+    out = tmp_path / "out"
+    args = ["generate", "--sd", str(tiny_models["sd"]), "--album", "A", "--genre", "g", "--out", str(out)]
+    assert main([*args, "--release", "--x4", "none", "--upscaler-model", str(model), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1 and not list(out.glob("*"))
+
+
+@pytest.mark.parametrize("index", [None, "not json", {"_class_name": "StableDiffusionPipeline"}, {"x": 1}])
+def test_an_x4_folder_that_is_not_an_x4_upscaler_is_refused_before_sampling(index, tmp_path, tiny_models, capsys):
+    folder = tmp_path / "x4"
+    folder.mkdir()
+    if index is not None:
+        (folder / "model_index.json").write_text(index if isinstance(index, str) else json.dumps(index))
+    out = tmp_path / "out"
+    args = ["generate", "--sd", str(tiny_models["sd"]), "--album", "A", "--genre", "g", "--out", str(out)]
+    assert main([*args, "--release", "--x4", str(folder), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "--x4" in err and "StableDiffusionUpscalePipeline" in err and len(err.strip().splitlines()) == 1
+    assert not list(out.glob("*"))
+
+
+def test_generate_release_with_an_album_name_of_35000_characters(tmp_path, tiny_models, capsys):
+    args = ["generate", "--sd", str(tiny_models["sd"]), "--album", "Long " * 7000 + "end", "--genre", "g"]
+    args += ["--steps", "1", "--width", "64", "--height", "64", "--out", str(tmp_path), "--device", "cpu"]
+    assert main([*args, "--release", "--x4", "none", "--size", "128", "--quiet"]) == 1  # written, a preview
+    (jpg,) = tmp_path.glob("*_release.jpg")
+    with Image.open(jpg) as image:
+        assert record(image)["album"].startswith("Long Long")
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("side", [90, 100, 101, 141, 142, 150])
+def test_pixel_limit_is_one_line_and_pillows_warning_never_shows(side, tmp_path, monkeypatch, recwarn):
+    import nopaingan_core.release.check as check
+
+    monkeypatch.setattr(check, "MAX_PIXELS", 100 * 100)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 60 * 60)  # Pillow would warn from 3600 px
+    path = tmp_path / "big.png"
+    photo(side).save(path)
+    if side * side > 100 * 100:
+        with pytest.raises(CoverError, match=r"big.png' is .*Mpx.*refused") as caught:
+            check_cover(path)
+        assert "\n" not in str(caught.value)
+    else:
+        assert check_cover(path)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_check_cover_json_gives_numbers_beside_the_display_strings(tmp_path, good_cover, capsys):
+    path = tmp_path / "cover.png"
+    good_cover.save(path)
+    main(["check-cover", str(path), "--json"])
+    rules = {rule["name"]: rule for rule in json.loads(capsys.readouterr().out)}
+    assert rules["file size"]["value"] == path.stat().st_size and rules["file size"]["measured"].endswith("MB")
+    assert rules["size"]["value"] == list(good_cover.size)
+    for name in ("sharpness", "pixelation"):
+        assert isinstance(rules[name]["value"], float) and f"{rules[name]['value']:.2f}" in rules[name]["measured"]
+
+
+@pytest.mark.parametrize("limit", [400_000, 250_000, 150_000])
+def test_grain_steps_quality_down_further_before_giving_up_with_one_line(limit, monkeypatch):
+    import nopaingan_core.release.finish as finish
+
+    monkeypatch.setattr(finish, "MAX_BYTES", limit)
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (600, 600, 3), dtype=np.uint8))
+    sizes = {}
+    for quality in QUALITIES:
+        buffer = BytesIO()
+        noise.save(buffer, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
+        sizes[quality] = buffer.tell()
+    fits = [q for q in QUALITIES if sizes[q] < limit]
+    if fits:
+        data, quality = finish.encode_jpeg(noise, {})
+        assert quality == fits[0] and len(data) < limit
+    else:
+        with pytest.raises(CoverError, match="even at JPEG quality 30") as caught:
+            finish.encode_jpeg(noise, {})
+        assert "\n" not in str(caught.value)
+
+
+def jpeg_roundtrip(image: Image.Image, quality: int | None) -> Image.Image:
+    if quality is None:
+        return image
+    buffer = BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return Image.open(BytesIO(buffer.getvalue())).convert("RGB")
+
+
+@pytest.mark.parametrize("name", ["rocket", "camera", "astronaut", "synthetic"])
+@pytest.mark.parametrize("quality", [None, 75])
+def test_pixelation_tells_blocky_repeats_from_smooth_blur(name, quality):
+    """The rocket reduced to 128 and enlarged 11.7x by interpolation is blurry, not pixelated (sharpness fails
+    it); by nearest neighbour it is pixelated, JPEG-compressed or not."""
+    if name == "synthetic":
+        image = photo(384, seed=4)
+    else:
+        data = pytest.importorskip("skimage.data")
+        image = Image.fromarray(getattr(data, name)()).convert("RGB")
+        image = image.crop((0, 0, min(image.size), min(image.size)))
+    small = image.resize((128, 128), Image.BOX)
+    for method in (Image.BICUBIC, Image.LANCZOS, Image.BILINEAR):
+        assert repeats(jpeg_roundtrip(small.resize((1500, 1500), method), quality)) < 0.5
+    assert repeats(jpeg_roundtrip(small.resize((1500, 1500), Image.NEAREST), quality)) > 0.6
+
+
+@pytest.mark.parametrize("words", [0, 3, 30, 60])
+def test_sharpness_is_measured_away_from_the_drawn_text(words, tmp_path, capsys):
+    """A 64 px picture stretched to 768 px by Lanczos is blurry whatever crisp title is drawn on it."""
+    source = tmp_path / "soft.png"
+    photo(64, seed=9).save(source)
+    title = " ".join(["Word"] * words)
+    args = ["finish", str(source), "--size", "768", "--x4", "none", "--quiet"] + (["--title", title] if words else [])
+    assert main(args) == 1
+    path = tmp_path / "soft_release.jpg"
+    rules = {rule.name: rule for rule in check_cover(path)}
+    assert not rules["sharpness"].passed, rules["sharpness"]
+    with Image.open(path) as image:
+        info = record(image)
+    if words:
+        box = info["layout"]["box"]
+        tiles = detail_tiles(Image.open(path).convert("RGB"))
+        with_text = float(np.median([share for share in tiles if share is not None]))
+        assert ("text tiles out" in rules["sharpness"].measured) == (box[2] - box[0] > 0)
+        assert rules["sharpness"].value <= with_text + 1e-9
+
+
+@pytest.mark.parametrize("title", ["Midnight Drive", "A Much Longer Title Over Two Lines Of The Cover"])
+@pytest.mark.parametrize("quality", [None, 95])
+def test_text_drawn_over_a_blocky_picture_does_not_hide_the_blocks(title, quality):
+    """Anti-aliased letters over repeated rows must not pass for a smooth ramp (no record of the box: ComfyUI's
+    Cover Title, or a cover made elsewhere)."""
+    blocky = photo(64, seed=3).resize((1024, 1024), Image.NEAREST).resize((1500, 1500), Image.LANCZOS)
+    titled, _ = set_text(blocky, title, "The Night Shift", note=lambda _: None)
+    assert repeats(jpeg_roundtrip(titled, quality)) > 0.5

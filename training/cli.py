@@ -22,8 +22,9 @@ from nopaingan_core.cli_args import (
 from nopaingan_core.errors import NoPainGanError
 
 
-def quiet_libraries() -> None:
-    """Keep the output to what the user asked for: no weight-loading bars or deprecation chatter."""
+def quiet_libraries(quiet: bool = False) -> None:
+    """Keep the output to what the user asked for: no weight-loading bars or deprecation chatter; with ``quiet``
+    (``--quiet``) no progress bar of diffusers (``Loading pipeline components...``) or huggingface_hub either."""
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -32,6 +33,12 @@ def quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    if quiet:
+        from diffusers.utils import logging as diffusers_logging
+        from huggingface_hub.utils import disable_progress_bars
+
+        diffusers_logging.disable_progress_bar()
+        disable_progress_bars()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -428,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version, or a one-line usage error already printed
         return exc.code if isinstance(exc.code, int) else 2
     prog = " ".join(filter(None, ("nopaingan", args.command, getattr(args, "action", None))))
-    quiet_libraries()
+    quiet_libraries(getattr(args, "quiet", False))
     forget_written()
     try:
         return args.run(args) or 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,13 @@ def text_color(text: str) -> str:
         except CoverError as exc:
             reason = str(exc).split(": ", 1)[-1]
             raise argparse.ArgumentTypeError(f"got {text!r}: {reason}") from None
+    return text
+
+
+def x4_source(text: str) -> str:
+    """``--x4``: ``auto``, ``none``, a hub id or a folder; an empty one is refused, as every path option does."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"got {text!r}, expected auto, none, a hub id or a folder")
     return text
 
 
@@ -103,6 +111,7 @@ def add_release_options(parser: argparse.ArgumentParser, switch: bool = True) ->
     )
     group.add_argument(
         "--x4",
+        type=x4_source,
         default=AUTO,
         help=f"x4 diffusion upscaler: '{AUTO}' ({DEFAULT_X4} on a GPU, skipped on the CPU where it takes hours), "
         f"a hub id or folder to use it on any device, or '{NONE}'",
@@ -136,7 +145,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     rules = check_cover(args.file, args.title, args.artist)
     if args.json:
-        print(json.dumps([rule.__dict__ for rule in rules], ensure_ascii=False, indent=2))
+        print(json.dumps([asdict(rule) for rule in rules], ensure_ascii=False, indent=2))
     else:
         print_rules(args.file, rules)
     return 0 if all(rule.passed for rule in rules) else 1
@@ -184,17 +193,76 @@ def check_release_options(args: argparse.Namespace) -> None:
         if is_local(args.x4) and not Path(args.x4).expanduser().exists():
             raise not_found(args.x4, "x4 upscaler", "--x4")
         check_available(args.x4, "x4 upscaler", "--x4", "unet/config.json")
+        check_x4_folder(args.x4)
+    if args.upscaler_model is not None:  # small next to the x4 pipeline: loaded now, so a bad file stops here
+        from .upscale import load_upscaler_model
+
+        args.loaded_upscaler = load_upscaler_model(args.upscaler_model)
 
 
-def load_upscalers(args: argparse.Namespace) -> tuple[Any, Any]:
-    """The x4 pipeline (None for ``--x4 none``) and the model upscaler (None without ``--upscaler-model``)."""
+X4_PIPELINE = "StableDiffusionUpscalePipeline"
+
+
+def check_x4_folder(source: str) -> None:
+    """A local ``--x4`` folder (or the cached hub snapshot) whose ``model_index.json`` names another pipeline,
+    or is missing or unreadable, is a one-line ModelLoadError now, before anything loads or samples."""
+    from ..errors import ModelLoadError
+    from ..hub import is_local
+
+    if is_local(source):
+        folder = Path(source).expanduser()
+        if not folder.is_dir():
+            raise ModelLoadError(f"--x4 '{source}' is a file; expected a folder with an x4 upscaler ({X4_PIPELINE})")
+        index = folder / "model_index.json"
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source, "model_index.json")
+        if not isinstance(cached, str):
+            return  # downloaded when it loads; from_pretrained checks it then
+        index = Path(cached)
+    try:
+        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+    except (OSError, ValueError, AttributeError):
+        raise ModelLoadError(
+            f"--x4 '{source}': no readable model_index.json; expected a diffusers {X4_PIPELINE} folder "
+            "(e.g. stabilityai/stable-diffusion-x4-upscaler)"
+        ) from None
+    if name != X4_PIPELINE:
+        raise ModelLoadError(f"--x4 '{source}': a {name} folder, expected an x4 upscaler ({X4_PIPELINE})")
+
+
+def upscaler_sources(args: argparse.Namespace) -> dict:
+    """Where the upscalers come from, for the record: the x4 model (an absolute folder, or a hub id) and the
+    model upscaler's absolute path and sha256 (None for the ones not used)."""
+    import hashlib
+
+    from ..hub import is_local
+
+    x4 = None if args.x4 == NONE else str(Path(args.x4).expanduser().resolve()) if is_local(args.x4) else args.x4
+    model = None
+    if args.upscaler_model is not None:
+        path = Path(args.upscaler_model).expanduser().resolve()
+        digest = hashlib.sha256()
+        with path.open("rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+        model = {"path": str(path), "sha256": digest.hexdigest()}
+    return {"x4_model": x4, "upscaler_model": model}
+
+
+def load_upscalers(args: argparse.Namespace, need_x4: bool = True) -> tuple[Any, Any]:
+    """The x4 pipeline (None for ``--x4 none``, or when no image is smaller than ``--size``) and the model
+    upscaler (None without ``--upscaler-model``; the one :func:`check_release_options` loaded)."""
     from ..cli import device_from_args
     from .upscale import load_upscaler_model, load_x4
 
     device, dtype = device_from_args(args)
-    x4 = None if args.x4 == NONE else load_x4(args.x4, device, dtype)
-    model = None if args.upscaler_model is None else load_upscaler_model(args.upscaler_model).to(device)
-    return x4, model
+    x4 = None if args.x4 == NONE or not need_x4 else load_x4(args.x4, device, dtype)
+    model = getattr(args, "loaded_upscaler", None)
+    if model is None and args.upscaler_model is not None:
+        model = load_upscaler_model(args.upscaler_model)
+    return x4, None if model is None else model.to(device)
 
 
 def _finish_all(args: argparse.Namespace, jobs: list[tuple[Path, Any, str, dict]], out: Path | None) -> int:
@@ -202,7 +270,11 @@ def _finish_all(args: argparse.Namespace, jobs: list[tuple[Path, Any, str, dict]
     image's own seed (``image_seed`` of generate's record)."""
     from .finish import TextOptions, finish_image, release_path
 
-    x4, model = load_upscalers(args)
+    need_x4 = any(image.width < args.size for _, image, _, _ in jobs)
+    if args.x4 != NONE and not need_x4:
+        note(args, f"x4 diffusion upscaler not loaded: every image is already {args.size} px or larger")
+    x4, model = load_upscalers(args, need_x4)
+    sources = upscaler_sources(args)
     text = TextOptions(args.title, args.artist, args.font, args.text_position, args.text_color)
     failed = 0
     for source, image, prompt, info in jobs:
@@ -217,6 +289,7 @@ def _finish_all(args: argparse.Namespace, jobs: list[tuple[Path, Any, str, dict]
             model,
             info,
             note=lambda line: note(args, line),
+            sources=sources,
         )
         print_rules(result.path, result.rules)
         failed += not result.passed
@@ -228,7 +301,7 @@ def _finish_all(args: argparse.Namespace, jobs: list[tuple[Path, Any, str, dict]
 def run_finish(args: argparse.Namespace) -> int:
     from ..atomic import check_output_folder
     from ..errors import CoverError
-    from .finish import load_cover
+    from .finish import TextOptions, check_redraw, load_cover
 
     if args.out is not None:
         check_output_folder(args.out, "--out")
@@ -241,6 +314,8 @@ def run_finish(args: argparse.Namespace) -> int:
         image, info = load_cover(path)
         if image.width != image.height:
             raise CoverError(f"image '{path}' is {image.width}x{image.height}; release covers are square")
+        if check_redraw(info, TextOptions(args.title, args.artist), f"image '{path}'"):
+            note(args, f"note: image '{path}' already has text drawn by finish: it is kept, not drawn again")
         prompt = args.prompt if args.prompt is not None else info.get("prompt", "")
         jobs.append((path, image, prompt, info))
     return _finish_all(args, jobs, args.out)

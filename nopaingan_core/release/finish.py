@@ -2,14 +2,18 @@
 
 The JPEG carries the sRGB ICC profile (Pillow's built-in ``sRGB``), the title and artist in EXIF
 (ImageDescription, Artist) and the whole generation record as JSON in its comment (``{"nopaingan": {...}}``:
-prompt, seed, models, text drawn, upscaling stages). Quality starts at 95 and steps down until the file is under
-10 MB. It is written under a temporary name and linked into place, so an interrupted run leaves nothing and an
-existing file is never replaced: ``X_release.jpg`` is taken, ``X_release_2.jpg`` is next.
+prompt, seed, models, text drawn, upscaling stages), split over as many COM segments as it needs (a JPEG segment
+holds at most 65533 bytes; :func:`.check.record` joins them), so a long prompt never stops the cover being
+written. Quality starts at 95 and steps down until the file is under 10 MB. It is written under a temporary
+name and linked into place, so an interrupted run leaves nothing and an existing file is never replaced: the
+name is chosen at write time, ``X_release.jpg`` or, when that is taken (by a file, a folder or a symbolic link,
+dangling or not, even one another run made a moment ago), ``X_release_2.jpg``, ``_3``...
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from io import BytesIO
@@ -26,7 +30,8 @@ from .check import RECORD_KEY, Rule, check_cover, open_image, profile_name, reco
 from .typography import AUTO, check_text, set_text
 from .upscale import UpscaleSettings, upscale_cover
 
-QUALITIES = (95, 92, 90, 85, 80, 75, 70, 60, 50)
+QUALITIES = (95, 92, 90, 85, 80, 75, 70, 60, 50, 40, 30)
+SEGMENT = 65533  # bytes of data a JPEG marker segment holds
 SUFFIX = "_release"
 EXIF_DESCRIPTION, EXIF_ARTIST, EXIF_SOFTWARE = 0x010E, 0x013B, 0x0131
 
@@ -104,13 +109,30 @@ def to_srgb(image: Image.Image, icc: bytes, label: str) -> Image.Image:
 
 
 def release_path(source: Path, out_dir: Path | None = None) -> Path:
-    """``<out_dir or source's folder>/<stem>_release.jpg``, or ``_release_2``, ``_3``... when taken."""
+    """``<out_dir or source's folder>/<stem>_release.jpg``, or ``_release_2``, ``_3``... when taken (see
+    :func:`next_free`). Another run may take it before it is written: :func:`write_release` then moves on."""
     folder = out_dir or source.parent
-    stem = source.stem
-    path, n = folder / f"{stem}{SUFFIX}.jpg", 2
-    while path.exists():
-        path, n = folder / f"{stem}{SUFFIX}_{n}.jpg", n + 1
-    return path
+    return next_free(folder / f"{source.stem}{SUFFIX}.jpg")
+
+
+def numbered(first: Path, n: int) -> Path:
+    """``first`` for n <= 1, else ``<stem>_<n><suffix>`` (``x_release.jpg`` -> ``x_release_2.jpg``)."""
+    return first if n <= 1 else first.with_name(f"{first.stem}_{n}{first.suffix}")
+
+
+def number_of(first: Path, path: Path) -> int:
+    """The n of :func:`numbered` that gives ``path`` (1 for ``first`` or any other name)."""
+    tail = path.stem.removeprefix(first.stem + "_")
+    return int(tail) if path.stem != first.stem and tail.isdigit() else 1
+
+
+def next_free(first: Path, after: Path | None = None) -> Path:
+    """The first of ``first``, ``first_2``... (after ``after`` when given) that names nothing, not even a dangling
+    symbolic link (``os.path.lexists``)."""
+    n = 1 if after is None else number_of(first, after) + 1
+    while os.path.lexists(numbered(first, n)):
+        n += 1
+    return numbered(first, n)
 
 
 def xmp_packet(title: str, artist: str) -> bytes:
@@ -127,10 +149,19 @@ def xmp_packet(title: str, artist: str) -> bytes:
     ).encode()
 
 
+def comment_segments(data: bytes) -> bytes:
+    """``data`` as consecutive JPEG COM marker segments (``FF FE``, length, up to :data:`SEGMENT` bytes each), for
+    Pillow's ``extra``: readers join them in file order (:func:`.check.record`)."""
+    parts = [data[i : i + SEGMENT] for i in range(0, len(data), SEGMENT)]
+    return b"".join(b"\xff\xfe" + (len(part) + 2).to_bytes(2, "big") + part for part in parts)
+
+
 def encode_jpeg(image: Image.Image, info: dict) -> tuple[bytes, int]:
     """JPEG bytes under :data:`MAX_BYTES` with the sRGB profile and ``info`` as metadata, and the quality used.
 
-    Title and artist go into XMP (any script) and, when plain ASCII, EXIF ImageDescription and Artist too."""
+    Title and artist go into XMP (any script; left out, with the record keeping them, in the unlikely case they
+    exceed one segment) and, when plain ASCII, EXIF ImageDescription and Artist too. The record goes into COM
+    segments whatever its length. Raises CoverError when even the lowest quality stays over 10 MB."""
     exif = Image.Exif()
     text = info.get("text", {})
     for tag, value in ((EXIF_DESCRIPTION, text.get("title", "")), (EXIF_ARTIST, text.get("artist", ""))):
@@ -138,7 +169,9 @@ def encode_jpeg(image: Image.Image, info: dict) -> tuple[bytes, int]:
             exif[tag] = value
     exif[EXIF_SOFTWARE] = "No-Pain-No-GAN"
     xmp = xmp_packet(text.get("title", ""), text.get("artist", ""))
-    comment = json.dumps({RECORD_KEY: info}, ensure_ascii=False).encode("utf-8")
+    xmp = xmp if len(xmp) <= SEGMENT - 29 else b""  # 29: the XMP namespace header in the segment
+    comment = comment_segments(json.dumps({RECORD_KEY: info}, ensure_ascii=False).encode("utf-8"))
+    # comment=b"": not the COM the source image carried (Pillow would copy it from image.info).
     # No optimize=True: Pillow then sizes libjpeg's output buffer at width x height bytes whatever the caller
     # asks, and a grainy 3000 px cover at high quality overflows it ("broken data stream", Pillow 13).
     rgb = image.convert("RGB")
@@ -147,22 +180,36 @@ def encode_jpeg(image: Image.Image, info: dict) -> tuple[bytes, int]:
         try:
             rgb.save(
                 buffer, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2,
-                icc_profile=srgb_profile(), exif=exif, comment=comment, xmp=xmp,
+                icc_profile=srgb_profile(), exif=exif, extra=comment, xmp=xmp, comment=b"",
             )  # fmt: skip
         except OSError as exc:
             raise CoverError(f"the cover could not be encoded as JPEG at quality {quality} ({exc})") from exc
         if buffer.tell() < MAX_BYTES:
             return buffer.getvalue(), quality
-    raise CoverError(f"the cover stays over {MAX_BYTES / 1e6:.0f} MB even at JPEG quality {QUALITIES[-1]}")
+    raise CoverError(
+        f"the {rgb.width} px cover stays over {MAX_BYTES / 1e6:.0f} MB even at JPEG quality {QUALITIES[-1]} with "
+        "4:2:0 chroma (it is mostly fine noise); use a smaller --size or a less grainy picture"
+    )
 
 
-def write_new(dest: Path, data: bytes) -> None:
-    """Write ``data`` to ``dest`` in one step (readable as the umask allows, no temporary file left), refusing
-    to replace an existing file (CoverError)."""
-    try:
-        atomic.write_new(dest, data)
-    except FileExistsError:
-        raise CoverError(f"'{dest}' already exists; it is left as it is") from None
+def write_new(dest: Path, data: bytes) -> Path:
+    """Write ``data`` under ``dest`` in one step (readable as the umask allows, no temporary file left), never
+    replacing anything: when the name is taken, even between choosing it and writing (two runs into one folder)
+    or by a dangling symbolic link, the next free ``_N`` name (:func:`next_free`) is written instead. Returns
+    the name written."""
+    first = release_base(dest)
+    candidate = dest if not os.path.lexists(dest) else next_free(first, dest)
+    while True:
+        try:
+            return atomic.write_new(candidate, data)
+        except FileExistsError:
+            candidate = next_free(first, candidate)
+
+
+def release_base(dest: Path) -> Path:
+    """The first name of ``dest``'s series: ``x_release.jpg`` for ``x_release_7.jpg``, else ``dest``."""
+    head, _, tail = dest.stem.rpartition("_")
+    return dest.with_name(head + dest.suffix) if tail.isdigit() and head.endswith(SUFFIX) else dest
 
 
 def check_options(settings: UpscaleSettings, dest: Path) -> None:
@@ -170,6 +217,33 @@ def check_options(settings: UpscaleSettings, dest: Path) -> None:
     if not PREVIEW_SIZE <= settings.size <= MAX_SIZE:
         raise CoverError(f"--size {settings.size}: expected {PREVIEW_SIZE} to {MAX_SIZE} pixels (stores want 3000)")
     atomic.check_output_folder(dest.parent, "release cover", label=str(dest))
+
+
+def drawn_text(info: dict | None) -> dict[str, str]:
+    """The title and artist an earlier ``finish`` drew on this picture, from its record ({} when none: no
+    record, or a record whose text is empty)."""
+    text = (info or {}).get("text")
+    if not isinstance(text, dict):
+        return {}
+    drawn = {key: text.get(key, "") for key in ("title", "artist")}
+    return drawn if all(isinstance(v, str) for v in drawn.values()) and any(drawn.values()) else {}
+
+
+def check_redraw(info: dict | None, text: TextOptions, label: str) -> dict[str, str]:
+    """The text already drawn on the picture whose record is ``info`` ({} when none). Raises CoverError when
+    ``text`` asks for other text on top of it (``label`` names the picture): the old letters would stay in the
+    pixels while the record and the check spoke of the new ones. The same text, or none, is fine: it is not
+    drawn again and the record keeps it."""
+    earlier = drawn_text(info)
+    wanted = {"title": text.title, "artist": text.artist}
+    if earlier and any(wanted.values()) and wanted != earlier:
+        shown = json.dumps(earlier, ensure_ascii=False)
+        raise CoverError(
+            f"{label} already has {shown} drawn on it (its record says so); drawing other text over it would "
+            "leave both in the pixels: finish the cover without text (e.g. generate's PNG), or give no "
+            "--title/--artist to keep the text it has"
+        )
+    return earlier
 
 
 def finish_image(
@@ -182,16 +256,21 @@ def finish_image(
     model: Any = None,
     info: dict | None = None,
     note: Callable[[str], None] = print,
+    sources: dict | None = None,
 ) -> FinishResult:
-    """Upscale ``image`` to ``settings.size``, set the text, write ``dest`` (JPEG, must not exist) and check it.
+    """Upscale ``image`` to ``settings.size``, set the text, write ``dest`` (JPEG; the next free ``_N`` name when
+    it is taken) and check it.
 
     ``x4``/``model``: loaded upscalers (see :mod:`.upscale`) or None; ``info``: the generation record to keep
-    (prompt, seed...), to which the text and upscaling settings are added.
-    """
+    (prompt, seed...), to which the text, the upscaling settings, every stage and ``sources`` (where the
+    upscalers came from: :func:`.cli.upscaler_sources`) are added. When ``info`` says text was drawn already
+    (finishing a finished cover), that text is kept in the record and not drawn again; other text is refused
+    (:func:`check_redraw`, CoverError)."""
     settings = settings or UpscaleSettings()
     check_options(settings, dest)
     check_text(text.title, "--title")
     check_text(text.artist, "--artist")
+    earlier = check_redraw(info, text, "the cover")
     stages: list[str] = []
 
     def log(line: str) -> None:
@@ -199,16 +278,25 @@ def finish_image(
         note(line)
 
     big = upscale_cover(image, prompt, x4, model, settings, log)
-    covered, layout = set_text(big, text.title, text.artist, text.font, text.position, text.color, note)
     record_ = dict(info or {}) | {
         "prompt": prompt,
-        "upscale": asdict(settings) | {"stages": stages},
-        "text": {"title": text.title, "artist": text.artist},
+        "upscale": asdict(settings) | (sources or {}) | {"stages": stages},
     }
+    if earlier:
+        log(
+            f"text {json.dumps(earlier, ensure_ascii=False)} is already drawn on this cover (its record says so): "
+            "kept, not drawn again"
+        )
+        record_["text"] = earlier
+        record_["layout"] = scaled_layout((info or {}).get("layout"), image.width, settings.size)
+        return write_release(big, dest, record_)
+    covered, layout = set_text(big, text.title, text.artist, text.font, text.position, text.color, note)
+    record_["text"] = {"title": text.title, "artist": text.artist}
     if layout is not None:
         record_["layout"] = {
             "position": layout.position,
             "fonts": sorted({line.font.name for line in layout.lines}),
+            "font_files": sorted({str(Path(line.font).resolve()) for line in layout.lines}),
             "color": f"#{bytes(layout.color).hex()}",
             "outline": layout.outline is not None,
             "contrast": round(layout.contrast, 2),
@@ -218,10 +306,22 @@ def finish_image(
     return write_release(covered, dest, record_)
 
 
+def scaled_layout(layout: Any, old_side: int, new_side: int) -> dict:
+    """An earlier record's ``layout`` with its ``box`` scaled from ``old_side`` to ``new_side`` pixels ({} when
+    there is none)."""
+    if not isinstance(layout, dict):
+        return {}
+    box = layout.get("box")
+    if isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box):
+        layout = layout | {"box": [round(v * new_side / max(old_side, 1)) for v in box]}
+    return layout
+
+
 def write_release(image: Image.Image, dest: Path, info: dict) -> FinishResult:
     """Encode ``image`` (already at its final size, text drawn) as the release JPEG with ``info`` as its record,
-    write it to ``dest`` (never replacing a file) and check it against the drawn ``info["text"]``."""
+    write it to ``dest`` (never replacing anything: the next free name when taken, see :func:`write_new`) and
+    check it against the drawn ``info["text"]``."""
     text = info.get("text", {})
     data, quality = encode_jpeg(image, info)
-    write_new(dest, data)
+    dest = write_new(dest, data)
     return FinishResult(dest, check_cover(dest, text.get("title", ""), text.get("artist", "")), quality)

@@ -202,6 +202,9 @@ def model_upscale(
         return to_image(tiled(x, lambda part: model(part), model.scale, tile, overlap, callback))
 
 
+LANCZOS_NOTE = 1.5  # a final Lanczos enlargement beyond this factor is named with its cost in sharpness
+
+
 def upscale_cover(
     image: Image.Image,
     prompt: str = "",
@@ -211,26 +214,44 @@ def upscale_cover(
     note: Note = print,
     negative: str = "",
 ) -> Image.Image:
-    """The whole enlargement to exactly ``settings.size`` pixels a side: x4 diffusion when ``x4`` (a pipeline
-    from :func:`load_x4`) is given, model passes while smaller than the target when ``model`` (from
-    :func:`load_upscaler_model`) is given, else Lanczos; ``note`` receives one line per stage."""
+    """The whole enlargement to exactly ``settings.size`` pixels a side, each stage only while it is needed:
+    x4 diffusion when ``x4`` (a pipeline from :func:`load_x4`) is given and the image is smaller than the
+    target (else skipped with a note: a 3000 px cover is never diffused to 12000); model passes while smaller
+    than the target when ``model`` (from :func:`load_upscaler_model`) is given (a 1x model runs once); then
+    Lanczos to the exact size. ``note`` receives one line per stage, the final resize included, and says when
+    Lanczos does a large enlargement (over 1.5x), which a model upscaler would do sharper."""
     if image.width != image.height:
         raise CoverError(f"the cover is {image.width}x{image.height}; release covers are square: crop it first")
     image = image.convert("RGB")
-    if x4 is not None:
+    target = settings.size
+    if x4 is not None and image.width < target:
         note(f"x4 diffusion upscaler: {image.width} -> {image.width * 4} px")
         image = x4_upscale(x4, image, prompt, negative, settings)
+    elif x4 is not None:
+        note(f"x4 diffusion upscaler skipped: the image is already {image.width} px, --size is {target}")
     passes = 0
-    while model is not None and image.width < settings.size and passes < MAX_MODEL_PASSES:
+    while model is not None and image.width < target and passes < MAX_MODEL_PASSES:
         name = f"{model.architecture.name} x{model.scale}"
         note(f"model upscaler ({name}): {image.width} -> {image.width * model.scale} px")
         image = model_upscale(model, image, settings.model_tile)
         passes += 1
-    if model is None and image.width < settings.size:
+        if model.scale <= 1:
+            break
+    if image.width == target:
+        return image
+    factor = target / image.width
+    if factor <= 1:
+        note(f"Lanczos {image.width} -> {target} px (reduced to the exact size)")
+    elif factor <= LANCZOS_NOTE:
+        note(f"Lanczos {image.width} -> {target} px (to the exact size)")
+    elif model is None:
         note(
-            f"no model upscaler: Lanczos {image.width} -> {settings.size} px "
-            "(an ESRGAN-family model, --upscaler-model FILE, gives sharper results)"
+            f"no model upscaler: Lanczos {image.width} -> {target} px (x{factor:.1f}; an ESRGAN-family model, "
+            "--upscaler-model FILE, gives sharper results)"
         )
-    if image.size != (settings.size, settings.size):
-        image = image.resize((settings.size, settings.size), Image.Resampling.LANCZOS)
-    return image
+    else:
+        note(
+            f"Lanczos {image.width} -> {target} px (x{factor:.1f} after the x{model.scale} model: a model with a "
+            "larger scale gives sharper results)"
+        )
+    return image.resize((target, target), Image.Resampling.LANCZOS)
