@@ -293,16 +293,7 @@ def finish_image(
     covered, layout = set_text(big, text.title, text.artist, text.font, text.position, text.color, note)
     record_["text"] = {"title": text.title, "artist": text.artist}
     if layout is not None:
-        record_["layout"] = {
-            "position": layout.position,
-            "fonts": sorted({line.font.name for line in layout.lines}),
-            "font_files": sorted({str(Path(line.font).resolve()) for line in layout.lines}),
-            "color": f"#{bytes(layout.color).hex()}",
-            "outline": layout.outline is not None,
-            "contrast": round(layout.contrast, 2),
-            "outline_contrast": round(layout.outline_contrast, 2),
-            "box": list(layout.box()),
-        }
+        record_["layout"] = layout.record()
     return write_release(covered, dest, record_)
 
 

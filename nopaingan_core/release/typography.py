@@ -253,6 +253,7 @@ class TextLayout:
         return {
             "position": self.position,
             "fonts": sorted({line.font.name for line in self.lines}),
+            "font_files": sorted({str(Path(line.font).resolve()) for line in self.lines}),
             "color": f"#{bytes(self.color).hex()}",
             "outline": self.outline is not None,
             "contrast": round(self.contrast, 2),
