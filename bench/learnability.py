@@ -398,8 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--musicgen-layers",
         type=int,
-        default=8,
-        help="codified-lm: tiny MusicGen decoder layers; the encoder reads the middle one (4 of 8, as 12 of 24)",
+        default=4,
+        help="codified-lm: tiny MusicGen decoder layers; the encoder reads the middle one (e.g. 4 of 8, as 12 of 24)",
     )
     parser.add_argument("--adapter-init", choices=("data", "random"), help="passed to nopaingan train")
     parser.add_argument("--fusion-steps", type=int, default=300, help="nopaingan train --max-steps")
