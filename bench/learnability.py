@@ -395,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unet-steps", type=int, default=1200)
     parser.add_argument("--encoder", choices=sorted(TINY_ENCODERS), default="clap", help="tiny music encoder")
     parser.add_argument("--musicgen-pretrain-steps", type=int, default=1000, help="codified-lm: LM steps (0: random)")
+    parser.add_argument("--mir-layer", type=int, help="the encoder layer read (nopaingan dataset cache --layer)")
     parser.add_argument(
         "--musicgen-layers",
         type=int,
@@ -442,8 +443,9 @@ def main(argv: list[str] | None = None) -> int:
 
     start = time.monotonic()
     mir = encoder_folder(models, args)
-    cache_dir = data / f"cache-{mir.name}"
+    cache_dir = data / (f"cache-{mir.name}" + (f"-layer{args.mir_layer}" if args.mir_layer else ""))
     cache = ["dataset", "cache", str(data), "--sd", str(models["sd"]), "--mir", str(mir)]
+    cache += ["--layer", str(args.mir_layer)] if args.mir_layer else []
     cache += ["--out", str(cache_dir), "--resolution", str(SIZE), "--store-dtype", "fp32", "--batch-size", "16"]
     assert nopaingan([*cache, "--quiet"]) == 0
     phase("cache", start)
