@@ -370,8 +370,9 @@ def fit_text(
     Sizes and the safe margin follow the shorter side. The title starts at ``TITLE_SIZE`` of it and the artist
     at ``ARTIST_RATIO`` of the title; both shrink together, wrapping at spaces, until every line fits between
     the side margins and the block takes at most ``MAX_BLOCK`` of the height between the margins (at every size,
-    the smallest included: text that needs more is refused). The artist never goes below ``MIN_TEXT`` of the shorter side (``MIN_PIXELS`` at least),
-    so the title never goes below that / ARTIST_RATIO when there is an artist, MIN_TEXT otherwise. At the
+    the smallest included: text that needs more is refused). The artist never goes below ``MIN_TEXT`` of the
+    shorter side (``MIN_PIXELS`` at least), so the title never goes below that / ARTIST_RATIO when there is an
+    artist, MIN_TEXT otherwise. At the
     smallest size a word still wider than the safe area is broken between its characters (as CJK text is), never
     hyphenated or cut: the letters drawn stay exactly the given ones. Raises a one-line CoverError naming the
     text that does not fit then by its label (``labels``: how the caller names the title and the artist): the
@@ -412,8 +413,9 @@ def fit_text(
     if letter_w > room or letter_h > limit:
         raise CoverError(
             f"{option}: a {width}x{height} px image is too small for this text: at the smallest legible size "
-            f"({at} px) {letter!r} ({letter_w}x{letter_h} px) does not fit the {max(0, room)}x{max(0, math.floor(limit))} px "
-            f"(half the height) inside the {margin} px safe margins; set the text on a larger image"
+            f"({at} px) {letter!r} ({letter_w}x{letter_h} px) does not fit the {max(0, room)}x"
+            f"{max(0, math.floor(limit))} px (half the height) inside the {margin} px safe margins; set the text "
+            "on a larger image"
         )
 
     # greedy wrapping sets a prefix of the text on the same first lines as the whole text: count the characters
