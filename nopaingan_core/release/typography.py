@@ -404,8 +404,16 @@ def fit_text(
         if size == floor:
             break
         size = max(floor, int(size * 0.92))
-    # at the smallest size: which text is to blame (the title when it does not fit alone), and how much would fit
-    blame_title = bool(title) and (not artist or fits(items_at(size, artist_=""), limit, True) is None)
+    # at the smallest size: which text is to blame, and how much of it would fit
+    # the artist when it does not fit alone or when its first line fits beside the title (then some of it fits);
+    # else the title, whose count is taken beside the whole artist
+    if not title or not artist:
+        blame_title = bool(title)
+    elif fits(items_at(size, title_=""), limit, True) is None:
+        blame_title = False
+    else:
+        first = (wrap(artist, fonts[1], round(size * ARTIST_RATIO), room, True) or [artist])[0]
+        blame_title = fits(items_at(size, artist_=first), limit, True) is None
     option, text, font = (labels[0], title, fonts[0]) if blame_title else (labels[1], artist, fonts[1])
     at = size if blame_title else round(size * ARTIST_RATIO)
     letter = max((c for c in text if not c.isspace()), key=lambda c: _ink(font, at, c))
