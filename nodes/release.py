@@ -3,13 +3,13 @@ Both nodes call ``nopaingan_core.release``, the code behind ``nopaingan finish``
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import torch
 from PIL import Image
 
 from ..nopaingan_core.errors import CoverError
-from ..nopaingan_core.release import DEFAULT_SIZE, MAX_SIZE
+from ..nopaingan_core.release import DEFAULT_SIZE, MAX_SIZE, PREVIEW_SIZE
 from ..nopaingan_core.release.finish import release_path, write_release
 from ..nopaingan_core.release.typography import AUTO, POSITIONS, DrawnText, set_text
 from ..nopaingan_core.release.upscale import to_image, to_tensor
@@ -20,9 +20,38 @@ LABELS = ("Cover Title: title", "Cover Title: artist")  # errors name the node's
 COVER_TEXT = "NOPAINGAN_COVER_TEXT"  # what Cover Title drew, for Save Release Cover's record and check
 
 
-def _images(batch: torch.Tensor) -> list:
-    """ComfyUI IMAGE ``[B, H, W, 3]`` in [0, 1] -> PIL images."""
+def _images(batch: torch.Tensor, label: str) -> list:
+    """ComfyUI IMAGE ``[B, H, W, 3]`` in [0, 1] -> PIL images. Raises a one-line CoverError starting with
+    ``label`` for anything else (a mask, an RGBA or grey tensor, an empty batch)."""
+    shape = list(batch.shape) if isinstance(batch, torch.Tensor) else None
+    if shape is None or len(shape) != 4 or shape[3] != 3 or 0 in shape:
+        found = f"a tensor {shape}" if shape is not None else f"a {type(batch).__name__}"
+        raise CoverError(f"{label}: image is {found}; expected a ComfyUI IMAGE [B, H, W, 3] (RGB, B, H, W >= 1)")
     return [to_image(image.permute(2, 0, 1)[None].float().cpu()) for image in batch]
+
+
+def check_prefix(prefix: str, label: str = "Save Release Cover") -> str:
+    """``filename_prefix`` as ComfyUI's save nodes take it (``folder/name`` inside ``output/``). Raises a
+    one-line CoverError for an empty or absolute prefix, a ``.`` or ``..`` part, or one ending in a folder
+    separator: ComfyUI would name such a file after a folder, possibly outside ``output/``."""
+    parts = prefix.replace("\\", "/").split("/")
+    absolute = PurePosixPath(prefix).is_absolute() or bool(PureWindowsPath(prefix).drive)
+    if not prefix.strip() or absolute or any(part in (".", "..") for part in parts) or not parts[-1].strip():
+        raise CoverError(
+            f"{label}: filename_prefix {prefix!r}: expected a name inside output/, optionally in folders, such as "
+            "'nopaingan/cover' (not empty, not absolute, no '.' or '..' parts, not ending in '/')"
+        )
+    return prefix
+
+
+def check_size(size: object, label: str = "Save Release Cover") -> int:
+    """The side in pixels: an int from ``PREVIEW_SIZE`` to ``MAX_SIZE``, the command line's ``--size`` range.
+    Raises a one-line CoverError otherwise."""
+    if isinstance(size, bool) or not isinstance(size, int) or not PREVIEW_SIZE <= size <= MAX_SIZE:
+        raise CoverError(
+            f"{label}: size {size!r}: expected {PREVIEW_SIZE} to {MAX_SIZE} pixels a side (stores want {DEFAULT_SIZE})"
+        )
+    return size
 
 
 class NoPainGanCoverTitle:
@@ -31,7 +60,9 @@ class NoPainGanCoverTitle:
         "shipped Inter Display, OFL, or yours), in the calmest band of the picture inside safe margins, sized to "
         "fit, white or black for a WCAG contrast of at least 4.5:1 against every pixel next to the letters "
         "(outlined when any falls short). Any image size. Put it after the upscalers, at the final resolution, "
-        "and connect its cover_text to Save Release Cover, which records and checks exactly this text."
+        "and connect its cover_text to Save Release Cover, which records and checks exactly this text. Apply it "
+        "once per cover: the IMAGE keeps no record of text already on it, so a second Cover Title draws its text "
+        "over the first and only the second is recorded."
     )
     CATEGORY = f"{CATEGORY}/release"
     RETURN_TYPES = ("IMAGE", COVER_TEXT)
@@ -47,7 +78,13 @@ class NoPainGanCoverTitle:
         text = {"dynamicPrompts": False}
         return {
             "required": {
-                "image": ("IMAGE", {"tooltip": "The cover (any size; square for a release), already upscaled."}),
+                "image": (
+                    "IMAGE",
+                    {
+                        "tooltip": "The cover (any size; square for a release), already upscaled, without text: one "
+                        "Cover Title per cover (a second one's text is drawn over, and recorded instead of, the first)."
+                    },
+                ),
                 "title": ("STRING", {**text, "default": "", "tooltip": "Title as in the metadata; empty: none."}),
                 "artist": ("STRING", {**text, "default": "", "tooltip": "Artist as in the metadata; empty: none."}),
                 "position": (
@@ -68,7 +105,7 @@ class NoPainGanCoverTitle:
     def draw(self, image: torch.Tensor, title: str, artist: str, position: str, font: str, text_color: str):
         font_path = Path(font) if font.strip() else None
         out, layouts = [], []
-        for picture in _images(image):
+        for picture in _images(image, "Cover Title"):
             bridge.throw_if_interrupted()
             drawn, layout = set_text(picture, title, artist, font_path, position, text_color, lambda _: None, LABELS)
             out.append(to_tensor(drawn)[0].permute(1, 2, 0))
@@ -99,7 +136,13 @@ class NoPainGanSaveReleaseCover:
                 "filename_prefix": ("STRING", {"default": "nopaingan/cover", "tooltip": "Folder/name in output/."}),
                 "size": (
                     "INT",
-                    {"default": DEFAULT_SIZE, "min": 64, "max": MAX_SIZE, "step": 8, "tooltip": "Pixels a side."},
+                    {
+                        "default": DEFAULT_SIZE,
+                        "min": PREVIEW_SIZE,
+                        "max": MAX_SIZE,
+                        "step": 8,
+                        "tooltip": "Pixels a side.",
+                    },
                 ),
             },
             "optional": {
@@ -113,17 +156,23 @@ class NoPainGanSaveReleaseCover:
     def save(self, images: torch.Tensor, filename_prefix: str, size: int, cover_text: DrawnText | None = None):
         import folder_paths
 
-        drawn = DrawnText.received(cover_text, len(images), "Save Release Cover")
+        label = "Save Release Cover"
+        pictures = _images(images, label)
+        size = check_size(size, label)
+        drawn = DrawnText.received(cover_text, len(pictures), label)
         source = (
             f"text: as Cover Title drew it, title {drawn.title!r}, artist {drawn.artist!r}"
             if cover_text is not None
             else "text: none connected (cover_text), recorded and checked as a cover without text"
         )
+        output = Path(folder_paths.get_output_directory()).resolve()
         folder, name, _, subfolder, _ = folder_paths.get_save_image_path(
-            filename_prefix, folder_paths.get_output_directory(), size, size
+            check_prefix(filename_prefix, label), str(output), size, size
         )
+        if not (Path(folder) / name).resolve().is_relative_to(output):  # the check above should make this impossible
+            raise CoverError(f"{label}: filename_prefix {filename_prefix!r} leads outside {output}; use folder/name")
         shown, report = [], []
-        for index, picture in enumerate(_images(images)):
+        for index, picture in enumerate(pictures):
             if picture.width != picture.height:
                 raise CoverError(f"Save Release Cover: the image is {picture.width}x{picture.height}, not square")
             final = picture.resize((size, size), Image.Resampling.LANCZOS)

@@ -448,3 +448,55 @@ def test_cover_title_sets_text_on_any_image_shape_or_says_in_one_line_it_is_too_
         return
     assert titled.shape == image.shape and not torch.equal(titled, image)  # the X is there
     assert drawn.layouts[0] is not None
+
+
+@pytest.mark.parametrize("prefix", ["", ".", "..", " ", "../escape", "a/../../escape", "/tmp/abs", "nopaingan/", "./x"])
+def test_save_refuses_a_prefix_that_would_name_the_file_after_a_folder_or_leave_output(pack, comfy_base, prefix):
+    # the reviewer's case: "" or "." became the name ".", and Path(folder) / "." wrote output_release.jpg beside output/
+    before = {p for p in comfy_base.rglob("*") if p.is_file()}
+    with pytest.raises(errors(pack).CoverError, match="^Save Release Cover: filename_prefix .*expected a name") as e:
+        node(pack, "NoPainGanSaveReleaseCover").save(torch.rand(1, 64, 64, 3), prefix, 64)
+    assert "\n" not in str(e.value)
+    assert {p for p in comfy_base.rglob("*") if p.is_file()} == before  # nothing written anywhere
+
+
+def test_save_writes_inside_output_for_a_plain_name_and_a_folder_name(pack, comfy_base):
+    output = (comfy_base / "output").resolve()
+    for prefix in ("plainname", "nopaingan/inside/cover"):
+        [shown] = node(pack, "NoPainGanSaveReleaseCover").save(torch.rand(1, 64, 64, 3), prefix, 64)["ui"]["images"]
+        path = (output / shown["subfolder"] / shown["filename"]).resolve()
+        assert path.is_file() and path.is_relative_to(output) and path.name.startswith(prefix.split("/")[-1])
+
+
+@pytest.mark.parametrize("size", [63, 6001, 0, -8, 64.0, True])
+def test_save_called_directly_refuses_a_size_outside_the_cli_range_in_one_line(pack, size):
+    with pytest.raises(errors(pack).CoverError, match=r"^Save Release Cover: size .*expected 64 to 6000 pixels") as e:
+        node(pack, "NoPainGanSaveReleaseCover").save(torch.rand(1, 64, 64, 3), "nopaingan/size", size)
+    assert "\n" not in str(e.value)
+
+
+def test_save_size_limits_are_the_cli_limits(pack):
+    release = pack.nopaingan_core.release
+    limits = node(pack, "NoPainGanSaveReleaseCover").INPUT_TYPES()["required"]["size"][1]
+    assert (limits["min"], limits["max"]) == (release.PREVIEW_SIZE, release.MAX_SIZE) == (64, 6000)
+
+
+@pytest.mark.parametrize(
+    "image", [torch.rand(1, 64, 64, 4), torch.rand(1, 64, 64, 1), torch.rand(64, 64, 3), torch.rand(0, 64, 64, 3)]
+)
+@pytest.mark.parametrize("which", ["NoPainGanSaveReleaseCover", "NoPainGanCoverTitle"])
+def test_release_nodes_refuse_an_image_that_is_not_rgb_b_h_w_3_in_one_line(pack, image, which):
+    label = "Save Release Cover" if which == "NoPainGanSaveReleaseCover" else "Cover Title"
+    shape = rf"^{label}: image is a tensor \[.*expected a ComfyUI IMAGE"
+    with pytest.raises(errors(pack).CoverError, match=shape) as e:
+        if which == "NoPainGanSaveReleaseCover":
+            node(pack, which).save(image, "nopaingan/shape", 64)
+        else:
+            node(pack, which).draw(image, "X", "", "auto", "", "auto")
+    assert "\n" not in str(e.value) and str(list(image.shape)) in str(e.value)
+
+
+def test_cover_title_says_it_is_applied_once_per_cover(pack):
+    cover_title = node(pack, "NoPainGanCoverTitle")
+    assert "once per cover" in cover_title.DESCRIPTION
+    assert "one Cover Title per cover" in cover_title.INPUT_TYPES()["required"]["image"][1]["tooltip"]

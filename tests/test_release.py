@@ -1176,3 +1176,33 @@ def test_text_drawn_over_a_blocky_picture_does_not_hide_the_blocks(title, qualit
     blocky = photo(64, seed=3).resize((1024, 1024), Image.NEAREST).resize((1500, 1500), Image.LANCZOS)
     titled, _ = set_text(blocky, title, "The Night Shift", note=lambda _: None)
     assert repeats(jpeg_roundtrip(titled, quality)) > 0.5
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from([256, 300, 640, 1000, 1500, 2048, 3000, 3200]),
+    st.sampled_from(["W", "Word ", "Ab"]),
+    st.integers(1, 3000),
+    st.sampled_from(["", "Band"]),
+)
+def test_the_text_block_never_takes_more_than_half_the_height_between_the_margins(side, unit, repeat, artist):
+    """docs/release.md: the block takes at most half the height between the margins, at any image size and
+    text length; text that needs more is a one-line 'too long' error whose count of fitting characters is true."""
+    title = (unit * repeat)[:3000].strip()
+    tall = side - 2 * round(0.06 * side)
+    image = Image.new("RGB", (side, side), (128, 128, 128))
+
+    def box_height(text: str) -> int:
+        layout = layout_text(image, text, artist, position="bottom-center", note=lambda _: None)
+        return layout.box()[3] - layout.box()[1]
+
+    try:
+        height = box_height(title)
+    except CoverError as exc:
+        message = str(exc)
+        assert "\n" not in message and message.startswith("--title is too long"), message
+        first = int(message.split("the first ")[1].split()[0])
+        assert 0 < first < len(title)
+        assert box_height(title[:first].rstrip()) <= 0.5 * tall  # that many really fit, within the cap
+        return
+    assert height <= 0.5 * tall

@@ -45,7 +45,7 @@ TITLE_SIZE = 0.085  # largest title size (pixels per em), fraction of the side
 ARTIST_RATIO = 0.6  # artist size / title size
 MIN_TEXT = 0.015  # smallest artist size (pixels per em), fraction of the side; the title is never smaller
 MIN_PIXELS = 8  # ... and never under 8 pixels per em on small previews
-MAX_BLOCK = 0.5  # the text block's largest height, fraction of the height between the margins, when it fits
+MAX_BLOCK = 0.5  # the text block's largest height, fraction of the height between the margins, at every size
 LINE_GAP = 0.3  # gap between title and artist, in title ems
 WRAP_GAP = 0.15  # gap between the wrapped lines of one text, in its ems
 MIN_CONTRAST = 4.5  # WCAG 2 AA for normal text
@@ -369,9 +369,10 @@ def fit_text(
 
     Sizes and the safe margin follow the shorter side. The title starts at ``TITLE_SIZE`` of it and the artist
     at ``ARTIST_RATIO`` of the title; both shrink together, wrapping at spaces, until every line fits between
-    the side margins and the block takes at most ``MAX_BLOCK`` of the height between the margins (all of it at
-    the smallest size). The artist never goes below ``MIN_TEXT`` of the shorter side (``MIN_PIXELS`` at least),
-    so the title never goes below that / ARTIST_RATIO when there is an artist, MIN_TEXT otherwise. At the
+    the side margins and the block takes at most ``MAX_BLOCK`` of the height between the margins (at every size,
+    the smallest included: text that needs more is refused). The artist never goes below ``MIN_TEXT`` of the
+    shorter side (``MIN_PIXELS`` at least), so the title never goes below that / ARTIST_RATIO when there is an
+    artist, MIN_TEXT otherwise. At the
     smallest size a word still wider than the safe area is broken between its characters (as CJK text is), never
     hyphenated or cut: the letters drawn stay exactly the given ones. Raises a one-line CoverError naming the
     text that does not fit then by its label (``labels``: how the caller names the title and the artist): the
@@ -380,6 +381,7 @@ def fit_text(
     short = min(width, height)
     margin = round(MARGIN * short)
     room, tall = width - 2 * margin, height - 2 * margin
+    limit = MAX_BLOCK * tall  # the block's largest height, at every size
     smallest = max(MIN_PIXELS, round(MIN_TEXT * short))
     floor = math.ceil(smallest / ARTIST_RATIO) if artist else smallest
     size = max(round(TITLE_SIZE * short), floor)
@@ -396,23 +398,32 @@ def fit_text(
         return lines if lines is not None and _height(lines) <= limit else None
 
     while True:
-        lines = fits(items_at(size), tall if size == floor else MAX_BLOCK * tall, size == floor)
+        lines = fits(items_at(size), limit, size == floor)
         if lines is not None:
             return lines
         if size == floor:
             break
         size = max(floor, int(size * 0.92))
-    # at the smallest size: which text is to blame (the title when it does not fit alone), and how much would fit
-    blame_title = bool(title) and (not artist or fits(items_at(size, artist_=""), tall, True) is None)
+    # at the smallest size: which text is to blame, and how much of it would fit
+    # the artist when it does not fit alone or when its first line fits beside the title (then some of it fits);
+    # else the title, whose count is taken beside the whole artist
+    if not title or not artist:
+        blame_title = bool(title)
+    elif fits(items_at(size, title_=""), limit, True) is None:
+        blame_title = False
+    else:
+        first = (wrap(artist, fonts[1], round(size * ARTIST_RATIO), room, True) or [artist])[0]
+        blame_title = fits(items_at(size, artist_=first), limit, True) is None
     option, text, font = (labels[0], title, fonts[0]) if blame_title else (labels[1], artist, fonts[1])
     at = size if blame_title else round(size * ARTIST_RATIO)
     letter = max((c for c in text if not c.isspace()), key=lambda c: _ink(font, at, c))
     letter_w, letter_h = _ink(font, at, letter)
-    if letter_w > room or letter_h > tall:
+    if letter_w > room or letter_h > limit:
         raise CoverError(
             f"{option}: a {width}x{height} px image is too small for this text: at the smallest legible size "
-            f"({at} px) {letter!r} ({letter_w}x{letter_h} px) does not fit the {max(0, room)}x{max(0, tall)} px "
-            f"inside the {margin} px safe margins; set the text on a larger image"
+            f"({at} px) {letter!r} ({letter_w}x{letter_h} px) does not fit the {max(0, room)}x"
+            f"{max(0, math.floor(limit))} px (half the height) inside the {margin} px safe margins; set the text "
+            "on a larger image"
         )
 
     # greedy wrapping sets a prefix of the text on the same first lines as the whole text: count the characters
@@ -430,7 +441,7 @@ def fit_text(
     kept, more = 0, len(own)  # the most lines that fit, by bisection (the height grows with every line)
     while kept < more:
         mid = (kept + more + 1) // 2
-        kept, more = (mid, more) if height_with(mid) <= tall else (kept, mid - 1)
+        kept, more = (mid, more) if height_with(mid) <= limit else (kept, mid - 1)
     done = 0
     for line in own[:kept]:
         done = text.index(line, done) + len(line)
