@@ -907,6 +907,28 @@ def test_finishing_a_finished_cover_keeps_its_text_or_refuses_other_text(again, 
     assert np.array_equal(np.asarray(Image.open(second)), np.asarray(Image.open(third)))
 
 
+@pytest.mark.parametrize(
+    "style",
+    [
+        ["--text-position", "top-left"],
+        ["--text-color", "red"],
+        ["--font", "FONT"],
+        ["--text-color", "red", "--font", "FONT"],
+    ],
+)
+def test_text_style_options_are_refused_when_the_text_is_kept(style, tmp_path, capsys):
+    first = finished(tmp_path, "--title", "Night Drive", "--artist", "Band")
+    capsys.readouterr()
+    before = set(tmp_path.glob("*.jpg"))
+    style = [str(DEFAULT_FONT) if s == "FONT" else s for s in style]
+    assert main(["finish", str(first), "--size", "300", "--x4", "none", *style]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "kept" in err
+    for flag in style[::2]:
+        assert flag in err
+    assert set(tmp_path.glob("*.jpg")) == before
+
+
 class FakeModel:
     """A spandrel-like upscaler (nearest neighbour, ``scale`` x) that counts its passes."""
 

@@ -315,10 +315,32 @@ def run_finish(args: argparse.Namespace) -> int:
         if image.width != image.height:
             raise CoverError(f"image '{path}' is {image.width}x{image.height}; release covers are square")
         if check_redraw(info, TextOptions(args.title, args.artist), f"image '{path}'"):
+            check_kept_text_options(args, path)
             note(args, f"note: image '{path}' already has text drawn by finish: it is kept, not drawn again")
         prompt = args.prompt if args.prompt is not None else info.get("prompt", "")
         jobs.append((path, image, prompt, info))
     return _finish_all(args, jobs, args.out)
+
+
+TEXT_STYLE = (
+    ("font", None, "--font"),
+    ("text_position", AUTO, "--text-position"),
+    ("text_color", AUTO, "--text-color"),
+)
+
+
+def check_kept_text_options(args: argparse.Namespace, path: Path) -> None:
+    """A cover whose text is kept (already drawn, not drawn again) cannot take a font, position or colour: they
+    would be silently ignored, so giving one is a one-line CoverError naming them."""
+    from ..errors import CoverError
+
+    given = [flag for name, default, flag in TEXT_STYLE if getattr(args, name, default) != default]
+    if given:
+        raise CoverError(
+            f"{', '.join(given)}: image '{path}' already has its text drawn (its record says so) and it is kept, "
+            "not drawn again, so these options would do nothing; drop them, or finish the cover without text "
+            "(e.g. generate's PNG)"
+        )
 
 
 def finish_generated(args: argparse.Namespace, paths: list[Path], records: list[dict]) -> int:
