@@ -810,6 +810,67 @@ def test_generate_release_checks_its_options_before_sampling(tmp_path, tiny_mode
     assert "--x4 DIR" in capsys.readouterr().err and not list(tmp_path.glob("*"))
 
 
+def broken_x4(source: Path, dest: Path, case: str) -> tuple[Path, str]:
+    """A copy of the tiny x4 folder broken as ``case`` says; the file (or folder) the error must name."""
+    import shutil
+
+    shutil.copytree(source, dest)
+    if case == "index only":
+        for sub in dest.iterdir():
+            if sub.is_dir():
+                shutil.rmtree(sub)
+        return dest, "low_res_scheduler"
+    part, _, name = case.partition("/")
+    target = dest / part / name if name else dest / part
+    if name.endswith(".safetensors"):
+        target.write_bytes(b"garbage, not a safetensors header" * 3)
+        return dest, "corrupt"
+    if name:
+        target.unlink()
+    else:
+        shutil.rmtree(target)
+    return dest, name or part
+
+
+X4_BREAKS = [
+    "index only",
+    "unet",
+    "vae",
+    "text_encoder",
+    "tokenizer",
+    "scheduler",
+    "low_res_scheduler/scheduler_config.json",
+    "unet/config.json",
+    "tokenizer/tokenizer_config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+    "unet/diffusion_pytorch_model.safetensors",
+    "text_encoder/model.safetensors",
+]
+
+
+@pytest.mark.parametrize("case", X4_BREAKS)
+def test_a_broken_x4_folder_stops_finish_and_generate_before_any_work(case, tiny_x4, tiny_models, tmp_path, capsys):
+    x4, named = broken_x4(tiny_x4, tmp_path / "x4", case)
+    out = tmp_path / "out"
+    out.mkdir()
+    source = out / "cover.png"
+    photo(64).save(source)
+    errors = []
+    for args in (
+        ["finish", str(source), "--x4", str(x4), "--x4-steps", "1", "--size", "300"],
+        ["generate", "--sd", str(tiny_models["sd"]), "--album", "A", "--genre", "g", "--steps", "1", "--out",
+         str(out), "--device", "cpu", "--release", "--x4", str(x4), "--size", "300"],
+    ):  # fmt: skip
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and named in err and "Traceback" not in err
+        if named == "corrupt":
+            assert "unreadable or corrupt" in err and "pickled" not in err
+        errors.append(err.split(":", 1)[1])
+    assert errors[0] == errors[1]  # both commands name the same file the same way
+    assert sorted(p.name for p in out.iterdir()) == ["cover.png"]  # nothing sampled, nothing finished
+
+
 def test_generate_release_writes_png_and_release_jpeg(tmp_path, tiny_models, capsys):
     args = ["generate", "--sd", str(tiny_models["sd"]), "--album", "Tiny", "--genre", "rock", "--steps", "2"]
     args += ["--out", str(tmp_path), "--device", "cpu", "--release", "--x4", "none", "--size", "300"]
