@@ -1259,3 +1259,34 @@ def test_text_drawn_over_a_blocky_picture_does_not_hide_the_blocks(title, qualit
     blocky = photo(64, seed=3).resize((1024, 1024), Image.NEAREST).resize((1500, 1500), Image.LANCZOS)
     titled, _ = set_text(blocky, title, "The Night Shift", note=lambda _: None)
     assert repeats(jpeg_roundtrip(titled, quality)) > 0.5
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_a_long_prompt_through_the_tiled_x4_warns_once_or_never(quiet, tiny_x4, tmp_path, capfd):
+    """CLIP reads 77 tokens: the pipeline's truncation warning came once per x4 tile on stderr. Now --quiet says
+    nothing on stderr, and without it one note says so (not per tile)."""
+    source = tmp_path / "cover.png"
+    photo(160, seed=3).save(source)  # 160 px: 2 x 2 tiles of 128 px
+    prompt = " ".join(["a neon city at night with rain"] * 40)
+    args = ["finish", str(source), "--x4", str(tiny_x4), "--x4-steps", "1", "--size", "300", "--prompt", prompt]
+    import logging
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    records: list[str] = []  # what reaches any handler, whatever stream diffusers' own handler was bound to
+    logger = logging.getLogger("diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_upscale")
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        assert main([*args, "--device", "cpu", *(["--quiet"] if quiet else [])]) in (0, 1)
+    finally:
+        logger.removeHandler(handler)
+    out, err = capfd.readouterr()
+    assert (tmp_path / "cover_release.jpg").is_file() and "was truncated" not in err
+    assert not [r for r in records if "truncated" in r]
+    if quiet:
+        assert err == "" and "tokens" not in out
+    else:
+        assert out.count("CLIP reads the first 77") == 1
