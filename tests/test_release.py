@@ -1072,8 +1072,10 @@ def test_quiet_silences_the_libraries_progress_bars():
     try:
         quiet_libraries(True)
         assert not diffusers_logging.is_progress_bar_enabled() and are_progress_bars_disabled()
+        assert diffusers_logging.get_verbosity() == diffusers_logging.ERROR  # no per-tile CLIP warnings
     finally:
         diffusers_logging.enable_progress_bar()
+        diffusers_logging.set_verbosity_warning()
         from huggingface_hub.utils import enable_progress_bars
 
         enable_progress_bars()
@@ -1282,7 +1284,10 @@ def test_a_long_prompt_through_the_tiled_x4_warns_once_or_never(quiet, tiny_x4, 
     try:
         assert main([*args, "--device", "cpu", *(["--quiet"] if quiet else [])]) in (0, 1)
     finally:
+        from diffusers.utils import logging as diffusers_logging
+
         logger.removeHandler(handler)
+        diffusers_logging.set_verbosity_warning()  # --quiet set it for the process
     out, err = capfd.readouterr()
     assert (tmp_path / "cover_release.jpg").is_file() and "was truncated" not in err
     assert not [r for r in records if "truncated" in r]
