@@ -154,7 +154,10 @@ def _load(loader: Any, path: str, source: str, what: str, flag: str, local: bool
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if local and "safetensors" in reason.lower():
             kind = folder_kind(source)
-            reason = f"no safetensors weights{f' for a {kind} model' if kind else ''}; pickled weights are not read"
+            if any(expand(source).rglob("*.safetensors")):
+                reason = f"a .safetensors file is unreadable or corrupt ({reason})"
+            else:
+                reason = f"no safetensors weights{f' for a {kind} model' if kind else ''}; pickled weights are not read"
         raise ModelLoadError(f"{source}: not a usable {what} ({reason})") from exc
 
 

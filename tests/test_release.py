@@ -810,6 +810,67 @@ def test_generate_release_checks_its_options_before_sampling(tmp_path, tiny_mode
     assert "--x4 DIR" in capsys.readouterr().err and not list(tmp_path.glob("*"))
 
 
+def broken_x4(source: Path, dest: Path, case: str) -> tuple[Path, str]:
+    """A copy of the tiny x4 folder broken as ``case`` says; the file (or folder) the error must name."""
+    import shutil
+
+    shutil.copytree(source, dest)
+    if case == "index only":
+        for sub in dest.iterdir():
+            if sub.is_dir():
+                shutil.rmtree(sub)
+        return dest, "low_res_scheduler"
+    part, _, name = case.partition("/")
+    target = dest / part / name if name else dest / part
+    if name.endswith(".safetensors"):
+        target.write_bytes(b"garbage, not a safetensors header" * 3)
+        return dest, "corrupt"
+    if name:
+        target.unlink()
+    else:
+        shutil.rmtree(target)
+    return dest, name or part
+
+
+X4_BREAKS = [
+    "index only",
+    "unet",
+    "vae",
+    "text_encoder",
+    "tokenizer",
+    "scheduler",
+    "low_res_scheduler/scheduler_config.json",
+    "unet/config.json",
+    "tokenizer/tokenizer_config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+    "unet/diffusion_pytorch_model.safetensors",
+    "text_encoder/model.safetensors",
+]
+
+
+@pytest.mark.parametrize("case", X4_BREAKS)
+def test_a_broken_x4_folder_stops_finish_and_generate_before_any_work(case, tiny_x4, tiny_models, tmp_path, capsys):
+    x4, named = broken_x4(tiny_x4, tmp_path / "x4", case)
+    out = tmp_path / "out"
+    out.mkdir()
+    source = out / "cover.png"
+    photo(64).save(source)
+    errors = []
+    for args in (
+        ["finish", str(source), "--x4", str(x4), "--x4-steps", "1", "--size", "300"],
+        ["generate", "--sd", str(tiny_models["sd"]), "--album", "A", "--genre", "g", "--steps", "1", "--out",
+         str(out), "--device", "cpu", "--release", "--x4", str(x4), "--size", "300"],
+    ):  # fmt: skip
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and named in err and "Traceback" not in err
+        if named == "corrupt":
+            assert "unreadable or corrupt" in err and "pickled" not in err
+        errors.append(err.split(":", 1)[1])
+    assert errors[0] == errors[1]  # both commands name the same file the same way
+    assert sorted(p.name for p in out.iterdir()) == ["cover.png"]  # nothing sampled, nothing finished
+
+
 def test_generate_release_writes_png_and_release_jpeg(tmp_path, tiny_models, capsys):
     args = ["generate", "--sd", str(tiny_models["sd"]), "--album", "Tiny", "--genre", "rock", "--steps", "2"]
     args += ["--out", str(tmp_path), "--device", "cpu", "--release", "--x4", "none", "--size", "300"]
@@ -907,6 +968,28 @@ def test_finishing_a_finished_cover_keeps_its_text_or_refuses_other_text(again, 
     assert np.array_equal(np.asarray(Image.open(second)), np.asarray(Image.open(third)))
 
 
+@pytest.mark.parametrize(
+    "style",
+    [
+        ["--text-position", "top-left"],
+        ["--text-color", "red"],
+        ["--font", "FONT"],
+        ["--text-color", "red", "--font", "FONT"],
+    ],
+)
+def test_text_style_options_are_refused_when_the_text_is_kept(style, tmp_path, capsys):
+    first = finished(tmp_path, "--title", "Night Drive", "--artist", "Band")
+    capsys.readouterr()
+    before = set(tmp_path.glob("*.jpg"))
+    style = [str(DEFAULT_FONT) if s == "FONT" else s for s in style]
+    assert main(["finish", str(first), "--size", "300", "--x4", "none", *style]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "kept" in err
+    for flag in style[::2]:
+        assert flag in err
+    assert set(tmp_path.glob("*.jpg")) == before
+
+
 class FakeModel:
     """A spandrel-like upscaler (nearest neighbour, ``scale`` x) that counts its passes."""
 
@@ -989,8 +1072,10 @@ def test_quiet_silences_the_libraries_progress_bars():
     try:
         quiet_libraries(True)
         assert not diffusers_logging.is_progress_bar_enabled() and are_progress_bars_disabled()
+        assert diffusers_logging.get_verbosity() == diffusers_logging.ERROR  # no per-tile CLIP warnings
     finally:
         diffusers_logging.enable_progress_bar()
+        diffusers_logging.set_verbosity_warning()
         from huggingface_hub.utils import enable_progress_bars
 
         enable_progress_bars()
@@ -1206,3 +1291,37 @@ def test_the_text_block_never_takes_more_than_half_the_height_between_the_margin
         assert box_height(title[:first].rstrip()) <= 0.5 * tall  # that many really fit, within the cap
         return
     assert height <= 0.5 * tall
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_a_long_prompt_through_the_tiled_x4_warns_once_or_never(quiet, tiny_x4, tmp_path, capfd):
+    """CLIP reads 77 tokens: the pipeline's truncation warning came once per x4 tile on stderr. Now --quiet says
+    nothing on stderr, and without it one note says so (not per tile)."""
+    source = tmp_path / "cover.png"
+    photo(160, seed=3).save(source)  # 160 px: 2 x 2 tiles of 128 px
+    prompt = " ".join(["a neon city at night with rain"] * 40)
+    args = ["finish", str(source), "--x4", str(tiny_x4), "--x4-steps", "1", "--size", "300", "--prompt", prompt]
+    import logging
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    records: list[str] = []  # what reaches any handler, whatever stream diffusers' own handler was bound to
+    logger = logging.getLogger("diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_upscale")
+    handler = Collect()
+    logger.addHandler(handler)
+    try:
+        assert main([*args, "--device", "cpu", *(["--quiet"] if quiet else [])]) in (0, 1)
+    finally:
+        from diffusers.utils import logging as diffusers_logging
+
+        logger.removeHandler(handler)
+        diffusers_logging.set_verbosity_warning()  # --quiet set it for the process
+    out, err = capfd.readouterr()
+    assert (tmp_path / "cover_release.jpg").is_file() and "was truncated" not in err
+    assert not [r for r in records if "truncated" in r]
+    if quiet:
+        assert err == "" and "tokens" not in out
+    else:
+        assert out.count("CLIP reads the first 77") == 1

@@ -33,12 +33,26 @@ def quiet_libraries(quiet: bool = False) -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    import logging
+
+    # CLIP's "part of your input was truncated" warning, once per x4 tile: the release code notes it once itself
+    upscale_logger = logging.getLogger("diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_upscale")
+    if not any(isinstance(f, _NoTruncationWarning) for f in upscale_logger.filters):
+        upscale_logger.addFilter(_NoTruncationWarning())
     if quiet:
         from diffusers.utils import logging as diffusers_logging
         from huggingface_hub.utils import disable_progress_bars
 
         diffusers_logging.disable_progress_bar()
+        diffusers_logging.set_verbosity_error()
         disable_progress_bars()
+
+
+class _NoTruncationWarning:
+    """A logging filter dropping the CLIP prompt truncation warning (printed per tile by the x4 pipeline)."""
+
+    def filter(self, record: object) -> bool:
+        return "was truncated because CLIP" not in str(getattr(record, "msg", ""))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -230,6 +230,60 @@ def check_x4_folder(source: str) -> None:
         ) from None
     if name != X4_PIPELINE:
         raise ModelLoadError(f"--x4 '{source}': a {name} folder, expected an x4 upscaler ({X4_PIPELINE})")
+    if is_local(source):
+        check_components(index.parent, json.loads(index.read_text(encoding="utf-8")), f"--x4 '{source}'")
+
+
+def component_files(cls: str) -> tuple[tuple[str, ...], bool]:
+    """What diffusers reads from the folder of a pipeline part of class ``cls``: alternatives for its config
+    file (one must exist) and whether it bears weights (a ``.safetensors``)."""
+    if cls.endswith("Scheduler"):
+        return ("scheduler_config.json",), False
+    if "Tokenizer" in cls:
+        return ("tokenizer_config.json",), False
+    if cls.endswith(("ImageProcessor", "FeatureExtractor")):
+        return ("preprocessor_config.json",), False
+    return ("config.json",), True
+
+
+def check_components(folder: Path, index: dict, label: str) -> None:
+    """Every part ``model_index.json`` lists (``name: [library, class]``, null ones skipped) has its folder, its
+    config file (a tokenizer also its vocabulary, ``tokenizer.json`` or ``vocab.json``) and, for a part with
+    weights, ``.safetensors`` files whose headers read (``safe_open``: cheap, no tensor is loaded). Raises a
+    one-line ModelLoadError naming the missing or corrupt file, so nothing is sampled or upscaled before."""
+    from safetensors import safe_open
+
+    from ..errors import ModelLoadError
+
+    for part, spec in sorted(index.items()):
+        if part.startswith("_") or not isinstance(spec, list) or len(spec) != 2 or not all(spec):
+            continue
+        cls = str(spec[1])
+        configs, weights = component_files(cls)
+        sub = folder / part
+        if not sub.is_dir():
+            raise ModelLoadError(f"{label}: model_index.json lists {part} ({cls}) but the folder '{sub}' is missing")
+        missing = [name for name in configs if not (sub / name).is_file()]
+        if "Tokenizer" in cls and not any((sub / name).is_file() for name in ("tokenizer.json", "vocab.json")):
+            missing.append("tokenizer.json or vocab.json")
+        if missing:
+            raise ModelLoadError(f"{label}: {part} ({cls}) has no {missing[0]} in '{sub}'")
+        if not weights:
+            continue
+        files = sorted(sub.glob("*.safetensors"))
+        if not files:
+            raise ModelLoadError(
+                f"{label}: {part} ({cls}) has no .safetensors weights in '{sub}' (pickled weights are not read)"
+            )
+        for file in files:
+            try:
+                with safe_open(str(file), framework="pt"):
+                    pass
+            except Exception as exc:  # safetensors raises SafetensorError, OSError, ValueError on a bad header
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ModelLoadError(
+                    f"{label}: '{file}' is unreadable or corrupt, not a safetensors file ({reason})"
+                ) from exc
 
 
 def upscaler_sources(args: argparse.Namespace) -> dict:
@@ -315,10 +369,32 @@ def run_finish(args: argparse.Namespace) -> int:
         if image.width != image.height:
             raise CoverError(f"image '{path}' is {image.width}x{image.height}; release covers are square")
         if check_redraw(info, TextOptions(args.title, args.artist), f"image '{path}'"):
+            check_kept_text_options(args, path)
             note(args, f"note: image '{path}' already has text drawn by finish: it is kept, not drawn again")
         prompt = args.prompt if args.prompt is not None else info.get("prompt", "")
         jobs.append((path, image, prompt, info))
     return _finish_all(args, jobs, args.out)
+
+
+TEXT_STYLE = (
+    ("font", None, "--font"),
+    ("text_position", AUTO, "--text-position"),
+    ("text_color", AUTO, "--text-color"),
+)
+
+
+def check_kept_text_options(args: argparse.Namespace, path: Path) -> None:
+    """A cover whose text is kept (already drawn, not drawn again) cannot take a font, position or colour: they
+    would be silently ignored, so giving one is a one-line CoverError naming them."""
+    from ..errors import CoverError
+
+    given = [flag for name, default, flag in TEXT_STYLE if getattr(args, name, default) != default]
+    if given:
+        raise CoverError(
+            f"{', '.join(given)}: image '{path}' already has its text drawn (its record says so) and it is kept, "
+            "not drawn again, so these options would do nothing; drop them, or finish the cover without text "
+            "(e.g. generate's PNG)"
+        )
 
 
 def finish_generated(args: argparse.Namespace, paths: list[Path], records: list[dict]) -> int:

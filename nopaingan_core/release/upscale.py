@@ -136,6 +136,17 @@ def load_x4(source: str = DEFAULT_X4, device: Any = "cpu", dtype: Any = None) ->
     return pipe.to(device)
 
 
+def prompt_overflow(pipe: Any, prompt: str) -> tuple[int, int] | None:
+    """(tokens in ``prompt``, tokens the pipeline's CLIP tokenizer keeps) when the prompt is longer than CLIP
+    reads, else None (also for a pipeline without a tokenizer)."""
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if tokenizer is None or not prompt:
+        return None
+    limit = int(tokenizer.model_max_length)
+    count = len(tokenizer(prompt, truncation=False).input_ids)
+    return (count, limit) if count > limit else None
+
+
 def x4_upscale(
     pipe: Any,
     image: Image.Image,
@@ -226,6 +237,12 @@ def upscale_cover(
     target = settings.size
     if x4 is not None and image.width < target:
         note(f"x4 diffusion upscaler: {image.width} -> {image.width * 4} px")
+        clipped = prompt_overflow(x4, prompt)
+        if clipped:
+            note(
+                f"note: the prompt is {clipped[0]} tokens; the x4 upscaler's CLIP reads the first {clipped[1]}, "
+                "the rest is ignored (said once, not per tile)"
+            )
         image = x4_upscale(x4, image, prompt, negative, settings)
     elif x4 is not None:
         note(f"x4 diffusion upscaler skipped: the image is already {image.width} px, --size is {target}")
