@@ -399,7 +399,7 @@ def release_record(comfy_base: Path, shown: dict) -> dict:
 @given(TEXTS, st.one_of(st.just(""), TEXTS), st.integers(1, 2))
 def test_save_records_and_checks_exactly_the_text_cover_title_drew(pack, comfy_base, title, artist, batch):
     # the reviewer's case: Save used to check its own fields, whatever Cover Title drew; now the text flows
-    picture = torch.rand(batch, 1, 1, 3).expand(batch, 96, 96, 3).contiguous()
+    picture = torch.rand(batch, 1, 1, 3).expand(batch, 256, 256, 3).contiguous()  # a miniSD cover
     titled, drawn = node(pack, "NoPainGanCoverTitle").draw(picture, title, artist, "auto", "", "auto")
     assert (drawn.title, drawn.artist, len(drawn.layouts)) == (title, artist, batch)
     result = node(pack, "NoPainGanSaveReleaseCover").save(titled, "nopaingan/flow", 64, cover_text=drawn)
