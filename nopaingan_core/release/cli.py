@@ -222,7 +222,8 @@ def check_x4_folder(source: str) -> None:
             return  # downloaded when it loads; from_pretrained checks it then
         index = Path(cached)
     try:
-        name = json.loads(index.read_text(encoding="utf-8")).get("_class_name")
+        spec = json.loads(index.read_text(encoding="utf-8"))
+        name = spec.get("_class_name")
     except (OSError, ValueError, AttributeError):
         raise ModelLoadError(
             f"--x4 '{source}': no readable model_index.json; expected a diffusers {X4_PIPELINE} folder "
@@ -231,7 +232,7 @@ def check_x4_folder(source: str) -> None:
     if name != X4_PIPELINE:
         raise ModelLoadError(f"--x4 '{source}': a {name} folder, expected an x4 upscaler ({X4_PIPELINE})")
     if is_local(source):
-        check_components(index.parent, json.loads(index.read_text(encoding="utf-8")), f"--x4 '{source}'")
+        check_components(index.parent, spec, f"--x4 '{source}'")
 
 
 def component_files(cls: str) -> tuple[tuple[str, ...], bool]:
@@ -289,19 +290,14 @@ def check_components(folder: Path, index: dict, label: str) -> None:
 def upscaler_sources(args: argparse.Namespace) -> dict:
     """Where the upscalers come from, for the record: the x4 model (an absolute folder, or a hub id) and the
     model upscaler's absolute path and sha256 (None for the ones not used)."""
-    import hashlib
-
+    from ..cli import sha256
     from ..hub import is_local
 
     x4 = None if args.x4 == NONE else str(Path(args.x4).expanduser().resolve()) if is_local(args.x4) else args.x4
     model = None
     if args.upscaler_model is not None:
         path = Path(args.upscaler_model).expanduser().resolve()
-        digest = hashlib.sha256()
-        with path.open("rb") as file:
-            for block in iter(lambda: file.read(1 << 20), b""):
-                digest.update(block)
-        model = {"path": str(path), "sha256": digest.hexdigest()}
+        model = {"path": str(path), "sha256": sha256(path)}
     return {"x4_model": x4, "upscaler_model": model}
 
 
