@@ -60,22 +60,29 @@ def installed(module: str) -> bool:
         return False
 
 
-def skip_reason(runner: str, options: dict) -> str | None:
-    """Why a contender cannot run here, or None."""
-    if runner == "optimum" and not installed("optimum.intel"):
-        return (
-            "optimum-intel is not installed: optimum-intel 2.2 requires transformers < 5.6, which conflicts with "
-            "the project's transformers 5.24 (bench/requirements-peers.txt); ours-openvino converts the same "
-            "torch modules with openvino.convert_model instead"
-        )
-    if runner == "onnxruntime":
-        if not installed("onnxruntime"):
-            return "onnxruntime is not installed (bench/requirements-peers.txt)"
-        return "no ONNX export of the three models in this bench yet"
-    if runner == "comfyui" and not installed("comfy"):
-        return "ComfyUI is not importable in this environment"
-    if runner == "comfyui":
-        return "ComfyUI sampler runner not written yet (its checkpoint format needs a conversion of the components)"
+# Peers with their own runner module in bench/ (``peer_<runner>.py``): each has ``skip_reason() -> str | None``
+# and ``load(path, cache_dir) -> run(steps) -> image [1, H, W, 3] in [0, 1]`` for PROMPT, SEED, GUIDANCE, SIZE.
+PEER_MODULES = {"onnxruntime": "peer_onnx", "comfyui": "peer_comfyui", "optimum": "peer_optimum"}
+
+
+def peer_module(runner: str):
+    return importlib.import_module(PEER_MODULES[runner])
+
+
+def skip_reason(runner: str, options: dict, python: str | None = None) -> str | None:
+    """Why a contender cannot run here, or None. ``python``: the interpreter its worker runs under
+    (``--peer-python``), asked in a subprocess when it is not this one."""
+    if runner in PEER_MODULES:
+        if python and python != sys.executable:
+            code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            code += f"import {PEER_MODULES[runner]} as m; print(m.skip_reason() or '')"
+            done = subprocess.run([python, "-c", code], capture_output=True, text=True)
+            if done.returncode != 0:
+                return f"{python} cannot import bench/{PEER_MODULES[runner]}.py: {done.stderr.strip()[-300:]}"
+            return done.stdout.strip() or None
+        if not peer_module(runner).__dict__.get("skip_reason"):
+            return f"bench/{PEER_MODULES[runner]}.py has no runner yet"
+        return peer_module(runner).skip_reason()
     if options.get("backend") == "openvino" and not installed("openvino"):
         return "OpenVINO is not installed (extra [openvino])"
     if options.get("int8_weights") and not installed("nncf"):
@@ -113,6 +120,9 @@ def worker(name: str, path: str, steps: int, threads: int, image_out: str, cache
             return generate_covers(sd, PROMPT, settings=SamplerSettings(**{**settings.__dict__, "steps": n_steps}))
 
         precision = sd.precision
+    elif runner in PEER_MODULES:
+        run = peer_module(runner).load(path, cache_dir)
+        precision = "fp32"
     else:
         from diffusers import StableDiffusionPipeline
 
@@ -216,6 +226,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads per contender")
     parser.add_argument("--contenders", default=",".join(CONTENDERS), help="comma-separated names")
     parser.add_argument("--tiny", action="store_true", help="tiny random models: a smoke run")
+    parser.add_argument(
+        "--peer-python",
+        action="append",
+        default=[],
+        metavar="RUNNER=PYTHON",
+        help=f"run a peer's worker under another interpreter (its own virtualenv); RUNNER: {', '.join(PEER_MODULES)}",
+    )
     parser.add_argument("--worker", nargs=4, metavar=("NAME", "PATH", "IMAGE", "OVCACHE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -235,7 +252,15 @@ def main() -> None:
     unknown = set(names) - set(CONTENDERS)
     if unknown:
         parser.error(f"unknown contenders {sorted(unknown)}; known: {', '.join(CONTENDERS)}")
-    skipped = {n: r for n in names if (r := skip_reason(*CONTENDERS[n]))}
+    pythons = {}
+    for item in args.peer_python:
+        runner, _, python = item.partition("=")
+        if runner not in PEER_MODULES or not python:
+            parser.error(
+                f"--peer-python: expected RUNNER=PYTHON with RUNNER one of {', '.join(PEER_MODULES)}, found {item!r}"
+            )
+        pythons[runner] = python
+    skipped = {n: r for n in names if (r := skip_reason(*CONTENDERS[n], pythons.get(CONTENDERS[n][0])))}
     runnable = [n for n in names if n not in skipped]
     result: dict = {
         "machine": machine(),
@@ -254,7 +279,8 @@ def main() -> None:
         for round_index in range(args.rounds):
             for name in runnable:
                 image = str(Path(tmp) / f"{name}.pt")
-                command = [sys.executable, __file__, "--steps", str(args.steps), "--threads", str(args.threads)]
+                python = pythons.get(CONTENDERS[name][0], sys.executable)
+                command = [python, __file__, "--steps", str(args.steps), "--threads", str(args.threads)]
                 command += ["--worker", name, path, image, ov_cache]
                 done = subprocess.run(command, capture_output=True, text=True)
                 if done.returncode != 0:

@@ -1,0 +1,1 @@
+"""Runner of the onnx peer for bench/peers.py: not written yet (the contender is listed under skipped)."""
