@@ -37,10 +37,13 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 class OneLineParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are exactly one line, ``PROG: error: MESSAGE``, with exit status 2
-    (argparse's own prints the usage first). Subcommand parsers are of the same class."""
+    (argparse's own prints the usage first). Subcommand parsers are of the same class. Abbreviated options are
+    refused (``--prompt`` is not taken for ``--prompt-template``): a saved command keeps its meaning when a later
+    version adds an option with the same beginning."""
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:

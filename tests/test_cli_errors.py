@@ -344,6 +344,29 @@ def test_every_command_has_help_for_every_option_a_description_and_quiet(capsys)
     assert capsys.readouterr().out.startswith("nopaingan ")
 
 
+LONG_OPTIONS = sorted(
+    {(w, o) for w, p in PARSERS.items() for a in p._actions for o in a.option_strings if o[:2] == "--"}
+)
+
+
+@pytest.mark.parametrize("words,option", LONG_OPTIONS, ids=[f"{' '.join(w)} {o}" for w, o in LONG_OPTIONS])
+def test_an_abbreviated_option_is_refused_in_one_line(words, option, capsys, a_dataset):
+    """Every proper prefix of every long option of every command (argparse's allow_abbrev would take a unique one
+    for the whole option) is an unrecognized argument, one line, exit status 2."""
+    parser = PARSERS[words]
+    known = {o for a in parser._actions for o in a.option_strings}
+    required = _required_args(parser, skip=None, dataset=a_dataset)
+    for end in range(3, len(option)):
+        prefix = option[:end]
+        if prefix in known:
+            continue
+        with pytest.raises(SystemExit) as stop:
+            parser.parse_args([*required, f"{prefix}=1"])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and prefix in err and "unrecognized arguments" in err, (prefix, err)
+
+
 # --- hostile output locations --------------------------------------------------------------------------------
 
 
