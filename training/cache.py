@@ -28,6 +28,7 @@ from nopaingan_core.audio import CLIP_SECONDS, AudioClip, load_audio
 from nopaingan_core.encoders import EncoderInfo, MusicEmbedding, detect_kind, load_encoder
 from nopaingan_core.errors import NoPainGanError
 from nopaingan_core.hub import is_local
+from nopaingan_core.precision import DTYPES
 from nopaingan_core.prompt import DEFAULT_TEMPLATE
 from nopaingan_core.sampling import DEFAULT_SD, load_minisd
 
@@ -41,7 +42,7 @@ FORMAT_VERSION = 1
 METADATA_KEY = "nopaingan_cache"
 SHARD_GLOB = "shard-*.safetensors"
 SKIPPED_GLOB = "skipped*.jsonl"  # albums a cache run could not read, one JSON object per line, per process
-STORE_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+STORE_DTYPES = DTYPES  # the cache stores music features in any of the precisions the product runs in
 RESOLUTION = 256
 TENSORS = ("latent_mean", "latent_std", "text", "music")
 
