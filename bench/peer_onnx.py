@@ -150,34 +150,6 @@ def _export_in_child(path: str, folder: Path) -> None:
     print(done.stdout.strip(), file=sys.stderr)
 
 
-class _Text(torch.nn.Module):
-    def __init__(self, text_encoder: torch.nn.Module) -> None:
-        super().__init__()
-        self.text_encoder = text_encoder
-
-    def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.text_encoder(input_ids)
-        return out.last_hidden_state, out.pooler_output
-
-
-class _UNet(torch.nn.Module):
-    def __init__(self, unet: torch.nn.Module) -> None:
-        super().__init__()
-        self.unet = unet
-
-    def forward(self, sample: torch.Tensor, timestep: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        return self.unet(sample, timestep, encoder_hidden_states=context, return_dict=False)[0]
-
-
-class _Decoder(torch.nn.Module):
-    def __init__(self, vae: torch.nn.Module) -> None:
-        super().__init__()
-        self.vae = vae
-
-    def forward(self, latent_sample: torch.Tensor) -> torch.Tensor:
-        return self.vae.decode(latent_sample, return_dict=False)[0]
-
-
 def export(path: str, folder: Path) -> dict:
     """Export ``path``'s text encoder, UNet and VAE decoder into ``folder`` (made whole or not at all), each
     checked by :func:`check`; returns (and writes as export.json) the seconds each took (load, reference run,
@@ -185,6 +157,9 @@ def export(path: str, folder: Path) -> dict:
     import peers
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
+
+    # the torch modules called as the runtime calls them: the wrappers the OpenVINO conversion exports
+    from nopaingan_core.openvino_backend import _Decoder, _TextEncoder, _UNet
 
     torch.manual_seed(0)  # the example inputs
     tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
@@ -196,7 +171,7 @@ def export(path: str, folder: Path) -> dict:
     specs = {
         "text_encoder": (
             lambda: CLIPTextModel.from_pretrained(path, subfolder="text_encoder"),
-            _Text,
+            _TextEncoder,
             lambda model: (ids,),
             ["input_ids"],
             ["last_hidden_state", "pooler_output"],
