@@ -20,7 +20,7 @@ inter-op), with the initial latents drawn as diffusers' ``StableDiffusionPipelin
 ``torch.Generator("cpu").manual_seed(seed)`` (the ONNX pipeline would use numpy's RandomState), so both start
 from the same noise and ``max_abs_diff_vs_diffusers`` measures the runtimes, not the seeds.
 
-    python bench/peer_onnx.py MODEL_FOLDER EXPORT_FOLDER   # the child process: export and check, nothing more
+    python bench/peer_onnx.py MODEL_FOLDER EXPORT_FOLDER [THREADS]   # the child: export and check, no more
 """
 
 from __future__ import annotations
