@@ -10,7 +10,7 @@ from PIL import Image
 
 from ..nopaingan_core.errors import CoverError
 from ..nopaingan_core.release import DEFAULT_SIZE, MAX_SIZE, PREVIEW_SIZE
-from ..nopaingan_core.release.finish import release_path, write_release
+from ..nopaingan_core.release.finish import check_size, release_path, write_release
 from ..nopaingan_core.release.typography import AUTO, POSITIONS, DrawnText, set_text
 from ..nopaingan_core.release.upscale import to_image, to_tensor
 from . import bridge
@@ -42,16 +42,6 @@ def check_prefix(prefix: str, label: str = "Save Release Cover") -> str:
             "'nopaingan/cover' (not empty, not absolute, no '.' or '..' parts, not ending in '/')"
         )
     return prefix
-
-
-def check_size(size: object, label: str = "Save Release Cover") -> int:
-    """The side in pixels: an int from ``PREVIEW_SIZE`` to ``MAX_SIZE``, the command line's ``--size`` range.
-    Raises a one-line CoverError otherwise."""
-    if isinstance(size, bool) or not isinstance(size, int) or not PREVIEW_SIZE <= size <= MAX_SIZE:
-        raise CoverError(
-            f"{label}: size {size!r}: expected {PREVIEW_SIZE} to {MAX_SIZE} pixels a side (stores want {DEFAULT_SIZE})"
-        )
-    return size
 
 
 class NoPainGanCoverTitle:
@@ -158,7 +148,7 @@ class NoPainGanSaveReleaseCover:
 
         label = "Save Release Cover"
         pictures = _images(images, label)
-        size = check_size(size, label)
+        size = check_size(size, f"{label}: size")
         drawn = DrawnText.received(cover_text, len(pictures), label)
         source = (
             f"text: as Cover Title drew it, title {drawn.title!r}, artist {drawn.artist!r}"

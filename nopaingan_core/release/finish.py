@@ -25,7 +25,7 @@ from PIL import Image, ImageCms
 
 from .. import atomic
 from ..errors import CoverError
-from . import MAX_BYTES, MAX_SIZE, PREVIEW_SIZE
+from . import DEFAULT_SIZE, MAX_BYTES, MAX_SIZE, PREVIEW_SIZE
 from .check import RECORD_KEY, Rule, check_cover, open_image, profile_name, record, upright
 from .typography import AUTO, check_text, set_text
 from .upscale import UpscaleSettings, upscale_cover
@@ -212,10 +212,19 @@ def release_base(dest: Path) -> Path:
     return dest.with_name(head + dest.suffix) if tail.isdigit() and head.endswith(SUFFIX) else dest
 
 
+def check_size(size: object, name: str = "--size") -> int:
+    """The release cover's side in pixels: an int from ``PREVIEW_SIZE`` to ``MAX_SIZE``. Raises a one-line
+    CoverError naming ``name`` (the option, or a node's input) otherwise."""
+    if isinstance(size, bool) or not isinstance(size, int) or not PREVIEW_SIZE <= size <= MAX_SIZE:
+        raise CoverError(
+            f"{name} {size!r}: expected {PREVIEW_SIZE} to {MAX_SIZE} pixels a side (stores want {DEFAULT_SIZE})"
+        )
+    return size
+
+
 def check_options(settings: UpscaleSettings, dest: Path) -> None:
     """Fail before any slow work: size in range, output folder writable (CoverError, OutputError)."""
-    if not PREVIEW_SIZE <= settings.size <= MAX_SIZE:
-        raise CoverError(f"--size {settings.size}: expected {PREVIEW_SIZE} to {MAX_SIZE} pixels (stores want 3000)")
+    check_size(settings.size)
     atomic.check_output_folder(dest.parent, "release cover", label=str(dest))
 
 
