@@ -16,6 +16,7 @@ and the decode cheap (90-180 s in all on one thread at a load of 4-7, most of it
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,10 +64,13 @@ def test_comfyui_runner_makes_seeded_images(tmp_path):
 
     python = os.environ.get("COMFYUI_PYTHON", sys.executable)
     folder = tmp_path / "sd"
-    real_models.build_sd(folder)
     out = tmp_path / "images.pt"
     command = [python, "-c", RUNNER, str(BENCH), str(folder), str(tmp_path / "cache"), str(SIZE), str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        real_models.build_sd(folder)
+        done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # 4.2 GB: not left among pytest's kept temporary folders
     assert done.returncode == 0, done.stderr[-3000:]
     images = torch.load(out)
     for image in images.values():
