@@ -48,7 +48,7 @@ CONTENDERS: dict[str, tuple[str, dict]] = {
     "diffusers-bf16": ("diffusers", {"dtype": "bf16"}),
     "openvino-pipeline-fp32": ("optimum", {}),
     "onnxruntime-fp32": ("onnxruntime", {}),
-    "comfyui-fp32": ("comfyui", {}),
+    "comfyui-fp32": ("comfyui", {"extra_unet_calls": 0}),  # its ipndm makes one UNet call per step
 }
 REFERENCE = "diffusers-fp32"
 
@@ -154,9 +154,10 @@ def worker(name: str, path: str, steps: int, threads: int, image_out: str, cache
     return {"seconds": seconds, "peak_rss_gb": peak_rss_gb(), "precision": precision}
 
 
-def unet_calls(steps: int, cfg_cutoff: float = 1.0, deep_cache: int = 1) -> dict[str, int]:
-    """How many UNet calls of each kind a PNDM image makes (PNDM: ``steps + 1`` calls), by sample()'s rules."""
-    total = steps + 1
+def unet_calls(steps: int, cfg_cutoff: float = 1.0, deep_cache: int = 1, extra: int = 1) -> dict[str, int]:
+    """How many UNet calls of each kind an image makes, by sample()'s rules: ``steps + extra`` in all (PNDM:
+    ``extra`` 1; ComfyUI's samplers: 0)."""
+    total = steps + extra
     guided = math.ceil(cfg_cutoff * total)
     calls = {"full2": 0, "full1": 0, "shallow2": 0, "shallow1": 0}
     for i in range(total):
@@ -193,7 +194,9 @@ def count_flops(path: str) -> dict[str, float]:
 
 
 def image_flops(flops: dict[str, float], steps: int, options: dict) -> float:
-    calls = unet_calls(steps, options.get("cfg_cutoff", 1.0), options.get("deep_cache", 1))
+    calls = unet_calls(
+        steps, options.get("cfg_cutoff", 1.0), options.get("deep_cache", 1), options.get("extra_unet_calls", 1)
+    )
     return sum(flops[kind] * n for kind, n in calls.items()) + flops["decode"] + flops["prompts"]
 
 
@@ -300,7 +303,7 @@ def main() -> None:
     contenders = {}
     for name in runnable:
         runner, options = CONTENDERS[name]
-        work = image_flops(flops, args.steps, options if runner == "ours" else {})
+        work = image_flops(flops, args.steps, options)
         median = statistics.median(times[name])
         peak = peaks["bf16"] if "bf16" in precision[name] else peaks["fp32"]
         contenders[name] = {
