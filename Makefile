@@ -2,6 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+PEERS := $(VENV)/.peers
 
 .PHONY: demo test format
 
@@ -11,10 +12,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# bench/peers.py's peers (never the project's requirements), so the tests of their runners run too
+$(PEERS): $(STAMP) bench/requirements-peers.txt
+	$(PY) -m pip install --quiet -r bench/requirements-peers.txt
+	touch $(PEERS)
+
 demo: $(STAMP)
 	$(VENV)/bin/nopaingan demo --out outputs/demo
 
-test: $(STAMP)
+test: $(STAMP) $(PEERS)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest -q
