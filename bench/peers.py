@@ -4,8 +4,9 @@ Each contender runs in a fresh process per round (load untimed, then one timed i
 is that process's), contenders interleaved round by round, one torch/OpenVINO thread each (``--threads``).
 Ours: ``ours-default`` (what ``nopaingan generate`` does with no options) and ``ours-<setting>``. Peers:
 diffusers' ``StableDiffusionPipeline`` in fp32 and bf16; OpenVINO's own ``OVStableDiffusionPipeline``
-(optimum-intel), ONNX Runtime and ComfyUI's sampler where installed (bench/requirements-peers.txt), else
-listed under ``skipped`` with the reason. Also: FLOPs per image counted with ``torch.utils.flop_counter``
+(optimum-intel, in its own virtualenv: bench/requirements-optimum.txt, ``--peer-python optimum=PYTHON``), ONNX
+Runtime and ComfyUI's sampler where installed (bench/requirements-peers.txt), else listed under ``skipped`` with
+the reason. Also: FLOPs per image counted with ``torch.utils.flop_counter``
 from each path's UNet calls, one thread's fp32/bf16 GEMM peak, and each path's fraction of that peak.
 
     python bench/peers.py --out bench/results/peers.json                       # full: 20 steps, 2 rounds
@@ -98,8 +99,10 @@ def peak_rss_gb() -> float:
 
 
 def worker(name: str, path: str, steps: int, threads: int, image_out: str, cache_dir: str) -> dict:
-    """One contender in this fresh process: load (untimed), one warm-up image at 1 step, one timed image."""
+    """One contender in this fresh process: load (timed apart: ``load_s``, an export or conversion included where
+    the contender makes one), one warm-up image at 1 step, one timed image."""
     torch.set_num_threads(threads)
+    load_start = time.perf_counter()
     runner, options = CONTENDERS[name]
     if runner == "ours":
         from nopaingan_core.generate import SamplerSettings, generate_covers
@@ -146,12 +149,13 @@ def worker(name: str, path: str, steps: int, threads: int, image_out: str, cache
             return out.images.permute(0, 2, 3, 1).float().cpu()
 
         precision = options["dtype"]
+    load_s = time.perf_counter() - load_start
     run(1)  # warm-up: primitives, caches, OpenVINO's compilation for these shapes
     start = time.perf_counter()
     image = run(steps)
     seconds = time.perf_counter() - start
     torch.save(image, image_out)
-    return {"seconds": seconds, "peak_rss_gb": peak_rss_gb(), "precision": precision}
+    return {"seconds": seconds, "load_s": round(load_s, 2), "peak_rss_gb": peak_rss_gb(), "precision": precision}
 
 
 def unet_calls(steps: int, cfg_cutoff: float = 1.0, deep_cache: int = 1, extra: int = 1) -> dict[str, int]:
@@ -275,6 +279,7 @@ def main() -> None:
         "skipped": skipped,
     }
     times: dict[str, list[float]] = {n: [] for n in runnable}
+    loads: dict[str, list[float]] = {n: [] for n in runnable}
     rss: dict[str, float] = {}
     precision: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="peers-") as tmp:
@@ -290,6 +295,7 @@ def main() -> None:
                     raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
                 report = json.loads(done.stdout.strip().splitlines()[-1])
                 times[name].append(report["seconds"])
+                loads[name].append(report["load_s"])
                 rss[name] = max(rss.get(name, 0.0), report["peak_rss_gb"])
                 precision[name] = report["precision"]
                 print(f"round {round_index + 1} {name}: {report}", flush=True)
@@ -311,6 +317,7 @@ def main() -> None:
             "max_abs_diff_vs_diffusers": None if reference is None else float((images[name] - reference).abs().max()),
             "mean_abs_diff_vs_diffusers": None if reference is None else float((images[name] - reference).abs().mean()),
             "precision": precision[name],
+            "load_s": loads[name],
             "peak_rss_gb": rss[name],
             "flops": work,
             "gflops_per_s": round(work / median / 1e9, 2),
