@@ -20,13 +20,14 @@ from nopaingan_core.errors import NoPainGanError
 from nopaingan_core.generate import SamplerSettings, generate_covers
 from nopaingan_core.synth import synth_song
 from nopaingan_core.tiny import build_tiny_musicgen, pretrain_tiny_musicgen
+from training.adapter_init import whiten_adapter_input, within_song_whitening
 from training.cache import CacheReader
 from training.cli import main
 from training.evaluate import EvalConfig, evaluate
 from training.recipes import INERT_GAP, INERT_GATE, RECIPE_KEYS, RECIPES, is_inert, resolve_recipe, warmup_steps
 from training.records import read_dataset
 from training.resume import checkpoints
-from training.train import TrainConfig, standardise_adapter_input, step_batches, train
+from training.train import TrainConfig, step_batches, train
 
 
 def _config(data, out, **kw) -> TrainConfig:
@@ -50,18 +51,89 @@ def test_step_batches_deal_each_epoch_once_and_resume_mid_way():
     assert all(len(b) == 3 for b in step_batches(7, 3, 1, 1, 0, seed=0, start_step=0, total=3))
 
 
-def test_adapter_starts_by_standardising_the_music_features(cached_data):
+def test_adapter_starts_on_whitened_music_features(cached_data):
     reader = CacheReader(cached_data / "cache")
     ids = [album.id for album in read_dataset(cached_data, "train")]
+    songs = [reader.load(i).music for i in ids]
     plain, fitted = new_fusion(reader.spec.encoder), new_fusion(reader.spec.encoder)
-    stats = standardise_adapter_input(fitted, reader, ids, seed=0)
-    frames = torch.cat([reader.load(i).music for i in ids])
+    stats = whiten_adapter_input(fitted, songs)
+    frames = torch.cat(songs)
     torch.testing.assert_close(stats["mean"], frames.mean(dim=0), rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(stats["std"], frames.std(dim=0, correction=0), rtol=1e-3, atol=1e-5)
     with torch.no_grad():
-        expected = plain.adapter.proj((frames - stats["mean"]) / stats["std"])
+        expected = plain.adapter.proj((frames - stats["mean"]) @ stats["transform"].T)
         torch.testing.assert_close(fitted.adapter.proj(frames), expected, rtol=1e-4, atol=1e-4)
         assert fitted.fuse(torch.ones(1, 77, 768), fitted.adapter(frames[None])).eq(1).all()  # still the identity
+    whitened = (frames.double() - stats["mean"].double()) @ stats["transform"].double().T
+    assert whitened.var(dim=0, correction=0).mean().item() == pytest.approx(1.0, rel=1e-4)
+
+
+def _songs(draw_seed: int, songs: int, frames: int, dim: int, mixed: bool = True) -> list[torch.Tensor]:
+    """Songs whose frames vary strongly over time in some directions and whose song means differ in others,
+    then mixed by a random matrix (``mixed``) or only given random units per feature."""
+    gen = torch.Generator().manual_seed(draw_seed)
+    if mixed:
+        mixing = torch.randn(dim, dim, generator=gen, dtype=torch.float64)
+    else:
+        mixing = torch.diag(10 ** (2 * torch.rand(dim, generator=gen, dtype=torch.float64) - 1))
+    out = []
+    for _ in range(songs):
+        centre = torch.zeros(dim, dtype=torch.float64)
+        centre[: dim // 2] = torch.randn(dim // 2, generator=gen, dtype=torch.float64)
+        wiggle = torch.zeros(frames, dim, dtype=torch.float64)
+        wiggle[:, dim // 2 :] = 10 * torch.randn(frames, dim - dim // 2, generator=gen, dtype=torch.float64)
+        wiggle[:, : dim // 2] = 0.1 * torch.randn(frames, dim // 2, generator=gen, dtype=torch.float64)
+        out.append((centre + wiggle) @ mixing.T)
+    return out
+
+
+def _song_share(songs: list[torch.Tensor]) -> float:
+    """Share of the frames' variance that is the songs' means varying."""
+    means = torch.stack([s.mean(dim=0) for s in songs])
+    return (means.var(dim=0, correction=0).sum() / torch.cat(songs).var(dim=0, correction=0).sum()).item()
+
+
+@given(seed=st.integers(0, 2**31), songs=st.integers(8, 24), frames=st.integers(8, 40), dim=st.integers(2, 12))
+def test_whitening_puts_the_differences_between_songs_first(seed, songs, frames, dim):
+    """Frames that change a lot within a song and little between songs: after the whitening the songs' means
+    carry a larger share of the variance (features in any units), the mean variance per dimension is 1, and
+    without the ridge the within-song covariance is white whatever matrix mixed the features."""
+    data = _songs(seed, songs, frames, dim, mixed=False)
+    mean, transform = within_song_whitening(data)
+    white = [(s - mean) @ transform.T for s in data]
+    assert torch.cat(white).var(dim=0, correction=0).mean().item() == pytest.approx(1.0, rel=1e-6)
+    assert _song_share(white) > max(0.8, _song_share(data))  # from any units: about 0.95 here
+    mixed = _songs(seed, songs, frames, dim)
+    mean, transform = within_song_whitening(mixed, ridge=0.0)
+    white = [(s - mean) @ transform.T for s in mixed]
+    within = torch.cat([w - w.mean(dim=0) for w in white])
+    eigen = torch.linalg.eigvalsh(within.T @ within / len(within))
+    assert eigen.max() / eigen.min() < 1 + 1e-6
+    assert _song_share(white) > _song_share(mixed)
+
+
+@given(seed=st.integers(0, 2**31), dim=st.integers(1, 8), scale=st.floats(0.1, 10), shift=st.floats(-1e3, 1e3))
+def test_whitening_ignores_the_features_units_and_offsets(seed, dim, scale, shift):
+    """Rescaling or shifting one feature (an encoder's unnormalised residual stream) gives the same whitened
+    frames up to a rotation (the same lengths and angles, which a randomly initialised layer cannot tell apart);
+    one frame per song (no within-song spread) is per-dimension standardisation."""
+    data = _songs(seed, 10, 6, dim)
+    mean, transform = within_song_whitening(data)
+    moved = [s.clone() for s in data]
+    for s in moved:
+        s[:, 0] = s[:, 0] * scale + shift
+    mean2, transform2 = within_song_whitening(moved)
+    white, white2 = (torch.cat(data) - mean) @ transform.T, (torch.cat(moved) - mean2) @ transform2.T
+    torch.testing.assert_close(white @ white.T, white2 @ white2.T, rtol=1e-5, atol=1e-6)  # equal up to a rotation
+    single = [s[:1] for s in data]
+    mean1, transform1 = within_song_whitening(single)
+    frames = torch.cat(single)
+    standardised = (frames - frames.mean(dim=0)) / frames.std(dim=0, correction=0).clamp_min(1e-300)
+    torch.testing.assert_close((frames - mean1) @ transform1.T, standardised, rtol=1e-5, atol=1e-6)
+
+
+def test_whitening_without_frames_is_an_error():
+    with pytest.raises(ValueError, match="no music frames"):
+        within_song_whitening([])
 
 
 def test_training_lowers_the_loss_and_writes_a_run(cached_data, tmp_path):

@@ -299,7 +299,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         "--adapter-init",
         choices=ADAPTER_INITS,
         default="data",
-        help="data: the adapter starts by standardising the music features (default); random: plain init",
+        help="data: the adapter starts on music features whitened within songs (default); random: plain init",
     )
     add("--mixed-precision", choices=MIXED_PRECISION, default="no", help="accelerate's mixed precision of the UNet")
     add("--save-every", type=int_range(1), default=500, help="checkpoint every N steps")

@@ -32,6 +32,7 @@ from nopaingan_core.checkpoint import FusionModel, new_fusion, save_fusion
 from nopaingan_core.errors import CheckpointError, NoPainGanError
 from nopaingan_core.hub import from_pretrained
 
+from .adapter_init import STATS_ALBUMS, whiten_adapter_input
 from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CachedAlbum, CacheReader
 from .recipes import (
@@ -48,7 +49,6 @@ from .resume import checkpoints, load_checkpoint, prune_checkpoints, save_checkp
 
 OPTIMIZERS = ("sgd", "adamw")
 ADAPTER_INITS = ("data", "random")
-STATS_ALBUMS = 256
 MIXED_PRECISION = ("no", "bf16", "fp16")
 FUSION_FILE = "fusion.safetensors"
 CONFIG_FILE = "config.json"
@@ -95,7 +95,7 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
     max_timestep: int | None = None  # timesteps drawn from [0, max_timestep); default: the whole schedule
     tokens: int = 16
-    adapter_init: str = "data"  # "data": the adapter's input projection standardises the music features
+    adapter_init: str = "data"  # "data": the adapter starts on whitened music features (adapter_init.py)
     mixed_precision: str = "no"
     save_every: int = 500
     keep_checkpoints: int = 2
@@ -133,32 +133,6 @@ class Conditioning(nn.Module):
         else:
             tokens = self.fusion.adapter(music)
         return self.fusion.fusion(text, tokens)
-
-
-@torch.no_grad()
-def standardise_adapter_input(fusion: FusionModel, reader: CacheReader, ids: list[str], seed: int) -> dict:
-    """Data-dependent initialisation: fold the music features' per-dimension mean and standard deviation
-    (over up to 256 training albums) into the adapter's first linear layer, so the fresh adapter sees
-    standardised features. Music encoders' hidden states carry large constant offsets and unequal scales
-    (MusicGen's residual stream is unnormalised); what differs between songs is then a small part of the
-    input, and the fusion learns slowly or not at all. The checkpoint format is unchanged: the
-    standardisation lives in ordinary weights, which training then adjusts like any others."""
-    order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(derived_seed(seed, "stats")))
-    total = squares = None
-    frames = 0
-    for index in order[:STATS_ALBUMS].tolist():
-        music = reader.load(ids[index]).music.double()
-        total = music.sum(dim=0) if total is None else total + music.sum(dim=0)
-        squares = music.pow(2).sum(dim=0) if squares is None else squares + music.pow(2).sum(dim=0)
-        frames += music.shape[0]
-    mean = total / frames
-    std = (squares / frames - mean.pow(2)).clamp_min(0).sqrt()
-    std = std.clamp_min(1e-2 * std.mean().item() + 1e-12)  # near-constant dimensions are not blown up
-    proj = fusion.adapter.proj
-    weight = proj.weight.double() / std
-    proj.bias.copy_(proj.bias.double() - weight @ mean)
-    proj.weight.copy_(weight)
-    return {"mean": mean.float(), "std": std.float()}
 
 
 def derived_seed(*parts: object) -> int:
@@ -297,7 +271,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
 
     fusion = new_fusion(spec.encoder, tokens=config.tokens, seed=config.seed, gate=config.gate_init)
     if config.adapter_init == "data" and not (config.resume and previous):  # a checkpoint brings its weights
-        standardise_adapter_input(fusion, reader, ids, config.seed)
+        order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(derived_seed(config.seed, "stats")))
+        whiten_adapter_input(fusion, (reader.load(ids[i]).music for i in order[:STATS_ALBUMS].tolist()))
     model = Conditioning(fusion).to(accelerator.device)
     groups = param_groups(model, config.lr, config.weight_decay, config.gate_lr_scale)
     optimizer = (torch.optim.SGD if config.optimizer == "sgd" else torch.optim.AdamW)(groups, lr=config.lr)
