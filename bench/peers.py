@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import real_models
@@ -98,6 +99,33 @@ def peak_rss_gb() -> float:
     return float("nan")
 
 
+def load_diffusers(path: str, dtype: str = "fp32") -> Callable[[int], torch.Tensor]:
+    """The reference peer: diffusers' ``StableDiffusionPipeline`` from ``path`` in ``dtype`` ("fp32", "bf16").
+    Returns ``run(steps)`` -> the image for PROMPT, SEED, GUIDANCE, SIZE as ``[1, H, W, 3]`` float in [0, 1]."""
+    from diffusers import StableDiffusionPipeline
+
+    torch_dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    pipe = StableDiffusionPipeline.from_pretrained(
+        path, torch_dtype=torch_dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+    )
+    pipe.set_progress_bar_config(disable=True)
+
+    def run(n_steps: int) -> torch.Tensor:
+        out = pipe(
+            PROMPT,
+            negative_prompt="",
+            num_inference_steps=n_steps,
+            guidance_scale=GUIDANCE,
+            height=SIZE,
+            width=SIZE,
+            generator=torch.Generator("cpu").manual_seed(SEED),
+            output_type="pt",
+        )
+        return out.images.permute(0, 2, 3, 1).float().cpu()
+
+    return run
+
+
 def worker(name: str, path: str, steps: int, threads: int, image_out: str, cache_dir: str) -> dict:
     """One contender in this fresh process: load (timed apart: ``load_s``, an export or conversion included where
     the contender makes one), one warm-up image at 1 step, one timed image."""
@@ -127,27 +155,7 @@ def worker(name: str, path: str, steps: int, threads: int, image_out: str, cache
         run = peer_module(runner).load(path, cache_dir)
         precision = "fp32"
     else:
-        from diffusers import StableDiffusionPipeline
-
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[options["dtype"]]
-        pipe = StableDiffusionPipeline.from_pretrained(
-            path, torch_dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False
-        )
-        pipe.set_progress_bar_config(disable=True)
-
-        def run(n_steps: int) -> torch.Tensor:
-            out = pipe(
-                PROMPT,
-                negative_prompt="",
-                num_inference_steps=n_steps,
-                guidance_scale=GUIDANCE,
-                height=SIZE,
-                width=SIZE,
-                generator=torch.Generator("cpu").manual_seed(SEED),
-                output_type="pt",
-            )
-            return out.images.permute(0, 2, 3, 1).float().cpu()
-
+        run = load_diffusers(path, options["dtype"])
         precision = options["dtype"]
     load_s = time.perf_counter() - load_start
     run(1)  # warm-up: primitives, caches, OpenVINO's compilation for these shapes

@@ -32,7 +32,6 @@ def test_onnxruntime_is_a_runnable_peer(bench):
 def test_exported_models_give_diffusers_image_and_are_reused(bench, tmp_path, monkeypatch):
     """The ONNX pipeline's image equals diffusers' StableDiffusionPipeline's on the same folder (same seed, same
     PNDM steps); a second load reads the export instead of exporting again."""
-    from diffusers import StableDiffusionPipeline
 
     from nopaingan_core.tiny import build_tiny_sd
 
@@ -40,20 +39,7 @@ def test_exported_models_give_diffusers_image_and_are_reused(bench, tmp_path, mo
     folder = str(build_tiny_sd(tmp_path / "sd"))
     image = peer_onnx.load(folder, str(tmp_path / "unused"))(2)
 
-    pipe = StableDiffusionPipeline.from_pretrained(
-        folder, safety_checker=None, feature_extractor=None, requires_safety_checker=False
-    )
-    pipe.set_progress_bar_config(disable=True)
-    expected = pipe(
-        peers.PROMPT,
-        negative_prompt="",
-        num_inference_steps=2,
-        guidance_scale=peers.GUIDANCE,
-        height=peers.SIZE,
-        width=peers.SIZE,
-        generator=torch.Generator("cpu").manual_seed(peers.SEED),
-        output_type="pt",
-    ).images.permute(0, 2, 3, 1)
+    expected = peers.load_diffusers(folder)(2)
     assert image.shape == expected.shape == (1, peers.SIZE, peers.SIZE, 3)
     assert image.dtype == torch.float32 and float(image.min()) >= 0 and float(image.max()) <= 1
     assert float((image - expected).abs().max()) < 1e-3

@@ -56,27 +56,6 @@ def run_peer(python: str, path: Path, tmp: Path, name: str, mode: str = "export"
     return torch.load(out)
 
 
-def diffusers_image(path: Path) -> torch.Tensor:
-    """diffusers' fp32 image as peers.worker makes it: [1, H, W, 3] in [0, 1]."""
-    from diffusers import StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline.from_pretrained(
-        path, safety_checker=None, feature_extractor=None, requires_safety_checker=False
-    )
-    pipe.set_progress_bar_config(disable=True)
-    out = pipe(
-        peers.PROMPT,
-        negative_prompt="",
-        num_inference_steps=STEPS,
-        guidance_scale=peers.GUIDANCE,
-        height=peers.SIZE,
-        width=peers.SIZE,
-        generator=torch.Generator("cpu").manual_seed(peers.SEED),
-        output_type="pt",
-    )
-    return out.images.permute(0, 2, 3, 1)
-
-
 def test_skip_reason_here_names_the_separate_virtualenv():
     """The project's venv cannot import optimum.intel (transformers pin): the contender is skipped, saying how."""
     reason = peers.skip_reason("optimum", {})
@@ -96,7 +75,7 @@ def test_optimum_pipeline_matches_diffusers_and_exports_once(tiny_models, tmp_pa
     path = tiny_models["sd"]
     image = run_peer(OPTIMUM_PYTHON, path, tmp_path, "first")
     assert image.shape == (1, peers.SIZE, peers.SIZE, 3) and image.dtype == torch.float32
-    reference = diffusers_image(path)
+    reference = peers.load_diffusers(str(path))(STEPS)
     assert float(reference.std()) > 0.05  # a real picture, not a flat one
     assert float((image - reference).abs().max()) < IMAGE_TOLERANCE
 
