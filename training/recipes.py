@@ -51,13 +51,13 @@ class Recipe:
 RECIPES = {
     "default": Recipe(
         optimizer="adamw",
-        lr=3e-4,
+        lr=1.5e-4,
         weight_decay=0.0,
         warmup_steps=None,
         batch_size=8,
         gate_init=0.05,
         gate_lr_scale=10.0,
-        summary="AdamW lr 3e-4 (gate: 10x, starting at 0.05), a tenth of the run warm-up then cosine, batch 8",
+        summary="AdamW lr 1.5e-4 (gate: 10x, starting at 0.05), a tenth of the run warm-up then cosine, batch 8",
     ),
     "seed": Recipe(
         optimizer="sgd",
