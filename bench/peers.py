@@ -82,8 +82,6 @@ def skip_reason(runner: str, options: dict, python: str | None = None) -> str | 
             if done.returncode != 0:
                 return f"{python} cannot import bench/{PEER_MODULES[runner]}.py: {done.stderr.strip()[-300:]}"
             return done.stdout.strip() or None
-        if not peer_module(runner).__dict__.get("skip_reason"):
-            return f"bench/{PEER_MODULES[runner]}.py has no runner yet"
         return peer_module(runner).skip_reason()
     if options.get("backend") == "openvino" and not installed("openvino"):
         return "OpenVINO is not installed (extra [openvino])"
