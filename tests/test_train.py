@@ -76,9 +76,10 @@ def _songs(draw_seed: int, songs: int, frames: int, dim: int, mixed: bool = True
     else:
         mixing = torch.diag(10 ** (2 * torch.rand(dim, generator=gen, dtype=torch.float64) - 1))
     out = []
-    for _ in range(songs):
+    signs = torch.randint(0, 2, (dim // 2,), generator=gen).double() * 2 - 1
+    for index in range(songs):
         centre = torch.zeros(dim, dtype=torch.float64)
-        centre[: dim // 2] = torch.randn(dim // 2, generator=gen, dtype=torch.float64)
+        centre[: dim // 2] = signs * (1 if index % 2 else -1)  # the songs' means spread by exactly 1
         wiggle = torch.zeros(frames, dim, dtype=torch.float64)
         wiggle[:, dim // 2 :] = 10 * torch.randn(frames, dim - dim // 2, generator=gen, dtype=torch.float64)
         wiggle[:, : dim // 2] = 0.1 * torch.randn(frames, dim // 2, generator=gen, dtype=torch.float64)
@@ -95,20 +96,20 @@ def _song_share(songs: list[torch.Tensor]) -> float:
 @given(seed=st.integers(0, 2**31), songs=st.integers(8, 24), frames=st.integers(8, 40), dim=st.integers(2, 12))
 def test_whitening_puts_the_differences_between_songs_first(seed, songs, frames, dim):
     """Frames that change a lot within a song and little between songs: after the whitening the songs' means
-    carry a larger share of the variance (features in any units), the mean variance per dimension is 1, and
-    without the ridge the within-song covariance is white whatever matrix mixed the features."""
+    carry most of the variance whatever the features' units, the mean variance per dimension is 1, and without
+    the ridge the within-song covariance is white whatever matrix mixed the features."""
     data = _songs(seed, songs, frames, dim, mixed=False)
     mean, transform = within_song_whitening(data)
     white = [(s - mean) @ transform.T for s in data]
     assert torch.cat(white).var(dim=0, correction=0).mean().item() == pytest.approx(1.0, rel=1e-6)
-    assert _song_share(white) > max(0.8, _song_share(data))  # from any units: about 0.95 here
+    assert _song_share(white) > 0.8  # whatever the features' units (raw shares range from ~0.01 to ~0.97)
     mixed = _songs(seed, songs, frames, dim)
     mean, transform = within_song_whitening(mixed, ridge=0.0)
     white = [(s - mean) @ transform.T for s in mixed]
     within = torch.cat([w - w.mean(dim=0) for w in white])
     eigen = torch.linalg.eigvalsh(within.T @ within / len(within))
     assert eigen.max() / eigen.min() < 1 + 1e-3  # white up to float64 rounding through a random mixing matrix
-    assert _song_share(white) > _song_share(mixed)
+    assert _song_share(white) > 0.8
 
 
 @given(seed=st.integers(0, 2**31), dim=st.integers(1, 8), scale=st.floats(0.1, 10), shift=st.floats(-1e3, 1e3))
