@@ -25,7 +25,6 @@ from the same noise and ``max_abs_diff_vs_diffusers`` measures the runtimes, not
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -36,7 +35,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import real_models  # noqa: F401  (puts the worktree's library first on sys.path)
 import torch
+
+from nopaingan_core.hub import cache_home
 
 OPSET = 17
 TOLERANCE = 1e-3  # of the torch output's largest magnitude; fp32 exports agree to about 1e-6
@@ -61,25 +63,19 @@ def skip_reason() -> str | None:
 
 def cache_root() -> Path:
     """``$XDG_CACHE_HOME/nopaingan/onnx``, i.e. ``~/.cache/nopaingan/onnx`` by default."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nopaingan" / "onnx"
+    return cache_home("onnx")
 
 
 def cache_key(path: str | os.PathLike) -> str:
-    """A hash of the files of ``path``'s text_encoder/, unet/ and vae/ (relative name, size, mtime, first and
-    last MiB: cheap on a 3.4 GB UNet) and of the torch, onnx and onnxruntime versions and ``OPSET``."""
+    """:func:`peers.folder_key` of ``path``'s text_encoder/, unet/ and vae/ files with the torch, onnx and
+    onnxruntime versions and ``OPSET``."""
     import onnx
     import onnxruntime
+    import peers
 
-    digest = hashlib.sha256(f"{torch.__version__} {onnx.__version__} {onnxruntime.__version__} {OPSET}".encode())
     root = Path(path)
-    for file in sorted(f for name in MODELS for f in (root / name).rglob("*") if f.is_file()):
-        stat = file.stat()
-        digest.update(f"{file.relative_to(root)} {stat.st_size} {stat.st_mtime_ns}".encode())
-        with file.open("rb") as handle:
-            digest.update(handle.read(2**20))
-            handle.seek(max(0, stat.st_size - 2**20))
-            digest.update(handle.read())
-    return digest.hexdigest()[:20]
+    files = [f for name in MODELS for f in (root / name).rglob("*") if f.is_file()]
+    return peers.folder_key(root, files, f"{torch.__version__} {onnx.__version__} {onnxruntime.__version__} {OPSET}")
 
 
 def session(model: Path):

@@ -15,9 +15,7 @@ Each export writes ``export.json`` next to the IR: seconds, the child's peak RSS
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,10 +29,10 @@ import real_models  # noqa: F401  (puts the worktree's library first on sys.path
 import torch
 
 from nopaingan_core.atomic import umask
+from nopaingan_core.hub import cache_home
 
 PACKAGES = ("optimum-intel", "openvino", "transformers", "diffusers")
 TEXT_ENCODER_TOLERANCE = 1e-3  # of the torch output's range: the project's own OpenVINO conversion check
-CHUNK = 1 << 20  # bytes hashed at each end of a weight file
 
 
 def skip_reason() -> str | None:
@@ -50,21 +48,15 @@ def skip_reason() -> str | None:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nopaingan" / "optimum"
+    return cache_home("optimum")
 
 
 def cache_key(path: Path) -> str:
-    """A hash of the folder's files (names, sizes, the first and last MiB of each) and the packages' versions."""
-    digest = hashlib.sha256(" ".join(f"{p}={version(p)}" for p in PACKAGES).encode())
-    for file in sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith(".")):
-        size = file.stat().st_size
-        digest.update(f"{file.relative_to(path)}\0{size}\0".encode())
-        with open(file, "rb") as handle:
-            digest.update(handle.read(CHUNK))
-            if size > 2 * CHUNK:
-                handle.seek(-CHUNK, os.SEEK_END)
-                digest.update(handle.read())
-    return digest.hexdigest()[:16]
+    """:func:`peers.folder_key` of the folder's files (dot files aside) with the packages' versions."""
+    from peers import folder_key
+
+    files = [f for f in path.rglob("*") if f.is_file() and not f.name.startswith(".")]
+    return folder_key(path, files, " ".join(f"{p}={version(p)}" for p in PACKAGES))
 
 
 def exported(path: str, staging: str) -> Path:

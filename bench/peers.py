@@ -17,6 +17,7 @@ from each path's UNet calls, one thread's fp32/bf16 GEMM peak, and each path's f
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import math
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import real_models
@@ -88,6 +89,20 @@ def skip_reason(runner: str, options: dict, python: str | None = None) -> str | 
     if options.get("int8_weights") and not installed("nncf"):
         return "NNCF is not installed (extra [openvino])"
     return None
+
+
+def folder_key(root: Path, files: Iterable[Path], salt: str) -> str:
+    """The key of an export cache: a hash of ``salt`` (the versions that make the export) and, for each of
+    ``files`` under ``root``, its relative name, size, mtime and first and last MiB (cheap on a 3.4 GB UNet)."""
+    digest = hashlib.sha256(salt.encode())
+    for file in sorted(files):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        with file.open("rb") as handle:
+            digest.update(handle.read(2**20))
+            handle.seek(max(2**20, stat.st_size - 2**20))
+            digest.update(handle.read())
+    return digest.hexdigest()[:20]
 
 
 def peak_rss_gb() -> float:

@@ -194,8 +194,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def default_models_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "nopaingan" / "tiny-models"
+    from .hub import cache_home
+
+    return cache_home("tiny-models")
 
 
 def add_device_options(parser: argparse.ArgumentParser, dtype_default: str = "fp32") -> None:

@@ -32,6 +32,12 @@ MODEL_KINDS = {
 }
 
 
+def cache_home(name: str) -> Path:
+    """``$XDG_CACHE_HOME/nopaingan/<name>``: ``~/.cache/nopaingan/<name>`` when the variable is unset or empty
+    (the XDG base-directory specification's default)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nopaingan" / name
+
+
 def expand(path: str | os.PathLike) -> Path:
     """``path`` with ``~`` expanded; ``~name`` of no such user is kept as written, as a shell does."""
     try:

@@ -30,6 +30,7 @@ from types import SimpleNamespace
 import torch
 
 from .errors import NoPainGanError
+from .hub import cache_home
 from .precision import cpu_has_native_bf16
 
 TOLERANCE = 1e-3  # of the torch output's range; fp32 conversions agree to about 1e-6
@@ -50,8 +51,7 @@ def require_openvino():
 
 
 def default_cache_dir() -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache / "nopaingan" / "openvino"
+    return cache_home("openvino")
 
 
 def inference_precision(dtype: str | torch.dtype, core) -> str:

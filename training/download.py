@@ -16,6 +16,7 @@ import requests
 import urllib3
 
 from nopaingan_core.atomic import describe_os_error
+from nopaingan_core.hub import cache_home
 
 from .errors import DownloadError
 
@@ -30,8 +31,7 @@ def is_url(location: str) -> bool:
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/nopaingan/downloads``, i.e. ``~/.cache/nopaingan/downloads`` by default."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "nopaingan" / "downloads"
+    return cache_home("downloads")
 
 
 class _Incomplete(Exception):
