@@ -32,16 +32,13 @@ def within_song_whitening(
     """``songs``: each ``[T_i, D]`` frames of one song (any T_i >= 1). Returns ``(mean [D], transform [D, D])``
     in float64 such that ``(x - mean) @ transform.T`` has a within-song covariance close to a multiple of the
     identity and a mean variance of 1 per dimension over all frames. Raises ValueError for no frames."""
-    total = outer = song_outer = None
-    frames = 0
+    total = outer = song_outer = frames = 0  # sums over every frame, and each song's length x its mean's outer
     for music in songs:
         music = music.double()
         song = music.mean(dim=0)
-        parts = (music.sum(dim=0), music.T @ music, music.shape[0] * torch.outer(song, song))
-        if total is None:
-            total, outer, song_outer = parts
-        else:
-            total, outer, song_outer = total + parts[0], outer + parts[1], song_outer + parts[2]
+        total = total + music.sum(dim=0)
+        outer = outer + music.T @ music
+        song_outer = song_outer + music.shape[0] * torch.outer(song, song)
         frames += music.shape[0]
     if not frames:
         raise ValueError("no music frames to take the adapter's statistics from")
