@@ -159,12 +159,12 @@ class NoPainGanSaveReleaseCover:
         folder, name, _, subfolder, _ = folder_paths.get_save_image_path(
             check_prefix(filename_prefix, label), str(output), size, size
         )
-        if not (Path(folder) / name).resolve().is_relative_to(output):  # the check above should make this impossible
+        if not (Path(folder) / name).resolve().is_relative_to(output):  # after check_prefix: a link in output/
             raise CoverError(f"{label}: filename_prefix {filename_prefix!r} leads outside {output}; use folder/name")
         shown, report = [], []
         for index, picture in enumerate(pictures):
             if picture.width != picture.height:
-                raise CoverError(f"Save Release Cover: the image is {picture.width}x{picture.height}, not square")
+                raise CoverError(f"{label}: the image is {picture.width}x{picture.height}, not square")
             final = picture.resize((size, size), Image.Resampling.LANCZOS)
             info = drawn.record(index, size / picture.width) | {"size": size}
             result = write_release(final, release_path(Path(folder) / name), info)
