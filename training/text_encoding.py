@@ -4,6 +4,7 @@ or in UTF-8, without saying which; :func:`decode_8bit` finds it."""
 
 from __future__ import annotations
 
+import codecs
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ CODE_PAGES: dict[str, frozenset[str]] = {
     "cp1256": frozenset({"Arabic"}),
     "cp1250": _LATIN,
 }
+ID3V1_FIELD = 30  # bytes: ID3v1 cuts title, artist and album there, in the middle of a character too
 _WORD = re.compile(r"[^\W\d_]+")
 _ASCII_LETTER = re.compile("[A-Za-z]")
 _MARKS = "’‘´·…«»„¿¡№"  # punctuation that may touch a letter
@@ -55,6 +57,8 @@ def decode_8bit(texts: Sequence[bytes]) -> list[str]:
       then by how regular its capitals are, then by the order of :data:`CODE_PAGES`;
     - else Windows-1252, undecodable bytes replaced.
 
+    A text of 30 bytes may be an ID3v1 field cut inside a multibyte character: the cut character is dropped.
+
     charset-normalizer ranks, it does not decide: its language coherence needs 32 letters of a script and
     its mess detectors ignore strings under 8 to 13 characters, so on tags (3-40 bytes) its own verdict
     (``from_bytes(raw).best()``) reads "Кино" as Big5 and "Motörhead" as cp1006 (Urdu), and 62 of the 159 names
@@ -65,31 +69,41 @@ def decode_8bit(texts: Sequence[bytes]) -> list[str]:
     reads as Western letters ("Čechomor" as "Èechomor"), 2-4 character names across Greek, Cyrillic, GBK,
     Big5 and EUC-KR (tests/test_legacy_encodings.py measures each).
     """
-    out: list[str | None] = []
-    for raw in texts:
-        try:
-            out.append(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            out.append(None)
+    out = [_utf8(raw) for raw in texts]
     legacy = [raw for raw, text in zip(texts, out, strict=True) if text is None]
-    if not legacy:
-        return [text for text in out if text is not None]
-    code_page = _code_page(b"\n".join(legacy))
-    decoded = iter(raw.decode(code_page, "replace") for raw in legacy)
+    code_page = _code_page(legacy) if legacy else "cp1252"
+    decoded = iter(_decode(raw, code_page, "replace") for raw in legacy)
     return [text if text is not None else next(decoded) for text in out]
 
 
-def _code_page(sample: bytes) -> str:
-    """The code page ``sample`` (legacy texts joined by newlines) was written in, as :func:`decode_8bit` says."""
+def _utf8(raw: bytes) -> str | None:
+    """``raw`` as UTF-8, or None. A character cut at the end (:data:`ID3V1_FIELD`) counts only in a text that holds
+    whole non-ASCII ones: ASCII ending in one 8-bit letter ("...Beyoncé" cut at 30 bytes) is not UTF-8."""
     try:
-        if _plausible(sample.decode("cp1252"), _LATIN):
+        text = _decode(raw, "utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if len(text.encode()) == len(raw) or not text.isascii() else None
+
+
+def _decode(raw: bytes, code_page: str, errors: str = "strict") -> str:
+    """``raw`` read in ``code_page``. A text of :data:`ID3V1_FIELD` bytes may be an ID3v1 field cut in the middle
+    of a multibyte character: that character is dropped. Raises UnicodeDecodeError on bytes ``code_page`` has
+    no character for, where ``errors`` is "strict"."""
+    return codecs.getincrementaldecoder(code_page)(errors).decode(raw, final=len(raw) != ID3V1_FIELD)
+
+
+def _code_page(legacy: Sequence[bytes]) -> str:
+    """The code page the ``legacy`` texts were written in, as :func:`decode_8bit` says."""
+    try:
+        if _plausible("\n".join(_decode(raw, "cp1252") for raw in legacy), _LATIN):
             return "cp1252"
     except UnicodeDecodeError:  # 0x81, 0x8D, 0x8F, 0x90, 0x9D are no character in Windows-1252
         pass
     best, best_key = "cp1252", None
     for order, (code_page, scripts) in enumerate(CODE_PAGES.items()):
         try:
-            text = sample.decode(code_page)
+            text = "\n".join(_decode(raw, code_page) for raw in legacy)
         except UnicodeDecodeError:
             continue
         if _plausible(text, scripts):
