@@ -11,7 +11,7 @@ import io
 import itertools
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -340,22 +340,26 @@ def _timeline_estimated(path: str | os.PathLike) -> bool:
         return container.format.name in _ESTIMATED_TIMELINE
 
 
-def container_tags(path: str | os.PathLike) -> dict[str, str]:
+def container_tags(path: str | os.PathLike, decode: Callable[[list[bytes]], list[str]] | None = None) -> dict[str, str]:
     """The tags FFmpeg reads from the container and its audio stream (RIFF INFO, ID3v1/v2, APEv2, Vorbis
-    comments, MP4 atoms), keys in lower case. Text that is not UTF-8 is read as Windows-1252, the encoding
-    RIFF INFO and ID3v1 tags are usually written in."""
+    comments, MP4 atoms), keys in lower case. FFmpeg passes on the bytes of text that is not UTF-8 as they are:
+    ``decode`` reads the bytes of all the values at once; by default each is read as UTF-8, else as
+    Windows-1252, the encoding RIFF INFO and ID3v1 tags are usually written in."""
     container, stream = _open(path)
     with container:
         tags = {**container.metadata, **stream.metadata}
-    return {key.lower(): _text(value) for key, value in tags.items() if value and value.strip()}
+    raw = {key.lower(): value.encode("utf-8", "surrogateescape") for key, value in tags.items() if value.strip()}
+    return dict(zip(raw, (decode or _texts)(list(raw.values())), strict=True))
 
 
-def _text(value: str) -> str:
-    raw = value.encode("utf-8", "surrogateescape")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("cp1252", "replace")
+def _texts(raws: list[bytes]) -> list[str]:
+    texts = []
+    for raw in raws:
+        try:
+            texts.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            texts.append(raw.decode("cp1252", "replace"))
+    return texts
 
 
 class _Unreliable(Exception):

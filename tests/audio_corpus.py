@@ -139,11 +139,14 @@ def join(path: Path, *parts: Path) -> Path:
 # --- tags written byte for byte where no library writes them any more -----------------------------------
 
 
-def id3v1(title: str = "", artist: str = "", album: str = "", year: str = "", genre: int = 255) -> bytes:
-    """An ID3v1.1 tag (the 128 bytes at a file's end), text in Latin-1 as most taggers wrote it."""
+def id3v1(
+    title: str = "", artist: str = "", album: str = "", year: str = "", genre: int = 255, encoding: str = "latin-1"
+) -> bytes:
+    """An ID3v1.1 tag (the 128 bytes at a file's end), text in Latin-1 as most taggers wrote it, or in the 8-bit
+    ``encoding`` of the tagger's system."""
 
     def field(text: str, size: int) -> bytes:
-        return text.encode("latin-1", "replace")[:size].ljust(size, b"\0")
+        return text.encode(encoding, "replace")[:size].ljust(size, b"\0")
 
     body = field(title, 30) + field(artist, 30) + field(album, 30) + field(year, 4) + field("", 28)
     return b"TAG" + body + b"\0\1" + bytes([genre])
@@ -167,7 +170,7 @@ def riff_info(path: Path, fields: dict[str, str], encoding: str) -> Path:
     ids = {"artist": b"IART", "album": b"IPRD", "genre": b"IGNR", "date": b"ICRD", "title": b"INAM"}
     body = b"INFO"
     for key, text in fields.items():
-        data = text.encode(encoding, "replace") + b"\0"
+        data = (text + "\0").encode(encoding, "replace")  # "utf-16": a byte-order mark and a 2-byte NUL
         body += ids[key] + struct.pack("<I", len(data)) + data + (b"\0" if len(data) % 2 else b"")
     data = bytearray(path.read_bytes()) + b"LIST" + struct.pack("<I", len(body)) + body
     data[4:8] = struct.pack("<I", len(data) - 8)

@@ -1,12 +1,14 @@
 """Tags and embedded cover pictures of music files, read with mutagen: ID3v2 (all versions, in mp3, wav and
 aiff) and ID3v1, APEv2, FLAC and Vorbis comments (ogg, opus) and MP4 atoms (m4a). A field mutagen does not
-find is taken from an ID3v2 tag in front of a FLAC file, an APEv2 tag, then what FFmpeg reads (RIFF INFO in
-WAV files, a second, stacked ID3v2 tag...)."""
+find is taken from an ID3v2 tag in front of a FLAC file, an APEv2 tag, RIFF INFO in WAV files, then what FFmpeg
+reads (a second, stacked ID3v2 tag...). Text of 8-bit fields (ID3 Latin-1 frames, ID3v1, RIFF INFO) is read in
+the code page it was written in (:mod:`.text_encoding`)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from nopaingan_core.audio import container_tags
 from nopaingan_core.errors import AudioError
 
 from .cleaning import split_genres
+from .text_encoding import decode_8bit
 
 # Picture types of ID3 APIC and FLAC/Vorbis pictures that show the album's cover.
 FRONT_COVER = 3
@@ -47,7 +50,8 @@ class TrackTags:
 def read_tags(path: Path) -> TrackTags:
     """Tags of ``path``. A file mutagen cannot read gives empty tags and ``error`` set, not an exception:
     whether its audio is usable is decided later by decoding it. Fields the main tag leaves empty are filled
-    from an ID3v2 tag in front of the file (FLAC), an APEv2 tag, then from FFmpeg's reading of the container."""
+    from an ID3v2 tag in front of the file (FLAC), an APEv2 tag, RIFF INFO (WAV), then from FFmpeg's reading of the
+    container. Text in 8-bit fields is read in the code page it was written in (:func:`decode_8bit`)."""
     try:
         audio = mutagen.File(path)
     except (mutagen.MutagenError, OSError, ValueError) as exc:
@@ -66,7 +70,7 @@ def read_tags(path: Path) -> TrackTags:
         elif tags is not None:
             fields = _vorbis_fields(tags)
         has_picture = _picture(audio) is not None if tags is not None else bool(_flac_pictures(audio))
-    for fallback in (_prefixed_id3_fields, _ape_fields, _ffmpeg_fields):
+    for fallback in (_prefixed_id3_fields, _ape_fields, _riff_info_fields, _ffmpeg_fields):
         if all(fields.get(key) for key in _FIELDS):
             break
         for key, value in fallback(path).items():
@@ -113,10 +117,70 @@ def _ape_fields(path: Path) -> dict:
 
 def _ffmpeg_fields(path: Path) -> dict:
     try:
-        tags = container_tags(path)
+        tags = container_tags(path, decode_8bit)
     except AudioError:
         return {}
+    return _dict_fields(tags)
+
+
+def _dict_fields(tags: dict[str, str]) -> dict:
     return _text_fields(lambda *keys: next((tags[k].strip() for k in keys if tags.get(k, "").strip()), None))
+
+
+# RIFF INFO chunks, by the names FFmpeg gives them
+_RIFF_INFO = {b"INAM": "title", b"IPRD": "album", b"IART": "artist", b"IGNR": "genre", b"ICRD": "date"}
+_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
+def _riff_info_fields(path: Path) -> dict:
+    """The RIFF INFO chunks of a WAV file, read here rather than by FFmpeg, which stops UTF-16 text (some Windows
+    taggers) at its first zero byte. Text with a byte-order mark is UTF-16, the rest 8-bit (:func:`decode_8bit`)."""
+    info = _riff_info(path)
+    texts = {key: _utf16(raw) for key, raw in info.items() if raw[:2] in _BOMS}
+    legacy = [key for key in info if key not in texts]
+    texts.update(zip(legacy, decode_8bit([info[key].split(b"\0")[0] for key in legacy]), strict=True))
+    return _dict_fields(texts)
+
+
+def _utf16(raw: bytes) -> str:
+    """UTF-16 text with a byte-order mark, up to its NUL (a stray odd byte after it is dropped)."""
+    return raw[: len(raw) // 2 * 2].decode("utf-16", "replace").split("\0")[0]
+
+
+def _riff_info(path: Path) -> dict[str, bytes]:
+    """The text chunks of the LIST/INFO chunks of a RIFF/WAVE file (the Resource Interchange File Format of
+    Microsoft and IBM, 1991), by :data:`_RIFF_INFO` name, as stored; {} for any other file. A chunk cut short by
+    the file's end is left out."""
+    fields: dict[str, bytes] = {}
+    try:
+        with open(path, "rb") as file:
+            header = file.read(12)
+            if header[:4] != b"RIFF" or header[8:] != b"WAVE":
+                return {}
+            while len(header := file.read(8)) == 8:
+                size = int.from_bytes(header[4:], "little")
+                if header[:4] != b"LIST":
+                    file.seek(size + size % 2, os.SEEK_CUR)
+                    continue
+                body = file.read(size + size % 2)
+                if body[:4] == b"INFO":
+                    fields.update(_info_texts(body[4:size]))
+    except OSError:
+        return {}
+    return fields
+
+
+def _info_texts(body: bytes) -> dict[str, bytes]:
+    texts, offset = {}, 0
+    while offset + 8 <= len(body):
+        chunk_id, size = body[offset : offset + 4], int.from_bytes(body[offset + 4 : offset + 8], "little")
+        value = body[offset + 8 : offset + 8 + size]
+        if len(value) < size:
+            break
+        if chunk_id in _RIFF_INFO:
+            texts[_RIFF_INFO[chunk_id]] = value
+        offset += 8 + size + size % 2
+    return texts
 
 
 def embedded_picture(path: Path) -> bytes | None:
@@ -145,37 +209,44 @@ def _year(text: str | None) -> int | None:
 
 
 def _id3_fields(tags: ID3) -> dict:
-    def text(frame_id: str) -> str | None:
-        frame = tags.get(frame_id)
-        return _first([_latin1_as_cp1252(frame.encoding, t) for t in frame.text]) if frame is not None else None
+    texts = _id3_texts(tags, ("TIT2", "TALB", "TPE1", "TPE2", "TCON", "TDRC", "TYER", "TDOR"))
 
-    genre_frame = tags.get("TCON")
+    def text(frame_id: str) -> str | None:
+        return _first(texts.get(frame_id))
+
     return {
         "title": text("TIT2"),
         "album": text("TALB"),
         "artist": text("TPE1"),
         "album_artist": text("TPE2"),
         # TCON.genres resolves ID3v1 numbers such as "(17)" to names
-        "genres": tuple(g for v in (genre_frame.genres if genre_frame else []) for g in split_genres(v)),
+        "genres": tuple(g for v in TCON(text=texts.get("TCON", [])).genres for g in split_genres(v)),
         "year": _year(text("TDRC") or text("TYER") or text("TDOR")),
     }
 
 
-_C1_CONTROLS = re.compile("[\x80-\x9f]")
-
-
-def _latin1_as_cp1252(encoding: int, text: object) -> object:
-    """ID3 text declared Latin-1 (encoding 0) that holds C1 control characters was written in Windows-1252
-    (``’``, ``€``, ``…`` are 0x80-0x9F there), as most Windows taggers did: read it so."""
-    if encoding != 0 or not isinstance(text, str) or not _C1_CONTROLS.search(text):
-        return text
-    return text.encode("latin-1").decode("cp1252", "replace")
+def _id3_texts(tags: ID3, frame_ids: Sequence[str]) -> dict[str, list[str]]:
+    """The texts of the frames ``frame_ids`` that ``tags`` holds. Frames declared Latin-1 (encoding 0, and every
+    ID3v1 field) hold whatever 8-bit text the tagger wrote: their bytes (mutagen decoded them as Latin-1) are
+    read by :func:`decode_8bit`, all together."""
+    texts = {key: [str(t) for t in tags[key].text] for key in frame_ids if key in tags}
+    legacy = [(key, i) for key in texts if tags[key].encoding == 0 for i in range(len(texts[key]))]
+    decoded = decode_8bit([texts[key][i].encode("latin-1") for key, i in legacy])
+    for (key, i), value in zip(legacy, decoded, strict=True):
+        texts[key][i] = value
+    return texts
 
 
 def _vorbis_fields(tags) -> dict:
+    """Vorbis comments are UTF-8; mutagen turns bytes that are not into U+FFFD, so a value holding one is left
+    out here and taken, bytes intact, from FFmpeg's reading (:func:`_ffmpeg_fields`)."""
+
+    def values(key: str) -> list[str]:
+        return [value for value in tags.get(key, []) if "\ufffd" not in value]
+
     def text(*keys: str) -> str | None:
         for key in keys:
-            value = _first(tags.get(key))
+            value = _first(values(key))
             if value:
                 return value
         return None
@@ -185,7 +256,7 @@ def _vorbis_fields(tags) -> dict:
         "album": text("album"),
         "artist": text("artist"),
         "album_artist": text("albumartist", "album artist", "album_artist"),
-        "genres": tuple(g for v in tags.get("genre", []) for g in split_genres(v)),
+        "genres": tuple(g for v in values("genre") for g in split_genres(v)),
         "year": _year(text("date", "year", "originaldate")),
     }
 
