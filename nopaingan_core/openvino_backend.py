@@ -14,8 +14,11 @@ music fusion are unchanged: the fused conditioning enters the UNet as its encode
   (AVX512-BF16 or AMX), f32 otherwise; inputs and outputs stay fp32. ``int8_weights`` compresses the weights
   to int8 with NNCF (``nncf.compress_weights``): less memory and bandwidth, slightly different images.
 - **Cache.** Converted models are saved as OpenVINO IR under ``cache_dir`` (keyed by a fingerprint of the
-  weights, the options and the OpenVINO version) and compiled models go to OpenVINO's own model cache there,
-  so the second run pays neither the conversion nor the compilation.
+  weights, the options and the OpenVINO version), so the second run does not convert again (minutes at real
+  size). Compiled models are not cached (see :func:`compile_config`): each run compiles the IR it reads.
+- **Same as OpenVINO's own pipeline.** Compiled this way, the UNet, VAE decoder and text encoder are the models
+  optimum-intel's ``OVStableDiffusionPipeline`` compiles from its export: same executed layers, same compile
+  properties, bit-identical outputs and the same time per call (``bench/openvino_parity.py``, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -74,6 +77,23 @@ def inference_precision(dtype: str | torch.dtype, core) -> str:
         f"--dtype {choice} with --backend openvino needs a CPU with native {choice} arithmetic; this one has "
         f"{', '.join(sorted(capabilities)) or 'none'}: use --dtype auto or fp32"
     )
+
+
+def compile_config(precision: str) -> dict:
+    """The CPU plugin's compile options of every model: ``precision`` (:func:`inference_precision`), one stream
+    of ``torch.get_num_threads()`` threads for one request at a time (``LATENCY``); the options optimum-intel's
+    pipeline is given in ``bench/peer_optimum.py``.
+
+    No ``CACHE_DIR``: OpenVINO's compiled-model cache did not make the UNet's load faster on the AVX2 CPU
+    measured (f32, 1 thread, fresh processes, interleaved, medians of 3: importing the blob 15.8 s against
+    12.3 s to read and compile the IR at load 4.2; 6.5 s against 6.6 s at load 3.4; the same time per call
+    afterwards), yet it wrote a 3.44 GB blob per UNet input shape (guided, after a cut-off, 154 tokens, each
+    size) beside the 3.44 GB IR (``bench/openvino_parity.py --load-rounds``, BENCHMARKS.md)."""
+    return {
+        "INFERENCE_PRECISION_HINT": precision,
+        "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+        "PERFORMANCE_HINT": "LATENCY",
+    }
 
 
 def fingerprint(module: torch.nn.Module) -> str:
@@ -256,13 +276,7 @@ def to_openvino(
         json.dumps([fingerprint(sd.unet), fingerprint(sd.vae), fingerprint(sd.text_encoder), options]).encode()
     ).hexdigest()[:20]
     folder = cache / key
-    (cache / "compiled").mkdir(parents=True, exist_ok=True)
-    config = {
-        "INFERENCE_PRECISION_HINT": precision,
-        "INFERENCE_NUM_THREADS": torch.get_num_threads(),
-        "PERFORMANCE_HINT": "LATENCY",
-        "CACHE_DIR": str(cache / "compiled"),
-    }
+    config = compile_config(precision)
     scale = sd.latent_scale
     latents = torch.randn(2, sd.unet.config.in_channels, height // scale, width // scale)
     length = sd.tokenizer.model_max_length

@@ -72,6 +72,29 @@ def test_second_load_reuses_the_converted_models(tiny_models, cache, ov_sd, monk
     )
 
 
+def test_compiled_once_per_shape_with_the_pipelines_options(ov_sd, cache):
+    """Each model is compiled once per input shape, static, with optimum-intel's pipeline's options (one stream
+    of torch's thread count, LATENCY, f32 here); a second image compiles nothing more and nothing compiled is
+    written next to the IR (OpenVINO's model cache: slower to load than compiling, see compile_config)."""
+    generate_covers(ov_sd, PROMPT, settings=SETTINGS)
+    models = {"unet": ov_sd.unet.model, "vae_decoder": ov_sd.vae.model, "text_encoder": ov_sd.text_encoder.model}
+    compiled = {name: dict(model.compiled) for name, model in models.items()}
+    assert ((2, 4, 8, 8), (1,), (2, 77, 768)) in compiled["unet"]  # other tests may have added other shapes
+    assert ((1, 4, 8, 8),) in compiled["vae_decoder"] and ((1, 77),) in compiled["text_encoder"]
+    generate_covers(ov_sd, PROMPT, settings=SETTINGS)
+    for name, model in models.items():
+        assert model.compiled == compiled[name], f"{name} compiled again"
+        for shapes, compiled_model in model.compiled.items():
+            assert [tuple(port.get_shape()) for port in compiled_model.inputs] == list(shapes)
+            assert compiled_model.get_property("INFERENCE_NUM_THREADS") == torch.get_num_threads()
+            assert compiled_model.get_property("NUM_STREAMS") == 1
+            assert str(compiled_model.get_property("PERFORMANCE_HINT")) == "LATENCY"
+            assert compiled_model.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.f32
+            assert not compiled_model.get_property("LOADED_FROM_CACHE")
+    files = [p for p in cache.rglob("*") if p.is_file() and "int8" not in p.parts]
+    assert sorted(p.suffix for p in files) == [".bin"] * 3 + [".xml"] * 3, files
+
+
 def test_int8_weights_stay_close(tiny_models, torch_sd, cache, ov_sd):
     pytest.importorskip("nncf", reason="NNCF is not installed (extra [openvino])")
     int8 = load_minisd(str(tiny_models["sd"]), dtype="fp32", backend="openvino", int8_weights=True, cache_dir=cache)
