@@ -16,12 +16,10 @@ ONNX ``Conv`` on onnxruntime (its optimizer turns it into an NCHWc convolution).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
 import real_models  # noqa: F401  (puts the worktree's library first on sys.path)
 import torch
@@ -144,9 +142,7 @@ def compare(shapes: Counter, candidates: Callable[..., dict], flops: Callable[..
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="JSON file for the results")
-    parser.add_argument("--cache", type=Path, default=real_models.DEFAULT_CACHE, help="folder of the built models")
+    parser = real_models.parser(__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of each shape")
     args = parser.parse_args()
     torch.set_num_threads(1)

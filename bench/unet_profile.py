@@ -21,7 +21,6 @@ counted by ``FlopCounterMode`` on the unpacked UNet (attention under SDPA's math
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import resource
@@ -254,9 +253,7 @@ def serve(name: str, path: Path, conn) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="JSON file for the results")
-    parser.add_argument("--cache", type=Path, default=real_models.DEFAULT_CACHE, help="folder of the built models")
+    parser = real_models.parser(__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds")
     parser.add_argument("--parts", default="unet,vae", help="what each round times: unet, vae or both")
     parser.add_argument("--profile-rounds", type=int, default=0, help="interleaved profiled UNet calls of each")
