@@ -11,10 +11,8 @@ codified-lm the default middle layer (12 of 24) is compared with running all 24 
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-from pathlib import Path
 
 import real_models  # noqa: F401  (puts the worktree's library first on sys.path)
 import torch
@@ -28,9 +26,7 @@ SOURCE_RATE = 44100  # a CD-rate file: every encoder resamples, as it would for 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="JSON file for the results")
-    parser.add_argument("--cache", type=Path, default=real_models.DEFAULT_CACHE, help="folder of the built models")
+    parser = real_models.parser(__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed clips per encoder")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny models, 1 repeat: a smoke run")

@@ -8,6 +8,7 @@ Random weights cost the same arithmetic as trained ones; only the outputs are me
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the worktree's library, not an installed copy
 
 DEFAULT_CACHE = ROOT / ".cache" / "bench-models"
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """A benchmark's command line with the options the real-size benchmarks share: ``--out`` (the JSON file for
+    the results, required) and ``--cache`` (the folder of the built models)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--out", required=True, help="JSON file for the results")
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="folder of the built models")
+    return parser
 
 
 def build_sd(path: Path, seed: int = 0) -> None:

@@ -12,7 +12,6 @@ bf16 path against fp32, and what the music adapter + fusion add per image.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 from pathlib import Path
 
@@ -123,9 +122,7 @@ def fusion_overhead(sd_path: Path, frames: int, image_s: float, repeats: int = 2
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="JSON file for the results")
-    parser.add_argument("--cache", type=Path, default=real_models.DEFAULT_CACHE, help="folder of the built models")
+    parser = real_models.parser(__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="timed images per pipeline and dtype")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=256, help="image width and height")

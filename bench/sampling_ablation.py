@@ -11,7 +11,6 @@ with the others on the same weights and input, and its output is compared with t
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import statistics
@@ -160,9 +159,7 @@ def ablate(variants: dict[str, Variant], call: Callable[[Variant], torch.Tensor]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="JSON file for the results")
-    parser.add_argument("--cache", type=Path, default=real_models.DEFAULT_CACHE, help="folder of the built models")
+    parser = real_models.parser(__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timed rounds")
     parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated: fp32, bf16")
     parser.add_argument(
