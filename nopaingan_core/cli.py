@@ -136,7 +136,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     gen.add_argument("--int8-weights", action="store_true", help="with --backend openvino: int8 weights (NNCF)")
     gen.add_argument(
-        "--openvino-cache", type=path_arg, help="converted and compiled models (default: ~/.cache/nopaingan/openvino)"
+        "--openvino-cache", type=path_arg, help="converted models, OpenVINO IR (default: ~/.cache/nopaingan/openvino)"
     )
     add_device_options(gen, dtype_default="auto")
     add_quiet(gen)
