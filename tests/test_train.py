@@ -24,7 +24,17 @@ from training.adapter_init import whiten_adapter_input, within_song_whitening
 from training.cache import CacheReader
 from training.cli import main
 from training.evaluate import EvalConfig, evaluate
-from training.recipes import INERT_GAP, INERT_GATE, RECIPE_KEYS, RECIPES, is_inert, resolve_recipe, warmup_steps
+from training.recipes import (
+    INERT_EVALUATIONS,
+    INERT_GAP,
+    INERT_GATE,
+    RECIPE_KEYS,
+    RECIPES,
+    is_inert,
+    resolve_recipe,
+    stays_inert,
+    warmup_steps,
+)
 from training.records import read_dataset
 from training.resume import checkpoints
 from training.train import TrainConfig, step_batches, train
@@ -296,18 +306,32 @@ def test_default_recipe_gives_the_fusion_gradient_at_step_0_and_reports_eval_aga
 
 def test_an_inert_music_path_warns_loudly_and_stops_early_when_asked(cached_data, tmp_path, capsys):
     inert = {"recipe": "seed", "lr": 1e-9, "warmup_steps": 1, "max_steps": 10, "eval_every": 2, "progress": False}
+    # The check starts at step 2 (a fifth of the run); the path stays inert from the second evaluation in a row.
     warned = train(TrainConfig(data=cached_data, out=tmp_path / "warned", **inert))
     assert warned.steps == 10 and warned.summary["music_inert"] is True
-    assert "WARNING: the music path is inert at step 2" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "inert at step 2" not in err and "WARNING: the music path is inert at step 4" in err
     stopped = train(TrainConfig(data=cached_data, out=tmp_path / "stopped", stop_if_inert=True, **inert))
-    assert stopped.steps == 2 and "inert at step 2 of 10" in stopped.summary["stopped_early"]
-    assert read_metadata(stopped.fusion)["training"]["steps"] == 2
+    assert stopped.steps == 4 and "inert at step 4 of 10" in stopped.summary["stopped_early"]
+    assert read_metadata(stopped.fusion)["training"]["steps"] == 4
     assert "stopping (--stop-if-inert)" in capsys.readouterr().err
+    # A run evaluated only at its end is judged on that one evaluation.
+    once = train(TrainConfig(data=cached_data, out=tmp_path / "once", **(inert | {"eval_every": 10})))
+    assert once.summary["music_inert"] is True and "inert at step 10" in capsys.readouterr().err
     # A run that learns is not flagged: the default recipe opens its gate well beyond the threshold.
     learning = train(
         TrainConfig(data=cached_data, out=tmp_path / "learning", max_steps=10, eval_every=10, lr=1e-2, progress=False)
     )
     assert learning.summary["music_inert"] is False and "WARNING" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("streak", "last", "flagged"),
+    [(0, False, False), (1, False, False), (2, False, True), (5, False, True), (0, True, False), (1, True, True)],
+)
+def test_a_music_path_stays_inert_after_two_inert_evaluations_in_a_row_or_at_the_last(streak, last, flagged):
+    assert INERT_EVALUATIONS == 2
+    assert stays_inert(streak, last) is flagged
 
 
 @given(

@@ -318,7 +318,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add("--recipe", choices=RECIPES, default="default", help="optimizer settings, see docs/training.md")
     add("--gate-init", type=float_range(0.0), help="the fusion gate's starting value (default: the recipe's)")
     add("--gate-lr-scale", type=positive_float, help="the gate's learning rate is --lr times this (default: recipe's)")
-    add("--stop-if-inert", action="store_true", help="stop when --eval-every finds the music path still inert")
+    add("--stop-if-inert", action="store_true", help="stop when --eval-every finds the music path inert twice in a row")
     train.set_defaults(run=_run_train)
 
     ev = sub.add_parser(

@@ -32,6 +32,10 @@ from nopaingan_core.errors import NoPainGanError
 # while its gate has moved by less than INERT_GATE (mean |tanh|) since the start is inert: it learnt nothing.
 INERT_GAP = 0.005
 INERT_GATE = 0.02
+# A run *stays* inert when INERT_EVALUATIONS evaluations in a row find it inert (or its last one does): a 300-step
+# learnability run (codified-lm, 32 music tokens) was inert at its step-100 evaluation (MSE +0.3 %, gate moved
+# 0.007) and learnt from there (-5.2 % at step 200; BENCHMARKS.md), so one inert evaluation must not stop a run.
+INERT_EVALUATIONS = 2
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,12 @@ def gate_opening(fusion: nn.Module) -> float:
 def gate_change(fusion: nn.Module, gate_init: float) -> float:
     """How far the gate has moved from its start: mean ``|tanh(gate) - tanh(gate_init)|``."""
     return (fusion.fusion.gate.detach().tanh() - math.tanh(gate_init)).abs().mean().item()
+
+
+def stays_inert(streak: int, last: bool) -> bool:
+    """Whether to warn (or stop, ``--stop-if-inert``): ``streak`` evaluations in a row found the music path inert
+    (:func:`is_inert`), at least :data:`INERT_EVALUATIONS` of them, or at least the run's ``last`` one did."""
+    return streak >= INERT_EVALUATIONS or (last and streak >= 1)
 
 
 def is_inert(eval_loss: float, text_only_loss: float, gate_moved: float) -> bool:

@@ -42,6 +42,7 @@ from .recipes import (
     non_gate_gradient_norm,
     param_groups,
     resolve_recipe,
+    stays_inert,
     warmup_steps,
 )
 from .records import EVAL, TRAIN, read_dataset
@@ -101,7 +102,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     eval_every: int = 500  # held-out MSE against text only every N steps and at the end (0: never)
     eval_albums: int = 64
-    stop_if_inert: bool = False  # stop when the music path is still inert after the warm-up and a fifth of the run
+    stop_if_inert: bool = False  # stop when the music path stays inert (two evaluations in a row)
     seed: int = 0
     workers: int = 0
     resume: bool = False
@@ -305,6 +306,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     inert_from = max(warm, total // 5)  # the inert check starts after the warm-up and a fifth of the run
     first_gradient: dict = {}
     inert = stopped = False
+    streak = 0  # evaluations in a row that found the music path inert
     batches = step_batches(len(ids), config.batch_size, config.grad_accum, processes, rank, config.seed, start, total)
     loader = torch.utils.data.DataLoader(
         CachedDataset(reader, ids), batch_sampler=list(batches), num_workers=config.workers, collate_fn=collate
@@ -376,7 +378,9 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             report = f"step {done}: eval MSE {eval_loss:.5f}, text only {text_only_loss:.5f} ({100 * gap:+.1f} %)"
             if accelerator.is_main_process:
                 tqdm.write(f"{report}, gate {gate:.4f}")
-            inert = done >= inert_from and is_inert(eval_loss, text_only_loss, gate_change(fusion, config.gate_init))
+            moved = gate_change(fusion, config.gate_init)
+            streak = streak + 1 if done >= inert_from and is_inert(eval_loss, text_only_loss, moved) else 0
+            inert = stays_inert(streak, done == total)
             if inert:
                 _warn_inert(accelerator, done, gap, gate, config.stop_if_inert)
                 stopped = config.stop_if_inert
