@@ -165,6 +165,23 @@ def test_one_files_fields_are_read_in_one_code_page(tmp_path, plain):
     assert (read.artist, read.album, read.title) == ("Πυξ Λαξ", "Ζωάκια", "Μου λείπει η ζωή")
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ("Motörhead", "Ace of Spades", "Ää"),
+        ("Björk", "Jóga", "Öö"),
+        ("Björk", "Þá"),
+        ("Sigur Rós", "Ágætis byrjun", "Æ"),
+        ("Mötley Crüe", "Dr. Feelgood", "ÆØÅ"),
+    ],
+)
+def test_a_short_accented_word_does_not_turn_a_western_files_names_into_another_script(fields):
+    """A word of accented letters only ("Öö", Estonian for night) fails the Windows-1252 rules, so the file's
+    other code pages are tried; none may win by reading a Western name's letters as vowel signs of another
+    script (Windows-1256 read "Björk" as "Bj" + kasra + "rk" and "Öö" as Arabic)."""
+    assert decode_8bit([text.encode("cp1252") for text in fields]) == list(fields)
+
+
 def test_vorbis_comment_in_a_legacy_code_page_is_read_from_its_bytes(tmp_path):
     """mutagen replaces a Vorbis comment's bytes that are not UTF-8 with U+FFFD; FFmpeg keeps them."""
     path = write(tmp_path / "song.flac", Spec("flac", "flac", "s16", 8000, "mono", 0.3))

@@ -137,8 +137,10 @@ def _plausible(text: str, scripts: frozenset[str]) -> bool:
         elif category in ("Zs", "Pd", "Pi", "Pf") or char in _MARKS:
             if before.isalpha() and after.isalpha() and not (latin and char in _APOSTROPHES):
                 return False
-        elif category == "Mn":  # a Hebrew or Arabic vowel sign follows its letter
-            if not before.isalpha():
+        elif category == "Mn":  # a Hebrew or Arabic vowel sign follows a letter of its script (or another sign)
+            # not an ASCII one: Windows-1256 reads "Björk" as "Bj" + a kasra + "rk", which the word rule above
+            # cannot see, since a sign is no word character
+            if before.isascii() or not (unicodedata.category(before) == "Mn" or unicode_range(before) in scripts):
                 return False
         elif category[0] == "P" and not latin and unicode_range(char) in scripts:  # 、。「」
             continue
