@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import collections
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import real_models  # noqa: F401  (puts the worktree's library first on sys.path)
 import torch
+from timing import load, machine, write_json
 
 from nopaingan_core.openvino_backend import (
     ConvertedModel,
@@ -46,17 +46,6 @@ PARTS = {
     "vae_decoder": ("vae_decoder.xml", "vae_decoder/openvino_model.xml"),
     "text_encoder": ("text_encoder.xml", "text_encoder/openvino_model.xml"),
 }
-
-
-def load() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def example(part: str) -> dict[str, torch.Tensor]:
@@ -224,13 +213,8 @@ def main() -> None:
     torch.set_num_threads(1)
     core = ov.Core()
     result = {
-        "machine": {
-            "cpu": cpu_model(),
-            "cpu_capabilities": core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"),
-            "openvino": ov.__version__,
-            "torch_threads": torch.get_num_threads(),
-            "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        },
+        "machine": machine()
+        | {"cpu_capabilities": core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"), "openvino": ov.__version__},
         "ours": str(args.ours),
         "pipeline": str(args.pipeline),
         "load_avg": [load()],
@@ -243,7 +227,7 @@ def main() -> None:
         result["parts"][part] = compare(core, part, args.ours, args.pipeline, args.rounds, torch.get_num_threads())
         print(part, json.dumps(result["parts"][part]["median_s"]), flush=True)
     result["load_avg"].append(load())
-    args.out.write_text(json.dumps(result, indent=1))
+    write_json(args.out, result)
 
 
 if __name__ == "__main__":
