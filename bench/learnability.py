@@ -110,6 +110,11 @@ def render_cover(colour: str, genre: str, rng: random.Random) -> np.ndarray:
     return np.asarray(image)
 
 
+def colour_caption(album: dict) -> str:
+    """The web images' colour caption for an album (its ``colour`` and ``genre``): the benchmark's oracle prompt."""
+    return f"A {album['colour']} album cover. The genre is {album['genre']}."
+
+
 def read_colour(image: torch.Tensor) -> int:
     """The dominant colour of ``[H, W, 3]`` in [0, 1]: mean of the non-white pixels, nearest palette entry."""
     pixels = image.reshape(-1, 3)
@@ -187,7 +192,7 @@ def train_unet(sd, vae, images, colours, genres, names, steps: int, seed: int):
     captions = {"": 0}
     for colour in COLOURS:
         for genre in GENRES:
-            captions.setdefault(f"A {colour} album cover. The genre is {genre}.", len(captions))
+            captions.setdefault(colour_caption({"colour": colour, "genre": genre}), len(captions))
     for name in names:
         for genre in GENRES:
             captions.setdefault(album_prompt(name, genre), len(captions))
@@ -210,7 +215,7 @@ def train_unet(sd, vae, images, colours, genres, names, steps: int, seed: int):
         for i in index.tolist():
             kind = rng.random()
             if kind < 0.45:
-                caption_ids.append(captions[f"A {colours[i]} album cover. The genre is {genres[i]}."])
+                caption_ids.append(captions[colour_caption({"colour": colours[i], "genre": genres[i]})])
             elif kind < 0.9:
                 caption_ids.append(captions[album_prompt(rng.choice(names), genres[i])])
             else:
@@ -347,8 +352,7 @@ def oracle_mse(cache: Path, rows: list[dict], seed: int, samples: int) -> float:
     losses = []
     for row in rows:
         item = reader.load(row["id"])
-        prompt = f"A {row['colour']} album cover. The genre is {row['genre']}."
-        cond = sd.encode_prompt([prompt]).expand(samples, -1, -1)
+        cond = sd.encode_prompt([colour_caption(row)]).expand(samples, -1, -1)
         gens = [torch.Generator().manual_seed(derived_seed(seed, "mse", row["id"], k)) for k in range(samples)]
         with torch.no_grad():
             losses.append(diffusion_loss(sd.unet, scheduler, cond, [item] * samples, gens, FULL_SCHEDULE).item())
@@ -414,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate-lr-scale", type=float)
     parser.add_argument("--eval-every", type=int)
     parser.add_argument("--max-timestep", type=int)
-    parser.add_argument("--mse-samples", type=int, default=8)
+    parser.add_argument("--mse-samples", type=int, default=32, help="noise draws per eval album for the MSEs")
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--no-probe", action="store_true", help="skip the encoder comparison")
     args = parser.parse_args(argv)
