@@ -4,7 +4,8 @@ by timestep range.
 
 ``measure RUN ...`` evaluates each run's ``fusion.safetensors`` on the eval albums with ``--draws`` noise draws
 per album (the same latent sample, noise and timestep for every condition): text only, the colour caption the
-tiny UNet learnt ("A red album cover. The genre is rock.", the benchmark's oracle) and each fusion. It prints and
+tiny UNet learnt ("A red album cover. The genre is rock.", the benchmark's oracle), the text embedding moved a
+fraction of the way towards the caption (``--towards-caption``) and each fusion. It prints and
 writes each condition's MSE, its change against text only with the standard error of the paired difference, its
 share of the oracle's gain, the part of that change each quarter of the schedule contributes, and each run
 against the first run given (paired). With 48 draws the paired difference between two runs has a standard error
@@ -23,6 +24,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -75,7 +77,7 @@ def measure(args) -> dict:
     sd = load_minisd(reader.spec.sd, channels_last=False)
     scheduler = sd.scheduler("ddpm")
     fusions = {str(run): load_fusion(run / "fusion.safetensors").eval() for run in args.runs}
-    losses: dict[str, list[torch.Tensor]] = {"text_only": [], "oracle": [], **{run: [] for run in fusions}}
+    losses: dict[str, list[torch.Tensor]] = defaultdict(list)
     timesteps = []
     with torch.no_grad():
         for album in albums:
@@ -84,6 +86,8 @@ def measure(args) -> dict:
                 item = dataclasses.replace(item, music=label_features(item.music, album))
             music = item.embedding(reader.spec.encoder)
             conds = {"text_only": item.text[None], "oracle": sd.encode_prompt([colour_caption(album)])}
+            for a in args.towards_caption:
+                conds[f"text + {a} (caption - text)"] = item.text[None] + a * (conds["oracle"] - item.text[None])
             conds |= {run: f.fuse(item.text[None], f.music_tokens(music)) for run, f in fusions.items()}
 
             items = [item] * args.draws
@@ -165,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--draws", type=int, default=48, help="noise draws per eval album")
     m.add_argument("--label-features", action="store_true", help="runs trained by train-labels")
     m.add_argument("--out", type=Path, help="RESULT.json")
+    m.add_argument(
+        "--towards-caption", type=float, nargs="*", default=[], help="also text moved this far towards the caption"
+    )
     t = sub.add_parser("train-labels", help="nopaingan train on perfect (one-hot colour) music features")
     t.add_argument("--out", type=Path, required=True, help="the run folder")
     for p in (m, t):

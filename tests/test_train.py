@@ -202,6 +202,46 @@ def test_resume_after_a_crash_gives_the_uninterrupted_weights(cached_data, tmp_p
         for r in (tmp_path / "whole", run)
     ]
     assert history[0] == history[1]
+    summaries = [json.loads((r / "summary.json").read_text()) for r in (tmp_path / "whole", run)]
+    assert summaries[1]["first_step_gradient_norm"] == summaries[0]["first_step_gradient_norm"]
+    with pytest.raises(NoPainGanError, match="already finished at step 4 of 4"):
+        train(_config(cached_data, run, **options, resume=True))
+
+
+def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_checkpoint(cached_data, tmp_path, monkeypatch):
+    import training.train as train_module
+
+    calls = {"n": 0}
+    loss = train_module.diffusion_loss
+
+    def nan_at_third_step(*args, **kwargs):
+        calls["n"] += 1
+        value = loss(*args, **kwargs)
+        return value * float("nan") if calls["n"] == 3 else value
+
+    monkeypatch.setattr(train_module, "diffusion_loss", nan_at_third_step)
+    run = tmp_path / "run"
+    with pytest.raises(train_module.TrainingDiverged, match="diverged at step 3 .*lower --lr"):
+        train(_config(cached_data, run, max_steps=6, save_every=2, eval_every=0))
+    assert [p.name for p in checkpoints(run)] == ["step-00000002"]
+    assert not (run / "fusion.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--eval-every", "0", "--stop-if-inert"], "--stop-if-inert needs the held-out evaluations"),
+        (["--lr", "1e30"], "--lr must be above 0 and at most 10, found 1e+30"),
+        (["--gate-lr-scale", "1e308"], "--lr x --gate-lr-scale (the gate's learning rate) must be at most 10"),
+        (["--lr", "1", "--gate-lr-scale", "11"], "found 1 x 11"),
+    ],
+)
+def test_training_options_out_of_range_are_one_line_before_any_work(cached_data, tmp_path, capsys, options, expected):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(cached_data), "--out", str(run), "--quiet", *options]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+    assert not run.exists()
 
 
 def test_checkpoint_loads_in_the_generation_path(cached_data, tmp_path, tiny_models, tiny_sd, song):

@@ -49,6 +49,7 @@ from .records import EVAL, TRAIN, read_dataset
 from .resume import checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 
 OPTIMIZERS = ("sgd", "adamw")
+MAX_LR = 10.0  # a learning rate above this is a typo (AdamW moves each weight by about lr a step)
 ADAPTER_INITS = ("data", "random")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 FUSION_FILE = "fusion.safetensors"
@@ -72,6 +73,10 @@ RESUME_KEYS = (
     "seed",
     "mixed_precision",
 )
+
+
+class TrainingDiverged(NoPainGanError):
+    """The training loss became NaN or infinite (a learning rate far too high)."""
 
 
 @dataclass
@@ -283,13 +288,16 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, warm, total)
     model, optimizer = accelerator.prepare(model, optimizer)
 
-    start, history, eval_history = 0, [], []
+    start, history, eval_history, first_gradient = 0, [], [], {}
     if config.resume and previous:
         trainer = load_checkpoint(previous[-1], fusion, optimizer, rank)
         lr_schedule.load_state_dict(trainer["lr_schedule"])
         if accelerator.scaler is not None and trainer.get("scaler"):
             accelerator.scaler.load_state_dict(trainer["scaler"])
         start, history, eval_history = trainer["step"], trainer["history"], trainer["eval_history"]
+        first_gradient = trainer.get("first_step_gradient_norm", {})
+        if start >= total:
+            raise NoPainGanError(f"{run}: already finished at step {start} of {total}; nothing to resume")
         accelerator.print(f"resuming {run} from step {start} ({previous[-1].name})")
     elif accelerator.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
@@ -304,7 +312,6 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     elif config.eval_every:
         accelerator.print(f"{config.data}: no eval albums, so no held-out MSE while training (--eval-every)")
     inert_from = max(warm, total // 5)  # the inert check starts after the warm-up and a fifth of the run
-    first_gradient: dict = {}
     inert = stopped = False
     streak = 0  # evaluations in a row that found the music path inert
     batches = step_batches(len(ids), config.batch_size, config.grad_accum, processes, rank, config.seed, start, total)
@@ -320,6 +327,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
             "history": history,
             "eval_history": eval_history,
+            "first_step_gradient_norm": first_gradient,
         }
 
     def checkpoint(step: int) -> None:
@@ -363,6 +371,11 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         lr_schedule.step()
         optimizer.zero_grad(set_to_none=True)
         value = accelerator.reduce(step_loss, "mean").item()
+        if not math.isfinite(value):
+            raise TrainingDiverged(
+                f"training diverged at step {step + 1} (loss {value}); nothing of this step was saved, the last "
+                f"checkpoint is intact; lower --lr (now {config.lr:g}) or --gate-lr-scale"
+            )
         lr = lr_schedule.get_last_lr()[0]
         history.append([step + 1, value, lr])
         accelerator.log({"train/loss": value, "train/lr": lr}, step=step + 1)
@@ -449,14 +462,21 @@ def _check_config(config: TrainConfig) -> None:
             raise NoPainGanError(f"--{name.replace('_', '-')} must be at least 1, found {getattr(config, name)}")
     if config.max_steps is not None and config.max_steps < 1:
         raise NoPainGanError(f"--max-steps must be at least 1, found {config.max_steps}")
-    if config.lr <= 0:
-        raise NoPainGanError(f"--lr must be positive, found {config.lr}")
+    if not 0 < config.lr <= MAX_LR:
+        raise NoPainGanError(f"--lr must be above 0 and at most {MAX_LR:g}, found {config.lr:g}")
     if config.gate_lr_scale <= 0:
         raise NoPainGanError(f"--gate-lr-scale must be positive, found {config.gate_lr_scale}")
+    if not math.isfinite(config.lr * config.gate_lr_scale) or config.lr * config.gate_lr_scale > MAX_LR:
+        raise NoPainGanError(
+            f"--lr x --gate-lr-scale (the gate's learning rate) must be at most {MAX_LR:g}, "
+            f"found {config.lr:g} x {config.gate_lr_scale:g}"
+        )
     if config.warmup_steps < -1:  # -1: a tenth of the run (the default recipe's)
         raise NoPainGanError(f"--warmup-steps must be at least 0, found {config.warmup_steps}")
     if config.eval_every < 0:
         raise NoPainGanError(f"--eval-every must be at least 0, found {config.eval_every}")
+    if config.stop_if_inert and not config.eval_every:
+        raise NoPainGanError("--stop-if-inert needs the held-out evaluations, found --eval-every 0")
 
 
 def _check_resume(run: Path, config: TrainConfig, processes: int) -> None:
