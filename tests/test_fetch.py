@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import string
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from music_library import image_bytes, make_track
 from training.catalogues import Deezer, make_catalogues
 from training.cli import main
 from training.download import Downloader
-from training.errors import DatasetError, DownloadError
+from training.errors import CatalogueUnavailableError, DatasetError, DownloadError
 from training.fetch import (
     AlbumRequest,
     fetch_dataset,
@@ -182,11 +183,81 @@ def test_rate_limit_answers_are_retried_after_the_wait_the_server_asks(tmp_path:
     assert len([p for p, _ in server.requests if p.startswith("/deezer/search")]) == 3
 
 
-def test_quota_errors_beyond_the_retries_leave_the_album_out_with_the_reason(tmp_path: Path, shop) -> None:
+def test_quota_errors_beyond_the_retries_stop_instead_of_leaving_the_album_out(tmp_path: Path, shop) -> None:
     server, fake = shop
     server.failures["/deezer/search/album"] = [(200, {}, QUOTA)] * 10
-    candidate = resolve(AlbumRequest("Daft Punk", "Discovery", "x"), clients(tmp_path, fake, names=("deezer",)))
-    assert "Deezer error 4: Quota limit exceeded" in candidate.problem and not candidate.tracks
+    with pytest.raises(CatalogueUnavailableError, match="Deezer error 4: Quota limit exceeded") as error:
+        resolve(AlbumRequest("Daft Punk", "Discovery", "x"), clients(tmp_path, fake, names=("deezer",)))
+    assert (error.value.catalogue, error.value.tries) == ("deezer", 4)  # the first try and 3 retries
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# (catalogue that fails, how, what the one line names); the retries are 1, so each failure is met twice
+UNREACHABLE = [
+    ("deezer", "refused", "ConnectionError"),
+    ("deezer", (500, {}), "HTTP 500"),
+    ("deezer", (429, {"Retry-After": "0"}), "HTTP 429"),
+    ("deezer", (200, {"Content-Type": "application/json"}, QUOTA), "Deezer error 4: Quota limit exceeded"),
+    ("itunes", "refused", "ConnectionError"),
+    ("itunes", (500, {}), "HTTP 500"),
+    ("itunes", (429, {"Retry-After": "0"}), "HTTP 429"),
+    ("itunes", (403, {}), "HTTP 403"),  # Apple's throttling
+]
+
+
+@pytest.mark.parametrize(("name", "failure", "reason"), UNREACHABLE)
+def test_an_unreachable_catalogue_stops_the_fetch_and_keeps_the_earlier_dataset(
+    tmp_path: Path, shop, capsys, name: str, failure, reason: str
+) -> None:
+    server, fake = shop
+    albums = tmp_path / "albums.csv"
+    # Daft Punk is on Deezer; Homogenic has no preview there, so iTunes is asked for it
+    albums.write_text("artist,album\nDaft Punk,Discovery\nBjörk,Homogenic\nNobody,Nothing Whatsoever\n")
+    out = tmp_path / "DATA"
+    fast = ["--deezer-rate", "0", "--itunes-rate", "0", "--rate-limit", "0", "--backoff", "0", "--quiet"]
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
+    argv = ["dataset", "fetch", str(albums), "--out", str(out), *fast, "--retries", "1"]
+    assert main([*argv, *apis, "--cache-dir", str(tmp_path / "first")]) == 0
+    capsys.readouterr()
+    before = _files(out)
+    assert set(rows(out)) == {"Discovery", "Homogenic"} and "Nothing Whatsoever" in skipped(out)
+
+    if failure == "refused":
+        base = f"http://127.0.0.1:{_closed_port()}/{name}"
+        apis[apis.index(f"--{name}-api") + 1] = base
+    else:
+        server.failures["/deezer/search/album" if name == "deezer" else "/itunes/search"] = [failure] * 10
+    asked = len(server.requests)
+    assert main([*argv, *apis, "--cache-dir", str(tmp_path / "fresh")]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err and captured.out == ""
+    assert lines[0].startswith(f"nopaingan dataset fetch: error: {name}: the catalogue did not answer (")
+    assert reason in lines[0] and "after 2 tries" in lines[0] and "try again later or raise --retries" in lines[0]
+    assert f"{out} was not updated" in lines[0]
+    assert _files(out) == before  # metadata, skipped list, card, audio and covers byte for byte
+    if failure != "refused":
+        assert len(server.requests) > asked  # the server was asked, and said no
+
+
+def test_a_catalogue_that_answers_no_result_still_leaves_the_album_out(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    request = AlbumRequest("Nobody", "Nothing Whatsoever", "x")
+    candidate = resolve(request, clients(tmp_path, fake))
+    assert candidate.problem == "not found: deezer: no result; itunes: no result"
+    server.failures["/itunes/lookup"] = [(404, {})]  # a definite answer, not an outage: no retry, not found
+    candidate = resolve(AlbumRequest("Björk", "Homogenic", "y"), clients(tmp_path / "other", fake))
+    assert candidate.problem.startswith("not found: deezer: Björk - Homogenic has no track with a preview; itunes:")
+    assert "HTTP 404" in candidate.problem
 
 
 def test_other_deezer_errors_are_not_retried(tmp_path: Path, shop) -> None:

@@ -13,6 +13,10 @@ Documented limits, obeyed by the default rates:
 - iTunes Search API (https://performance-partners.apple.com/search-api): about 20 calls per minute; over it
   the API answers 403 or 429, retried with backoff. Apple allows previews and artwork "only to promote store
   content": the data set is for research, see docs/dataset.md.
+
+An API still throttling, busy or out of reach after the retries raises
+:class:`~training.errors.UnreachableError`, never an empty answer: ``dataset fetch`` then stops rather than
+record every album as not found.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
 from .download import RETRY_STATUSES, Downloader
-from .errors import DatasetError, DownloadError
+from .errors import DatasetError, DownloadError, UnreachableError
 
 DEEZER_API = "https://api.deezer.com"
 ITUNES_API = "https://itunes.apple.com"
@@ -120,8 +124,11 @@ class Catalogue:
             if error is None:
                 return answer
             local.unlink()  # an error is never kept as the answer
-            if not error.retry or attempt == self.downloader.retries:
-                raise ApiError(f"{url}: {error}", error.code, error.retry)
+            if not error.retry:
+                raise ApiError(f"{url}: {error}", error.code)
+            if attempt == self.downloader.retries:  # still over quota or busy: the API did not answer
+                tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
+                raise UnreachableError(f"{url}: {error} after {tries}", str(error), attempt + 1)
             self.downloader.wait_before_retry(attempt)
             attempt += 1
 

@@ -18,7 +18,7 @@ import urllib3
 from nopaingan_core.atomic import describe_os_error
 from nopaingan_core.hub import cache_home
 
-from .errors import DownloadError
+from .errors import DownloadError, UnreachableError
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_WAIT = 60.0
@@ -87,6 +87,7 @@ class Downloader:
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(path.name + ".part")
         error = ""
+        passing = True  # the last failure is one a later try may fix
         wait = 0.0
         for attempt in range(self.retries + 1):
             if attempt:
@@ -101,6 +102,7 @@ class Downloader:
                 response = exc.response
                 error = f"HTTP {response.status_code} {response.reason}"
                 if response.status_code not in self.retry_statuses:
+                    passing = False
                     break
                 wait = _retry_after(response, wait)
                 continue
@@ -110,7 +112,10 @@ class Downloader:
             os.replace(part, path)
             return path
         tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
-        raise DownloadError(f"{url}: download failed after {tries} ({error})")
+        message = f"{url}: download failed after {tries} ({error})"
+        if passing:
+            raise UnreachableError(message, error, attempt + 1)
+        raise DownloadError(message)
 
     def wait_before_retry(self, attempt: int) -> None:
         """Sleep as :meth:`fetch` does before retry ``attempt + 1``: ``backoff * 2**attempt``, at most 60 s.

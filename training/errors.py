@@ -14,5 +14,30 @@ class DownloadError(DatasetError):
     """A URL that could not be fetched, after retries where retrying could help."""
 
 
+class UnreachableError(DownloadError):
+    """A server that gave no usable answer after every try, for reasons a later try may fix: no connection, a
+    timeout, a broken transfer, a busy or throttling status (5xx, 429), an API's quota error. ``reason`` is the
+    last failure, ``tries`` how many were made."""
+
+    def __init__(self, message: str, reason: str = "", tries: int = 1) -> None:
+        super().__init__(message)
+        self.reason = reason or message
+        self.tries = tries
+
+
+class CatalogueUnavailableError(DatasetError):
+    """A catalogue that could not be asked (see :class:`UnreachableError`): no album can be told "not found"
+    there, so the fetch stops without writing its dataset folder."""
+
+    def __init__(self, catalogue: str, reason: str, tries: int, out: object = None) -> None:
+        self.catalogue, self.reason, self.tries, self.out = catalogue, reason, tries, out
+        times = "1 try" if tries == 1 else f"{tries} tries"
+        kept = f"; {out} was not updated (its metadata.jsonl is as before)" if out is not None else ""
+        super().__init__(
+            f"{catalogue}: the catalogue did not answer ({reason}) after {times}{kept}; "
+            "try again later or raise --retries"
+        )
+
+
 class CoverError(DatasetError):
     """A cover image that is missing, unreadable or too small to train on."""

@@ -42,7 +42,7 @@ from .cleaning import split_genres
 from .covers import MIN_COVER_SIZE
 from .dataset_import import ImportReport, build_dataset, check_out
 from .download import RETRY_STATUSES, Downloader, default_cache_dir
-from .errors import DatasetError, DownloadError
+from .errors import CatalogueUnavailableError, DatasetError, DownloadError, UnreachableError
 from .manifest import COLUMNS, read_table
 from .matching import MARGIN, MIN_SCORE, best_match
 from .split import EVAL_FRACTION
@@ -163,7 +163,8 @@ def resolve(
 ) -> AlbumCandidate:
     """The album as a candidate for the dataset: from the first catalogue with a clear match that has
     previews (tracks best first, covers largest first), or with ``problem`` saying what each catalogue
-    answered."""
+    answered. A catalogue that cannot be asked (no connection, timeouts, 5xx, throttling or quota errors after
+    the retries) raises :class:`CatalogueUnavailableError`: its silence says nothing about the album."""
     candidate = AlbumCandidate(request.artist, request.album, request.source, year=request.year)
     if not request.artist or not request.album:
         candidate.problem = f"{request.source}: empty {'artist' if not request.artist else 'album'}"
@@ -184,6 +185,8 @@ def resolve(
                 reasons.append(f"{catalogue.name}: {match.reason}")
                 continue
             release = catalogue.album(match.item)
+        except UnreachableError as exc:
+            raise CatalogueUnavailableError(catalogue.name, exc.reason, exc.tries) from exc
         except DownloadError as exc:
             reasons.append(f"{catalogue.name}: {exc}")
             continue
@@ -233,7 +236,9 @@ def fetch_dataset(
     :func:`training.dataset_import.import_dataset` does), downloading previews and covers with ``downloader``.
 
     Albums are looked up and downloaded one after the other; an interrupted fetch is run again with the same
-    cache: answers and files it has are not asked or downloaded again.
+    cache: answers and files it has are not asked or downloaded again. A catalogue that cannot be asked stops
+    the fetch with :class:`CatalogueUnavailableError` before ``out``'s metadata is written, so an earlier
+    dataset there keeps its albums (files of albums fetched before the stop stay, for the next run).
     """
     if not albums:
         raise DatasetError("no albums to fetch: the album lists are empty")
@@ -245,16 +250,19 @@ def fetch_dataset(
     candidates: Iterator[AlbumCandidate] = (
         resolve(album, catalogues, min_score=min_score, margin=margin) for album in albums
     )
-    return build_dataset(
-        candidates,
-        out,
-        downloader=downloader,
-        eval_fraction=eval_fraction,
-        seed=seed,
-        min_cover_size=min_cover_size,
-        progress=progress,
-        total=len(albums),
-    )
+    try:
+        return build_dataset(
+            candidates,
+            out,
+            downloader=downloader,
+            eval_fraction=eval_fraction,
+            seed=seed,
+            min_cover_size=min_cover_size,
+            progress=progress,
+            total=len(albums),
+        )
+    except CatalogueUnavailableError as exc:
+        raise CatalogueUnavailableError(exc.catalogue, exc.reason, exc.tries, Path(out).expanduser()) from exc
 
 
 def session() -> requests.Session:
