@@ -249,6 +249,31 @@ def test_an_unreachable_catalogue_stops_the_fetch_and_keeps_the_earlier_dataset(
         assert len(server.requests) > asked  # the server was asked, and said no
 
 
+@pytest.mark.parametrize("failure", [(500, {}), (429, {"Retry-After": "0"})])
+def test_an_unreachable_preview_server_stops_the_fetch_and_keeps_the_earlier_dataset(
+    tmp_path: Path, shop, capsys, failure
+) -> None:
+    server, fake = shop
+    albums = tmp_path / "albums.csv"
+    albums.write_text("artist,album\nDaft Punk,Discovery\n")
+    out = tmp_path / "DATA"
+    fast = ["--deezer-rate", "0", "--itunes-rate", "0", "--rate-limit", "0", "--backoff", "0", "--quiet"]
+    argv = ["dataset", "fetch", str(albums), "--out", str(out), *fast, "--retries", "1"]
+    argv += ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
+    assert main([*argv, "--cache-dir", str(tmp_path / "first")]) == 0
+    capsys.readouterr()
+    before = _files(out)
+    for path in [p for p in fake.previews.files if p.startswith(("/deezer/preview/", "/itunes/preview/"))]:
+        server.failures[path] = [failure] * 10
+    assert main([*argv, "--cache-dir", str(tmp_path / "fresh")]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    assert "the download server did not answer (" in lines[0] and "after 2 tries" in lines[0]
+    assert f"{out} was not updated" in lines[0]
+    assert _files(out) == before
+
+
 def test_a_catalogue_that_answers_no_result_still_leaves_the_album_out(tmp_path: Path, shop) -> None:
     server, fake = shop
     request = AlbumRequest("Nobody", "Nothing Whatsoever", "x")

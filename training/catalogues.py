@@ -128,7 +128,7 @@ class Catalogue:
                 raise ApiError(f"{url}: {error}", error.code)
             if attempt == self.downloader.retries:  # still over quota or busy: the API did not answer
                 tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
-                raise UnreachableError(f"{url}: {error} after {tries}", str(error), attempt + 1)
+                raise UnreachableError(f"{url}: {error} after {tries}", str(error), attempt + 1, url)
             self.downloader.wait_before_retry(attempt)
             attempt += 1
 

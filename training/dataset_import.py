@@ -28,7 +28,7 @@ from .candidates import AlbumCandidate, CoverRef, TrackRef
 from .cleaning import UNKNOWN, album_key, artist_genres, fill_genres, normalise_genres
 from .covers import MIN_COVER_SIZE, Cover, normalise_cover
 from .download import Downloader, default_cache_dir, is_url
-from .errors import CoverError, DatasetError
+from .errors import CatalogueUnavailableError, CoverError, DatasetError, UnreachableError
 from .manifest import MANIFEST_EXTENSIONS, read_manifest
 from .music_folders import VARIOUS_ARTISTS, scan_music_folder
 from .split import EVAL, EVAL_FRACTION, TRAIN, assign_splits
@@ -173,6 +173,9 @@ def build_dataset(
             if key in kept:
                 raise DatasetError(f"duplicate of {kept[key]} (same artist and album after normalisation)")
             row = _import_album(candidate, out, downloader, link, min_cover_size)
+        except UnreachableError as exc:  # not the album's fault: stop before the folder's metadata is written
+            host = urlsplit(exc.url).netloc or "a download server"
+            raise CatalogueUnavailableError(host, exc.reason, exc.tries, kind="download server") from exc
         except NoPainGanError as exc:
             skipped.append(Skipped(candidate.source, candidate.artist, candidate.album, str(exc)))
             continue
@@ -313,6 +316,8 @@ def _usable_track(candidate: AlbumCandidate, downloader: Downloader) -> tuple[Tr
         try:
             path = downloader.fetch(track.location) if is_url(track.location) else Path(track.location)
             return track, path, check_audio(path)
+        except UnreachableError:  # the server's silence says nothing about this track: stop (build_dataset)
+            raise
         except NoPainGanError as exc:
             errors.append(str(exc))
         if candidate.track_marked:
@@ -331,6 +336,8 @@ def _usable_cover(candidate: AlbumCandidate, downloader: Downloader, min_size: i
     for ref in candidate.covers:
         try:
             return normalise_cover(_cover_bytes(ref, downloader), _cover_label(ref), min_size)
+        except UnreachableError:
+            raise
         except NoPainGanError as exc:
             errors.append(str(exc))
     if not errors:

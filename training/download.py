@@ -114,7 +114,7 @@ class Downloader:
         tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
         message = f"{url}: download failed after {tries} ({error})"
         if passing:
-            raise UnreachableError(message, error, attempt + 1)
+            raise UnreachableError(message, error, attempt + 1, url)
         raise DownloadError(message)
 
     def wait_before_retry(self, attempt: int) -> None:

@@ -19,23 +19,23 @@ class UnreachableError(DownloadError):
     timeout, a broken transfer, a busy or throttling status (5xx, 429), an API's quota error. ``reason`` is the
     last failure, ``tries`` how many were made."""
 
-    def __init__(self, message: str, reason: str = "", tries: int = 1) -> None:
+    def __init__(self, message: str, reason: str = "", tries: int = 1, url: str = "") -> None:
         super().__init__(message)
         self.reason = reason or message
         self.tries = tries
+        self.url = url
 
 
 class CatalogueUnavailableError(DatasetError):
     """A catalogue that could not be asked (see :class:`UnreachableError`): no album can be told "not found"
     there, so the fetch stops without writing its dataset folder."""
 
-    def __init__(self, catalogue: str, reason: str, tries: int, out: object = None) -> None:
-        self.catalogue, self.reason, self.tries, self.out = catalogue, reason, tries, out
+    def __init__(self, catalogue: str, reason: str, tries: int, out: object = None, kind: str = "catalogue") -> None:
+        self.catalogue, self.reason, self.tries, self.out, self.kind = catalogue, reason, tries, out, kind
         times = "1 try" if tries == 1 else f"{tries} tries"
         kept = f"; {out} was not updated (its metadata.jsonl is as before)" if out is not None else ""
         super().__init__(
-            f"{catalogue}: the catalogue did not answer ({reason}) after {times}{kept}; "
-            "try again later or raise --retries"
+            f"{catalogue}: the {kind} did not answer ({reason}) after {times}{kept}; try again later or raise --retries"
         )
 
 

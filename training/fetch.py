@@ -262,7 +262,7 @@ def fetch_dataset(
             total=len(albums),
         )
     except CatalogueUnavailableError as exc:
-        raise CatalogueUnavailableError(exc.catalogue, exc.reason, exc.tries, Path(out).expanduser()) from exc
+        raise CatalogueUnavailableError(exc.catalogue, exc.reason, exc.tries, Path(out).expanduser(), exc.kind) from exc
 
 
 def session() -> requests.Session:
