@@ -227,6 +227,20 @@ def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_checkpoint(cache
     assert not (run / "fusion.safetensors").exists()
 
 
+@pytest.mark.parametrize("foreign", ["metadata.jsonl", "notes.txt", "audio"])
+def test_train_refuses_an_out_folder_holding_other_files(cached_data, tmp_path, capsys, foreign):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / foreign).mkdir() if foreign == "audio" else (run / foreign).write_text("mine")
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["train", "--data", str(cached_data), "--out", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"found other files ({foreign})" in err[0], err
+    assert sorted(p.name for p in run.iterdir()) == before
+    assert main(["train", "--data", str(cached_data), "--out", str(cached_data), "--quiet"]) == 2  # the dataset
+    assert "expected a new or empty folder" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("options", "expected"),
     [

@@ -54,6 +54,9 @@ ADAPTER_INITS = ("data", "random")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 FUSION_FILE = "fusion.safetensors"
 CONFIG_FILE = "config.json"
+# What a run writes into its folder: a folder holding only these (a run stopped before its first checkpoint) is
+# reused; any other file means the folder is someone else's (a dataset, notes) and is refused.
+RUN_FILES = {FUSION_FILE, CONFIG_FILE, "summary.json", "loss.csv", "loss.png", "logs", "checkpoints"}
 # Options that change what a run computes: resuming with different values would not continue the same run.
 RESUME_KEYS = (
     "recipe",
@@ -253,6 +256,10 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         raise NoPainGanError(
             f"{run}: has checkpoints of an earlier run; pass --resume to continue it or use another --out"
         )
+    foreign = sorted(p.name for p in run.iterdir() if p.name not in RUN_FILES) if run.is_dir() else []
+    if foreign and not config.resume:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise NoPainGanError(f"--out {run}: expected a new or empty folder for the run, found other files ({shown})")
     if config.resume:
         _check_resume(run, config, processes)
 
