@@ -201,6 +201,15 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _quick_fetch(tmp_path: Path, albums: str) -> tuple[list[str], Path]:
+    """``dataset fetch`` arguments for an album list (CSV rows after the header) into ``tmp_path/DATA``, without
+    waits and with one retry, and that folder."""
+    path, out = tmp_path / "albums.csv", tmp_path / "DATA"
+    path.write_text("artist,album\n" + albums)
+    fast = ["--deezer-rate", "0", "--itunes-rate", "0", "--rate-limit", "0", "--backoff", "0", "--quiet"]
+    return ["dataset", "fetch", str(path), "--out", str(out), *fast, "--retries", "1"], out
+
+
 # (catalogue that fails, how, what the one line names); the retries are 1, so each failure is met twice
 UNREACHABLE = [
     ("deezer", "refused", "ConnectionError"),
@@ -219,13 +228,9 @@ def test_an_unreachable_catalogue_stops_the_fetch_and_keeps_the_earlier_dataset(
     tmp_path: Path, shop, capsys, name: str, failure, reason: str
 ) -> None:
     server, fake = shop
-    albums = tmp_path / "albums.csv"
     # Daft Punk is on Deezer; Homogenic has no preview there, so iTunes is asked for it
-    albums.write_text("artist,album\nDaft Punk,Discovery\nBjörk,Homogenic\nNobody,Nothing Whatsoever\n")
-    out = tmp_path / "DATA"
-    fast = ["--deezer-rate", "0", "--itunes-rate", "0", "--rate-limit", "0", "--backoff", "0", "--quiet"]
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\nBjörk,Homogenic\nNobody,Nothing Whatsoever\n")
     apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
-    argv = ["dataset", "fetch", str(albums), "--out", str(out), *fast, "--retries", "1"]
     assert main([*argv, *apis, "--cache-dir", str(tmp_path / "first")]) == 0
     capsys.readouterr()
     before = _files(out)
@@ -254,11 +259,7 @@ def test_an_unreachable_preview_server_stops_the_fetch_and_keeps_the_earlier_dat
     tmp_path: Path, shop, capsys, failure
 ) -> None:
     server, fake = shop
-    albums = tmp_path / "albums.csv"
-    albums.write_text("artist,album\nDaft Punk,Discovery\n")
-    out = tmp_path / "DATA"
-    fast = ["--deezer-rate", "0", "--itunes-rate", "0", "--rate-limit", "0", "--backoff", "0", "--quiet"]
-    argv = ["dataset", "fetch", str(albums), "--out", str(out), *fast, "--retries", "1"]
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
     argv += ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
     assert main([*argv, "--cache-dir", str(tmp_path / "first")]) == 0
     capsys.readouterr()
