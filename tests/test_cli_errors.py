@@ -129,6 +129,7 @@ COMMANDS = [
         ("train",),
         lambda env, out: ["train", "--data", str(env.data), "--out", str(out), "--max-steps", "1", "--quiet"],
         hub=lambda env, out: ["train", "--data", str(env.data), "--out", str(out), "--sd", HUB_ID, "--quiet"],
+        own_folder=True,  # a run folder holding other files is refused (test_train.py)
     ),
     Command(
         ("evaluate",),
