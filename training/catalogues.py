@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
 from .download import RETRY_STATUSES, Downloader
-from .errors import DatasetError, DownloadError, UnreachableError
+from .errors import DatasetError, DownloadError, UnreachableError, tries_text
 
 DEEZER_API = "https://api.deezer.com"
 ITUNES_API = "https://itunes.apple.com"
@@ -127,8 +127,7 @@ class Catalogue:
             if not error.retry:
                 raise ApiError(f"{url}: {error}", error.code)
             if attempt == self.downloader.retries:  # still over quota or busy: the API did not answer
-                tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
-                raise UnreachableError(f"{url}: {error} after {tries}", str(error), attempt + 1, url)
+                raise UnreachableError(f"{url}: {error} after {tries_text(attempt + 1)}", str(error), attempt + 1, url)
             self.downloader.wait_before_retry(attempt)
             attempt += 1
 

@@ -18,7 +18,7 @@ import urllib3
 from nopaingan_core.atomic import describe_os_error
 from nopaingan_core.hub import cache_home
 
-from .errors import DownloadError, UnreachableError
+from .errors import DownloadError, UnreachableError, tries_text
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_WAIT = 60.0
@@ -111,8 +111,7 @@ class Downloader:
                 continue
             os.replace(part, path)
             return path
-        tries = "1 try" if attempt == 0 else f"{attempt + 1} tries"
-        message = f"{url}: download failed after {tries} ({error})"
+        message = f"{url}: download failed after {tries_text(attempt + 1)} ({error})"
         if passing:
             raise UnreachableError(message, error, attempt + 1, url)
         raise DownloadError(message)

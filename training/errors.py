@@ -14,6 +14,11 @@ class DownloadError(DatasetError):
     """A URL that could not be fetched, after retries where retrying could help."""
 
 
+def tries_text(tries: int) -> str:
+    """How many times a download or API call was made, in words: 1 try, 3 tries."""
+    return "1 try" if tries == 1 else f"{tries} tries"
+
+
 class UnreachableError(DownloadError):
     """A server that gave no usable answer after every try, for reasons a later try may fix: no connection, a
     timeout, a broken transfer, a busy or throttling status (5xx, 429), an API's quota error. ``reason`` is the
@@ -30,12 +35,16 @@ class CatalogueUnavailableError(DatasetError):
     """A catalogue that could not be asked (see :class:`UnreachableError`): no album can be told "not found"
     there, so the fetch stops without writing its dataset folder."""
 
-    def __init__(self, catalogue: str, reason: str, tries: int, out: object = None, kind: str = "catalogue") -> None:
-        self.catalogue, self.reason, self.tries, self.out, self.kind = catalogue, reason, tries, out, kind
-        times = "1 try" if tries == 1 else f"{tries} tries"
-        kept = f"; {out} was not updated (its metadata.jsonl is as before)" if out is not None else ""
-        super().__init__(
-            f"{catalogue}: the {kind} did not answer ({reason}) after {times}{kept}; try again later or raise --retries"
+    def __init__(self, catalogue: str, reason: str, tries: int, kind: str = "catalogue") -> None:
+        super().__init__(catalogue, reason, tries)
+        self.catalogue, self.reason, self.tries, self.kind = catalogue, reason, tries, kind
+        self.out: object = None  # the dataset folder left as it was, set by fetch_dataset that knows it
+
+    def __str__(self) -> str:
+        kept = f"; {self.out} was not updated (its metadata.jsonl is as before)" if self.out is not None else ""
+        return (
+            f"{self.catalogue}: the {self.kind} did not answer ({self.reason}) after {tries_text(self.tries)}{kept}; "
+            "try again later or raise --retries"
         )
 
 

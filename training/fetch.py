@@ -262,7 +262,8 @@ def fetch_dataset(
             total=len(albums),
         )
     except CatalogueUnavailableError as exc:
-        raise CatalogueUnavailableError(exc.catalogue, exc.reason, exc.tries, Path(out).expanduser(), exc.kind) from exc
+        exc.out = Path(out).expanduser()
+        raise
 
 
 def session() -> requests.Session:
