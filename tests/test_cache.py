@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from training_data import make_dataset
 from nopaingan_core.audio import AudioClip, load_audio
 from nopaingan_core.encoders import load_encoder
 from training import cache as cache_module
-from training.cache import CacheReader, cache_dataset, cover_pixels
+from training.cache import CacheReader, CacheReport, cache_dataset, cover_pixels
 from training.cli import main
 from training.errors import DatasetError
 from training.records import read_dataset
@@ -134,3 +135,16 @@ def test_cache_refuses_to_mix_settings(tmp_path, tiny_models, capsys):
         cache_dataset(data, str(tiny_models["sd"]), str(tiny_models["mert"]), resolution=64, progress=False)
     with pytest.raises(DatasetError, match="no cache shards"):
         CacheReader(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    ("albums", "skipped", "line"),
+    [
+        (1, 0, "cache DATA: 1 album (1 encoded now, 0 already cached)"),
+        (2, 0, "cache DATA: 2 albums (2 encoded now, 0 already cached)"),
+        (0, 1, "cache DATA: 0 albums (0 encoded now, 0 already cached), skipped 1 unreadable (see DATA/skipped.jsonl)"),
+    ],
+)
+def test_the_summary_counts_in_words(albums: int, skipped: int, line: str) -> None:
+    report = CacheReport(Path("DATA"), albums, albums, 0, skipped=({"id": "x", "reason": "y"},) * skipped)
+    assert report.summary() == line

@@ -464,7 +464,7 @@ def test_a_full_disk_mid_batch_keeps_and_names_the_covers_written(after, env, tm
     line = one_error_line(capsys, f"a_0_{after}.png")
     kept = sorted(out.glob("*.png"))
     assert [p.name for p in kept] == [f"a_0_{i}.png" for i in range(after)]
-    assert f"kept the {after} file(s) written before it: {kept[0]}" in line
+    assert f"kept the {after} {'file' if after == 1 else 'files'} written before it: {kept[0]}" in line
     assert leftovers(tmp_path) == []
 
 
@@ -475,7 +475,7 @@ def test_a_full_disk_during_release_covers_keeps_the_covers_written(after, env, 
     full_disk(out.parent, after=after)
     assert main(_release(env, out)) == 2
     line = one_error_line(capsys, f"a_0_{after - 3}_release.jpg")
-    assert "no space left on the device" in line and f"kept the {after} file(s) written before it" in line
+    assert "no space left on the device" in line and f"kept the {after} files written before it" in line
     assert len(list(out.glob("*.png"))) == 3 and len(list(out.glob("*_release.jpg"))) == after - 3
     assert leftovers(tmp_path) == []
 

@@ -33,7 +33,7 @@ from nopaingan_core.prompt import DEFAULT_TEMPLATE
 from nopaingan_core.sampling import DEFAULT_SD, load_minisd
 
 from .atomic import save_safetensors, write_text
-from .errors import DatasetError
+from .errors import DatasetError, count_text
 from .records import Album, read_dataset
 
 CACHE_DIR = "cache"
@@ -102,7 +102,8 @@ class CacheReport:
     skipped: tuple[dict, ...] = ()  # this process's albums that could not be read: {"id", "reason"}
 
     def summary(self) -> str:
-        line = f"cache {self.out}: {self.albums} albums ({self.encoded} encoded now, {self.reused} already cached)"
+        albums = count_text(self.albums, "album")
+        line = f"cache {self.out}: {albums} ({self.encoded} encoded now, {self.reused} already cached)"
         if self.skipped:
             line += f", skipped {len(self.skipped)} unreadable (see {self.out / 'skipped.jsonl'})"
         return line
@@ -159,11 +160,12 @@ class CacheReader:
             for a in albums
             if a.id in self.entries and self.entries[a.id][1]["fingerprint"] != fingerprint(a, self.spec)
         ]
-        for what, ids in (("are not cached", missing), ("changed since they were cached", stale)):
+        not_cached = "is not cached" if len(missing) == 1 else "are not cached"
+        for what, ids in ((not_cached, missing), ("changed since they were cached", stale)):
             if ids:
                 raise DatasetError(
-                    f"{self.folder}: {len(ids)} of {len(albums)} albums {what} (e.g. {', '.join(ids[:3])}); "
-                    "run `nopaingan dataset cache` again"
+                    f"{self.folder}: {len(ids)} of {count_text(len(albums), 'album')} {what} "
+                    f"(e.g. {', '.join(ids[:3])}); run `nopaingan dataset cache` again"
                 )
         return albums
 

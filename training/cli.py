@@ -471,8 +471,10 @@ def _kept() -> str:
     """``; kept N files written before: ...`` when the failed command had already written some."""
     from nopaingan_core.atomic import written
 
+    from .errors import count_text
+
     files = written()
     if not files:
         return ""
     shown = ", ".join(str(f) for f in files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-    return f"; kept the {len(files)} file(s) written before it: {shown}"
+    return f"; kept the {count_text(len(files), 'file')} written before it: {shown}"

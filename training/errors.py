@@ -14,9 +14,15 @@ class DownloadError(DatasetError):
     """A URL that could not be fetched, after retries where retrying could help."""
 
 
+def count_text(count: int, noun: str, plural: str = "") -> str:
+    """``count`` and ``noun`` in words, the noun plural unless the count is one: ``count_text(1, "album")`` is
+    "1 album", ``count_text(3, "try", "tries")`` "3 tries" (``plural`` defaults to ``noun + "s"``)."""
+    return f"{count} {noun if count == 1 else plural or noun + 's'}"
+
+
 def tries_text(tries: int) -> str:
     """How many times a download or API call was made, in words: 1 try, 3 tries."""
-    return "1 try" if tries == 1 else f"{tries} tries"
+    return count_text(tries, "try", "tries")
 
 
 class UnreachableError(DownloadError):
