@@ -31,6 +31,11 @@ def forget_written() -> None:
     _written.clear()
 
 
+def remember_written(path: Path) -> None:
+    """Add ``path``, put in place in one step by other means (a rename), to the record of written files."""
+    _written.append(path)
+
+
 def umask() -> int:
     """The process's file-creation mask, read without changing it where /proc allows."""
     with contextlib.suppress(OSError, ValueError):

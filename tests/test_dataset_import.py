@@ -3,16 +3,21 @@ embedded art, cover files, broken files), manifests with files from a local HTTP
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
+import re
 import shutil
+import unicodedata
 from io import BytesIO
 from pathlib import Path
 
 import datasets
 import pytest
 from http_files import FileServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from music_library import image_bytes, make_track
 from PIL import Image
 
@@ -27,7 +32,7 @@ from training.cleaning import (
 )
 from training.cli import main
 from training.covers import find_cover_files, normalise_cover
-from training.dataset_import import check_audio, import_dataset
+from training.dataset_import import album_id, check_audio, import_dataset
 from training.download import Downloader
 from training.errors import CoverError, DatasetError, DownloadError
 from training.manifest import parse_number, read_manifest
@@ -310,10 +315,10 @@ def test_genre_from_audio_hook_fills_what_the_artist_cannot(tmp_path: Path) -> N
         genre="Folk",
         picture=image_bytes(RED),
     )
-    heard: list[Path] = []
+    heard: list[tuple[str, bytes]] = []
 
     def tagger(path: Path) -> str | None:
-        heard.append(path)
+        heard.append((path.name, path.read_bytes()))  # staged beside DATA while the import runs
         return " Smooth_Jazz "
 
     out = tmp_path / "DATA"
@@ -323,7 +328,8 @@ def test_genre_from_audio_hook_fills_what_the_artist_cannot(tmp_path: Path) -> N
             [tmp_path / "music"], out, downloader=downloader(tmp_path), genre_from_audio=tagger
         ).albums
     }
-    assert heard == [out / albums["Only"]["audio"]]
+    only = out / albums["Only"]["audio"]
+    assert heard == [(only.name, only.read_bytes())]
     assert (albums["Only"]["genres"], albums["Only"]["genre_source"]) == (["smooth jazz"], "audio")
     assert albums["Tagged"]["genres"] == ["folk"]
 
@@ -783,9 +789,105 @@ def test_cli_imports_and_prints_one_line(tmp_path: Path, capsys: pytest.CaptureF
     ]
     assert main([*argv, "--quiet", "--eval-fraction", "0", "--copy"]) == 0
     assert capsys.readouterr().out == (
-        f"imported 1 albums (train 1, eval 0), skipped 1 (see {out / 'skipped.jsonl'}); not in tags: "
+        f"imported 1 album (train 1, eval 0), skipped 1 (see {out / 'skipped.jsonl'}); not in tags: "
         "genre unknown for 1 (artist_source, album_source, genre_source in metadata.jsonl)\n"
     )
     assert main(["dataset", "import", str(tmp_path / "missing"), "--out", str(out), "--quiet"]) == 2
     missing = tmp_path / "missing"
     assert capsys.readouterr().err == f"nopaingan dataset import: error: {missing}: no such file or folder\n"
+
+
+@pytest.mark.parametrize("earlier", [True, False])
+def test_an_unreachable_download_server_stops_the_import_and_names_its_folder(
+    tmp_path: Path, server: FileServer, preview_bytes: dict[str, bytes], capsys, earlier: bool
+) -> None:
+    server.files.update({"/p/a": preview_bytes["a"], "/p/b": preview_bytes["b"], "/c/a.jpg": image_bytes(RED)})
+    manifest, out = tmp_path / "albums.csv", tmp_path / "DATA"
+    argv = ["dataset", "import", str(manifest), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--quiet"]
+    head = "Artist Name,Album,preview_url,Cover URL\n"
+    manifest.write_text(head + f"One,Album One,{server.url('/p/a')},{server.url('/c/a.jpg')}\n")
+    if earlier:
+        assert main(argv) == 0
+        capsys.readouterr()
+    before = {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    # the earlier album's cover changed since, a second album is new, and the server of a third does not answer
+    server.files["/c/a.jpg"] = image_bytes(BLUE)
+    server.failures["/p/c"] = [(503, {})] * 10
+    manifest.write_text(
+        head
+        + f"One,Album One,{server.url('/p/a')},{server.url('/c/a.jpg')}\n"
+        + f"Two,Album Two,{server.url('/p/b')},{server.url('/c/a.jpg')}\n"
+        + f"Three,Album Three,{server.url('/p/c')},{server.url('/c/a.jpg')}\n"
+    )
+    shutil.rmtree(tmp_path / "c", ignore_errors=True)  # a fresh cache: the changed cover is downloaded again
+    assert main([*argv, "--retries", "1"]) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err and captured.out == "", captured.err
+    host = server.url("").split("//")[1].rstrip("/")
+    assert lines[0].startswith(f"nopaingan dataset import: error: {host}: the download server did not answer (")
+    kept = (
+        f"{out} was left as it was (no file there was added, replaced or removed)"
+        if earlier
+        else f"no dataset was written ({out} was not created)"
+    )
+    assert f"after 2 tries; {kept}; try again later or raise --retries" in lines[0]
+    after = {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert {k: v for k, v in after.items() if k.startswith("DATA")} == {
+        k: v for k, v in before.items() if k.startswith("DATA")
+    }
+    assert out.exists() == earlier
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+
+
+def test_progress_says_importing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_track(tmp_path / "music/A/One/1.mp3", 1.5, album="One", artist="A", picture=image_bytes(RED))
+    argv = ["dataset", "import", str(tmp_path / "music"), "--out", str(tmp_path / "DATA")]
+    assert main([*argv, "--cache-dir", str(tmp_path / "c")]) == 0
+    err = capsys.readouterr().err
+    assert "importing albums" in err and "fetching" not in err
+
+
+# names as they are, and the words of their id; the hash of the album's key follows
+IDS = [
+    ("Sigur Rós", "Ágætis byrjun", "sigur-ros-agaetis-byrjun"),
+    ("Æther Realm", "Tarot", "aether-realm-tarot"),
+    ("Kaizers Orchestra", "Ompa til du dør", "kaizers-orchestra-ompa-til-du-dor"),
+    ("Die Ärzte", "Straße", "die-arzte-strasse"),
+    ("ẞ", "Œuvres complètes", "ss-oeuvres-completes"),
+    ("Łona", "Łódź", "lona-lodz"),
+    ("Đorđe Balašević", "Neki novi klinci", "dorde-balasevic-neki-novi-klinci"),
+    ("Þursaflokkurinn", "Þursabit", "thursaflokkurinn-thursabit"),
+    ("Mǫrð", "Ħal Ŧŋ", "mord-hal-tng"),
+    ("Sigur Ros", "( )", "sigur-ros"),
+    ("坂本龍一", "音楽図鑑", ""),  # no Latin letters: the hash alone
+]
+
+
+@pytest.mark.parametrize(("artist", "album", "words"), IDS)
+def test_album_ids_transliterate_letters_instead_of_dropping_them(artist: str, album: str, words: str) -> None:
+    name = album_id(artist, album)
+    digest = hashlib.sha1(album_key(artist, album).encode("utf-8")).hexdigest()[:8]
+    assert name == (f"{words}-{digest}" if words else digest)
+
+
+def _ascii_album_id_before(artist: str, album: str, folder: str = "") -> str:
+    """album_id as it was before letters were transliterated: ids of ASCII names must not change."""
+    text = unicodedata.normalize("NFKD", f"{artist} {album}").encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:60].rstrip("-")
+    digest = hashlib.sha1((album_key(artist, album) + folder).encode("utf-8")).hexdigest()[:8]
+    return f"{slug}-{digest}" if slug else digest
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127)), st.text(alphabet=st.characters(max_codepoint=127)))
+def test_ascii_names_keep_their_ids(artist: str, album: str) -> None:
+    assert album_id(artist, album) == _ascii_album_id_before(artist, album)
+    assert album_id(artist, album, "folder") == _ascii_album_id_before(artist, album, "folder")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.text())
+def test_album_ids_are_ascii_file_names(artist: str, album: str) -> None:
+    name = album_id(artist, album)
+    assert re.fullmatch(r"([a-z0-9]+(-[a-z0-9]+)*-)?[0-9a-f]{8}", name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import string
 from pathlib import Path
@@ -17,10 +18,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from music_library import image_bytes, make_track
 
-from training.catalogues import Deezer, make_catalogues
+from training.catalogues import ITUNES_COVER_SIZES, Deezer, catalogue_names, country_code, make_catalogues
 from training.cli import main
 from training.download import Downloader
-from training.errors import CatalogueUnavailableError, DatasetError, DownloadError
+from training.errors import (
+    CatalogueUnavailableError,
+    DatasetError,
+    DownloadError,
+    UnreachableError,
+    count_text,
+    tries_text,
+)
 from training.fetch import (
     AlbumRequest,
     fetch_dataset,
@@ -201,6 +209,11 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _staging_left(folder: Path) -> list[Path]:
+    """Staging folders of a run (beside its dataset folder) that were not removed."""
+    return [p for p in folder.iterdir() if p.name.startswith(".nopaingan-")]
+
+
 def _quick_fetch(tmp_path: Path, albums: str) -> tuple[list[str], Path]:
     """``dataset fetch`` arguments for an album list (CSV rows after the header) into ``tmp_path/DATA``, without
     waits and with one retry, and that folder."""
@@ -248,8 +261,9 @@ def test_an_unreachable_catalogue_stops_the_fetch_and_keeps_the_earlier_dataset(
     assert len(lines) == 1 and "Traceback" not in captured.err and captured.out == ""
     assert lines[0].startswith(f"nopaingan dataset fetch: error: {name}: the catalogue did not answer (")
     assert reason in lines[0] and "after 2 tries" in lines[0] and "try again later or raise --retries" in lines[0]
-    assert f"{out} was not updated" in lines[0]
+    assert f"{out} was left as it was (no file there was added, replaced or removed)" in lines[0]
     assert _files(out) == before  # metadata, skipped list, card, audio and covers byte for byte
+    assert _staging_left(tmp_path) == []
     if failure != "refused":
         assert len(server.requests) > asked  # the server was asked, and said no
 
@@ -271,8 +285,191 @@ def test_an_unreachable_preview_server_stops_the_fetch_and_keeps_the_earlier_dat
     lines = captured.err.splitlines()
     assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
     assert "the download server did not answer (" in lines[0] and "after 2 tries" in lines[0]
-    assert f"{out} was not updated" in lines[0]
+    assert f"{out} was left as it was" in lines[0]
     assert _files(out) == before
+
+
+def _stop_at_homogenic(server, fake: FakeCatalogues, stop: str) -> None:
+    """The next fetch stops at Björk's Homogenic (Deezer has no preview of it, so iTunes is asked): its catalogue
+    or the server of its previews does not answer."""
+    if stop == "catalogue":
+        server.failures["/itunes/search"] = [(500, {})] * 10
+        return
+    for path in [p for p in server.files if p.startswith(f"/itunes/preview/{fake.itunes[0].id}/")]:
+        server.failures[path] = [(503, {})] * 10
+
+
+def _one_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err and captured.out == "", captured.err
+    return lines[0]
+
+
+@pytest.mark.parametrize("stop", ["catalogue", "download server"])
+def test_a_stop_after_albums_that_change_files_leaves_the_earlier_folder_byte_for_byte(
+    tmp_path: Path, shop, capsys, audio, stop: str
+) -> None:
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    argv += ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
+    assert main([*argv, "--cache-dir", str(tmp_path / "first")]) == 0
+    capsys.readouterr()
+    before = _files(out)
+    # the catalogue's cover and preview of Discovery changed since; Sigur Rós is new; then the stop
+    daft = fake.deezer[0]
+    server.files[f"/deezer/img/{daft.id}/1000x1000-000000-80-0-0.jpg"] = image_bytes(GREEN)
+    server.files[f"/deezer/preview/{daft.id}/1.mp3"] = audio["mp3b"]
+    (tmp_path / "albums.csv").write_text(
+        "artist,album\nDaft Punk,Discovery\nSigur Ros,Agaetis Byrjun\nBjörk,Homogenic\n"
+    )
+    _stop_at_homogenic(server, fake, stop)
+    assert main([*argv, "--cache-dir", str(tmp_path / "second")]) == 2
+    line = _one_line(capsys)
+    assert f"the {stop} did not answer" in line
+    assert f"{out} was left as it was (no file there was added, replaced or removed)" in line
+    assert _files(out) == before and _staging_left(tmp_path) == []
+    # once it answers, the same fetch does replace both files, and adds the new albums
+    server.failures.clear()
+    assert main([*argv, "--cache-dir", str(tmp_path / "second")]) == 0
+    after, discovery = _files(out), rows(out)["Discovery"]
+    assert after[discovery["file_name"]] != before[discovery["file_name"]]
+    assert after[discovery["audio"]] == audio["mp3b"] != before[discovery["audio"]]
+    assert set(rows(out)) == {"Discovery", "Agaetis Byrjun", "Homogenic"} and _staging_left(tmp_path) == []
+
+
+@pytest.mark.parametrize("stop", ["catalogue", "download server"])
+def test_a_stop_into_a_new_folder_writes_nothing_and_says_so(tmp_path: Path, shop, capsys, stop: str) -> None:
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\nBjörk,Homogenic\n")
+    argv += ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
+    _stop_at_homogenic(server, fake, stop)
+    assert main(argv) == 2
+    line = _one_line(capsys)
+    assert f"the {stop} did not answer" in line and f"; no dataset was written ({out} was not created);" in line
+    assert "as before" not in line and "left as it was" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["albums.csv", "c"]  # no DATA, no staging folder
+
+
+# (option, value, what the one line says after "nopaingan dataset fetch: error: ")
+COUNTRY = "--country: expected a two-letter ISO 3166-1 country code such as US or GB, found"
+NAMES = "--catalogues: expected some of deezer, itunes, each at most once, found"
+REFUSED = [
+    ("--cover-size", "100000", "argument --cover-size: got '100000', expected a whole number from 100 to 3000"),
+    ("--cover-size", "3001", "argument --cover-size: got '3001', expected a whole number from 100 to 3000"),
+    ("--cover-size", "99", "argument --cover-size: got '99', expected a whole number from 100 to 3000"),
+    ("--country", "ZZZ", f"{COUNTRY} 'ZZZ'"),
+    ("--country", "u", f"{COUNTRY} 'u'"),
+    ("--country", "1A", f"{COUNTRY} '1A'"),
+    ("--country", "ÜS", f"{COUNTRY} 'ÜS'"),
+    ("--country", "", f"{COUNTRY} ''"),
+    ("--catalogues", "deezer,deezer", f"{NAMES} deezer twice"),
+    ("--catalogues", "itunes,deezer,itunes", f"{NAMES} itunes twice"),
+    ("--catalogues", "deezer,spotify", f"{NAMES} unknown 'spotify'"),
+    ("--catalogues", " , ", f"{NAMES} none"),
+]  # fmt: skip
+URL_EXPECTED = "expected an http(s) URL with a host, e.g. https://en.wikipedia.org/wiki/List_of_2019_albums"
+REFUSED += [
+    ("--from-wikipedia-list", url, f"argument --from-wikipedia-list: got {url!r}, {URL_EXPECTED}")
+    for url in ["not-a-url", "en.wikipedia.org/wiki/List_of_2019_albums", "ftp://example.org/list", "http://", "https:///wiki/x"]
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("option", "value", "message"), REFUSED)
+def test_bad_fetch_options_are_refused_before_any_work(
+    tmp_path: Path, shop, capsys, option: str, value: str, message: str
+) -> None:
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    argv += ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
+    assert main([*argv, option, value]) == 2
+    assert _one_line(capsys) == f"nopaingan dataset fetch: error: {message}"
+    assert server.requests == [] and not out.exists() and not (tmp_path / "c").exists()
+
+
+def test_the_country_is_asked_in_capitals_and_the_cover_at_the_size_limits(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    for size in ITUNES_COVER_SIZES:
+        itunes = make_catalogues(
+            ["itunes"],
+            lambda rate, statuses: media(tmp_path),
+            itunes_api=fake.itunes_url,
+            country="gb",
+            cover_size=size,
+        )
+        assert (
+            resolve(AlbumRequest("Björk", "Homogenic", "x"), itunes)
+            .covers[0]
+            .location.endswith(f"/{size}x{size}bb.jpg")
+        )
+    asked = [path for path, _ in server.requests if path.startswith(("/itunes/search", "/itunes/lookup"))]
+    assert asked and all("country=GB" in path for path in asked)
+    low, high = ITUNES_COVER_SIZES
+    for size in (low - 1, high + 1, 100000):
+        with pytest.raises(DatasetError, match=f"^--cover-size: expected {low} to {high} px, found {size}$"):
+            make_catalogues(["itunes"], lambda rate, statuses: media(tmp_path), cover_size=size)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=4))
+def test_a_country_is_any_two_ascii_letters(text: str) -> None:
+    if len(text) == 2 and all(c in string.ascii_letters for c in text):
+        assert country_code(text) == text.upper()
+    else:
+        with pytest.raises(DatasetError, match=f"^--country: expected a two-letter .*, found {re.escape(repr(text))}$"):
+            country_code(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["deezer", "itunes", "spotify", "Deezer", ""]), max_size=4))
+def test_catalogue_names_are_known_and_each_given_once(names: list[str]) -> None:
+    """A list's names as given; a comma-separated text (the option's value) without its empty ones."""
+    for value, meant in ((names, names), (",".join(names), [n for n in names if n])):
+        if meant and len(set(meant)) == len(meant) and set(meant) <= {"deezer", "itunes"}:
+            assert catalogue_names(value) == meant
+        else:
+            with pytest.raises(DatasetError, match="^--catalogues: expected some of deezer, itunes, each at most once"):
+                catalogue_names(value)
+
+
+@pytest.mark.parametrize("url", ["not-a-url", "http://", "ftp://example.org/x", "http://exa mple.org/"])
+def test_a_url_that_cannot_be_downloaded_is_not_retried(tmp_path: Path, url: str) -> None:
+    waits: list[float] = []
+    fetcher = Downloader(tmp_path, retries=3, rate_limit=None, sleep=waits.append)
+    with pytest.raises(DownloadError, match="not a URL that can be downloaded") as error:
+        fetcher.fetch(url)
+    assert not isinstance(error.value, UnreachableError) and waits == []
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_fetch_says_fetching_and_counts_in_words(tmp_path: Path, shop, capsys) -> None:
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    argv.remove("--quiet")  # the progress bar, on stderr
+    saved = tmp_path / "list.csv"
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
+    assert main([*argv, *apis, "--eval-fraction", "0", "--save-list", str(saved)]) == 0
+    captured = capsys.readouterr()
+    assert "fetching albums" in captured.err and "importing" not in captured.err
+    assert captured.out == f"wrote 1 album to {saved}\nfetched 1 album (train 1, eval 0), skipped 0\n"
+
+
+@pytest.mark.parametrize(
+    ("count", "words", "text"),
+    [
+        (0, ("album",), "0 albums"),
+        (1, ("album",), "1 album"),
+        (2, ("album",), "2 albums"),
+        (1, ("try", "tries"), "1 try"),
+        (4, ("try", "tries"), "4 tries"),
+        (1, ("file",), "1 file"),
+        (12, ("file",), "12 files"),
+    ],
+)
+def test_counts_read_as_english(count: int, words: tuple[str, ...], text: str) -> None:
+    assert count_text(count, *words) == text
+    if words == ("try", "tries"):
+        assert tries_text(count) == text
 
 
 def test_a_catalogue_that_answers_no_result_still_leaves_the_album_out(tmp_path: Path, shop) -> None:
@@ -325,7 +522,7 @@ def test_interrupted_fetch_resumes_without_asking_or_downloading_again(tmp_path:
     out = tmp_path / "DATA"
     with pytest.raises(KeyboardInterrupt):
         fetch_dataset(REQUESTS, out, catalogues=catalogues, downloader=media(tmp_path))
-    assert len(list((out / "audio").iterdir())) == 2 and not (out / "metadata.jsonl").exists()
+    assert not out.exists() and _staging_left(tmp_path) == []  # the two albums fetched wait in the cache
     first = list(server.requests)
     deezer.search = search
     fetch_dataset(REQUESTS, out, catalogues=catalogues, downloader=media(tmp_path))
@@ -453,10 +650,8 @@ def test_cli_fetches_with_api_addresses_from_the_environment(tmp_path: Path, sho
     assert set(rows(out)) == {"Discovery", "Homogenic"}
     assert main(["dataset", "fetch", str(albums)]) == 2
     assert "--out: expected a dataset folder" in capsys.readouterr().err
-    assert main([*argv, "--cover-size", "32"]) == 2
-    assert "--cover-size 32 is below --min-cover-size 64" in capsys.readouterr().err
-    assert main([*argv, "--catalogues", "spotify"]) == 2
-    assert capsys.readouterr().err.endswith("unknown catalogue 'spotify'; expected one of deezer, itunes\n")
+    assert main([*argv, "--cover-size", "200", "--min-cover-size", "300"]) == 2
+    assert "--cover-size 200 is below --min-cover-size 300" in capsys.readouterr().err
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes/todo.txt").write_text("x")
     assert main(["dataset", "fetch", str(albums), "--out", str(tmp_path / "notes")]) == 2

@@ -1,33 +1,114 @@
 """Writing files so that an interrupted run never leaves a half-written one under its final name (see
-:mod:`nopaingan_core.atomic`), plus placing a copy of a file by hard link where the file system allows."""
+:mod:`nopaingan_core.atomic`), and staging a run's files beside their folder until the run completes."""
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import os
 import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from nopaingan_core.atomic import save_safetensors, temporary_beside, write_bytes, write_text
+from nopaingan_core.atomic import remember_written, save_safetensors, write_bytes, write_text
 
-__all__ = ["place_file", "save_safetensors", "write_bytes", "write_text"]
+__all__ = ["StagedFiles", "save_safetensors", "write_bytes", "write_text"]
 
 
-def place_file(src: Path, dest: Path, link: bool = True) -> None:
-    """Put a copy of ``src`` at ``dest``: a hard link when ``link`` and the file system allow it (no extra
-    space), else a byte copy. A ``dest`` that already holds the same bytes is left alone."""
-    if dest.exists() and (os.path.samefile(src, dest) or filecmp.cmp(src, dest, shallow=False)):
-        return
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if link:
-        tmp = dest.with_name(f".{dest.name}.link.tmp")
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(src, tmp)
-        except OSError:
-            pass  # another device or a file system without hard links: copy instead
-        else:
-            os.replace(tmp, dest)
+class StagedFiles:
+    """Files a run puts into ``folder`` (names relative to it), held back until :meth:`move_in`, so that a run
+    that stops on the way leaves ``folder`` exactly as it was: no file added, replaced or removed.
+
+    Staged files wait in a temporary folder beside ``folder`` (the same file system, so moving them in is a
+    rename of each), made when the first file is staged; :meth:`discard` removes it. A file whose bytes
+    ``folder`` holds already is not staged at all: a repeated run changes nothing there.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._staging: Path | None = None
+        self._names: set[str] = set()
+
+    def place(self, src: Path, name: str, link: bool = True) -> None:
+        """Stage a copy of ``src`` as ``name``: a hard link when ``link`` and the file system allow it (no extra
+        space), else a byte copy."""
+        dest = self.folder / name
+        if dest.is_file() and (os.path.samefile(src, dest) or filecmp.cmp(src, dest, shallow=False)):
+            self._unstage(name)
             return
-    with temporary_beside(dest) as tmp, open(src, "rb") as source, open(tmp, "wb") as handle:
-        shutil.copyfileobj(source, handle, 1 << 20)
+        with self._writing(name) as staged:
+            if link:
+                try:
+                    os.link(src, staged)
+                    return
+                except OSError:
+                    pass  # another device or a file system without hard links: copy instead
+            with open(src, "rb") as source:
+                _write_new(staged, iter(lambda: source.read(1 << 20), b""))
+
+    def write(self, name: str, data: bytes) -> None:
+        """Stage ``data`` as the file ``name``."""
+        dest = self.folder / name
+        if dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
+            self._unstage(name)
+            return
+        with self._writing(name) as staged:
+            _write_new(staged, [data])
+
+    def path(self, name: str) -> Path:
+        """Where the file ``name`` is now: staged, or in ``folder`` when the run did not change it."""
+        return self._staging / name if self._staging is not None and name in self._names else self.folder / name
+
+    def move_in(self) -> list[Path]:
+        """Move every staged file into ``folder``, replacing files of the same name; returns their new paths."""
+        moved = []
+        for name in sorted(self._names):
+            dest = self.folder / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.path(name), dest)
+            remember_written(dest)
+            moved.append(dest)
+        self._names.clear()
+        return moved
+
+    def discard(self) -> None:
+        """Remove the staging folder and whatever is still in it."""
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
+            self._staging = None
+        self._names.clear()
+
+    def _unstage(self, name: str) -> None:
+        if name in self._names:
+            self.path(name).unlink()
+            self._names.remove(name)
+
+    @contextlib.contextmanager
+    def _writing(self, name: str) -> Iterator[Path]:
+        """The staged path to write ``name`` to; an OSError there names the file in ``folder`` the user knows."""
+        if self._staging is None:
+            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            self._staging = Path(tempfile.mkdtemp(prefix=f".nopaingan-{self.folder.name}-", dir=self.folder.parent))
+        self._unstage(name)
+        staged = self._staging / name
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        self._names.add(name)
+        try:
+            yield staged
+        except OSError as exc:
+            if exc.filename in (None, str(staged)):
+                raise type(exc)(exc.errno, exc.strerror, str(self.folder / name)) from exc
+            raise
+
+
+def _write_new(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` to the new file ``path`` (permissions as the umask allows)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)

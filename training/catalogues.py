@@ -25,7 +25,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
 
@@ -38,6 +38,13 @@ DEEZER_RATE = 50 / 5  # requests per second
 ITUNES_RATE = 20 / 60
 ANSWER_MAX_AGE = 12 * 3600.0  # seconds an answer is reused
 COVER_SIZE = 1000  # iTunes artwork side in pixels (Deezer's cover_xl is 1000 px)
+# The iTunes cover sides that can be asked for. Below: the API's own ``artworkUrl100`` (100 px) is every
+# release's fallback cover, so asking for less never gives more. Above: Apple asks labels for cover art of
+# 3000 x 3000 px (Apple Music's artwork requirements), and its artwork server scales that original to the
+# NxN of the URL, so a larger side adds file size, not detail. Deezer's covers have fixed sizes (cover_xl 1000).
+ITUNES_COVER_SIZES = (100, 3000)
+# The iTunes Search API's ``country``: an ISO 3166-1 alpha-2 code (US, GB, JP...), any case.
+_COUNTRY = re.compile(r"[A-Za-z]{2}")
 SEARCH_LIMIT = 25
 # Deezer error codes worth a retry: 4 QUOTA (50 requests / 5 s), 700 SERVICE_BUSY.
 _DEEZER_RETRY = {4, 700}
@@ -211,7 +218,10 @@ class ITunes(Catalogue):
         cover_size: int = COVER_SIZE,
     ) -> None:
         super().__init__(base, downloader, max_age)
-        self.country = country
+        low, high = ITUNES_COVER_SIZES
+        if not low <= cover_size <= high:
+            raise DatasetError(f"--cover-size: expected {low} to {high} px, found {cover_size}")
+        self.country = country_code(country)
         self.cover_size = cover_size
 
     def search(self, artist: str, album: str) -> list[Release]:
@@ -270,8 +280,30 @@ def _unquote(text: str) -> str:
 CATALOGUES = ("deezer", "itunes")
 
 
+def country_code(text: str) -> str:
+    """``text`` as an iTunes store country, upper case; :class:`DatasetError` unless it has the shape of an ISO
+    3166-1 alpha-2 code (two ASCII letters, any case). Whether the code is assigned is not checked: no library
+    that knows the codes comes with the project, and the API answers an unassigned one with no result."""
+    if not _COUNTRY.fullmatch(text):
+        raise DatasetError(f"--country: expected a two-letter ISO 3166-1 country code such as US or GB, found {text!r}")
+    return text.upper()
+
+
+def catalogue_names(names: str | Sequence[str]) -> list[str]:
+    """The catalogues of ``names`` (a list, or comma-separated: ``deezer,itunes``) in order; :class:`DatasetError`
+    for an unknown or repeated name, or none at all."""
+    if isinstance(names, str):
+        names = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in names if name not in CATALOGUES]
+    twice = [name for i, name in enumerate(names) if name in names[:i]]
+    if names and not unknown and not twice:
+        return list(names)
+    found = f"unknown {unknown[0]!r}" if unknown else f"{twice[0]} twice" if twice else "none"
+    raise DatasetError(f"--catalogues: expected some of {', '.join(CATALOGUES)}, each at most once, found {found}")
+
+
 def make_catalogues(
-    names: list[str] | tuple[str, ...],
+    names: Sequence[str],
     make_downloader: Callable[[float, frozenset[int]], Downloader],
     *,
     deezer_api: str | None = None,
@@ -284,6 +316,7 @@ def make_catalogues(
 ) -> list[Catalogue]:
     """Clients for ``names`` in order, each with a downloader from ``make_downloader(rate, retry_statuses)``.
     API base URLs default to ``$NOPAINGAN_DEEZER_API`` / ``$NOPAINGAN_ITUNES_API``, else the public ones."""
+    catalogue_names(names)  # unknown or repeated names, before any client is made
     clients: list[Catalogue] = []
     for name in names:
         if name == "deezer":
@@ -293,6 +326,4 @@ def make_catalogues(
             base = itunes_api or os.environ.get("NOPAINGAN_ITUNES_API") or ITUNES_API
             downloader = make_downloader(itunes_rate, RETRY_STATUSES | {403})  # 403: Apple's throttling
             clients.append(ITunes(base, downloader, max_age, country=country, cover_size=cover_size))
-        else:
-            raise DatasetError(f"unknown catalogue {name!r}; expected one of {', '.join(CATALOGUES)}")
     return clients

@@ -94,14 +94,17 @@ def normalise_genres(values: Iterable[str]) -> list[str]:
     return out
 
 
-# Latin letters that Unicode does not decompose into a base letter and an accent.
-_LETTERS = str.maketrans({"æ": "ae", "œ": "oe", "ø": "o", "ð": "d", "þ": "th", "ł": "l", "đ": "d", "ı": "i"})
+# Latin letters that Unicode does not decompose into a base letter and an accent, as ASCII (after casefold,
+# which makes the capitals small and ß, ẞ "ss"); the usual transliterations (as Unidecode and anyascii give).
+LATIN_LETTERS = str.maketrans(
+    {"æ": "ae", "œ": "oe", "ø": "o", "ð": "d", "þ": "th", "ł": "l", "đ": "d", "ı": "i", "ħ": "h", "ŧ": "t", "ŋ": "ng"}
+)
 
 
 def fold_name(text: str) -> str:
     """Case, accents, punctuation and spacing removed, ``&`` read as ``and``."""
     text = unicodedata.normalize("NFKD", text.replace("&", " and "))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold().translate(_LETTERS)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold().translate(LATIN_LETTERS)
     return " ".join(re.sub(r"[\W_]+", " ", text).split())
 
 

@@ -1,9 +1,10 @@
 """``nopaingan dataset import``: music folders and manifests in, one dataset folder out.
 
 The folder follows the Hugging Face datasets convention (``metadata.jsonl`` beside ``covers/`` and
-``audio/``); every album that is left out is listed with its reason in ``skipped.jsonl``. Files are written
-under temporary names and renamed, and unchanged files are left alone, so an interrupted import can simply be
-run again and a repeated one changes nothing.
+``audio/``); every album that is left out is listed with its reason in ``skipped.jsonl``. New and changed
+files wait in a temporary folder beside the dataset folder until the run completes, then move in, and unchanged
+files are left alone: an interrupted import leaves the folder as it was and can simply be run again, and a
+repeated one changes nothing.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from tqdm import tqdm
 from nopaingan_core.audio import AUDIO_EXTENSIONS, AudioInfo, check_clip, decode, decoded_duration, probe
 from nopaingan_core.errors import AudioError, NoPainGanError
 
-from .atomic import place_file, write_bytes, write_text
+from .atomic import StagedFiles, write_text
 from .candidates import AlbumCandidate, CoverRef, TrackRef
-from .cleaning import UNKNOWN, album_key, artist_genres, fill_genres, normalise_genres
+from .cleaning import LATIN_LETTERS, UNKNOWN, album_key, artist_genres, fill_genres, normalise_genres
 from .covers import MIN_COVER_SIZE, Cover, normalise_cover
 from .download import Downloader, default_cache_dir, is_url
-from .errors import CatalogueUnavailableError, CoverError, DatasetError, UnreachableError
+from .errors import CatalogueUnavailableError, CoverError, DatasetError, UnreachableError, count_text
 from .manifest import MANIFEST_EXTENSIONS, read_manifest
 from .music_folders import VARIOUS_ARTISTS, scan_music_folder
 from .split import EVAL, EVAL_FRACTION, TRAIN, assign_splits
@@ -78,7 +79,7 @@ class ImportReport:
     def summary(self) -> str:
         """The command's one-line summary."""
         line = (
-            f"imported {len(self.albums)} albums (train {self.count(TRAIN)}, eval {self.count(EVAL)}), "
+            f"imported {count_text(len(self.albums), 'album')} (train {self.count(TRAIN)}, eval {self.count(EVAL)}), "
             f"skipped {len(self.skipped)}"
         )
         line += f" (see {self.out / SKIPPED})" if self.skipped else ""
@@ -116,7 +117,8 @@ def import_dataset(
     URLs are fetched by ``downloader`` (by default one caching under ``~/.cache/nopaingan/downloads``).
     Audio is hard-linked into ``out`` when ``link`` and the file system allow, else copied.
     ``genre_from_audio`` is asked for the genre of an album that has none of its own and whose artist has
-    no other album with one; it gets the album's audio file in ``out`` and returns a genre or None.
+    no other album with one; it gets the album's audio file (still beside ``out`` while the import runs) and
+    returns a genre or None.
     """
     out = Path(out).expanduser()
     if not sources:
@@ -148,44 +150,55 @@ def build_dataset(
     genre_from_audio: GenreFromAudio | None = None,
     progress: bool = False,
     total: int | None = None,
+    action: str = "importing",
 ) -> ImportReport:
     """Write the dataset folder ``out`` from albums as sources describe them (see :func:`import_dataset`).
 
-    ``candidates`` may be a lazy iterable (``total`` is then its length for the progress bar): each album is
-    checked and written as it comes, so a source that looks albums up one by one interleaves with the
-    downloads. A candidate's ``extra`` fields are added to its metadata row.
+    ``candidates`` may be a lazy iterable (``total`` is then its length for the progress bar, ``action`` what
+    it says is done: ``importing albums``): each album is checked and staged as it comes, so a source that looks
+    albums up one by one interleaves with the downloads. A candidate's ``extra`` fields are added to its
+    metadata row. Nothing goes into ``out`` before every album has been through: a server or catalogue that
+    does not answer (:class:`CatalogueUnavailableError`, naming ``out``) or an interruption leaves it as it was.
     """
     out = Path(out).expanduser()
     _check_options(out, eval_fraction)
+    existed = out.exists()
     downloader = downloader or Downloader(default_cache_dir())
+    staged = StagedFiles(out)
     seen: list[AlbumCandidate] = []
     imported: list[tuple[AlbumCandidate, dict]] = []
     skipped: list[Skipped] = []
     kept: dict[str, str] = {}
-    bar = tqdm(candidates, desc="importing albums", unit="album", disable=not progress, total=total)
-    for candidate in bar:
-        seen.append(candidate)
-        # an album without a name is no known duplicate of another: its folder tells it apart
-        key = album_key(candidate.artist, candidate.album if candidate.album != UNKNOWN else candidate.source)
-        try:
-            if candidate.problem:
-                raise DatasetError(candidate.problem)
-            if key in kept:
-                raise DatasetError(f"duplicate of {kept[key]} (same artist and album after normalisation)")
-            row = _import_album(candidate, out, downloader, link, min_cover_size)
-        except UnreachableError as exc:  # not the album's fault: stop before the folder's metadata is written
-            host = urlsplit(exc.url).netloc or "a download server"
-            raise CatalogueUnavailableError(host, exc.reason, exc.tries, kind="download server") from exc
-        except NoPainGanError as exc:
-            skipped.append(Skipped(candidate.source, candidate.artist, candidate.album, str(exc)))
-            continue
-        kept[key] = row["id"]
-        imported.append((candidate, row))
-
-    _fill_genres(imported, seen, out, genre_from_audio)
-    rows = [row for _, row in imported]
-    for row, split in zip(rows, assign_splits([r["artist"] for r in rows], eval_fraction, seed), strict=True):
-        row["split"] = split
+    bar = tqdm(candidates, desc=f"{action} albums", unit="album", disable=not progress, total=total)
+    try:
+        for candidate in bar:
+            seen.append(candidate)
+            # an album without a name is no known duplicate of another: its folder tells it apart
+            key = album_key(candidate.artist, candidate.album if candidate.album != UNKNOWN else candidate.source)
+            try:
+                if candidate.problem:
+                    raise DatasetError(candidate.problem)
+                if key in kept:
+                    raise DatasetError(f"duplicate of {kept[key]} (same artist and album after normalisation)")
+                row = _import_album(candidate, staged, downloader, link, min_cover_size)
+            except UnreachableError as exc:  # not the album's fault: stop before anything goes into out
+                host = urlsplit(exc.url).netloc or "a download server"
+                raise CatalogueUnavailableError(host, exc.reason, exc.tries, kind="download server") from exc
+            except NoPainGanError as exc:
+                skipped.append(Skipped(candidate.source, candidate.artist, candidate.album, str(exc)))
+                continue
+            kept[key] = row["id"]
+            imported.append((candidate, row))
+        _fill_genres(imported, seen, staged, genre_from_audio)
+        rows = [row for _, row in imported]
+        for row, split in zip(rows, assign_splits([r["artist"] for r in rows], eval_fraction, seed), strict=True):
+            row["split"] = split
+        staged.move_in()
+    except CatalogueUnavailableError as exc:
+        exc.out, exc.existed = out, existed
+        raise
+    finally:
+        staged.discard()
 
     write_text(out / METADATA, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     write_text(out / SKIPPED, "".join(json.dumps(asdict(s), ensure_ascii=False) + "\n" for s in skipped))
@@ -203,7 +216,7 @@ def _check_options(out: Path, eval_fraction: float) -> None:
 def _fill_genres(
     imported: list[tuple[AlbumCandidate, dict]],
     candidates: list[AlbumCandidate],
-    out: Path,
+    staged: StagedFiles,
     genre_from_audio: GenreFromAudio | None,
 ) -> None:
     """Normalised genres for each row; missing ones come from the artist's other albums (every album the
@@ -216,7 +229,7 @@ def _fill_genres(
             normalise_genres(candidate.genres),
             candidate.artist,
             by_artist if candidate.artist not in anonymous else {},
-            out / row["audio"],
+            staged.path(row["audio"]),
             genre_from_audio,
         )
         row.update(genres=genres, genre=genres[0], genre_source=origin)
@@ -248,10 +261,11 @@ def _read_source(source: Path, out: Path, progress: bool) -> list[AlbumCandidate
 
 
 def album_id(artist: str, album: str, folder: str = "") -> str:
-    """A stable, file-system-safe id: readable ASCII words of artist and album, then a hash of the album's
-    normalised key (so names in any script, or differing only in punctuation, stay distinct and stable), and of
-    ``folder`` for an album with no name."""
-    text = unicodedata.normalize("NFKD", f"{artist} {album}").encode("ascii", "ignore").decode().lower()
+    """A stable, file-system-safe id: readable ASCII words of artist and album (accents dropped, letters such as
+    æ, ø, ß, ł, þ transliterated), then a hash of the album's normalised key (so names in any script, or
+    differing only in punctuation, stay distinct and stable), and of ``folder`` for an album with no name."""
+    text = unicodedata.normalize("NFKD", f"{artist} {album}").casefold().translate(LATIN_LETTERS)
+    text = text.encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:60].rstrip("-")
     digest = hashlib.sha1((album_key(artist, album) + folder).encode("utf-8")).hexdigest()[:8]
     return f"{slug}-{digest}" if slug else digest
@@ -273,16 +287,16 @@ def check_audio(path: Path) -> AudioInfo:
 
 
 def _import_album(
-    candidate: AlbumCandidate, out: Path, downloader: Downloader, link: bool, min_cover_size: int
+    candidate: AlbumCandidate, staged: StagedFiles, downloader: Downloader, link: bool, min_cover_size: int
 ) -> dict:
-    """Check the album's audio and cover, write both into ``out``, and return its metadata row."""
+    """Check the album's audio and cover, stage both for the dataset folder, and return its metadata row."""
     track, audio_path, info = _usable_track(candidate, downloader)
     cover = _usable_cover(candidate, downloader, min_cover_size)
     name = album_id(candidate.artist, candidate.album, candidate.source if candidate.album == UNKNOWN else "")
     audio = f"{AUDIO_DIR}/{name}{_audio_extension(track.location, info)}"
     cover_file = f"{COVERS_DIR}/{name}{cover.extension}"
-    place_file(audio_path, out / audio, link)
-    write_bytes(out / cover_file, cover.data)
+    staged.place(audio_path, audio, link)
+    staged.write(cover_file, cover.data)
     return {
         "id": name,
         "file_name": cover_file,

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
+from requests.exceptions import InvalidSchema, InvalidURL, MissingSchema
 
 from nopaingan_core.atomic import describe_os_error
 from nopaingan_core.hub import cache_home
@@ -106,6 +107,8 @@ class Downloader:
                     break
                 wait = _retry_after(response, wait)
                 continue
+            except (MissingSchema, InvalidSchema, InvalidURL) as exc:
+                raise DownloadError(f"{url}: not a URL that can be downloaded ({exc})") from exc  # no retry helps
             except requests.RequestException as exc:
                 error = f"{type(exc).__name__}: {exc}"
                 continue

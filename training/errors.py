@@ -38,19 +38,26 @@ class UnreachableError(DownloadError):
 
 
 class CatalogueUnavailableError(DatasetError):
-    """A catalogue that could not be asked (see :class:`UnreachableError`): no album can be told "not found"
-    there, so the fetch stops without writing its dataset folder."""
+    """A catalogue or download server that could not be asked (see :class:`UnreachableError`): no album can be
+    told "not found" there, so the fetch or import stops without writing its dataset folder."""
 
     def __init__(self, catalogue: str, reason: str, tries: int, kind: str = "catalogue") -> None:
         super().__init__(catalogue, reason, tries)
         self.catalogue, self.reason, self.tries, self.kind = catalogue, reason, tries, kind
-        self.out: object = None  # the dataset folder left as it was, set by fetch_dataset that knows it
+        # the dataset folder, and whether it existed before the run: set by build_dataset, which knows both
+        self.out: object = None
+        self.existed = False
 
     def __str__(self) -> str:
-        kept = f"; {self.out} was not updated (its metadata.jsonl is as before)" if self.out is not None else ""
+        if self.out is None:
+            kept = ""
+        elif self.existed:
+            kept = f"; {self.out} was left as it was (no file there was added, replaced or removed)"
+        else:
+            kept = f"; no dataset was written ({self.out} was not created)"
         return (
-            f"{self.catalogue}: the {self.kind} did not answer ({self.reason}) after {tries_text(self.tries)}{kept}; "
-            "try again later or raise --retries"
+            f"{self.catalogue}: the {self.kind} did not answer ({self.reason}) after "
+            f"{tries_text(self.tries)}{kept}; try again later or raise --retries"
         )
 
 

@@ -33,16 +33,19 @@ from .catalogues import (
     CATALOGUES,
     COVER_SIZE,
     DEEZER_RATE,
+    ITUNES_COVER_SIZES,
     ITUNES_RATE,
     Catalogue,
     Release,
+    catalogue_names,
+    country_code,
     make_catalogues,
 )
 from .cleaning import split_genres
 from .covers import MIN_COVER_SIZE
 from .dataset_import import ImportReport, build_dataset, check_out
 from .download import RETRY_STATUSES, Downloader, default_cache_dir
-from .errors import CatalogueUnavailableError, DatasetError, DownloadError, UnreachableError
+from .errors import CatalogueUnavailableError, DatasetError, DownloadError, UnreachableError, count_text
 from .manifest import COLUMNS, read_table
 from .matching import MARGIN, MIN_SCORE, best_match
 from .split import EVAL_FRACTION
@@ -237,8 +240,8 @@ def fetch_dataset(
 
     Albums are looked up and downloaded one after the other; an interrupted fetch is run again with the same
     cache: answers and files it has are not asked or downloaded again. A catalogue that cannot be asked stops
-    the fetch with :class:`CatalogueUnavailableError` before ``out``'s metadata is written, so an earlier
-    dataset there keeps its albums (files of albums fetched before the stop stay, for the next run).
+    the fetch with :class:`CatalogueUnavailableError` before anything is written into ``out``: an earlier
+    dataset there is left as it was (what was downloaded before the stop stays in the cache, for the next run).
     """
     if not albums:
         raise DatasetError("no albums to fetch: the album lists are empty")
@@ -250,20 +253,28 @@ def fetch_dataset(
     candidates: Iterator[AlbumCandidate] = (
         resolve(album, catalogues, min_score=min_score, margin=margin) for album in albums
     )
-    try:
-        return build_dataset(
-            candidates,
-            out,
-            downloader=downloader,
-            eval_fraction=eval_fraction,
-            seed=seed,
-            min_cover_size=min_cover_size,
-            progress=progress,
-            total=len(albums),
+    return build_dataset(
+        candidates,
+        out,
+        downloader=downloader,
+        eval_fraction=eval_fraction,
+        seed=seed,
+        min_cover_size=min_cover_size,
+        progress=progress,
+        total=len(albums),
+        action="fetching",
+    )
+
+
+def http_url(text: str) -> str:
+    """An ``http://`` or ``https://`` URL with a host (a command-line type: a mistyped URL is refused when parsed,
+    not retried as an unreachable server)."""
+    parts = urlsplit(text.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}, expected an http(s) URL with a host, e.g. https://en.wikipedia.org/wiki/List_of_2019_albums"
         )
-    except CatalogueUnavailableError as exc:
-        exc.out = Path(out).expanduser()
-        raise
+    return text.strip()
 
 
 def session() -> requests.Session:
@@ -298,6 +309,7 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
         "--from-wikipedia-list",
         action="append",
         default=[],
+        type=http_url,
         metavar="URL",
         help="also take the albums of a Wikipedia album list page (e.g. List of 2019 albums)",
     )
@@ -310,8 +322,14 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
         help="catalogues to ask, in order (default: %(default)s)",
     )
     add("--min-score", type=float_range(0.0, 1.0), default=MIN_SCORE, metavar="S", help="least match score, above 0")
-    add("--country", default="US", help="iTunes store country (default: %(default)s)")
-    add("--cover-size", type=int_range(1), default=COVER_SIZE, metavar="PX", help="iTunes cover size")
+    add("--country", default="US", metavar="CC", help="iTunes store: ISO 3166-1 two-letter code (default: %(default)s)")
+    add(
+        "--cover-size",
+        type=int_range(*ITUNES_COVER_SIZES),
+        default=COVER_SIZE,
+        metavar="PX",
+        help="iTunes cover side (Deezer's covers are 1000 px)",
+    )
     add("--cache-dir", type=path_arg, metavar="DIR", help="downloads cache (default: ~/.cache/nopaingan/downloads)")
     add("--eval-fraction", type=float_range(0.0, 0.99), default=EVAL_FRACTION, metavar="F", help="albums in eval")
     add("--seed", type=int_range(0), default=0, metavar="N", help="seed of the artist split")
@@ -338,6 +356,8 @@ def run_fetch(args: argparse.Namespace) -> int:
         raise DatasetError("--out: expected a dataset folder to write (or --save-list FILE for the list alone)")
     if not args.lists and not args.from_wikipedia_list:
         raise DatasetError("expected album lists (ALBUMS.csv ...) or --from-wikipedia-list URL, found neither")
+    country = country_code(args.country)
+    names = catalogue_names(args.catalogues)
     if args.out is not None:
         check_out(args.out.expanduser())
         check_output_folder(args.out, "--out")
@@ -369,10 +389,9 @@ def run_fetch(args: argparse.Namespace) -> int:
     albums += [album for url in args.from_wikipedia_list for album in wikipedia_album_list(url, media)]
     if args.save_list is not None:
         write_album_list(albums, args.save_list)
-        print(f"wrote {len(albums)} albums to {args.save_list}")
+        print(f"wrote {count_text(len(albums), 'album')} to {args.save_list}")
     if args.out is None:
         return 0
-    names = [name.strip() for name in args.catalogues.split(",") if name.strip()]
     catalogues = make_catalogues(
         names,
         lambda rate, statuses: downloader(rate, statuses, "api"),
@@ -380,7 +399,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         itunes_api=args.itunes_api,
         deezer_rate=args.deezer_rate,
         itunes_rate=args.itunes_rate,
-        country=args.country,
+        country=country,
         cover_size=args.cover_size,
         max_age=ANSWER_MAX_AGE,
     )
