@@ -89,12 +89,24 @@ def _got(text: str, expected: str) -> argparse.ArgumentTypeError:
     return argparse.ArgumentTypeError(f"got {text!r}, expected {expected}")
 
 
+def _bound(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def range_text(noun: str, low: float | None, high: float | None, low_open: bool = False) -> str:
+    """What a range accepts, in words: "a number from 0 to 4", "a whole number of at least 1", "a number above
+    0 and at most 10". Every numeric type says its range this way, for a value of the wrong kind as for one
+    outside it."""
+    if low is None:
+        return f"{noun} of at most {_bound(high)}" if high is not None else noun
+    if low_open:
+        return f"{noun} above {_bound(low)}" + (f" and at most {_bound(high)}" if high is not None else "")
+    return f"{noun} from {_bound(low)} to {_bound(high)}" if high is not None else f"{noun} of at least {_bound(low)}"
+
+
 def int_range(low: int | None = None, high: int | None = None) -> Callable[[str], int]:
     """A whole number in ``[low, high]`` (either end open when None)."""
-    if high is None:
-        expected = f"a whole number of at least {low}" if low is not None else "a whole number"
-    else:
-        expected = f"a whole number from {low} to {high}"
+    expected = range_text("a whole number", low, high)
 
     def parse(text: str) -> int:
         try:
@@ -109,21 +121,20 @@ def int_range(low: int | None = None, high: int | None = None) -> Callable[[str]
     return parse
 
 
-def float_range(low: float | None = None, high: float | None = None) -> Callable[[str], float]:
-    """A finite number in ``[low, high]`` (either end open when None)."""
-    if low is not None and high is not None:
-        expected = f"a number from {low:g} to {high:g}"
-    elif low is not None:
-        expected = f"a number of at least {low:g}"
-    else:
-        expected = "a number"
+def float_range(
+    low: float | None = None, high: float | None = None, *, low_open: bool = False
+) -> Callable[[str], float]:
+    """A finite number in ``[low, high]`` (either end unbounded when None); with ``low_open``, in ``(low, high]``:
+    above ``low``, not equal to it."""
+    expected = range_text("a number", low, high, low_open)
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise _got(text, expected) from None
-        if not math.isfinite(value) or (low is not None and value < low) or (high is not None and value > high):
+        below = low is not None and (value <= low if low_open else value < low)
+        if not math.isfinite(value) or below or (high is not None and value > high):
             raise _got(text, expected)
         return value
 
@@ -131,11 +142,7 @@ def float_range(low: float | None = None, high: float | None = None) -> Callable
     return parse
 
 
-def positive_float(text: str) -> float:
-    value = float_range(0.0)(text)
-    if value == 0:
-        raise _got(text, "a number above 0")
-    return value
+positive_float = float_range(0.0, low_open=True)  # a finite number above 0
 
 
 def multiple_of(step: int, low: int, high: int) -> Callable[[str], int]:
@@ -143,8 +150,11 @@ def multiple_of(step: int, low: int, high: int) -> Callable[[str], int]:
     expected = f"a multiple of {step} from {low} to {high}"
 
     def parse(text: str) -> int:
-        value = int_range(low, high)(text) if text.strip().lstrip("-").isdigit() else None
-        if value is None or value % step:
+        try:
+            value = int(text)
+        except ValueError:
+            raise _got(text, expected) from None
+        if not low <= value <= high or value % step:
             raise _got(text, expected)
         return value
 

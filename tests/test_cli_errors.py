@@ -271,6 +271,105 @@ def _required_args(parser: argparse.ArgumentParser, skip: argparse.Action, datas
     return args
 
 
+NUMERIC = [(w, a) for w, a in TYPED if getattr(a.type, "__name__", None) in ("int", "float")]
+
+
+def _expected(parse: Callable[[str], object], text: str) -> str | None:
+    """What ``parse`` says it expects when it refuses ``text``; None when it accepts it."""
+    try:
+        parse(text)
+    except argparse.ArgumentTypeError as exc:
+        got, _, expected = str(exc).partition(", expected ")
+        assert got == f"got {text!r}", str(exc)
+        return expected
+    return None
+
+
+@pytest.mark.parametrize("words,action", NUMERIC, ids=[f"{' '.join(w)} {a.option_strings[-1]}" for w, a in NUMERIC])
+@settings(max_examples=40, deadline=None)
+@given(number=st.one_of(st.integers(), st.floats(), st.sampled_from(["0", "-0", "1e-300", "1e999", "-1", "4097"])))
+def test_a_numeric_option_states_one_range_for_every_mistake(words, action, number):
+    """A value of the wrong kind and a number outside the range get the same words: the range accepted."""
+    expected = _expected(action.type, "abc")
+    assert expected and expected.startswith(("a number", "a whole number", "a multiple of")), expected
+    assert _expected(action.type, str(number)) in (None, expected)
+
+
+TRAIN_RANGES = [  # every numeric option of `train`, a number outside its range, and the range it states
+    ("--lr", "0", "a number above 0 and at most 10"),
+    ("--weight-decay", "-0.1", "a number of at least 0"),
+    ("--warmup-steps", "-1", "a whole number of at least 0"),
+    ("--batch-size", "0", "a whole number of at least 1"),
+    ("--grad-accum", "0", "a whole number of at least 1"),
+    ("--epochs", "0", "a whole number of at least 1"),
+    ("--max-steps", "0", "a whole number of at least 1"),
+    ("--max-timestep", "1001", "a whole number from 1 to 1000"),
+    ("--tokens", "257", "a whole number from 1 to 256"),
+    ("--save-every", "0", "a whole number of at least 1"),
+    ("--keep-checkpoints", "-1", "a whole number of at least 0"),
+    ("--eval-every", "-1", "a whole number of at least 0"),
+    ("--eval-albums", "0", "a whole number of at least 1"),
+    ("--seed", "-1", "a whole number of at least 0"),
+    ("--workers", "-1", "a whole number of at least 0"),
+    ("--gate-init", "-0.5", "a number of at least 0"),
+    ("--gate-lr-scale", "0", "a number above 0"),
+]
+
+
+def test_the_train_table_covers_every_numeric_option():
+    assert {row[0] for row in TRAIN_RANGES} == {a.option_strings[-1] for w, a in NUMERIC if w == ("train",)}
+
+
+@pytest.mark.parametrize("option,outside,expected", TRAIN_RANGES, ids=[row[0] for row in TRAIN_RANGES])
+@pytest.mark.parametrize("kind", ["not a number", "outside the range"])
+def test_a_bad_train_number_names_the_option_the_range_and_the_value(
+    option, outside, expected, kind, a_dataset, tmp_path, capsys
+):
+    value = "abc" if kind == "not a number" else outside
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(a_dataset), "--out", str(run), option, value]) == 2
+    line = one_error_line(capsys, option)
+    assert line == f"nopaingan train: error: argument {option}: got {value!r}, expected {expected}"
+    assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    "parse,accepted,refused,expected",
+    [
+        (cli_args.positive_float, ["1e-300", "3", "1e300"], ["0", "-0", "-1e-300", "inf", "nan"], "a number above 0"),
+        (
+            cli_args.float_range(0.0, 10.0, low_open=True),
+            ["1e-9", "10"],
+            ["0", "10.001"],
+            "a number above 0 and at most 10",
+        ),
+        (cli_args.float_range(0.0, 4.0), ["0", "4"], ["-1e-9", "4.5"], "a number from 0 to 4"),
+        (cli_args.float_range(0.0), ["0", "1e300"], ["-0.5", "1e999"], "a number of at least 0"),
+        (cli_args.float_range(), ["-1e300", "0"], ["-inf", "nan"], "a number"),
+        (cli_args.float_range(None, 1.0), ["-5", "1"], ["1.5"], "a number of at most 1"),
+        (cli_args.int_range(1), ["1", "99999999999"], ["0", "1.0"], "a whole number of at least 1"),
+        (cli_args.int_range(1, 256), ["1", "256"], ["0", "257"], "a whole number from 1 to 256"),
+        (cli_args.int_range(0, 2**63 - 1), ["0"], ["-1", str(2**63)], f"a whole number from 0 to {2**63 - 1}"),
+        (cli_args.multiple_of(8, 8, 4096), ["8", "4096"], ["0", "60", "4104", "8.0"], "a multiple of 8 from 8 to 4096"),
+    ],
+)
+def test_numeric_types_accept_their_range_and_say_it_for_any_refusal(parse, accepted, refused, expected):
+    for text in accepted:
+        assert _expected(parse, text) is None, text
+    for text in ["abc", "", *refused]:
+        assert _expected(parse, text) == expected, text
+
+
+def test_no_option_states_its_default_twice():
+    """The help formatter appends ``(default: X)`` to every option whose help does not state it; such a help must
+    not mention its default in words as well ("... (default); ..." once read "(default) ... (default: data)")."""
+    for words, parser in PARSERS.items():
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if action.help and formatter._get_help_string(action) != action.help:  # the formatter adds the default
+                assert not re.search(r"\bdefault\b", action.help, re.IGNORECASE), (words, action.option_strings)
+
+
 @pytest.mark.parametrize(
     "argv,option",
     [

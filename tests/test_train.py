@@ -245,7 +245,7 @@ def test_train_refuses_an_out_folder_holding_other_files(cached_data, tmp_path, 
     ("options", "expected"),
     [
         (["--eval-every", "0", "--stop-if-inert"], "--stop-if-inert needs the held-out evaluations"),
-        (["--lr", "1e30"], "--lr must be above 0 and at most 10, found 1e+30"),
+        (["--lr", "1e30"], "argument --lr: got '1e30', expected a number above 0 and at most 10"),
         (["--gate-lr-scale", "1e308"], "--lr x --gate-lr-scale (the gate's learning rate) must be at most 10"),
         (["--lr", "1", "--gate-lr-scale", "11"], "found 1 x 11"),
     ],

@@ -265,7 +265,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     from nopaingan_core.sampling import SCHEDULERS
 
     from .recipes import RECIPES
-    from .train import ADAPTER_INITS, MIXED_PRECISION, OPTIMIZERS
+    from .train import ADAPTER_INITS, MAX_LR, MIXED_PRECISION, OPTIMIZERS
 
     train = sub.add_parser(
         "train",
@@ -282,7 +282,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add("--cache", type=path_arg, metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
     add("--optimizer", choices=OPTIMIZERS, help="optimizer of adapter and fusion (default: the recipe's)")
-    add("--lr", type=positive_float, help="peak learning rate (default: the recipe's)")
+    add("--lr", type=float_range(0.0, MAX_LR, low_open=True), help="peak learning rate (default: the recipe's)")
     add("--weight-decay", type=float_range(0.0), help="decoupled weight decay (default: the recipe's)")
     add("--warmup-steps", type=int_range(0), help="linear warm-up before the cosine decay (default: the recipe's)")
     add("--batch-size", type=int_range(1), help="albums per micro-batch and process (default: the recipe's)")
@@ -299,7 +299,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         "--adapter-init",
         choices=ADAPTER_INITS,
         default="data",
-        help="data: the adapter starts on music features whitened within songs (default); random: plain init",
+        help="data: the adapter starts on music features whitened within songs; random: plain init",
     )
     add("--mixed-precision", choices=MIXED_PRECISION, default="no", help="accelerate's mixed precision of the UNet")
     add("--save-every", type=int_range(1), default=500, help="checkpoint every N steps")
