@@ -13,7 +13,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
-from nopaingan_core.checkpoint import load_fusion, new_fusion, read_metadata
+from nopaingan_core.checkpoint import load_fusion, new_fusion, read_metadata, save_fusion
 from nopaingan_core.encoders import load_encoder
 from nopaingan_core.encoders.base import EncoderInfo
 from nopaingan_core.errors import NoPainGanError
@@ -278,12 +278,50 @@ def test_train_refuses_an_uncached_or_stale_dataset(cached_data, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(cached_data, data, ignore=shutil.ignore_patterns("cache"))
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--quiet"]) == 2
-    with pytest.raises(NoPainGanError, match="no cache shards"):
+    with pytest.raises(NoPainGanError, match="cache: no such folder"):
         train(_config(data, tmp_path / "run"))
     shutil.copytree(cached_data / "cache", data / "cache")
     (data / "covers" / "artist-1-album-1.png").write_bytes((data / "covers" / "artist-0-album-0.png").read_bytes())
     with pytest.raises(NoPainGanError, match="1 of 4 albums changed since they were cached"):
         train(_config(data, tmp_path / "run"))
+
+
+@pytest.mark.parametrize(
+    ("command", "where", "expected"),
+    [
+        ("train", "missing", "argument --cache: {cache}: no such folder, expected a cache folder"),
+        ("train", "file", "argument --cache: {cache} is a file, expected a cache folder"),
+        ("train", "empty", "{cache}: no cache shards; run `nopaingan dataset cache DATA"),
+        ("train", "default missing", "{cache}: no such folder, expected a cache folder; run `nopaingan dataset cache"),
+        ("train", "default empty", "{cache}: no cache shards; run `nopaingan dataset cache DATA"),
+        ("evaluate", "missing", "argument --cache: {cache}: no such folder, expected a cache folder"),
+        ("evaluate", "empty", "{cache}: no cache shards; run `nopaingan dataset cache DATA"),
+        ("evaluate", "default missing", "{cache}: no such folder, expected a cache folder; run `nopaingan dataset"),
+    ],
+)
+def test_a_missing_cache_folder_is_not_an_empty_one(cached_data, tmp_path, capsys, command, where, expected):
+    """--cache (or DATA/cache) that does not exist says so, naming the folder; an existing folder without shards
+    says it has none. One line, exit status 2, nothing written."""
+    data = tmp_path / "data"
+    shutil.copytree(cached_data, data, ignore=shutil.ignore_patterns("cache"))
+    cache = data / "cache" if where.startswith("default") else tmp_path / "mine"
+    if where.endswith("empty"):
+        cache.mkdir()
+    elif where == "file":
+        cache.write_text("not a folder")
+    out = tmp_path / "out"
+    argv = ["--data", str(data), "--out", str(out), "--quiet"]
+    if command == "evaluate":
+        fusion = save_fusion(new_fusion(CacheReader(cached_data / "cache").spec.encoder), tmp_path / "f.safetensors")
+        argv += ["--fusion", str(fusion), "--no-images"]
+    if not where.startswith("default"):
+        argv += ["--cache", str(cache)]
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main([command, *argv]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"nopaingan {command}: error: "), err
+    assert expected.format(cache=cache) in err[0], err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 def test_recipes_fill_only_the_options_left_unset():

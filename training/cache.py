@@ -126,11 +126,13 @@ class CacheReader:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        shards = sorted(self.folder.glob(SHARD_GLOB)) if self.folder.is_dir() else []
+        run_cache = "run `nopaingan dataset cache DATA --sd ... --mir ...` first"
+        if not self.folder.is_dir():
+            what = " is a file" if self.folder.exists() else ": no such folder"
+            raise DatasetError(f"{self.folder}{what}, expected a cache folder; {run_cache} or pass --cache DIR")
+        shards = sorted(self.folder.glob(SHARD_GLOB))
         if not shards:
-            raise DatasetError(
-                f"{self.folder}: no cache shards; run `nopaingan dataset cache DATA --sd ... --mir ...` first"
-            )
+            raise DatasetError(f"{self.folder}: no cache shards; {run_cache}")
         self.spec: CacheSpec | None = None
         self.entries: dict[str, tuple[Path, dict]] = {}
         for shard in shards:

@@ -279,7 +279,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add = train.add_argument
     add("--data", type=existing_folder("dataset folder"), required=True, metavar="DATA", help="dataset folder")
     add("--out", type=path_arg, required=True, metavar="RUN", help="run folder (checkpoints, logs, fusion.safetensors)")
-    add("--cache", type=path_arg, metavar="DIR", help="cache folder (default: DATA/cache)")
+    add("--cache", type=existing_folder("cache folder"), metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
     add("--optimizer", choices=OPTIMIZERS, help="optimizer of adapter and fusion (default: the recipe's)")
     add("--lr", type=float_range(0.0, MAX_LR, low_open=True), help="peak learning rate (default: the recipe's)")
@@ -338,7 +338,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         help="fusion checkpoint (.safetensors) or training run folder",
     )
     add("--out", type=path_arg, help="report folder (default: next to the checkpoint, eval/)")
-    add("--cache", type=path_arg, metavar="DIR", help="cache folder (default: DATA/cache)")
+    add("--cache", type=existing_folder("cache folder"), metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
     add("--split", choices=("train", "eval"), default="eval", help="albums to evaluate on")
     add("--limit", type=int_range(1), help="only the first N albums of the split")
