@@ -3,13 +3,14 @@ the generation path loads."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
@@ -37,7 +38,7 @@ from training.recipes import (
 )
 from training.records import read_dataset
 from training.resume import checkpoints
-from training.train import TrainConfig, step_batches, train
+from training.train import RUN_FILES, TrainConfig, loss_figure, step_batches, train, write_loss_curve
 
 
 def _config(data, out, **kw) -> TrainConfig:
@@ -155,6 +156,11 @@ def test_training_lowers_the_loss_and_writes_a_run(cached_data, tmp_path):
     assert list((run / "logs").rglob("events.out.tfevents.*"))
     assert [p.name for p in checkpoints(run)] == ["step-00000008", "step-00000012"]  # the newest two kept
     assert len((run / "loss.csv").read_text().splitlines()) == 1 + 12
+    trainer = json.loads((run / "checkpoints" / "step-00000012" / "trainer.json").read_text())
+    evals = (run / "eval.csv").read_text().splitlines()
+    assert evals[0] == "step,eval_mse,text_only_mse,relative_change,gate"
+    assert [int(row.split(",")[0]) for row in evals[1:]] == [e[0] for e in trainer["eval_history"]] == [6, 12]
+    assert {p.name for p in run.iterdir()} <= RUN_FILES  # what a run writes is what a reused --out may hold
     meta = read_metadata(run / "fusion.safetensors")["training"]
     assert meta["steps"] == 12 and meta["optimizer"] == "adamw" and meta["train_albums"] == 4
     assert meta["final_loss"] == pytest.approx(result.final_loss)
@@ -169,7 +175,7 @@ def test_training_lowers_the_loss_and_writes_a_run(cached_data, tmp_path):
 
 
 def test_resume_after_a_crash_gives_the_uninterrupted_weights(cached_data, tmp_path):
-    options = {"batch_size": 1, "grad_accum": 2, "max_steps": 4, "save_every": 2}
+    options = {"batch_size": 1, "grad_accum": 2, "max_steps": 4, "save_every": 2, "eval_every": 1}
     whole = train(_config(cached_data, tmp_path / "whole", **options))
 
     def crash_at_3(step: int, loss: float) -> None:
@@ -181,6 +187,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_weights(cached_data, tmp_p
         train(_config(cached_data, run, **options), on_step=crash_at_3)
     assert [p.name for p in checkpoints(run)] == ["step-00000002"]
     assert not (run / "fusion.safetensors").exists()
+    assert [row.split(",")[0] for row in (run / "eval.csv").read_text().splitlines()[1:]] == ["1", "2"]
     (run / "checkpoints" / ".tmp-step-00000004").mkdir()  # a save cut short by the crash is ignored
     (run / "checkpoints" / ".tmp-step-00000003").mkdir()  # one of a killed save that no later save replaces
     torch.manual_seed(1234)  # whatever the global generators hold now must not matter
@@ -202,10 +209,45 @@ def test_resume_after_a_crash_gives_the_uninterrupted_weights(cached_data, tmp_p
         for r in (tmp_path / "whole", run)
     ]
     assert history[0] == history[1]
+    for name in ("loss.csv", "eval.csv"):  # continued from the checkpoint: no row repeated or lost
+        assert (run / name).read_bytes() == (tmp_path / "whole" / name).read_bytes(), name
+    assert len((run / "eval.csv").read_text().splitlines()) == 1 + 4
     summaries = [json.loads((r / "summary.json").read_text()) for r in (tmp_path / "whole", run)]
     assert summaries[1]["first_step_gradient_norm"] == summaries[0]["first_step_gradient_norm"]
     with pytest.raises(NoPainGanError, match="already finished at step 4 of 4"):
         train(_config(cached_data, run, **options, resume=True))
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    evals=st.lists(st.tuples(st.floats(1e-4, 10.0), st.floats(-0.5, 0.5), st.floats(0.0, 1.0)), min_size=0, max_size=6),
+    text_only=st.floats(1e-4, 10.0),
+)
+def test_eval_csv_holds_every_evaluation_and_loss_png_draws_the_text_only_mse(evals, text_only, tmp_path_factory):
+    """eval.csv: one row per evaluation (step, eval MSE with music, text-only MSE, relative change, gate), none
+    without evaluations; loss.png draws the text-only MSE as its own line beside the music's."""
+    run = tmp_path_factory.mktemp("run")
+    history = [[step, 1.0 / step, 1e-4] for step in range(1, 3 * len(evals) + 2)]
+    eval_history = [
+        [3 * (i + 1), text_only * (1 + change), text_only, gate] for i, (_, change, gate) in enumerate(evals)
+    ]
+    write_loss_curve(run, history, eval_history)
+    assert (run / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((run / "loss.csv").read_text().splitlines()) == 1 + len(history)
+    if not evals:
+        assert not (run / "eval.csv").exists()
+        return
+    rows = list(csv.DictReader((run / "eval.csv").open()))
+    assert list(rows[0]) == ["step", "eval_mse", "text_only_mse", "relative_change", "gate"]
+    for row, (step, music, text, gate) in zip(rows, eval_history, strict=True):
+        assert int(row["step"]) == step
+        for key, value in [("eval_mse", music), ("text_only_mse", text), ("gate", gate)]:
+            assert float(row[key]) == pytest.approx(value, rel=1e-5, abs=1e-12), key
+        assert float(row["relative_change"]) == pytest.approx((music - text) / text, rel=1e-5, abs=1e-9)
+    lines = {line.get_label(): line for line in loss_figure(history, eval_history).axes[0].get_lines()}
+    assert list(lines["eval MSE, music"].get_ydata()) == [e[1] for e in eval_history]
+    assert list(lines["eval MSE, text only"].get_ydata()) == [e[2] for e in eval_history]
+    assert list(lines["eval MSE, text only"].get_xdata()) == [e[0] for e in eval_history]
 
 
 def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_checkpoint(cached_data, tmp_path, monkeypatch):

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,9 @@ from .recipes import (
 from .records import EVAL, TRAIN, read_dataset
 from .resume import checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 OPTIMIZERS = ("sgd", "adamw")
 MAX_LR = 10.0  # a learning rate above this is a typo (AdamW moves each weight by about lr a step)
 ADAPTER_INITS = ("data", "random")
@@ -56,7 +60,7 @@ FUSION_FILE = "fusion.safetensors"
 CONFIG_FILE = "config.json"
 # What a run writes into its folder: a folder holding only these (a run stopped before its first checkpoint) is
 # reused; any other file means the folder is someone else's (a dataset, notes) and is refused.
-RUN_FILES = {FUSION_FILE, CONFIG_FILE, "summary.json", "loss.csv", "loss.png", "logs", "checkpoints"}
+RUN_FILES = {FUSION_FILE, CONFIG_FILE, "summary.json", "loss.csv", "eval.csv", "loss.png", "logs", "checkpoints"}
 # Options that change what a run computes: resuming with different values would not continue the same run.
 RESUME_KEYS = (
     "recipe",
@@ -538,29 +542,44 @@ def _warn_inert(accelerator, step: int, gap: float, gate: float, stopping: bool)
 
 
 def write_loss_curve(run: Path, history: list, eval_history: list) -> None:
-    """``loss.csv`` and ``loss.png``: training loss per step (and its running mean), eval loss if measured."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """``loss.csv`` (training loss and learning rate per step), ``eval.csv`` once there is a held-out evaluation
+    (``--eval-every``; each one's eval MSE with the music, with text only, the relative change and the gate's
+    opening) and ``loss.png`` drawing both. Rewritten whole from the histories, which a checkpoint holds, so a
+    resumed run's files continue the interrupted run's without repeating or losing a row."""
     lines = ["step,loss,lr"] + [f"{s},{loss:.6g},{lr:.6g}" for s, loss, lr in history]
     write_text(run / "loss.csv", "\n".join(lines) + "\n")
+    if eval_history:
+        rows = [
+            f"{s},{music:.6g},{text:.6g},{(music - text) / text:.6g},{gate:.6g}"
+            for s, music, text, gate in eval_history
+        ]
+        write_text(run / "eval.csv", "\n".join(["step,eval_mse,text_only_mse,relative_change,gate", *rows]) + "\n")
+    fig = loss_figure(history, eval_history)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    write_bytes(run / "loss.png", buffer.getvalue())
+
+
+def loss_figure(history: list, eval_history: list) -> Figure:
+    """The figure of ``loss.png``: training loss per step and its running mean, and with ``--eval-every`` the
+    held-out MSE with the music beside the text-only MSE it must beat. A bare Figure, outside pyplot's state."""
+    from matplotlib.figure import Figure
+
     steps = [h[0] for h in history]
     losses = [h[1] for h in history]
     window = max(1, len(losses) // 50)
     sums = [0.0, *itertools.accumulate(losses)]
     smooth = [(sums[i + 1] - sums[max(0, i + 1 - window)]) / min(i + 1, window) for i in range(len(losses))]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
     ax.plot(steps, losses, alpha=0.3, label="train loss")
     ax.plot(steps, smooth, label=f"train loss (mean of {window})")
     if eval_history:
-        ax.plot([e[0] for e in eval_history], [e[1] for e in eval_history], "o-", label="eval loss")
+        evaluated = [e[0] for e in eval_history]
+        ax.plot(evaluated, [e[1] for e in eval_history], "o-", label="eval MSE, music")
+        ax.plot(evaluated, [e[2] for e in eval_history], "s--", label="eval MSE, text only")
     ax.set_xlabel("step")
     ax.set_ylabel("diffusion MSE")
     ax.legend()
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    write_bytes(run / "loss.png", buffer.getvalue())
+    return fig
