@@ -29,8 +29,10 @@ from training.recipes import (
     INERT_EVALUATIONS,
     INERT_GAP,
     INERT_GATE,
+    INERT_MIN_STEPS,
     RECIPE_KEYS,
     RECIPES,
+    inert_check_start,
     is_inert,
     resolve_recipe,
     stays_inert,
@@ -438,7 +440,10 @@ def test_default_recipe_gives_the_fusion_gradient_at_step_0_and_reports_eval_aga
     assert seed.summary["first_step_gradient_norm"]["rest"] == 0 and "eval_loss" not in seed.summary
 
 
-def test_an_inert_music_path_warns_loudly_and_stops_early_when_asked(cached_data, tmp_path, capsys):
+def test_an_inert_music_path_warns_loudly_and_stops_early_when_asked(cached_data, tmp_path, capsys, monkeypatch):
+    import training.recipes
+
+    monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 0)  # the streak rule, on short runs
     inert = {"recipe": "seed", "lr": 1e-9, "warmup_steps": 1, "max_steps": 10, "eval_every": 2, "progress": False}
     # The check starts at step 2 (a fifth of the run); the path stays inert from the second evaluation in a row.
     warned = train(TrainConfig(data=cached_data, out=tmp_path / "warned", **inert))
@@ -457,6 +462,46 @@ def test_an_inert_music_path_warns_loudly_and_stops_early_when_asked(cached_data
         TrainConfig(data=cached_data, out=tmp_path / "learning", max_steps=10, eval_every=10, lr=1e-2, progress=False)
     )
     assert learning.summary["music_inert"] is False and "WARNING" not in capsys.readouterr().err
+
+
+def test_an_inert_run_is_judged_only_from_the_minimum_step_on(cached_data, tmp_path, capsys):
+    """The seed-like inert run (closed gate, a learning rate too small to move anything): its evaluation at step
+    50 is past the warm-up and a fifth of the run but before INERT_MIN_STEPS, so it is not judged; from step 100 on
+    two inert evaluations in a row stop it."""
+    assert INERT_MIN_STEPS == 100
+    inert = {"recipe": "seed", "lr": 1e-9, "warmup_steps": 1, "progress": False, "stop_if_inert": True}
+    stopped = train(TrainConfig(data=cached_data, out=tmp_path / "run", max_steps=160, eval_every=50, **inert))
+    err = capsys.readouterr().err
+    assert stopped.steps == 150 and "inert at step 150 of 160" in stopped.summary["stopped_early"]
+    assert err.count("WARNING") == 1 and "WARNING: the music path is inert at step 150" in err, err
+    assert stopped.summary["music_inert"] is True
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_a_smoke_run_of_a_few_steps_is_not_judged_inert(cached_data, tmp_path, capsys, recipe):
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(cached_data), "--out", str(run), "--recipe", recipe, "--max-steps", "3"]
+    assert main([*argv, "--eval-every", "1", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "inert" not in err and "WARNING" not in err, err
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["music_inert"] is None  # not judged, rather than judged learning
+    assert len((run / "eval.csv").read_text().splitlines()) == 1 + 3
+
+
+@pytest.mark.parametrize(
+    ("warmup", "total", "start"),
+    [
+        (0, 3, INERT_MIN_STEPS),  # a smoke run: never judged (its last step is below the start)
+        (1, 10, INERT_MIN_STEPS),
+        (30, 300, INERT_MIN_STEPS),  # the default recipe's 300-step benchmark run
+        (500, 3429, 685),  # the seed's: a fifth of the run
+        (900, 1000, 900),  # a long warm-up
+        (50, 100_000, 20_000),
+    ],
+)
+def test_the_inert_check_starts_after_the_warm_up_a_fifth_of_the_run_and_the_minimum(warmup, total, start):
+    assert inert_check_start(warmup, total) == start
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ from .cache import CACHE_DIR, CachedAlbum, CacheReader
 from .recipes import (
     gate_change,
     gate_opening,
+    inert_check_start,
     is_inert,
     non_gate_gradient_norm,
     param_groups,
@@ -322,7 +323,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         accelerator.print(f"eval MSE with text only (the baseline the music must beat): {text_only_loss:.5f}")
     elif config.eval_every:
         accelerator.print(f"{config.data}: no eval albums, so no held-out MSE while training (--eval-every)")
-    inert_from = max(warm, total // 5)  # the inert check starts after the warm-up and a fifth of the run
+    inert_from = inert_check_start(warm, total)
     inert = stopped = False
     streak = 0  # evaluations in a row that found the music path inert
     batches = step_batches(len(ids), config.batch_size, config.grad_accum, processes, rank, config.seed, start, total)
@@ -447,7 +448,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         summary["eval_loss"] = round(eval_history[-1][1], 6)
         summary["eval_loss_text_only"] = round(text_only_loss, 6)
         summary["eval_vs_text_only"] = round((eval_history[-1][1] - text_only_loss) / text_only_loss, 6)
-        summary["music_inert"] = inert
+        summary["music_inert"] = inert if done >= inert_from else None  # None: too short to judge
     if stopped:
         summary["stopped_early"] = f"music path inert at step {done} of {total} (--stop-if-inert)"
     path = run / FUSION_FILE
