@@ -58,17 +58,6 @@ def generators(album_id: str, draws: int) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(derived_seed(0, "mse", album_id, k)) for k in range(draws)]
 
 
-def drawn_timesteps(item, gens: list[torch.Generator]) -> torch.Tensor:
-    """The timesteps :func:`training.train.diffusion_loss` draws with ``gens`` (same order: latent sample,
-    noise, timestep), for fresh generators seeded alike."""
-    steps = []
-    for gen in gens:
-        item.sample_latent(gen)
-        torch.randn(item.latent_mean.shape, generator=gen)
-        steps.append(torch.randint(0, FULL_SCHEDULE, (1,), generator=gen))
-    return torch.cat(steps)
-
-
 def measure(args) -> dict:
     data = args.work / "data"
     albums = [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines()]
@@ -94,8 +83,11 @@ def measure(args) -> dict:
             for name, cond in conds.items():
                 gens = generators(album["id"], args.draws)
                 batch = cond.expand(args.draws, -1, -1)
-                losses[name].append(diffusion_loss(sd.unet, scheduler, batch, items, gens, FULL_SCHEDULE, "none"))
-            timesteps.append(drawn_timesteps(item, generators(album["id"], args.draws)))
+                loss, drawn = diffusion_loss(
+                    sd.unet, scheduler, batch, items, gens, FULL_SCHEDULE, "none", return_timesteps=True
+                )
+                losses[name].append(loss)
+            timesteps.append(drawn)  # the same for every condition: each drew with generators seeded alike
     per_draw = {name: torch.cat(values) for name, values in losses.items()}
     steps = torch.cat(timesteps)
     text = per_draw["text_only"].mean().item()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
@@ -40,7 +41,17 @@ from training.recipes import (
 )
 from training.records import read_dataset
 from training.resume import checkpoints
-from training.train import RUN_FILES, TrainConfig, loss_figure, step_batches, train, write_loss_curve
+from training.train import (
+    RUN_FILES,
+    TrainConfig,
+    derived_seed,
+    diffusion_loss,
+    load_unet,
+    loss_figure,
+    step_batches,
+    train,
+    write_loss_curve,
+)
 
 
 def _config(data, out, **kw) -> TrainConfig:
@@ -250,6 +261,48 @@ def test_eval_csv_holds_every_evaluation_and_loss_png_draws_the_text_only_mse(ev
     assert list(lines["eval MSE, music"].get_ydata()) == [e[1] for e in eval_history]
     assert list(lines["eval MSE, text only"].get_ydata()) == [e[2] for e in eval_history]
     assert list(lines["eval MSE, text only"].get_xdata()) == [e[0] for e in eval_history]
+
+
+@pytest.fixture(scope="module")
+def unet_and_albums(cached_data):
+    reader = CacheReader(cached_data / "cache")
+    unet, scheduler = load_unet(reader.spec.sd, torch.device("cpu"), torch.float32)
+    return unet, scheduler, [reader.load(album.id) for album in read_dataset(cached_data, "train")]
+
+
+@pytest.mark.parametrize(
+    ("seed", "max_timestep", "reduction", "albums"),
+    [(0, 1000, "mean", 4), (1, 1000, "none", 4), (2, 150, "none", 3), (3, 1, "mean", 1), (4, 7, "none", 2)],
+)
+def test_diffusion_loss_returns_the_timesteps_it_drew_and_the_same_loss(
+    unet_and_albums, seed, max_timestep, reduction, albums
+):
+    """return_timesteps gives the loss to the bit as without it, and as the objective written out from the draws
+    (per album: latent sample, noise, timestep, in that order, from its own generator), with the timesteps drawn."""
+    unet, scheduler, items = unet_and_albums
+    assert scheduler.config.prediction_type == "epsilon"  # the written-out objective's target is the noise
+    items = items[:albums]
+    cond = torch.stack([item.text for item in items])
+
+    def gens() -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(derived_seed(seed, i)) for i in range(len(items))]
+
+    with torch.no_grad():
+        plain = diffusion_loss(unet, scheduler, cond, items, gens(), max_timestep, reduction)
+        loss, timesteps = diffusion_loss(
+            unet, scheduler, cond, items, gens(), max_timestep, reduction, return_timesteps=True
+        )
+        latents, noise, steps = [], [], []
+        for item, gen in zip(items, gens(), strict=True):  # the draws replayed, as bench/fusion_mse.py once did
+            latents.append(item.sample_latent(gen))
+            noise.append(torch.randn(item.latent_mean.shape, generator=gen))
+            steps.append(torch.randint(0, max_timestep, (1,), generator=gen))
+        latents, noise, steps = torch.stack(latents), torch.stack(noise), torch.cat(steps)
+        pred = unet(scheduler.add_noise(latents, noise, steps), steps, encoder_hidden_states=cond, return_dict=False)[0]
+        expected = F.mse_loss(pred, noise, reduction="none").mean(dim=(1, 2, 3))
+    expected = expected.mean() if reduction == "mean" else expected
+    assert torch.equal(timesteps, steps) and timesteps.shape == (len(items),) and timesteps.device.type == "cpu"
+    assert torch.equal(loss, plain) and torch.equal(loss, expected)
 
 
 def test_a_diverging_run_stops_with_one_line_and_keeps_its_last_checkpoint(cached_data, tmp_path, monkeypatch):

@@ -222,22 +222,27 @@ def diffusion_loss(
     generators: list[torch.Generator],
     max_timestep: int,
     reduction: str = "mean",
-) -> torch.Tensor:
+    return_timesteps: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The seed's objective for a batch: noise a latent drawn from each cover's VAE distribution at a
     uniform timestep in [0, max_timestep) and compare the UNet's prediction with the noise (or velocity,
-    for v-prediction models). Each album's draws come from its own generator (CPU, so any device agrees)."""
-    latents, noise, steps = [], [], []
+    for v-prediction models). Each album's draws come from its own generator (CPU, so any device agrees).
+    With ``return_timesteps``, returns ``(loss, timesteps)``: the loss as without it and each album's drawn
+    timestep (CPU, ``[len(items)]``), for measurements split by timestep."""
+    latents, noise, drawn = [], [], []
     for item, gen in zip(items, generators, strict=True):
         latents.append(item.sample_latent(gen))
         noise.append(torch.randn(item.latent_mean.shape, generator=gen))
-        steps.append(torch.randint(0, max_timestep, (1,), generator=gen))
+        drawn.append(torch.randint(0, max_timestep, (1,), generator=gen))
     device, dtype = conditioning.device, unet.dtype
-    latents, noise, steps = torch.stack(latents).to(device), torch.stack(noise).to(device), torch.cat(steps).to(device)
+    timesteps = torch.cat(drawn)
+    latents, noise, steps = torch.stack(latents).to(device), torch.stack(noise).to(device), timesteps.to(device)
     noisy = scheduler.add_noise(latents, noise, steps)
     target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, steps)
     pred = unet(noisy.to(dtype), steps, encoder_hidden_states=conditioning.to(dtype), return_dict=False)[0]
     loss = F.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
-    return loss.mean() if reduction == "mean" else loss
+    loss = loss.mean() if reduction == "mean" else loss
+    return (loss, timesteps) if return_timesteps else loss
 
 
 def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = None) -> TrainResult:
