@@ -517,16 +517,18 @@ def test_an_inert_music_path_warns_loudly_and_stops_early_when_asked(cached_data
     assert learning.summary["music_inert"] is False and "WARNING" not in capsys.readouterr().err
 
 
-def test_an_inert_run_is_judged_only_from_the_minimum_step_on(cached_data, tmp_path, capsys):
+def test_an_inert_run_is_judged_only_from_the_minimum_step_on(cached_data, tmp_path, capsys, monkeypatch):
     """The seed-like inert run (closed gate, a learning rate too small to move anything): its evaluation at step
-    50 is past the warm-up and a fifth of the run but before INERT_MIN_STEPS, so it is not judged; from step 100 on
-    two inert evaluations in a row stop it."""
-    assert INERT_MIN_STEPS == 100
+    5 is past the warm-up and a fifth of the run but before INERT_MIN_STEPS (10 here, to keep the run short; the
+    table below checks the real start), so it is not judged; from step 10 on two inert evaluations in a row stop it."""
+    import training.recipes
+
+    monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 10)
     inert = {"recipe": "seed", "lr": 1e-9, "warmup_steps": 1, "progress": False, "stop_if_inert": True}
-    stopped = train(TrainConfig(data=cached_data, out=tmp_path / "run", max_steps=160, eval_every=50, **inert))
+    stopped = train(TrainConfig(data=cached_data, out=tmp_path / "run", max_steps=16, eval_every=5, **inert))
     err = capsys.readouterr().err
-    assert stopped.steps == 150 and "inert at step 150 of 160" in stopped.summary["stopped_early"]
-    assert err.count("WARNING") == 1 and "WARNING: the music path is inert at step 150" in err, err
+    assert stopped.steps == 15 and "inert at step 15 of 16" in stopped.summary["stopped_early"]
+    assert err.count("WARNING") == 1 and "WARNING: the music path is inert at step 15" in err, err
     assert stopped.summary["music_inert"] is True
 
 
