@@ -9,9 +9,10 @@ Tiny models stand in for miniSD: a 32 px -> 4x4x4 VAE (8x, as SD's) and a small 
 trained here on "web" images captioned with their colour ("A red album cover. The genre is rock."), with an
 album prompt without it, or with nothing (for classifier-free guidance), as SD learnt colours from captions.
 The UNet is then frozen and the real product runs on the albums: ``nopaingan dataset cache`` with a tiny
-music encoder (``--encoder``, CLAP-shaped by default; the tiny MusicGen of codified-lm is first trained
-``--musicgen-pretrain-steps`` steps as a language model of the codes of other synthetic songs, as the real one
-was trained on music, since a random one's states are almost only position embeddings), ``nopaingan train``
+music encoder (``--encoder``: codified-lm, the product's default, unless told clap or mert; the tiny MusicGen
+of codified-lm is first trained ``--musicgen-pretrain-steps`` steps as a language model of the codes of other
+synthetic songs, as the real one was trained on music, since a random one's states are almost only position
+embeddings), ``nopaingan train``
 with its own defaults (``--recipe`` and the optimizer flags change them), and
 :func:`training.evaluate.evaluate` (the code of ``nopaingan evaluate``), which measures on held-out songs:
 
@@ -21,11 +22,13 @@ with its own defaults (``--recipe`` and the optimizer flags change them), and
   chance (1 in 4);
 - what each tiny encoder keeps of the root (a ridge probe, and the keys' spread next to the embedding's).
 
-Run: ``python bench/learnability.py --out RESULT.json`` (about 11 minutes on 2 idle CPU cores with one
-thread). Adapter + fusion are trained for ``--fusion-steps`` (300) steps with ``nopaingan train``'s default
-recipe; ``--recipe seed`` trains with the seed's (SGD lr 1e-4, batch 1), ``--fusion-steps 3429`` for the seed's
-length. ``--work DIR`` keeps the models and data, and a second run with the same DIR reuses them (e.g.
-``--max-timestep 150``, ``--encoder``, ``--adapter-init random``).
+Run: ``python bench/learnability.py --out RESULT.json`` (on the 2-core AMD EPYC of BENCHMARKS.md, one thread:
+about 12 minutes to build the models, which ``--work`` keeps, then 1350 s a run with three runs at once).
+Adapter + fusion are trained for ``--fusion-steps`` (300) steps with ``nopaingan train``'s default recipe;
+``--recipe seed`` trains with the seed's (SGD lr 1e-4, batch 1, timesteps from [0, 150), plain adapter),
+``--fusion-steps 3429`` for the seed's length; the MSE is measured over the whole schedule for every recipe.
+``--work DIR`` keeps the models and data, and a second run with the same DIR reuses them (e.g.
+``--max-timestep 150``, ``--encoder clap``, ``--adapter-init random``).
 """
 
 from __future__ import annotations
@@ -397,7 +400,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--web-images", type=int, default=2048)
     parser.add_argument("--vae-steps", type=int, default=200)
     parser.add_argument("--unet-steps", type=int, default=1200)
-    parser.add_argument("--encoder", choices=sorted(TINY_ENCODERS), default="clap", help="tiny music encoder")
+    parser.add_argument(
+        "--encoder",
+        choices=sorted(TINY_ENCODERS),
+        default="codified-lm",
+        help="tiny music encoder (the product's default)",
+    )
     parser.add_argument("--musicgen-pretrain-steps", type=int, default=1000, help="codified-lm: LM steps (0: random)")
     parser.add_argument("--mir-layer", type=int, help="the encoder layer read (nopaingan dataset cache --layer)")
     parser.add_argument(

@@ -425,8 +425,10 @@ def test_recipes_fill_only_the_options_left_unset():
     seed = resolve_recipe(TrainConfig(data=Path("d"), out=Path("o"), recipe="seed"))
     assert (seed.optimizer, seed.lr, seed.warmup_steps, seed.batch_size) == ("sgd", 1e-4, 500, 1)
     assert (seed.weight_decay, seed.gate_init, seed.gate_lr_scale) == (0.0, 0.0, 1.0)
+    assert (seed.max_timestep, seed.adapter_init) == (150, "random")  # SEED.md: "Maximum Timesteps: 150"
     default = resolve_recipe(TrainConfig(data=Path("d"), out=Path("o")))
     assert default.optimizer == "adamw" and default.gate_init > 0 and default.gate_lr_scale > 1
+    assert (default.max_timestep, default.adapter_init) == (None, "data")  # None: the whole schedule
     assert warmup_steps(default.warmup_steps, 300) == 30 and warmup_steps(seed.warmup_steps, 300) == 300
     with pytest.raises(NoPainGanError, match="--recipe 'fast'"):
         resolve_recipe(TrainConfig(data=Path("d"), out=Path("o"), recipe="fast"))
@@ -444,6 +446,8 @@ def test_recipes_fill_only_the_options_left_unset():
             "batch_size": st.integers(1, 64),
             "gate_init": st.floats(-1.0, 1.0),
             "gate_lr_scale": st.floats(0.1, 100.0),
+            "max_timestep": st.integers(1, 1000),
+            "adapter_init": st.sampled_from(["data", "random"]),
         },
     ),
 )
@@ -451,7 +455,9 @@ def test_explicit_options_override_any_recipe(recipe, explicit):
     config = resolve_recipe(TrainConfig(data=Path("d"), out=Path("o"), recipe=recipe, **explicit))
     for key in RECIPE_KEYS:
         expected = explicit.get(key, getattr(RECIPES[recipe], key))
-        assert getattr(config, key) == (-1 if expected is None else expected), key
+        if key == "warmup_steps" and expected is None:
+            expected = -1  # a tenth of the run
+        assert getattr(config, key) == expected, key
 
 
 def _fusion_gradients(gate: float) -> dict[str, torch.Tensor]:

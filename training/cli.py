@@ -292,14 +292,14 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add(
         "--max-timestep",
         type=int_range(1, 1000),
-        help="draw timesteps from [0, N) (the seed lists 150; default: the whole schedule, see docs/training.md)",
+        help="draw timesteps from [0, N) (default: the recipe's: the whole schedule; seed: 150; see docs/training.md)",
     )
     add("--tokens", type=int_range(1, 256), default=16, help="music tokens the adapter makes")
     add(
         "--adapter-init",
         choices=ADAPTER_INITS,
-        default="data",
-        help="data: the adapter starts on music features whitened within songs; random: plain init",
+        help="data: the adapter starts on music features whitened within songs; random: plain init "
+        "(default: the recipe's: data; seed: random)",
     )
     add("--mixed-precision", choices=MIXED_PRECISION, default="no", help="accelerate's mixed precision of the UNet")
     add("--save-every", type=int_range(1), default=500, help="checkpoint every N steps")

@@ -2,8 +2,12 @@
 music path stays inert.
 
 ``default`` learns within a few hundred steps on the learnability benchmark (BENCHMARKS.md); ``seed`` is the
-seed's own settings, kept to reproduce it. Any option given explicitly (``--optimizer``, ``--lr``, ...)
-overrides the recipe's value.
+seed's own hyperparameters (SEED.md, "Training and Evaluation": SGD, lr 1e-4, cosine with 500 warm-up steps,
+batch 1, maximum timesteps 150; its adapter is plain layers, so PyTorch's own initialisation), kept to reproduce
+it. One difference from the seed cannot be set by a recipe: the seed's fusion output conditions the UNet
+directly, while this project's fusion adds it to the text through a gate (so that an untrained fusion is the
+exact identity); the seed recipe starts that gate closed. Any option given explicitly (``--optimizer``,
+``--lr``, ``--max-timestep``, ...) overrides the recipe's value.
 
 Why the seed's recipe starves the fusion: the fusion adds ``tanh(gate) * hidden`` to the text, and the gate
 starts at zero, so the gradient of every parameter other than the gate is multiplied by ``tanh(gate)`` and is
@@ -62,6 +66,8 @@ class Recipe:
     batch_size: int
     gate_init: float
     gate_lr_scale: float
+    max_timestep: int | None  # timesteps drawn from [0, max_timestep); None: the whole schedule
+    adapter_init: str  # "data" (whitened music features, training/adapter_init.py) or "random"
     summary: str
 
 
@@ -74,7 +80,10 @@ RECIPES = {
         batch_size=8,
         gate_init=0.5,
         gate_lr_scale=10.0,
-        summary="AdamW lr 7.5e-5 (gate: 10x, starting at 0.5), a tenth of the run warm-up then cosine, batch 8",
+        max_timestep=None,
+        adapter_init="data",
+        summary="AdamW lr 7.5e-5 (gate: 10x, starting at 0.5), a tenth of the run warm-up then cosine, batch 8, "
+        "the whole schedule, adapter on whitened music features",
     ),
     "seed": Recipe(
         optimizer="sgd",
@@ -84,7 +93,10 @@ RECIPES = {
         batch_size=1,
         gate_init=0.0,
         gate_lr_scale=1.0,
-        summary="the seed's: SGD lr 1e-4, 500 warm-up steps then cosine, batch 1, gate starting at 0",
+        max_timestep=150,
+        adapter_init="random",
+        summary="the seed's: SGD lr 1e-4, 500 warm-up steps then cosine, batch 1, timesteps from [0, 150), "
+        "plainly initialised adapter, gate starting at 0",
     ),
 }
 RECIPE_KEYS = tuple(f.name for f in dataclasses.fields(Recipe) if f.name != "summary")

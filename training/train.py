@@ -107,9 +107,9 @@ class TrainConfig:
     grad_accum: int = 1
     epochs: int = 1
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
-    max_timestep: int | None = None  # timesteps drawn from [0, max_timestep); default: the whole schedule
+    max_timestep: int | None = None  # timesteps drawn from [0, max_timestep); recipe: the whole schedule (seed: 150)
     tokens: int = 16
-    adapter_init: str = "data"  # "data": the adapter starts on whitened music features (adapter_init.py)
+    adapter_init: str | None = None  # recipe: "data", the adapter on whitened music features (seed: "random")
     mixed_precision: str = "no"
     save_every: int = 500
     keep_checkpoints: int = 2
