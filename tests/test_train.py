@@ -425,7 +425,7 @@ def test_recipes_fill_only_the_options_left_unset():
     seed = resolve_recipe(TrainConfig(data=Path("d"), out=Path("o"), recipe="seed"))
     assert (seed.optimizer, seed.lr, seed.warmup_steps, seed.batch_size) == ("sgd", 1e-4, 500, 1)
     assert (seed.weight_decay, seed.gate_init, seed.gate_lr_scale) == (0.0, 0.0, 1.0)
-    assert (seed.max_timestep, seed.adapter_init) == (150, "random")  # SEED.md: "Maximum Timesteps: 150"
+    assert (seed.max_timestep, seed.adapter_init) == (150, "random")  # the write-up: "Maximum Timesteps: 150"
     default = resolve_recipe(TrainConfig(data=Path("d"), out=Path("o")))
     assert default.optimizer == "adamw" and default.gate_init > 0 and default.gate_lr_scale > 1
     assert (default.max_timestep, default.adapter_init) == (None, "data")  # None: the whole schedule

@@ -2,7 +2,7 @@
 music path stays inert.
 
 ``default`` learns within a few hundred steps on the learnability benchmark (BENCHMARKS.md); ``seed`` is the
-seed's own hyperparameters (SEED.md, "Training and Evaluation": SGD, lr 1e-4, cosine with 500 warm-up steps,
+seed's own hyperparameters (its write-up, "Training and Evaluation": SGD, lr 1e-4, cosine with 500 warm-up steps,
 batch 1, maximum timesteps 150; its adapter is plain layers, so PyTorch's own initialisation), kept to reproduce
 it. One difference from the seed cannot be set by a recipe: the seed's fusion output conditions the UNet
 directly, while this project's fusion adds it to the text through a gate (so that an untrained fusion is the
