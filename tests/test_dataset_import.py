@@ -278,7 +278,7 @@ def test_load_dataset_reads_the_folder(imported, tmp_path: Path) -> None:
     assert sorted(evaluation["album"]) == sorted(a for a, r in albums.items() if r["split"] == "eval")
 
 
-def test_reimport_is_idempotent_and_drops_albums_no_longer_in_the_sources(tmp_path: Path) -> None:
+def test_reimport_is_idempotent_keeps_albums_no_longer_in_the_sources_unless_replace(tmp_path: Path) -> None:
     music = tmp_path / "music"
     make_track(music / "A/One/1.mp3", 1.5, album="One", artist="A", genre="Rock", picture=image_bytes(RED))
     make_track(music / "B/Two/1.flac", 1.5, album="Two", artist="B", genre="Folk", picture=image_bytes(BLUE))
@@ -291,7 +291,10 @@ def test_reimport_is_idempotent_and_drops_albums_no_longer_in_the_sources(tmp_pa
     assert after == before
     shutil.rmtree(music / "B")
     report = import_dataset([music], out, downloader=downloader(tmp_path))
-    assert [r["album"] for r in report.albums] == ["One"]
+    assert [r["album"] for r in report.albums] == ["One"] and [r["album"] for r in report.kept] == ["Two"]
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()} == before
+    report = import_dataset([music], out, downloader=downloader(tmp_path), replace=True)
+    assert [r["album"] for r in report.albums] == ["One"] and [r["album"] for r in report.removed] == ["Two"]
     assert sorted(p.name for p in (out / "audio").iterdir()) == [Path(report.albums[0]["audio"]).name]
     assert len(list((out / "covers").iterdir())) == 1
 

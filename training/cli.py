@@ -117,6 +117,11 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
     add("--min-cover-size", type=int_range(1), default=64, metavar="PX", help="smallest cover side kept")
     add("--copy", action="store_true", help="copy audio files instead of hard-linking them")
     add(
+        "--replace",
+        action="store_true",
+        help="keep only this run's albums in DATA, removing earlier ones it does not bring (default: add to them)",
+    )
+    add(
         "--fill-genres-from-audio",
         action="store_true",
         help="tag albums that have no genre (and no other album of the artist with one) with a music CLAP",
@@ -168,6 +173,7 @@ def _run_dataset_import(args: argparse.Namespace) -> int:
         link=not args.copy,
         min_cover_size=args.min_cover_size,
         genre_from_audio=genre_from_audio,
+        replace=args.replace,
         progress=not args.quiet,
     )
     print(report.summary())

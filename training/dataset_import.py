@@ -4,7 +4,8 @@ The folder follows the Hugging Face datasets convention (``metadata.jsonl`` besi
 ``audio/``); every album that is left out is listed with its reason in ``skipped.jsonl``. New and changed
 files wait in a temporary folder beside the dataset folder until the run completes, then move in, and unchanged
 files are left alone: an interrupted import leaves the folder as it was and can simply be run again, and a
-repeated one changes nothing.
+repeated one changes nothing. A run into an earlier dataset folder adds to it: the albums it brings replace
+their earlier versions, the others stay as they were (``replace`` keeps only the run's albums).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
@@ -41,7 +42,13 @@ CARD = "README.md"
 AUDIO_DIR = "audio"
 COVERS_DIR = "covers"
 CHECK_SECONDS = 2.0
-_OWN_ENTRIES = {METADATA, SKIPPED, CARD, AUDIO_DIR, COVERS_DIR, "cache"}  # cache/: `nopaingan dataset cache`
+CACHE_DIR = "cache"  # `nopaingan dataset cache` writes here by default
+_OWN_ENTRIES = {METADATA, SKIPPED, CARD, AUDIO_DIR, COVERS_DIR, CACHE_DIR}
+# what an interrupted write of one of the folder's files leaves (nopaingan_core.atomic.temporary_beside)
+_OWN_TEMPORARY = re.compile(r"\.(metadata\.jsonl|skipped\.jsonl|README\.md)\..+\.tmp")
+CARD_MARK = "Written by `nopaingan dataset import`"  # in every card this command wrote: the folder is ours
+_ROW_FIELDS = ("id", "file_name", "audio", "artist", "album", "split", "source")
+_SKIPPED_FIELDS = ("source", "artist", "album", "reason")
 # Decoder name prefix (PyAV names decoders "mp3float", "libopus", "pcm_s16le"...) -> file extension.
 _CODEC_EXTENSIONS = {
     "mp3": ".mp3",
@@ -65,16 +72,30 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class EarlierDataset:
+    """What earlier runs left in a dataset folder: its ``metadata.jsonl`` and ``skipped.jsonl`` rows."""
+
+    rows: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+
 @dataclass
 class ImportReport:
-    """What :func:`import_dataset` wrote: the rows of ``metadata.jsonl`` and of ``skipped.jsonl``."""
+    """What :func:`import_dataset` did: this run's albums (its rows of ``metadata.jsonl``) and the albums it left
+    out, the earlier albums of the folder it kept beside them or removed (``replace``), and whether the folder's
+    ``cache/`` predates the change."""
 
     out: Path
     albums: list[dict] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    kept: list[dict] = field(default_factory=list)
+    removed: list[dict] = field(default_factory=list)
+    cache_outdated: bool = False
 
-    def count(self, split: str) -> int:
-        return sum(1 for row in self.albums if row["split"] == split)
+    def count(self, split: str, rows: Iterable[dict] | None = None) -> int:
+        """This run's albums on ``split`` (or those of ``rows``)."""
+        return sum(1 for row in (self.albums if rows is None else rows) if row["split"] == split)
 
     def summary(self) -> str:
         """The command's one-line summary."""
@@ -83,7 +104,21 @@ class ImportReport:
             f"skipped {len(self.skipped)}"
         )
         line += f" (see {self.out / SKIPPED})" if self.skipped else ""
-        return line + self._guesses()
+        if self.kept:
+            every = [*self.kept, *self.albums]
+            line += (
+                f"; kept {count_text(len(self.kept), 'earlier album')} ({len(every)} in all: "
+                f"train {self.count(TRAIN, every)}, eval {self.count(EVAL, every)})"
+            )
+        if self.removed:
+            line += f"; removed {count_text(len(self.removed), 'earlier album')} not in this run"
+        line += self._guesses()
+        if self.cache_outdated:
+            line += (
+                f"; {self.out / CACHE_DIR} predates these changes: run `nopaingan dataset cache {self.out}` again "
+                "before training"
+            )
+        return line
 
     def _guesses(self) -> str:
         """What no tag said: names taken from folder names or left unknown, genres left unknown."""
@@ -109,9 +144,11 @@ def import_dataset(
     link: bool = True,
     min_cover_size: int = MIN_COVER_SIZE,
     genre_from_audio: GenreFromAudio | None = None,
+    replace: bool = False,
     progress: bool = False,
 ) -> ImportReport:
-    """Build the dataset folder ``out`` from music folders and manifests (CSV, TSV, JSON, JSON lines).
+    """Build the dataset folder ``out`` from music folders and manifests (CSV, TSV, JSON, JSON lines), or add
+    to the one an earlier run wrote there (see :func:`build_dataset`; ``replace`` keeps only this run's albums).
 
     Albums keep the order of ``sources``; the first of several with the same artist and album is kept.
     URLs are fetched by ``downloader`` (by default one caching under ``~/.cache/nopaingan/downloads``).
@@ -123,7 +160,7 @@ def import_dataset(
     out = Path(out).expanduser()
     if not sources:
         raise DatasetError("no sources given: expected music folders or manifests")
-    _check_options(out, eval_fraction)
+    _check_options(out, eval_fraction, replace)
     candidates = [album for src in sources for album in _read_source(Path(src).expanduser(), out, progress)]
     return build_dataset(
         candidates,
@@ -134,6 +171,7 @@ def import_dataset(
         link=link,
         min_cover_size=min_cover_size,
         genre_from_audio=genre_from_audio,
+        replace=replace,
         progress=progress,
     )
 
@@ -148,11 +186,18 @@ def build_dataset(
     link: bool = True,
     min_cover_size: int = MIN_COVER_SIZE,
     genre_from_audio: GenreFromAudio | None = None,
+    replace: bool = False,
     progress: bool = False,
     total: int | None = None,
     action: str = "importing",
 ) -> ImportReport:
     """Write the dataset folder ``out`` from albums as sources describe them (see :func:`import_dataset`).
+
+    ``out`` must be new, empty or a dataset folder a run of this function wrote (:func:`check_out`). Into such a
+    folder the run adds: its albums replace their earlier versions (same album: same artist and album after
+    normalisation), the folder's other albums stay as they were (row, files and side of the split), and an
+    artist already there keeps its side (:func:`~training.split.assign_splits`). With ``replace`` the folder
+    holds this run's albums only, as a new one would.
 
     ``candidates`` may be a lazy iterable (``total`` is then its length for the progress bar, ``action`` what
     it says is done: ``importing albums``): each album is checked and staged as it comes, so a source that looks
@@ -161,25 +206,27 @@ def build_dataset(
     does not answer (:class:`CatalogueUnavailableError`, naming ``out``) or an interruption leaves it as it was.
     """
     out = Path(out).expanduser()
-    _check_options(out, eval_fraction)
+    earlier = _check_options(out, eval_fraction, replace)
     existed = out.exists()
     downloader = downloader or Downloader(default_cache_dir())
     staged = StagedFiles(out)
     seen: list[AlbumCandidate] = []
+    seen_keys: set[str] = set()
     imported: list[tuple[AlbumCandidate, dict]] = []
     skipped: list[Skipped] = []
-    kept: dict[str, str] = {}
+    first: dict[str, str] = {}  # album key -> id of its first album in this run
     bar = tqdm(candidates, desc=f"{action} albums", unit="album", disable=not progress, total=total)
     try:
         for candidate in bar:
             seen.append(candidate)
             # an album without a name is no known duplicate of another: its folder tells it apart
             key = album_key(candidate.artist, candidate.album if candidate.album != UNKNOWN else candidate.source)
+            seen_keys.add(key)
             try:
                 if candidate.problem:
                     raise DatasetError(candidate.problem)
-                if key in kept:
-                    raise DatasetError(f"duplicate of {kept[key]} (same artist and album after normalisation)")
+                if key in first:
+                    raise DatasetError(f"duplicate of {first[key]} (same artist and album after normalisation)")
                 row = _import_album(candidate, staged, downloader, link, min_cover_size)
             except UnreachableError as exc:  # not the album's fault: stop before anything goes into out
                 host = urlsplit(exc.url).netloc or "a download server"
@@ -187,30 +234,68 @@ def build_dataset(
             except NoPainGanError as exc:
                 skipped.append(Skipped(candidate.source, candidate.artist, candidate.album, str(exc)))
                 continue
-            kept[key] = row["id"]
+            first[key] = row["id"]
             imported.append((candidate, row))
         _fill_genres(imported, seen, staged, genre_from_audio)
         rows = [row for _, row in imported]
-        for row, split in zip(rows, assign_splits([r["artist"] for r in rows], eval_fraction, seed), strict=True):
+        new = {r["id"]: r for r in rows} | {_album_key(r): r for r in rows}
+        replaced = [r for r in earlier.rows if r["id"] in new or _album_key(r) in new]
+        others = [r for r in earlier.rows if r["id"] not in new and _album_key(r) not in new]
+        kept, removed = ([], others) if replace else (others, [])
+        splits = assign_splits(
+            [r["artist"] for r in rows],
+            eval_fraction,
+            seed,
+            kept=[(r["artist"], r["split"]) for r in kept],
+            earlier=[] if replace else [(r["artist"], r["split"]) for r in replaced],
+        )
+        for row, split in zip(rows, splits, strict=True):
             row["split"] = split
-        staged.move_in()
+        every = rows if replace else _merge(earlier.rows, rows, new)
+        left_out = [] if replace else [s for s in earlier.skipped if _album_key(s) not in seen_keys]
+        left_out += [asdict(s) for s in skipped]
+        before = (out / METADATA).read_bytes() if (out / METADATA).is_file() else b""
+        moved = staged.move_in()
     except CatalogueUnavailableError as exc:
         exc.out, exc.existed = out, existed
         raise
     finally:
         staged.discard()
 
-    write_text(out / METADATA, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    write_text(out / SKIPPED, "".join(json.dumps(asdict(s), ensure_ascii=False) + "\n" for s in skipped))
+    metadata = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in every)
+    write_text(out / METADATA, metadata)
+    write_text(out / SKIPPED, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in left_out))
     write_text(out / CARD, _CARD)
-    _remove_stale(out, {r["audio"] for r in rows} | {r["file_name"] for r in rows})
-    return ImportReport(out, rows, skipped)
+    _remove_stale(out, {r["audio"] for r in every} | {r["file_name"] for r in every})
+    changed = bool(moved) or metadata.encode("utf-8") != before
+    return ImportReport(out, rows, skipped, kept, removed, cache_outdated=changed and (out / CACHE_DIR).is_dir())
 
 
-def _check_options(out: Path, eval_fraction: float) -> None:
+def _album_key(row: dict) -> str:
+    """An album's key for duplicates and replacements, from a metadata or skipped row or a candidate's fields:
+    an album without a name is no known duplicate of another, its folder (``source``) tells it apart."""
+    return album_key(row["artist"], row["album"] if row["album"] != UNKNOWN else row["source"])
+
+
+def _merge(earlier: list[dict], rows: list[dict], new: dict[str, dict]) -> list[dict]:
+    """The earlier rows, each replaced in its place by this run's row of the same album (``new``: by id and by
+    key), then this run's other albums in their order: a repeated run leaves ``metadata.jsonl`` as it was."""
+    merged: list[dict] = []
+    placed: set[str] = set()
+    for row in earlier:
+        replacement = new.get(row["id"]) or new.get(_album_key(row))
+        if replacement is None:
+            merged.append(row)
+        elif replacement["id"] not in placed:
+            merged.append(replacement)
+            placed.add(replacement["id"])
+    return merged + [r for r in rows if r["id"] not in placed]
+
+
+def _check_options(out: Path, eval_fraction: float, replace: bool) -> EarlierDataset:
     if not 0.0 <= eval_fraction < 1.0:
         raise DatasetError(f"eval fraction must be at least 0 and below 1, found {eval_fraction}")
-    check_out(out)
+    return check_out(out, replace)
 
 
 def _fill_genres(
@@ -235,16 +320,78 @@ def _fill_genres(
         row.update(genres=genres, genre=genres[0], genre_source=origin)
 
 
-def check_out(out: Path) -> None:
-    """Refuse an output folder that holds anything the import did not write: it removes stale files there."""
+def check_out(out: Path, replace: bool = False) -> EarlierDataset:
+    """Refuse an output folder that a dataset run did not write, and return what earlier runs left there.
+
+    The folder must be new, empty, or hold only what :func:`build_dataset` writes, with its dataset card: a run
+    adds to it and removes files of albums it no longer lists, so a folder of unknown origin (a hand-made
+    dataset without the card, other files) is not written into. Every album of ``metadata.jsonl`` must have
+    its files, unless ``replace`` (then none of them stays)."""
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: output must be a folder, found a file")
-    foreign = sorted(p.name for p in out.iterdir() if p.name not in _OWN_ENTRIES) if out.is_dir() else []
+    entries = sorted(out.iterdir()) if out.is_dir() else []
+    if not entries:
+        return EarlierDataset()
+    names = [f"{p.name}/" if p.is_dir() else p.name for p in entries]
+    expected = f"{out}: expected a new, empty or dataset folder written by `nopaingan dataset import` or `fetch`"
+    another = "choose another --out (a run adds to the folder and removes files of albums it does not list)"
+    foreign = [n for p, n in zip(entries, names, strict=True) if p.name not in _OWN_ENTRIES | {*_temporary(out)}]
     if foreign:
+        more = f" (and {len(foreign) - 5} more)" if len(foreign) > 5 else ""
         raise DatasetError(
-            f"{out}: expected a new, empty or dataset folder (metadata.jsonl, skipped.jsonl, README.md, "
-            f"audio/, covers/), found also {', '.join(foreign[:5])}"
+            f"{expected} (metadata.jsonl, skipped.jsonl, README.md, audio/, covers/, cache/), found also "
+            f"{', '.join(foreign[:5])}{more}; {another}"
         )
+    card = out / CARD
+    if not card.is_file() or CARD_MARK not in card.read_text(encoding="utf-8", errors="replace"):
+        found = "a README.md that is not its dataset card" if card.exists() else f"{', '.join(names)} but no {CARD}"
+        raise DatasetError(f"{expected} (with its {CARD} dataset card), found {found}; {another}")
+    rows = _read_rows(out / METADATA, _ROW_FIELDS)
+    for number, row in enumerate(rows, 1):
+        for field_name, folder in (("audio", AUDIO_DIR), ("file_name", COVERS_DIR)):
+            name = row[field_name]
+            if PurePosixPath(name).parent != PurePosixPath(folder) or name.endswith(("/", "/..", "/.")):
+                raise DatasetError(
+                    f"{out / METADATA} line {number}: expected {field_name} to name a file in {folder}/ as "
+                    f"`dataset import` writes, found {name!r}; choose another --out"
+                )
+            if not replace and not (out / name).is_file():
+                raise DatasetError(
+                    f"{out / METADATA} line {number}: expected the files of every album in {out}, found "
+                    f"{name} of {row['id']} missing; put it back, or run with --replace to keep only this run's "
+                    "albums"
+                )
+    return EarlierDataset(rows, _read_rows(out / SKIPPED, _SKIPPED_FIELDS))
+
+
+def _temporary(out: Path) -> list[str]:
+    """Temporary files an interrupted write of the folder's own files left in it (removed by the next run)."""
+    return [p.name for p in out.iterdir() if _OWN_TEMPORARY.fullmatch(p.name) and p.is_file()]
+
+
+def _read_rows(path: Path, fields: Sequence[str]) -> list[dict]:
+    """The JSON objects of a JSON-lines file of the dataset folder (none when it does not exist), each with
+    ``fields`` as strings; anything else is refused, naming the line."""
+    if not path.is_file():
+        return []
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or not all(isinstance(row.get(f), str) for f in fields):
+            raise DatasetError(
+                f"{path} line {number}: expected a JSON object with {', '.join(fields)} as `dataset import` "
+                f"writes, found {line[:60]!r}; repair the line or choose another --out"
+            )
+        if "split" in fields and row["split"] not in (TRAIN, EVAL):
+            raise DatasetError(
+                f"{path} line {number}: expected split {TRAIN!r} or {EVAL!r}, found {row['split']!r}; repair the "
+                "line or choose another --out"
+            )
+        rows.append(row)
+    return rows
 
 
 def _read_source(source: Path, out: Path, progress: bool) -> list[AlbumCandidate]:
@@ -392,6 +539,8 @@ def _audio_extension(location: str, info: AudioInfo) -> str:
 
 def _remove_stale(out: Path, keep: set[str]) -> None:
     """Files of albums no longer in the dataset, and temporary files of an interrupted run."""
+    for name in _temporary(out):
+        (out / name).unlink(missing_ok=True)
     for folder in (AUDIO_DIR, COVERS_DIR):
         if (out / folder).is_dir():
             for path in (out / folder).iterdir():

@@ -233,10 +233,12 @@ def fetch_dataset(
     eval_fraction: float = EVAL_FRACTION,
     seed: int = 0,
     min_cover_size: int = MIN_COVER_SIZE,
+    replace: bool = False,
     progress: bool = False,
 ) -> ImportReport:
     """Look up ``albums`` in ``catalogues`` and write the dataset folder ``out`` (as
-    :func:`training.dataset_import.import_dataset` does), downloading previews and covers with ``downloader``.
+    :func:`training.dataset_import.import_dataset` does: adding to an earlier dataset there, or with ``replace``
+    keeping only these albums), downloading previews and covers with ``downloader``.
 
     Albums are looked up and downloaded one after the other; an interrupted fetch is run again with the same
     cache: answers and files it has are not asked or downloaded again. A catalogue that cannot be asked stops
@@ -249,7 +251,7 @@ def fetch_dataset(
         raise DatasetError(f"no catalogue given; expected some of {', '.join(CATALOGUES)}")
     if not 0.0 < min_score <= 1.0:
         raise DatasetError(f"--min-score must be above 0 and at most 1, found {min_score}")
-    check_out(Path(out).expanduser())
+    check_out(Path(out).expanduser(), replace)
     candidates: Iterator[AlbumCandidate] = (
         resolve(album, catalogues, min_score=min_score, margin=margin) for album in albums
     )
@@ -260,6 +262,7 @@ def fetch_dataset(
         eval_fraction=eval_fraction,
         seed=seed,
         min_cover_size=min_cover_size,
+        replace=replace,
         progress=progress,
         total=len(albums),
         action="fetching",
@@ -339,6 +342,11 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
     add("--retries", type=int_range(0, 100), default=3, metavar="N", help="retries of a failed request")
     add("--timeout", type=positive_float, default=30.0, metavar="S", help="seconds to wait for a server")
     add("--min-cover-size", type=int_range(1), default=MIN_COVER_SIZE, metavar="PX", help="smallest cover side kept")
+    add(
+        "--replace",
+        action="store_true",
+        help="keep only this run's albums in DATA, removing earlier ones it does not bring (default: add to them)",
+    )
     add_quiet(parser)
     # API endpoints and their rates, for tests and mirrors ($NOPAINGAN_DEEZER_API, $NOPAINGAN_ITUNES_API)
     add("--deezer-api", help=argparse.SUPPRESS)
@@ -359,7 +367,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     country = country_code(args.country)
     names = catalogue_names(args.catalogues)
     if args.out is not None:
-        check_out(args.out.expanduser())
+        check_out(args.out.expanduser(), args.replace)
         check_output_folder(args.out, "--out")
     if args.cover_size < args.min_cover_size:
         raise DatasetError(
@@ -412,6 +420,7 @@ def run_fetch(args: argparse.Namespace) -> int:
         eval_fraction=args.eval_fraction,
         seed=args.seed,
         min_cover_size=args.min_cover_size,
+        replace=args.replace,
         progress=not args.quiet,
     )
     print(report.summary().replace("imported", "fetched", 1))
