@@ -254,7 +254,6 @@ def build_dataset(
         every = rows if replace else _merge(earlier.rows, rows, new)
         left_out = [] if replace else [s for s in earlier.skipped if _album_key(s) not in seen_keys]
         left_out += [asdict(s) for s in skipped]
-        before = (out / METADATA).read_bytes() if (out / METADATA).is_file() else b""
         moved = staged.move_in()
     except CatalogueUnavailableError as exc:
         exc.out, exc.existed = out, existed
@@ -262,12 +261,11 @@ def build_dataset(
     finally:
         staged.discard()
 
-    metadata = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in every)
-    write_text(out / METADATA, metadata)
+    write_text(out / METADATA, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in every))
     write_text(out / SKIPPED, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in left_out))
     write_text(out / CARD, _CARD)
     _remove_stale(out, {r["audio"] for r in every} | {r["file_name"] for r in every})
-    changed = bool(moved) or metadata.encode("utf-8") != before
+    changed = bool(moved) or _albums(earlier.rows) != _albums(every)
     return ImportReport(out, rows, skipped, kept, removed, cache_outdated=changed and (out / CACHE_DIR).is_dir())
 
 
@@ -275,6 +273,11 @@ def _album_key(row: dict) -> str:
     """An album's key for duplicates and replacements, from a metadata or skipped row or a candidate's fields:
     an album without a name is no known duplicate of another, its folder (``source``) tells it apart."""
     return album_key(row["artist"], row["album"] if row["album"] != UNKNOWN else row["source"])
+
+
+def _albums(rows: list[dict]) -> dict[str, dict]:
+    """The rows by id, without where their albums were listed (a list's line may change, the album not)."""
+    return {r["id"]: {k: v for k, v in r.items() if k != "source"} for r in rows}
 
 
 def _merge(earlier: list[dict], rows: list[dict], new: dict[str, dict]) -> list[dict]:

@@ -1,0 +1,426 @@
+"""Runs of ``dataset import`` and ``dataset fetch`` into a folder an earlier run wrote: they add to it (earlier
+albums they do not bring stay byte for byte, with their side of the split), ``--replace`` keeps only the run's
+albums, and a folder no run wrote (a hand-made dataset, other files) is refused in one line, untouched."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+
+import pytest
+from catalogue_server import FakeAlbum, FakeCatalogues, FakeTrack
+from http_files import FileServer
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from music_library import image_bytes, make_track
+from PIL import Image
+
+from training.catalogues import make_catalogues
+from training.cleaning import artist_key
+from training.cli import main
+from training.dataset_import import import_dataset
+from training.download import Downloader
+from training.fetch import AlbumRequest, fetch_dataset
+from training.split import EVAL, TRAIN, assign_splits
+
+RED, BLUE = (220, 20, 20), (30, 40, 220)
+EVAL_FRACTION = 0.4
+# (artist, album): five artists, two of them with two albums
+ALBUMS = [
+    ("Ada", "One"),
+    ("Ada", "Two"),
+    ("Bo", "Three"),
+    ("Cy", "Four"),
+    ("Cy", "Five"),
+    ("Dee", "Six"),
+    ("Eve", "Ten"),
+]
+# an album's version in a run: its audio and cover, or "bad" (its cover file is missing: the run leaves it out)
+VERSIONS = (0, 1, "bad")
+
+
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two versions of a preview and of a cover, as local files manifests point at."""
+    root = tmp_path_factory.mktemp("pool")
+    make_track(root / "v0.mp3", 1.5, 330)
+    make_track(root / "v1.mp3", 1.5, 550)
+    (root / "v0.jpg").write_bytes(image_bytes(RED))
+    (root / "v1.jpg").write_bytes(image_bytes(BLUE))
+    return root
+
+
+def run(
+    pool: Path, out: Path, albums: dict[str, int | str], replace: bool = False, eval_fraction: float = EVAL_FRACTION
+):
+    """Import the albums named (by album title) in the versions given, from a manifest in the pool."""
+    lines = ["artist,album,genre,preview,cover"]
+    for artist, album in ALBUMS:
+        if album in albums:
+            version = albums[album]
+            cover = pool / ("missing.jpg" if version == "bad" else f"v{version}.jpg")
+            preview = pool / f"v{0 if version == 'bad' else version}.mp3"
+            lines.append(f"{artist},{album},rock,{preview},{cover}")
+    manifest = out.parent / "albums.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    downloader = Downloader(out.parent / "downloads", rate_limit=None)
+    return import_dataset(
+        [manifest], out, downloader=downloader, eval_fraction=eval_fraction, replace=replace, link=False
+    )
+
+
+def rows(out: Path) -> dict[str, dict]:
+    return {r["album"]: r for r in map(json.loads, (out / "metadata.jsonl").read_text().splitlines())}
+
+
+def files(out: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file of the folder (cache/ too) with its bytes and modification time."""
+    return {str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+
+
+def color(path: Path) -> tuple[int, int, int]:
+    with Image.open(path) as image:
+        return image.convert("RGB").getpixel((image.width // 2, image.height // 2))
+
+
+def check_run(pool: Path, out: Path, albums: dict[str, int | str], replace: bool) -> None:
+    """One run into ``out`` and everything the new rule says about the folder it leaves."""
+    earlier = rows(out) if (out / "metadata.jsonl").exists() else {}
+    before = files(out) if out.exists() else {}
+    report = run(pool, out, albums, replace)
+    brought = {a for a, v in albums.items() if v != "bad"}
+    others = set(earlier) - brought
+    after = rows(out)
+    # the albums: this run's, and unless --replace the earlier ones it did not bring
+    assert set(after) == (brought if replace else brought | set(earlier))
+    assert {r["album"] for r in report.albums} == brought
+    assert {r["album"] for r in report.kept} == (set() if replace else others)
+    assert {r["album"] for r in report.removed} == (others if replace else set())
+    # exactly the albums' files, kept albums' byte for byte (and not rewritten), this run's from its sources
+    names = {r[f] for r in after.values() for f in ("audio", "file_name")}
+    assert {n for n in files(out) if n.startswith(("audio/", "covers/"))} == names
+    for album in set(after) - brought:
+        assert after[album] == earlier[album]
+        for field in ("audio", "file_name"):
+            assert files(out)[after[album][field]] == before[after[album][field]]
+    for album in brought:
+        version = albums[album]
+        assert (out / after[album]["audio"]).read_bytes() == (pool / f"v{version}.mp3").read_bytes()
+        assert all(
+            abs(a - b) <= 12 for a, b in zip(color(out / after[album]["file_name"]), (RED, BLUE)[version], strict=True)
+        )
+    # the split: each artist on one side; earlier artists keep theirs unless --replace, which splits afresh
+    sides: dict[str, set[str]] = {}
+    for row in after.values():
+        sides.setdefault(artist_key(row["artist"]), set()).add(row["split"])
+    assert all(len(s) == 1 for s in sides.values()), sides
+    if replace:
+        splits = [r["split"] for r in report.albums]
+        assert splits == assign_splits([r["artist"] for r in report.albums], EVAL_FRACTION)
+    else:
+        earlier_sides = {artist_key(r["artist"]): r["split"] for r in earlier.values()}
+        assert all(r["split"] == earlier_sides.get(artist_key(r["artist"]), r["split"]) for r in after.values())
+    # what was left out: this run's bad albums, and unless --replace earlier ones this run did not mention
+    left_out = {r["album"] for r in map(json.loads, (out / "skipped.jsonl").read_text().splitlines())}
+    earlier_left_out = {a for a in before_skipped(before) if a not in albums}
+    assert left_out == {a for a, v in albums.items() if v == "bad"} | (set() if replace else earlier_left_out)
+    # the summary
+    line = report.summary()
+    kept = re.search(r"; kept (\d+) earlier albums? \((\d+) in all: train (\d+), eval (\d+)\)", line)
+    removed = re.search(r"; removed (\d+) earlier albums? not in this run", line)
+    assert (int(kept[1]) if kept else 0) == (0 if replace else len(others)), line
+    assert (int(removed[1]) if removed else 0) == (len(others) if replace else 0), line
+    if kept:
+        splits = [r["split"] for r in after.values()]
+        assert [int(n) for n in kept.groups()[1:]] == [len(after), splits.count(TRAIN), splits.count(EVAL)]
+
+
+def before_skipped(before: dict[str, tuple[bytes, int]]) -> set[str]:
+    text = before.get("skipped.jsonl", (b"", 0))[0].decode()
+    return {r["album"] for r in map(json.loads, text.splitlines())}
+
+
+# sequences of runs: (albums and their versions, --replace)
+SEQUENCES = [
+    # the trial's case: a second list into the folder of the first keeps the first's albums
+    [({"One": 0, "Three": 0, "Four": 0, "Six": 0}, False), ({"Ten": 0}, False)],
+    # a changed album replaces its earlier version, the others stay
+    [({"One": 0, "Three": 0}, False), ({"One": 1}, False)],
+    # a new album of an artist already there goes to that artist's side
+    [({"One": 0, "Three": 0, "Four": 0, "Six": 0, "Ten": 0}, False), ({"Two": 0, "Five": 1}, False)],
+    # --replace keeps only the run's albums
+    [({"One": 0, "Three": 0, "Four": 0}, False), ({"Three": 1}, True)],
+    [({"One": 0, "Two": 0}, False), ({"Ten": 0}, False), ({"One": 0, "Two": 0}, True)],
+    # an album the run leaves out is kept from before, and listed as left out by this run
+    [({"One": 0, "Three": 0}, False), ({"One": "bad", "Six": 0}, False)],
+    # an album left out before and brought now leaves skipped.jsonl; one not mentioned stays there
+    [({"One": "bad", "Three": "bad", "Six": 0}, False), ({"One": 0}, False)],
+    [({"One": "bad", "Six": 0}, False), ({"Ten": 0}, True)],
+]
+
+
+@pytest.mark.parametrize("sequence", SEQUENCES)
+def test_runs_add_to_the_folder_and_replace_keeps_only_the_last(tmp_path: Path, pool: Path, sequence) -> None:
+    out = tmp_path / "DATA"
+    for albums, replace in sequence:
+        check_run(pool, out, albums, replace)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(
+            st.dictionaries(
+                st.sampled_from([album for _, album in ALBUMS]), st.sampled_from(VERSIONS), min_size=1, max_size=4
+            ),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_any_sequence_of_runs_keeps_or_removes_exactly_the_others(tmp_path: Path, pool: Path, sequence) -> None:
+    out = Path(tempfile.mkdtemp(dir=tmp_path)) / "DATA"
+    for albums, replace in sequence:
+        check_run(pool, out, albums, replace)
+
+
+def test_a_repeated_run_changes_no_file_whatever_came_between(tmp_path: Path, pool: Path) -> None:
+    out = tmp_path / "DATA"
+    run(pool, out, {"One": 0, "Three": 0, "Six": 1})
+    first = files(out)
+    report = run(pool, out, {"One": 0, "Three": 0, "Six": 1})
+    assert files(out) == first and report.summary() == "imported 3 albums (train 2, eval 1), skipped 0"
+    run(pool, out, {"Ten": 0, "Two": 1})  # then the first list again: its rows stay where they were
+    second = files(out)
+    report = run(pool, out, {"One": 0, "Three": 0, "Six": 1})
+    assert files(out) == second
+    assert list(rows(out)) == ["One", "Three", "Six", "Two", "Ten"]  # the list order of the runs
+    assert report.summary() == "imported 3 albums (train 2, eval 1), skipped 0; kept 2 earlier albums (5 in all: " + (
+        f"train {[r['split'] for r in rows(out).values()].count(TRAIN)}, "
+        f"eval {[r['split'] for r in rows(out).values()].count(EVAL)})"
+    )
+
+
+def test_a_run_that_changes_albums_says_the_cache_is_older(tmp_path: Path, pool: Path) -> None:
+    out = tmp_path / "DATA"
+    run(pool, out, {"One": 0, "Three": 0})
+    (out / "cache").mkdir()
+    (out / "cache/shard-1.safetensors").write_bytes(b"what dataset cache wrote")
+    note = f"; {out / 'cache'} predates these changes: run `nopaingan dataset cache {out}` again before training"
+    for albums, replace, says in [
+        ({"One": 0, "Three": 0}, False, False),  # nothing changed
+        ({"Six": 0}, False, True),  # an album added
+        ({"One": 1}, False, True),  # an album's files changed
+        ({"One": 1, "Three": 0, "Six": 0}, False, False),
+        ({"One": 1, "Three": 0}, True, True),  # an album removed
+    ]:
+        summary = run(pool, out, albums, replace).summary()
+        assert summary.endswith(note) == says, summary
+    assert (out / "cache/shard-1.safetensors").read_bytes() == b"what dataset cache wrote"
+
+
+def test_the_eval_share_counts_the_earlier_albums(tmp_path: Path, pool: Path) -> None:
+    """Fetching one album at a time still fills eval: the share is of the whole dataset."""
+    out = tmp_path / "DATA"
+    for _, album in ALBUMS:
+        if album in ("Two", "Five"):
+            continue  # one album per artist
+        run(pool, out, {album: 0}, eval_fraction=0.5)
+    splits = [r["split"] for r in rows(out).values()]
+    assert splits.count(EVAL) == round(0.5 * len(splits)) == 2
+
+
+# --- the split of albums added to a dataset ---------------------------------------------------------------
+
+ARTISTS = st.lists(st.sampled_from(["Ada", "ada", "Bo", "Cy", "Dee", "Eve", "Fox", "Gil", "Hal"]), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ARTISTS, ARTISTS, ARTISTS, st.sampled_from([0.0, 0.3, 0.5, 0.9]), st.integers(0, 3))
+def test_added_albums_keep_artists_on_their_side_and_fill_eval_to_the_share(
+    before: list[str], replaced: list[str], added: list[str], fraction: float, seed: int
+) -> None:
+    kept = list(zip(before, assign_splits(before, fraction, seed), strict=True))
+    earlier = [(a, EVAL if i % 2 else TRAIN) for i, a in enumerate(replaced)]
+    splits = assign_splits(added, fraction, seed, kept=kept, earlier=earlier)
+    assert splits == assign_splits(added[::-1], fraction, seed, kept=kept, earlier=earlier)[::-1]  # any order
+    fixed: dict[str, str] = {}
+    for artist, side in [*kept, *earlier]:
+        fixed.setdefault(artist_key(artist), side)
+    every = [*kept, *zip(added, splits, strict=True)]
+    sides: dict[str, set[str]] = {}
+    for artist, side in every:
+        sides.setdefault(artist_key(artist), set()).add(side)
+    assert all(len(s) == 1 for s in sides.values())
+    assert all(side == fixed.get(artist_key(a), side) for a, side in zip(added, splits, strict=True))
+    forced = sum(side == EVAL for _, side in kept) + sum(fixed.get(artist_key(a)) == EVAL for a in added)
+    evals = sum(side == EVAL for _, side in every)
+    assert evals <= max(forced, round(fraction * len(every)))
+    if not kept and not earlier:
+        assert splits == assign_splits(added, fraction, seed)  # a new dataset's split
+
+
+# --- folders no run wrote ---------------------------------------------------------------------------------
+
+CARD = "---\nconfigs: []\n---\nWritten by `nopaingan dataset import`: ...\n"
+ROW = {"id": "ada-one-1", "file_name": "covers/ada-one-1.jpg", "audio": "audio/ada-one-1.mp3", "artist": "Ada"}
+ROW |= {"album": "One", "split": "train", "source": "albums.csv:2"}
+
+
+def hand_made(out: Path) -> None:
+    """A dataset folder made by hand (or by the seed's scripts): metadata, audio, covers and a cache, no card."""
+    (out / "audio").mkdir(parents=True)
+    (out / "covers").mkdir()
+    (out / "cache").mkdir()
+    for n in range(3):
+        (out / f"audio/{n}.wav").write_bytes(b"RIFF" + bytes([n]) * 40)
+        (out / f"covers/{n}.jpg").write_bytes(image_bytes(RED))
+    (out / "cache/shard-0.safetensors").write_bytes(b"tensors")
+    (out / "metadata.jsonl").write_text(
+        "".join(json.dumps({"file_name": f"covers/{n}.jpg", "audio": f"audio/{n}.wav"}) + "\n" for n in range(3))
+    )
+
+
+def ours(out: Path, row: dict | str = ROW, card: str = CARD) -> None:
+    """A folder with our card and one metadata row (with its files)."""
+    (out / "audio").mkdir(parents=True)
+    (out / "covers").mkdir()
+    (out / "audio/ada-one-1.mp3").write_bytes(b"mp3")
+    (out / "covers/ada-one-1.jpg").write_bytes(b"jpg")
+    (out / "README.md").write_text(card)
+    (out / "metadata.jsonl").write_text((row if isinstance(row, str) else json.dumps(row)) + "\n")
+
+
+# (how the folder is made, --replace, what the one line says after "OUT: ")
+REFUSED = [
+    (
+        hand_made,
+        False,
+        "expected a new, empty or dataset folder written by `nopaingan dataset import` or `fetch` (with its "
+        "README.md dataset card), found audio/, cache/, covers/, metadata.jsonl but no README.md; choose another "
+        "--out (a run adds to the folder and removes files of albums it does not list)",
+    ),
+    (hand_made, True, "found audio/, cache/, covers/, metadata.jsonl but no README.md; choose another --out"),
+    (lambda out: (out / "cache").mkdir(parents=True), False, "found cache/ but no README.md"),
+    (lambda out: ours(out, card="# My albums\n"), False, "found a README.md that is not its dataset card"),
+    (
+        lambda out: (ours(out), (out / "notes.txt").write_text("mine"), (out / "Extra").mkdir()),
+        True,
+        "(metadata.jsonl, skipped.jsonl, README.md, audio/, covers/, cache/), found also Extra/, notes.txt; "
+        "choose another --out",
+    ),
+    (
+        lambda out: ours(out, row="not json"),
+        True,
+        "metadata.jsonl line 1: expected a JSON object with id, file_name, audio, artist, album, split, source as "
+        "`dataset import` writes, found 'not json'; repair the line or choose another --out",
+    ),
+    (
+        lambda out: ours(out, row=ROW | {"split": "test"}),
+        False,
+        "metadata.jsonl line 1: expected split 'train' or 'eval', found 'test'",
+    ),
+    (
+        lambda out: ours(out, row=ROW | {"audio": "../elsewhere.mp3"}),
+        True,
+        "metadata.jsonl line 1: expected audio to name a file in audio/ as `dataset import` writes, found "
+        "'../elsewhere.mp3'; choose another --out",
+    ),
+    (
+        lambda out: (ours(out), (out / "audio/ada-one-1.mp3").unlink()),
+        False,
+        "metadata.jsonl line 1: expected the files of every album in {out}, found audio/ada-one-1.mp3 of "
+        "ada-one-1 missing; put it back, or run with --replace to keep only this run's albums",
+    ),
+]
+
+
+@pytest.mark.parametrize("command", ["import", "fetch"])
+@pytest.mark.parametrize(("make", "replace", "says"), REFUSED)
+def test_a_folder_no_run_wrote_is_refused_and_left_alone(
+    tmp_path: Path, pool: Path, capsys, command: str, make, replace: bool, says: str
+) -> None:
+    out = tmp_path / "data"
+    make(out)
+    before = files(out)
+    source = tmp_path / "albums.csv"
+    source.write_text(f"artist,album,preview,cover\nAda,One,{pool / 'v0.mp3'},{pool / 'v0.jpg'}\n")
+    argv = ["dataset", command, str(source), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--quiet"]
+    assert main(argv + ["--replace"] * replace) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and captured.out == "" and "Traceback" not in captured.err, captured.err
+    assert lines[0].startswith(f"nopaingan dataset {command}: error: {out}")
+    assert says.format(out=out) in lines[0]
+    assert files(out) == before and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_folders_runs_write_into(tmp_path: Path, pool: Path) -> None:
+    """New, empty, our own (also with a leftover temporary file of an interrupted write), and our own with a
+    missing album file under --replace."""
+    (tmp_path / "empty").mkdir()
+    ours(tmp_path / "own")
+    (tmp_path / "own/.metadata.jsonl.x1y2.tmp").write_text("half")
+    ours(tmp_path / "gone")
+    (tmp_path / "gone/covers/ada-one-1.jpg").unlink()
+    for name, replace, kept in [("new", False, 0), ("empty", False, 0), ("own", False, 1), ("gone", True, 0)]:
+        report = run(pool, tmp_path / name, {"Three": 0}, replace)
+        assert [r["album"] for r in report.kept] == ["One"] * kept
+        assert set(rows(tmp_path / name)) == ({"Three", "One"} if kept else {"Three"})
+        assert not (tmp_path / name / ".metadata.jsonl.x1y2.tmp").exists()
+
+
+# --- dataset fetch ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def catalogue(pool: Path):
+    """A Deezer catalogue on a local server with three albums (built as test_fetch's shop)."""
+    with FileServer() as server:
+        fake = FakeCatalogues(server)
+        preview = (pool / "v0.mp3").read_bytes()
+        for artist, album, rgb in [("Ada", "One", RED), ("Bo", "Three", BLUE), ("Eve", "Ten", RED)]:
+            fake.add_deezer(FakeAlbum(artist, album, image_bytes(rgb), [FakeTrack("a", preview)]))
+        yield server, fake
+
+
+def test_fetch_one_list_after_another_keeps_the_earlier_albums(tmp_path: Path, catalogue, capsys) -> None:
+    """The trial's finding: fetching one list at a time into one folder kept only the last list's albums."""
+    server, fake = catalogue
+    out = tmp_path / "DATA"
+    fast = ["--deezer-rate", "0", "--rate-limit", "0", "--backoff", "0", "--quiet", "--catalogues", "deezer"]
+    fast += ["--eval-fraction", "0"]
+    fast += ["--deezer-api", fake.deezer_url, "--cache-dir", str(tmp_path / "c"), "--out", str(out)]
+
+    def fetch(albums: str, *options: str) -> str:
+        (tmp_path / "albums.csv").write_text("artist,album\n" + albums)
+        assert main(["dataset", "fetch", str(tmp_path / "albums.csv"), *fast, *options]) == 0
+        return capsys.readouterr().out
+
+    assert fetch("Ada,One\nBo,Three\n") == "fetched 2 albums (train 2, eval 0), skipped 0\n"
+    first, earlier = files(out), rows(out)
+    assert fetch("Eve,Ten\n") == (
+        "fetched 1 album (train 1, eval 0), skipped 0; kept 2 earlier albums (3 in all: train 3, eval 0)\n"
+    )
+    assert {k: v for k, v in rows(out).items() if k != "Ten"} == earlier
+    assert all(files(out)[n] == first[n] for r in earlier.values() for n in (r["audio"], r["file_name"]))
+    assert fetch("Bo,Three\n", "--replace") == (
+        "fetched 1 album (train 1, eval 0), skipped 0; removed 2 earlier albums not in this run\n"
+    )
+    assert set(rows(out)) == {"Three"} and len(list((out / "audio").iterdir())) == 1
+
+
+def test_the_python_api_adds_too(tmp_path: Path, catalogue) -> None:
+    server, fake = catalogue
+    catalogues = make_catalogues(
+        ["deezer"], lambda rate, statuses: Downloader(tmp_path / "api", rate_limit=None), deezer_api=fake.deezer_url
+    )
+    media = Downloader(tmp_path / "c", rate_limit=None)
+    fetch_dataset([AlbumRequest("Ada", "One", "l:2")], tmp_path / "DATA", catalogues=catalogues, downloader=media)
+    report = fetch_dataset(
+        [AlbumRequest("Eve", "Ten", "l:2")], tmp_path / "DATA", catalogues=catalogues, downloader=media
+    )
+    assert [r["album"] for r in report.kept] == ["One"] and set(rows(tmp_path / "DATA")) == {"One", "Ten"}
