@@ -607,7 +607,8 @@ def test_dataset_cache_skips_an_unreadable_song_and_the_rest_trains(env, tmp_pat
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"), "--max-steps", "1", "--quiet"]) == 0
     assert main(argv) == 0  # again: the bad album is tried and reported again
     assert (data / "cache" / "skipped.jsonl").read_text().count("\n") == 1
-    assert main(["dataset", "import", str(env.music), "--out", str(data), "--copy", "--quiet"]) == 0  # cache/ is fine
+    # a hand-made dataset folder (no dataset card) is not written into, cache/ or not (test_dataset_folder.py)
+    assert main(["dataset", "import", str(env.music), "--out", str(data), "--copy", "--quiet"]) == 2
 
 
 # --- never overwritten, readable by others, regenerated bit for bit -----------------------------------------

@@ -301,7 +301,7 @@ REFUSED = [
         False,
         "expected a new, empty or dataset folder written by `nopaingan dataset import` or `fetch` (with its "
         "README.md dataset card), found audio/, cache/, covers/, metadata.jsonl but no README.md; choose another "
-        "--out (a run adds to the folder and removes files of albums it does not list)",
+        "--out (a run replaces and removes files in its folder)",
     ),
     (hand_made, True, "found audio/, cache/, covers/, metadata.jsonl but no README.md; choose another --out"),
     (lambda out: (out / "cache").mkdir(parents=True), False, "found cache/ but no README.md"),

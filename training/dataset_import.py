@@ -327,9 +327,9 @@ def check_out(out: Path, replace: bool = False) -> EarlierDataset:
     """Refuse an output folder that a dataset run did not write, and return what earlier runs left there.
 
     The folder must be new, empty, or hold only what :func:`build_dataset` writes, with its dataset card: a run
-    adds to it and removes files of albums it no longer lists, so a folder of unknown origin (a hand-made
-    dataset without the card, other files) is not written into. Every album of ``metadata.jsonl`` must have
-    its files, unless ``replace`` (then none of them stays)."""
+    replaces files there (and with ``replace`` removes those of the albums it does not bring), so a folder of
+    unknown origin (a hand-made dataset without the card, other files) is not written into. Every album of
+    ``metadata.jsonl`` must have its files, unless ``replace`` (then none of them stays)."""
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: output must be a folder, found a file")
     entries = sorted(out.iterdir()) if out.is_dir() else []
@@ -337,7 +337,7 @@ def check_out(out: Path, replace: bool = False) -> EarlierDataset:
         return EarlierDataset()
     names = [f"{p.name}/" if p.is_dir() else p.name for p in entries]
     expected = f"{out}: expected a new, empty or dataset folder written by `nopaingan dataset import` or `fetch`"
-    another = "choose another --out (a run adds to the folder and removes files of albums it does not list)"
+    another = "choose another --out (a run replaces and removes files in its folder)"
     foreign = [n for p, n in zip(entries, names, strict=True) if p.name not in _OWN_ENTRIES | {*_temporary(out)}]
     if foreign:
         more = f" (and {len(foreign) - 5} more)" if len(foreign) > 5 else ""
