@@ -254,6 +254,7 @@ def build_dataset(
         every = rows if replace else _merge(earlier.rows, rows, new)
         left_out = [] if replace else [s for s in earlier.skipped if _album_key(s) not in seen_keys]
         left_out += [asdict(s) for s in skipped]
+        write_text(out / CARD, _CARD)  # first: whatever moves in after it, the folder is recognisably a dataset's
         moved = staged.move_in()
     except CatalogueUnavailableError as exc:
         exc.out, exc.existed = out, existed
@@ -263,7 +264,6 @@ def build_dataset(
 
     write_text(out / METADATA, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in every))
     write_text(out / SKIPPED, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in left_out))
-    write_text(out / CARD, _CARD)
     _remove_stale(out, {r["audio"] for r in every} | {r["file_name"] for r in every})
     changed = bool(moved) or _albums(earlier.rows) != _albums(every)
     return ImportReport(out, rows, skipped, kept, removed, cache_outdated=changed and (out / CACHE_DIR).is_dir())
