@@ -4,7 +4,9 @@ a temporary file, and never a file only its owner can read.
 Each file is written next to its destination under a temporary name, given the permissions the umask allows
 (``mkstemp`` makes ``-rw-------`` files), then renamed over the destination in one step. Every file written
 this way is remembered (:func:`written`), so a command that fails half way can say which of its outputs were
-kept. :func:`check_output_folder` tries a folder before any slow work starts.
+kept; a folder of such files renamed or removed as a whole (a checkpoint written under a temporary name) updates
+the record (:func:`moved_written`, :func:`removed_written`), so that it names only files that are there.
+:func:`check_output_folder` tries a folder before any slow work starts.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from pathlib import Path
 
 from .errors import OutputError
 
-_written: list[Path] = []
+_written: dict[Path, None] = {}  # an ordered set
 
 
 def written() -> list[Path]:
-    """Files written atomically since the last :func:`forget_written`, oldest first."""
+    """Files written atomically since the last :func:`forget_written` and still in place, oldest first (a file
+    written twice counts once, at its first writing)."""
     return list(_written)
 
 
@@ -33,7 +36,25 @@ def forget_written() -> None:
 
 def remember_written(path: Path) -> None:
     """Add ``path``, put in place in one step by other means (a rename), to the record of written files."""
-    _written.append(path)
+    _written.setdefault(path)
+
+
+def _under(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def moved_written(src: Path, dest: Path) -> None:
+    """The folder ``src`` was renamed to ``dest``: the record names its files under their new paths."""
+    moved = [dest / p.relative_to(src) if _under(p, src) else p for p in _written]
+    _written.clear()
+    _written.update(dict.fromkeys(moved))
+
+
+def removed_written(path: Path) -> None:
+    """The file or folder ``path`` was removed: the record forgets it and whatever it held."""
+    kept = [p for p in _written if not _under(p, path)]
+    _written.clear()
+    _written.update(dict.fromkeys(kept))
 
 
 def umask() -> int:
@@ -82,7 +103,7 @@ def temporary_beside(dest: Path, replace: bool = True) -> Iterator[Path]:
             os.replace(tmp, dest)
         else:
             _link_new(tmp, dest)
-        _written.append(dest)
+        remember_written(dest)
     except OSError as exc:  # name the file the user asked for, not the temporary one (os.write names none)
         if exc.filename in (None, str(tmp), name):
             raise type(exc)(exc.errno, exc.strerror, str(dest)) from exc

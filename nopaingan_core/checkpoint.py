@@ -116,10 +116,22 @@ def new_fusion(
     return model
 
 
+def non_finite_tensors(model: nn.Module) -> list[str]:
+    """Names of ``model``'s floating-point parameters and buffers holding a NaN or an infinite value."""
+    return [
+        name
+        for name, value in model.state_dict().items()
+        if value.is_floating_point() and not torch.isfinite(value).all()
+    ]
+
+
 def save_fusion(model: FusionModel, path: str | os.PathLike) -> Path:
-    """Write weights and metadata atomically: a crash mid-write leaves the previous file intact."""
+    """Write weights and metadata atomically: a crash mid-write leaves the previous file intact. Weights that are
+    not all finite are refused (CheckpointError, nothing written), as :func:`load_fusion` would refuse them."""
     from .atomic import save_safetensors
 
+    if bad := non_finite_tensors(model):
+        raise CheckpointError(f"{path}: not written: tensor '{bad[0]}' contains NaN or infinite values")
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     return save_safetensors(tensors, path, metadata={METADATA_KEY: json.dumps(model.metadata())})
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from nopaingan_core.atomic import moved_written, removed_written
 from nopaingan_core.checkpoint import FusionModel, load_fusion, save_fusion
 from nopaingan_core.errors import CheckpointError
 
@@ -104,15 +105,22 @@ def save_checkpoint(
             save_safetensors(opt_tensors, tmp / OPTIMIZER, metadata={"state": json.dumps(opt_meta)})
             write_text(tmp / TRAINER, json.dumps(trainer, indent=1))
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove(tmp)
         raise
     barrier()
     if is_main:
         if final.exists():
-            shutil.rmtree(final)
+            _remove(final, ignore_errors=False)
         os.replace(tmp, final)
+        moved_written(tmp, final)  # a failing command lists the checkpoint's files where they are now
     barrier()
     return final
+
+
+def _remove(folder: Path, ignore_errors: bool = True) -> None:
+    """Remove ``folder`` and drop its files from the record of written files (:func:`moved_written`)."""
+    removed_written(folder)
+    shutil.rmtree(folder, ignore_errors=ignore_errors)
 
 
 def checkpoints(run: Path) -> list[Path]:
@@ -127,10 +135,10 @@ def prune_checkpoints(run: Path, keep: int) -> None:
     killed save left (a failing one removes its own). Called by the main process after a complete save."""
     root = run / CHECKPOINTS
     for leftover in root.glob(".tmp-step-*") if root.is_dir() else []:
-        shutil.rmtree(leftover, ignore_errors=True)
+        _remove(leftover)
     if keep > 0:
         for old in checkpoints(run)[:-keep]:
-            shutil.rmtree(old)
+            _remove(old, ignore_errors=False)
 
 
 def load_checkpoint(path: Path, fusion: FusionModel, optimizer: torch.optim.Optimizer, rank: int = 0) -> dict:
