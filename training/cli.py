@@ -271,7 +271,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     from nopaingan_core.sampling import SCHEDULERS
 
     from .recipes import RECIPES
-    from .train import ADAPTER_INITS, MAX_LR, MIXED_PRECISION, OPTIMIZERS
+    from .train import ADAPTER_INITS, EVAL_EVERY, MAX_LR, MIXED_PRECISION, OPTIMIZERS, SAVE_EVERY
 
     train = sub.add_parser(
         "train",
@@ -308,12 +308,12 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         "(default: the recipe's: data; seed: random)",
     )
     add("--mixed-precision", choices=MIXED_PRECISION, default="no", help="accelerate's mixed precision of the UNet")
-    add("--save-every", type=int_range(1), default=500, help="checkpoint every N steps")
+    add("--save-every", type=int_range(1), default=SAVE_EVERY, help="checkpoint every N steps and at the end")
     add("--keep-checkpoints", type=int_range(0), default=2, help="newest checkpoints kept, 0: all")
     add(
         "--eval-every",
         type=int_range(0),
-        default=500,
+        default=EVAL_EVERY,
         help="held-out diffusion MSE vs text only every N steps and at the end, 0: never",
     )
     add("--eval-albums", type=int_range(1), default=64, help="eval albums measured by --eval-every")
@@ -343,7 +343,11 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         metavar="CKPT",
         help="fusion checkpoint (.safetensors) or training run folder",
     )
-    add("--out", type=path_arg, help="report folder (default: next to the checkpoint, eval/)")
+    add(
+        "--out",
+        type=path_arg,
+        help="report folder, refused if it holds a report (default: eval/ next to the checkpoint, else eval-1/...)",
+    )
     add("--cache", type=existing_folder("cache folder"), metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
     add("--split", choices=("train", "eval"), default="eval", help="albums to evaluate on")
@@ -365,9 +369,22 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     ev.set_defaults(run=_run_evaluate)
 
 
+def _require_dataset(data: Path) -> None:
+    """Refuse a ``--data`` folder without ``metadata.jsonl`` before anything else is looked for (its cache...)."""
+    from .records import METADATA
+
+    if not (data / METADATA).is_file():
+        raise NoPainGanError(
+            f"--data {data} has no {METADATA}, expected a dataset folder (nopaingan dataset import SRC --out DATA)"
+        )
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from nopaingan_core.atomic import check_output_folder
 
+    from .errors import count_text
+
+    _require_dataset(args.data)
     check_output_folder(args.out, "--out")
     from .train import TrainConfig, train
 
@@ -403,7 +420,7 @@ def _run_train(args: argparse.Namespace) -> int:
     )
     result = train(config)
     if result.main_process:
-        print(f"{result.fusion}: {result.steps} steps, final loss {result.final_loss:.5f}")
+        print(f"{result.fusion}: {count_text(result.steps, 'step')}, final loss {result.final_loss:.5f}")
     return 0
 
 
@@ -411,9 +428,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from nopaingan_core.atomic import check_output_folder
     from nopaingan_core.cli import device_from_args
 
-    from .evaluate import EvalConfig, evaluate
+    from .evaluate import EvalConfig, evaluate, report_folder
 
-    out = check_output_folder(args.out or args.fusion.parent / "eval", "--out")
+    _require_dataset(args.data)
+    out = check_output_folder(args.out or report_folder(args.fusion.parent), "--out")  # evaluate refuses a report
     device, dtype = device_from_args(args)
     config = EvalConfig(
         data=args.data,

@@ -31,10 +31,13 @@ from nopaingan_core.sampling import load_minisd, to_pil
 
 from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CacheReader, cover_pixels
+from .errors import count_text
 from .records import EVAL, read_dataset
 from .train import derived_seed, diffusion_loss
 
 CONDITIONS = ("text_only", "music")
+EVAL_DIR = "eval"  # the default report folder beside the checkpoint (then eval-1, eval-2...)
+REPORT_FILES = ("eval.json", "eval.md", "grid.png")
 # torch-fidelity's InceptionV3 (pt_inception-2015-12-05): the FID reference network. Its published file is a
 # torch pickle, so it is loaded only when its SHA-256 matches the one in its published name.
 INCEPTION_SHA256_PREFIX = "6726825d"
@@ -97,6 +100,7 @@ def evaluate(config: EvalConfig, feature: nn.Module | None = None) -> EvalResult
     Writes ``eval.json``, ``eval.md`` and ``grid.png`` into ``config.out``."""
     from tqdm import tqdm
 
+    check_no_report(Path(config.out))
     albums = read_dataset(config.data, config.split)[: config.limit]
     if not albums:
         raise NoPainGanError(f"{config.data}: no albums in the {config.split} split")
@@ -151,6 +155,24 @@ def evaluate(config: EvalConfig, feature: nn.Module | None = None) -> EvalResult
     report = _report(config, albums, spec, max_timestep, mse, stacked, prompts, feature)
     _write_outputs(config, report, stacked, [a.album for a in albums])
     return EvalResult(report, [a.id for a in albums], stacked)
+
+
+def check_no_report(out: Path) -> None:
+    """Refuse a report folder holding an earlier evaluation's files: a report is never overwritten."""
+    for name in REPORT_FILES:
+        if (out / name).exists():
+            raise NoPainGanError(f"--out {out} holds an earlier evaluation's {name}; use another --out")
+
+
+def report_folder(beside: Path) -> Path:
+    """The default report folder in ``beside`` (the checkpoint's folder): ``eval``, or ``eval-1``, ``eval-2``...
+    the first holding no earlier report (the numbering of :func:`nopaingan_core.atomic.unique_path`)."""
+    n = 0
+    while True:
+        folder = beside / (EVAL_DIR if n == 0 else f"{EVAL_DIR}-{n}")
+        if not any((folder / name).exists() for name in REPORT_FILES):
+            return folder
+        n += 1
 
 
 def _paired(a: list[float], b: list[float]) -> dict:
@@ -282,7 +304,7 @@ def markdown_table(report: dict) -> str:
         ("CLIP score (higher is better)", "clip_score", "{:.2f}"),
     ]
     lines = [
-        f"Evaluation of `{report['fusion']}` on {report['albums']} {report['split']} albums "
+        f"Evaluation of `{report['fusion']}` on {count_text(report['albums'], report['split'] + ' album')} "
         f"(strength {report['strength']:g}, seed {report['seed']}, timesteps in [0, {report['max_timestep']}))",
         "",
         "| metric | text only (strength 0) | music | real covers |",

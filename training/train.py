@@ -18,6 +18,7 @@ import io
 import itertools
 import json
 import math
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -29,13 +30,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nopaingan_core.checkpoint import FusionModel, new_fusion, save_fusion
+from nopaingan_core.checkpoint import FusionModel, new_fusion, non_finite_tensors, save_fusion
 from nopaingan_core.errors import CheckpointError, NoPainGanError
 from nopaingan_core.hub import from_pretrained
 
 from .adapter_init import STATS_ALBUMS, whiten_adapter_input
 from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CachedAlbum, CacheReader
+from .errors import count_text
 from .recipes import (
     gate_change,
     gate_opening,
@@ -47,7 +49,7 @@ from .recipes import (
     stays_inert,
     warmup_steps,
 )
-from .records import EVAL, TRAIN, read_dataset
+from .records import EVAL, METADATA, TRAIN, read_dataset
 from .resume import checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 
 if TYPE_CHECKING:
@@ -59,9 +61,17 @@ ADAPTER_INITS = ("data", "random")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 FUSION_FILE = "fusion.safetensors"
 CONFIG_FILE = "config.json"
-# What a run writes into its folder: a folder holding only these (a run stopped before its first checkpoint) is
+SUMMARY_FILE = "summary.json"
+# What a run writes into its folder, and the report `nopaingan evaluate --fusion RUN` writes there (eval/, then
+# eval-1/...; training.evaluate.EVAL_DIR): a folder holding only these (a run stopped before its first checkpoint) is
 # reused; any other file means the folder is someone else's (a dataset, notes) and is refused.
-RUN_FILES = {FUSION_FILE, CONFIG_FILE, "summary.json", "loss.csv", "eval.csv", "loss.png", "logs", "checkpoints"}
+RUN_FILES = {FUSION_FILE, CONFIG_FILE, SUMMARY_FILE, "loss.csv", "eval.csv", "loss.png", "logs", "checkpoints", "eval"}
+NUMBERED_EVAL = re.compile(r"^eval-\d+$")
+# Checkpoints and held-out evaluations every 100 steps by default: a default-recipe epoch of a seed-sized dataset
+# (3429 albums, batch 8) is 429 steps, so a default run gets four of each (and --stop-if-inert can act); a checkpoint
+# is the fusion (12 M parameters) with AdamW's two moments, about 150 MB, and only --keep-checkpoints (2) are kept.
+SAVE_EVERY = 100
+EVAL_EVERY = 100
 # Options that change what a run computes: resuming with different values would not continue the same run.
 RESUME_KEYS = (
     "recipe",
@@ -84,7 +94,8 @@ RESUME_KEYS = (
 
 
 class TrainingDiverged(NoPainGanError):
-    """The training loss became NaN or infinite (a learning rate far too high)."""
+    """The training loss, the weights after an update or a held-out evaluation became NaN or infinite (a learning
+    rate far too high)."""
 
 
 @dataclass
@@ -111,9 +122,9 @@ class TrainConfig:
     tokens: int = 16
     adapter_init: str | None = None  # recipe: "data", the adapter on whitened music features (seed: "random")
     mixed_precision: str = "no"
-    save_every: int = 500
+    save_every: int = SAVE_EVERY
     keep_checkpoints: int = 2
-    eval_every: int = 500  # held-out MSE against text only every N steps and at the end (0: never)
+    eval_every: int = EVAL_EVERY  # held-out MSE against text only every N steps and at the end (0: never)
     eval_albums: int = 64
     stop_if_inert: bool = False  # stop when the music path stays inert (two evaluations in a row)
     seed: int = 0
@@ -254,6 +265,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     from tqdm import tqdm
     from transformers import get_cosine_schedule_with_warmup
 
+    recipe_warmup = config.warmup_steps is None  # a recipe's warm-up is cut to a shorter run, an explicit one refused
     config = resolve_recipe(config)
     _check_config(config)
     run = Path(config.out)
@@ -262,25 +274,35 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     )
     rank, processes = accelerator.process_index, accelerator.num_processes
     previous = checkpoints(run)
-    if previous and not config.resume:
-        raise NoPainGanError(
-            f"{run}: has checkpoints of an earlier run; pass --resume to continue it or use another --out"
-        )
-    foreign = sorted(p.name for p in run.iterdir() if p.name not in RUN_FILES) if run.is_dir() else []
-    if foreign and not config.resume:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise NoPainGanError(f"--out {run}: expected a new or empty folder for the run, found other files ({shown})")
     if config.resume:
-        _check_resume(run, config, processes)
+        _check_resume(run, config, processes, previous)
+    else:
+        _check_new_run(run, previous)
 
-    reader = CacheReader(config.cache or Path(config.data) / CACHE_DIR)
     albums = read_dataset(config.data, TRAIN)
     if not albums:
         raise NoPainGanError(f"{config.data}: no albums in the train split")
+    if config.stop_if_inert and not read_dataset(config.data, EVAL):
+        raise NoPainGanError(
+            f"--stop-if-inert needs the held-out evaluations, found no eval albums in {Path(config.data) / METADATA}"
+        )
+    reader = CacheReader(config.cache or Path(config.data) / CACHE_DIR)
     albums = reader.require(albums)
     ids = [album.id for album in albums]
     spec = reader.spec
     sd_source = config.sd or spec.sd
+    per_epoch = steps_per_epoch(len(ids), config.batch_size, config.grad_accum, processes)
+    total = config.max_steps or config.epochs * per_epoch
+    warm = warmup_steps(config.warmup_steps, total)
+    schedule_text = f"cosine, {count_text(warm, 'warm-up step')}"
+    if config.warmup_steps > total:
+        if not recipe_warmup:
+            raise NoPainGanError(
+                f"--warmup-steps must be at most the run's {count_text(total, 'step')}, found {config.warmup_steps}"
+            )
+        schedule_text += (
+            f" (the {config.recipe} recipe's {config.warmup_steps}, cut to the run's {count_text(total, 'step')})"
+        )
 
     weight_dtype = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[config.mixed_precision]
     unet, scheduler = load_unet(sd_source, accelerator.device, weight_dtype)
@@ -293,26 +315,24 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         )
 
     fusion = new_fusion(spec.encoder, tokens=config.tokens, seed=config.seed, gate=config.gate_init)
-    if config.adapter_init == "data" and not (config.resume and previous):  # a checkpoint brings its weights
+    if config.adapter_init == "data" and not config.resume:  # a checkpoint brings its weights
         order = torch.randperm(len(ids), generator=torch.Generator().manual_seed(derived_seed(config.seed, "stats")))
         whiten_adapter_input(fusion, (reader.load(ids[i]).music for i in order[:STATS_ALBUMS].tolist()))
     model = Conditioning(fusion).to(accelerator.device)
     groups = param_groups(model, config.lr, config.weight_decay, config.gate_lr_scale)
     optimizer = (torch.optim.SGD if config.optimizer == "sgd" else torch.optim.AdamW)(groups, lr=config.lr)
-    per_epoch = steps_per_epoch(len(ids), config.batch_size, config.grad_accum, processes)
-    total = config.max_steps or config.epochs * per_epoch
-    warm = warmup_steps(config.warmup_steps, total)
     lr_schedule = get_cosine_schedule_with_warmup(optimizer, warm, total)
     model, optimizer = accelerator.prepare(model, optimizer)
 
-    start, history, eval_history, first_gradient = 0, [], [], {}
-    if config.resume and previous:
+    start, history, eval_history, first_gradient, earlier_seconds = 0, [], [], {}, 0.0
+    if config.resume:
         trainer = load_checkpoint(previous[-1], fusion, optimizer, rank)
         lr_schedule.load_state_dict(trainer["lr_schedule"])
         if accelerator.scaler is not None and trainer.get("scaler"):
             accelerator.scaler.load_state_dict(trainer["scaler"])
         start, history, eval_history = trainer["step"], trainer["history"], trainer["eval_history"]
         first_gradient = trainer.get("first_step_gradient_norm", {})
+        earlier_seconds = trainer.get("train_seconds", 0.0)  # the parts of the run before this one
         if start >= total:
             raise NoPainGanError(f"{run}: already finished at step {start} of {total}; nothing to resume")
         accelerator.print(f"resuming {run} from step {start} ({previous[-1].name})")
@@ -345,6 +365,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             "history": history,
             "eval_history": eval_history,
             "first_step_gradient_norm": first_gradient,
+            "train_seconds": earlier_seconds + time.monotonic() - began,
         }
 
     def checkpoint(step: int) -> None:
@@ -389,10 +410,9 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         optimizer.zero_grad(set_to_none=True)
         value = accelerator.reduce(step_loss, "mean").item()
         if not math.isfinite(value):
-            raise TrainingDiverged(
-                f"training diverged at step {step + 1} (loss {value}); nothing of this step was saved, the last "
-                f"checkpoint is intact; lower --lr (now {config.lr:g}) or --gate-lr-scale"
-            )
+            raise _diverged(run, config, step + 1, f"loss {value}")
+        if bad := non_finite_tensors(fusion):
+            raise _diverged(run, config, step + 1, f"weight {bad[0]} not finite after the update")
         lr = lr_schedule.get_last_lr()[0]
         history.append([step + 1, value, lr])
         accelerator.log({"train/loss": value, "train/lr": lr}, step=step + 1)
@@ -401,6 +421,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         done = step + 1
         if evaluation and (done % config.eval_every == 0 or done == total):
             eval_loss = _eval_loss(evaluation, unet, scheduler, accelerator, model, max_timestep, config.seed)
+            if not math.isfinite(eval_loss):
+                raise _diverged(run, config, done, f"eval MSE {eval_loss}")
             gate = gate_opening(fusion)
             gap = (eval_loss - text_only_loss) / text_only_loss
             eval_history.append([done, eval_loss, text_only_loss, gate])
@@ -411,9 +433,9 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             moved = gate_change(fusion, config.gate_init)
             streak = streak + 1 if done >= inert_from and is_inert(eval_loss, text_only_loss, moved) else 0
             inert = stays_inert(streak, done == total)
-            if inert:
-                _warn_inert(accelerator, done, gap, gate, config.stop_if_inert)
-                stopped = config.stop_if_inert
+            if inert:  # a run inert at its last step ends there anyway: it did not stop early
+                stopped = config.stop_if_inert and done < total
+                _warn_inert(accelerator, done, gap, gate, stopped, done == total)
         if on_step is not None:
             on_step(done, value)
         if done % config.save_every == 0 or done == total or stopped:
@@ -430,7 +452,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         "optimizer": config.optimizer,
         "lr": config.lr,
         "weight_decay": config.weight_decay,
-        "lr_schedule": f"cosine, {warm} warm-up steps",
+        "lr_schedule": schedule_text,
         "gate_init": config.gate_init,
         "gate_lr_scale": config.gate_lr_scale,
         "gate": round(gate_opening(fusion), 6),
@@ -445,7 +467,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         "train_albums": len(ids),
         "final_loss": round(sum(recent) / len(recent), 6),
         "sd": sd_source,
-        "train_seconds": round(time.monotonic() - began, 1),
+        "train_seconds": round(earlier_seconds + time.monotonic() - began, 1),  # every part of a resumed run
     }
     if first_gradient:
         summary["first_step_gradient_norm"] = first_gradient
@@ -460,7 +482,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     if accelerator.is_main_process:
         fusion.training_summary = summary
         save_fusion(fusion, path)
-        write_text(run / "summary.json", json.dumps(summary, indent=1))
+        write_text(run / SUMMARY_FILE, json.dumps(summary, indent=1))
     accelerator.end_training()
     return TrainResult(path, done, summary["final_loss"], summary, accelerator.is_main_process)
 
@@ -496,11 +518,30 @@ def _check_config(config: TrainConfig) -> None:
         raise NoPainGanError("--stop-if-inert needs the held-out evaluations, found --eval-every 0")
 
 
-def _check_resume(run: Path, config: TrainConfig, processes: int) -> None:
-    """Refuse to continue a run with options that would make it a different run."""
+def _check_new_run(run: Path, previous: list[Path]) -> None:
+    """Refuse an ``--out`` that holds a finished run's product, an earlier run's checkpoints or files a run does
+    not write (:data:`RUN_FILES`): a new run would replace or mix with them."""
+    for name in (FUSION_FILE, SUMMARY_FILE):
+        if (run / name).exists():
+            raise NoPainGanError(f"--out {run} holds a finished run's {name}; use another --out")
+    if previous:
+        raise NoPainGanError(
+            f"{run}: has checkpoints of an earlier run; pass --resume to continue it or use another --out"
+        )
+    names = sorted(p.name for p in run.iterdir()) if run.is_dir() else []
+    foreign = [name for name in names if name not in RUN_FILES and not NUMBERED_EVAL.match(name)]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise NoPainGanError(f"--out {run}: expected a new or empty folder for the run, found other files ({shown})")
+
+
+def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list[Path]) -> None:
+    """Refuse to continue a run that has no checkpoint, or with options that would make it a different run."""
     path = run / CONFIG_FILE
     if not path.is_file():
         raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
+    if not previous:
+        raise NoPainGanError(f"{run}: nothing to resume (no checkpoint); start the run without --resume")
     saved = json.loads(path.read_text())
     current = config.to_dict() | {"processes": processes}
     changed = [
@@ -534,11 +575,29 @@ def _eval_loss(items, unet, scheduler, accelerator, model, max_timestep: int, se
     return total / max(1, len(items))
 
 
-def _warn_inert(accelerator, step: int, gap: float, gate: float, stopping: bool) -> None:
+def _diverged(run: Path, config: TrainConfig, step: int, what: str) -> TrainingDiverged:
+    """The one-line error of a run that diverged at ``step`` (``what``: the value that was not finite), naming the
+    last checkpoint, which is intact since only finite weights are ever saved, or saying there is none."""
+    intact = checkpoints(run)
+    if intact:
+        kept = f"the last intact checkpoint is {intact[-1]} (step {int(intact[-1].name.split('-')[1])})"
+    else:
+        kept = "no checkpoint was saved before it (nothing to resume)"
+    return TrainingDiverged(
+        f"training diverged at step {step} ({what}); nothing of this step was saved and {kept}; "
+        f"start again in another --out with a lower --lr (now {config.lr:g}) or --gate-lr-scale "
+        f"(now {config.gate_lr_scale:g})"
+    )
+
+
+def _warn_inert(accelerator, step: int, gap: float, gate: float, stopping: bool, last: bool) -> None:
     """A loud warning (stderr, every process's main one) that the music path has learnt nothing so far."""
     if not accelerator.is_main_process:
         return
-    what = "stopping (--stop-if-inert)" if stopping else "continuing; --stop-if-inert stops such runs"
+    if last:
+        what = "the run ends here"
+    else:
+        what = "stopping (--stop-if-inert)" if stopping else "continuing; --stop-if-inert stops such runs"
     print(
         f"WARNING: the music path is inert at step {step}: held-out MSE {100 * gap:+.2f} % vs text only, gate "
         f"{gate:.4f}; the fusion is not learning from the music (see docs/training.md, 'Recipes'); {what}",

@@ -1,0 +1,474 @@
+"""``nopaingan train`` and ``nopaingan evaluate`` never keep or report what is not there: a diverging run saves no
+non-finite weights and names the checkpoint that is intact, a finished run or an earlier report is never
+overwritten, --resume without a checkpoint, an explicit warm-up longer than the run and --stop-if-inert without
+eval albums are refused before any work, and a resumed run's time counts every part."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nopaingan_core.atomic import forget_written, written
+from nopaingan_core.checkpoint import load_fusion, new_fusion, save_fusion
+from nopaingan_core.encoders.base import EncoderInfo
+from nopaingan_core.errors import CheckpointError, NoPainGanError
+from training.cli import build_parser, main
+from training.resume import checkpoints, prune_checkpoints, save_checkpoint
+from training.train import (
+    EVAL_EVERY,
+    RUN_FILES,
+    SAVE_EVERY,
+    TrainConfig,
+    TrainingDiverged,
+    _check_new_run,
+    steps_per_epoch,
+    train,
+)
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and ": error: " in err[0] and "Traceback" not in err[0], err
+    return err[0]
+
+
+def _files(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} if folder.exists() else {}
+
+
+def _config(data, out, **kw) -> TrainConfig:
+    base = {"optimizer": "adamw", "lr": 1e-3, "warmup_steps": 1, "max_steps": 4, "save_every": 2, "progress": False}
+    return TrainConfig(data=data, out=out, **(base | kw))
+
+
+def _assert_checkpoints_finite(run: Path) -> None:
+    for checkpoint in checkpoints(run):  # load_fusion refuses non-finite tensors
+        load_fusion(checkpoint / "fusion.safetensors")
+
+
+# --- 1. divergence --------------------------------------------------------------------------------------------
+
+
+def test_the_trial_s_diverging_run_keeps_only_finite_checkpoints_and_names_the_intact_one(
+    cached_data, tmp_path, capsys
+):
+    """The user trial's command: lr 10 makes the weights infinite at step 4; the run stops there with one line
+    naming step 2's checkpoint, which loads, and every file the line lists exists. --resume from it continues
+    the same run, which diverges again at the same step (the same options, the same arithmetic)."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(cached_data), "--out", str(run), "--lr", "10", "--gate-lr-scale", "1",
+            "--batch-size", "1", "--max-steps", "8", "--eval-every", "2", "--save-every", "2", "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    found = re.search(r"diverged at step (\d+) .*the last intact checkpoint is (\S+) \(step (\d+)\)", line)
+    assert found, line
+    step, named, named_step = int(found[1]), Path(found[2]), int(found[3])
+    assert checkpoints(run)[-1] == named and named_step == (step - 1) // 2 * 2  # the last one saved before it
+    assert not (run / "fusion.safetensors").exists() and not list(run.rglob(".tmp-*"))
+    _assert_checkpoints_finite(run)
+    kept = line.split("written before it: ")[1].split(" and ")[0].split(", ")
+    assert kept and all(Path(p).is_file() for p in kept) and not any(".tmp" in p for p in kept), kept
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    out = capsys.readouterr()
+    assert f"resuming {run} from step {named_step}" in out.out
+    again = out.err.strip().splitlines()
+    assert len(again) == 1 and f"diverged at step {step} " in again[0] and str(named) in again[0], again
+
+
+class _Poisoned:
+    """Makes step ``at`` diverge one way: a non-finite training loss, non-finite weights after the update, or a
+    non-finite held-out evaluation."""
+
+    def __init__(self, monkeypatch, kind: str, at: int, value: float) -> None:
+        import training.train as train_module
+
+        self.kind, self.at, self.value, self.steps = kind, at, value, 0
+        loss, evaluate = train_module.diffusion_loss, train_module._eval_loss
+
+        def diffusion_loss(*args, **kwargs):
+            out = loss(*args, **kwargs)
+            if kind == "loss" and torch.is_grad_enabled():
+                self.steps += 1  # one training batch a step (no accumulation)
+                return out * value if self.steps == at else out
+            return out
+
+        def eval_loss(items, unet, scheduler, accelerator, model, *rest):
+            out = evaluate(items, unet, scheduler, accelerator, model, *rest)
+            if kind == "eval" and model is not None:
+                self.steps += 1  # evaluated every step
+                return value if self.steps == at else out
+            return out
+
+        step = torch.optim.AdamW.step
+
+        def optimizer_step(optimizer, *args, **kwargs):
+            out = step(optimizer, *args, **kwargs)
+            if kind == "weights":
+                self.steps += 1
+                if self.steps == at:
+                    with torch.no_grad():
+                        optimizer.param_groups[0]["params"][0].view(-1)[0] = value
+            return out
+
+        monkeypatch.setattr(train_module, "diffusion_loss", diffusion_loss)
+        monkeypatch.setattr(train_module, "_eval_loss", eval_loss)
+        monkeypatch.setattr(torch.optim.AdamW, "step", optimizer_step)
+
+
+@pytest.mark.parametrize(
+    ("kind", "at", "value", "intact"),
+    [
+        ("loss", 1, float("nan"), None),
+        ("loss", 3, float("inf"), 2),
+        ("weights", 2, float("nan"), None),  # the step that would be saved first
+        ("weights", 4, float("-inf"), 2),
+        ("eval", 2, float("nan"), None),
+        ("eval", 4, float("inf"), 2),
+        ("eval", 3, float("nan"), 2),
+    ],
+)
+def test_a_diverging_step_is_never_saved_and_the_message_names_the_intact_checkpoint(
+    cached_data, tmp_path, capsys, monkeypatch, kind, at, value, intact
+):
+    run = tmp_path / "run"
+    _Poisoned(monkeypatch, kind, at, value)
+    with pytest.raises(TrainingDiverged) as error:
+        train(_config(cached_data, run, eval_every=1))
+    message = str(error.value)
+    assert f"training diverged at step {at} (" in message and "lower --lr (now 0.001)" in message
+    assert [int(p.name.split("-")[1]) for p in checkpoints(run)] == ([intact] if intact else [])
+    assert not (run / "fusion.safetensors").exists() and not list(run.rglob(".tmp-*"))
+    _assert_checkpoints_finite(run)
+    monkeypatch.undo()
+    resume = ["train", "--data", str(cached_data), "--out", str(run), "--optimizer", "adamw", "--lr", "1e-3",
+              "--warmup-steps", "1", "--max-steps", "4", "--save-every", "2", "--eval-every", "1", "--quiet",
+              "--resume"]  # fmt: skip
+    if intact:
+        assert f"the last intact checkpoint is {run / 'checkpoints' / f'step-{intact:08d}'} (step {intact})" in message
+        assert main(resume) == 0  # without the poison the run continues from it to its end
+        assert "resuming" in capsys.readouterr().out and (run / "fusion.safetensors").is_file()
+    else:
+        assert "no checkpoint was saved before it (nothing to resume)" in message
+        assert main(resume) == 2
+        assert "nothing to resume (no checkpoint)" in _error_line(capsys)
+
+
+@given(
+    name=st.sampled_from(["adapter.proj.weight", "fusion.gate"]),
+    value=st.sampled_from([float("nan"), float("inf"), float("-inf")]),
+)
+@settings(max_examples=6, deadline=None)
+def test_non_finite_weights_are_never_written(tmp_path_factory, name, value):
+    """save_fusion refuses them (nothing written, as load_fusion would refuse them), and so does a checkpoint,
+    leaving no temporary folder and no entry in the record of written files."""
+    folder = tmp_path_factory.mktemp("run")
+    fusion = new_fusion(EncoderInfo("clap", "tiny", 0, 8, 10.0, 48000), tokens=2)
+    with torch.no_grad():
+        dict(fusion.named_parameters())[name].view(-1)[0] = value
+    with pytest.raises(CheckpointError, match=f"not written: tensor '{re.escape(name)}' contains NaN or infinite"):
+        save_fusion(fusion, folder / "fusion.safetensors")
+    forget_written()
+    optimizer = torch.optim.AdamW(fusion.parameters())
+    with pytest.raises(CheckpointError):
+        save_checkpoint(folder, 2, fusion, optimizer, {"step": 2})
+    assert list(folder.rglob("*")) == [folder / "checkpoints"] and written() == []
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    saves=st.lists(st.tuples(st.integers(1, 6), st.booleans()), min_size=1, max_size=6),
+    keep=st.integers(0, 3),
+)
+def test_the_record_of_written_files_names_only_files_that_are_there(tmp_path_factory, saves, keep):
+    """Checkpoints are written in a temporary folder, renamed, replaced (a step saved again) and pruned; some saves
+    fail half way (non-finite weights). After each, every file the record lists exists, none is temporary, and
+    each complete checkpoint's files are listed (once)."""
+    run = tmp_path_factory.mktemp("run")
+    fusion = new_fusion(EncoderInfo("clap", "tiny", 0, 8, 10.0, 48000), tokens=2)
+    optimizer = torch.optim.AdamW(fusion.parameters())
+    forget_written()
+    for step, fails in saves:
+        with torch.no_grad():
+            fusion.fusion.gate.view(-1)[0] = float("nan") if fails else 0.5
+        try:
+            save_checkpoint(run, step, fusion, optimizer, {"step": step})
+            prune_checkpoints(run, keep)
+        except CheckpointError:
+            assert fails
+        record = written()
+        assert len(record) == len(set(record)) and all(p.is_file() for p in record), record
+        assert not any(".tmp" in str(p) for p in record)
+        assert {p for c in checkpoints(run) for p in c.iterdir()} <= set(record)
+    forget_written()
+
+
+# --- 2. a finished run, --resume without a checkpoint --------------------------------------------------------------
+
+FINISHED, OTHER = "holds a finished run's", "use another --out"
+
+
+@pytest.mark.parametrize(
+    ("files", "resume", "expected"),
+    [
+        (
+            {"fusion.safetensors", "summary.json", "config.json", "loss.csv"},
+            False,
+            f"{FINISHED} fusion.safetensors; {OTHER}",
+        ),
+        ({"fusion.safetensors", "eval/eval.json"}, False, f"{FINISHED} fusion.safetensors; {OTHER}"),
+        ({"summary.json", "loss.png"}, False, f"{FINISHED} summary.json; {OTHER}"),
+        ({"config.json"}, True, "nothing to resume (no checkpoint); start the run without --resume"),
+        (
+            {"config.json", "loss.csv", "checkpoints/.tmp-step-00000002/trainer.json"},
+            True,
+            "nothing to resume (no checkpoint)",
+        ),
+        (set(), True, "nothing to resume (no config.json)"),
+    ],
+)
+def test_a_finished_run_or_a_run_without_checkpoint_is_refused_untouched(
+    cached_data, tmp_path, capsys, files, resume, expected
+):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in files:
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_bytes(name.encode())
+    before = _files(run)
+    argv = ["train", "--data", str(cached_data), "--out", str(run), "--max-steps", "1", "--quiet"]
+    assert main([*argv, *(["--resume"] if resume else [])]) == 2
+    assert expected in _error_line(capsys)
+    assert _files(run) == before and {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()} == files
+
+
+@pytest.mark.parametrize(
+    ("names", "foreign"),
+    [
+        (["eval"], None),  # `nopaingan evaluate --fusion RUN`'s report
+        (["eval", "eval-1", "eval-12", "loss.csv", "eval.csv", "loss.png", "logs", "config.json"], None),
+        (["eval-x"], "eval-x"),
+        (["evaluation"], "evaluation"),
+        (["eval", "notes.txt"], "notes.txt"),
+    ],
+)
+def test_an_evaluated_run_folder_is_not_foreign_to_train(tmp_path, names, foreign):
+    for name in names:
+        (tmp_path / name).mkdir()
+    assert "eval" in RUN_FILES
+    if foreign is None:
+        _check_new_run(tmp_path, [])
+    else:
+        with pytest.raises(NoPainGanError, match=rf"found other files \({foreign}\)"):
+            _check_new_run(tmp_path, [])
+
+
+# --- 3. defaults ----------------------------------------------------------------------------------------------
+
+
+def test_a_default_run_on_a_seed_sized_dataset_gets_several_evaluations_and_checkpoints():
+    steps = steps_per_epoch(3429, 8, 1, 1)
+    assert steps == 429 and steps // EVAL_EVERY >= 4 and steps // SAVE_EVERY >= 4
+    config = TrainConfig(data=Path("d"), out=Path("o"))
+    defaults = build_parser().parse_args(["train", "--data", ".", "--out", "o"])
+    assert (config.eval_every, config.save_every) == (defaults.eval_every, defaults.save_every) == (100, 100)
+    assert defaults.keep_checkpoints == config.keep_checkpoints == 2
+
+
+# --- 4. --stop-if-inert ----------------------------------------------------------------------------------------
+
+
+def test_stop_if_inert_without_eval_albums_is_refused_before_any_work(cached_data, tmp_path, capsys):
+    data = tmp_path / "data"
+    shutil.copytree(cached_data, data)
+    rows = [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines()]
+    (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows if r["split"] == "train"))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--stop-if-inert", "--quiet"]) == 2
+    line = _error_line(capsys)
+    assert f"--stop-if-inert needs the held-out evaluations, found no eval albums in {data / 'metadata.jsonl'}" in line
+    assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    ("max_steps", "eval_every", "stopped_at"),
+    [
+        (4, 4, None),  # inert at its only, last evaluation: the run reached its end
+        (4, 2, None),  # inert twice in a row, the second time at the last step
+        (6, 2, 4),  # inert twice in a row with steps left: stopped early
+    ],
+)
+def test_stopped_early_is_recorded_only_when_steps_remain(
+    cached_data, tmp_path, capsys, monkeypatch, max_steps, eval_every, stopped_at
+):
+    import training.recipes
+
+    monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 0)
+    inert = {"recipe": "seed", "lr": 1e-9, "warmup_steps": 1, "stop_if_inert": True, "progress": False}
+    result = train(
+        TrainConfig(data=cached_data, out=tmp_path / "run", max_steps=max_steps, eval_every=eval_every, **inert)
+    )
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    err = capsys.readouterr().err
+    assert summary["music_inert"] is True and result.steps == summary["steps"] == (stopped_at or max_steps)
+    if stopped_at is None:
+        assert "stopped_early" not in summary and "the run ends here" in err and "stopping" not in err
+    else:
+        assert summary["stopped_early"] == f"music path inert at step {stopped_at} of {max_steps} (--stop-if-inert)"
+        assert "stopping (--stop-if-inert)" in err
+
+
+# --- 5. time of a resumed run ------------------------------------------------------------------------------------
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("crash_at", [None, 3, 4, 5])
+def test_train_seconds_sum_every_part_of_a_resumed_run(cached_data, tmp_path, monkeypatch, crash_at):
+    """A clock that advances 10 s a step: the summary says 60 s for 6 steps however the run was cut (the steps
+    after the last checkpoint that a crash loses are run again and counted once)."""
+    import training.train as train_module
+
+    clock = {"now": 1000.0, "crashed": False}
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(monotonic=lambda: clock["now"]))
+
+    def tick(step: int, loss: float) -> None:
+        clock["now"] += 10
+        if step == crash_at and not clock["crashed"]:
+            clock["crashed"] = True
+            raise Crash
+
+    run = tmp_path / "run"
+    config = _config(cached_data, run, max_steps=6, eval_every=0)
+    if crash_at is not None:
+        with pytest.raises(Crash):
+            train(config, on_step=tick)
+        clock["now"] += 500  # the time between the crash and the resume is not training
+        config.resume = True
+    result = train(config, on_step=tick)
+    assert result.summary["train_seconds"] == 60.0
+    assert json.loads((run / "checkpoints" / "step-00000006" / "trainer.json").read_text())["train_seconds"] == 60.0
+
+
+# --- 6. --data that is not a dataset ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+@pytest.mark.parametrize("where", ["empty", "cache only"])
+def test_data_without_metadata_is_named_before_its_cache(cached_data, tmp_path, capsys, command, where):
+    data = tmp_path / "data"
+    if where == "cache only":
+        shutil.copytree(cached_data / "cache", data / "cache")
+    else:
+        data.mkdir()
+    out = tmp_path / "out"
+    argv = [command, "--data", str(data), "--out", str(out), "--quiet"]
+    if command == "evaluate":
+        argv += [
+            "--fusion",
+            str(save_fusion(new_fusion(EncoderInfo("clap", "t", 0, 8, 10.0, 48000)), tmp_path / "f.safetensors")),
+        ]
+    before = _files(tmp_path)
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    assert f"--data {data} has no metadata.jsonl, expected a dataset folder" in line
+    assert _files(tmp_path) == before and not out.exists()
+
+
+# --- 7. warm-up longer than the run, 8. counts in words ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (
+            ["--warmup-steps", "99999", "--max-steps", "8"],
+            "--warmup-steps must be at most the run's 8 steps, found 99999",
+        ),
+        (["--warmup-steps", "2", "--max-steps", "1"], "--warmup-steps must be at most the run's 1 step, found 2"),
+        (["--recipe", "seed", "--warmup-steps", "501", "--max-steps", "500"], "at most the run's 500 steps, found 501"),
+    ],
+)
+def test_an_explicit_warm_up_longer_than_the_run_is_refused_before_any_work(
+    cached_data, tmp_path, capsys, options, expected
+):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(cached_data), "--out", str(run), "--quiet", *options]) == 2
+    assert expected in _error_line(capsys)
+    assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    ("options", "schedule", "steps"),
+    [
+        (
+            ["--recipe", "seed", "--max-steps", "1"],
+            "cosine, 1 warm-up step (the seed recipe's 500, cut to the run's 1 step)",
+            "1 step",
+        ),
+        (["--warmup-steps", "2", "--max-steps", "2"], "cosine, 2 warm-up steps", "2 steps"),
+    ],
+)
+def test_a_recipe_s_warm_up_is_cut_and_said_so_and_steps_are_counted_in_words(
+    cached_data, tmp_path, capsys, options, schedule, steps
+):
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(cached_data), "--out", str(run), "--eval-every", "0", "--quiet", *options]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["lr_schedule"] == schedule
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == f"{run / 'fusion.safetensors'}: {steps}, final loss {summary['final_loss']:.5f}"
+
+
+# --- 9. evaluate never overwrites an earlier report -------------------------------------------------------------
+
+
+def test_evaluate_writes_a_new_report_folder_beside_the_checkpoint_and_refuses_an_explicit_one(
+    cached_data, tmp_path, capsys
+):
+    from training.cache import CacheReader
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_fusion(new_fusion(CacheReader(cached_data / "cache").spec.encoder, gate=0.5), run / "fusion.safetensors")
+    argv = [
+        "evaluate",
+        "--data",
+        str(cached_data),
+        "--fusion",
+        str(run),
+        "--no-images",
+        "--mse-samples",
+        "1",
+        "--quiet",
+    ]
+    folders = []
+    for expected in ("eval", "eval-1", "eval-2"):
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert f"wrote {run / expected / 'eval.json'}, {run / expected / 'eval.md'}" in out
+        assert "on 2 eval albums" in (run / expected / "eval.md").read_text()
+        folders.append(_files(run / expected))
+    for expected, files in zip(("eval", "eval-1"), folders, strict=False):
+        assert _files(run / expected) == files  # the earlier reports are as they were
+    before = _files(tmp_path)
+    for name in ("eval.json", "eval.md"):
+        mine = tmp_path / f"mine-{name}"
+        mine.mkdir()
+        (mine / name).write_text("my earlier report")
+        before = _files(tmp_path)
+        assert main([*argv, "--out", str(mine)]) == 2
+        assert f"--out {mine} holds an earlier evaluation's {name}; use another --out" in _error_line(capsys)
+        assert _files(tmp_path) == before
+    assert main(["train", "--data", str(cached_data), "--out", str(run), "--quiet"]) == 2  # a finished run, evaluated
+    assert "holds a finished run's fusion.safetensors" in _error_line(capsys)
