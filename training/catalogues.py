@@ -16,7 +16,11 @@ Documented limits, obeyed by the default rates:
 
 An API still throttling, busy or out of reach after the retries raises
 :class:`~training.errors.UnreachableError`, never an empty answer: ``dataset fetch`` then stops rather than
-record every album as not found.
+record every album as not found. Both APIs answer a search that finds nothing with HTTP 200 and an empty list
+(Deezer ``{"data": [], "total": 0}``, iTunes ``{"resultCount": 0, "results": []}``); a search answered with
+any other status no retry changes (404 from a wrong address, 400...) or with something that is not the API's
+JSON raises :class:`~training.errors.CatalogueBrokenError`: the address is not the API, the album may well
+be there.
 """
 
 from __future__ import annotations
@@ -27,10 +31,17 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from .download import RETRY_STATUSES, Downloader
-from .errors import DatasetError, DownloadError, UnreachableError, tries_text
+from .errors import (
+    CatalogueBrokenError,
+    DatasetError,
+    DownloadError,
+    HTTPStatusError,
+    UnreachableError,
+    tries_text,
+)
 
 DEEZER_API = "https://api.deezer.com"
 ITUNES_API = "https://itunes.apple.com"
@@ -86,18 +97,27 @@ class ApiError(DownloadError):
         self.retry = retry
 
 
+class _NotJson(DownloadError):
+    """An answer that is not JSON."""
+
+
 def _year(date: object) -> int | None:
     match = re.match(r"([12][0-9]{3})", str(date or ""))
     return int(match.group(1)) if match else None
 
 
 class Catalogue:
-    """Shared JSON fetching. Subclasses implement :meth:`search` and :meth:`album`."""
+    """Shared JSON fetching. Subclasses implement :meth:`search` and :meth:`album`.
+
+    ``base`` is the API's address, ``origin`` what set it (an option or environment variable, named in
+    messages; "" for the public API): :class:`DatasetError` unless it is an http(s) URL with a host."""
 
     name = ""
+    public = ""  # the public API's address
 
-    def __init__(self, base: str, downloader: Downloader, max_age: float = ANSWER_MAX_AGE) -> None:
-        self.base = base.rstrip("/")
+    def __init__(self, base: str, downloader: Downloader, max_age: float = ANSWER_MAX_AGE, origin: str = "") -> None:
+        self.base = api_address(base, origin or f"{self.name} API address", self.public)
+        self.origin = origin
         self.downloader = downloader
         self.max_age = max_age
 
@@ -113,9 +133,12 @@ class Catalogue:
         """The error an API reports inside a 200 answer, if ``answer`` is one."""
         return None
 
+    def _url(self, path: str, params: dict[str, object]) -> str:
+        return f"{self.base}{path}?{urlencode(params)}"
+
     def _get(self, path: str, params: dict[str, object]) -> object:
         """The JSON answer to ``GET base/path?params``: cached, retried on errors the API says are passing."""
-        url = f"{self.base}{path}?{urlencode(params)}"
+        url = self._url(path, params)
         cached = self.downloader.cached_path(url)
         if cached.is_file() and time.time() - cached.stat().st_mtime > self.max_age:
             cached.unlink()
@@ -126,7 +149,7 @@ class Catalogue:
                 answer = json.loads(local.read_text(encoding="utf-8"))
             except (ValueError, UnicodeDecodeError) as exc:
                 local.unlink()
-                raise DownloadError(f"{url}: the {self.name} API answered something that is not JSON") from exc
+                raise _NotJson(f"{url}: the {self.name} API answered something that is not JSON") from exc
             error = self._error(answer)
             if error is None:
                 return answer
@@ -138,12 +161,38 @@ class Catalogue:
             self.downloader.wait_before_retry(attempt)
             attempt += 1
 
+    def _search(self, path: str, params: dict[str, object], key: str) -> list:
+        """The ``key`` list of the search answer to ``GET base/path?params``. An answer that is not a result
+        (a status no retry changes, something other than the API's JSON) raises :class:`CatalogueBrokenError`:
+        the address does not lead to the API, and the album may be there all the same."""
+        try:
+            answer = self._get(path, params)
+        except HTTPStatusError as exc:
+            said = _api_message(exc.body)
+            raise self._broken(f"its album search answered HTTP {exc.status}" + (f": {said}" if said else "")) from exc
+        except _NotJson as exc:
+            raise self._broken("its album search answered something that is not JSON") from exc
+        except (ApiError, UnreachableError):  # the API's own error answer; an outage
+            raise
+        except DownloadError as exc:  # an address that cannot be requested
+            raise self._broken(str(exc)) from exc
+        found = answer.get(key) if isinstance(answer, dict) else None
+        if not isinstance(found, list):
+            self.downloader.cached_path(self._url(path, params)).unlink(missing_ok=True)  # not kept as an answer
+            shown = json.dumps(answer)[:80]
+            raise self._broken(f"its album search answered {shown}, without a {key!r} list")
+        return found
+
+    def _broken(self, reason: str) -> CatalogueBrokenError:
+        return CatalogueBrokenError(self.name, reason, self.base, self.origin, self.public)
+
 
 class Deezer(Catalogue):
     """The Deezer API: ``/search/album`` (advanced query ``artist:"..." album:"..."``, else plain words) and
     ``/album/{id}`` (tracks with ``preview`` and ``rank``, ``genres``, ``release_date``, ``cover_xl``)."""
 
     name = "deezer"
+    public = DEEZER_API
 
     def _error(self, answer: object) -> ApiError | None:
         error = answer.get("error") if isinstance(answer, dict) else None
@@ -155,13 +204,11 @@ class Deezer(Catalogue):
 
     def search(self, artist: str, album: str) -> list[Release]:
         quoted = f'artist:"{_unquote(artist)}" album:"{_unquote(album)}"'
-        results = self._search(quoted) or self._search(f"{artist} {album}")
+        results = self._albums(quoted) or self._albums(f"{artist} {album}")
         return [self._release(item) for item in results if isinstance(item, dict) and item.get("id")]
 
-    def _search(self, query: str) -> list:
-        answer = self._get("/search/album", {"q": query, "limit": SEARCH_LIMIT})
-        data = answer.get("data") if isinstance(answer, dict) else None
-        return data if isinstance(data, list) else []
+    def _albums(self, query: str) -> list:
+        return self._search("/search/album", {"q": query, "limit": SEARCH_LIMIT}, "data")
 
     def _release(self, item: dict) -> Release:
         artist = item.get("artist") or {}
@@ -207,17 +254,19 @@ class ITunes(Catalogue):
     ``previewUrl``); ``artworkUrl100`` rewritten to ``cover_size`` px."""
 
     name = "itunes"
+    public = ITUNES_API
 
     def __init__(
         self,
         base: str,
         downloader: Downloader,
         max_age: float = ANSWER_MAX_AGE,
+        origin: str = "",
         *,
         country: str = "US",
         cover_size: int = COVER_SIZE,
     ) -> None:
-        super().__init__(base, downloader, max_age)
+        super().__init__(base, downloader, max_age, origin)
         low, high = ITUNES_COVER_SIZES
         if not low <= cover_size <= high:
             raise DatasetError(f"--cover-size: expected {low} to {high} px, found {cover_size}")
@@ -232,11 +281,9 @@ class ITunes(Catalogue):
             "limit": SEARCH_LIMIT,
             "country": self.country,
         }
-        answer = self._get("/search", params)
-        results = answer.get("results") if isinstance(answer, dict) else None
         return [
             self._release(item)
-            for item in results or []
+            for item in self._search("/search", params, "results")
             if isinstance(item, dict) and item.get("wrapperType") == "collection" and item.get("collectionId")
         ]
 
@@ -277,7 +324,36 @@ def _unquote(text: str) -> str:
     return text.replace('"', " ")
 
 
+def _api_message(body: bytes) -> str:
+    """The message of an API's JSON error answer (iTunes: ``{"errorMessage": ...}``), or ""."""
+    try:
+        answer = json.loads(body.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    if not isinstance(answer, dict):
+        return ""
+    error = answer.get("error")
+    message = answer.get("errorMessage") or (error.get("message") if isinstance(error, dict) else error)
+    return " ".join(str(message).split())[:200] if message else ""
+
+
+def api_address(text: str, origin: str, public: str) -> str:
+    """``text`` as a catalogue API's address (no trailing slash); :class:`DatasetError` naming ``origin`` unless it
+    is an http(s) URL with a host, checked before any request, so that a mistyped address is not mistaken for
+    a catalogue without the album."""
+    parts = urlsplit(text.strip())
+    try:
+        parts.port  # noqa: B018 - a port that is not a number raises here
+        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and " " not in text.strip()
+    except ValueError:
+        valid = False
+    if not valid:
+        raise DatasetError(f"{origin}: expected an http(s) URL with a host such as {public}, found {text!r}")
+    return text.strip().rstrip("/")
+
+
 CATALOGUES = ("deezer", "itunes")
+CATALOGUE_APIS = {"deezer": DEEZER_API, "itunes": ITUNES_API}  # the public addresses
 
 
 def country_code(text: str) -> str:
@@ -315,15 +391,26 @@ def make_catalogues(
     max_age: float = ANSWER_MAX_AGE,
 ) -> list[Catalogue]:
     """Clients for ``names`` in order, each with a downloader from ``make_downloader(rate, retry_statuses)``.
-    API base URLs default to ``$NOPAINGAN_DEEZER_API`` / ``$NOPAINGAN_ITUNES_API``, else the public ones."""
+    API base URLs default to ``$NOPAINGAN_DEEZER_API`` / ``$NOPAINGAN_ITUNES_API``, else the public ones; every
+    address is checked (:func:`api_address`) before any client is made."""
     catalogue_names(names)  # unknown or repeated names, before any client is made
     clients: list[Catalogue] = []
     for name in names:
+        base, origin = _address(deezer_api if name == "deezer" else itunes_api, name, CATALOGUE_APIS[name])
         if name == "deezer":
-            base = deezer_api or os.environ.get("NOPAINGAN_DEEZER_API") or DEEZER_API
-            clients.append(Deezer(base, make_downloader(deezer_rate, RETRY_STATUSES), max_age))
+            clients.append(Deezer(base, make_downloader(deezer_rate, RETRY_STATUSES), max_age, origin))
         elif name == "itunes":
-            base = itunes_api or os.environ.get("NOPAINGAN_ITUNES_API") or ITUNES_API
             downloader = make_downloader(itunes_rate, RETRY_STATUSES | {403})  # 403: Apple's throttling
-            clients.append(ITunes(base, downloader, max_age, country=country, cover_size=cover_size))
+            clients.append(ITunes(base, downloader, max_age, origin, country=country, cover_size=cover_size))
     return clients
+
+
+def _address(given: str | None, name: str, public: str) -> tuple[str, str]:
+    """A catalogue's address and what set it: the option (``--deezer-api``), else the environment variable
+    (``$NOPAINGAN_DEEZER_API``), else the public API (origin "")."""
+    variable = f"NOPAINGAN_{name.upper()}_API"
+    if given is not None:
+        return given, f"--{name}-api"
+    if os.environ.get(variable):
+        return os.environ[variable], f"${variable}"
+    return public, ""

@@ -8,7 +8,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,11 +19,12 @@ from requests.exceptions import InvalidSchema, InvalidURL, MissingSchema
 from nopaingan_core.atomic import describe_os_error
 from nopaingan_core.hub import cache_home
 
-from .errors import DownloadError, UnreachableError, tries_text
+from .errors import DownloadError, HTTPStatusError, UnreachableError, tries_text
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_WAIT = 60.0
 _CHUNK = 1 << 16
+_ERROR_BODY = 4096  # bytes of an error answer kept for its message
 
 
 def is_url(location: str) -> bool:
@@ -37,6 +38,20 @@ def default_cache_dir() -> Path:
 
 class _Incomplete(Exception):
     """The connection ended before the whole body arrived; the ``.part`` file keeps what did."""
+
+
+class _Status(Exception):
+    """An HTTP error status, its headers and the start of its body (an API's error message)."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(response.status_code)
+        self.status = response.status_code
+        self.reason = response.reason
+        self.headers = response.headers
+        try:
+            self.body = response.raw.read(_ERROR_BODY, decode_content=True) or b""
+        except (urllib3.exceptions.HTTPError, OSError):
+            self.body = b""
 
 
 class Downloader:
@@ -88,7 +103,7 @@ class Downloader:
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(path.name + ".part")
         error = ""
-        passing = True  # the last failure is one a later try may fix
+        refusal: _Status | None = None  # a status no retry changes: the server's definite answer
         wait = 0.0
         for attempt in range(self.retries + 1):
             if attempt:
@@ -99,13 +114,12 @@ class Downloader:
             except _Incomplete as exc:
                 error = str(exc)
                 continue
-            except requests.HTTPError as exc:
-                response = exc.response
-                error = f"HTTP {response.status_code} {response.reason}"
-                if response.status_code not in self.retry_statuses:
-                    passing = False
+            except _Status as exc:
+                error = f"HTTP {exc.status} {exc.reason}"
+                if exc.status not in self.retry_statuses:
+                    refusal = exc
                     break
-                wait = _retry_after(response, wait)
+                wait = _retry_after(exc.headers, wait)
                 continue
             except (MissingSchema, InvalidSchema, InvalidURL) as exc:
                 raise DownloadError(f"{url}: not a URL that can be downloaded ({exc})") from exc  # no retry helps
@@ -115,9 +129,9 @@ class Downloader:
             os.replace(part, path)
             return path
         message = f"{url}: download failed after {tries_text(attempt + 1)} ({error})"
-        if passing:
+        if refusal is None:
             raise UnreachableError(message, error, attempt + 1, url)
-        raise DownloadError(message)
+        raise HTTPStatusError(message, refusal.status, url, refusal.body)
 
     def wait_before_retry(self, attempt: int) -> None:
         """Sleep as :meth:`fetch` does before retry ``attempt + 1``: ``backoff * 2**attempt``, at most 60 s.
@@ -143,7 +157,8 @@ class Downloader:
             if response.status_code == 416:  # the part is not a prefix the server knows: start over
                 part.unlink(missing_ok=True)
                 raise _Incomplete("server refused to resume (HTTP 416)")
-            response.raise_for_status()
+            if response.status_code >= 400:
+                raise _Status(response)
             resumed = response.status_code == 206
             if resumed and _range_start(response) != have:
                 part.unlink(missing_ok=True)
@@ -169,7 +184,7 @@ def _range_start(response: requests.Response) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _retry_after(response: requests.Response, default: float) -> float:
+def _retry_after(headers: Mapping[str, str], default: float) -> float:
     """The server's ``Retry-After`` in seconds (at most 60) when it gives one, else ``default``."""
-    value = response.headers.get("Retry-After", "").strip()
+    value = headers.get("Retry-After", "").strip()
     return min(MAX_WAIT, float(value)) if value.isdigit() else default

@@ -25,6 +25,17 @@ def tries_text(tries: int) -> str:
     return count_text(tries, "try", "tries")
 
 
+class HTTPStatusError(DownloadError):
+    """A server's definite answer that no retry changes: an HTTP ``status`` such as 404 or 400 for ``url``, and
+    the start of the answer's ``body`` (an API's JSON error message, when it gives one)."""
+
+    def __init__(self, message: str, status: int, url: str, body: bytes = b"") -> None:
+        super().__init__(message)
+        self.status = status
+        self.url = url
+        self.body = body
+
+
 class UnreachableError(DownloadError):
     """A server that gave no usable answer after every try, for reasons a later try may fix: no connection, a
     timeout, a broken transfer, a busy or throttling status (5xx, 429), an API's quota error. ``reason`` is the
@@ -48,17 +59,40 @@ class CatalogueUnavailableError(DatasetError):
         self.out: object = None
         self.existed = False
 
-    def __str__(self) -> str:
+    def kept(self) -> str:
+        """What became of the dataset folder, as the end of the message: "" until :attr:`out` is set."""
         if self.out is None:
-            kept = ""
-        elif self.existed:
-            kept = f"; {self.out} was left as it was (no file there was added, replaced or removed)"
-        else:
-            kept = f"; no dataset was written ({self.out} was not created)"
+            return ""
+        if self.existed:
+            return f"; {self.out} was left as it was (no file there was added, replaced or removed)"
+        return f"; no dataset was written ({self.out} was not created)"
+
+    def __str__(self) -> str:
         return (
             f"{self.catalogue}: the {self.kind} did not answer ({self.reason}) after "
-            f"{tries_text(self.tries)}{kept}; try again later or raise --retries"
+            f"{tries_text(self.tries)}{self.kept()}; try again later or raise --retries"
         )
+
+
+class CatalogueBrokenError(CatalogueUnavailableError):
+    """A catalogue address that answers, but not as the catalogue's API: its album search was refused (HTTP 404,
+    400 or another status that is neither a result nor a throttling answer) or answered with something that is
+    not the API's JSON, or the address cannot be requested at all. Its answer says nothing about the album, so
+    the fetch stops as for a catalogue that does not answer. ``base`` is the address, ``origin`` what set it
+    (``--deezer-api``, ``$NOPAINGAN_DEEZER_API``; "" for the public API), ``public`` the public API's address."""
+
+    def __init__(self, catalogue: str, reason: str, base: str, origin: str, public: str) -> None:
+        super().__init__(catalogue, reason, 1)
+        self.base, self.origin, self.public = base, origin, public
+
+    def __str__(self) -> str:
+        if self.origin:
+            where = f"the catalogue at {self.base} (set by {self.origin})"
+            hint = f"check {self.origin}: the public API is {self.public}"
+        else:
+            where = f"the catalogue at {self.base}"
+            hint = "the API may have moved or changed; see docs/dataset.md"
+        return f"{self.catalogue}: {where} is not a working catalogue API ({self.reason}){self.kept()}; {hint}"
 
 
 class CoverError(DatasetError):

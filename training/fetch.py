@@ -167,7 +167,9 @@ def resolve(
     """The album as a candidate for the dataset: from the first catalogue with a clear match that has
     previews (tracks best first, covers largest first), or with ``problem`` saying what each catalogue
     answered. A catalogue that cannot be asked (no connection, timeouts, 5xx, throttling or quota errors after
-    the retries) raises :class:`CatalogueUnavailableError`: its silence says nothing about the album."""
+    the retries) raises :class:`CatalogueUnavailableError`: its silence says nothing about the album; so does
+    one whose address answers searches but not as the API (:class:`~training.errors.CatalogueBrokenError`).
+    Of the matched album's editions, the one released in the list's year is taken when there is one."""
     candidate = AlbumCandidate(request.artist, request.album, request.source, year=request.year)
     if not request.artist or not request.album:
         candidate.problem = f"{request.source}: empty {'artist' if not request.artist else 'album'}"
@@ -392,6 +394,22 @@ def run_fetch(args: argparse.Namespace) -> int:
             retry_statuses=statuses,
         )
 
+    # the catalogues' addresses are checked here, before any list is read or downloaded
+    catalogues = (
+        make_catalogues(
+            names,
+            lambda rate, statuses: downloader(rate, statuses, "api"),
+            deezer_api=args.deezer_api,
+            itunes_api=args.itunes_api,
+            deezer_rate=args.deezer_rate,
+            itunes_rate=args.itunes_rate,
+            country=country,
+            cover_size=args.cover_size,
+            max_age=ANSWER_MAX_AGE,
+        )
+        if args.out is not None
+        else []
+    )
     media = downloader(args.rate_limit)
     albums = [album for path in args.lists for album in read_album_list(path)]
     albums += [album for url in args.from_wikipedia_list for album in wikipedia_album_list(url, media)]
@@ -400,17 +418,6 @@ def run_fetch(args: argparse.Namespace) -> int:
         print(f"wrote {count_text(len(albums), 'album')} to {args.save_list}")
     if args.out is None:
         return 0
-    catalogues = make_catalogues(
-        names,
-        lambda rate, statuses: downloader(rate, statuses, "api"),
-        deezer_api=args.deezer_api,
-        itunes_api=args.itunes_api,
-        deezer_rate=args.deezer_rate,
-        itunes_rate=args.itunes_rate,
-        country=country,
-        cover_size=args.cover_size,
-        max_age=ANSWER_MAX_AGE,
-    )
     report = fetch_dataset(
         albums,
         args.out,
