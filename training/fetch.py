@@ -97,14 +97,18 @@ def read_album_list(path: str | Path) -> list[AlbumRequest]:
 def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]:
     """Albums of every table on a Wikipedia album list page that has artist and album columns (the yearly
     "List of 2019 albums" pages: Release date, Artist, Album, Genre, Label). A row's year is the one in its
-    release date, else the one in the page's URL. Requires pandas and lxml (the ``train`` extra)."""
+    release date, else the one in the page's URL. Requires pandas and lxml (the ``train`` extra): the tables
+    are read with lxml alone, never with pandas' fallback parsers (BeautifulSoup, html5lib), which the project
+    does not install. A page without such a table (none at all, a JSON or text page) raises
+    :class:`DatasetError` naming the URL."""
     import pandas as pd
+    from lxml.etree import LxmlError
 
+    html = downloader.fetch(url).read_text(encoding="utf-8", errors="replace")
     try:
-        html = downloader.fetch(url).read_text(encoding="utf-8", errors="replace")
-        tables = pd.read_html(io.StringIO(html))
-    except ValueError as exc:  # pandas: "No tables found"
-        raise DatasetError(f"{url}: no table in the page ({exc})") from exc
+        tables = pd.read_html(io.StringIO(html), flavor="lxml")
+    except (ValueError, LxmlError):  # pandas: "No tables found"; lxml: "no text parsed from document"
+        tables = []
     years = _YEAR.findall(unquote(urlsplit(url).path))
     page_year = int(years[-1]) if years else None
     albums: list[AlbumRequest] = []
@@ -124,7 +128,11 @@ def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]
             if request.artist and request.album:
                 albums.append(request if request.year else replace(request, year=page_year))
     if not albums:
-        raise DatasetError(f"{url}: no table with artist and album columns (expected e.g. Artist, Album)")
+        found = f"{count_text(len(tables), 'table')}, none with artist and album in a row" if tables else "no table"
+        raise DatasetError(
+            f"{url}: no album table found: expected an HTML table with artist and album columns (e.g. Artist, "
+            f"Album), found {found}"
+        )
     return albums
 
 
