@@ -47,7 +47,7 @@ from .dataset_import import ImportReport, build_dataset, check_out
 from .download import RETRY_STATUSES, Downloader, default_cache_dir
 from .errors import CatalogueUnavailableError, DatasetError, DownloadError, UnreachableError, count_text
 from .manifest import COLUMNS, read_table
-from .matching import MARGIN, MIN_SCORE, best_match
+from .matching import MARGIN, MIN_SCORE, best_match, year_matches
 from .split import EVAL_FRACTION
 
 USER_AGENT = "nopaingan-dataset-fetch/0.1 (research data set; https://github.com/no-pain-no-gan/comfyui-no-pain-no-gan)"
@@ -197,7 +197,7 @@ def resolve(
             if match.item is None:
                 reasons.append(f"{catalogue.name}: {match.reason}")
                 continue
-            release = catalogue.album(match.item)
+            release = _edition(catalogue, match.editions, request.year)
         except UnreachableError as exc:
             raise CatalogueUnavailableError(catalogue.name, exc.reason, exc.tries) from exc
         except DownloadError as exc:
@@ -210,6 +210,22 @@ def resolve(
         return _candidate(request, release, match.score)
     candidate.problem = "not found: " + "; ".join(reasons)
     return candidate
+
+
+def _edition(catalogue: Catalogue, editions: Sequence[Release], year: int | None) -> Release:
+    """The edition to take of the matched album (``editions`` in :func:`best_match`'s order), with its tracks:
+    the first released in the list's ``year`` (within :data:`~training.matching.YEAR_SLACK`; a 2012 album, not
+    its 2021 re-recording), else the first. Deezer's search gives no release years: editions of unknown year
+    are looked up, one by one, until one has the year."""
+    first = catalogue.album(editions[0])
+    if year is None or year_matches(first.year, year):
+        return first
+    for edition in editions[1:]:
+        if edition.year is None:  # a known year is not the list's, or best_match would have put it first
+            full = catalogue.album(edition)
+            if year_matches(full.year, year):
+                return full
+    return first
 
 
 def _candidate(request: AlbumRequest, release: Release, score: float) -> AlbumCandidate:
@@ -227,6 +243,7 @@ def _candidate(request: AlbumRequest, release: Release, score: float) -> AlbumCa
             "catalogue_url": release.url,
             "catalogue_artist": release.artist,
             "catalogue_album": release.title,
+            "catalogue_year": release.year,
             "match_score": round(score, 4),
         },
     )

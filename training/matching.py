@@ -4,7 +4,9 @@ Titles are compared after normalisation (case, accents, punctuation, ``&``/``and
 markers such as ``(Deluxe Edition)``, ``[Remastered 2011]``, ``- 2011 Remaster`` or iTunes' ``- Single``, and
 ``feat.`` credits removed), then fuzzily with :class:`difflib.SequenceMatcher` (the standard library's
 Ratcliff/Obershelp ratio, 0..1). An album's score is the lower of its artist and album scores: both must
-match.
+match. Numbers are not fuzzy: titles whose numbers differ (digits, or roman numerals from II as words:
+"Peter Gabriel 1" and "Peter Gabriel 2", "Led Zeppelin II" and "Led Zeppelin III") are different albums
+however close they score.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Generic, TypeVar
 from .cleaning import fold_name
 
 MIN_SCORE = 0.85  # least score of a match
-MARGIN = 0.05  # two different albums scoring within this of each other are ambiguous
+MARGIN = 0.05  # two different albums scoring within this of each other (neither exactly) are ambiguous
+YEAR_SLACK = 1  # a release year this close to the list's is the list's (release dates differ by region)
 
 # Words that mark an edition or a release format rather than a different album.
 _EDITION_WORDS = (
@@ -29,6 +32,9 @@ _BRACKETED = re.compile(rf"\s*[(\[]([^()\[\]]*\b(?:{_EDITION_WORDS})\b[^()\[\]]*
 _DASHED = re.compile(rf"\s+[-–—:]\s+[^-–—:]*\b(?:{_EDITION_WORDS})\b[^-–—:]*$", re.IGNORECASE)
 _FEATURING = re.compile(r"\s*[(\[]?\b(?:feat|ft|featuring)\b\.?\s.*$", re.IGNORECASE)
 _THE = re.compile(r"^the\s+")
+# A roman numeral as a word, 2 to 39 (a lone "i" is the pronoun far more often than the number one).
+_ROMAN = re.compile(r"(?=[ivx]{2}|[vx]$)x{0,3}(?:ix|iv|v?i{0,3})")
+_ROMAN_VALUES = {"i": 1, "v": 5, "x": 10}
 
 
 def normalise_album(title: str) -> str:
@@ -76,17 +82,59 @@ def match_score(artist: str, album: str, found_artist: str, found_album: str) ->
     )
 
 
+def album_numbers(title: str) -> tuple[int, ...]:
+    """The numbers in an album title as compared (:func:`normalise_album`), sorted: every run of digits
+    (``"4ever"`` has 4, ``"Vol. 02"`` 2) and every word that is a roman numeral from ``ii`` to ``xxxix``
+    (``"Led Zeppelin IV"`` has 4, as ``"Led Zeppelin 4"`` does). Two titles with different numbers are
+    different albums."""
+    text = normalise_album(title)
+    numbers = [int(digits) for digits in re.findall(r"[0-9]+", text)]
+    numbers += [_roman(word) for word in text.split() if _ROMAN.fullmatch(word)]
+    return tuple(sorted(numbers))
+
+
+def _roman(word: str) -> int:
+    values = [_ROMAN_VALUES[letter] for letter in word]
+    return sum(-v if v < after else v for v, after in zip(values, [*values[1:], 0], strict=True))
+
+
+def year_matches(found: int | None, year: int | None) -> bool:
+    """Whether a catalogue's release year is the list's ``year``, within :data:`YEAR_SLACK`."""
+    return found is not None and year is not None and abs(found - year) <= YEAR_SLACK
+
+
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Match(Generic[T]):
     """The outcome of :func:`best_match`: the chosen ``item`` and its ``score``, or ``item`` None and the
-    ``reason`` nothing was chosen (no result, best below the threshold, or two different albums too close)."""
+    ``reason`` nothing was chosen (no result, best below the threshold or numbered differently, two different
+    albums too close). ``editions`` are the found items that are editions of the chosen album (the same after
+    normalisation), in order of preference: ``item`` first."""
 
     item: T | None
     score: float
     reason: str = ""
+    editions: tuple[T, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Scored:
+    score: float
+    index: int
+    artist: str
+    album: str
+    year: int | None
+    key: tuple[str, str]
+    numbers: tuple[int, ...]
+
+    def named(self) -> str:
+        return f"{self.artist} - {self.album}"
+
+
+def _numbers_text(numbers: tuple[int, ...]) -> str:
+    return ", ".join(map(str, numbers)) if numbers else "none"
 
 
 def best_match(
@@ -100,26 +148,53 @@ def best_match(
 ) -> Match[T]:
     """The found album (``(item, artist, album, year)`` in the catalogue's order) that matches the request.
 
-    Results scoring below ``min_score`` are ignored. When two results that are different albums after
-    normalisation (not two editions of one) score within ``margin`` of the best, the requested ``year``
-    decides if exactly one of them has it; otherwise the request is ambiguous. Among editions of the same
-    album the catalogue's first is taken.
+    Results whose title numbers differ from the request's (:func:`album_numbers`) are other albums; of the
+    rest, those scoring below ``min_score`` are ignored. An exact match (score 1: equal after normalisation)
+    wins. Otherwise, when results that are different albums after normalisation (not two editions of one)
+    score within ``margin`` of the best, the requested ``year`` decides if exactly one of them has it (within
+    :data:`YEAR_SLACK`); else the request is ambiguous. Among editions of the chosen album, those released in
+    ``year`` come first, then those of unknown year, then the rest, each in the catalogue's order.
     """
     if not found:
         return Match(None, 0.0, "no result")
-    scored = [(match_score(artist, album, a, t), i, a, t, y) for i, (_, a, t, y) in enumerate(found)]
-    scored.sort(key=lambda s: (-s[0], s[1]))
-    best = scored[0]
-    if best[0] < min_score:
-        return Match(None, best[0], f"no match: best was {best[2]} - {best[3]} (score {best[0]:.2f} < {min_score})")
-    key = (normalise_artist(best[2]), normalise_album(best[3]))
-    close = [s for s in scored if s[0] >= max(min_score, best[0] - margin)]
-    rivals = [s for s in close if (normalise_artist(s[2]), normalise_album(s[3])) != key]
-    if rivals:
-        dated = [s for s in close if year is not None and s[4] == year]
-        keys = {(normalise_artist(s[2]), normalise_album(s[3])) for s in dated}
-        if len(keys) != 1:
-            names = "; ".join(f"{s[2]} - {s[3]} ({s[0]:.2f})" for s in [best, *rivals][:3])
-            return Match(None, best[0], f"ambiguous: {names}")
-        best = dated[0]
-    return Match(found[best[1]][0], best[0])
+    wanted = album_numbers(album)
+    scored = sorted(
+        (
+            _Scored(
+                match_score(artist, album, a, t),
+                i,
+                a,
+                t,
+                y,
+                (normalise_artist(a), normalise_album(t)),
+                album_numbers(t),
+            )
+            for i, (_, a, t, y) in enumerate(found)
+        ),
+        key=lambda s: (-s.score, s.index),
+    )
+    same = [s for s in scored if s.numbers == wanted]
+    if not same or same[0].score < min_score:
+        top = scored[0]
+        if top.score < min_score:
+            return Match(None, top.score, f"no match: best was {top.named()} (score {top.score:.2f} < {min_score})")
+        return Match(
+            None,
+            top.score,
+            f"no match: best was {top.named()} (score {top.score:.2f}), another album: its numbers are "
+            f"{_numbers_text(top.numbers)}, the list's {_numbers_text(wanted)}",
+        )
+    best = same[0]
+    if best.score < 1.0:
+        close = [s for s in same if s.score >= max(min_score, best.score - margin)]
+        rivals = [s for s in close if s.key != best.key]
+        if rivals:
+            dated = [s for s in close if year_matches(s.year, year)]
+            if len({s.key for s in dated}) != 1:
+                names = "; ".join(f"{s.named()} ({s.score:.2f})" for s in [best, *rivals][:3])
+                return Match(None, best.score, f"ambiguous: {names}")
+            best = dated[0]
+    editions = [s for s in same if s.key == best.key]
+    if year is not None:
+        editions.sort(key=lambda s: 0 if year_matches(s.year, year) else 1 if s.year is None else 2)
+    return Match(found[editions[0].index][0], best.score, editions=tuple(found[s.index][0] for s in editions))
