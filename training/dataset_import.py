@@ -477,13 +477,15 @@ def _usable_track(candidate: AlbumCandidate, downloader: Downloader) -> tuple[Tr
     """The first track that decodes; only the marked one when the user marked one."""
     errors = []
     for track in candidate.tracks:
+        path = None
         try:
             path = downloader.fetch(track.location) if is_url(track.location) else Path(track.location)
             return track, path, check_audio(path)
         except UnreachableError:  # the server's silence says nothing about this track: stop (build_dataset)
             raise
         except NoPainGanError as exc:
-            errors.append(str(exc))
+            downloaded = path is not None and is_url(track.location)  # named by its URL, not its cache file
+            errors.append(str(exc).replace(str(path), track.location) if downloaded else str(exc))
         if candidate.track_marked:
             break
     if not errors:

@@ -25,7 +25,15 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from nopaingan_core.cli_args import add_quiet, existing_file, float_range, int_range, path_arg, positive_float
+from nopaingan_core.cli_args import (
+    add_quiet,
+    existing_file,
+    float_range,
+    int_range,
+    path_arg,
+    positive_float,
+    range_text,
+)
 
 from .candidates import AlbumCandidate, CoverRef, TrackRef
 from .catalogues import (
@@ -55,6 +63,7 @@ _MISSING = {"", "nan", "none", "null", "n/a", "—", "-", "tba"}
 # Wikipedia's footnote marks: [1], [a], [note 2], [nb 1], [citation needed]
 _FOOTNOTE = re.compile(r"\[(?:[0-9]+|[a-z]|(?:note|nb|n) [0-9]+|citation needed)\]", re.IGNORECASE)
 _YEAR = re.compile(r"(?<![0-9])([12][0-9]{3})(?![0-9])")
+MIN_SCORE_RANGE = range_text("a number", 0.0, 1.0, low_open=True)  # what --min-score accepts, in words
 
 
 @dataclass(frozen=True)
@@ -277,7 +286,7 @@ def fetch_dataset(
     if not catalogues:
         raise DatasetError(f"no catalogue given; expected some of {', '.join(CATALOGUES)}")
     if not 0.0 < min_score <= 1.0:
-        raise DatasetError(f"--min-score must be above 0 and at most 1, found {min_score}")
+        raise DatasetError(f"--min-score: expected {MIN_SCORE_RANGE}, found {min_score:g}")
     check_out(Path(out).expanduser(), replace)
     candidates: Iterator[AlbumCandidate] = (
         resolve(album, catalogues, min_score=min_score, margin=margin) for album in albums
@@ -351,7 +360,13 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
         metavar="NAMES",
         help="catalogues to ask, in order (default: %(default)s)",
     )
-    add("--min-score", type=float_range(0.0, 1.0), default=MIN_SCORE, metavar="S", help="least match score, above 0")
+    add(
+        "--min-score",
+        type=float_range(0.0, 1.0, low_open=True),
+        default=MIN_SCORE,
+        metavar="S",
+        help="least match score, above 0 and at most 1",
+    )
     add("--country", default="US", metavar="CC", help="iTunes store: ISO 3166-1 two-letter code (default: %(default)s)")
     add(
         "--cover-size",
@@ -364,7 +379,12 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
     add("--eval-fraction", type=float_range(0.0, 0.99), default=EVAL_FRACTION, metavar="F", help="albums in eval")
     add("--seed", type=int_range(0), default=0, metavar="N", help="seed of the artist split")
     add(
-        "--rate-limit", type=float_range(0.0), default=2.0, metavar="PER_S", help="requests per second and host, 0: any"
+        "--rate-limit",
+        type=float_range(0.0),
+        default=2.0,
+        metavar="PER_S",
+        help="downloads of previews, covers and Wikipedia pages started per second and host, 0: any (the catalogue "
+        f"APIs keep their documented limits: Deezer {DEEZER_RATE:g}/s, iTunes {ITUNES_RATE * 60:g}/min)",
     )
     add("--retries", type=int_range(0, 100), default=3, metavar="N", help="retries of a failed request")
     add("--timeout", type=positive_float, default=30.0, metavar="S", help="seconds to wait for a server")
