@@ -1,0 +1,433 @@
+"""``nopaingan dataset fetch``, findings of a user trial: a catalogue address that answers, but not as the API
+(HTTP 404/400, a web page, JSON of another shape), or is no URL at all, stops the fetch instead of recording
+every album as not found; a Wikipedia page without an album table is one line, not a traceback; titles that
+differ by a number are different albums, an exact title wins over near ones, the edition of the list's year is
+taken; --min-score says one range; a preview that is not audio is named by its URL."""
+
+from __future__ import annotations
+
+import json
+import string
+from pathlib import Path
+
+import pytest
+import test_fetch
+from catalogue_server import FakeAlbum, FakeTrack
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from music_library import image_bytes
+from test_fetch import BLUE, RED, _files, _one_line, _quick_fetch, _staging_left, clients, media, rows, skipped
+
+from training.catalogues import ITunes, make_catalogues
+from training.cli import main
+from training.download import Downloader
+from training.errors import CatalogueBrokenError, DatasetError
+from training.fetch import AlbumRequest, fetch_dataset, resolve
+from training.matching import MIN_SCORE, album_numbers, best_match, match_score, normalise_album
+
+audio, shop = test_fetch.audio, test_fetch.shop  # the fixtures: previews, and both fake catalogues
+
+# --- 1. a catalogue address that is not the API ------------------------------------------------------------
+
+ITUNES_400 = json.dumps({"errorMessage": "Invalid value(s) for key(s): [country]", "queryParameters": {}}).encode()
+# (catalogue, how its search answers, what the one line says in the brackets)
+BROKEN = [
+    ("deezer", (404, {}), "its album search answered HTTP 404"),
+    ("deezer", (400, {}), "its album search answered HTTP 400"),
+    ("deezer", (410, {}), "its album search answered HTTP 410"),
+    ("deezer", (401, {}), "its album search answered HTTP 401"),
+    ("deezer", (501, {}), "its album search answered HTTP 501"),
+    ("deezer", (200, {}, b"<html><body>Deezer</body></html>"), "its album search answered something that is not JSON"),
+    ("deezer", (200, {}, b'{"albums": []}'), 'its album search answered {"albums": []}, without a \'data\' list'),
+    ("itunes", (404, {}), "its album search answered HTTP 404"),
+    ("itunes", (400, {}, ITUNES_400), "its album search answered HTTP 400: Invalid value(s) for key(s): [country]"),
+    ("itunes", (405, {}), "its album search answered HTTP 405"),
+    ("itunes", (200, {}, b"[]"), "its album search answered [], without a 'results' list"),
+    ("itunes", (200, {}, b"\xff\xfe not text"), "its album search answered something that is not JSON"),
+]  # fmt: skip
+
+
+def _earlier_dataset(tmp_path: Path, fake, capsys) -> tuple[list[str], Path, dict[str, bytes]]:
+    """A first fetch (Daft Punk from Deezer, Homogenic from iTunes), the arguments of the next one, its files."""
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\nBjörk,Homogenic\nNobody,Nothing Whatsoever\n")
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
+    assert main([*argv, *apis, "--cache-dir", str(tmp_path / "first")]) == 0
+    capsys.readouterr()
+    assert set(rows(out)) == {"Discovery", "Homogenic"}
+    return argv, out, _files(out)
+
+
+@pytest.mark.parametrize(("name", "answer", "reason"), BROKEN)
+def test_a_search_answered_but_not_as_the_api_stops_the_fetch_and_keeps_the_folder(
+    tmp_path: Path, shop, capsys, name: str, answer: tuple, reason: str
+) -> None:
+    server, fake = shop
+    argv, out, before = _earlier_dataset(tmp_path, fake, capsys)
+    server.failures["/deezer/search/album" if name == "deezer" else "/itunes/search"] = [answer] * 10
+    asked = len(server.requests)
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "fresh")]
+    assert main([*argv, *apis]) == 2
+    base = fake.deezer_url if name == "deezer" else fake.itunes_url
+    public = "https://api.deezer.com" if name == "deezer" else "https://itunes.apple.com"
+    assert _one_line(capsys) == (
+        f"nopaingan dataset fetch: error: {name}: the catalogue at {base} (set by --{name}-api) is not a working "
+        f"catalogue API ({reason}); {out} was left as it was (no file there was added, replaced or removed); "
+        f"check --{name}-api: the public API is {public}"
+    )
+    assert _files(out) == before and _staging_left(tmp_path) == []
+    searches = [p for p, _ in server.requests[asked:] if p.startswith(f"/{name}/search")]
+    assert len(searches) == 1  # a definite answer: not retried
+
+
+@pytest.mark.parametrize("origin", ["option", "environment"])
+@pytest.mark.parametrize("name", ["deezer", "itunes"])
+def test_an_address_whose_search_is_not_found_stops_naming_what_set_it(
+    tmp_path: Path, shop, capsys, monkeypatch, origin: str, name: str
+) -> None:
+    """A path of a live server that is not the API (every request 404): no album is recorded as not found."""
+    server, fake = shop
+    argv, out, before = _earlier_dataset(tmp_path, fake, capsys)
+    wrong = server.url("/not-the-api/")
+    apis = {"deezer": fake.deezer_url, "itunes": fake.itunes_url, name: wrong}
+    argv += ["--cache-dir", str(tmp_path / "fresh")]
+    if origin == "option":
+        argv += [f"--{name}-api", wrong]
+        set_by = f"--{name}-api"
+    else:
+        set_by = f"$NOPAINGAN_{name.upper()}_API"
+        monkeypatch.setenv(set_by[1:], wrong)
+    other = "itunes" if name == "deezer" else "deezer"
+    argv += [f"--{other}-api", apis[other]]
+    assert main(argv) == 2
+    line = _one_line(capsys)
+    assert line.startswith(
+        f"nopaingan dataset fetch: error: {name}: the catalogue at {wrong.rstrip('/')} (set by {set_by}) is not a "
+        "working catalogue API (its album search answered HTTP 404);"
+    )
+    assert line.endswith(
+        f"; check {set_by}: the public API is {ITunes.public if name == 'itunes' else 'https://api.deezer.com'}"
+    )
+    assert _files(out) == before
+
+
+def test_no_result_is_still_not_found_in_each_apis_empty_answer(tmp_path: Path, shop) -> None:
+    """Both APIs answer "nothing found" with HTTP 200 and an empty list (Deezer ``{"data": [], "total": 0}``,
+    iTunes ``{"resultCount": 0, "results": []}``): that is "not found", not a broken catalogue."""
+    server, fake = shop
+    server.failures["/deezer/search/album"] = [(200, {}, b'{"data": [], "total": 0}')] * 2
+    server.failures["/itunes/search"] = [(200, {}, b'{"resultCount": 0, "results": []}')]
+    candidate = resolve(AlbumRequest("Daft Punk", "Discovery", "x"), clients(tmp_path, fake))
+    assert candidate.problem == "not found: deezer: no result; itunes: no result"
+
+
+NOT_URLS = ["notaurl", "ftp://api.deezer.com", "http://", "https:///search", "http://exa mple.org", "api.deezer.com",
+            "http://host:port"]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", NOT_URLS)
+@pytest.mark.parametrize("name", ["deezer", "itunes"])
+@pytest.mark.parametrize("origin", ["option", "environment"])
+def test_a_catalogue_address_that_is_no_url_is_refused_before_any_work(
+    tmp_path: Path, shop, capsys, monkeypatch, value: str, name: str, origin: str
+) -> None:
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    argv += ["--cache-dir", str(tmp_path / "c"), "--from-wikipedia-list", server.url("/wiki/List_of_2019_albums")]
+    apis = {"deezer": fake.deezer_url, "itunes": fake.itunes_url}
+    if origin == "option":
+        apis[name] = value
+        set_by = f"--{name}-api"
+    else:
+        del apis[name]
+        set_by = f"$NOPAINGAN_{name.upper()}_API"
+        monkeypatch.setenv(set_by[1:], value)
+    for other, url in apis.items():
+        argv += [f"--{other}-api", url]
+    assert main(argv) == 2
+    public = "https://api.deezer.com" if name == "deezer" else "https://itunes.apple.com"
+    assert _one_line(capsys) == (
+        f"nopaingan dataset fetch: error: {set_by}: expected an http(s) URL with a host such as {public}, "
+        f"found {value!r}"
+    )
+    assert server.requests == [] and not out.exists() and not (tmp_path / "c").exists()
+
+
+def test_an_address_is_only_checked_for_the_catalogues_asked(tmp_path: Path, shop, monkeypatch) -> None:
+    server, fake = shop
+    monkeypatch.setenv("NOPAINGAN_ITUNES_API", "notaurl")
+    (deezer,) = make_catalogues(["deezer"], lambda rate, statuses: media(tmp_path), deezer_api=fake.deezer_url)
+    assert deezer.base == fake.deezer_url
+    with pytest.raises(DatasetError, match=r"^\$NOPAINGAN_ITUNES_API: expected an http\(s\) URL"):
+        make_catalogues(["deezer", "itunes"], lambda rate, statuses: media(tmp_path), deezer_api=fake.deezer_url)
+
+
+def test_the_library_stops_on_a_broken_search_too(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    server.failures["/itunes/search"] = [(404, {})]
+    (itunes,) = make_catalogues(["itunes"], lambda rate, statuses: media(tmp_path), itunes_api=fake.itunes_url)
+    with pytest.raises(CatalogueBrokenError) as caught:
+        resolve(AlbumRequest("Björk", "Homogenic", "x"), [itunes])
+    error = caught.value
+    assert (error.catalogue, error.base, error.origin) == ("itunes", fake.itunes_url, "--itunes-api")
+    assert not list((tmp_path / "cache").rglob("*.json"))  # nothing kept as an answer
+
+
+# --- 2. a Wikipedia page without an album table -----------------------------------------------------------
+
+NO_TABLE = "expected an HTML table with artist and album columns (e.g. Artist, Album), found"
+PAGES = [
+    ("/wiki/no_table", b"<html><body><p>No tables here.</p></body></html>", "no table"),
+    ("/wiki/page.json", json.dumps({"query": {"pages": [1, 2]}}).encode(), "no table"),
+    ("/wiki/empty", b"", "no table"),
+    ("/wiki/text", b"List of albums\nDaft Punk - Discovery\n", "no table"),
+    ("/wiki/months", b"<table><tr><th>Month</th></tr><tr><td>May</td></tr></table>",
+     "1 table, none with artist and album in a row"),
+    ("/wiki/header_only", b"<table><tr><th>Artist</th><th>Album</th></tr></table>" * 2,
+     "2 tables, none with artist and album in a row"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body", "found"), PAGES)
+def test_a_page_without_an_album_table_is_one_line_naming_the_url(
+    tmp_path: Path, shop, capsys, path: str, body: bytes, found: str
+) -> None:
+    server, _ = shop
+    server.files[path] = body
+    url = server.url(path)
+    saved = tmp_path / "list.csv"
+    argv = ["dataset", "fetch", "--from-wikipedia-list", url, "--save-list", str(saved), "--cache-dir", str(tmp_path)]
+    assert main(argv) == 2
+    assert _one_line(capsys) == f"nopaingan dataset fetch: error: {url}: no album table found: {NO_TABLE} {found}"
+    assert not saved.exists()
+
+
+# --- 3. matching: numbers, exact titles, the list's year ----------------------------------------------------
+
+NUMBERED = [
+    # (request, found titles, the title chosen or None)
+    ("Peter Gabriel 1", ["Peter Gabriel 2"], None),
+    ("Peter Gabriel 1", ["Peter Gabriel 2", "Peter Gabriel 1"], "Peter Gabriel 1"),
+    ("Peter Gabriel 2", ["Peter Gabriel II"], "Peter Gabriel II"),  # the same number, written in roman
+    ("Led Zeppelin II", ["Led Zeppelin II", "Led Zeppelin III"], "Led Zeppelin II"),
+    ("Led Zeppelin II", ["Led Zeppelin III", "Led Zeppelin II"], "Led Zeppelin II"),
+    ("Led Zeppelin II", ["Led Zeppelin III"], None),
+    ("Led Zeppelin II", ["Led Zeppelin IV", "Led Zeppelin"], None),
+    ("Led Zeppelin", ["Led Zeppelin II", "Led Zeppelin (Remastered)"], "Led Zeppelin (Remastered)"),
+    ("Led Zeppelin", ["Led Zeppelin II"], None),
+    ("Abbey Road", ["Abbey Road - 2019 Remaster"], "Abbey Road - 2019 Remaster"),  # an edition's year is no number
+    ("Greatest Hits Vol. 2", ["Greatest Hits Vol. 3", "Greatest Hits, Vol. 2 (Deluxe)"],
+     "Greatest Hits, Vol. 2 (Deluxe)"),
+    ("I Am", ["I Am"], "I Am"),
+    ("Mirror Ball", ["Mirror Balls", "Mirror Ball"], "Mirror Ball"),  # exact beats near
+    ("Mirror Ball", ["Mirror Balls", "Mirror Hall"], None),  # two near ones, equally good: ambiguous
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("album", "titles", "chosen"), NUMBERED)
+def test_numbers_make_different_albums_and_an_exact_title_wins(album: str, titles: list[str], chosen) -> None:
+    artist = "Some Band"
+    match = best_match(artist, album, [(t, artist, t, None) for t in titles])
+    assert match.item == chosen, match.reason
+    if chosen is None and match.reason.startswith("no match") and "another album" in match.reason:
+        assert f"the list's {', '.join(map(str, album_numbers(album))) or 'none'}" in match.reason
+
+
+def test_the_reasons_say_why_a_close_title_is_another_album() -> None:
+    found = [("2", "Peter Gabriel", "Peter Gabriel 2", 1978)]
+    assert best_match("Peter Gabriel", "Peter Gabriel 1", found).reason == (
+        "no match: best was Peter Gabriel - Peter Gabriel 2 (score 0.93), another album: its numbers are 2, "
+        "the list's 1"
+    )
+    found = [("3", "Led Zeppelin", "Led Zeppelin III", 1970)]
+    assert best_match("Led Zeppelin", "Led Zeppelin", found).reason.endswith("its numbers are 3, the list's none")
+
+
+@pytest.mark.parametrize(
+    ("title", "numbers"),
+    [
+        ("Peter Gabriel 1", (1,)), ("Led Zeppelin IV", (4,)), ("Vol. 02", (2,)), ("4ever", (4,)),
+        ("XXXIX", (39,)), ("vi", (6,)), ("Malcolm X", (10,)), ("V", (5,)), ("I Am", ()), ("Mix", ()),
+        ("Ivy", ()), ("xii and 7", (7, 12)), ("Abbey Road - 2019 Remaster", ()), ("1989 (Taylor's Version)", (1989,)),
+    ],
+)  # fmt: skip
+def test_album_numbers(title: str, numbers: tuple[int, ...]) -> None:
+    assert album_numbers(title) == numbers
+
+
+RED_EDITIONS = [("tv", "Taylor Swift", "Red (Taylor's Version)", 2021), ("old", "Taylor Swift", "Red", 2012)]
+YEARS = [
+    # (editions, the list's year, chosen, editions in order)
+    (RED_EDITIONS, 2012, "old", ("old", "tv")),
+    (RED_EDITIONS, 2013, "old", ("old", "tv")),  # within a year
+    (RED_EDITIONS, 2021, "tv", ("tv", "old")),
+    (RED_EDITIONS, None, "tv", ("tv", "old")),  # no year: the catalogue's first
+    (RED_EDITIONS, 2016, "tv", ("tv", "old")),  # no edition of that year: still the name's match
+    (RED_EDITIONS[:1], 2012, "tv", ("tv",)),
+    ([*RED_EDITIONS, ("?", "Taylor Swift", "Red [Deluxe Edition]", None)], 2016, "?", ("?", "tv", "old")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("found", "year", "chosen", "editions"), YEARS)
+def test_the_edition_of_the_lists_year_is_preferred(found, year, chosen, editions) -> None:
+    match = best_match("Taylor Swift", "Red", found, year=year)
+    assert (match.item, match.editions, match.score) == (chosen, editions, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("year", "catalogue", "album", "catalogue_year"),
+    [
+        (2012, "deezer", "Red", 2012),  # Deezer's search gives no years: the editions are looked up
+        (2013, "deezer", "Red", 2012),
+        (2016, "deezer", "Red (Taylor's Version)", 2021),  # none of that year: the best name match, honestly dated
+        (None, "deezer", "Red (Taylor's Version)", 2021),
+        (2012, "itunes", "Red", 2012),
+        (2020, "itunes", "Red (Taylor's Version)", 2021),
+    ],
+)
+def test_fetch_takes_the_edition_of_the_lists_year_and_records_the_catalogues_year(
+    tmp_path: Path, shop, audio, year, catalogue: str, album: str, catalogue_year: int
+) -> None:
+    server, fake = shop
+    add = fake.add_deezer if catalogue == "deezer" else fake.add_itunes
+    preview = audio["mp3"] if catalogue == "deezer" else audio["m4a"]
+    for title, released, colour in (("Red (Taylor's Version)", 2021, RED), ("Red", 2012, BLUE)):
+        tracks = [FakeTrack("State of Grace", preview)]
+        add(FakeAlbum("Taylor Swift", title, image_bytes(colour), tracks, year=released))
+    out = tmp_path / "DATA"
+    request = AlbumRequest("Taylor Swift", "Red", "list.csv:2", year=year)
+    fetch_dataset([request], out, catalogues=clients(tmp_path, fake, names=(catalogue,)), downloader=media(tmp_path))
+    row = rows(out)["Red"]
+    assert (row["catalogue_album"], row["catalogue_year"], row["match_score"]) == (album, catalogue_year, 1.0)
+    assert row["year"] == (year or catalogue_year)  # the list's year when it gives one
+    lookups = [p for p, _ in server.requests if p.startswith(("/deezer/album/", "/itunes/lookup"))]
+    assert len(lookups) == (2 if catalogue == "deezer" and year in (2012, 2013, 2016) else 1)
+
+
+WORDS = st.text(alphabet=string.ascii_lowercase, min_size=2, max_size=8).filter(
+    lambda w: w not in {"the", "feat", "ft", "featuring", "and"} and normalise_album(f"x ({w})") != "x"
+)
+TITLES = st.lists(WORDS, min_size=1, max_size=4).map(" ".join)
+ROMANS = ["ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xx", "xxxix"]
+NUMBER = st.one_of(st.integers(0, 3000).map(str), st.sampled_from(ROMANS))
+
+
+@settings(max_examples=150, deadline=None)
+@given(TITLES, TITLES, NUMBER, NUMBER, st.booleans())
+def test_a_different_or_added_number_never_matches(artist: str, title: str, a: str, b: str, add: bool) -> None:
+    requested, offered = (title, f"{title} {b}") if add else (f"{title} {a}", f"{title} {b}")
+    assume(album_numbers(requested) != album_numbers(offered))
+    for album, other in ((requested, offered), (offered, requested)):
+        match = best_match(artist, album, [(0, artist, other, None)])
+        assert match.item is None and match.reason.startswith("no match")
+
+
+@settings(max_examples=150, deadline=None)
+@given(TITLES, TITLES, st.lists(TITLES, max_size=4), st.randoms(), st.none() | st.integers(1950, 2030))
+def test_an_exact_title_always_beats_near_ones(artist, album, others, random, year) -> None:
+    """Whatever else the catalogue lists (near titles of other years included), the exact title is taken."""
+    near = [album + "s", album[:-1], *[f"{album} {o}" for o in others], *others]
+    found = [(i, artist, t, None if year is None else year + i % 3) for i, t in enumerate(near)]
+    found.append((-1, artist, album, None))
+    random.shuffle(found)
+    match = best_match(artist, album, found, year=year)
+    assert match.score == 1.0
+    assert normalise_album(dict((i, t) for i, _, t, _ in found)[match.item]) == normalise_album(album)
+
+
+EDITION_MARKS = ["", " (Deluxe Edition)", " - 2011 Remaster", " [Remastered]", " (Taylor's Version)", " - EP"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    TITLES,
+    TITLES,
+    st.lists(st.tuples(st.sampled_from(EDITION_MARKS), st.none() | st.integers(1990, 2030)), min_size=1, max_size=5),
+    st.integers(1990, 2030),
+)
+def test_the_lists_year_picks_the_edition(artist, album, editions, year) -> None:
+    found = [(i, artist, album + mark, released) for i, (mark, released) in enumerate(editions)]
+    match = best_match(artist, album, found, year=year)
+    assert match.item is not None and sorted(match.editions) == list(range(len(found)))
+    chosen = found[match.item][3]
+    if any(r is not None and abs(r - year) <= 1 for _, _, _, r in found):
+        assert chosen is not None and abs(chosen - year) <= 1
+    elif any(r is None for _, _, _, r in found):
+        assert chosen is None  # it may be of that year: looked up (Deezer's search gives no years)
+    else:
+        assert match.item == 0  # none of that year: the catalogue's first
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    TITLES,
+    TITLES,
+    st.lists(st.tuples(TITLES, TITLES, st.none() | st.integers(1950, 2030)), max_size=6),
+    st.none() | st.integers(1950, 2030),
+)
+def test_best_match_never_takes_a_weak_contested_or_differently_numbered_result(artist, album, found, year) -> None:
+    items = [(i, a, t, y) for i, (a, t, y) in enumerate(found)]
+    match = best_match(artist, album, items, year=year)
+    scores = [match_score(artist, album, a, t) for _, a, t, _ in items]
+    same = [s for (_, _, t, _), s in zip(items, scores, strict=True) if album_numbers(t) == album_numbers(album)]
+    if match.item is None:
+        assert match.reason
+        assert not same or max(same) < 1.0
+        return
+    chosen = scores[match.item]
+    assert chosen >= MIN_SCORE and match.score == chosen
+    assert album_numbers(items[match.item][2]) == album_numbers(album)
+    assert chosen >= max(same) - 0.05
+    if max(same) == 1.0:
+        assert chosen == 1.0
+
+
+# --- 4. wording ------------------------------------------------------------------------------------------
+
+MIN_SCORE_RANGE = "a number above 0 and at most 1"
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.1", "nan", "inf", "x", "0.0"])
+def test_min_score_says_one_range_when_parsed(tmp_path: Path, shop, capsys, value: str) -> None:
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    assert main([*argv, "--deezer-api", fake.deezer_url, "--min-score", value]) == 2
+    expected = f"argument --min-score: got {value!r}, expected {MIN_SCORE_RANGE}"
+    assert _one_line(capsys) == f"nopaingan dataset fetch: error: {expected}"
+
+
+@pytest.mark.parametrize(("value", "shown"), [(0.0, "0"), (1.5, "1.5"), (-2.0, "-2")])
+def test_min_score_says_the_same_range_in_the_library(tmp_path: Path, shop, value: float, shown: str) -> None:
+    server, fake = shop
+    with pytest.raises(DatasetError, match=rf"^--min-score: expected {MIN_SCORE_RANGE}, found {shown}$"):
+        fetch_dataset(
+            [AlbumRequest("a", "b", "x")], tmp_path / "DATA", catalogues=clients(tmp_path, fake), min_score=value,
+            downloader=media(tmp_path),
+        )  # fmt: skip
+
+
+def test_min_score_one_is_accepted(tmp_path: Path, shop, capsys) -> None:
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    assert main([*argv, "--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--min-score", "1"]) == 0
+
+
+def test_rate_limit_help_says_the_catalogues_keep_their_limits(capsys) -> None:
+    assert main(["dataset", "fetch", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--rate-limit PER_S downloads of previews, covers and Wikipedia pages started per second and host" in text
+    assert "(the catalogue APIs keep their documented limits: Deezer 10/s, iTunes 20/min)" in text
+    assert "--min-score S least match score, above 0 and at most 1" in text
+
+
+@pytest.mark.parametrize("body", [b"not audio at all" * 100, b"<html>gone</html>", b"\x00" * 4000])
+def test_a_preview_that_is_not_audio_is_named_by_its_url(tmp_path: Path, shop, body: bytes) -> None:
+    server, fake = shop
+    album = fake.add_deezer(FakeAlbum("Air", "Moon Safari", image_bytes(BLUE), [FakeTrack("Sexy Boy", body)]))
+    out, cache = tmp_path / "DATA", tmp_path / "cache"
+    fetch_dataset(
+        [AlbumRequest("Air", "Moon Safari", "x")], out, catalogues=clients(tmp_path, fake),
+        downloader=Downloader(cache, rate_limit=None, backoff=0.01, timeout=5),
+    )  # fmt: skip
+    reason = skipped(out)["Moon Safari"]
+    assert reason.startswith(server.url(f"/deezer/preview/{album.id}/0.mp3") + ": "), reason
+    assert str(cache) not in reason
