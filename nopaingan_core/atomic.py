@@ -238,11 +238,15 @@ def check_output_folder(folder: str | os.PathLike, option: str, label: str | Non
     return folder
 
 
-def check_output_file(path: str | os.PathLike, option: str, overwrite: bool = False) -> Path:
-    """Like :func:`check_output_folder` for a file's folder; an existing ``path`` is refused unless ``overwrite``."""
+def check_output_file(path: str | os.PathLike, option: str, overwrite: bool = False, suffix: str | None = None) -> Path:
+    """Like :func:`check_output_folder` for a file's folder; an existing ``path`` is refused unless ``overwrite``,
+    and with ``suffix`` (e.g. ``".safetensors"``) a name that does not end in it (any case)."""
     path = Path(path).expanduser()
     if path.is_dir():
         raise OutputError(f"{option} {path}: expected a file name, found a folder")
+    if suffix is not None and path.suffix.lower() != suffix:
+        found = f"'{path.suffix}'" if path.suffix else "no extension"
+        raise OutputError(f"{option} {path}: expected a {suffix} file name, found {found}")
     if path.exists() and not overwrite:
         raise OutputError(f"{option} {path}: file exists; choose another name or pass --overwrite")
     check_output_folder(path.parent, option, label=str(path))

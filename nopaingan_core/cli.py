@@ -612,7 +612,7 @@ def run_encode(args: argparse.Namespace) -> int:
     from .encoders import load_encoder
     from .hub import check_available
 
-    out = check_output_file(args.out, "--out", args.overwrite)
+    out = check_output_file(args.out, "--out", args.overwrite, suffix=".safetensors")
     check_available(args.mir, "music encoder", "--mir")
     kind = check_encoder_kind(args.mir, args.kind)
     device, dtype = device_from_args(args)

@@ -817,13 +817,32 @@ def test_overwrite_onto_a_folder_is_one_line(env, tmp_path, capsys):
 # --- misleading messages --------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("name", ["e3.txt", "emb", "emb.safetensors.json", "emb.pt", ".safetensors"])
+def test_encode_refuses_an_out_name_that_is_not_safetensors(env, tmp_path, capsys, name):
+    out = tmp_path / name
+    assert main(["encode", "--audio", str(env.song), "--mir", str(env.models["clap"]), "--out", str(out)]) == 2
+    line = one_error_line(capsys, "--out")
+    assert "expected a .safetensors file name" in line and str(out) in line
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["emb.safetensors", "EMB.SafeTensors"])
+def test_encode_accepts_a_safetensors_name_in_any_case(env, tmp_path, name):
+    out = tmp_path / name
+    assert main(["encode", "--audio", str(env.song), "--mir", str(env.models["clap"]), "--out", str(out)]) == 0
+    assert out.is_file()
+
+
 def test_wrong_kinds_of_folders_are_named(env, tmp_path, capsys, caplog):
     clap = str(env.models["clap"])
     assert main(["generate", "--album", "A", "--genre", "g", "--sd", clap, "--out", str(tmp_path)]) == 2
     line = one_error_line(capsys, "--sd")
     assert "this folder holds a CLAP model" in line and "unsafe" not in caplog.text
     song = str(env.song)
-    assert main(["encode", "--audio", song, "--mir", clap, "--kind", "mert", "--out", str(tmp_path / "e")]) == 2
+    assert (
+        main(["encode", "--audio", song, "--mir", clap, "--kind", "mert", "--out", str(tmp_path / "e.safetensors")])
+        == 2
+    )
     assert "this folder holds a CLAP model" in one_error_line(capsys, "--mir")
     run = env.fusion.parent / "run"
     run.mkdir(exist_ok=True)
