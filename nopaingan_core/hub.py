@@ -115,18 +115,30 @@ def _wrong_folder(source: str, what: str, flag: str, missing: str) -> ModelLoadE
     return ModelLoadError(f"{flag} {source}: not a {what} folder; {holds}")
 
 
+def check_weights_loaded(source: str, loading: dict, kind: str, hint: str = "") -> None:
+    """Refuse a ``kind`` model (e.g. "CLAP") that ``from_pretrained(..., output_loading_info=True)`` loaded with
+    missing or mismatched weights (transformers fills those at random and only logs it); ``hint`` ends the
+    message. Raises :class:`ModelLoadError`."""
+    missing = list(loading.get("missing_keys", [])) + list(loading.get("mismatched_keys", []))
+    if missing:
+        raise ModelLoadError(f"{source}: {kind} checkpoint lacks {len(missing)} weights (e.g. {missing[:3]}){hint}")
+
+
 def _takes_safetensors_only(loader: Any) -> bool:
     import torch
 
     return isinstance(loader, type) and issubclass(loader, torch.nn.Module)
 
 
-def from_pretrained(loader: Any, source: str | os.PathLike, what: str, flag: str, **kwargs: Any) -> Any:
+def from_pretrained(
+    loader: Any, source: str | os.PathLike, what: str, flag: str, kind: str | None = None, **kwargs: Any
+) -> Any:
     """Call ``loader.from_pretrained`` on a hub id or folder and turn failures into one-line errors.
 
     ``what`` names the model for the message (e.g. "miniSD UNet"), ``flag`` is the CLI option that
-    takes a local folder instead. Model weights load from safetensors only (``use_safetensors=True``): a
-    folder with only pickled weights is refused instead of being unpickled.
+    takes a local folder instead. With ``kind`` (:data:`MODEL_KINDS` words, e.g. "CLAP"), a local folder whose
+    config names another kind of model is refused before loading. Model weights load from safetensors only
+    (``use_safetensors=True``): a folder with only pickled weights is refused instead of being unpickled.
     """
     source = str(source)
     local = is_local(source)
@@ -141,6 +153,9 @@ def from_pretrained(loader: Any, source: str | os.PathLike, what: str, flag: str
         subfolder = kwargs.get("subfolder")
         if subfolder and not (folder / subfolder).is_dir():
             raise _wrong_folder(source, what, flag, f"{subfolder}/ folder")
+        found = folder_kind(folder) if kind else None
+        if found and found != kind:  # before loading: another model's config can fail in any way, or load at random
+            raise ModelLoadError(f"{flag} {source}: not a {what} folder; this folder holds a {found} model")
         return _load(loader, str(folder), source, what, flag, local=True, **kwargs)
     try:  # the Hugging Face cache first: no network, no retries
         return loader.from_pretrained(source, local_files_only=True, **kwargs)

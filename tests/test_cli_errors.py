@@ -833,6 +833,15 @@ def test_encode_accepts_a_safetensors_name_in_any_case(env, tmp_path, name):
     assert out.is_file()
 
 
+@pytest.mark.parametrize(
+    ("folder", "holds"), [("mert", "MERT"), ("codified-lm", "MusicGen"), ("sd", "Stable Diffusion")]
+)
+def test_tag_names_what_a_wrong_clap_folder_holds(env, capsys, folder, holds):
+    assert main(["tag", "--audio", str(env.song), "--clap", str(env.models[folder])]) == 2
+    line = one_error_line(capsys, "--clap")
+    assert f"this folder holds a {holds}" in line and "lacks" not in line, line
+
+
 def test_wrong_kinds_of_folders_are_named(env, tmp_path, capsys, caplog):
     clap = str(env.models["clap"])
     assert main(["generate", "--album", "A", "--genre", "g", "--sd", clap, "--out", str(tmp_path)]) == 2

@@ -12,7 +12,7 @@ import math
 import torch
 
 from ..errors import ModelLoadError
-from ..hub import from_pretrained
+from ..hub import check_weights_loaded, from_pretrained
 from .base import MusicEncoder
 
 DEFAULT_MODEL = "laion/larger_clap_music"
@@ -23,10 +23,8 @@ def load_clap(model: str, what: str = "CLAP model", flag: str = "--mir"):
     CLI option named in the error when the model is missing."""
     from transformers import ClapFeatureExtractor, ClapModel
 
-    net, loading = from_pretrained(ClapModel, model, what, flag, output_loading_info=True)
-    missing = list(loading.get("missing_keys", [])) + list(loading.get("mismatched_keys", []))
-    if missing:
-        raise ModelLoadError(f"{model}: not a CLAP checkpoint, {len(missing)} weights missing (e.g. {missing[:3]})")
+    net, loading = from_pretrained(ClapModel, model, what, flag, kind="CLAP", output_loading_info=True)
+    check_weights_loaded(model, loading, "CLAP")
     features = from_pretrained(ClapFeatureExtractor, model, "CLAP feature extractor", flag)
     return net.eval(), features
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
-from ..hub import from_pretrained
+from ..hub import check_weights_loaded, from_pretrained
 from .base import MusicEncoder
 
 DEFAULT_MODEL = "facebook/musicgen-small"
@@ -28,14 +28,15 @@ class CodifiedLMEncoder(MusicEncoder):
         # The composite repo holds the EnCodec, the text encoder and the decoder. Loading only the decoder
         # class from it silently returns random weights, so load the whole and keep two parts.
         composite, loading = from_pretrained(
-            MusicgenForConditionalGeneration, model, "MusicGen model", "--mir", output_loading_info=True
+            MusicgenForConditionalGeneration,
+            model,
+            "MusicGen model",
+            "--mir",
+            kind="MusicGen",
+            output_loading_info=True,
         )
-        missing = list(loading.get("missing_keys", [])) + list(loading.get("mismatched_keys", []))
-        if missing:
-            raise ModelLoadError(
-                f"{model}: MusicGen checkpoint lacks {len(missing)} weights (e.g. {missing[:3]}); "
-                "expected a full MusicgenForConditionalGeneration checkpoint such as facebook/musicgen-small"
-            )
+        hint = "; expected a full MusicgenForConditionalGeneration checkpoint such as facebook/musicgen-small"
+        check_weights_loaded(model, loading, "MusicGen", hint)
         self.codec = composite.audio_encoder.eval()
         decoder = composite.decoder.model.decoder
         total = len(decoder.layers)

@@ -11,7 +11,7 @@ import math
 import torch
 
 from ..errors import ModelLoadError
-from ..hub import from_pretrained
+from ..hub import check_weights_loaded, from_pretrained
 from .base import MusicEncoder
 
 DEFAULT_MODEL = "m-a-p/MERT-v1-95M"
@@ -27,12 +27,8 @@ class MertEncoder(MusicEncoder):
     ) -> None:
         from transformers import HubertModel, Wav2Vec2FeatureExtractor
 
-        net, loading = from_pretrained(HubertModel, model, "MERT model", "--mir", output_loading_info=True)
-        missing = list(loading.get("missing_keys", [])) + list(loading.get("mismatched_keys", []))
-        if missing:
-            raise ModelLoadError(
-                f"{model}: not a MERT/HuBERT checkpoint, {len(missing)} weights missing (e.g. {missing[:3]})"
-            )
+        net, loading = from_pretrained(HubertModel, model, "MERT model", "--mir", kind="MERT", output_loading_info=True)
+        check_weights_loaded(model, loading, "MERT")
         self.processor = from_pretrained(Wav2Vec2FeatureExtractor, model, "MERT feature extractor", "--mir")
         total = net.config.num_hidden_layers
         layer = min(DEFAULT_LAYER, total) if layer is None else layer
