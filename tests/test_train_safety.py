@@ -5,6 +5,8 @@ eval albums are refused before any work, and a resumed run's time counts every p
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import re
 import shutil
@@ -472,3 +474,121 @@ def test_evaluate_writes_a_new_report_folder_beside_the_checkpoint_and_refuses_a
         assert _files(tmp_path) == before
     assert main(["train", "--data", str(cached_data), "--out", str(run), "--quiet"]) == 2  # a finished run, evaluated
     assert "holds a finished run's fusion.safetensors" in _error_line(capsys)
+
+
+# --- 10. a resumed run decides what the uninterrupted one does (the inert check) -----------------------------------
+
+# A run whose music path never learns (closed gate, a learning rate too small to move it): judged from step 5 on
+# (INERT_MIN_STEPS patched), so its evaluations at steps 6 and 8 are inert in a row; --stop-if-inert stops it at 8
+# of 12, and without it the warning comes at 8, 10 and 12.
+INERT_RUN = {"recipe": "seed", "lr": 1e-9, "warmup_steps": 0, "max_steps": 12, "eval_every": 2, "save_every": 1}
+
+
+def _inert_argv(data: Path, run: Path, stop: bool) -> list[str]:
+    options = [f"--{key.replace('_', '-')}={value}" for key, value in INERT_RUN.items()]
+    stopping = ["--stop-if-inert"] if stop else []
+    return ["train", "--data", str(data), "--out", str(run), *options, "--quiet", *stopping]
+
+
+def _warnings(err: str) -> list[int]:
+    return [int(step) for step in re.findall(r"WARNING: the music path is inert at step (\d+)", err)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_inert_runs(cached_data, tmp_path_factory) -> dict[bool, tuple[Path, list[int]]]:
+    """The inert run without a kill, with and without --stop-if-inert: its folder and the steps it warned at."""
+    import training.recipes
+
+    runs = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training.recipes, "INERT_MIN_STEPS", 5)
+        for stop in (True, False):
+            run = tmp_path_factory.mktemp("whole") / "run"
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                assert main(_inert_argv(cached_data, run, stop)) == 0
+            runs[stop] = run, _warnings(err.getvalue())
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("stop", "kill_at"),
+    [
+        (True, 7),  # the user trial's case: resumed from the checkpoint of the first inert evaluation in a row
+        (True, 8),  # killed at the stop, before its checkpoint
+        (False, 7),
+        (False, 10),  # resumed with two inert evaluations in a row behind it: it warns at the next one
+    ],
+)
+def test_a_run_killed_and_resumed_decides_the_inert_check_as_the_uninterrupted_one(
+    cached_data, tmp_path, capsys, monkeypatch, uninterrupted_inert_runs, stop, kill_at
+):
+    """Killed before its step ``kill_at`` was saved (the checkpoint of the step before is the newest) and resumed:
+    the same steps, stopped_early, music_inert, warnings, weights to the bit, loss.csv, eval.csv and checkpoint
+    state as without the kill (without the inert check's state in the checkpoint, the trial's run stopped one
+    evaluation late)."""
+    import training.recipes
+
+    monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 5)
+    (whole, expected_warnings), run = uninterrupted_inert_runs[stop], tmp_path / "run"
+    assert expected_warnings == ([8] if stop else [8, 10, 12])
+
+    def kill(step: int, loss: float) -> None:
+        if step == kill_at:
+            raise Crash
+
+    config = TrainConfig(data=cached_data, out=run, stop_if_inert=stop, progress=False, **INERT_RUN)
+    with pytest.raises(Crash):
+        train(config, on_step=kill)
+    assert checkpoints(run)[-1].name == f"step-{kill_at - 1:08d}"
+    capsys.readouterr()
+    assert main([*_inert_argv(cached_data, run, stop), "--resume"]) == 0
+    assert _warnings(capsys.readouterr().err) == [s for s in expected_warnings if s >= kill_at]
+
+    summaries = [json.loads((r / "summary.json").read_text()) for r in (whole, run)]
+    for summary in summaries:
+        summary.pop("train_seconds")
+    assert summaries[0] == summaries[1]
+    assert summaries[1]["steps"] == (8 if stop else 12) and summaries[1]["music_inert"] is True
+    assert summaries[1].get("stopped_early") == ("music path inert at step 8 of 12 (--stop-if-inert)" if stop else None)
+    a, b = (load_fusion(r / "fusion.safetensors").state_dict() for r in (whole, run))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("loss.csv", "eval.csv"):
+        assert (run / name).read_bytes() == (whole / name).read_bytes(), name
+    states = [json.loads((checkpoints(r)[-1] / "trainer.json").read_text()) for r in (whole, run)]
+    for state in states:
+        state.pop("train_seconds")
+    assert states[0] == states[1] and states[1]["stopped_early"] is stop
+
+
+# --- 11. a run --stop-if-inert ended is not resumed ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["stopped", "checkpoint of an earlier version", "killed before the summary"])
+def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_path, capsys, monkeypatch, how):
+    """The run stopped at step 8 of 12 has ended: --resume is one line, exit 2, and changes no file, whether its
+    last checkpoint records the stop (and the summary too, or only the checkpoint: killed right after saving it)
+    or only the summary does (a checkpoint of a version that did not record it)."""
+    import training.recipes
+
+    monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 5)
+    run = tmp_path / "run"
+    assert main(_inert_argv(cached_data, run, stop=True)) == 0
+    last = checkpoints(run)[-1]
+    assert last.name == "step-00000008"
+    if how == "checkpoint of an earlier version":
+        state = json.loads((last / "trainer.json").read_text())
+        for key in ("inert_streak", "music_inert", "stopped_early"):
+            del state[key]
+        (last / "trainer.json").write_text(json.dumps(state))
+    elif how == "killed before the summary":
+        (run / "summary.json").unlink()
+        (run / "fusion.safetensors").unlink()
+    before = _files(run)
+    capsys.readouterr()
+    assert main([*_inert_argv(cached_data, run, stop=True), "--resume"]) == 2
+    line = _error_line(capsys)
+    assert line.endswith(
+        f"{run}: stopped early at step 8 (--stop-if-inert); nothing to resume; start a new run in another --out"
+    ), line
+    assert _files(run) == before

@@ -50,7 +50,7 @@ from .recipes import (
     warmup_steps,
 )
 from .records import EVAL, METADATA, TRAIN, read_dataset
-from .resume import checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+from .resume import TRAINER, checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -293,6 +293,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     sd_source = config.sd or spec.sd
     per_epoch = steps_per_epoch(len(ids), config.batch_size, config.grad_accum, processes)
     total = config.max_steps or config.epochs * per_epoch
+    if config.resume and (reached := json.loads((previous[-1] / TRAINER).read_text())["step"]) >= total:
+        raise NoPainGanError(f"{run}: already finished at step {reached} of {total}; nothing to resume")
     warm = warmup_steps(config.warmup_steps, total)
     schedule_text = f"cosine, {count_text(warm, 'warm-up step')}"
     if config.warmup_steps > total:
@@ -325,6 +327,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     model, optimizer = accelerator.prepare(model, optimizer)
 
     start, history, eval_history, first_gradient, earlier_seconds = 0, [], [], {}, 0.0
+    inert = stopped = False
+    streak = 0  # evaluations in a row that found the music path inert
     if config.resume:
         trainer = load_checkpoint(previous[-1], fusion, optimizer, rank)
         lr_schedule.load_state_dict(trainer["lr_schedule"])
@@ -333,8 +337,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         start, history, eval_history = trainer["step"], trainer["history"], trainer["eval_history"]
         first_gradient = trainer.get("first_step_gradient_norm", {})
         earlier_seconds = trainer.get("train_seconds", 0.0)  # the parts of the run before this one
-        if start >= total:
-            raise NoPainGanError(f"{run}: already finished at step {start} of {total}; nothing to resume")
+        streak, inert = trainer.get("inert_streak", 0), trainer.get("music_inert", False)  # the inert check's
         accelerator.print(f"resuming {run} from step {start} ({previous[-1].name})")
     elif accelerator.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
@@ -349,8 +352,6 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     elif config.eval_every:
         accelerator.print(f"{config.data}: no eval albums, so no held-out MSE while training (--eval-every)")
     inert_from = inert_check_start(warm, total)
-    inert = stopped = False
-    streak = 0  # evaluations in a row that found the music path inert
     batches = step_batches(len(ids), config.batch_size, config.grad_accum, processes, rank, config.seed, start, total)
     loader = torch.utils.data.DataLoader(
         CachedDataset(reader, ids), batch_sampler=list(batches), num_workers=config.workers, collate_fn=collate
@@ -366,6 +367,9 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             "eval_history": eval_history,
             "first_step_gradient_norm": first_gradient,
             "train_seconds": earlier_seconds + time.monotonic() - began,
+            "inert_streak": streak,
+            "music_inert": inert,
+            "stopped_early": stopped,  # a run stopped by --stop-if-inert has ended: --resume refuses it
         }
 
     def checkpoint(step: int) -> None:
@@ -536,12 +540,20 @@ def _check_new_run(run: Path, previous: list[Path]) -> None:
 
 
 def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list[Path]) -> None:
-    """Refuse to continue a run that has no checkpoint, or with options that would make it a different run."""
+    """Refuse to continue a run that has no checkpoint, one that ``--stop-if-inert`` ended, or with options that
+    would make it a different run."""
     path = run / CONFIG_FILE
     if not path.is_file():
         raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
     if not previous:
         raise NoPainGanError(f"{run}: nothing to resume (no checkpoint); start the run without --resume")
+    last = json.loads((previous[-1] / TRAINER).read_text())
+    summary = run / SUMMARY_FILE  # checkpoints of earlier versions do not record it; the run's summary does
+    if last.get("stopped_early") or (summary.is_file() and "stopped_early" in json.loads(summary.read_text())):
+        raise NoPainGanError(
+            f"{run}: stopped early at step {last['step']} (--stop-if-inert); nothing to resume; "
+            "start a new run in another --out"
+        )
     saved = json.loads(path.read_text())
     current = config.to_dict() | {"processes": processes}
     changed = [
