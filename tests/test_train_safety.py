@@ -592,3 +592,81 @@ def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_pat
         f"{run}: stopped early at step 8 (--stop-if-inert); nothing to resume; start a new run in another --out"
     ), line
     assert _files(run) == before
+
+
+# --- 12. reports of a checkpoint live outside checkpoints/; pruning removes checkpoints only -------------------------
+
+
+def test_a_checkpoint_s_report_survives_pruning_and_the_run_folder_stays_a_run_s(cached_data, tmp_path, capsys):
+    """evaluate --fusion RUN/checkpoints/step-N(/fusion.safetensors) writes RUN/eval-step-N, then -1, -2; the run
+    resumed afterwards prunes step N's checkpoint and keeps its reports (and a file someone put into the
+    checkpoint's folder), and a new run is refused the folder only for its finished run, not for the reports."""
+    run = tmp_path / "run"
+    options = ["--max-steps", "4", "--save-every", "1", "--keep-checkpoints", "2", "--eval-every", "0", "--quiet"]
+    argv = ["train", "--data", str(cached_data), "--out", str(run), *options]
+
+    def kill(step: int, loss: float) -> None:
+        if step == 4:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(TrainConfig(data=cached_data, out=run, max_steps=4, save_every=1, eval_every=0, progress=False), kill)
+    step2 = run / "checkpoints" / "step-00000002"
+    assert [p.name for p in checkpoints(run)] == ["step-00000002", "step-00000003"]
+    evaluate = ["evaluate", "--data", str(cached_data), "--no-images", "--mse-samples", "1", "--quiet"]
+    for fusion, expected in [
+        (step2, "eval-step-00000002"),
+        (step2 / "fusion.safetensors", "eval-step-00000002-1"),
+        (step2, "eval-step-00000002-2"),
+    ]:
+        assert main([*evaluate, "--fusion", str(fusion)]) == 0
+        assert f"wrote {run / expected / 'eval.json'}" in capsys.readouterr().out
+    (step2 / "notes.txt").write_text("mine")
+    reports = _files(run / "eval-step-00000002") | _files(run / "eval-step-00000002-1")
+    assert main([*argv, "--resume"]) == 0
+    assert [p.name for p in checkpoints(run)] == ["step-00000003", "step-00000004"]
+    assert [p.name for p in step2.iterdir()] == ["notes.txt"]  # only the checkpoint's files went
+    assert _files(run / "eval-step-00000002") | _files(run / "eval-step-00000002-1") == reports
+    names = {p.name for p in run.iterdir()}
+    assert {"eval-step-00000002", "eval-step-00000002-1", "eval-step-00000002-2"} <= names
+    (run / "fusion.safetensors").unlink()
+    (run / "summary.json").unlink()
+    shutil.rmtree(run / "checkpoints")
+    _check_new_run(run, [])  # the reports are a run folder's own
+
+
+@pytest.mark.parametrize(
+    ("names", "foreign"),
+    [
+        (["eval-step-00000003", "eval-step-00000003-1", "eval-step-00000120-12"], None),
+        (["eval-step-3"], "eval-step-3"),  # not a checkpoint's name
+        (["eval-step-00000003-x"], "eval-step-00000003-x"),
+        (["eval-steps-00000003"], "eval-steps-00000003"),
+    ],
+)
+def test_a_checkpoint_s_report_folder_is_a_run_s(tmp_path, names, foreign):
+    for name in names:
+        (tmp_path / name).mkdir()
+    if foreign is None:
+        _check_new_run(tmp_path, [])
+    else:
+        with pytest.raises(NoPainGanError, match=rf"found other files \({foreign}\)"):
+            _check_new_run(tmp_path, [])
+
+
+@pytest.mark.parametrize(
+    "others",
+    [[], ["notes.txt"], ["eval/eval.json", "eval/eval.md"], ["rng-x.safetensors", "fusion.safetensors.bak"]],
+)
+def test_pruning_removes_only_a_checkpoint_s_files(tmp_path, others):
+    fusion = new_fusion(EncoderInfo("clap", "tiny", 0, 8, 10.0, 48000), tokens=2)
+    optimizer = torch.optim.AdamW(fusion.parameters())
+    first = save_checkpoint(tmp_path, 1, fusion, optimizer, {"step": 1})
+    for name in others:
+        (first / name).parent.mkdir(parents=True, exist_ok=True)
+        (first / name).write_text(name)
+    save_checkpoint(tmp_path, 2, fusion, optimizer, {"step": 2})
+    prune_checkpoints(tmp_path, 1)
+    assert [p.name for p in checkpoints(tmp_path)] == ["step-00000002"]
+    left = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file()) if first.exists() else []
+    assert left == sorted(others) and first.exists() == bool(others)

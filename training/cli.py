@@ -431,7 +431,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import EvalConfig, evaluate, report_folder
 
     _require_dataset(args.data)
-    out = check_output_folder(args.out or report_folder(args.fusion.parent), "--out")  # evaluate refuses a report
+    out = check_output_folder(args.out or report_folder(args.fusion), "--out")  # evaluate refuses a report
     device, dtype = device_from_args(args)
     config = EvalConfig(
         data=args.data,

@@ -33,10 +33,11 @@ from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CacheReader, cover_pixels
 from .errors import count_text
 from .records import EVAL, read_dataset
+from .resume import CHECKPOINTS, STEP_DIR
 from .train import derived_seed, diffusion_loss
 
 CONDITIONS = ("text_only", "music")
-EVAL_DIR = "eval"  # the default report folder beside the checkpoint (then eval-1, eval-2...)
+EVAL_DIR = "eval"  # the default report folder beside the checkpoint (then eval-1...; a training one: eval-step-N)
 REPORT_FILES = ("eval.json", "eval.md", "grid.png")
 # torch-fidelity's InceptionV3 (pt_inception-2015-12-05): the FID reference network. Its published file is a
 # torch pickle, so it is loaded only when its SHA-256 matches the one in its published name.
@@ -164,13 +165,18 @@ def check_no_report(out: Path) -> None:
             raise NoPainGanError(f"--out {out} holds an earlier evaluation's {name}; use another --out")
 
 
-def report_folder(beside: Path) -> Path:
-    """The default report folder in ``beside`` (the checkpoint's folder): ``eval``, or ``eval-1``, ``eval-2``...
-    the first holding no earlier report (the numbering of :func:`nopaingan_core.atomic.unique_path`)."""
+def report_folder(fusion: Path) -> Path:
+    """The default report folder of the checkpoint ``fusion``: ``eval`` beside it, or for a training checkpoint
+    (``RUN/checkpoints/step-N/fusion.safetensors``) ``eval-step-N`` in RUN, outside the folder that
+    ``--keep-checkpoints`` prunes; then ``-1``, ``-2``... the first holding no earlier report (the numbering of
+    :func:`nopaingan_core.atomic.unique_path`)."""
+    beside, name = fusion.parent, EVAL_DIR
+    if beside.parent.name == CHECKPOINTS and STEP_DIR.match(beside.name):
+        beside, name = beside.parent.parent, f"{EVAL_DIR}-{beside.name}"
     n = 0
     while True:
-        folder = beside / (EVAL_DIR if n == 0 else f"{EVAL_DIR}-{n}")
-        if not any((folder / name).exists() for name in REPORT_FILES):
+        folder = beside / (name if n == 0 else f"{name}-{n}")
+        if not any((folder / report).exists() for report in REPORT_FILES):
             return folder
         n += 1
 

@@ -7,6 +7,7 @@ crash while saving leaves the previous checkpoints as they were and never a half
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -29,6 +30,7 @@ STEP_DIR = re.compile(r"^step-(\d{8})$")
 FUSION = "fusion.safetensors"
 OPTIMIZER = "optimizer.safetensors"
 TRAINER = "trainer.json"
+RNG_FILE = re.compile(r"^rng-\d+\.safetensors$")
 
 
 def rng_state() -> tuple[dict[str, torch.Tensor], dict]:
@@ -132,13 +134,27 @@ def checkpoints(run: Path) -> list[Path]:
 
 def prune_checkpoints(run: Path, keep: int) -> None:
     """Keep the newest ``keep`` checkpoints (all when ``keep`` is 0), and remove the ``.tmp-step-*`` folders a
-    killed save left (a failing one removes its own). Called by the main process after a complete save."""
+    killed save left (a failing one removes its own). Called by the main process after a complete save.
+
+    A pruned checkpoint loses only the files a checkpoint holds (:func:`checkpoint_file`), ``trainer.json``
+    first so that a prune cut short leaves no checkpoint that looks complete; anything else in its folder (a
+    report someone wrote there) stays, and so does the folder then."""
     root = run / CHECKPOINTS
     for leftover in root.glob(".tmp-step-*") if root.is_dir() else []:
         _remove(leftover)
     if keep > 0:
         for old in checkpoints(run)[:-keep]:
-            _remove(old, ignore_errors=False)
+            own = sorted((p for p in old.iterdir() if checkpoint_file(p)), key=lambda p: p.name != TRAINER)
+            for path in own:
+                removed_written(path)
+                path.unlink()
+            with contextlib.suppress(OSError):  # not empty: it holds someone else's files
+                old.rmdir()
+
+
+def checkpoint_file(path: Path) -> bool:
+    """Whether ``path`` is one of the files :func:`save_checkpoint` writes into a checkpoint's folder."""
+    return path.is_file() and (path.name in (FUSION, OPTIMIZER, TRAINER) or RNG_FILE.match(path.name) is not None)
 
 
 def load_checkpoint(path: Path, fusion: FusionModel, optimizer: torch.optim.Optimizer, rank: int = 0) -> dict:

@@ -62,11 +62,12 @@ MIXED_PRECISION = ("no", "bf16", "fp16")
 FUSION_FILE = "fusion.safetensors"
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
-# What a run writes into its folder, and the report `nopaingan evaluate --fusion RUN` writes there (eval/, then
-# eval-1/...; training.evaluate.EVAL_DIR): a folder holding only these (a run stopped before its first checkpoint) is
-# reused; any other file means the folder is someone else's (a dataset, notes) and is refused.
+# What a run writes into its folder, and the reports `nopaingan evaluate` writes there (training.evaluate.
+# report_folder): eval/, eval-1/... of --fusion RUN and eval-step-NNNNNNNN/, eval-step-NNNNNNNN-1/... of a
+# checkpoint's fusion. A folder holding only these (a run stopped before its first checkpoint) is reused; any other
+# file means the folder is someone else's (a dataset, notes) and is refused.
 RUN_FILES = {FUSION_FILE, CONFIG_FILE, SUMMARY_FILE, "loss.csv", "eval.csv", "loss.png", "logs", "checkpoints", "eval"}
-NUMBERED_EVAL = re.compile(r"^eval-\d+$")
+REPORT_DIR = re.compile(r"^eval(-step-\d{8})?(-\d+)?$")
 # Checkpoints and held-out evaluations every 100 steps by default: a default-recipe epoch of a seed-sized dataset
 # (3429 albums, batch 8) is 429 steps, so a default run gets four of each (and --stop-if-inert can act); a checkpoint
 # is the fusion (12 M parameters) with AdamW's two moments, about 150 MB, and only --keep-checkpoints (2) are kept.
@@ -533,7 +534,7 @@ def _check_new_run(run: Path, previous: list[Path]) -> None:
             f"{run}: has checkpoints of an earlier run; pass --resume to continue it or use another --out"
         )
     names = sorted(p.name for p in run.iterdir()) if run.is_dir() else []
-    foreign = [name for name in names if name not in RUN_FILES and not NUMBERED_EVAL.match(name)]
+    foreign = [name for name in names if name not in RUN_FILES and not REPORT_DIR.match(name)]
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         raise NoPainGanError(f"--out {run}: expected a new or empty folder for the run, found other files ({shown})")
