@@ -1,7 +1,9 @@
 """``nopaingan train`` and ``nopaingan evaluate`` never keep or report what is not there: a diverging run saves no
 non-finite weights and names the checkpoint that is intact, a finished run or an earlier report is never
 overwritten, --resume without a checkpoint, an explicit warm-up longer than the run and --stop-if-inert without
-eval albums are refused before any work, and a resumed run's time counts every part."""
+eval albums are refused before any work, a resumed run's time counts every part and its inert check decides as the
+uninterrupted run's, a run --stop-if-inert ended is not resumed, a checkpoint's report outlives its pruning, and
+evaluate refuses options for covers with --no-images."""
 
 from __future__ import annotations
 
@@ -670,3 +672,30 @@ def test_pruning_removes_only_a_checkpoint_s_files(tmp_path, others):
     assert [p.name for p in checkpoints(tmp_path)] == ["step-00000002"]
     left = sorted(p.relative_to(first).as_posix() for p in first.rglob("*") if p.is_file()) if first.exists() else []
     assert left == sorted(others) and first.exists() == bool(others)
+
+
+# --- 13. evaluate: options that act on the generated covers need them ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--grid", "3"], "--grid needs the generated covers, found --no-images"),
+        (["--clip", "openai/clip-vit-large-patch14"], "--clip needs the generated covers, found --no-images"),
+        (["--inception-weights", "w.pth"], "--inception-weights needs the generated covers, found --no-images"),
+        (["--grid", "0"], None),  # no grid: what --no-images gives anyway
+    ],
+)
+def test_evaluate_refuses_cover_options_with_no_images(cached_data, tmp_path, capsys, options, expected):
+    from training.cache import CacheReader
+
+    fusion = save_fusion(new_fusion(CacheReader(cached_data / "cache").spec.encoder), tmp_path / "f.safetensors")
+    argv = ["evaluate", "--data", str(cached_data), "--fusion", str(fusion), "--no-images", "--mse-samples", "1"]
+    before = _files(tmp_path)
+    if expected is None:
+        assert main([*argv, *options, "--quiet"]) == 0
+        assert (tmp_path / "eval" / "eval.json").is_file() and not (tmp_path / "eval" / "grid.png").exists()
+        return
+    assert main([*argv, *options, "--quiet"]) == 2
+    assert expected in _error_line(capsys)
+    assert _files(tmp_path) == before

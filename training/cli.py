@@ -363,7 +363,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add("--negative", default="", help="negative prompt for classifier-free guidance")
     add("--inception-weights", type=path_arg, metavar="PATH", help="torch-fidelity's pt_inception-2015-12-05 weights")
     add("--clip", metavar="ID_OR_DIR", help="CLIP model for the CLIP score (e.g. openai/clip-vit-large-patch14)")
-    add("--grid", type=int_range(0), default=8, help="albums in grid.png")
+    add("--grid", type=int_range(0), help="albums in grid.png (default: 8; 0: no grid)")
     add("--quiet", action="store_true", help="no progress bar")
     add_device_options(ev)
     ev.set_defaults(run=_run_evaluate)
@@ -431,6 +431,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import EvalConfig, evaluate, report_folder
 
     _require_dataset(args.data)
+    if args.no_images:  # options that act only on the generated covers would do nothing
+        given = {"--grid": args.grid, "--clip": args.clip, "--inception-weights": args.inception_weights}
+        for option, value in given.items():
+            if value:
+                raise NoPainGanError(f"{option} needs the generated covers, found --no-images")
     out = check_output_folder(args.out or report_folder(args.fusion), "--out")  # evaluate refuses a report
     device, dtype = device_from_args(args)
     config = EvalConfig(
@@ -452,7 +457,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         negative=args.negative,
         inception_weights=args.inception_weights,
         clip=args.clip,
-        grid=args.grid,
+        grid=EvalConfig.grid if args.grid is None else args.grid,
         device=device,
         dtype=dtype,
         progress=not args.quiet,
