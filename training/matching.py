@@ -1,7 +1,8 @@
 """Matching catalogue search results to a requested artist and album.
 
 Titles are compared after normalisation (case, accents, punctuation, ``&``/``and``, a leading "The", edition
-markers such as ``(Deluxe Edition)``, ``[Remastered 2011]``, ``- 2011 Remaster`` or iTunes' ``- Single``, and
+markers such as ``(Deluxe Edition)``, ``[Remastered 2011]``, ``- 2011 Remaster``, iTunes' ``- Single`` or a
+trailing ``Remastered`` / ``Deluxe Edition`` without brackets, and
 ``feat.`` credits removed), then fuzzily with :class:`difflib.SequenceMatcher` (the standard library's
 Ratcliff/Obershelp ratio, 0..1). An album's score is the lower of its artist and album scores: both must
 match. Numbers are not fuzzy: titles whose numbers differ (digits, or roman numerals from II as words:
@@ -30,6 +31,22 @@ _EDITION_WORDS = (
 )
 _BRACKETED = re.compile(rf"\s*[(\[]([^()\[\]]*\b(?:{_EDITION_WORDS})\b[^()\[\]]*)[)\]]", re.IGNORECASE)
 _DASHED = re.compile(rf"\s+[-–—:]\s+[^-–—:]*\b(?:{_EDITION_WORDS})\b[^-–—:]*$", re.IGNORECASE)
+# An edition phrase ending the title without brackets or a dash ("Nevermind Remastered", "... 2009 Remaster",
+# "... Deluxe Edition", "... 25th Anniversary Edition", "... Bonus Track Version"): "Remaster(ed)" and "Deluxe"
+# alone, or "Edition"/"Version" after words that say which; a plain "Edition" or "Version" may be the title's.
+# A year before the phrase goes with it only in "2009 Remaster" (Spotify's form): "Live 1986 Remastered" keeps
+# its year, which may be the title's.
+_YEAR = r"(?:19|20)[0-9]{2}"
+_ORDINAL = r"[0-9]{1,3}(?:st|nd|rd|th)"
+_QUALIFIER = (
+    rf"(?:super|deluxe|expanded|special|collector'?s|limited|legacy|platinum|anniversary|{_ORDINAL}\s+anniversary|"
+    r"remastered|reissue|bonus\s+tracks?)"
+)
+_TRAILING = re.compile(
+    rf"\s+(?:(?:{_QUALIFIER}\s+)+(?:edition|version)|(?:{_YEAR}\s+)?remaster|remastered|"
+    rf"(?:super\s+)?deluxe|{_ORDINAL}\s+anniversary)(?:\s+{_YEAR})?$",
+    re.IGNORECASE,
+)
 _FEATURING = re.compile(r"\s*[(\[]?\b(?:feat|ft|featuring)\b\.?\s.*$", re.IGNORECASE)
 _THE = re.compile(r"^the\s+")
 # A roman numeral as a word, 2 to 39 (a lone "i" is the pronoun far more often than the number one).
@@ -39,12 +56,17 @@ _ROMAN_VALUES = {"i": 1, "v": 5, "x": 10}
 
 def normalise_album(title: str) -> str:
     """An album title as compared: edition markers and a leading "The" removed, then folded like
-    :func:`training.cleaning.fold_name` (``"The Wall (Remastered 2011)"`` -> ``"wall"``). A title that is
-    nothing but such words keeps them (``"Deluxe"`` stays ``"deluxe"``)."""
-    text = title
-    for pattern in (_BRACKETED, _DASHED):
-        while (stripped := pattern.sub("", text)) != text and stripped.strip():
-            text = stripped
+    :func:`training.cleaning.fold_name` (``"The Wall (Remastered 2011)"`` -> ``"wall"``). Markers are in
+    brackets, after a dash (``"Abbey Road - 2019 Remaster"``), or an edition phrase ending the title
+    (``"Nevermind Remastered"``, ``"Rumours 2004 Remaster"``, ``"Blue Deluxe Edition"``). A title that is
+    nothing but such words keeps them (``"Deluxe"`` stays ``"deluxe"``, ``"Remastered"`` ``"remastered"``)."""
+    text, changed = title, True
+    while changed:  # until none is left: removing one marker may bare another
+        changed = False
+        for pattern in (_BRACKETED, _DASHED, _TRAILING):
+            stripped = pattern.sub("", text)
+            if stripped != text and _without_the(fold_name(stripped)) not in ("", "the"):
+                text, changed = stripped, True
     return _without_the(fold_name(text)) or fold_name(title)
 
 
