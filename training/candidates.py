@@ -32,7 +32,10 @@ class AlbumCandidate:
     other stands in for it. ``problem`` is set when the source already shows the album cannot be used.
     ``extra`` holds fields added to the album's metadata row (a catalogue's match score and ids).
     ``name_sources`` says where ``artist`` and ``album`` came from when a music folder was scanned: "tags",
-    or, when no tag gave them, "folder name" or "unknown".
+    or, when no tag gave them, "folder name" or "unknown". ``genre_source`` says where ``genres`` came from:
+    the source itself ("source": a manifest row, the tags, an album list's row) or the catalogue a fetch
+    matched ("catalogue"). A ``remote`` album (a catalogue's) has only http(s) URLs for tracks and covers: a
+    location that is none is refused, never read as a local file.
     """
 
     artist: str
@@ -48,3 +51,5 @@ class AlbumCandidate:
     problem: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
     name_sources: dict[str, str] = field(default_factory=dict)
+    genre_source: str = "source"
+    remote: bool = False

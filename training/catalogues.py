@@ -21,6 +21,10 @@ record every album as not found. Both APIs answer a search that finds nothing wi
 any other status no retry changes (404 from a wrong address, 400...) or with something that is not the API's
 JSON raises :class:`~training.errors.CatalogueBrokenError`: the address is not the API, the album may well
 be there.
+
+Previews and covers are taken from an answer only as absolute http(s) URLs with a host (:func:`web_url`): a
+local path, a ``file://`` or relative URL, or anything else there counts as no preview or no cover, as a
+missing one does, so nothing an answer says is ever read from the local disk.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode, urlsplit
 
-from .download import RETRY_STATUSES, Downloader
+from .download import RETRY_STATUSES, Downloader, web_url
 from .errors import (
     CatalogueBrokenError,
     DatasetError,
@@ -64,8 +68,8 @@ _DEEZER_NOT_FOUND = 800  # DATA_NOT_FOUND
 
 @dataclass(frozen=True)
 class Track:
-    """A song of a catalogue album with a preview: ``popularity`` is the catalogue's rank when it gives one,
-    ``duration`` the full song's length in seconds."""
+    """A song of a catalogue album with a preview (an http(s) URL): ``popularity`` is the catalogue's rank when
+    it gives one, ``duration`` the full song's length in seconds."""
 
     title: str
     preview: str
@@ -75,7 +79,7 @@ class Track:
 
 @dataclass(frozen=True)
 class Release:
-    """An album as a catalogue lists it; ``covers`` are URLs, largest first."""
+    """An album as a catalogue lists it; ``covers`` are http(s) URLs, largest first."""
 
     catalogue: str
     id: str
@@ -212,7 +216,7 @@ class Deezer(Catalogue):
 
     def _release(self, item: dict) -> Release:
         artist = item.get("artist") or {}
-        covers = tuple(c for c in (item.get("cover_xl"), item.get("cover_big")) if c)
+        covers = tuple(c for c in (item.get("cover_xl"), item.get("cover_big")) if web_url(c))
         genres = tuple(g["name"] for g in (item.get("genres") or {}).get("data", []) if g.get("name"))
         return Release(
             "deezer",
@@ -237,7 +241,7 @@ class Deezer(Catalogue):
         tracks = [
             Track(str(t.get("title", "")), t["preview"], _number(t.get("rank")), _number(t.get("duration")))
             for t in items
-            if isinstance(t, dict) and t.get("preview")
+            if isinstance(t, dict) and web_url(t.get("preview"))
         ]
         tracks.sort(key=lambda t: -(t.popularity or 0.0))  # most popular first, as the seed chose
         return replace(
@@ -288,7 +292,7 @@ class ITunes(Catalogue):
         ]
 
     def _release(self, item: dict) -> Release:
-        small = item.get("artworkUrl100") or ""
+        small = item.get("artworkUrl100") if web_url(item.get("artworkUrl100")) else ""
         size = self.cover_size
         large = re.sub(r"/\d+x\d+bb\.(?:jpg|png|webp)$", f"/{size}x{size}bb.jpg", small) if small else ""
         covers = tuple(dict.fromkeys(c for c in (large, small) if c))
@@ -310,7 +314,7 @@ class ITunes(Catalogue):
         tracks = [
             Track(str(t.get("trackName", "")), t["previewUrl"], None, _number(t.get("trackTimeMillis"), 1000.0))
             for t in results or []
-            if isinstance(t, dict) and t.get("wrapperType") == "track" and t.get("previewUrl")
+            if isinstance(t, dict) and t.get("wrapperType") == "track" and web_url(t.get("previewUrl"))
         ]
         tracks.sort(key=lambda t: -(t.duration or 0.0))  # no popularity: the longest is rarely an intro
         return replace(release, tracks=tuple(tracks))

@@ -132,11 +132,13 @@ def fill_genres(
     by_artist: Mapping[str, list[str]],
     audio: Path | None = None,
     genre_from_audio: Callable[[Path], str | None] | None = None,
+    own: str = "source",
 ) -> tuple[list[str], str]:
-    """The album's genres and where they came from: its own (``"source"``), else the artist's other albums
-    (``"artist"``), else ``genre_from_audio(audio)`` when given (``"audio"``), else ``["unknown"]``."""
+    """The album's genres and where they came from: its own (``own``: ``"source"``, or ``"catalogue"`` for
+    genres a fetch took from the catalogue), else the artist's other albums (``"artist"``), else
+    ``genre_from_audio(audio)`` when given (``"audio"``), else ``["unknown"]`` (``"unknown"``)."""
     if genres:
-        return list(genres), "source"
+        return list(genres), own
     if by_artist.get(artist_key(artist)):
         return list(by_artist[artist_key(artist)]), "artist"
     if genre_from_audio is not None and audio is not None:

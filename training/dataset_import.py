@@ -195,9 +195,15 @@ def build_dataset(
 
     ``out`` must be new, empty or a dataset folder a run of this function wrote (:func:`check_out`). Into such a
     folder the run adds: its albums replace their earlier versions (same album: same artist and album after
-    normalisation), the folder's other albums stay as they were (row, files and side of the split), and an
-    artist already there keeps its side (:func:`~training.split.assign_splits`). With ``replace`` the folder
+    normalisation, or the same catalogue album), the folder's other albums stay as they were (row, files and
+    side of the split), and an artist already there keeps its side (:func:`~training.split.assign_splits`,
+    which takes a fetched album's artist by the list's and the catalogue's name). With ``replace`` the folder
     holds this run's albums only, as a new one would.
+
+    Of the run's albums that are one album, the first is kept and the others are listed as its duplicates:
+    the same artist and album after normalisation, the same catalogue album (``extra``'s ``catalogue`` and
+    ``catalogue_id``: two spellings a catalogue resolves alike), or, for ``remote`` (catalogue) albums, the
+    same preview URL.
 
     ``candidates`` may be a lazy iterable (``total`` is then its length for the progress bar, ``action`` what
     it says is done: ``importing albums``): each album is checked and staged as it comes, so a source that looks
@@ -214,7 +220,8 @@ def build_dataset(
     seen_keys: set[str] = set()
     imported: list[tuple[AlbumCandidate, dict]] = []
     skipped: list[Skipped] = []
-    first: dict[str, str] = {}  # album key -> id of its first album in this run
+    first: dict[str, str] = {}  # album key or catalogue album -> the first album of this run that is it
+    previews: dict[str, str] = {}  # preview URL -> the first album of this run with it
     bar = tqdm(candidates, desc=f"{action} albums", unit="album", disable=not progress, total=total)
     try:
         for candidate in bar:
@@ -222,32 +229,38 @@ def build_dataset(
             # an album without a name is no known duplicate of another: its folder tells it apart
             key = album_key(candidate.artist, candidate.album if candidate.album != UNKNOWN else candidate.source)
             seen_keys.add(key)
+            same = _catalogue_key(candidate.extra)
             try:
                 if candidate.problem:
                     raise DatasetError(candidate.problem)
                 if key in first:
-                    raise DatasetError(f"duplicate of {first[key]} (same artist and album after normalisation)")
-                row = _import_album(candidate, staged, downloader, link, min_cover_size)
+                    raise DatasetError(f"duplicate of {first[key]}: the same artist and album after normalisation")
+                if same in first:
+                    raise DatasetError(f"duplicate of {first[same]}: the same {_catalogue_album(candidate.extra)}")
+                row = _import_album(candidate, staged, downloader, link, min_cover_size, previews)
             except UnreachableError as exc:  # not the album's fault: stop before anything goes into out
                 host = urlsplit(exc.url).netloc or "a download server"
                 raise CatalogueUnavailableError(host, exc.reason, exc.tries, kind="download server") from exc
             except NoPainGanError as exc:
                 skipped.append(Skipped(candidate.source, candidate.artist, candidate.album, str(exc)))
                 continue
-            first[key] = row["id"]
+            kept_as = f"{row['id']} ({candidate.source})"
+            first |= {k: kept_as for k in (key, same) if k}
+            if candidate.remote:
+                previews[row["audio_source"]] = kept_as
             imported.append((candidate, row))
         _fill_genres(imported, seen, staged, genre_from_audio)
         rows = [row for _, row in imported]
-        new = {r["id"]: r for r in rows} | {_album_key(r): r for r in rows}
-        replaced = [r for r in earlier.rows if r["id"] in new or _album_key(r) in new]
-        others = [r for r in earlier.rows if r["id"] not in new and _album_key(r) not in new]
+        new = {k: r for r in rows for k in _identities(r)}
+        replaced = [r for r in earlier.rows if any(k in new for k in _identities(r))]
+        others = [r for r in earlier.rows if not any(k in new for k in _identities(r))]
         kept, removed = ([], others) if replace else (others, [])
         splits = assign_splits(
-            [r["artist"] for r in rows],
+            [_artist_names(r) for r in rows],
             eval_fraction,
             seed,
-            kept=[(r["artist"], r["split"]) for r in kept],
-            earlier=[] if replace else [(r["artist"], r["split"]) for r in replaced],
+            kept=[(_artist_names(r), r["split"]) for r in kept],
+            earlier=[] if replace else [(_artist_names(r), r["split"]) for r in replaced],
         )
         for row, split in zip(rows, splits, strict=True):
             row["split"] = split
@@ -275,18 +288,45 @@ def _album_key(row: dict) -> str:
     return album_key(row["artist"], row["album"] if row["album"] != UNKNOWN else row["source"])
 
 
+def _catalogue_key(fields: dict) -> str:
+    """The catalogue album a fetched album is (its catalogue and id), or "" for an album not from a catalogue:
+    albums listed under different names that resolve to one catalogue album are one album."""
+    catalogue, number = fields.get("catalogue"), fields.get("catalogue_id")
+    return f"catalogue\x1f{catalogue}\x1f{number}" if catalogue and number else ""
+
+
+def _catalogue_album(fields: dict) -> str:
+    """A catalogue album in words: ``deezer album 302 (Daft Punk - Discovery)``."""
+    named = fields.get("catalogue_album")
+    names = f" ({fields.get('catalogue_artist')} - {named})" if named else ""
+    return f"{fields['catalogue']} album {fields['catalogue_id']}{names}"
+
+
+def _identities(row: dict) -> list[str]:
+    """What makes a metadata row the same album as another: its id, its key and its catalogue album (if any)."""
+    return [k for k in (row["id"], _album_key(row), _catalogue_key(row)) if k]
+
+
+def _artist_names(row: dict) -> tuple[str, ...]:
+    """The names a row's artist goes by, for the split: the source's, and the catalogue's for a fetched album
+    (the same artist spelt two ways in a list is one artist when the catalogue names both alike)."""
+    named = row.get("catalogue_artist")
+    return (row["artist"], named) if isinstance(named, str) and named else (row["artist"],)
+
+
 def _albums(rows: list[dict]) -> dict[str, dict]:
     """The rows by id, without where their albums were listed (a list's line may change, the album not)."""
     return {r["id"]: {k: v for k, v in r.items() if k != "source"} for r in rows}
 
 
 def _merge(earlier: list[dict], rows: list[dict], new: dict[str, dict]) -> list[dict]:
-    """The earlier rows, each replaced in its place by this run's row of the same album (``new``: by id and by
-    key), then this run's other albums in their order: a repeated run leaves ``metadata.jsonl`` as it was."""
+    """The earlier rows, each replaced in its place by this run's row of the same album (``new``: by id, key and
+    catalogue album, :func:`_identities`), then this run's other albums in their order: a repeated run leaves
+    ``metadata.jsonl`` as it was."""
     merged: list[dict] = []
     placed: set[str] = set()
     for row in earlier:
-        replacement = new.get(row["id"]) or new.get(_album_key(row))
+        replacement = next((new[k] for k in _identities(row) if k in new), None)
         if replacement is None:
             merged.append(row)
         elif replacement["id"] not in placed:
@@ -319,6 +359,7 @@ def _fill_genres(
             by_artist if candidate.artist not in anonymous else {},
             staged.path(row["audio"]),
             genre_from_audio,
+            candidate.genre_source,
         )
         row.update(genres=genres, genre=genres[0], genre_source=origin)
 
@@ -437,10 +478,19 @@ def check_audio(path: Path) -> AudioInfo:
 
 
 def _import_album(
-    candidate: AlbumCandidate, staged: StagedFiles, downloader: Downloader, link: bool, min_cover_size: int
+    candidate: AlbumCandidate,
+    staged: StagedFiles,
+    downloader: Downloader,
+    link: bool,
+    min_cover_size: int,
+    previews: dict[str, str],
 ) -> dict:
-    """Check the album's audio and cover, stage both for the dataset folder, and return its metadata row."""
+    """Check the album's audio and cover, stage both for the dataset folder, and return its metadata row.
+    ``previews`` are the catalogues' preview URLs of this run's albums so far, and the album each is of: a
+    catalogue's album with one of them is a duplicate of that album (a list may give one URL to several)."""
     track, audio_path, info = _usable_track(candidate, downloader)
+    if candidate.remote and track.location in previews:
+        raise DatasetError(f"duplicate of {previews[track.location]}: the same preview {track.location}")
     cover = _usable_cover(candidate, downloader, min_cover_size)
     name = album_id(candidate.artist, candidate.album, candidate.source if candidate.album == UNKNOWN else "")
     audio = f"{AUDIO_DIR}/{name}{_audio_extension(track.location, info)}"
@@ -479,7 +529,7 @@ def _usable_track(candidate: AlbumCandidate, downloader: Downloader) -> tuple[Tr
     for track in candidate.tracks:
         path = None
         try:
-            path = downloader.fetch(track.location) if is_url(track.location) else Path(track.location)
+            path = downloader.fetch(track.location) if is_url(track.location) else _local(candidate, track.location)
             return track, path, check_audio(path)
         except UnreachableError:  # the server's silence says nothing about this track: stop (build_dataset)
             raise
@@ -501,6 +551,8 @@ def _usable_cover(candidate: AlbumCandidate, downloader: Downloader, min_size: i
     errors = []
     for ref in candidate.covers:
         try:
+            if ref.kind != "url":
+                _local(candidate, ref.location)  # a remote album's cover is a URL: anything else is refused
             return normalise_cover(_cover_bytes(ref, downloader), _cover_label(ref), min_size)
         except UnreachableError:
             raise
@@ -512,6 +564,14 @@ def _usable_cover(candidate: AlbumCandidate, downloader: Downloader, min_size: i
             f"albumart in {candidate.source}"
         )
     raise CoverError("; ".join(errors))
+
+
+def _local(candidate: AlbumCandidate, location: str) -> Path:
+    """The local file ``location`` names; :class:`DatasetError` for a ``remote`` album (a catalogue's), whose
+    tracks and covers are URLs only: nothing a catalogue answers is read from the local disk."""
+    if candidate.remote:
+        raise DatasetError(f"{location!r}: expected an http(s) URL, found none: not read as a local file")
+    return Path(location)
 
 
 def _cover_label(ref: CoverRef) -> str:

@@ -28,7 +28,21 @@ _ERROR_BODY = 4096  # bytes of an error answer kept for its message
 
 
 def is_url(location: str) -> bool:
+    """Whether a manifest's location is a URL to download rather than a local path."""
     return urlsplit(location).scheme in ("http", "https")
+
+
+def web_url(location: object) -> bool:
+    """Whether ``location`` is an absolute http(s) URL with a host: the only previews and covers taken from a
+    catalogue's answer (a local path, a ``file://`` or relative URL there is no preview or cover at all)."""
+    if not isinstance(location, str) or location != location.strip():
+        return False
+    try:
+        parts = urlsplit(location)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
 def default_cache_dir() -> Path:

@@ -49,10 +49,10 @@ from .catalogues import (
     country_code,
     make_catalogues,
 )
-from .cleaning import split_genres
+from .cleaning import normalise_genres, split_genres
 from .covers import MIN_COVER_SIZE
 from .dataset_import import ImportReport, build_dataset, check_out
-from .download import RETRY_STATUSES, Downloader, default_cache_dir
+from .download import RETRY_STATUSES, Downloader, default_cache_dir, web_url
 from .errors import CatalogueUnavailableError, DatasetError, DownloadError, UnreachableError, count_text
 from .manifest import COLUMNS, read_table
 from .matching import MARGIN, MIN_SCORE, best_match, year_matches
@@ -187,7 +187,10 @@ def resolve(
     the retries) raises :class:`CatalogueUnavailableError`: its silence says nothing about the album; so does
     one whose address answers searches but not as the API (:class:`~training.errors.CatalogueBrokenError`).
     Of the matched album's editions, the one released in the list's year is taken when there is one."""
-    candidate = AlbumCandidate(request.artist, request.album, request.source, year=request.year)
+    # an album left out still lends the list's genres to the artist's other albums
+    candidate = AlbumCandidate(
+        request.artist, request.album, request.source, genres=list(request.genres), year=request.year
+    )
     if not request.artist or not request.album:
         candidate.problem = f"{request.source}: empty {'artist' if not request.artist else 'album'}"
         return candidate
@@ -238,14 +241,19 @@ def _edition(catalogue: Catalogue, editions: Sequence[Release], year: int | None
 
 
 def _candidate(request: AlbumRequest, release: Release, score: float) -> AlbumCandidate:
+    """The album as the list names it, with the catalogue's previews and covers (only http(s) URLs: a
+    catalogue's answer is never read as a local path) and genres: the list's, else the catalogue's."""
+    listed = bool(normalise_genres(request.genres))
     return AlbumCandidate(
         artist=request.artist,
         album=request.album,
         source=request.source,
-        tracks=[TrackRef(t.preview, t.title) for t in release.tracks],
-        covers=[CoverRef("url", url) for url in release.covers],
-        genres=list(request.genres or release.genres),
+        tracks=[TrackRef(t.preview, t.title) for t in release.tracks if web_url(t.preview)],
+        covers=[CoverRef("url", url) for url in release.covers if web_url(url)],
+        genres=list(request.genres if listed else release.genres),
+        genre_source="source" if listed else "catalogue",
         year=request.year or release.year,
+        remote=True,
         extra={
             "catalogue": release.catalogue,
             "catalogue_id": release.id,
