@@ -223,6 +223,25 @@ def _quick_fetch(tmp_path: Path, albums: str) -> tuple[list[str], Path]:
     return ["dataset", "fetch", str(path), "--out", str(out), *fast, "--retries", "1"], out
 
 
+def _earlier_dataset(tmp_path: Path, fake: FakeCatalogues, capsys, albums: str) -> tuple[list[str], Path, dict]:
+    """A first fetch of ``albums`` (as for :func:`_quick_fetch`) through the fake catalogues, with a cache of its
+    own; the arguments of the next fetch (without the API addresses and the cache), its folder and its files."""
+    argv, out = _quick_fetch(tmp_path, albums)
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
+    assert main([*argv, *apis, "--cache-dir", str(tmp_path / "first")]) == 0
+    capsys.readouterr()
+    return argv, out, _files(out)
+
+
+def _one_line(capsys) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err and captured.out == "", captured.err
+    return lines[0]
+
+
+# Daft Punk from Deezer, Homogenic from iTunes (no preview on Deezer), the third found nowhere
+THREE_ALBUMS = "Daft Punk,Discovery\nBjörk,Homogenic\nNobody,Nothing Whatsoever\n"
 # (catalogue that fails, how, what the one line names); the retries are 1, so each failure is met twice
 UNREACHABLE = [
     ("deezer", "refused", "ConnectionError"),
@@ -242,11 +261,8 @@ def test_an_unreachable_catalogue_stops_the_fetch_and_keeps_the_earlier_dataset(
 ) -> None:
     server, fake = shop
     # Daft Punk is on Deezer; Homogenic has no preview there, so iTunes is asked for it
-    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\nBjörk,Homogenic\nNobody,Nothing Whatsoever\n")
+    argv, out, before = _earlier_dataset(tmp_path, fake, capsys, THREE_ALBUMS)
     apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
-    assert main([*argv, *apis, "--cache-dir", str(tmp_path / "first")]) == 0
-    capsys.readouterr()
-    before = _files(out)
     assert set(rows(out)) == {"Discovery", "Homogenic"} and "Nothing Whatsoever" in skipped(out)
 
     if failure == "refused":
@@ -256,12 +272,10 @@ def test_an_unreachable_catalogue_stops_the_fetch_and_keeps_the_earlier_dataset(
         server.failures["/deezer/search/album" if name == "deezer" else "/itunes/search"] = [failure] * 10
     asked = len(server.requests)
     assert main([*argv, *apis, "--cache-dir", str(tmp_path / "fresh")]) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.splitlines()
-    assert len(lines) == 1 and "Traceback" not in captured.err and captured.out == ""
-    assert lines[0].startswith(f"nopaingan dataset fetch: error: {name}: the catalogue did not answer (")
-    assert reason in lines[0] and "after 2 tries" in lines[0] and "try again later or raise --retries" in lines[0]
-    assert f"{out} was left as it was (no file there was added, replaced or removed)" in lines[0]
+    line = _one_line(capsys)
+    assert line.startswith(f"nopaingan dataset fetch: error: {name}: the catalogue did not answer (")
+    assert reason in line and "after 2 tries" in line and "try again later or raise --retries" in line
+    assert f"{out} was left as it was (no file there was added, replaced or removed)" in line
     assert _files(out) == before  # metadata, skipped list, card, audio and covers byte for byte
     assert _staging_left(tmp_path) == []
     if failure != "refused":
@@ -273,19 +287,14 @@ def test_an_unreachable_preview_server_stops_the_fetch_and_keeps_the_earlier_dat
     tmp_path: Path, shop, capsys, failure
 ) -> None:
     server, fake = shop
-    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    argv, out, before = _earlier_dataset(tmp_path, fake, capsys, "Daft Punk,Discovery\n")
     argv += ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
-    assert main([*argv, "--cache-dir", str(tmp_path / "first")]) == 0
-    capsys.readouterr()
-    before = _files(out)
     for path in [p for p in fake.previews.files if p.startswith(("/deezer/preview/", "/itunes/preview/"))]:
         server.failures[path] = [failure] * 10
     assert main([*argv, "--cache-dir", str(tmp_path / "fresh")]) == 2
-    captured = capsys.readouterr()
-    lines = captured.err.splitlines()
-    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
-    assert "the download server did not answer (" in lines[0] and "after 2 tries" in lines[0]
-    assert f"{out} was left as it was" in lines[0]
+    line = _one_line(capsys)
+    assert "the download server did not answer (" in line and "after 2 tries" in line
+    assert f"{out} was left as it was" in line
     assert _files(out) == before
 
 
@@ -299,23 +308,13 @@ def _stop_at_homogenic(server, fake: FakeCatalogues, stop: str) -> None:
         server.failures[path] = [(503, {})] * 10
 
 
-def _one_line(capsys) -> str:
-    captured = capsys.readouterr()
-    lines = captured.err.splitlines()
-    assert len(lines) == 1 and "Traceback" not in captured.err and captured.out == "", captured.err
-    return lines[0]
-
-
 @pytest.mark.parametrize("stop", ["catalogue", "download server"])
 def test_a_stop_after_albums_that_change_files_leaves_the_earlier_folder_byte_for_byte(
     tmp_path: Path, shop, capsys, audio, stop: str
 ) -> None:
     server, fake = shop
-    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    argv, out, before = _earlier_dataset(tmp_path, fake, capsys, "Daft Punk,Discovery\n")
     argv += ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
-    assert main([*argv, "--cache-dir", str(tmp_path / "first")]) == 0
-    capsys.readouterr()
-    before = _files(out)
     # the catalogue's cover and preview of Discovery changed since; Sigur Rós is new; then the stop
     daft = fake.deezer[0]
     server.files[f"/deezer/img/{daft.id}/1000x1000-000000-80-0-0.jpg"] = image_bytes(GREEN)

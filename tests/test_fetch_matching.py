@@ -68,12 +68,9 @@ BROKEN = [
 
 def _earlier_dataset(tmp_path: Path, fake, capsys) -> tuple[list[str], Path, dict[str, bytes]]:
     """A first fetch (Daft Punk from Deezer, Homogenic from iTunes), the arguments of the next one, its files."""
-    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\nBjörk,Homogenic\nNobody,Nothing Whatsoever\n")
-    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
-    assert main([*argv, *apis, "--cache-dir", str(tmp_path / "first")]) == 0
-    capsys.readouterr()
+    argv, out, before = test_fetch._earlier_dataset(tmp_path, fake, capsys, test_fetch.THREE_ALBUMS)
     assert set(rows(out)) == {"Discovery", "Homogenic"}
-    return argv, out, _files(out)
+    return argv, out, before
 
 
 @pytest.mark.parametrize(("name", "answer", "reason"), BROKEN)
