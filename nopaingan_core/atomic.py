@@ -15,7 +15,7 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import OutputError
@@ -179,16 +179,16 @@ def save_png(image, dest: str | os.PathLike, text: dict[str, str] | None = None,
     return (write_bytes if overwrite else write_unique)(dest, buffer.getvalue())
 
 
-def unique_path(path: Path, after: Path | None = None) -> Path:
-    """``path``, or ``name-1.ext``, ``name-2.ext``... the first that does not exist yet (coming after ``after``,
-    one of these names, when given). Another process may take it before it is written: :func:`write_unique`
-    writes without that race."""
+def unique_path(path: Path, after: Path | None = None, taken: Callable[[Path], bool] = Path.exists) -> Path:
+    """``path``, or ``name-1.ext``, ``name-2.ext``... the first that is not ``taken`` (by default: that does not
+    exist yet), coming after ``after``, one of these names, when given. Another process may take it before it is
+    written: :func:`write_unique` writes without that race."""
 
     def numbered(n: int) -> Path:
         return path if n == 0 else path.with_name(f"{path.stem}-{n}{path.suffix}")
 
     n = 0 if after is None else 1 if after == path else int(after.stem.rpartition("-")[2]) + 1
-    while numbered(n).exists():
+    while taken(numbered(n)):
         n += 1
     return numbered(n)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nopaingan_core.atomic import unique_path
 from nopaingan_core.checkpoint import load_fusion
 from nopaingan_core.errors import NoPainGanError
 from nopaingan_core.generate import SamplerSettings, generate_covers
@@ -158,27 +159,26 @@ def evaluate(config: EvalConfig, feature: nn.Module | None = None) -> EvalResult
     return EvalResult(report, [a.id for a in albums], stacked)
 
 
+def _report_in(folder: Path) -> str | None:
+    """The name of the first report file (:data:`REPORT_FILES`) ``folder`` holds, None when it holds none."""
+    return next((name for name in REPORT_FILES if (folder / name).exists()), None)
+
+
 def check_no_report(out: Path) -> None:
     """Refuse a report folder holding an earlier evaluation's files: a report is never overwritten."""
-    for name in REPORT_FILES:
-        if (out / name).exists():
-            raise NoPainGanError(f"--out {out} holds an earlier evaluation's {name}; use another --out")
+    if name := _report_in(out):
+        raise NoPainGanError(f"--out {out} holds an earlier evaluation's {name}; use another --out")
 
 
 def report_folder(fusion: Path) -> Path:
     """The default report folder of the checkpoint ``fusion``: ``eval`` beside it, or for a training checkpoint
     (``RUN/checkpoints/step-N/fusion.safetensors``) ``eval-step-N`` in RUN, outside the folder that
-    ``--keep-checkpoints`` prunes; then ``-1``, ``-2``... the first holding no earlier report (the numbering of
-    :func:`nopaingan_core.atomic.unique_path`)."""
+    ``--keep-checkpoints`` prunes; then ``-1``, ``-2``... the first holding no earlier report
+    (:func:`nopaingan_core.atomic.unique_path`)."""
     beside, name = fusion.parent, EVAL_DIR
     if beside.parent.name == CHECKPOINTS and STEP_DIR.match(beside.name):
         beside, name = beside.parent.parent, f"{EVAL_DIR}-{beside.name}"
-    n = 0
-    while True:
-        folder = beside / (name if n == 0 else f"{name}-{n}")
-        if not any((folder / report).exists() for report in REPORT_FILES):
-            return folder
-        n += 1
+    return unique_path(beside / name, taken=lambda folder: _report_in(folder) is not None)
 
 
 def _paired(a: list[float], b: list[float]) -> dict:
