@@ -50,7 +50,7 @@ from .recipes import (
     warmup_steps,
 )
 from .records import EVAL, METADATA, TRAIN, read_dataset
-from .resume import TRAINER, checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+from .resume import STEP_DIR, TRAINER, checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -275,8 +275,9 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     )
     rank, processes = accelerator.process_index, accelerator.num_processes
     previous = checkpoints(run)
+    reached = 0  # the step of a resumed run's last checkpoint
     if config.resume:
-        _check_resume(run, config, processes, previous)
+        reached = _check_resume(run, config, processes, previous)
     else:
         _check_new_run(run, previous)
 
@@ -294,7 +295,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     sd_source = config.sd or spec.sd
     per_epoch = steps_per_epoch(len(ids), config.batch_size, config.grad_accum, processes)
     total = config.max_steps or config.epochs * per_epoch
-    if config.resume and (reached := json.loads((previous[-1] / TRAINER).read_text())["step"]) >= total:
+    if config.resume and reached >= total:
         raise NoPainGanError(f"{run}: already finished at step {reached} of {total}; nothing to resume")
     warm = warmup_steps(config.warmup_steps, total)
     schedule_text = f"cosine, {count_text(warm, 'warm-up step')}"
@@ -540,9 +541,9 @@ def _check_new_run(run: Path, previous: list[Path]) -> None:
         raise NoPainGanError(f"--out {run}: expected a new or empty folder for the run, found other files ({shown})")
 
 
-def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list[Path]) -> None:
+def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list[Path]) -> int:
     """Refuse to continue a run that has no checkpoint, one that ``--stop-if-inert`` ended, or with options that
-    would make it a different run."""
+    would make it a different run; returns the step of its last checkpoint."""
     path = run / CONFIG_FILE
     if not path.is_file():
         raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
@@ -562,6 +563,7 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
     ]
     if changed:
         raise NoPainGanError(f"{run}: --resume needs the run's options; changed: {'; '.join(changed)}")
+    return last["step"]
 
 
 def _evaluation_set(config: TrainConfig, reader: CacheReader) -> list[CachedAlbum]:
@@ -593,7 +595,7 @@ def _diverged(run: Path, config: TrainConfig, step: int, what: str) -> TrainingD
     last checkpoint, which is intact since only finite weights are ever saved, or saying there is none."""
     intact = checkpoints(run)
     if intact:
-        kept = f"the last intact checkpoint is {intact[-1]} (step {int(intact[-1].name.split('-')[1])})"
+        kept = f"the last intact checkpoint is {intact[-1]} (step {int(STEP_DIR.match(intact[-1].name)[1])})"
     else:
         kept = "no checkpoint was saved before it (nothing to resume)"
     return TrainingDiverged(
