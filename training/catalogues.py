@@ -35,7 +35,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from .download import RETRY_STATUSES, Downloader, web_url
 from .errors import (
@@ -345,15 +345,10 @@ def api_address(text: str, origin: str, public: str) -> str:
     """``text`` as a catalogue API's address (no trailing slash); :class:`DatasetError` naming ``origin`` unless it
     is an http(s) URL with a host, checked before any request, so that a mistyped address is not mistaken for
     a catalogue without the album."""
-    parts = urlsplit(text.strip())
-    try:
-        parts.port  # noqa: B018 - a port that is not a number raises here
-        valid = parts.scheme.lower() in ("http", "https") and bool(parts.hostname) and " " not in text.strip()
-    except ValueError:
-        valid = False
-    if not valid:
+    address = text.strip()
+    if not web_url(address) or " " in address:
         raise DatasetError(f"{origin}: expected an http(s) URL with a host such as {public}, found {text!r}")
-    return text.strip().rstrip("/")
+    return address.rstrip("/")
 
 
 CATALOGUES = ("deezer", "itunes")

@@ -226,8 +226,7 @@ def build_dataset(
     try:
         for candidate in bar:
             seen.append(candidate)
-            # an album without a name is no known duplicate of another: its folder tells it apart
-            key = album_key(candidate.artist, candidate.album if candidate.album != UNKNOWN else candidate.source)
+            key = _album_key(candidate.artist, candidate.album, candidate.source)
             seen_keys.add(key)
             same = _catalogue_key(candidate.extra)
             try:
@@ -265,7 +264,7 @@ def build_dataset(
         for row, split in zip(rows, splits, strict=True):
             row["split"] = split
         every = rows if replace else _merge(earlier.rows, rows, new)
-        left_out = [] if replace else [s for s in earlier.skipped if _album_key(s) not in seen_keys]
+        left_out = [] if replace else [s for s in earlier.skipped if _row_key(s) not in seen_keys]
         left_out += [asdict(s) for s in skipped]
         write_text(out / CARD, _CARD)  # first: whatever moves in after it, the folder is recognisably a dataset's
         moved = staged.move_in()
@@ -282,10 +281,15 @@ def build_dataset(
     return ImportReport(out, rows, skipped, kept, removed, cache_outdated=changed and (out / CACHE_DIR).is_dir())
 
 
-def _album_key(row: dict) -> str:
-    """An album's key for duplicates and replacements, from a metadata or skipped row or a candidate's fields:
-    an album without a name is no known duplicate of another, its folder (``source``) tells it apart."""
-    return album_key(row["artist"], row["album"] if row["album"] != UNKNOWN else row["source"])
+def _album_key(artist: str, album: str, source: str) -> str:
+    """An album's key for duplicates and replacements: an album without a name is no known duplicate of
+    another, its folder (``source``) tells it apart."""
+    return album_key(artist, album if album != UNKNOWN else source)
+
+
+def _row_key(row: dict) -> str:
+    """:func:`_album_key` of a metadata or skipped row."""
+    return _album_key(row["artist"], row["album"], row["source"])
 
 
 def _catalogue_key(fields: dict) -> str:
@@ -304,7 +308,7 @@ def _catalogue_album(fields: dict) -> str:
 
 def _identities(row: dict) -> list[str]:
     """What makes a metadata row the same album as another: its id, its key and its catalogue album (if any)."""
-    return [k for k in (row["id"], _album_key(row), _catalogue_key(row)) if k]
+    return [k for k in (row["id"], _row_key(row), _catalogue_key(row)) if k]
 
 
 def _artist_names(row: dict) -> tuple[str, ...]:

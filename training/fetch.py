@@ -316,8 +316,7 @@ def fetch_dataset(
 def http_url(text: str) -> str:
     """An ``http://`` or ``https://`` URL with a host (a command-line type: a mistyped URL is refused when parsed,
     not retried as an unreachable server)."""
-    parts = urlsplit(text.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    if not web_url(text.strip()):
         raise argparse.ArgumentTypeError(
             f"got {text!r}, expected an http(s) URL with a host, e.g. https://en.wikipedia.org/wiki/List_of_2019_albums"
         )
