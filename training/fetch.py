@@ -295,7 +295,7 @@ def fetch_dataset(
         raise DatasetError(f"no catalogue given; expected some of {', '.join(CATALOGUES)}")
     if not 0.0 < min_score <= 1.0:
         raise DatasetError(f"--min-score: expected {MIN_SCORE_RANGE}, found {min_score:g}")
-    check_out(Path(out).expanduser(), replace)
+    # lazy: build_dataset checks out (and its earlier albums) before it asks for the first album
     candidates: Iterator[AlbumCandidate] = (
         resolve(album, catalogues, min_score=min_score, margin=margin) for album in albums
     )
