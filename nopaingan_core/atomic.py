@@ -68,7 +68,8 @@ def umask() -> int:
     return mask
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
+def write_all(fd: int, data: bytes | memoryview) -> None:
+    """Write all of ``data`` to the file descriptor ``fd`` (``os.write`` may write less than it is given)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -115,18 +116,23 @@ def temporary_beside(dest: Path, replace: bool = True) -> Iterator[Path]:
 def write_bytes(dest: str | os.PathLike, data: bytes) -> Path:
     """Replace ``dest`` with ``data`` in one step; an unchanged file is left alone (idempotent re-runs)."""
     dest = Path(dest)
-    if dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
+    if holds_bytes(dest, data):
         return dest
     with temporary_beside(dest) as tmp:
         _fill(tmp, data)
     return dest
 
 
+def holds_bytes(path: Path, data: bytes) -> bool:
+    """Whether the file ``path`` holds exactly ``data`` (its size compared first: a different file is rarely read)."""
+    return path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data
+
+
 def _fill(tmp: Path, data: bytes) -> None:
     """Write ``data`` into the (already created) temporary file ``tmp``."""
     fd = os.open(tmp, os.O_WRONLY | os.O_TRUNC)
     try:
-        _write_all(fd, data)
+        write_all(fd, data)
     finally:
         os.close(fd)
 

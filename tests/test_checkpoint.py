@@ -42,7 +42,7 @@ def test_save_is_atomic(saved, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("nopaingan_core.atomic._write_all", broken)
+    monkeypatch.setattr("nopaingan_core.atomic.write_all", broken)
     model.training_summary = {"steps": 11}  # other bytes: an unchanged file would not be written at all
     with pytest.raises(OSError, match="No space left") as failure:
         save_fusion(model, path)

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from nopaingan_core.atomic import remember_written, save_safetensors, write_bytes, write_text
+from nopaingan_core.atomic import holds_bytes, remember_written, save_safetensors, write_all, write_bytes, write_text
 
 __all__ = ["StagedFiles", "save_safetensors", "write_bytes", "write_text"]
 
@@ -49,8 +49,7 @@ class StagedFiles:
 
     def write(self, name: str, data: bytes) -> None:
         """Stage ``data`` as the file ``name``."""
-        dest = self.folder / name
-        if dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data:
+        if holds_bytes(self.folder / name, data):
             self._unstage(name)
             return
         with self._writing(name) as staged:
@@ -107,8 +106,6 @@ def _write_new(path: Path, chunks: Iterable[bytes]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, chunk)
     finally:
         os.close(fd)
