@@ -38,6 +38,7 @@ from timing import load, machine, write_json  # noqa: E402
 from nopaingan_core.checkpoint import load_fusion  # noqa: E402
 from nopaingan_core.sampling import load_minisd  # noqa: E402
 from training.cache import CacheReader  # noqa: E402
+from training.evaluate import mse_generators  # noqa: E402
 from training.train import derived_seed, diffusion_loss  # noqa: E402
 
 QUARTERS = ((0, 250), (250, 500), (500, 750), (750, 1000))
@@ -55,7 +56,7 @@ def label_features(music: torch.Tensor, album: dict) -> torch.Tensor:
 def generators(album_id: str, draws: int) -> list[torch.Generator]:
     """One generator per noise draw, seeded as :func:`training.evaluate.evaluate` seeds its draws (seed 0): the
     first 8 draws are the benchmark's own."""
-    return [torch.Generator().manual_seed(derived_seed(0, "mse", album_id, k)) for k in range(draws)]
+    return mse_generators(0, album_id, draws)
 
 
 def measure(args) -> dict:

@@ -347,7 +347,8 @@ def build_dataset(data: Path, args) -> list[dict]:
 def oracle_mse(cache: Path, rows: list[dict], seed: int, samples: int) -> float:
     """Eval MSE when the prompt names the colour: the same albums, noise and timesteps as the evaluation."""
     from training.cache import CacheReader
-    from training.train import derived_seed, diffusion_loss
+    from training.evaluate import mse_generators
+    from training.train import diffusion_loss
 
     reader = CacheReader(cache)
     sd = load_minisd(reader.spec.sd, channels_last=False)
@@ -356,7 +357,7 @@ def oracle_mse(cache: Path, rows: list[dict], seed: int, samples: int) -> float:
     for row in rows:
         item = reader.load(row["id"])
         cond = sd.encode_prompt([colour_caption(row)]).expand(samples, -1, -1)
-        gens = [torch.Generator().manual_seed(derived_seed(seed, "mse", row["id"], k)) for k in range(samples)]
+        gens = mse_generators(seed, row["id"], samples)
         with torch.no_grad():
             losses.append(diffusion_loss(sd.unet, scheduler, cond, [item] * samples, gens, FULL_SCHEDULE).item())
     return sum(losses) / len(losses)

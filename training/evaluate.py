@@ -131,10 +131,7 @@ def evaluate(config: EvalConfig, feature: nn.Module | None = None) -> EvalResult
             tokens = fusion.music_tokens(music)
             for name, strength in strengths.items():
                 cond = fusion.fuse(text, tokens, strength).expand(config.mse_samples, -1, -1)
-                gens = [
-                    torch.Generator().manual_seed(derived_seed(config.seed, "mse", album.id, k))
-                    for k in range(config.mse_samples)
-                ]
+                gens = mse_generators(config.seed, album.id, config.mse_samples)
                 items = [item] * config.mse_samples
                 loss = diffusion_loss(sd.unet, noise_scheduler, cond, items, gens, max_timestep, reduction="none")
                 mse[name].append(loss.mean().item())
@@ -162,6 +159,12 @@ def evaluate(config: EvalConfig, feature: nn.Module | None = None) -> EvalResult
 def _report_in(folder: Path) -> str | None:
     """The name of the first report file (:data:`REPORT_FILES`) ``folder`` holds, None when it holds none."""
     return next((name for name in REPORT_FILES if (folder / name).exists()), None)
+
+
+def mse_generators(seed: int, album_id: str, draws: int) -> list[torch.Generator]:
+    """The generators of an album's ``draws`` noise draws for the diffusion MSE (latent sample, noise, timestep:
+    :func:`~training.train.diffusion_loss`); the same for every condition, so that they are paired."""
+    return [torch.Generator().manual_seed(derived_seed(seed, "mse", album_id, k)) for k in range(draws)]
 
 
 def check_no_report(out: Path) -> None:
