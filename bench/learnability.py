@@ -19,7 +19,8 @@ with its own defaults (``--recipe`` and the optimizer flags change them), and
 - eval diffusion MSE over the whole schedule with the fusion vs the text-only baseline (strength 0), same
   noise and timesteps, and with the colour named in the prompt (the "oracle": what conditioning can do here);
 - how often the colour read back from generated covers (20 PNDM steps, guidance 7.5) matches the song's, vs
-  chance (1 in 4);
+  chance (1 in 4) and vs covers generated with the colour named in the prompt (same sampler and seeds: the
+  ceiling the tiny UNet allows);
 - what each tiny encoder keeps of the root (a ridge probe, and the keys' spread next to the embedding's).
 
 Run: ``python bench/learnability.py --out RESULT.json`` (on the 2-core AMD EPYC of BENCHMARKS.md, one thread:
@@ -54,6 +55,7 @@ from timing import load, machine  # noqa: E402
 
 from nopaingan_core.audio import load_audio, save_wav  # noqa: E402
 from nopaingan_core.encoders import load_encoder  # noqa: E402
+from nopaingan_core.generate import SamplerSettings, generate_covers  # noqa: E402
 from nopaingan_core.prompt import album_prompt  # noqa: E402
 from nopaingan_core.sampling import load_minisd  # noqa: E402
 from nopaingan_core.synth import MAJOR, MINOR, synth_song  # noqa: E402
@@ -344,8 +346,9 @@ def build_dataset(data: Path, args) -> list[dict]:
     return rows
 
 
-def oracle_mse(cache: Path, rows: list[dict], seed: int, samples: int) -> float:
-    """Eval MSE when the prompt names the colour: the same albums, noise and timesteps as the evaluation."""
+def oracle_mse(cache: Path, rows: list[dict], seed: int, samples: int) -> dict[str, float]:
+    """Eval MSE of each album (by id) when the prompt names the colour: the same albums, noise and timesteps
+    as the evaluation."""
     from training.cache import CacheReader
     from training.evaluate import mse_generators
     from training.train import diffusion_loss
@@ -353,14 +356,40 @@ def oracle_mse(cache: Path, rows: list[dict], seed: int, samples: int) -> float:
     reader = CacheReader(cache)
     sd = load_minisd(reader.spec.sd, channels_last=False)
     scheduler = sd.scheduler("ddpm")
-    losses = []
+    losses = {}
     for row in rows:
         item = reader.load(row["id"])
         cond = sd.encode_prompt([colour_caption(row)]).expand(samples, -1, -1)
         gens = mse_generators(seed, row["id"], samples)
         with torch.no_grad():
-            losses.append(diffusion_loss(sd.unet, scheduler, cond, [item] * samples, gens, FULL_SCHEDULE).item())
-    return sum(losses) / len(losses)
+            losses[row["id"]] = diffusion_loss(sd.unet, scheduler, cond, [item] * samples, gens, FULL_SCHEDULE).item()
+    return losses
+
+
+def ratio_stderr(gains: list[float], ceilings: list[float]) -> tuple[float, float]:
+    """sum(gains) / sum(ceilings) over albums and its standard error by the delta method (the ratio estimator's
+    usual variance, e.g. Cochran, *Sampling Techniques*, 6.3): sqrt(var(gain - ratio * ceiling) / n) / mean(ceiling)."""
+    n = len(gains)
+    ratio = sum(gains) / sum(ceilings)
+    residuals = torch.tensor([g - ratio * c for g, c in zip(gains, ceilings, strict=True)], dtype=torch.float64)
+    return ratio, (residuals.std() / math.sqrt(n) / (sum(ceilings) / n)).item()
+
+
+def colour_prompt_accuracy(cache: Path, rows: list[dict], config) -> float:
+    """How often the colour is read back from covers generated with the colour named in the prompt (the
+    ceiling of the music path's colour accuracy): the sampler, seeds and UNet of :func:`training.evaluate.evaluate`
+    for ``rows`` in its order, as ``nopaingan generate`` with a text-only prompt."""
+    from training.cache import CacheReader
+
+    spec = CacheReader(cache).spec
+    sd = load_minisd(spec.sd, config.device, config.dtype, prepack=True)
+    right = 0
+    for index, row in enumerate(rows):
+        size = spec.resolution
+        settings = SamplerSettings(config.scheduler, config.steps, config.guidance, config.seed + index, 1, size, size)
+        cover = generate_covers(sd, colour_caption(row), config.negative, settings=settings)
+        right += read_colour(cover[0]) == row["key"]
+    return right / len(rows)
 
 
 def encoder_probe(data: Path, rows: list[dict], models: dict[str, Path]) -> dict[str, dict[str, float]]:
@@ -497,7 +526,10 @@ def main(argv: list[str] | None = None) -> int:
         name: sum(read_colour(img) == k for img, k in zip(result.images[name], truth, strict=True)) / len(truth)
         for name in ("real", "text_only", "music")
     }
-    mse_oracle = oracle_mse(cache_dir, eval_rows, args.seed, args.mse_samples)
+    oracle_per_album = oracle_mse(cache_dir, eval_rows, args.seed, args.mse_samples)
+    mse_oracle = sum(oracle_per_album.values()) / len(oracle_per_album)
+    by_id = {r["id"]: r for r in eval_rows}
+    accuracy["colour_prompt"] = colour_prompt_accuracy(cache_dir, [by_id[i] for i in result.ids], config)
     phase("evaluate", start)
     probe = {}
     if not args.no_probe:
@@ -510,10 +542,26 @@ def main(argv: list[str] | None = None) -> int:
     mse_text, mse_music = metrics["text_only"]["diffusion_mse"], metrics["music"]["diffusion_mse"]
     summary = json.loads((run / "summary.json").read_text())
     reduction = (mse_text - mse_music) / mse_text
-    recovery = (mse_text - mse_music) / (mse_text - mse_oracle) if mse_text > mse_oracle else float("nan")
-    measured = {"mse_reduction": reduction, "property_accuracy": accuracy["music"], "oracle_recovery": recovery}
+    per_album = report["per_album"]
+    recovery, recovery_stderr = ratio_stderr(
+        [a["mse_text_only"] - a["mse_music"] for a in per_album],
+        [a["mse_text_only"] - oracle_per_album[a["id"]] for a in per_album],
+    )
+    if mse_text <= mse_oracle:  # naming the colour does not help: nothing to recover
+        recovery = recovery_stderr = float("nan")
+    _, reduction_stderr = ratio_stderr(
+        [a["mse_text_only"] - a["mse_music"] for a in per_album], [a["mse_text_only"] for a in per_album]
+    )
+    n = len(truth)
+    measured = {
+        "mse_reduction": (reduction, reduction_stderr),
+        "property_accuracy": (accuracy["music"], math.sqrt(accuracy["music"] * (1 - accuracy["music"]) / n)),
+        "oracle_recovery": (recovery, recovery_stderr),
+    }
     results = {
-        "aims": {k: {"aim": AIMS[k], "measured": v, "met": bool(v >= AIMS[k])} for k, v in measured.items()},
+        "aims": {
+            k: {"aim": AIMS[k], "measured": v, "stderr": e, "met": bool(v >= AIMS[k])} for k, (v, e) in measured.items()
+        },
         "mse_text_only": mse_text,
         "mse_music": mse_music,
         "mse_oracle_colour_prompt": mse_oracle,
@@ -522,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         "property_accuracy": accuracy["music"],
         "property_accuracy_text_only": accuracy["text_only"],
         "property_accuracy_real_covers": accuracy["real"],
+        "property_accuracy_colour_prompt": accuracy["colour_prompt"],
         "chance": 1 / len(COLOURS),
         "encoder": args.encoder,
         "encoder_model": str(mir),
@@ -545,7 +594,8 @@ def main(argv: list[str] | None = None) -> int:
     log(
         f"eval MSE text only {mse_text:.4f}, music {mse_music:.4f} ({100 * results['mse_relative_change']:+.1f}%), "
         f"colour prompt {mse_oracle:.4f}; colour read back: music {accuracy['music']:.2f}, text only "
-        f"{accuracy['text_only']:.2f}, real covers {accuracy['real']:.2f}, chance {results['chance']:.2f}; "
+        f"{accuracy['text_only']:.2f}, colour prompt {accuracy['colour_prompt']:.2f}, real covers "
+        f"{accuracy['real']:.2f}, chance {results['chance']:.2f}; "
         f"total {results['seconds']['total']:.0f} s"
     )
     if args.work is None:

@@ -4,6 +4,7 @@ the generation path loads."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -603,16 +604,23 @@ def test_pretraining_the_tiny_musicgen_lowers_its_code_loss(tmp_path, song):
     assert encoder.encode(song).features.shape[-1] == 32
 
 
-def test_learnability_bench_refuses_a_work_folder_made_with_other_songs(tmp_path):
-    """bench/learnability.py reuses --work's data only when it was made with the same songs (length, counts,
-    seed); otherwise it stops, naming the folder, instead of silently measuring other data."""
-    import argparse
+@functools.cache
+def _learnability_bench():
     import importlib.util
 
     path = Path(__file__).resolve().parents[1] / "bench" / "learnability.py"
     spec = importlib.util.spec_from_file_location("learnability_bench", path)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_learnability_bench_refuses_a_work_folder_made_with_other_songs(tmp_path):
+    """bench/learnability.py reuses --work's data only when it was made with the same songs (length, counts,
+    seed); otherwise it stops, naming the folder, instead of silently measuring other data."""
+    import argparse
+
+    bench = _learnability_bench()
     args = argparse.Namespace(seed=0, train_songs=2, eval_songs=1, song_seconds=0.25)
     rows = bench.build_dataset(tmp_path / "data", args)
     assert [r["split"] for r in rows] == ["train", "train", "eval"]
@@ -620,3 +628,24 @@ def test_learnability_bench_refuses_a_work_folder_made_with_other_songs(tmp_path
     assert bench.build_dataset(tmp_path / "data", args) == rows  # same settings: reused as they are
     with pytest.raises(SystemExit, match="use another --work"):
         bench.build_dataset(tmp_path / "data", argparse.Namespace(**(vars(args) | {"song_seconds": 0.5})))
+
+
+@given(
+    st.lists(st.tuples(st.floats(-1, 1), st.floats(0.1, 1)), min_size=3, max_size=40),
+    st.floats(0.01, 100),
+)
+@settings(max_examples=50, deadline=None)
+def test_learnability_ratio_stderr(pairs, scale):
+    """The benchmark's oracle recovery: the ratio of the albums' summed gains to their summed ceilings, whose
+    standard error is zero when every album recovers the same share, does not change when both are rescaled,
+    and matches the delta method's formula."""
+    bench = _learnability_bench()
+    gains, ceilings = [g for g, _ in pairs], [c for _, c in pairs]
+    ratio, stderr = bench.ratio_stderr(gains, ceilings)
+    assert ratio == pytest.approx(sum(gains) / sum(ceilings))
+    assert bench.ratio_stderr([0.7 * c for c in ceilings], ceilings) == (pytest.approx(0.7), pytest.approx(0, abs=1e-6))
+    scaled = bench.ratio_stderr([scale * g for g in gains], [scale * c for c in ceilings])
+    assert scaled == (pytest.approx(ratio, rel=1e-4, abs=1e-6), pytest.approx(stderr, rel=1e-3, abs=1e-6))
+    n, mean_c = len(gains), sum(ceilings) / len(ceilings)
+    residuals = torch.tensor([g - ratio * c for g, c in pairs], dtype=torch.float64)
+    assert stderr == pytest.approx(residuals.std().item() / n**0.5 / mean_c, rel=1e-4, abs=1e-6)
