@@ -375,21 +375,20 @@ def ratio_stderr(gains: list[float], ceilings: list[float]) -> tuple[float, floa
     return ratio, (residuals.std() / math.sqrt(n) / (sum(ceilings) / n)).item()
 
 
-def colour_prompt_accuracy(cache: Path, rows: list[dict], config) -> float:
-    """How often the colour is read back from covers generated with the colour named in the prompt (the
-    ceiling of the music path's colour accuracy): the sampler, seeds and UNet of :func:`training.evaluate.evaluate`
-    for ``rows`` in its order, as ``nopaingan generate`` with a text-only prompt."""
+def colour_prompt_covers(cache: Path, rows: list[dict], config) -> torch.Tensor:
+    """Covers ``[N, H, W, 3]`` generated with the colour named in the prompt (:func:`colour_caption`), text
+    only, with the sampler, seeds and UNet of :func:`training.evaluate.evaluate` for ``rows`` in its order:
+    the ceiling of the colour the music path can put on a cover."""
     from training.cache import CacheReader
 
     spec = CacheReader(cache).spec
     sd = load_minisd(spec.sd, config.device, config.dtype, prepack=True)
-    right = 0
+    covers = []
     for index, row in enumerate(rows):
         size = spec.resolution
         settings = SamplerSettings(config.scheduler, config.steps, config.guidance, config.seed + index, 1, size, size)
-        cover = generate_covers(sd, colour_caption(row), config.negative, settings=settings)
-        right += read_colour(cover[0]) == row["key"]
-    return right / len(rows)
+        covers.append(generate_covers(sd, colour_caption(row), config.negative, settings=settings)[0])
+    return torch.stack(covers)
 
 
 def encoder_probe(data: Path, rows: list[dict], models: dict[str, Path]) -> dict[str, dict[str, float]]:
@@ -464,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from training.cli import main as nopaingan
     from training.cli import quiet_libraries
-    from training.evaluate import EvalConfig, evaluate
+    from training.evaluate import GRID_COLUMNS, EvalConfig, evaluate, grid_png
 
     quiet_libraries()
     began, load_before = time.monotonic(), load()
@@ -521,15 +520,15 @@ def main(argv: list[str] | None = None) -> int:
     result = evaluate(config)
     report = result.report
     eval_rows = [r for r in rows if r["split"] == "eval"]
-    truth = [r["key"] for r in eval_rows]
-    accuracy = {
-        name: sum(read_colour(img) == k for img, k in zip(result.images[name], truth, strict=True)) / len(truth)
-        for name in ("real", "text_only", "music")
-    }
+    by_id = {r["id"]: r for r in eval_rows}
+    truth = [by_id[i]["key"] for i in result.ids]  # the order of the generated covers
     oracle_per_album = oracle_mse(cache_dir, eval_rows, args.seed, args.mse_samples)
     mse_oracle = sum(oracle_per_album.values()) / len(oracle_per_album)
-    by_id = {r["id"]: r for r in eval_rows}
-    accuracy["colour_prompt"] = colour_prompt_accuracy(cache_dir, [by_id[i] for i in result.ids], config)
+    images = result.images | {"colour_prompt": colour_prompt_covers(cache_dir, [by_id[i] for i in result.ids], config)}
+    accuracy = {
+        name: sum(read_colour(img) == k for img, k in zip(covers, truth, strict=True)) / len(truth)
+        for name, covers in images.items()
+    }
     phase("evaluate", start)
     probe = {}
     if not args.no_probe:
@@ -588,7 +587,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
-    shutil.copy(run / "eval" / "grid.png", out_dir / f"{args.out.stem}_grid.png")
+    titles = [f"{by_id[i]['colour']} {by_id[i]['genre']}" for i in result.ids[: config.grid]]
+    columns = (*GRID_COLUMNS, ("colour_prompt", "colour in prompt"))
+    (out_dir / f"{args.out.stem}_grid.png").write_bytes(grid_png(images, titles, columns=columns))
     shutil.copy(run / "loss.png", out_dir / f"{args.out.stem}_loss.png")
     log(f"aims: {json.dumps(results['aims'])}")
     log(

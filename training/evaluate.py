@@ -340,13 +340,21 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def grid_png(images: dict[str, torch.Tensor], titles: list[str], tile: int = 128) -> bytes:
-    """Rows of albums, columns real | text only | music, with a header; returns PNG bytes."""
+GRID_COLUMNS = (("real", "real cover"), ("text_only", "text only"), ("music", "music"))
+
+
+def grid_png(
+    images: dict[str, torch.Tensor],
+    titles: list[str],
+    tile: int = 128,
+    columns: tuple[tuple[str, str], ...] = GRID_COLUMNS,
+) -> bytes:
+    """Rows of albums (the first ``len(titles)`` of each ``[N, H, W, 3]`` in ``images``), one column per
+    ``(key, header)`` of ``columns`` (default real | text only | music), with a header; returns PNG bytes."""
     from io import BytesIO
 
     from PIL import Image, ImageDraw
 
-    columns = [("real", "real cover"), ("text_only", "text only"), ("music", "music")]
     rows = len(titles)
     label_w, header_h = 160, 20
     canvas = Image.new("RGB", (label_w + tile * len(columns), header_h + tile * rows), "white")
