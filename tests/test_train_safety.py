@@ -683,7 +683,18 @@ def test_pruning_removes_only_a_checkpoint_s_files(tmp_path, others):
         (["--grid", "3"], "--grid needs the generated covers, found --no-images"),
         (["--clip", "openai/clip-vit-large-patch14"], "--clip needs the generated covers, found --no-images"),
         (["--inception-weights", "w.pth"], "--inception-weights needs the generated covers, found --no-images"),
+        (["--scheduler", "ddim"], "--scheduler needs the generated covers, found --no-images"),
+        (["--steps", "20"], "--steps needs the generated covers, found --no-images"),  # the default, typed
+        (["--guidance", "1"], "--guidance needs the generated covers, found --no-images"),
+        (["--negative", "blurry"], "--negative needs the generated covers, found --no-images"),
+        (["--negative", ""], "--negative needs the generated covers, found --no-images"),
+        (
+            ["--guidance", "3", "--grid", "2", "--steps", "4"],  # every one named, in --help's order
+            "--steps, --guidance, --grid need the generated covers, found --no-images",
+        ),
+        (["--steps", "4", "--grid", "0"], "--steps needs the generated covers, found --no-images"),
         (["--grid", "0"], None),  # no grid: what --no-images gives anyway
+        ([], None),  # the sampler's defaults are not options given
     ],
 )
 def test_evaluate_refuses_cover_options_with_no_images(cached_data, tmp_path, capsys, options, expected):
@@ -699,3 +710,10 @@ def test_evaluate_refuses_cover_options_with_no_images(cached_data, tmp_path, ca
     assert main([*argv, *options, "--quiet"]) == 2
     assert expected in _error_line(capsys)
     assert _files(tmp_path) == before
+
+
+def test_evaluate_help_keeps_the_sampler_defaults(capsys):
+    assert main(["evaluate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default: pndm)", "denoising steps (default: 20)", "off (default: 7.5)"):
+        assert default in text
