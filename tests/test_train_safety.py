@@ -2,8 +2,9 @@
 non-finite weights and names the checkpoint that is intact, a finished run or an earlier report is never
 overwritten, --resume without a checkpoint, an explicit warm-up longer than the run and --stop-if-inert without
 eval albums are refused before any work, a resumed run's time counts every part and its inert check decides as the
-uninterrupted run's, a run --stop-if-inert ended is not resumed, a checkpoint's report outlives its pruning, and
-evaluate refuses options for covers with --no-images."""
+uninterrupted run's, a run --stop-if-inert ended is not resumed, a checkpoint's report outlives its pruning,
+evaluate refuses options for covers with --no-images, and a run killed after its last checkpoint but before its
+final save is finished by --resume as the uninterrupted run."""
 
 from __future__ import annotations
 
@@ -569,8 +570,8 @@ def test_a_run_killed_and_resumed_decides_the_inert_check_as_the_uninterrupted_o
 @pytest.mark.parametrize("how", ["stopped", "checkpoint of an earlier version", "killed before the summary"])
 def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_path, capsys, monkeypatch, how):
     """The run stopped at step 8 of 12 has ended: --resume is one line, exit 2, and changes no file, whether its
-    last checkpoint records the stop (and the summary too, or only the checkpoint: killed right after saving it)
-    or only the summary does (a checkpoint of a version that did not record it)."""
+    last checkpoint records the stop (and the summary too) or only the summary does (a checkpoint of a version
+    that did not record it), or it was killed after writing fusion.safetensors, before summary.json."""
     import training.recipes
 
     monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 5)
@@ -585,7 +586,6 @@ def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_pat
         (last / "trainer.json").write_text(json.dumps(state))
     elif how == "killed before the summary":
         (run / "summary.json").unlink()
-        (run / "fusion.safetensors").unlink()
     before = _files(run)
     capsys.readouterr()
     assert main([*_inert_argv(cached_data, run, stop=True), "--resume"]) == 2
@@ -593,6 +593,37 @@ def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_pat
     assert line.endswith(
         f"{run}: stopped early at step 8 (--stop-if-inert); nothing to resume; start a new run in another --out"
     ), line
+    assert _files(run) == before
+
+
+def test_a_run_stopped_early_and_killed_before_its_final_save_is_finished(cached_data, tmp_path, capsys, monkeypatch):
+    """Killed after the checkpoint of its stop (step 8 of 12), before fusion.safetensors and summary.json: --resume
+    runs no step and writes them as the run did, the same weights and summary (stopped_early too); then it has
+    ended, and a second --resume is refused."""
+    import training.recipes
+
+    monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 5)
+    run = tmp_path / "run"
+    assert main(_inert_argv(cached_data, run, stop=True)) == 0
+    weights = load_fusion(run / "fusion.safetensors").state_dict()
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "fusion.safetensors").unlink()
+    (run / "summary.json").unlink()
+    capsys.readouterr()
+    assert main([*_inert_argv(cached_data, run, stop=True), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert f"finishing {run}: its last checkpoint (step-00000008) is its end; no step left" in out
+    assert f"{run / 'fusion.safetensors'}: 8 steps" in out
+    again = load_fusion(run / "fusion.safetensors").state_dict()
+    assert again.keys() == weights.keys() and all(torch.equal(again[k], weights[k]) for k in weights)
+    finished = json.loads((run / "summary.json").read_text())
+    finished.pop("train_seconds"), summary.pop("train_seconds")  # timed by the real clock
+    assert finished == summary
+    assert finished["stopped_early"] == "music path inert at step 8 of 12 (--stop-if-inert)"
+    assert [p.name for p in checkpoints(run)] == ["step-00000007", "step-00000008"]
+    before = _files(run)
+    assert main([*_inert_argv(cached_data, run, stop=True), "--resume"]) == 2
+    assert "stopped early at step 8 (--stop-if-inert); nothing to resume" in _error_line(capsys)
     assert _files(run) == before
 
 
@@ -717,3 +748,81 @@ def test_evaluate_help_keeps_the_sampler_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for default in ("(default: pndm)", "denoising steps (default: 20)", "off (default: 7.5)"):
         assert default in text
+
+
+# --- 14. a run killed after its last checkpoint, before its final save, is finished by --resume -------------------
+
+
+@pytest.fixture(scope="module")
+def four_steps(cached_data, tmp_path_factory) -> Path:
+    """The uninterrupted run of :func:`_four_steps` (its clock advancing 10 s a step only)."""
+    run = tmp_path_factory.mktemp("whole") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        _four_steps(cached_data, run, patch)
+    return run
+
+
+def _four_steps(data: Path, run: Path, monkeypatch, resume: bool = False, on_step=None):
+    """A 4-step run, checkpointed every step (two kept) and evaluated every 2, under a clock that advances 10 s
+    a step only, so that its summary's train_seconds depends on the steps alone."""
+    import training.train as train_module
+
+    clock = {"now": 1000.0}
+
+    def tick(step: int, loss: float) -> None:
+        clock["now"] += 10
+        if on_step is not None:
+            on_step(step, loss)
+
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(monotonic=lambda: clock["now"]))
+    config = _config(data, run, save_every=1, eval_every=2, resume=resume)
+    return train(config, on_step=tick)
+
+
+@pytest.mark.parametrize("killed", ["before fusion.safetensors", "before pruning and the loss curve"])
+def test_a_run_killed_after_its_last_checkpoint_is_finished_as_the_uninterrupted_one(
+    cached_data, tmp_path, capsys, monkeypatch, four_steps, killed
+):
+    """Killed once the checkpoint of its last step is saved (before the final fusion.safetensors and summary.json,
+    or even before the older checkpoints are pruned and loss.csv, eval.csv and loss.png rewritten): --resume runs
+    no step and leaves the folder as the uninterrupted run did, fusion.safetensors to the byte; then the run has
+    ended and a second --resume is refused untouched."""
+    import training.train as train_module
+
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "step-00000004"
+    with monkeypatch.context() as patch:
+        if killed == "before fusion.safetensors":
+            patch.setattr(train_module, "save_fusion", lambda *args: _crash())
+        else:
+            prune = train_module.prune_checkpoints
+            patch.setattr(
+                train_module, "prune_checkpoints", lambda r, k: prune(r, k) if not last.exists() else _crash()
+            )
+        with pytest.raises(Crash):
+            _four_steps(cached_data, run, patch)
+    assert last.is_dir() and not (run / "fusion.safetensors").exists() and not (run / "summary.json").exists()
+    kept = ["step-00000002", "step-00000003", "step-00000004"] if killed.startswith("before pruning") else None
+    assert [p.name for p in checkpoints(run)] == (kept or ["step-00000003", "step-00000004"])
+
+    steps = []
+    with monkeypatch.context() as patch:
+        result = _four_steps(cached_data, run, patch, resume=True, on_step=lambda step, loss: steps.append(step))
+    assert steps == [] and result.steps == 4
+    assert f"finishing {run}: its last checkpoint (step-00000004) is its end; no step left" in capsys.readouterr().out
+    names = ("fusion.safetensors", "summary.json", "loss.csv", "eval.csv")
+    for name in names:
+        assert (run / name).read_bytes() == (four_steps / name).read_bytes(), name
+    assert (run / "loss.png").is_file() and result.summary == json.loads((four_steps / "summary.json").read_text())
+    assert [p.name for p in checkpoints(run)] == [p.name for p in checkpoints(four_steps)]
+
+    before = _files(run)
+    argv = ["train", "--data", str(cached_data), "--out", str(run), "--optimizer", "adamw", "--lr", "1e-3",
+            "--warmup-steps", "1", "--max-steps", "4", "--save-every", "1", "--eval-every", "2", "--quiet"]  # fmt: skip
+    assert main([*argv, "--resume"]) == 2
+    assert f"{run}: already finished at step 4 of 4 (fusion.safetensors); nothing to resume" in _error_line(capsys)
+    assert _files(run) == before
+
+
+def _crash() -> None:
+    raise Crash

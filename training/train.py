@@ -295,8 +295,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     sd_source = config.sd or spec.sd
     per_epoch = steps_per_epoch(len(ids), config.batch_size, config.grad_accum, processes)
     total = config.max_steps or config.epochs * per_epoch
-    if config.resume and reached >= total:
-        raise NoPainGanError(f"{run}: already finished at step {reached} of {total}; nothing to resume")
+    if config.resume and (product := _product(run)):
+        raise NoPainGanError(f"{run}: already finished at step {reached} of {total} ({product}); nothing to resume")
     warm = warmup_steps(config.warmup_steps, total)
     schedule_text = f"cosine, {count_text(warm, 'warm-up step')}"
     if config.warmup_steps > total:
@@ -340,7 +340,11 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         first_gradient = trainer.get("first_step_gradient_norm", {})
         earlier_seconds = trainer.get("train_seconds", 0.0)  # the parts of the run before this one
         streak, inert = trainer.get("inert_streak", 0), trainer.get("music_inert", False)  # the inert check's
-        accelerator.print(f"resuming {run} from step {start} ({previous[-1].name})")
+        stopped = trainer.get("stopped_early", False)
+        if stopped or start >= total:  # killed after its last checkpoint, before fusion.safetensors was written
+            accelerator.print(f"finishing {run}: its last checkpoint ({previous[-1].name}) is its end; no step left")
+        else:
+            accelerator.print(f"resuming {run} from step {start} ({previous[-1].name})")
     elif accelerator.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
         write_text(run / CONFIG_FILE, json.dumps(config.to_dict() | {"processes": processes}, indent=1))
@@ -354,7 +358,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     elif config.eval_every:
         accelerator.print(f"{config.data}: no eval albums, so no held-out MSE while training (--eval-every)")
     inert_from = inert_check_start(warm, total)
-    batches = step_batches(len(ids), config.batch_size, config.grad_accum, processes, rank, config.seed, start, total)
+    end = start if stopped else total  # a run --stop-if-inert stopped, killed before its final save, has no step left
+    batches = step_batches(len(ids), config.batch_size, config.grad_accum, processes, rank, config.seed, start, end)
     loader = torch.utils.data.DataLoader(
         CachedDataset(reader, ids), batch_sampler=list(batches), num_workers=config.workers, collate_fn=collate
     )
@@ -393,7 +398,11 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         disable=not (config.progress and accelerator.is_main_process),
     )
     model.train()
-    for step in range(start, total):
+    done = start
+    if done == end and accelerator.is_main_process:  # what the last checkpoint's save did not get to
+        prune_checkpoints(run, config.keep_checkpoints)
+        write_loss_curve(run, history, eval_history)
+    for step in range(start, end):
         step_loss = torch.zeros((), device=accelerator.device)
         for j in range(config.grad_accum):
             batch = next(micro)
@@ -541,9 +550,16 @@ def _check_new_run(run: Path, previous: list[Path]) -> None:
         raise NoPainGanError(f"--out {run}: expected a new or empty folder for the run, found other files ({shown})")
 
 
+def _product(run: Path) -> str | None:
+    """The first of a finished run's ``fusion.safetensors`` and ``summary.json`` (written in that order) that
+    ``run`` holds, None if neither: a run killed after its last checkpoint and before these has not finished, and
+    ``--resume`` finishes it."""
+    return next((name for name in (FUSION_FILE, SUMMARY_FILE) if (run / name).exists()), None)
+
+
 def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list[Path]) -> int:
-    """Refuse to continue a run that has no checkpoint, one that ``--stop-if-inert`` ended, or with options that
-    would make it a different run; returns the step of its last checkpoint."""
+    """Refuse to continue a run that has no checkpoint, one that ``--stop-if-inert`` ended (and saved), or with
+    options that would make it a different run; returns the step of its last checkpoint."""
     path = run / CONFIG_FILE
     if not path.is_file():
         raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
@@ -551,7 +567,8 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
         raise NoPainGanError(f"{run}: nothing to resume (no checkpoint); start the run without --resume")
     last = json.loads((previous[-1] / TRAINER).read_text())
     summary = run / SUMMARY_FILE  # checkpoints of earlier versions do not record it; the run's summary does
-    if last.get("stopped_early") or (summary.is_file() and "stopped_early" in json.loads(summary.read_text())):
+    stopped = last.get("stopped_early") or (summary.is_file() and "stopped_early" in json.loads(summary.read_text()))
+    if stopped and _product(run):  # killed before its final save, it is finished by --resume (no step left)
         raise NoPainGanError(
             f"{run}: stopped early at step {last['step']} (--stop-if-inert); nothing to resume; "
             "start a new run in another --out"
