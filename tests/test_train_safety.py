@@ -3,8 +3,8 @@ non-finite weights and names the checkpoint that is intact, a finished run or an
 overwritten, --resume without a checkpoint, an explicit warm-up longer than the run and --stop-if-inert without
 eval albums are refused before any work, a resumed run's time counts every part and its inert check decides as the
 uninterrupted run's, a run --stop-if-inert ended is not resumed, a checkpoint's report outlives its pruning,
-evaluate refuses options for covers with --no-images, and a run killed after its last checkpoint but before its
-final save is finished by --resume as the uninterrupted run."""
+evaluate refuses options for covers with --no-images, a run killed after its last checkpoint but before its
+final save is finished by --resume as the uninterrupted run, and no step repeats an album."""
 
 from __future__ import annotations
 
@@ -826,3 +826,51 @@ def test_a_run_killed_after_its_last_checkpoint_is_finished_as_the_uninterrupted
 
 def _crash() -> None:
     raise Crash
+
+
+# --- 15. a step never repeats an album ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--batch-size", "5"], "--batch-size 5: more than the 4 train albums of {data} (a step would repeat albums); "
+         "expected --batch-size at most 4"),
+        (["--batch-size", "64", "--recipe", "seed"], "--batch-size 64: more than the 4 train albums"),
+        (["--batch-size", "3", "--grad-accum", "2"], "--batch-size 3 x --grad-accum 2 = 6 albums a step: more than the "
+         "4 train albums of {data} (a step would repeat albums); expected --batch-size at most 2"),
+        (["--batch-size", "1", "--grad-accum", "5"], "--batch-size 1 x --grad-accum 5 = 5 albums a step: more than the "
+         "4 train albums of {data} (a step would repeat albums); even --batch-size 1 repeats albums: expected "
+         "--grad-accum x processes at most 4"),
+        (["--grad-accum", "8"], "--batch-size 8 (the default recipe's) x --grad-accum 8 = 64 albums a step"),
+        (["--recipe", "seed", "--grad-accum", "5"], "--batch-size 1 (the seed recipe's) x --grad-accum 5"),
+    ],
+)  # fmt: skip
+def test_a_batch_that_would_repeat_albums_is_refused_before_any_work(
+    cached_data, tmp_path, capsys, monkeypatch, options, expected
+):
+    """The tiny dataset has 4 train albums: a step of more is one line, exit 2, before the UNet loads and with
+    nothing written."""
+    import training.train as train_module
+
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(cached_data), "--out", str(run), "--quiet", *options]) == 2
+    assert expected.format(data=cached_data) in _error_line(capsys)
+    assert not run.exists()
+
+
+@pytest.mark.parametrize(("options", "used"), [([], 4), (["--grad-accum", "2"], 2), (["--batch-size", "4"], 4)])
+def test_a_recipe_s_batch_is_cut_to_the_train_albums_and_said_so(cached_data, tmp_path, capsys, options, used):
+    """The default recipe's batch of 8 is cut to what 4 train albums fill (config.json keeps the recipe's 8, as it
+    keeps its warm-up, so --resume compares the same options and cuts again); a batch that fits is kept."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(cached_data), "--out", str(run), "--max-steps", "1", "--eval-every", "0", "--quiet"]
+    assert main([*argv, *options]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["batch_size"], summary["effective_batch"]) == (used, 4)
+    note = f"the default recipe's 8 is cut to {used}: a step of more than the 4 train albums of {cached_data} repeats"
+    explicit = "--batch-size" in options
+    assert summary.get("batch_size_cut", "").startswith(note) != explicit
+    assert (f"--batch-size: {note}" in capsys.readouterr().out) != explicit
+    assert json.loads((run / "config.json").read_text())["batch_size"] == (4 if explicit else 8)
