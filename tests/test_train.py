@@ -47,9 +47,11 @@ from training.train import (
     TrainConfig,
     derived_seed,
     diffusion_loss,
+    fitted_batch_size,
     load_unet,
     loss_figure,
     step_batches,
+    steps_per_epoch,
     train,
     write_loss_curve,
 )
@@ -74,6 +76,56 @@ def test_step_batches_deal_each_epoch_once_and_resume_mid_way():
     assert sorted(sum(ranks[0] + ranks[1], [])) == list(range(8))
     # An album count that does not fill the last step wraps around instead of leaving a short step.
     assert all(len(b) == 3 for b in step_batches(7, 3, 1, 1, 0, seed=0, start_step=0, total=3))
+
+
+# A run's sizes: train albums, batch size, micro-batches a step (--grad-accum) and processes.
+SIZES = {
+    "albums": st.integers(1, 30),
+    "batch": st.integers(1, 16),
+    "accum": st.integers(1, 5),
+    "processes": st.integers(1, 5),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(**SIZES, seed=st.integers(0, 2**32))
+def test_a_step_repeats_an_album_exactly_when_it_takes_more_than_there_are(albums, batch, accum, processes, seed):
+    """A step's micro-batches over every process: ``batch x accum x processes`` albums, all different while that is
+    at most the album count, and with repeats beyond it (what fitted_batch_size keeps runs from)."""
+    total = 2 * steps_per_epoch(albums, batch, accum, processes)
+    per_rank = [list(step_batches(albums, batch, accum, processes, r, seed, 0, total)) for r in range(processes)]
+    for step in range(total):
+        taken = [i for rank in per_rank for batch_ids in rank[step * accum : (step + 1) * accum] for i in batch_ids]
+        assert len(taken) == batch * accum * processes
+        assert (len(set(taken)) == len(taken)) == (len(taken) <= albums)
+
+
+@settings(max_examples=80, deadline=None)
+@given(**SIZES, from_recipe=st.booleans())
+def test_a_batch_that_would_repeat_albums_is_cut_when_the_recipe_s_and_refused_when_given(
+    albums, batch, accum, processes, from_recipe
+):
+    """Any batch, accumulation, process and album count: the batch used never makes a step repeat an album; a
+    recipe's batch is cut to the largest that fits, and one given explicitly (or one a batch of 1 cannot rescue)
+    is refused in one line naming the options, the value, the albums and what would fit."""
+    config = TrainConfig(data=Path("DATA"), out=Path("RUN"), batch_size=batch, grad_accum=accum)
+    fits = albums // (accum * processes)
+    if batch <= fits:
+        assert fitted_batch_size(config, albums, processes, from_recipe) == (batch, None)
+    elif from_recipe and fits >= 1:
+        used, note = fitted_batch_size(config, albums, processes, from_recipe)
+        assert used == fits and used * accum * processes <= albums < (used + 1) * accum * processes
+        assert note.startswith(f"the default recipe's {batch} is cut to {fits}: a step of more than the {albums} ")
+    else:
+        with pytest.raises(NoPainGanError) as refused:
+            fitted_batch_size(config, albums, processes, from_recipe)
+        message = str(refused.value)
+        assert message.startswith(f"--batch-size {batch}") and "\n" not in message
+        assert f"more than the {albums} train album{'s' if albums > 1 else ''} of DATA" in message
+        assert (f"--grad-accum {accum}" in message) == (accum > 1)
+        assert (f"x {processes} processes = {batch * accum * processes} albums a step" in message) == (processes > 1)
+        fix = f"expected --batch-size at most {fits}" if fits else f"expected --grad-accum x processes at most {albums}"
+        assert message.endswith(fix)
 
 
 def test_adapter_starts_on_whitened_music_features(cached_data):

@@ -2,8 +2,9 @@
 non-finite weights and names the checkpoint that is intact, a finished run or an earlier report is never
 overwritten, --resume without a checkpoint, an explicit warm-up longer than the run and --stop-if-inert without
 eval albums are refused before any work, a resumed run's time counts every part and its inert check decides as the
-uninterrupted run's, a run --stop-if-inert ended is not resumed, a checkpoint's report outlives its pruning, and
-evaluate refuses options for covers with --no-images."""
+uninterrupted run's, a run --stop-if-inert ended is not resumed, a checkpoint's report outlives its pruning,
+evaluate refuses options for covers with --no-images, a run killed after its last checkpoint but before its
+final save is finished by --resume as the uninterrupted run, and no step repeats an album."""
 
 from __future__ import annotations
 
@@ -569,8 +570,8 @@ def test_a_run_killed_and_resumed_decides_the_inert_check_as_the_uninterrupted_o
 @pytest.mark.parametrize("how", ["stopped", "checkpoint of an earlier version", "killed before the summary"])
 def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_path, capsys, monkeypatch, how):
     """The run stopped at step 8 of 12 has ended: --resume is one line, exit 2, and changes no file, whether its
-    last checkpoint records the stop (and the summary too, or only the checkpoint: killed right after saving it)
-    or only the summary does (a checkpoint of a version that did not record it)."""
+    last checkpoint records the stop (and the summary too) or only the summary does (a checkpoint of a version
+    that did not record it), or it was killed after writing fusion.safetensors, before summary.json."""
     import training.recipes
 
     monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 5)
@@ -585,7 +586,6 @@ def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_pat
         (last / "trainer.json").write_text(json.dumps(state))
     elif how == "killed before the summary":
         (run / "summary.json").unlink()
-        (run / "fusion.safetensors").unlink()
     before = _files(run)
     capsys.readouterr()
     assert main([*_inert_argv(cached_data, run, stop=True), "--resume"]) == 2
@@ -593,6 +593,37 @@ def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_pat
     assert line.endswith(
         f"{run}: stopped early at step 8 (--stop-if-inert); nothing to resume; start a new run in another --out"
     ), line
+    assert _files(run) == before
+
+
+def test_a_run_stopped_early_and_killed_before_its_final_save_is_finished(cached_data, tmp_path, capsys, monkeypatch):
+    """Killed after the checkpoint of its stop (step 8 of 12), before fusion.safetensors and summary.json: --resume
+    runs no step and writes them as the run did, the same weights and summary (stopped_early too); then it has
+    ended, and a second --resume is refused."""
+    import training.recipes
+
+    monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 5)
+    run = tmp_path / "run"
+    assert main(_inert_argv(cached_data, run, stop=True)) == 0
+    weights = load_fusion(run / "fusion.safetensors").state_dict()
+    summary = json.loads((run / "summary.json").read_text())
+    (run / "fusion.safetensors").unlink()
+    (run / "summary.json").unlink()
+    capsys.readouterr()
+    assert main([*_inert_argv(cached_data, run, stop=True), "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert f"finishing {run}: its last checkpoint (step-00000008) is its end; no step left" in out
+    assert f"{run / 'fusion.safetensors'}: 8 steps" in out
+    again = load_fusion(run / "fusion.safetensors").state_dict()
+    assert again.keys() == weights.keys() and all(torch.equal(again[k], weights[k]) for k in weights)
+    finished = json.loads((run / "summary.json").read_text())
+    finished.pop("train_seconds"), summary.pop("train_seconds")  # timed by the real clock
+    assert finished == summary
+    assert finished["stopped_early"] == "music path inert at step 8 of 12 (--stop-if-inert)"
+    assert [p.name for p in checkpoints(run)] == ["step-00000007", "step-00000008"]
+    before = _files(run)
+    assert main([*_inert_argv(cached_data, run, stop=True), "--resume"]) == 2
+    assert "stopped early at step 8 (--stop-if-inert); nothing to resume" in _error_line(capsys)
     assert _files(run) == before
 
 
@@ -683,7 +714,18 @@ def test_pruning_removes_only_a_checkpoint_s_files(tmp_path, others):
         (["--grid", "3"], "--grid needs the generated covers, found --no-images"),
         (["--clip", "openai/clip-vit-large-patch14"], "--clip needs the generated covers, found --no-images"),
         (["--inception-weights", "w.pth"], "--inception-weights needs the generated covers, found --no-images"),
+        (["--scheduler", "ddim"], "--scheduler needs the generated covers, found --no-images"),
+        (["--steps", "20"], "--steps needs the generated covers, found --no-images"),  # the default, typed
+        (["--guidance", "1"], "--guidance needs the generated covers, found --no-images"),
+        (["--negative", "blurry"], "--negative needs the generated covers, found --no-images"),
+        (["--negative", ""], "--negative needs the generated covers, found --no-images"),
+        (
+            ["--guidance", "3", "--grid", "2", "--steps", "4"],  # every one named, in --help's order
+            "--steps, --guidance, --grid need the generated covers, found --no-images",
+        ),
+        (["--steps", "4", "--grid", "0"], "--steps needs the generated covers, found --no-images"),
         (["--grid", "0"], None),  # no grid: what --no-images gives anyway
+        ([], None),  # the sampler's defaults are not options given
     ],
 )
 def test_evaluate_refuses_cover_options_with_no_images(cached_data, tmp_path, capsys, options, expected):
@@ -699,3 +741,136 @@ def test_evaluate_refuses_cover_options_with_no_images(cached_data, tmp_path, ca
     assert main([*argv, *options, "--quiet"]) == 2
     assert expected in _error_line(capsys)
     assert _files(tmp_path) == before
+
+
+def test_evaluate_help_keeps_the_sampler_defaults(capsys):
+    assert main(["evaluate", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default: pndm)", "denoising steps (default: 20)", "off (default: 7.5)"):
+        assert default in text
+
+
+# --- 14. a run killed after its last checkpoint, before its final save, is finished by --resume -------------------
+
+
+@pytest.fixture(scope="module")
+def four_steps(cached_data, tmp_path_factory) -> Path:
+    """The uninterrupted run of :func:`_four_steps` (its clock advancing 10 s a step only)."""
+    run = tmp_path_factory.mktemp("whole") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        _four_steps(cached_data, run, patch)
+    return run
+
+
+def _four_steps(data: Path, run: Path, monkeypatch, resume: bool = False, on_step=None):
+    """A 4-step run, checkpointed every step (two kept) and evaluated every 2, under a clock that advances 10 s
+    a step only, so that its summary's train_seconds depends on the steps alone."""
+    import training.train as train_module
+
+    clock = {"now": 1000.0}
+
+    def tick(step: int, loss: float) -> None:
+        clock["now"] += 10
+        if on_step is not None:
+            on_step(step, loss)
+
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(monotonic=lambda: clock["now"]))
+    config = _config(data, run, save_every=1, eval_every=2, resume=resume)
+    return train(config, on_step=tick)
+
+
+@pytest.mark.parametrize("killed", ["before fusion.safetensors", "before pruning and the loss curve"])
+def test_a_run_killed_after_its_last_checkpoint_is_finished_as_the_uninterrupted_one(
+    cached_data, tmp_path, capsys, monkeypatch, four_steps, killed
+):
+    """Killed once the checkpoint of its last step is saved (before the final fusion.safetensors and summary.json,
+    or even before the older checkpoints are pruned and loss.csv, eval.csv and loss.png rewritten): --resume runs
+    no step and leaves the folder as the uninterrupted run did, fusion.safetensors to the byte; then the run has
+    ended and a second --resume is refused untouched."""
+    import training.train as train_module
+
+    run = tmp_path / "run"
+    last = run / "checkpoints" / "step-00000004"
+    with monkeypatch.context() as patch:
+        if killed == "before fusion.safetensors":
+            patch.setattr(train_module, "save_fusion", lambda *args: _crash())
+        else:
+            prune = train_module.prune_checkpoints
+            patch.setattr(
+                train_module, "prune_checkpoints", lambda r, k: prune(r, k) if not last.exists() else _crash()
+            )
+        with pytest.raises(Crash):
+            _four_steps(cached_data, run, patch)
+    assert last.is_dir() and not (run / "fusion.safetensors").exists() and not (run / "summary.json").exists()
+    kept = ["step-00000002", "step-00000003", "step-00000004"] if killed.startswith("before pruning") else None
+    assert [p.name for p in checkpoints(run)] == (kept or ["step-00000003", "step-00000004"])
+
+    steps = []
+    with monkeypatch.context() as patch:
+        result = _four_steps(cached_data, run, patch, resume=True, on_step=lambda step, loss: steps.append(step))
+    assert steps == [] and result.steps == 4
+    assert f"finishing {run}: its last checkpoint (step-00000004) is its end; no step left" in capsys.readouterr().out
+    names = ("fusion.safetensors", "summary.json", "loss.csv", "eval.csv")
+    for name in names:
+        assert (run / name).read_bytes() == (four_steps / name).read_bytes(), name
+    assert (run / "loss.png").is_file() and result.summary == json.loads((four_steps / "summary.json").read_text())
+    assert [p.name for p in checkpoints(run)] == [p.name for p in checkpoints(four_steps)]
+
+    before = _files(run)
+    argv = ["train", "--data", str(cached_data), "--out", str(run), "--optimizer", "adamw", "--lr", "1e-3",
+            "--warmup-steps", "1", "--max-steps", "4", "--save-every", "1", "--eval-every", "2", "--quiet"]  # fmt: skip
+    assert main([*argv, "--resume"]) == 2
+    assert f"{run}: already finished at step 4 of 4 (fusion.safetensors); nothing to resume" in _error_line(capsys)
+    assert _files(run) == before
+
+
+def _crash() -> None:
+    raise Crash
+
+
+# --- 15. a step never repeats an album ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--batch-size", "5"], "--batch-size 5: more than the 4 train albums of {data} (a step would repeat albums); "
+         "expected --batch-size at most 4"),
+        (["--batch-size", "64", "--recipe", "seed"], "--batch-size 64: more than the 4 train albums"),
+        (["--batch-size", "3", "--grad-accum", "2"], "--batch-size 3 x --grad-accum 2 = 6 albums a step: more than the "
+         "4 train albums of {data} (a step would repeat albums); expected --batch-size at most 2"),
+        (["--batch-size", "1", "--grad-accum", "5"], "--batch-size 1 x --grad-accum 5 = 5 albums a step: more than the "
+         "4 train albums of {data} (a step would repeat albums); even --batch-size 1 repeats albums: expected "
+         "--grad-accum x processes at most 4"),
+        (["--grad-accum", "8"], "--batch-size 8 (the default recipe's) x --grad-accum 8 = 64 albums a step"),
+        (["--recipe", "seed", "--grad-accum", "5"], "--batch-size 1 (the seed recipe's) x --grad-accum 5"),
+    ],
+)  # fmt: skip
+def test_a_batch_that_would_repeat_albums_is_refused_before_any_work(
+    cached_data, tmp_path, capsys, monkeypatch, options, expected
+):
+    """The tiny dataset has 4 train albums: a step of more is one line, exit 2, before the UNet loads and with
+    nothing written."""
+    import training.train as train_module
+
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(cached_data), "--out", str(run), "--quiet", *options]) == 2
+    assert expected.format(data=cached_data) in _error_line(capsys)
+    assert not run.exists()
+
+
+@pytest.mark.parametrize(("options", "used"), [([], 4), (["--grad-accum", "2"], 2), (["--batch-size", "4"], 4)])
+def test_a_recipe_s_batch_is_cut_to_the_train_albums_and_said_so(cached_data, tmp_path, capsys, options, used):
+    """The default recipe's batch of 8 is cut to what 4 train albums fill (config.json keeps the recipe's 8, as it
+    keeps its warm-up, so --resume compares the same options and cuts again); a batch that fits is kept."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(cached_data), "--out", str(run), "--max-steps", "1", "--eval-every", "0", "--quiet"]
+    assert main([*argv, *options]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["batch_size"], summary["effective_batch"]) == (used, 4)
+    note = f"the default recipe's 8 is cut to {used}: a step of more than the 4 train albums of {cached_data} repeats"
+    explicit = "--batch-size" in options
+    assert summary.get("batch_size_cut", "").startswith(note) != explicit
+    assert (f"--batch-size: {note}" in capsys.readouterr().out) != explicit
+    assert json.loads((run / "config.json").read_text())["batch_size"] == (4 if explicit else 8)

@@ -14,6 +14,7 @@ from nopaingan_core.cli_args import (
     existing_folder,
     float_range,
     fusion_checkpoint,
+    given_options,
     int_range,
     multiple_of,
     path_arg,
@@ -432,10 +433,10 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     _require_dataset(args.data)
     if args.no_images:  # options that act only on the generated covers would do nothing
-        given = {"--grid": args.grid, "--clip": args.clip, "--inception-weights": args.inception_weights}
-        for option, value in given.items():
-            if value:
-                raise NoPainGanError(f"{option} needs the generated covers, found --no-images")
+        refused = _cover_options(args)
+        if refused:
+            needs = "needs" if len(refused) == 1 else "need"
+            raise NoPainGanError(f"{', '.join(refused)} {needs} the generated covers, found --no-images")
     out = check_output_folder(args.out or report_folder(args.fusion), "--out")  # evaluate refuses a report
     device, dtype = device_from_args(args)
     config = EvalConfig(
@@ -466,6 +467,18 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     print((out / "eval.md").read_text(), end="")
     print(f"wrote {out / 'eval.json'}, {out / 'eval.md'}" + (f", {out / 'grid.png'}" if result.images else ""))
     return 0
+
+
+# evaluate's options that act only on the generated covers (the sampler's settings, FID, CLIP score, the grid)
+COVER_OPTIONS = ("--scheduler", "--steps", "--guidance", "--negative", "--inception-weights", "--clip", "--grid")
+
+
+def _cover_options(args: argparse.Namespace) -> list[str]:
+    """The options of :data:`COVER_OPTIONS` the command line gave, even at their default values (``--steps 20``
+    asks for covers that ``--no-images`` does not make), except ``--grid 0``, which asks for no grid."""
+    given = given_options(args)
+    dests = {option: option[2:].replace("-", "_") for option in COVER_OPTIONS}
+    return [option for option, dest in dests.items() if dest in given and (dest != "grid" or args.grid != 0)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -192,6 +192,37 @@ def step_batches(
             yield mine[j * batch_size : (j + 1) * batch_size].tolist()
 
 
+def fitted_batch_size(config: TrainConfig, albums: int, processes: int, from_recipe: bool) -> tuple[int, str | None]:
+    """The batch size a run uses and, when it is not ``config.batch_size``, a note saying why.
+
+    A step takes ``batch_size x grad_accum x processes`` albums from one permutation of the ``albums`` train albums
+    (:func:`step_batches`), so a step of more than them repeats albums: within a micro-batch as exact copies (an
+    album's draws are seeded by the step, process, micro-batch and album), counted twice in the loss. A recipe's
+    batch is cut to fit, as its warm-up is cut to the run; a batch given explicitly, or a step that even a batch of
+    1 would overfill, is refused (:class:`NoPainGanError`, naming the options, the value and the albums)."""
+    batch, accum = config.batch_size, config.grad_accum
+    fits = albums // (accum * processes)
+    if batch <= fits:
+        return batch, None
+    albums_text = f"the {count_text(albums, 'train album')} of {config.data}"
+    if from_recipe and fits >= 1:
+        return (
+            fits,
+            f"the {config.recipe} recipe's {batch} is cut to {fits}: a step of more than {albums_text} repeats albums",
+        )
+    factors = [f"--batch-size {batch}" + (f" (the {config.recipe} recipe's)" if from_recipe else "")]
+    if accum > 1:
+        factors.append(f"--grad-accum {accum}")
+    if processes > 1:
+        factors.append(f"{processes} processes")
+    step = " x ".join(factors) + (f" = {batch * accum * processes} albums a step" if len(factors) > 1 else "")
+    if fits >= 1:
+        expected = f"expected --batch-size at most {fits}"
+    else:
+        expected = f"even --batch-size 1 repeats albums: expected --grad-accum x processes at most {albums}"
+    raise NoPainGanError(f"{step}: more than {albums_text} (a step would repeat albums); {expected}")
+
+
 class CachedDataset(torch.utils.data.Dataset):
     def __init__(self, reader: CacheReader, ids: list[str]) -> None:
         self.reader, self.ids = reader, ids
@@ -267,6 +298,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     from transformers import get_cosine_schedule_with_warmup
 
     recipe_warmup = config.warmup_steps is None  # a recipe's warm-up is cut to a shorter run, an explicit one refused
+    recipe_batch = config.batch_size is None  # the same for a recipe's batch larger than the train albums
     config = resolve_recipe(config)
     _check_config(config)
     run = Path(config.out)
@@ -293,10 +325,14 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     ids = [album.id for album in albums]
     spec = reader.spec
     sd_source = config.sd or spec.sd
-    per_epoch = steps_per_epoch(len(ids), config.batch_size, config.grad_accum, processes)
+    # config.json keeps the recipe's batch, as its warm-up: --resume recomputes the cut from the same albums
+    batch_size, batch_cut = fitted_batch_size(config, len(ids), processes, recipe_batch)
+    if batch_cut:
+        accelerator.print(f"--batch-size: {batch_cut}")
+    per_epoch = steps_per_epoch(len(ids), batch_size, config.grad_accum, processes)
     total = config.max_steps or config.epochs * per_epoch
-    if config.resume and reached >= total:
-        raise NoPainGanError(f"{run}: already finished at step {reached} of {total}; nothing to resume")
+    if config.resume and (product := _product(run)):
+        raise NoPainGanError(f"{run}: already finished at step {reached} of {total} ({product}); nothing to resume")
     warm = warmup_steps(config.warmup_steps, total)
     schedule_text = f"cosine, {count_text(warm, 'warm-up step')}"
     if config.warmup_steps > total:
@@ -340,7 +376,11 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         first_gradient = trainer.get("first_step_gradient_norm", {})
         earlier_seconds = trainer.get("train_seconds", 0.0)  # the parts of the run before this one
         streak, inert = trainer.get("inert_streak", 0), trainer.get("music_inert", False)  # the inert check's
-        accelerator.print(f"resuming {run} from step {start} ({previous[-1].name})")
+        stopped = trainer.get("stopped_early", False)
+        if stopped or start >= total:  # killed after its last checkpoint, before fusion.safetensors was written
+            accelerator.print(f"finishing {run}: its last checkpoint ({previous[-1].name}) is its end; no step left")
+        else:
+            accelerator.print(f"resuming {run} from step {start} ({previous[-1].name})")
     elif accelerator.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
         write_text(run / CONFIG_FILE, json.dumps(config.to_dict() | {"processes": processes}, indent=1))
@@ -354,7 +394,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     elif config.eval_every:
         accelerator.print(f"{config.data}: no eval albums, so no held-out MSE while training (--eval-every)")
     inert_from = inert_check_start(warm, total)
-    batches = step_batches(len(ids), config.batch_size, config.grad_accum, processes, rank, config.seed, start, total)
+    end = start if stopped else total  # a run --stop-if-inert stopped, killed before its final save, has no step left
+    batches = step_batches(len(ids), batch_size, config.grad_accum, processes, rank, config.seed, start, end)
     loader = torch.utils.data.DataLoader(
         CachedDataset(reader, ids), batch_sampler=list(batches), num_workers=config.workers, collate_fn=collate
     )
@@ -393,7 +434,11 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         disable=not (config.progress and accelerator.is_main_process),
     )
     model.train()
-    for step in range(start, total):
+    done = start
+    if done == end and accelerator.is_main_process:  # what the last checkpoint's save did not get to
+        prune_checkpoints(run, config.keep_checkpoints)
+        write_loss_curve(run, history, eval_history)
+    for step in range(start, end):
         step_loss = torch.zeros((), device=accelerator.device)
         for j in range(config.grad_accum):
             batch = next(micro)
@@ -462,10 +507,10 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         "gate_init": config.gate_init,
         "gate_lr_scale": config.gate_lr_scale,
         "gate": round(gate_opening(fusion), 6),
-        "batch_size": config.batch_size,
+        "batch_size": batch_size,
         "grad_accum": config.grad_accum,
         "processes": processes,
-        "effective_batch": config.batch_size * config.grad_accum * processes,
+        "effective_batch": batch_size * config.grad_accum * processes,
         "max_timestep": max_timestep,
         "adapter_init": config.adapter_init,
         "mixed_precision": config.mixed_precision,
@@ -475,6 +520,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         "sd": sd_source,
         "train_seconds": round(earlier_seconds + time.monotonic() - began, 1),  # every part of a resumed run
     }
+    if batch_cut:
+        summary["batch_size_cut"] = batch_cut
     if first_gradient:
         summary["first_step_gradient_norm"] = first_gradient
     if eval_history:
@@ -541,9 +588,16 @@ def _check_new_run(run: Path, previous: list[Path]) -> None:
         raise NoPainGanError(f"--out {run}: expected a new or empty folder for the run, found other files ({shown})")
 
 
+def _product(run: Path) -> str | None:
+    """The first of a finished run's ``fusion.safetensors`` and ``summary.json`` (written in that order) that
+    ``run`` holds, None if neither: a run killed after its last checkpoint and before these has not finished, and
+    ``--resume`` finishes it."""
+    return next((name for name in (FUSION_FILE, SUMMARY_FILE) if (run / name).exists()), None)
+
+
 def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list[Path]) -> int:
-    """Refuse to continue a run that has no checkpoint, one that ``--stop-if-inert`` ended, or with options that
-    would make it a different run; returns the step of its last checkpoint."""
+    """Refuse to continue a run that has no checkpoint, one that ``--stop-if-inert`` ended (and saved), or with
+    options that would make it a different run; returns the step of its last checkpoint."""
     path = run / CONFIG_FILE
     if not path.is_file():
         raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
@@ -551,7 +605,8 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
         raise NoPainGanError(f"{run}: nothing to resume (no checkpoint); start the run without --resume")
     last = json.loads((previous[-1] / TRAINER).read_text())
     summary = run / SUMMARY_FILE  # checkpoints of earlier versions do not record it; the run's summary does
-    if last.get("stopped_early") or (summary.is_file() and "stopped_early" in json.loads(summary.read_text())):
+    stopped = last.get("stopped_early") or (summary.is_file() and "stopped_early" in json.loads(summary.read_text()))
+    if stopped and _product(run):  # killed before its final save, it is finished by --resume (no step left)
         raise NoPainGanError(
             f"{run}: stopped early at step {last['step']} (--stop-if-inert); nothing to resume; "
             "start a new run in another --out"
