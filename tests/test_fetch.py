@@ -431,7 +431,10 @@ def test_catalogue_names_are_known_and_each_given_once(names: list[str]) -> None
                 catalogue_names(value)
 
 
-@pytest.mark.parametrize("url", ["not-a-url", "http://", "ftp://example.org/x", "http://exa mple.org/"])
+@pytest.mark.parametrize(
+    "url",
+    ["not-a-url", "http://", "ftp://example.org/x", "http://exa mple.org/", "http://[::1/x", "http://h:port/x"],
+)
 def test_a_url_that_cannot_be_downloaded_is_not_retried(tmp_path: Path, url: str) -> None:
     waits: list[float] = []
     fetcher = Downloader(tmp_path, retries=3, rate_limit=None, sleep=waits.append)
