@@ -5,8 +5,14 @@ albums, and a folder no run wrote (a hand-made dataset, other files) is refused 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import re
+import signal
+import subprocess
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +23,7 @@ from hypothesis import strategies as st
 from music_library import image_bytes, make_track
 from PIL import Image
 
+from training.atomic import STAGING_MARK, StagedFiles, remove_stale_staging
 from training.catalogues import make_catalogues
 from training.cleaning import artist_key
 from training.cli import main
@@ -371,6 +378,111 @@ def test_folders_runs_write_into(tmp_path: Path, pool: Path) -> None:
         assert [r["album"] for r in report.kept] == ["One"] * kept
         assert set(rows(tmp_path / name)) == ({"Three", "One"} if kept else {"Three"})
         assert not (tmp_path / name / ".metadata.jsonl.x1y2.tmp").exists()
+
+
+# --- staging folders runs that were killed left ---------------------------------------------------------
+
+
+def leftover(out: Path, mark: Callable[[dict], dict | str | None] = lambda owner: owner) -> Path:
+    """The staging folder of a run into ``out`` that stopped without cleaning up (its StagedFiles is dropped
+    undiscarded), its marker rewritten by ``mark`` (a new owner, raw text, or None: no marker)."""
+    staged = StagedFiles(out)
+    staged.write("covers/x.jpg", b"half a run")
+    staging = staged.path("covers/x.jpg").parents[1]
+    marker = staging / STAGING_MARK
+    new = mark(json.loads(marker.read_text()))
+    if new is None:
+        marker.unlink()
+    else:
+        marker.write_text(new if isinstance(new, str) else json.dumps(new))
+    return staging
+
+
+@pytest.fixture(scope="module")
+def dead_pid() -> int:
+    """The pid of a process that ended (and was waited for)."""
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
+# (case, the marker a leftover carries, whether the next run removes it); "dead" is a pid no process has
+LEFTOVERS = [
+    ("this test's process: still running", lambda owner: owner, False),
+    ("a process that ended", lambda owner: owner | {"pid": "dead"}, True),
+    ("its pid now another process's", lambda owner: owner | {"started": owner["started"] - 3600}, True),
+    ("another host's process", lambda owner: owner | {"pid": "dead", "host": "elsewhere"}, False),
+    ("a run into another folder", lambda owner: owner | {"pid": "dead", "folder": "data-2"}, False),
+    ("a pid that is no number", lambda owner: owner | {"pid": "12"}, False),
+    ("no start time", lambda owner: {k: v for k, v in owner.items() if k != "started"} | {"pid": "dead"}, False),
+    ("a marker that is not JSON", lambda owner: '{"pid": ', False),
+    ("a marker that is no object", lambda owner: "[1, 2]", False),
+    ("no marker", lambda owner: None, False),
+]
+
+
+@pytest.mark.parametrize(("case", "mark", "removed"), LEFTOVERS, ids=[c for c, _, _ in LEFTOVERS])
+def test_only_provably_stale_staging_folders_are_removed(
+    tmp_path: Path, dead_pid: int, case: str, mark, removed: bool
+) -> None:
+    out = tmp_path / "data"
+
+    def marked(owner: dict) -> dict | str | None:
+        new = mark(owner)
+        return new | {"pid": dead_pid} if isinstance(new, dict) and new.get("pid") == "dead" else new
+
+    staging = leftover(out, marked)
+    assert remove_stale_staging(out) == ([staging] if removed else [])
+    assert staging.exists() is not removed
+
+
+def test_what_only_looks_like_a_staging_folder_is_left_alone(tmp_path: Path, dead_pid: int) -> None:
+    """A link to a stale staging folder and a file with a staging folder's name are no staging folders."""
+    out = tmp_path / "data"
+    elsewhere = leftover(tmp_path / "elsewhere" / "data", lambda owner: owner | {"pid": dead_pid})
+    link = out.parent / (elsewhere.name + "-link")
+    link.symlink_to(elsewhere, target_is_directory=True)
+    (out.parent / (elsewhere.name + "-file")).write_text("{}")
+    assert remove_stale_staging(out) == []
+    assert link.is_symlink() and (elsewhere / STAGING_MARK).is_file()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on this system")
+def test_the_next_run_removes_what_a_killed_run_left_and_says_so(
+    tmp_path: Path, pool: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "data"
+    run(pool, out, {"One": 0})
+    before = files(out)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(out)],
+        cwd=Path(__file__).parents[1],
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])},
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    stale = [p for p in out.parent.iterdir() if p.name.startswith(".nopaingan-")]
+    assert len(stale) == 1 and (stale[0] / "covers/x.jpg").read_bytes() == b"half a run"
+    running = leftover(out)  # this process's: a run still in progress
+    with caplog.at_level(logging.WARNING, logger="training.dataset_import"):
+        run(pool, out, {"One": 0})
+    assert not stale[0].exists() and (running / STAGING_MARK).is_file()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"removed 1 staging folder that a run into {out} left when it was killed: {stale[0]}"
+    ]
+    assert files(out) == before  # a repeated run: nothing else changed
+
+
+# a run that stages a file into the folder sys.argv[1], then is killed
+KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from training.atomic import StagedFiles
+staged = StagedFiles(Path(sys.argv[1]))
+staged.write("covers/x.jpg", b"half a run")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
 
 
 # --- dataset fetch ----------------------------------------------------------------------------------------

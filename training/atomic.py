@@ -5,23 +5,31 @@ from __future__ import annotations
 
 import contextlib
 import filecmp
+import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import psutil
+
 from nopaingan_core.atomic import holds_bytes, remember_written, save_safetensors, write_all, write_bytes, write_text
 
-__all__ = ["StagedFiles", "save_safetensors", "write_bytes", "write_text"]
+__all__ = ["StagedFiles", "remove_stale_staging", "save_safetensors", "write_bytes", "write_text"]
+
+STAGING_MARK = ".nopaingan-run.json"  # in each staging folder: its folder and the process writing it
 
 
 class StagedFiles:
     """Files a run puts into ``folder`` (names relative to it), held back until :meth:`move_in`, so that a run
     that stops on the way leaves ``folder`` exactly as it was: no file added, replaced or removed.
 
-    Staged files wait in a temporary folder beside ``folder`` (the same file system, so moving them in is a
-    rename of each), made when the first file is staged; :meth:`discard` removes it. A file whose bytes
+    Staged files wait in a temporary folder beside ``folder`` (``.nopaingan-<folder>-*``: the same file system,
+    so moving them in is a rename of each), made when the first file is staged; :meth:`discard` removes it. The
+    staging folder names ``folder`` and the process writing it (:data:`STAGING_MARK`), so that one a killed run
+    left is known as such and removed by the next run (:func:`remove_stale_staging`). A file whose bytes
     ``folder`` holds already is not staged at all: a repeated run changes nothing there.
     """
 
@@ -87,8 +95,7 @@ class StagedFiles:
     def _writing(self, name: str) -> Iterator[Path]:
         """The staged path to write ``name`` to; an OSError there names the file in ``folder`` the user knows."""
         if self._staging is None:
-            self.folder.parent.mkdir(parents=True, exist_ok=True)
-            self._staging = Path(tempfile.mkdtemp(prefix=f".nopaingan-{self.folder.name}-", dir=self.folder.parent))
+            self._start()
         self._unstage(name)
         staged = self._staging / name
         staged.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +106,75 @@ class StagedFiles:
             if exc.filename in (None, str(staged)):
                 raise type(exc)(exc.errno, exc.strerror, str(self.folder / name)) from exc
             raise
+
+    def _start(self) -> None:
+        """Make the staging folder beside ``folder``, marked with ``folder``'s name and this process."""
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        self._staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(self.folder), dir=self.folder.parent))
+        mark = {"folder": self.folder.name, **_this_process()}
+        _write_new(self._staging / STAGING_MARK, [json.dumps(mark).encode()])
+
+
+def _staging_folders(folder: Path) -> list[Path]:
+    """The staging folders of runs into ``folder`` beside it: folders named ``.nopaingan-<folder>-*`` whose
+    :data:`STAGING_MARK` names ``folder`` (no link, no other name, nothing unmarked)."""
+    if not folder.parent.is_dir():
+        return []
+    prefix = _staging_prefix(folder)
+    return sorted(
+        p
+        for p in folder.parent.iterdir()
+        if p.name.startswith(prefix) and not p.is_symlink() and p.is_dir() and _owner(p).get("folder") == folder.name
+    )
+
+
+def _staging_prefix(folder: Path) -> str:
+    return f".nopaingan-{folder.name}-"
+
+
+def remove_stale_staging(folder: Path) -> list[Path]:
+    """Remove the staging folders beside ``folder`` of runs into it that ended without removing them (killed,
+    or the machine went down) and return them. Only provably stale ones go: marked by a process of this host
+    that is gone (its pid unused, a zombie's, or a process's started at another time). A run still in progress,
+    a run of another host (a shared disk), a marker that cannot be read or a folder without one is left alone."""
+    removed = []
+    for path in _staging_folders(folder):
+        if _ended(_owner(path)):
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                removed.append(path)
+    return removed
+
+
+def _this_process() -> dict[str, object]:
+    """What names this process beyond its pid, which the system gives to another once it ended."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": psutil.Process().create_time()}
+
+
+def _owner(staging: Path) -> dict:
+    """What a staging folder's marker says (its folder, the process writing it), {} when there is none to read."""
+    try:
+        owner = json.loads((staging / STAGING_MARK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _ended(owner: dict) -> bool:
+    """Whether the process ``owner`` names (:func:`_this_process`) has certainly ended: it ran on this host and
+    its pid is unused, a zombie's, or another process's (started more than a second apart)."""
+    if owner.get("host") != socket.gethostname():
+        return False
+    pid, started = owner.get("pid"), owner.get("started")
+    if type(pid) is not int or pid <= 0 or type(started) not in (int, float):
+        return False
+    try:
+        process = psutil.Process(pid)
+        return process.status() == psutil.STATUS_ZOMBIE or abs(process.create_time() - started) > 1.0
+    except psutil.NoSuchProcess:
+        return True
+    except (psutil.Error, OverflowError, ValueError):  # not ours to look at (AccessDenied): it may be running
+        return False
 
 
 def _write_new(path: Path, chunks: Iterable[bytes]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 import unicodedata
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from nopaingan_core.audio import AUDIO_EXTENSIONS, AudioInfo, check_clip, decode, decoded_duration, probe
 from nopaingan_core.errors import AudioError, NoPainGanError
 
-from .atomic import StagedFiles, write_text
+from .atomic import StagedFiles, remove_stale_staging, write_text
 from .candidates import AlbumCandidate, CoverRef, TrackRef
 from .cleaning import LATIN_LETTERS, UNKNOWN, album_key, artist_genres, fill_genres, normalise_genres
 from .covers import MIN_COVER_SIZE, Cover, normalise_cover
@@ -49,6 +50,7 @@ _OWN_TEMPORARY = re.compile(r"\.(metadata\.jsonl|skipped\.jsonl|README\.md)\..+\
 CARD_MARK = "Written by `nopaingan dataset import`"  # in every card this command wrote: the folder is ours
 _ROW_FIELDS = ("id", "file_name", "audio", "artist", "album", "split", "source")
 _SKIPPED_FIELDS = ("source", "artist", "album", "reason")
+log = logging.getLogger(__name__)
 # Decoder name prefix (PyAV names decoders "mp3float", "libopus", "pcm_s16le"...) -> file extension.
 _CODEC_EXTENSIONS = {
     "mp3": ".mp3",
@@ -214,6 +216,7 @@ def build_dataset(
     out = Path(out).expanduser()
     earlier = _check_options(out, eval_fraction, replace)
     existed = out.exists()
+    _remove_leftover_staging(out)
     downloader = downloader or Downloader(default_cache_dir())
     staged = StagedFiles(out)
     seen: list[AlbumCandidate] = []
@@ -279,6 +282,20 @@ def build_dataset(
     _remove_stale(out, {r["audio"] for r in every} | {r["file_name"] for r in every})
     changed = bool(moved) or _albums(earlier.rows) != _albums(every)
     return ImportReport(out, rows, skipped, kept, removed, cache_outdated=changed and (out / CACHE_DIR).is_dir())
+
+
+def _remove_leftover_staging(out: Path) -> None:
+    """Remove what runs into ``out`` that were killed left in their staging folders, saying so in one line."""
+    removed = remove_stale_staging(out)
+    if removed:
+        log.warning(
+            "removed %s that %s into %s left when %s killed: %s",
+            count_text(len(removed), "staging folder"),
+            "a run" if len(removed) == 1 else "runs",
+            out,
+            "it was" if len(removed) == 1 else "they were",
+            ", ".join(str(p) for p in removed),
+        )
 
 
 def _album_key(artist: str, album: str, source: str) -> str:
