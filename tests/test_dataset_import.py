@@ -904,7 +904,7 @@ def test_an_unreachable_download_server_stops_the_import_and_names_its_folder(
         k: v for k, v in before.items() if k.startswith("DATA")
     }
     assert out.exists() == earlier
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+    assert list(tmp_path.rglob(".nopaingan-*")) == []  # no staging folder left
 
 
 def test_progress_says_importing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -210,8 +210,8 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def _staging_left(folder: Path) -> list[Path]:
-    """Staging folders of a run (beside its dataset folder) that were not removed."""
-    return [p for p in folder.iterdir() if p.name.startswith(".nopaingan-")]
+    """Staging folders of a run (in its dataset folder) under ``folder`` that were not removed."""
+    return list(folder.rglob(".nopaingan-*"))
 
 
 def _quick_fetch(tmp_path: Path, albums: str) -> tuple[list[str], Path]:

@@ -1,5 +1,5 @@
 """Writing files so that an interrupted run never leaves a half-written one under its final name (see
-:mod:`nopaingan_core.atomic`), and staging a run's files beside their folder until the run completes."""
+:mod:`nopaingan_core.atomic`), and staging a run's files in their folder until the run completes."""
 
 from __future__ import annotations
 
@@ -17,25 +17,29 @@ import psutil
 
 from nopaingan_core.atomic import holds_bytes, remember_written, save_safetensors, write_all, write_bytes, write_text
 
-__all__ = ["StagedFiles", "remove_stale_staging", "save_safetensors", "write_bytes", "write_text"]
+__all__ = ["StagedFiles", "remove_stale_staging", "save_safetensors", "staging_folders", "write_bytes", "write_text"]
 
-STAGING_MARK = ".nopaingan-run.json"  # in each staging folder: its folder and the process writing it
+STAGING_PREFIX = ".nopaingan-staging-"
+STAGING_MARK = ".nopaingan-run.json"  # in each staging folder: the process writing it (pid, host, start time)
 
 
 class StagedFiles:
     """Files a run puts into ``folder`` (names relative to it), held back until :meth:`move_in`, so that a run
     that stops on the way leaves ``folder`` exactly as it was: no file added, replaced or removed.
 
-    Staged files wait in a temporary folder beside ``folder`` (``.nopaingan-<folder>-*``: the same file system,
-    so moving them in is a rename of each), made when the first file is staged; :meth:`discard` removes it. The
-    staging folder names ``folder`` and the process writing it (:data:`STAGING_MARK`), so that one a killed run
-    left is known as such and removed by the next run (:func:`remove_stale_staging`). A file whose bytes
-    ``folder`` holds already is not staged at all: a repeated run changes nothing there.
+    Staged files wait in a temporary folder inside ``folder`` (``.nopaingan-staging-*``), made, with ``folder``
+    itself when it is new, when the first file is staged: moving them in is a rename of each, on one file system
+    even where ``folder`` is a mount point, and only ``folder`` need be writable, not the folder it is in.
+    :meth:`discard` removes the staging folder, and ``folder`` too when this run made it and nothing went in. The
+    staging folder names the process writing it (:data:`STAGING_MARK`), so that one a killed run left is known as
+    such and removed by the next run (:func:`remove_stale_staging`). A file whose bytes ``folder`` holds already
+    is not staged at all: a repeated run changes nothing there.
     """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._staging: Path | None = None
+        self._made_folder = False
         self._names: set[str] = set()
 
     def place(self, src: Path, name: str, link: bool = True) -> None:
@@ -80,10 +84,15 @@ class StagedFiles:
         return moved
 
     def discard(self) -> None:
-        """Remove the staging folder and whatever is still in it."""
+        """Remove the staging folder and whatever is still in it, and ``folder`` when staging made it and it is
+        empty (a run into a new folder that stops before anything moved in leaves no folder)."""
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
+        if self._made_folder:
+            with contextlib.suppress(OSError):  # not empty: the run's files moved in
+                self.folder.rmdir()
+            self._made_folder = False
         self._names.clear()
 
     def _unstage(self, name: str) -> None:
@@ -108,37 +117,39 @@ class StagedFiles:
             raise
 
     def _start(self) -> None:
-        """Make the staging folder beside ``folder``, marked with ``folder``'s name and this process."""
-        self.folder.parent.mkdir(parents=True, exist_ok=True)
-        self._staging = Path(tempfile.mkdtemp(prefix=_staging_prefix(self.folder), dir=self.folder.parent))
-        mark = {"folder": self.folder.name, **_this_process()}
-        _write_new(self._staging / STAGING_MARK, [json.dumps(mark).encode()])
+        """Make ``folder`` (when new) and the staging folder in it, marked with this process; an OSError names
+        ``folder``, not the temporary name the user never chose."""
+        try:
+            try:
+                self.folder.mkdir(parents=True)
+                self._made_folder = True
+            except FileExistsError:
+                pass
+            self._staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.folder))
+            _write_new(self._staging / STAGING_MARK, [json.dumps(_this_process()).encode()])
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, str(self.folder)) from exc
 
 
-def _staging_folders(folder: Path) -> list[Path]:
-    """The staging folders of runs into ``folder`` beside it: folders named ``.nopaingan-<folder>-*`` whose
-    :data:`STAGING_MARK` names ``folder`` (no link, no other name, nothing unmarked)."""
-    if not folder.parent.is_dir():
+def staging_folders(folder: Path) -> list[Path]:
+    """The staging folders of runs into ``folder``, in it: folders named ``.nopaingan-staging-*`` that hold
+    :data:`STAGING_MARK` (no link, no other name, nothing unmarked)."""
+    if not folder.is_dir():
         return []
-    prefix = _staging_prefix(folder)
     return sorted(
         p
-        for p in folder.parent.iterdir()
-        if p.name.startswith(prefix) and not p.is_symlink() and p.is_dir() and _owner(p).get("folder") == folder.name
+        for p in folder.iterdir()
+        if p.name.startswith(STAGING_PREFIX) and not p.is_symlink() and p.is_dir() and (p / STAGING_MARK).is_file()
     )
 
 
-def _staging_prefix(folder: Path) -> str:
-    return f".nopaingan-{folder.name}-"
-
-
 def remove_stale_staging(folder: Path) -> list[Path]:
-    """Remove the staging folders beside ``folder`` of runs into it that ended without removing them (killed,
-    or the machine went down) and return them. Only provably stale ones go: marked by a process of this host
+    """Remove the staging folders in ``folder`` of runs into it that ended without removing them (killed, or
+    the machine went down) and return them. Only provably stale ones go: marked by a process of this host
     that is gone (its pid unused, a zombie's, or a process's started at another time). A run still in progress,
     a run of another host (a shared disk), a marker that cannot be read or a folder without one is left alone."""
     removed = []
-    for path in _staging_folders(folder):
+    for path in staging_folders(folder):
         if _ended(_owner(path)):
             shutil.rmtree(path, ignore_errors=True)
             if not path.exists():
@@ -152,7 +163,7 @@ def _this_process() -> dict[str, object]:
 
 
 def _owner(staging: Path) -> dict:
-    """What a staging folder's marker says (its folder, the process writing it), {} when there is none to read."""
+    """What a staging folder's marker says (the process writing it), {} when there is none to read."""
     try:
         owner = json.loads((staging / STAGING_MARK).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -2,7 +2,7 @@
 
 The folder follows the Hugging Face datasets convention (``metadata.jsonl`` beside ``covers/`` and
 ``audio/``); every album that is left out is listed with its reason in ``skipped.jsonl``. New and changed
-files wait in a temporary folder beside the dataset folder until the run completes, then move in, and unchanged
+files wait in a temporary folder inside the dataset folder until the run completes, then move in, and unchanged
 files are left alone: an interrupted import leaves the folder as it was and can simply be run again, and a
 repeated one changes nothing. A run into an earlier dataset folder adds to it: the albums it brings replace
 their earlier versions, the others stay as they were (``replace`` keeps only the run's albums).
@@ -26,7 +26,7 @@ from tqdm import tqdm
 from nopaingan_core.audio import AUDIO_EXTENSIONS, AudioInfo, check_clip, decode, decoded_duration, probe
 from nopaingan_core.errors import AudioError, NoPainGanError
 
-from .atomic import StagedFiles, remove_stale_staging, write_text
+from .atomic import StagedFiles, remove_stale_staging, staging_folders, write_text
 from .candidates import AlbumCandidate, CoverRef, TrackRef
 from .cleaning import LATIN_LETTERS, UNKNOWN, album_key, artist_genres, fill_genres, normalise_genres
 from .covers import MIN_COVER_SIZE, Cover, normalise_cover
@@ -156,8 +156,8 @@ def import_dataset(
     URLs are fetched by ``downloader`` (by default one caching under ``~/.cache/nopaingan/downloads``).
     Audio is hard-linked into ``out`` when ``link`` and the file system allow, else copied.
     ``genre_from_audio`` is asked for the genre of an album that has none of its own and whose artist has
-    no other album with one; it gets the album's audio file (still beside ``out`` while the import runs) and
-    returns a genre or None.
+    no other album with one; it gets the album's audio file (still in a staging folder in ``out`` while the
+    import runs) and returns a genre or None.
     """
     out = Path(out).expanduser()
     if not sources:
@@ -391,10 +391,12 @@ def check_out(out: Path, replace: bool = False) -> EarlierDataset:
     The folder must be new, empty, or hold only what :func:`build_dataset` writes, with its dataset card: a run
     replaces files there (and with ``replace`` removes those of the albums it does not bring), so a folder of
     unknown origin (a hand-made dataset without the card, other files) is not written into. Every album of
-    ``metadata.jsonl`` must have its files, unless ``replace`` (then none of them stays)."""
+    ``metadata.jsonl`` must have its files, unless ``replace`` (then none of them stays). The staging folders of
+    runs into it (:func:`~training.atomic.staging_folders`: of a run in progress, or a killed run's) do not count."""
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: output must be a folder, found a file")
-    entries = sorted(out.iterdir()) if out.is_dir() else []
+    staging = set(staging_folders(out))
+    entries = sorted(p for p in out.iterdir() if p not in staging) if out.is_dir() else []
     if not entries:
         return EarlierDataset()
     names = [f"{p.name}/" if p.is_dir() else p.name for p in entries]
