@@ -14,9 +14,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
+import psutil
 import pytest
 from catalogue_server import FakeAlbum, FakeCatalogues, FakeTrack
 from http_files import FileServer
@@ -25,7 +28,8 @@ from hypothesis import strategies as st
 from music_library import image_bytes, make_track
 from PIL import Image
 
-from training.atomic import STAGING_MARK, STAGING_PREFIX, StagedFiles, remove_stale_staging
+from training import atomic
+from training.atomic import STAGING_MARK, STAGING_PREFIX, StagedFiles, remove_stale_staging, staging_folders
 from training.catalogues import make_catalogues
 from training.cleaning import artist_key
 from training.cli import main
@@ -511,7 +515,8 @@ def dead_pid() -> int:
 LEFTOVERS = [
     ("this test's process: still running", lambda owner: owner, False),
     ("a process that ended", lambda owner: owner | {"pid": "dead"}, True),
-    ("its pid now another process's", lambda owner: owner | {"started": owner["started"] - 3600}, True),
+    ("its pid now another process's", lambda owner: owner | {"started": owner["started"] + "0"}, True),
+    ("a start time that is no text", lambda owner: owner | {"pid": "dead", "started": 12.5}, False),
     ("another host's process", lambda owner: owner | {"pid": "dead", "host": "elsewhere"}, False),
     ("a pid that is no number", lambda owner: owner | {"pid": "12"}, False),
     ("no start time", lambda owner: {k: v for k, v in owner.items() if k != "started"} | {"pid": "dead"}, False),
@@ -521,10 +526,15 @@ LEFTOVERS = [
 ]
 
 
+@pytest.mark.parametrize("system", ["linux", "other"])
 @pytest.mark.parametrize(("case", "mark", "removed"), LEFTOVERS, ids=[c for c, _, _ in LEFTOVERS])
 def test_only_provably_stale_staging_folders_are_removed(
-    tmp_path: Path, dead_pid: int, case: str, mark, removed: bool
+    tmp_path: Path, dead_pid: int, monkeypatch: pytest.MonkeyPatch, system: str, case: str, mark, removed: bool
 ) -> None:
+    """On Linux a process's start is read from /proc; elsewhere from psutil (tried here on Linux too)."""
+    if system == "linux" and not sys.platform.startswith("linux"):
+        pytest.skip("no /proc here")
+    monkeypatch.setattr(atomic, "sys", SimpleNamespace(platform=sys.platform if system == "linux" else "other"))
     out = tmp_path / "data"
 
     def marked(owner: dict) -> dict | str | None:
@@ -550,6 +560,19 @@ def test_what_only_looks_like_a_staging_folder_is_left_alone(tmp_path: Path, dea
     assert remove_stale_staging(out) == []
     assert link.is_symlink() and (elsewhere / STAGING_MARK).is_file()
     assert (tmp_path / ".nopaingan-data-x1y2" / STAGING_MARK).is_file()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on this system")
+def test_a_killed_run_its_parent_did_not_wait_for_left_a_stale_staging_folder(tmp_path: Path) -> None:
+    """A zombie (a run killed while the process that started it still runs) writes nothing any more."""
+    out = tmp_path / "data"
+    root = Path(__file__).parents[1]
+    env = os.environ | {"PYTHONPATH": str(root)}
+    with subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(out)], cwd=root, env=env) as child:
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+            time.sleep(0.01)
+        stale = staging_folders(out)
+        assert len(stale) == 1 and remove_stale_staging(out) == stale and not stale[0].exists()
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on this system")

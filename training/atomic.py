@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ from nopaingan_core.atomic import holds_bytes, remember_written, save_safetensor
 __all__ = ["StagedFiles", "remove_stale_staging", "save_safetensors", "staging_folders", "write_bytes", "write_text"]
 
 STAGING_PREFIX = ".nopaingan-staging-"
-STAGING_MARK = ".nopaingan-run.json"  # in each staging folder: the process writing it (pid, host, start time)
+STAGING_MARK = ".nopaingan-run.json"  # in each staging folder: the process writing it (pid, host, start)
 
 
 class StagedFiles:
@@ -159,7 +160,32 @@ def remove_stale_staging(folder: Path) -> list[Path]:
 
 def _this_process() -> dict[str, object]:
     """What names this process beyond its pid, which the system gives to another once it ended."""
-    return {"pid": os.getpid(), "host": socket.gethostname(), "started": psutil.Process().create_time()}
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_of(os.getpid())}
+
+
+def _start_of(pid: int) -> str | None:
+    """When the process ``pid`` started, in a form that stays the same while it runs, whatever the clock does,
+    and that a later process given the same pid does not have; None when no process has the pid (or a zombie).
+
+    On Linux: the boot's id and the start in clock ticks since boot (/proc), as psutil's create time there is
+    boot time plus ticks, and the boot time moves with the wall clock (NTP steps). Elsewhere psutil's create
+    time, kept as the system recorded it. Raises OSError or psutil.Error where it cannot tell (a process of
+    another user that /proc hides from this one)."""
+    if sys.platform.startswith("linux"):
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            if psutil.pid_exists(pid):  # hidden (/proc mounted with hidepid), yet there
+                raise
+            return None
+        state, *fields = stat.rpartition(")")[2].split()
+        return None if state in ("Z", "X") else f"{boot} {fields[18]}"
+    try:
+        process = psutil.Process(pid)
+        return None if process.status() == psutil.STATUS_ZOMBIE else repr(process.create_time())
+    except psutil.NoSuchProcess:
+        return None
 
 
 def _owner(staging: Path) -> dict:
@@ -173,18 +199,15 @@ def _owner(staging: Path) -> dict:
 
 def _ended(owner: dict) -> bool:
     """Whether the process ``owner`` names (:func:`_this_process`) has certainly ended: it ran on this host and
-    its pid is unused, a zombie's, or another process's (started more than a second apart)."""
+    no process has its pid now, or a zombie, or one that started at another time (:func:`_start_of`)."""
     if owner.get("host") != socket.gethostname():
         return False
     pid, started = owner.get("pid"), owner.get("started")
-    if type(pid) is not int or pid <= 0 or type(started) not in (int, float):
+    if type(pid) is not int or pid <= 0 or type(started) is not str:
         return False
     try:
-        process = psutil.Process(pid)
-        return process.status() == psutil.STATUS_ZOMBIE or abs(process.create_time() - started) > 1.0
-    except psutil.NoSuchProcess:
-        return True
-    except (psutil.Error, OverflowError, ValueError):  # not ours to look at (AccessDenied): it may be running
+        return _start_of(pid) != started
+    except (OSError, psutil.Error, OverflowError, ValueError, IndexError):  # cannot tell: it may be running
         return False
 
 
