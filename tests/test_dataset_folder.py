@@ -4,11 +4,22 @@ albums, and a folder no run wrote (a hand-made dataset, other files) is refused 
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
+import psutil
 import pytest
 from catalogue_server import FakeAlbum, FakeCatalogues, FakeTrack
 from http_files import FileServer
@@ -17,6 +28,8 @@ from hypothesis import strategies as st
 from music_library import image_bytes, make_track
 from PIL import Image
 
+from training import atomic
+from training.atomic import STAGING_MARK, STAGING_PREFIX, StagedFiles, remove_stale_staging, staging_folders
 from training.catalogues import make_catalogues
 from training.cleaning import artist_key
 from training.cli import main
@@ -371,6 +384,238 @@ def test_folders_runs_write_into(tmp_path: Path, pool: Path) -> None:
         assert [r["album"] for r in report.kept] == ["One"] * kept
         assert set(rows(tmp_path / name)) == ({"Three", "One"} if kept else {"Three"})
         assert not (tmp_path / name / ".metadata.jsonl.x1y2.tmp").exists()
+
+
+def test_a_run_stages_inside_its_folder(tmp_path: Path, pool: Path) -> None:
+    """Staged files wait in the output folder itself (one file system with it, and its parent need not be
+    writable): the genre hook sees the album's audio there."""
+    out, seen = tmp_path / "data", []
+    manifest = tmp_path / "albums.csv"
+    manifest.write_text(f"artist,album,preview,cover\nAda,One,{pool / 'v0.mp3'},{pool / 'v0.jpg'}\n")
+    downloader = Downloader(tmp_path / "downloads", rate_limit=None)
+    import_dataset([manifest], out, downloader=downloader, genre_from_audio=lambda path: seen.append(path))
+    assert len(seen) == 1 and seen[0].parents[2] == out and seen[0].parents[1].name.startswith(".nopaingan-staging-")
+    assert not seen[0].exists() and list(out.glob(".nopaingan-*")) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes in read-only folders")
+def test_a_read_only_parent_of_a_dataset_folder_does_not_stop_a_run(tmp_path: Path, pool: Path, capsys) -> None:
+    out = tmp_path / "locked" / "data"
+    ours(out)
+    manifest = tmp_path / "albums.csv"
+    manifest.write_text(f"artist,album,preview,cover\nBo,Three,{pool / 'v0.mp3'},{pool / 'v0.jpg'}\n")
+    (tmp_path / "locked").chmod(0o555)
+    try:
+        argv = ["dataset", "import", str(manifest), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--quiet"]
+        assert main(argv) == 0, capsys.readouterr().err
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert set(rows(out)) == {"One", "Three"} and sorted(p.name for p in out.parent.iterdir()) == ["data"]
+
+
+# In a mount namespace of its own: the folder argv[1] mounted read-only, the dataset folder argv[2] in it a mount
+# point of its own (a container's volume); one import per manifest of argv[4:] into it (cache argv[3]), the folder
+# it is in writable again after the first. Exit status 77 where this system allows no such mounts.
+MOUNTED_RUNS = """
+import subprocess, sys
+from training.cli import main
+locked, out, cache, *manifests = sys.argv[1:]
+def mount(*args):
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+mounts = [("--make-rprivate", "/"), ("--bind", locked, locked), ("-o", "remount,bind,ro", locked)]
+mounts += [("--bind", out, out), ("-o", "remount,bind,rw", out)]
+if not all(mount(*m) for m in mounts):
+    sys.exit(77)
+for manifest in manifests:
+    if main(["dataset", "import", manifest, "--out", out, "--cache-dir", cache, "--quiet"]):
+        sys.exit(1)
+    mount("-o", "remount,bind,rw", locked)
+"""
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="no unshare to mount folders with")
+def test_a_dataset_folder_that_is_a_mount_point_in_a_read_only_folder(tmp_path: Path, pool: Path) -> None:
+    """A container's volume: staging beside the folder failed where the folder it is in is read-only (read-only
+    file system), and where that is writable, moving the staged files in across the mount point failed (EXDEV,
+    a traceback)."""
+    out = tmp_path / "locked" / "data"
+    (tmp_path / "locked").mkdir()
+    run(pool, out, {"One": 0})
+    manifests = [tmp_path / "three.csv", tmp_path / "four.csv"]
+    for manifest, album in zip(manifests, ["Three", "Four"], strict=True):
+        manifest.write_text(f"artist,album,preview,cover\nBo,{album},{pool / 'v0.mp3'},{pool / 'v0.jpg'}\n")
+    mounted = subprocess.run(
+        ["unshare", "-m", sys.executable, "-c", MOUNTED_RUNS, str(out.parent), str(out), str(tmp_path / "c")]
+        + [str(m) for m in manifests],
+        cwd=Path(__file__).parents[1],
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])},
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode == 77:
+        pytest.skip("no mount namespace here")
+    assert mounted.returncode == 0 and mounted.stderr == "", mounted.stderr
+    assert set(rows(out)) == {"One", "Three", "Four"} and list(tmp_path.rglob(".nopaingan-*")) == []
+
+
+@pytest.mark.parametrize("earlier", [True, False], ids=["into a dataset", "into a new folder"])
+def test_a_staging_folder_that_cannot_be_made_is_one_line_naming_the_output_folder(
+    tmp_path: Path, pool: Path, capsys, monkeypatch: pytest.MonkeyPatch, earlier: bool
+) -> None:
+    """As root (where permissions do not stop a write) too: making the staging folder fails as in a folder this
+    user may not write in."""
+    out = tmp_path / "data"
+    if earlier:
+        ours(out)
+    before = files(out) if earlier else {}
+    make_folder = tempfile.mkdtemp
+
+    def refused(suffix=None, prefix=None, dir=None):  # noqa: A002 - mkdtemp's own name
+        if prefix == STAGING_PREFIX:
+            raise PermissionError(errno.EACCES, "Permission denied", os.path.join(dir, prefix + "x1y2"))
+        return make_folder(suffix, prefix, dir)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refused)
+    manifest = tmp_path / "albums.csv"
+    manifest.write_text(f"artist,album,preview,cover\nBo,Three,{pool / 'v0.mp3'},{pool / 'v0.jpg'}\n")
+    argv = ["dataset", "import", str(manifest), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--quiet"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"nopaingan dataset import: error: {out}: permission denied\n" and captured.out == ""
+    assert files(out) == before and out.exists() is earlier  # a new folder made for the staging is gone again
+
+
+# --- staging folders runs that were killed left ---------------------------------------------------------
+
+
+def leftover(out: Path, mark: Callable[[dict], dict | str | None] = lambda owner: owner) -> Path:
+    """The staging folder of a run into ``out`` that stopped without cleaning up (its StagedFiles is dropped
+    undiscarded), its marker rewritten by ``mark`` (a new owner, raw text, or None: no marker)."""
+    staged = StagedFiles(out)
+    staged.write("covers/x.jpg", b"half a run")
+    staging = staged.path("covers/x.jpg").parents[1]
+    marker = staging / STAGING_MARK
+    new = mark(json.loads(marker.read_text()))
+    if new is None:
+        marker.unlink()
+    else:
+        marker.write_text(new if isinstance(new, str) else json.dumps(new))
+    return staging
+
+
+@pytest.fixture(scope="module")
+def dead_pid() -> int:
+    """The pid of a process that ended (and was waited for)."""
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
+# (case, the marker a leftover carries, whether the next run removes it); "dead" is a pid no process has
+LEFTOVERS = [
+    ("this test's process: still running", lambda owner: owner, False),
+    ("a process that ended", lambda owner: owner | {"pid": "dead"}, True),
+    ("its pid now another process's", lambda owner: owner | {"started": owner["started"] + "0"}, True),
+    ("a start time that is no text", lambda owner: owner | {"pid": "dead", "started": 12.5}, False),
+    ("another host's process", lambda owner: owner | {"pid": "dead", "host": "elsewhere"}, False),
+    ("a pid that is no number", lambda owner: owner | {"pid": "12"}, False),
+    ("no start time", lambda owner: {k: v for k, v in owner.items() if k != "started"} | {"pid": "dead"}, False),
+    ("a marker that is not JSON", lambda owner: '{"pid": ', False),
+    ("a marker that is no object", lambda owner: "[1, 2]", False),
+    ("no marker", lambda owner: None, False),
+]
+
+
+@pytest.mark.parametrize("system", ["linux", "other"])
+@pytest.mark.parametrize(("case", "mark", "removed"), LEFTOVERS, ids=[c for c, _, _ in LEFTOVERS])
+def test_only_provably_stale_staging_folders_are_removed(
+    tmp_path: Path, dead_pid: int, monkeypatch: pytest.MonkeyPatch, system: str, case: str, mark, removed: bool
+) -> None:
+    """On Linux a process's start is read from /proc; elsewhere from psutil (tried here on Linux too)."""
+    if system == "linux" and not sys.platform.startswith("linux"):
+        pytest.skip("no /proc here")
+    monkeypatch.setattr(atomic, "sys", SimpleNamespace(platform=sys.platform if system == "linux" else "other"))
+    out = tmp_path / "data"
+
+    def marked(owner: dict) -> dict | str | None:
+        new = mark(owner)
+        return new | {"pid": dead_pid} if isinstance(new, dict) and new.get("pid") == "dead" else new
+
+    staging = leftover(out, marked)
+    assert remove_stale_staging(out) == ([staging] if removed else [])
+    assert staging.exists() is not removed
+
+
+def test_what_only_looks_like_a_staging_folder_is_left_alone(tmp_path: Path, dead_pid: int) -> None:
+    """A link to a stale staging folder, a file with a staging folder's name, and a killed run's staging folder
+    beside the folder (where runs staged before) are no staging folders of runs into the folder."""
+    out = tmp_path / "data"
+    elsewhere = leftover(tmp_path / "elsewhere", lambda owner: owner | {"pid": dead_pid})
+    out.mkdir()
+    link = out / (elsewhere.name + "-link")
+    link.symlink_to(elsewhere, target_is_directory=True)
+    (out / (elsewhere.name + "-file")).write_text("{}")
+    (tmp_path / ".nopaingan-data-x1y2").mkdir()
+    (tmp_path / ".nopaingan-data-x1y2" / STAGING_MARK).write_text(json.dumps({"pid": dead_pid}))
+    assert remove_stale_staging(out) == []
+    assert link.is_symlink() and (elsewhere / STAGING_MARK).is_file()
+    assert (tmp_path / ".nopaingan-data-x1y2" / STAGING_MARK).is_file()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on this system")
+def test_a_killed_run_its_parent_did_not_wait_for_left_a_stale_staging_folder(tmp_path: Path) -> None:
+    """A zombie (a run killed while the process that started it still runs) writes nothing any more."""
+    out = tmp_path / "data"
+    root = Path(__file__).parents[1]
+    env = os.environ | {"PYTHONPATH": str(root)}
+    with subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(out)], cwd=root, env=env) as child:
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+            time.sleep(0.01)
+        stale = staging_folders(out)
+        assert len(stale) == 1 and remove_stale_staging(out) == stale and not stale[0].exists()
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on this system")
+@pytest.mark.parametrize("earlier", [True, False], ids=["into a dataset", "into a new folder"])
+def test_the_next_run_removes_what_a_killed_run_left_and_says_so(
+    tmp_path: Path, pool: Path, caplog: pytest.LogCaptureFixture, earlier: bool
+) -> None:
+    out = tmp_path / "data"
+    if earlier:
+        run(pool, out, {"One": 0})
+    before = files(out) if earlier else {}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_RUN, str(out)],
+        cwd=Path(__file__).parents[1],
+        env=os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])},
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    stale = [p for p in out.iterdir() if p.name.startswith(".nopaingan-")]
+    assert len(stale) == 1 and (stale[0] / "covers/x.jpg").read_bytes() == b"half a run"
+    running = leftover(out)  # this process's: a run still in progress
+    with caplog.at_level(logging.WARNING, logger="training.dataset_import"):
+        report = run(pool, out, {"One": 0})
+    assert not stale[0].exists() and (running / STAGING_MARK).is_file()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"removed 1 staging folder that a run into {out} left when it was killed: {stale[0]}"
+    ]
+    assert [r["album"] for r in report.albums] == ["One"]
+    shutil.rmtree(running)
+    if earlier:
+        assert files(out) == before  # a repeated run: nothing else changed
+
+
+# a run that stages a file into the folder sys.argv[1], then is killed
+KILLED_RUN = """
+import os, signal, sys
+from pathlib import Path
+from training.atomic import StagedFiles
+staged = StagedFiles(Path(sys.argv[1]))
+staged.write("covers/x.jpg", b"half a run")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
 
 
 # --- dataset fetch ----------------------------------------------------------------------------------------

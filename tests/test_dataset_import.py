@@ -33,7 +33,7 @@ from training.cleaning import (
 from training.cli import main
 from training.covers import find_cover_files, normalise_cover
 from training.dataset_import import album_id, check_audio, import_dataset
-from training.download import Downloader
+from training.download import Downloader, is_url, web_url
 from training.errors import CoverError, DatasetError, DownloadError
 from training.manifest import parse_number, read_manifest
 from training.music_folders import scan_music_folder
@@ -651,6 +651,70 @@ def test_manifest_csv_with_urls(tmp_path: Path, server: FileServer, preview_byte
     assert rows(tmp_path / "AGAIN") == albums
 
 
+# a manifest's location: a URL to download (True) or a local path (False)
+LOCATIONS = [
+    ("http://example.org/p.mp3", True),
+    ("HTTP://example.org/p.mp3", True),
+    ("Https://example.org/p.mp3", True),
+    ("hTtPs://example.org/p.mp3", True),
+    ("http:///p.mp3", True),  # no host: a URL still, whose download fails naming it
+    ("http://[::1/p.mp3", True),  # a broken IPv6 host: likewise
+    ("ftp://example.org/p.mp3", False),
+    ("file:///music/p.mp3", False),
+    ("httpx://example.org/p.mp3", False),
+    ("C:\\Music\\p.mp3", False),
+    ("c:/Music/p.mp3", False),
+    ("H:p.mp3", False),
+    ("music/a:b.mp3", False),
+    ("./http:p.mp3", False),
+    ("p.mp3", False),
+    ("/music/p.mp3", False),
+    ("", False),
+]
+
+
+@pytest.mark.parametrize(("location", "expected"), LOCATIONS)
+def test_a_manifest_location_is_a_url_by_its_scheme_in_any_case(location: str, expected: bool) -> None:
+    assert is_url(location) is expected
+
+
+@given(
+    scheme=st.sampled_from(["http", "https"]).flatmap(
+        lambda s: st.tuples(*(st.sampled_from([c, c.upper()]) for c in s))
+    )
+)
+def test_every_spelling_of_an_http_scheme_is_a_url_to_both_checks(scheme: tuple[str, ...]) -> None:
+    location = "".join(scheme) + "://example.org/p.mp3"
+    assert is_url(location) and web_url(location)
+
+
+def test_a_manifest_url_with_an_upper_case_scheme_is_downloaded(
+    tmp_path: Path, server: FileServer, preview_bytes: dict[str, bytes]
+) -> None:
+    server.files.update({"/p/a": preview_bytes["a"], "/c/a.jpg": image_bytes(RED)})
+    shout = server.url("").replace("http://", "HTTP://", 1).rstrip("/")
+    manifest = tmp_path / "albums.csv"
+    manifest.write_text(f"Artist,Album,preview,cover\nOne,Album One,{shout}/p/a,{shout}/c/a.jpg\n")
+    import_dataset([manifest], tmp_path / "DATA", downloader=downloader(tmp_path))
+    one = rows(tmp_path / "DATA")["Album One"]
+    assert one["audio_source"] == f"{shout}/p/a"
+    assert (tmp_path / "DATA" / one["audio"]).read_bytes() == preview_bytes["a"]
+    assert close(color_of(tmp_path / "DATA" / one["file_name"]), RED)
+
+
+def test_a_malformed_manifest_url_skips_its_album_naming_it(tmp_path: Path, preview_bytes: dict[str, bytes]) -> None:
+    (tmp_path / "p.mp3").write_bytes(preview_bytes["a"])
+    (tmp_path / "c.jpg").write_bytes(image_bytes(RED))
+    manifest = tmp_path / "albums.csv"
+    bad = "http://[::1/p.mp3"  # a broken IPv6 host: urlsplit raises ValueError on it
+    manifest.write_text(f"Artist,Album,preview,cover\nOne,Broken,{bad},c.jpg\nTwo,Fine,p.mp3,c.jpg\n")
+    import_dataset([manifest], tmp_path / "DATA", downloader=downloader(tmp_path))
+    assert set(rows(tmp_path / "DATA")) == {"Fine"}
+    assert skipped(tmp_path / "DATA")["Broken"] == (
+        f"{bad}: not a URL that can be downloaded (expected an http(s) URL with a host)"
+    )
+
+
 def test_manifest_json_in_pandas_and_record_shapes(tmp_path: Path, preview_bytes: dict[str, bytes]) -> None:
     (tmp_path / "p.mp3").write_bytes(preview_bytes["a"])
     (tmp_path / "c.jpg").write_bytes(image_bytes(RED))
@@ -840,7 +904,7 @@ def test_an_unreachable_download_server_stops_the_import_and_names_its_folder(
         k: v for k, v in before.items() if k.startswith("DATA")
     }
     assert out.exists() == earlier
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no staging folder left
+    assert list(tmp_path.rglob(".nopaingan-*")) == []  # no staging folder left
 
 
 def test_progress_says_importing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

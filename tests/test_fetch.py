@@ -210,8 +210,8 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def _staging_left(folder: Path) -> list[Path]:
-    """Staging folders of a run (beside its dataset folder) that were not removed."""
-    return [p for p in folder.iterdir() if p.name.startswith(".nopaingan-")]
+    """Staging folders of a run (in its dataset folder) under ``folder`` that were not removed."""
+    return list(folder.rglob(".nopaingan-*"))
 
 
 def _quick_fetch(tmp_path: Path, albums: str) -> tuple[list[str], Path]:
@@ -431,7 +431,10 @@ def test_catalogue_names_are_known_and_each_given_once(names: list[str]) -> None
                 catalogue_names(value)
 
 
-@pytest.mark.parametrize("url", ["not-a-url", "http://", "ftp://example.org/x", "http://exa mple.org/"])
+@pytest.mark.parametrize(
+    "url",
+    ["not-a-url", "http://", "ftp://example.org/x", "http://exa mple.org/", "http://[::1/x", "http://h:port/x"],
+)
 def test_a_url_that_cannot_be_downloaded_is_not_retried(tmp_path: Path, url: str) -> None:
     waits: list[float] = []
     fetcher = Downloader(tmp_path, retries=3, rate_limit=None, sleep=waits.append)

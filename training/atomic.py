@@ -1,33 +1,46 @@
 """Writing files so that an interrupted run never leaves a half-written one under its final name (see
-:mod:`nopaingan_core.atomic`), and staging a run's files beside their folder until the run completes."""
+:mod:`nopaingan_core.atomic`), and staging a run's files in their folder until the run completes."""
 
 from __future__ import annotations
 
 import contextlib
 import filecmp
+import json
 import os
 import shutil
+import socket
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import psutil
+
 from nopaingan_core.atomic import holds_bytes, remember_written, save_safetensors, write_all, write_bytes, write_text
 
-__all__ = ["StagedFiles", "save_safetensors", "write_bytes", "write_text"]
+__all__ = ["StagedFiles", "remove_stale_staging", "save_safetensors", "staging_folders", "write_bytes", "write_text"]
+
+STAGING_PREFIX = ".nopaingan-staging-"
+STAGING_MARK = ".nopaingan-run.json"  # in each staging folder: the process writing it (pid, host, start)
 
 
 class StagedFiles:
     """Files a run puts into ``folder`` (names relative to it), held back until :meth:`move_in`, so that a run
     that stops on the way leaves ``folder`` exactly as it was: no file added, replaced or removed.
 
-    Staged files wait in a temporary folder beside ``folder`` (the same file system, so moving them in is a
-    rename of each), made when the first file is staged; :meth:`discard` removes it. A file whose bytes
-    ``folder`` holds already is not staged at all: a repeated run changes nothing there.
+    Staged files wait in a temporary folder inside ``folder`` (``.nopaingan-staging-*``), made, with ``folder``
+    itself when it is new, when the first file is staged: moving them in is a rename of each, on one file system
+    even where ``folder`` is a mount point, and only ``folder`` need be writable, not the folder it is in.
+    :meth:`discard` removes the staging folder, and ``folder`` too when this run made it and nothing went in. The
+    staging folder names the process writing it (:data:`STAGING_MARK`), so that one a killed run left is known as
+    such and removed by the next run (:func:`remove_stale_staging`). A file whose bytes ``folder`` holds already
+    is not staged at all: a repeated run changes nothing there.
     """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self._staging: Path | None = None
+        self._made_folder = False
         self._names: set[str] = set()
 
     def place(self, src: Path, name: str, link: bool = True) -> None:
@@ -72,10 +85,15 @@ class StagedFiles:
         return moved
 
     def discard(self) -> None:
-        """Remove the staging folder and whatever is still in it."""
+        """Remove the staging folder and whatever is still in it, and ``folder`` when staging made it and it is
+        empty (a run into a new folder that stops before anything moved in leaves no folder)."""
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
+        if self._made_folder:
+            with contextlib.suppress(OSError):  # not empty: the run's files moved in
+                self.folder.rmdir()
+            self._made_folder = False
         self._names.clear()
 
     def _unstage(self, name: str) -> None:
@@ -87,8 +105,7 @@ class StagedFiles:
     def _writing(self, name: str) -> Iterator[Path]:
         """The staged path to write ``name`` to; an OSError there names the file in ``folder`` the user knows."""
         if self._staging is None:
-            self.folder.parent.mkdir(parents=True, exist_ok=True)
-            self._staging = Path(tempfile.mkdtemp(prefix=f".nopaingan-{self.folder.name}-", dir=self.folder.parent))
+            self._start()
         self._unstage(name)
         staged = self._staging / name
         staged.parent.mkdir(parents=True, exist_ok=True)
@@ -99,6 +116,99 @@ class StagedFiles:
             if exc.filename in (None, str(staged)):
                 raise type(exc)(exc.errno, exc.strerror, str(self.folder / name)) from exc
             raise
+
+    def _start(self) -> None:
+        """Make ``folder`` (when new) and the staging folder in it, marked with this process; an OSError names
+        ``folder``, not the temporary name the user never chose."""
+        try:
+            try:
+                self.folder.mkdir(parents=True)
+                self._made_folder = True
+            except FileExistsError:
+                pass
+            self._staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.folder))
+            _write_new(self._staging / STAGING_MARK, [json.dumps(_this_process()).encode()])
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, str(self.folder)) from exc
+
+
+def staging_folders(folder: Path) -> list[Path]:
+    """The staging folders of runs into ``folder``, in it: folders named ``.nopaingan-staging-*`` that hold
+    :data:`STAGING_MARK` (no link, no other name, nothing unmarked)."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.name.startswith(STAGING_PREFIX) and not p.is_symlink() and p.is_dir() and (p / STAGING_MARK).is_file()
+    )
+
+
+def remove_stale_staging(folder: Path) -> list[Path]:
+    """Remove the staging folders in ``folder`` of runs into it that ended without removing them (killed, or
+    the machine went down) and return them. Only provably stale ones go: marked by a process of this host
+    that is gone (its pid unused, a zombie's, or a process's started at another time). A run still in progress,
+    a run of another host (a shared disk), a marker that cannot be read or a folder without one is left alone."""
+    removed = []
+    for path in staging_folders(folder):
+        if _ended(_owner(path)):
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                removed.append(path)
+    return removed
+
+
+def _this_process() -> dict[str, object]:
+    """What names this process beyond its pid, which the system gives to another once it ended."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "started": _start_of(os.getpid())}
+
+
+def _start_of(pid: int) -> str | None:
+    """When the process ``pid`` started, in a form that stays the same while it runs, whatever the clock does,
+    and that a later process given the same pid does not have; None when no process has the pid (or a zombie).
+
+    On Linux: the boot's id and the start in clock ticks since boot (/proc), as psutil's create time there is
+    boot time plus ticks, and the boot time moves with the wall clock (NTP steps). Elsewhere psutil's create
+    time, kept as the system recorded it. Raises OSError or psutil.Error where it cannot tell (a process of
+    another user that /proc hides from this one)."""
+    if sys.platform.startswith("linux"):
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            if psutil.pid_exists(pid):  # hidden (/proc mounted with hidepid), yet there
+                raise
+            return None
+        state, *fields = stat.rpartition(")")[2].split()
+        return None if state in ("Z", "X") else f"{boot} {fields[18]}"
+    try:
+        process = psutil.Process(pid)
+        return None if process.status() == psutil.STATUS_ZOMBIE else repr(process.create_time())
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _owner(staging: Path) -> dict:
+    """What a staging folder's marker says (the process writing it), {} when there is none to read."""
+    try:
+        owner = json.loads((staging / STAGING_MARK).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _ended(owner: dict) -> bool:
+    """Whether the process ``owner`` names (:func:`_this_process`) has certainly ended: it ran on this host and
+    no process has its pid now, or a zombie, or one that started at another time (:func:`_start_of`)."""
+    if owner.get("host") != socket.gethostname():
+        return False
+    pid, started = owner.get("pid"), owner.get("started")
+    if type(pid) is not int or pid <= 0 or type(started) is not str:
+        return False
+    try:
+        return _start_of(pid) != started
+    except (OSError, psutil.Error, OverflowError, ValueError, IndexError):  # cannot tell: it may be running
+        return False
 
 
 def _write_new(path: Path, chunks: Iterable[bytes]) -> None:

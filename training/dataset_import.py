@@ -2,7 +2,7 @@
 
 The folder follows the Hugging Face datasets convention (``metadata.jsonl`` beside ``covers/`` and
 ``audio/``); every album that is left out is listed with its reason in ``skipped.jsonl``. New and changed
-files wait in a temporary folder beside the dataset folder until the run completes, then move in, and unchanged
+files wait in a temporary folder inside the dataset folder until the run completes, then move in, and unchanged
 files are left alone: an interrupted import leaves the folder as it was and can simply be run again, and a
 repeated one changes nothing. A run into an earlier dataset folder adds to it: the albums it brings replace
 their earlier versions, the others stay as they were (``replace`` keeps only the run's albums).
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 import unicodedata
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from nopaingan_core.audio import AUDIO_EXTENSIONS, AudioInfo, check_clip, decode, decoded_duration, probe
 from nopaingan_core.errors import AudioError, NoPainGanError
 
-from .atomic import StagedFiles, write_text
+from .atomic import StagedFiles, remove_stale_staging, staging_folders, write_text
 from .candidates import AlbumCandidate, CoverRef, TrackRef
 from .cleaning import LATIN_LETTERS, UNKNOWN, album_key, artist_genres, fill_genres, normalise_genres
 from .covers import MIN_COVER_SIZE, Cover, normalise_cover
@@ -49,6 +50,7 @@ _OWN_TEMPORARY = re.compile(r"\.(metadata\.jsonl|skipped\.jsonl|README\.md)\..+\
 CARD_MARK = "Written by `nopaingan dataset import`"  # in every card this command wrote: the folder is ours
 _ROW_FIELDS = ("id", "file_name", "audio", "artist", "album", "split", "source")
 _SKIPPED_FIELDS = ("source", "artist", "album", "reason")
+log = logging.getLogger(__name__)
 # Decoder name prefix (PyAV names decoders "mp3float", "libopus", "pcm_s16le"...) -> file extension.
 _CODEC_EXTENSIONS = {
     "mp3": ".mp3",
@@ -154,8 +156,8 @@ def import_dataset(
     URLs are fetched by ``downloader`` (by default one caching under ``~/.cache/nopaingan/downloads``).
     Audio is hard-linked into ``out`` when ``link`` and the file system allow, else copied.
     ``genre_from_audio`` is asked for the genre of an album that has none of its own and whose artist has
-    no other album with one; it gets the album's audio file (still beside ``out`` while the import runs) and
-    returns a genre or None.
+    no other album with one; it gets the album's audio file (still in a staging folder in ``out`` while the
+    import runs) and returns a genre or None.
     """
     out = Path(out).expanduser()
     if not sources:
@@ -214,6 +216,7 @@ def build_dataset(
     out = Path(out).expanduser()
     earlier = _check_options(out, eval_fraction, replace)
     existed = out.exists()
+    _remove_leftover_staging(out)
     downloader = downloader or Downloader(default_cache_dir())
     staged = StagedFiles(out)
     seen: list[AlbumCandidate] = []
@@ -279,6 +282,20 @@ def build_dataset(
     _remove_stale(out, {r["audio"] for r in every} | {r["file_name"] for r in every})
     changed = bool(moved) or _albums(earlier.rows) != _albums(every)
     return ImportReport(out, rows, skipped, kept, removed, cache_outdated=changed and (out / CACHE_DIR).is_dir())
+
+
+def _remove_leftover_staging(out: Path) -> None:
+    """Remove what runs into ``out`` that were killed left in their staging folders, saying so in one line."""
+    removed = remove_stale_staging(out)
+    if removed:
+        log.warning(
+            "removed %s that %s into %s left when %s killed: %s",
+            count_text(len(removed), "staging folder"),
+            "a run" if len(removed) == 1 else "runs",
+            out,
+            "it was" if len(removed) == 1 else "they were",
+            ", ".join(str(p) for p in removed),
+        )
 
 
 def _album_key(artist: str, album: str, source: str) -> str:
@@ -374,10 +391,12 @@ def check_out(out: Path, replace: bool = False) -> EarlierDataset:
     The folder must be new, empty, or hold only what :func:`build_dataset` writes, with its dataset card: a run
     replaces files there (and with ``replace`` removes those of the albums it does not bring), so a folder of
     unknown origin (a hand-made dataset without the card, other files) is not written into. Every album of
-    ``metadata.jsonl`` must have its files, unless ``replace`` (then none of them stays)."""
+    ``metadata.jsonl`` must have its files, unless ``replace`` (then none of them stays). The staging folders of
+    runs into it (:func:`~training.atomic.staging_folders`: of a run in progress, or a killed run's) do not count."""
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: output must be a folder, found a file")
-    entries = sorted(out.iterdir()) if out.is_dir() else []
+    staging = set(staging_folders(out))
+    entries = sorted(p for p in out.iterdir() if p not in staging) if out.is_dir() else []
     if not entries:
         return EarlierDataset()
     names = [f"{p.name}/" if p.is_dir() else p.name for p in entries]

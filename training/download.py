@@ -27,22 +27,32 @@ _CHUNK = 1 << 16
 _ERROR_BODY = 4096  # bytes of an error answer kept for its message
 
 
+_WEB_SCHEMES = ("http", "https")
+
+
 def is_url(location: str) -> bool:
-    """Whether a manifest's location is a URL to download rather than a local path."""
-    return urlsplit(location).scheme in ("http", "https")
+    """Whether ``location`` names an http(s) URL rather than a local path: a manifest's location to download.
+
+    The scheme is read in any case (``HTTP://``, ``Https://``: RFC 3986 3.1 makes it case-insensitive). A
+    malformed URL (no host, a port that is not a number) is still one: its download fails, naming it, where
+    reading it as a file name would fail for a file the user never meant. A Windows drive (``C:\\...``) or a
+    relative path with a colon further on (``./a:b.mp3``) names no scheme."""
+    scheme, colon, _ = location.partition(":")
+    return bool(colon) and scheme.lower() in _WEB_SCHEMES
 
 
 def web_url(location: object) -> bool:
-    """Whether ``location`` is an absolute http(s) URL with a host: the only previews and covers taken from a
-    catalogue's answer (a local path, a ``file://`` or relative URL there is no preview or cover at all)."""
-    if not isinstance(location, str) or location != location.strip():
+    """Whether ``location`` is an absolute http(s) URL (:func:`is_url`) with a host and nothing around it: the
+    only previews and covers taken from a catalogue's answer (a local path, a ``file://`` or relative URL there
+    is no preview or cover at all)."""
+    if not isinstance(location, str) or location != location.strip() or not is_url(location):
         return False
     try:
         parts = urlsplit(location)
         parts.port  # noqa: B018 - a port that is not a number raises here
     except ValueError:
         return False
-    return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
+    return bool(parts.hostname)
 
 
 def default_cache_dir() -> Path:
@@ -110,7 +120,10 @@ class Downloader:
         return self.cache_dir / (hashlib.sha256(url.encode("utf-8")).hexdigest()[:32] + suffix)
 
     def fetch(self, url: str) -> Path:
-        """The local copy of ``url``, downloaded unless the cache has it already."""
+        """The local copy of ``url``, downloaded unless the cache has it already; :class:`DownloadError` at once
+        for a location that is no http(s) URL with a host (:func:`web_url`), which no retry could download."""
+        if not web_url(url):
+            raise DownloadError(f"{url}: not a URL that can be downloaded (expected an http(s) URL with a host)")
         path = self.cached_path(url)
         if path.is_file():
             return path
