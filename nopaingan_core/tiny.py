@@ -177,33 +177,40 @@ def pretrain_tiny_musicgen(path: Path, clips: list, steps: int = 200, seed: int 
     embeddings start at std 0.02, the sinusoidal positions at about 0.7), so a music encoder reading them barely
     sees the audio; the published musicgen-small was trained on 20 000 hours of music. A couple of hundred steps
     of next-code prediction (cross-entropy over the four codebooks with MusicGen's delay pattern) make the
-    token embeddings and layers carry the codes, as training made the real model's.
+    token embeddings and layers carry the codes, as training made the real model's. Deterministic: the same
+    model, clips and ``seed`` give the same weights (dropout included); torch's global generator is left as it was.
     """
     from transformers import MusicgenForConditionalGeneration
 
     from .encoders.codified_lm import CodifiedLMEncoder
 
-    encoder = CodifiedLMEncoder(str(path))
-    with torch.no_grad():
-        codes = torch.stack([encoder.codes(c.mono().resample(encoder.sample_rate).waveform[:, 0])[0] for c in clips])
-    model = MusicgenForConditionalGeneration.from_pretrained(path)
-    decoder = model.decoder
-    pad = decoder.config.pad_token_id
-    optimizer = torch.optim.AdamW(decoder.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    batch = min(8, len(codes))
-    losses = []
-    decoder.train()
-    for _ in range(steps):
-        ids = encoder.delayed(codes[torch.randint(0, len(codes), (batch,), generator=gen)])  # [B*K, F+K]
-        logits = decoder(input_ids=ids[:, :-1]).logits  # [B*K, F+K-1, V]
-        target = ids[:, 1:]
-        loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=pad)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        losses.append(loss.item())
-    model.eval().save_pretrained(path)
+    # Loading (weights the checkpoint lacks start random) and the decoder's dropout draw from torch's global
+    # generator: seeded here and the caller's state restored, so the same seed gives the same weights bit for bit.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = CodifiedLMEncoder(str(path))
+        with torch.no_grad():
+            codes = torch.stack(
+                [encoder.codes(c.mono().resample(encoder.sample_rate).waveform[:, 0])[0] for c in clips]
+            )
+        model = MusicgenForConditionalGeneration.from_pretrained(path)
+        decoder = model.decoder
+        pad = decoder.config.pad_token_id
+        optimizer = torch.optim.AdamW(decoder.parameters(), lr=lr)
+        gen = torch.Generator().manual_seed(seed)
+        batch = min(8, len(codes))
+        losses = []
+        decoder.train()
+        for _ in range(steps):
+            ids = encoder.delayed(codes[torch.randint(0, len(codes), (batch,), generator=gen)])  # [B*K, F+K]
+            logits = decoder(input_ids=ids[:, :-1]).logits  # [B*K, F+K-1, V]
+            target = ids[:, 1:]
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=pad)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+        model.eval().save_pretrained(path)
     return {"first_loss": losses[0], "last_loss": losses[-1], "steps": steps, "clips": len(clips)}
 
 
