@@ -64,7 +64,7 @@ def measure(args) -> dict:
     albums = [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines()]
     albums = [a for a in albums if a["split"] == "eval"]
     reader = CacheReader(data / args.encoder_cache)
-    sd = load_minisd(reader.spec.sd, channels_last=False)
+    sd = load_minisd(reader.spec.sd, dtype="fp32", channels_last=False)
     scheduler = sd.scheduler("ddpm")
     fusions = {str(run): load_fusion(run / "fusion.safetensors").eval() for run in args.runs}
     losses: dict[str, list[torch.Tensor]] = defaultdict(list)

@@ -248,7 +248,7 @@ def build_models(work: Path, args) -> dict[str, Path]:
         log(f"reusing the models in {work / 'models'}")
         return paths
     build_tiny_sd(sd_dir, seed=args.seed)  # tokenizer, CLIP text encoder (768-d) and scheduler config
-    sd = load_minisd(str(sd_dir), channels_last=False)
+    sd = load_minisd(str(sd_dir), dtype="fp32", channels_last=False)
     rng = random.Random(args.seed)
     images, colours, genres = web_images(args.web_images, rng)
     began = time.monotonic()
@@ -354,7 +354,7 @@ def oracle_mse(cache: Path, rows: list[dict], seed: int, samples: int) -> dict[s
     from training.train import diffusion_loss
 
     reader = CacheReader(cache)
-    sd = load_minisd(reader.spec.sd, channels_last=False)
+    sd = load_minisd(reader.spec.sd, dtype="fp32", channels_last=False)  # as evaluate measures
     scheduler = sd.scheduler("ddpm")
     losses = {}
     for row in rows:
