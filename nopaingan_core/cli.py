@@ -391,7 +391,7 @@ def run_generate(args: argparse.Namespace) -> int:
         tags = "only its tags reach the prompt" if args.auto_tags else "--auto-tags adds its moods to the prompt"
         note(args, f"note: without --fusion the song {args.audio} is not used for the image; {tags}")
     device, dtype = device_from_args(args)
-    extra = _auto_tags(args, device, dtype) if args.auto_tags else ""
+    extra = _auto_tags(args, device) if args.auto_tags else ""
     from .prompt import album_prompt
 
     try:
@@ -566,11 +566,13 @@ def _generate(args: argparse.Namespace, record: dict, device, dtype) -> int:
     return release_cli.finish_generated(args, paths, infos) if args.release else 0
 
 
-def _auto_tags(args: argparse.Namespace, device, dtype) -> str:
-    """Prompt words from the song's top moods and instruments over windows of the whole song."""
+def _auto_tags(args: argparse.Namespace, device) -> str:
+    """Prompt words from the song's top moods and instruments over windows of the whole song, heard in fp32 as
+    ``nopaingan tag`` and the Music Tags node hear them: the words must not depend on the precision the cover is
+    drawn in (in bf16 close scores can swap places)."""
     from .tagging import MusicTagger
 
-    result = MusicTagger(args.clap, device=device, dtype=dtype).tag(args.audio)
+    result = MusicTagger(args.clap, device=device).tag(args.audio)
     words = result.prompt_words(k=args.top_k)
     note(args, f"auto tags from {len(result.windows)} windows of {args.audio}: {words}")
     return words

@@ -34,6 +34,15 @@ def tiny_sd(tiny_models):
 
 
 @pytest.fixture(scope="session")
+def tiny_sd_fp32(tiny_models):
+    """``tiny_sd`` in fp32 on every CPU (``tiny_sd`` is bf16 where the CPU has native bf16, as ``--dtype auto``
+    picks): for comparisons with fp32 references (diffusers' pipeline, the cache) and exactness checks."""
+    from nopaingan_core.sampling import load_minisd
+
+    return load_minisd(str(tiny_models["sd"]), dtype="fp32", prepack=True)
+
+
+@pytest.fixture(scope="session")
 def song():
     """Eight seconds of synthetic music."""
     from nopaingan_core.synth import synth_song

@@ -53,7 +53,7 @@ def test_read_dataset_schema_and_errors(tmp_path):
         read_dataset(tmp_path)
 
 
-def test_cache_holds_what_the_frozen_models_give(cached_data, tiny_models, tiny_sd):
+def test_cache_holds_what_the_frozen_models_give(cached_data, tiny_models, tiny_sd_fp32):
     reader = CacheReader(cached_data / "cache")
     albums = read_dataset(cached_data)
     assert reader.missing(albums) == []
@@ -68,11 +68,11 @@ def test_cache_holds_what_the_frozen_models_give(cached_data, tiny_models, tiny_
     music = encoder.encode(batch).features[0]
     assert item.music.shape == music.shape and music.shape[1] == encoder.info.dim
     torch.testing.assert_close(item.music, music, atol=0.02 * music.abs().max().item(), rtol=0.01)  # bf16 storage
-    text = tiny_sd.encode_prompt([album.prompt()])[0]
+    text = tiny_sd_fp32.encode_prompt([album.prompt()])[0]  # `dataset cache` computes in fp32 by default
     torch.testing.assert_close(item.text, text, atol=0.02, rtol=0.01)
     pixels = cover_pixels(album.cover, 64)[None].permute(0, 3, 1, 2) * 2 - 1
     with torch.no_grad():
-        mean = tiny_sd.vae.encode(pixels).latent_dist.mean[0] * tiny_sd.vae.config.scaling_factor
+        mean = tiny_sd_fp32.vae.encode(pixels).latent_dist.mean[0] * tiny_sd_fp32.vae.config.scaling_factor
     torch.testing.assert_close(item.latent_mean, mean, atol=0.02, rtol=0.01)
     assert item.prompt == album.prompt()
 

@@ -263,7 +263,7 @@ def cli_cover(tmp_path: Path, prompt: dict, base: Path, music: bool) -> np.ndarr
     args = ["generate", "--sd", str(base / SD_DIR), "--album", a["album"], "--genre", a["genre"]]
     args += ["--prompt-template", a["template"], "--scheduler", s.scheduler, "--steps", str(s.steps)]
     args += ["--guidance", str(s.guidance), "--seed", str(s.seed), "--width", str(s.width), "--height", str(s.height)]
-    args += ["--out", str(tmp_path), "--device", "cpu"]
+    args += ["--out", str(tmp_path), "--device", "cpu", "--dtype", by_type(prompt, "NoPainGanMiniSDLoader")["dtype"]]
     if music:
         strength = by_type(prompt, "NoPainGanFusionConditioning")["strength"]
         args += ["--fusion", str(base / FUSION_FILE), "--audio", str(base / SONG_FILE), "--mir", str(base / MIR_DIR)]
@@ -275,7 +275,11 @@ def cli_cover(tmp_path: Path, prompt: dict, base: Path, music: bool) -> np.ndarr
 
 @pytest.fixture(scope="module")
 def sd(comfy_base):
-    return load_minisd(str(comfy_base / SD_DIR))
+    """miniSD as the workflows' loader node and ``nopaingan generate`` load it on the CPU: the precision is
+    ``auto`` in every workflow, as in the CLI (bf16 on CPUs with native bf16)."""
+    loaders = [n["inputs"] for name in NAMES for n in api(name).values() if n["class_type"] == "NoPainGanMiniSDLoader"]
+    assert loaders and {inputs["dtype"] for inputs in loaders} == {"auto"}
+    return load_minisd(str(comfy_base / SD_DIR), dtype="auto", prepack=True)
 
 
 def test_text_only_workflow_runs_and_matches_the_cli(pack, comfy_base, sd, tmp_path):
