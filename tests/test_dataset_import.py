@@ -827,6 +827,14 @@ def test_download_retries_with_backoff_then_gives_up(tmp_path: Path, server: Fil
     assert fetcher.fetch(server.url("/x.mp3")).read_bytes() == b"data"
 
 
+@pytest.mark.parametrize(("sent", "words"), [(0, "0 bytes"), (1, "1 byte"), (2, "2 bytes"), (9, "9 bytes")])
+def test_a_broken_download_counts_the_bytes_it_got(tmp_path: Path, server: FileServer, sent: int, words: str) -> None:
+    server.files[f"/cut{sent}.bin"] = bytes(10)
+    server.breaks[f"/cut{sent}.bin"] = sent  # the connection drops after `sent` of the 10 bytes
+    with pytest.raises(DownloadError, match=rf"after 1 try \(connection broke after {words} \("):
+        downloader(tmp_path, retries=0).fetch(server.url(f"/cut{sent}.bin"))
+
+
 def test_download_rate_limit_spaces_requests(tmp_path: Path, server: FileServer) -> None:
     waits: list[float] = []
     for name in "abc":
