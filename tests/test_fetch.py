@@ -386,6 +386,39 @@ def test_bad_fetch_options_are_refused_before_any_work(
     assert server.requests == [] and not out.exists() and not (tmp_path / "c").exists()
 
 
+ITUNES_ONLY = "sets what iTunes is asked (Deezer's covers are 1000 px); expected --catalogues with itunes, found"
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--catalogues", "deezer", "--cover-size", "3000"], "--cover-size"),
+        (["--catalogues", "deezer", "--cover-size", "1000"], "--cover-size"),  # the default, given all the same
+        (["--country", "GB", "--catalogues", "deezer"], "--country"),
+        (["--catalogues", "deezer,", "--country", "US"], "--country"),
+        (["--catalogues", "deezer", "--cover-size", "600", "--country", "gb"], "--country"),
+    ],
+)
+def test_itunes_options_without_itunes_are_refused(tmp_path: Path, shop, capsys, options, named) -> None:
+    """--country and --cover-size only change what iTunes is asked: given (even at their defaults) without it, they
+    would do nothing, so they are refused before any request."""
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    argv += ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
+    assert main([*argv, *options]) == 2
+    assert _one_line(capsys) == f"nopaingan dataset fetch: error: {named}: {ITUNES_ONLY} --catalogues deezer"
+    assert server.requests == [] and not out.exists() and not (tmp_path / "c").exists()
+
+
+def test_a_deezer_fetch_needs_no_itunes_cover_size(tmp_path: Path, shop) -> None:
+    """Without iTunes, --min-cover-size above the default iTunes cover size is no mistake."""
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    argv += ["--deezer-api", fake.deezer_url, "--cache-dir", str(tmp_path / "c"), "--catalogues", "deezer"]
+    assert main([*argv, "--min-cover-size", "1001"]) == 0
+    assert not any(path.startswith("/itunes") for path, _ in server.requests)
+
+
 def test_the_country_is_asked_in_capitals_and_the_cover_at_the_size_limits(tmp_path: Path, shop) -> None:
     server, fake = shop
     for size in ITUNES_COVER_SIZES:

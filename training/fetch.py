@@ -29,6 +29,7 @@ from nopaingan_core.cli_args import (
     add_quiet,
     existing_file,
     float_range,
+    given_options,
     int_range,
     path_arg,
     positive_float,
@@ -423,7 +424,13 @@ def run_fetch(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_out(args.out.expanduser(), args.replace)
         check_output_folder(args.out, "--out")
-    if args.cover_size < args.min_cover_size:
+    itunes_only = [f"--{dest.replace('_', '-')}" for dest in ("country", "cover_size") if dest in given_options(args)]
+    if itunes_only and "itunes" not in names:
+        raise DatasetError(
+            f"{itunes_only[0]}: sets what iTunes is asked (Deezer's covers are 1000 px); expected --catalogues "
+            f"with itunes, found --catalogues {','.join(names)}"
+        )
+    if "itunes" in names and args.cover_size < args.min_cover_size:
         raise DatasetError(
             f"--cover-size {args.cover_size} is below --min-cover-size {args.min_cover_size}: every iTunes cover "
             "would be left out"
