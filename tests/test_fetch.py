@@ -410,13 +410,41 @@ def test_itunes_options_without_itunes_are_refused(tmp_path: Path, shop, capsys,
     assert server.requests == [] and not out.exists() and not (tmp_path / "c").exists()
 
 
-def test_a_deezer_fetch_needs_no_itunes_cover_size(tmp_path: Path, shop) -> None:
-    """Without iTunes, --min-cover-size above the default iTunes cover size is no mistake."""
+ALL_LEFT_OUT = {
+    "itunes": "--cover-size {size} is below --min-cover-size {least}: every iTunes cover would be left out",
+    "deezer": "--min-cover-size {least} is above Deezer's 1000 px covers: every Deezer cover would be left out; "
+    "expected at most 1000, or --catalogues itunes",
+}
+
+
+# (--catalogues, --cover-size, --min-cover-size, the catalogue all of whose covers would be left out or None)
+COVER_SIZES = [
+    ("deezer", None, 1000, None),
+    ("deezer", None, 1001, "deezer"),
+    ("deezer", None, 3000, "deezer"),
+    ("itunes", 3000, 3000, None),
+    ("itunes", 2000, 3000, "itunes"),
+    ("itunes", None, 1001, "itunes"),  # the default --cover-size, 1000
+    ("itunes", 300, 300, None),
+    ("itunes,deezer", 1500, 1200, "deezer"),
+    ("deezer,itunes", 200, 300, "itunes"),
+    ("deezer,itunes", 300, 300, None),
+]
+
+
+@pytest.mark.parametrize(("names", "size", "least", "left_out"), COVER_SIZES)
+def test_a_least_cover_size_above_what_a_catalogue_serves_is_refused(
+    tmp_path: Path, shop, capsys, names: str, size: int | None, least: int, left_out: str | None
+) -> None:
     server, fake = shop
     argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
-    argv += ["--deezer-api", fake.deezer_url, "--cache-dir", str(tmp_path / "c"), "--catalogues", "deezer"]
-    assert main([*argv, "--min-cover-size", "1001"]) == 0
-    assert not any(path.startswith("/itunes") for path, _ in server.requests)
+    argv += ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
+    argv += ["--catalogues", names, "--min-cover-size", str(least), *(["--cover-size", str(size)] if size else [])]
+    assert main(argv) == (2 if left_out else 0)
+    if left_out:
+        message = ALL_LEFT_OUT[left_out].format(size=size or 1000, least=least)
+        assert _one_line(capsys) == f"nopaingan dataset fetch: error: {message}"
+        assert server.requests == [] and not out.exists()
 
 
 def test_the_country_is_asked_in_capitals_and_the_cover_at_the_size_limits(tmp_path: Path, shop) -> None:
