@@ -39,7 +39,7 @@ def test_read_dataset_schema_and_errors(tmp_path):
     lines = (data / "metadata.jsonl").read_text().splitlines()
     bad = {
         "not valid JSON": "{oops",
-        "missing field(s) audio": json.dumps({k: v for k, v in json.loads(lines[0]).items() if k != "audio"}),
+        "missing or empty: audio": json.dumps({k: v for k, v in json.loads(lines[0]).items() if k != "audio"}),
         "appears twice": lines[0],
         "split must be one of": json.dumps(json.loads(lines[0]) | {"id": "x", "split": "test"}),
         "does not exist": json.dumps(json.loads(lines[0]) | {"id": "y", "file_name": "covers/none.png"}),
@@ -50,6 +50,25 @@ def test_read_dataset_schema_and_errors(tmp_path):
             read_dataset(data)
         assert "metadata.jsonl:2" in str(info.value)
     with pytest.raises(DatasetError, match="no metadata.jsonl"):
+        read_dataset(tmp_path)
+
+
+ROW = {"id": "a", "file_name": "covers/a.png", "audio": "audio/a.mp3", "album": "A", "split": "train"}
+
+
+@pytest.mark.parametrize(
+    ("row", "found"),
+    [
+        ({k: v for k, v in ROW.items() if k != "audio"}, "1 field missing or empty: audio"),
+        (ROW | {"album": ""}, "1 field missing or empty: album"),
+        ({"album": "A", "split": "eval"}, "3 fields missing or empty: id, file_name, audio"),
+        ({}, "5 fields missing or empty: id, file_name, audio, album, split"),
+    ],
+)
+def test_a_row_without_required_fields_names_them(tmp_path: Path, row: dict, found: str) -> None:
+    (tmp_path / "metadata.jsonl").write_text(json.dumps(row) + "\n")
+    expected = f"{tmp_path / 'metadata.jsonl'}:1: expected the fields id, file_name, audio, album, split, found {found}"
+    with pytest.raises(DatasetError, match=f"^{re.escape(expected)}$"):
         read_dataset(tmp_path)
 
 

@@ -827,6 +827,14 @@ def test_download_retries_with_backoff_then_gives_up(tmp_path: Path, server: Fil
     assert fetcher.fetch(server.url("/x.mp3")).read_bytes() == b"data"
 
 
+@pytest.mark.parametrize(("sent", "words"), [(0, "0 bytes"), (1, "1 byte"), (2, "2 bytes"), (9, "9 bytes")])
+def test_a_broken_download_counts_the_bytes_it_got(tmp_path: Path, server: FileServer, sent: int, words: str) -> None:
+    server.files[f"/cut{sent}.bin"] = bytes(10)
+    server.breaks[f"/cut{sent}.bin"] = sent  # the connection drops after `sent` of the 10 bytes
+    with pytest.raises(DownloadError, match=rf"after 1 try \(connection broke after {words} \("):
+        downloader(tmp_path, retries=0).fetch(server.url(f"/cut{sent}.bin"))
+
+
 def test_download_rate_limit_spaces_requests(tmp_path: Path, server: FileServer) -> None:
     waits: list[float] = []
     for name in "abc":
@@ -926,6 +934,10 @@ IDS = [
     ("Đorđe Balašević", "Neki novi klinci", "dorde-balasevic-neki-novi-klinci"),
     ("Þursaflokkurinn", "Þursabit", "thursaflokkurinn-thursabit"),
     ("Mǫrð", "Ħal Ŧŋ", "mord-hal-tng"),
+    ("Əlibəy Hüseynov", "Ölkə", "elibey-huseynov-olke"),  # the schwa of Azerbaijani
+    ("Ɓaƙi Ɗan", "Ƴaƴa", "baki-dan-yaya"),  # Hausa's hooked letters
+    ("Ɔdɔ", "Ɛyɛ", "odo-eye"),  # Akan's open o and e
+    ("ƒ", "Ɨŋ ǝ Ꜳ", "f-ing-e-aa"),  # a hook, a stroke, a turned e, a ligature named after its letters
     ("Sigur Ros", "( )", "sigur-ros"),
     ("坂本龍一", "音楽図鑑", ""),  # no Latin letters: the hash alone
 ]
@@ -958,3 +970,25 @@ def test_ascii_names_keep_their_ids(artist: str, album: str) -> None:
 def test_album_ids_are_ascii_file_names(artist: str, album: str) -> None:
     name = album_id(artist, album)
     assert re.fullmatch(r"([a-z0-9]+(-[a-z0-9]+)*-)?[0-9a-f]{8}", name)
+    # stable: the same id however the names are encoded (composed accents or not, compatibility forms)
+    forms = ("NFC", "NFD", "NFKC", "NFKD")
+    assert {album_id(unicodedata.normalize(f, artist), unicodedata.normalize(f, album)) for f in forms} == {name}
+
+
+# every letter Unicode names as a Latin base letter with marks ("LATIN SMALL LETTER D WITH STROKE", đ), and that
+# base letter; the two-letter ones (ǅ: "D WITH SMALL LETTER Z WITH CARON") left out
+BASE_LETTER = re.compile(r"LATIN (?:SMALL |CAPITAL )?LETTER ([A-Z])(?: WITH (?!SMALL LETTER).+)?")
+BASE_LETTERS = {
+    char: match.group(1).lower()
+    for char in map(chr, range(0x80, 0x30000))
+    if unicodedata.category(char) in ("Lu", "Ll", "Lt") and (match := BASE_LETTER.fullmatch(unicodedata.name(char, "")))
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(sorted(BASE_LETTERS)), min_size=1, max_size=6), st.sampled_from(["", "Best Of"]))
+def test_no_latin_letter_is_dropped_from_an_id(letters: list[str], album: str) -> None:
+    """Each Latin letter with a stroke, hook, bar or accent gives its base letter to the id's words, whether Unicode
+    decomposes it (é) or not (đ, ɓ, ƒ)."""
+    words = "".join(BASE_LETTERS[char] for char in letters) + ("-best-of" if album else "")
+    assert album_id("".join(letters), album)[:-9] == words  # before "-" and the hash

@@ -386,6 +386,67 @@ def test_bad_fetch_options_are_refused_before_any_work(
     assert server.requests == [] and not out.exists() and not (tmp_path / "c").exists()
 
 
+ITUNES_ONLY = "sets what iTunes is asked (Deezer's covers are 1000 px); expected --catalogues with itunes, found"
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        (["--catalogues", "deezer", "--cover-size", "3000"], "--cover-size"),
+        (["--catalogues", "deezer", "--cover-size", "1000"], "--cover-size"),  # the default, given all the same
+        (["--country", "GB", "--catalogues", "deezer"], "--country"),
+        (["--catalogues", "deezer,", "--country", "US"], "--country"),
+        (["--catalogues", "deezer", "--cover-size", "600", "--country", "gb"], "--country"),
+    ],
+)
+def test_itunes_options_without_itunes_are_refused(tmp_path: Path, shop, capsys, options, named) -> None:
+    """--country and --cover-size only change what iTunes is asked: given (even at their defaults) without it, they
+    would do nothing, so they are refused before any request."""
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    argv += ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
+    assert main([*argv, *options]) == 2
+    assert _one_line(capsys) == f"nopaingan dataset fetch: error: {named}: {ITUNES_ONLY} --catalogues deezer"
+    assert server.requests == [] and not out.exists() and not (tmp_path / "c").exists()
+
+
+ALL_LEFT_OUT = {
+    "itunes": "--cover-size {size} is below --min-cover-size {least}: every iTunes cover would be left out",
+    "deezer": "--min-cover-size {least} is above Deezer's 1000 px covers: every Deezer cover would be left out; "
+    "expected at most 1000, or --catalogues itunes",
+}
+
+
+# (--catalogues, --cover-size, --min-cover-size, the catalogue all of whose covers would be left out or None)
+COVER_SIZES = [
+    ("deezer", None, 1000, None),
+    ("deezer", None, 1001, "deezer"),
+    ("deezer", None, 3000, "deezer"),
+    ("itunes", 3000, 3000, None),
+    ("itunes", 2000, 3000, "itunes"),
+    ("itunes", None, 1001, "itunes"),  # the default --cover-size, 1000
+    ("itunes", 300, 300, None),
+    ("itunes,deezer", 1500, 1200, "deezer"),
+    ("deezer,itunes", 200, 300, "itunes"),
+    ("deezer,itunes", 300, 300, None),
+]
+
+
+@pytest.mark.parametrize(("names", "size", "least", "left_out"), COVER_SIZES)
+def test_a_least_cover_size_above_what_a_catalogue_serves_is_refused(
+    tmp_path: Path, shop, capsys, names: str, size: int | None, least: int, left_out: str | None
+) -> None:
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    argv += ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
+    argv += ["--catalogues", names, "--min-cover-size", str(least), *(["--cover-size", str(size)] if size else [])]
+    assert main(argv) == (2 if left_out else 0)
+    if left_out:
+        message = ALL_LEFT_OUT[left_out].format(size=size or 1000, least=least)
+        assert _one_line(capsys) == f"nopaingan dataset fetch: error: {message}"
+        assert server.requests == [] and not out.exists()
+
+
 def test_the_country_is_asked_in_capitals_and_the_cover_at_the_size_limits(tmp_path: Path, shop) -> None:
     server, fake = shop
     for size in ITUNES_COVER_SIZES:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 from nopaingan_core.checkpoint import load_fusion, new_fusion, read_metadata, save_fusion
+from nopaingan_core.cli_args import leaf_parsers
 from nopaingan_core.encoders import load_encoder
 from nopaingan_core.encoders.base import EncoderInfo
 from nopaingan_core.errors import NoPainGanError
@@ -25,7 +26,7 @@ from nopaingan_core.synth import synth_song
 from nopaingan_core.tiny import build_tiny_musicgen, pretrain_tiny_musicgen
 from training.adapter_init import whiten_adapter_input, within_song_whitening
 from training.cache import CacheReader
-from training.cli import main
+from training.cli import build_parser, main
 from training.evaluate import EvalConfig, evaluate
 from training.recipes import (
     INERT_EVALUATIONS,
@@ -472,6 +473,28 @@ def test_a_missing_cache_folder_is_not_an_empty_one(cached_data, tmp_path, capsy
     assert len(err) == 1 and err[0].startswith(f"nopaingan {command}: error: "), err
     assert expected.format(cache=cache) in err[0], err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+# each recipe option's help: what the default recipe sets, then the seed recipe
+RECIPE_HELP = [
+    ("--optimizer", "(default: adamw; --recipe seed: sgd)"),
+    ("--lr", "(default: 7.5e-05; --recipe seed: 0.0001)"),
+    ("--weight-decay", "(default: 0; --recipe seed: 0)"),
+    ("--warmup-steps", "(default: a tenth of the run; --recipe seed: 500)"),
+    ("--batch-size", "(default: 8; --recipe seed: 1)"),
+    ("--gate-init", "(default: 0.5; --recipe seed: 0)"),
+    ("--gate-lr-scale", "(default: 10; --recipe seed: 1)"),
+    ("--max-timestep", "(default: the whole schedule; --recipe seed: 150)"),
+    ("--adapter-init", "(default: data; --recipe seed: random)"),
+]
+
+
+def test_the_help_of_every_recipe_option_says_each_recipe_s_value_once():
+    assert {option[2:].replace("-", "_") for option, _ in RECIPE_HELP} == set(RECIPE_KEYS)
+    train = leaf_parsers(build_parser())[("train",)]
+    helps = {o: train._get_formatter()._get_help_string(a) for a in train._actions for o in a.option_strings}
+    for option, note in RECIPE_HELP:
+        assert helps[option].endswith(" " + note) and helps[option].count("default") == 1, option
 
 
 def test_recipes_fill_only_the_options_left_unset():

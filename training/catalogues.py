@@ -52,11 +52,12 @@ ITUNES_API = "https://itunes.apple.com"
 DEEZER_RATE = 50 / 5  # requests per second
 ITUNES_RATE = 20 / 60
 ANSWER_MAX_AGE = 12 * 3600.0  # seconds an answer is reused
-COVER_SIZE = 1000  # iTunes artwork side in pixels (Deezer's cover_xl is 1000 px)
+COVER_SIZE = 1000  # iTunes artwork side in pixels
+DEEZER_COVER_SIZE = 1000  # the side of Deezer's largest cover, cover_xl (cover_big: 500)
 # The iTunes cover sides that can be asked for. Below: the API's own ``artworkUrl100`` (100 px) is every
 # release's fallback cover, so asking for less never gives more. Above: Apple asks labels for cover art of
 # 3000 x 3000 px (Apple Music's artwork requirements), and its artwork server scales that original to the
-# NxN of the URL, so a larger side adds file size, not detail. Deezer's covers have fixed sizes (cover_xl 1000).
+# NxN of the URL, so a larger side adds file size, not detail. Deezer's covers have fixed sizes.
 ITUNES_COVER_SIZES = (100, 3000)
 # The iTunes Search API's ``country``: an ISO 3166-1 alpha-2 code (US, GB, JP...), any case.
 _COUNTRY = re.compile(r"[A-Za-z]{2}")

@@ -271,7 +271,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     from nopaingan_core.cli import add_device_options
     from nopaingan_core.sampling import SCHEDULERS
 
-    from .recipes import RECIPES
+    from .recipes import RECIPES, recipes_default
     from .train import ADAPTER_INITS, EVAL_EVERY, MAX_LR, MIXED_PRECISION, OPTIMIZERS, SAVE_EVERY
 
     train = sub.add_parser(
@@ -288,25 +288,29 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add("--out", type=path_arg, required=True, metavar="RUN", help="run folder (checkpoints, logs, fusion.safetensors)")
     add("--cache", type=existing_folder("cache folder"), metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
-    add("--optimizer", choices=OPTIMIZERS, help="optimizer of adapter and fusion (default: the recipe's)")
-    add("--lr", type=float_range(0.0, MAX_LR, low_open=True), help="peak learning rate (default: the recipe's)")
-    add("--weight-decay", type=float_range(0.0), help="decoupled weight decay (default: the recipe's)")
-    add("--warmup-steps", type=int_range(0), help="linear warm-up before the cosine decay (default: the recipe's)")
-    add("--batch-size", type=int_range(1), help="albums per micro-batch and process (default: the recipe's)")
+    add("--optimizer", choices=OPTIMIZERS, help="optimizer of adapter and fusion " + recipes_default("optimizer"))
+    add("--lr", type=float_range(0.0, MAX_LR, low_open=True), help="peak learning rate " + recipes_default("lr"))
+    add("--weight-decay", type=float_range(0.0), help="decoupled weight decay " + recipes_default("weight_decay"))
+    add(
+        "--warmup-steps",
+        type=int_range(0),
+        help="linear warm-up steps before the cosine decay " + recipes_default("warmup_steps"),
+    )
+    add("--batch-size", type=int_range(1), help="albums per micro-batch and process " + recipes_default("batch_size"))
     add("--grad-accum", type=int_range(1), default=1, help="micro-batches per optimizer step")
     add("--epochs", type=int_range(1), default=1, help="passes over the train split")
     add("--max-steps", type=int_range(1), help="optimizer steps to run, overriding --epochs")
     add(
         "--max-timestep",
         type=int_range(1, 1000),
-        help="draw timesteps from [0, N) (default: the recipe's: the whole schedule; seed: 150; see docs/training.md)",
+        help="draw timesteps from [0, N), see docs/training.md " + recipes_default("max_timestep"),
     )
     add("--tokens", type=int_range(1, 256), default=16, help="music tokens the adapter makes")
     add(
         "--adapter-init",
         choices=ADAPTER_INITS,
         help="data: the adapter starts on music features whitened within songs; random: plain init "
-        "(default: the recipe's: data; seed: random)",
+        + recipes_default("adapter_init"),
     )
     add("--mixed-precision", choices=MIXED_PRECISION, default="no", help="accelerate's mixed precision of the UNet")
     add("--save-every", type=int_range(1), default=SAVE_EVERY, help="checkpoint every N steps and at the end")
@@ -323,8 +327,12 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add("--resume", action="store_true", help="continue RUN from its last checkpoint")
     add("--quiet", action="store_true", help="no progress bar")
     add("--recipe", choices=RECIPES, default="default", help="optimizer settings, see docs/training.md")
-    add("--gate-init", type=float_range(0.0), help="the fusion gate's starting value (default: the recipe's)")
-    add("--gate-lr-scale", type=positive_float, help="the gate's learning rate is --lr times this (default: recipe's)")
+    add("--gate-init", type=float_range(0.0), help="the fusion gate's starting value " + recipes_default("gate_init"))
+    add(
+        "--gate-lr-scale",
+        type=positive_float,
+        help="the gate's learning rate is --lr times this " + recipes_default("gate_lr_scale"),
+    )
     add("--stop-if-inert", action="store_true", help="stop when --eval-every finds the music path inert twice in a row")
     train.set_defaults(run=_run_train)
 

@@ -474,12 +474,27 @@ def _read_source(source: Path, out: Path, progress: bool) -> list[AlbumCandidate
     )
 
 
+# Latin letters that NFKD leaves whole, named after one or two base letters: "LATIN SMALL LETTER B WITH HOOK" (ɓ),
+# "... OPEN O" (ɔ), "... TURNED E" (ǝ), "... I WITH STROKE" (ɨ), "... AV" (ꜹ); and the schwa (Azerbaijani ə).
+_LATIN_NAME = re.compile(r"LATIN (?:SMALL |CAPITAL )?LETTER (?:[A-Z]+ )*?([A-Z]{1,2}|SCHWA)(?: WITH .+)?")
+
+
+def _ascii_letters(char: str) -> str:
+    """``char`` when it is ASCII, else the base letters its Unicode name gives (:data:`_LATIN_NAME`), else ""."""
+    if char.isascii():
+        return char
+    match = _LATIN_NAME.fullmatch(unicodedata.name(char, ""))
+    if match is None:
+        return ""
+    return "e" if match.group(1) == "SCHWA" else match.group(1).lower()
+
+
 def album_id(artist: str, album: str, folder: str = "") -> str:
     """A stable, file-system-safe id: readable ASCII words of artist and album (accents dropped, letters such as
-    æ, ø, ß, ł, þ transliterated), then a hash of the album's normalised key (so names in any script, or
+    æ, ø, ß, ł, þ, ɓ, ɔ, ə transliterated), then a hash of the album's normalised key (so names in any script, or
     differing only in punctuation, stay distinct and stable), and of ``folder`` for an album with no name."""
     text = unicodedata.normalize("NFKD", f"{artist} {album}").casefold().translate(LATIN_LETTERS)
-    text = text.encode("ascii", "ignore").decode()
+    text = "".join(map(_ascii_letters, text))
     slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:60].rstrip("-")
     digest = hashlib.sha1((album_key(artist, album) + folder).encode("utf-8")).hexdigest()[:8]
     return f"{slug}-{digest}" if slug else digest

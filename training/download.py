@@ -19,7 +19,7 @@ from requests.exceptions import InvalidSchema, InvalidURL, MissingSchema
 from nopaingan_core.atomic import describe_os_error
 from nopaingan_core.hub import cache_home
 
-from .errors import DownloadError, HTTPStatusError, UnreachableError, tries_text
+from .errors import DownloadError, HTTPStatusError, UnreachableError, count_text, tries_text
 
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 MAX_WAIT = 60.0
@@ -201,9 +201,9 @@ class Downloader:
                 except (urllib3.exceptions.HTTPError, OSError) as exc:
                     if isinstance(exc, OSError) and describe_os_error(exc) is not None:
                         raise  # the disk (full, read-only), not the connection: retrying cannot help
-                    raise _Incomplete(f"connection broke after {received} bytes ({exc})") from exc
+                    raise _Incomplete(f"connection broke after {count_text(received, 'byte')} ({exc})") from exc
             if expected is not None and expected.isdigit() and received < int(expected):
-                raise _Incomplete(f"got {received} of {expected} bytes")
+                raise _Incomplete(f"got {received} of {count_text(int(expected), 'byte')}")
 
 
 def _range_start(response: requests.Response) -> int | None:

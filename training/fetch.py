@@ -29,6 +29,7 @@ from nopaingan_core.cli_args import (
     add_quiet,
     existing_file,
     float_range,
+    given_options,
     int_range,
     path_arg,
     positive_float,
@@ -40,6 +41,7 @@ from .catalogues import (
     ANSWER_MAX_AGE,
     CATALOGUES,
     COVER_SIZE,
+    DEEZER_COVER_SIZE,
     DEEZER_RATE,
     ITUNES_COVER_SIZES,
     ITUNES_RATE,
@@ -380,7 +382,7 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
         type=int_range(*ITUNES_COVER_SIZES),
         default=COVER_SIZE,
         metavar="PX",
-        help="iTunes cover side (Deezer's covers are 1000 px)",
+        help=f"iTunes cover side (Deezer's covers are {DEEZER_COVER_SIZE} px)",
     )
     add("--cache-dir", type=path_arg, metavar="DIR", help="downloads cache (default: ~/.cache/nopaingan/downloads)")
     add("--eval-fraction", type=float_range(0.0, 0.99), default=EVAL_FRACTION, metavar="F", help="albums in eval")
@@ -411,6 +413,29 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_fetch)
 
 
+def _check_cover_sizes(args: argparse.Namespace, names: Sequence[str]) -> None:
+    """:class:`DatasetError` for cover options that cannot do what they say with the catalogues ``names``: iTunes'
+    options (``--country``, ``--cover-size``) without iTunes, and a ``--min-cover-size`` above the largest cover a
+    catalogue asked serves (iTunes: ``--cover-size``; Deezer: :data:`DEEZER_COVER_SIZE`), which would leave out
+    every cover it gives."""
+    itunes_only = [f"--{dest.replace('_', '-')}" for dest in ("country", "cover_size") if dest in given_options(args)]
+    if itunes_only and "itunes" not in names:
+        raise DatasetError(
+            f"{itunes_only[0]}: sets what iTunes is asked (Deezer's covers are {DEEZER_COVER_SIZE} px); expected "
+            f"--catalogues with itunes, found --catalogues {','.join(names)}"
+        )
+    if "itunes" in names and args.cover_size < args.min_cover_size:
+        raise DatasetError(
+            f"--cover-size {args.cover_size} is below --min-cover-size {args.min_cover_size}: every iTunes cover "
+            "would be left out"
+        )
+    if "deezer" in names and args.min_cover_size > DEEZER_COVER_SIZE:
+        raise DatasetError(
+            f"--min-cover-size {args.min_cover_size} is above Deezer's {DEEZER_COVER_SIZE} px covers: every Deezer "
+            f"cover would be left out; expected at most {DEEZER_COVER_SIZE}, or --catalogues itunes"
+        )
+
+
 def run_fetch(args: argparse.Namespace) -> int:
     from nopaingan_core.atomic import check_output_file, check_output_folder
 
@@ -423,11 +448,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     if args.out is not None:
         check_out(args.out.expanduser(), args.replace)
         check_output_folder(args.out, "--out")
-    if args.cover_size < args.min_cover_size:
-        raise DatasetError(
-            f"--cover-size {args.cover_size} is below --min-cover-size {args.min_cover_size}: every iTunes cover "
-            "would be left out"
-        )
+    _check_cover_sizes(args, names)
     if args.save_list is not None and args.save_list.expanduser().exists():
         raise DatasetError(f"--save-list: {args.save_list} exists already; choose a new file name")
     if args.save_list is not None:

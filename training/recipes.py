@@ -100,6 +100,19 @@ RECIPES = {
     ),
 }
 RECIPE_KEYS = tuple(f.name for f in dataclasses.fields(Recipe) if f.name != "summary")
+# what a recipe's None means, in words
+_NONE = {"warmup_steps": "a tenth of the run", "max_timestep": "the whole schedule"}
+
+
+def recipes_default(key: str) -> str:
+    """The help's note of an option each recipe sets, from :data:`RECIPES`: ``(default: 8; --recipe seed: 1)`` for
+    ``batch_size``, the default recipe's value first."""
+    values = {name: getattr(recipe, key) for name, recipe in RECIPES.items()}
+    words = {
+        name: _NONE[key] if v is None else f"{v:g}" if isinstance(v, float) else str(v) for name, v in values.items()
+    }
+    others = "".join(f"; --recipe {name}: {text}" for name, text in words.items() if name != "default")
+    return f"(default: {words['default']}{others})"
 
 
 def resolve_recipe(config):

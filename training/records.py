@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nopaingan_core.prompt import DEFAULT_TEMPLATE, album_prompt
 
-from .errors import DatasetError
+from .errors import DatasetError, count_text
 
 METADATA = "metadata.jsonl"
 TRAIN = "train"
@@ -64,7 +64,10 @@ def read_dataset(data: str | Path, split: str | None = None) -> list[Album]:
             raise DatasetError(f"{where}: expected a JSON object, found {type(row).__name__}")
         missing = [key for key in REQUIRED if not row.get(key)]
         if missing:
-            raise DatasetError(f"{where}: missing field(s) {', '.join(missing)}")
+            raise DatasetError(
+                f"{where}: expected the fields {', '.join(REQUIRED)}, found {count_text(len(missing), 'field')} "
+                f"missing or empty: {', '.join(missing)}"
+            )
         if row["split"] not in SPLITS:
             raise DatasetError(f"{where}: split must be one of {', '.join(SPLITS)}, found {row['split']!r}")
         if row["id"] in seen:
