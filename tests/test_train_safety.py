@@ -567,11 +567,11 @@ def test_a_run_killed_and_resumed_decides_the_inert_check_as_the_uninterrupted_o
 # --- 11. a run --stop-if-inert ended is not resumed ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["stopped", "checkpoint of an earlier version", "killed before the summary"])
+@pytest.mark.parametrize("how", ["stopped", "checkpoint of an earlier version"])
 def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_path, capsys, monkeypatch, how):
     """The run stopped at step 8 of 12 has ended: --resume is one line, exit 2, and changes no file, whether its
     last checkpoint records the stop (and the summary too) or only the summary does (a checkpoint of a version
-    that did not record it), or it was killed after writing fusion.safetensors, before summary.json."""
+    that did not record it)."""
     import training.recipes
 
     monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 5)
@@ -584,8 +584,6 @@ def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_pat
         for key in ("inert_streak", "music_inert", "stopped_early"):
             del state[key]
         (last / "trainer.json").write_text(json.dumps(state))
-    elif how == "killed before the summary":
-        (run / "summary.json").unlink()
     before = _files(run)
     capsys.readouterr()
     assert main([*_inert_argv(cached_data, run, stop=True), "--resume"]) == 2
@@ -596,10 +594,13 @@ def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_pat
     assert _files(run) == before
 
 
-def test_a_run_stopped_early_and_killed_before_its_final_save_is_finished(cached_data, tmp_path, capsys, monkeypatch):
-    """Killed after the checkpoint of its stop (step 8 of 12), before fusion.safetensors and summary.json: --resume
-    runs no step and writes them as the run did, the same weights and summary (stopped_early too); then it has
-    ended, and a second --resume is refused."""
+@pytest.mark.parametrize("lost", [("fusion.safetensors", "summary.json"), ("summary.json",)])
+def test_a_run_stopped_early_and_killed_before_its_final_save_is_finished(
+    cached_data, tmp_path, capsys, monkeypatch, lost
+):
+    """Killed after the checkpoint of its stop (step 8 of 12), before fusion.safetensors and summary.json or
+    between the two: --resume runs no step and writes them as the run did, the same weights and summary
+    (stopped_early too); then it has ended, and a second --resume is refused."""
     import training.recipes
 
     monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 5)
@@ -607,8 +608,8 @@ def test_a_run_stopped_early_and_killed_before_its_final_save_is_finished(cached
     assert main(_inert_argv(cached_data, run, stop=True)) == 0
     weights = load_fusion(run / "fusion.safetensors").state_dict()
     summary = json.loads((run / "summary.json").read_text())
-    (run / "fusion.safetensors").unlink()
-    (run / "summary.json").unlink()
+    for name in lost:
+        (run / name).unlink()
     capsys.readouterr()
     assert main([*_inert_argv(cached_data, run, stop=True), "--resume"]) == 0
     out = capsys.readouterr().out
@@ -779,14 +780,16 @@ def _four_steps(data: Path, run: Path, monkeypatch, resume: bool = False, on_ste
     return train(config, on_step=tick)
 
 
-@pytest.mark.parametrize("killed", ["before fusion.safetensors", "before pruning and the loss curve"])
+@pytest.mark.parametrize(
+    "killed", ["before fusion.safetensors", "between fusion.safetensors and summary.json", "before pruning"]
+)
 def test_a_run_killed_after_its_last_checkpoint_is_finished_as_the_uninterrupted_one(
     cached_data, tmp_path, capsys, monkeypatch, four_steps, killed
 ):
     """Killed once the checkpoint of its last step is saved (before the final fusion.safetensors and summary.json,
-    or even before the older checkpoints are pruned and loss.csv, eval.csv and loss.png rewritten): --resume runs
-    no step and leaves the folder as the uninterrupted run did, fusion.safetensors to the byte; then the run has
-    ended and a second --resume is refused untouched."""
+    between the two, or even before the older checkpoints are pruned and loss.csv, eval.csv and loss.png
+    rewritten): --resume runs no step and leaves the folder as the uninterrupted run did, fusion.safetensors to
+    the byte; then the run has ended and a second --resume is refused untouched."""
     import training.train as train_module
 
     run = tmp_path / "run"
@@ -794,6 +797,13 @@ def test_a_run_killed_after_its_last_checkpoint_is_finished_as_the_uninterrupted
     with monkeypatch.context() as patch:
         if killed == "before fusion.safetensors":
             patch.setattr(train_module, "save_fusion", lambda *args: _crash())
+        elif killed.startswith("between"):
+            write = train_module.write_text
+            patch.setattr(
+                train_module,
+                "write_text",
+                lambda path, text: _crash() if path.name == "summary.json" else write(path, text),
+            )
         else:
             prune = train_module.prune_checkpoints
             patch.setattr(
@@ -801,7 +811,8 @@ def test_a_run_killed_after_its_last_checkpoint_is_finished_as_the_uninterrupted
             )
         with pytest.raises(Crash):
             _four_steps(cached_data, run, patch)
-    assert last.is_dir() and not (run / "fusion.safetensors").exists() and not (run / "summary.json").exists()
+    assert last.is_dir() and (run / "fusion.safetensors").exists() == killed.startswith("between")
+    assert not (run / "summary.json").exists()
     kept = ["step-00000002", "step-00000003", "step-00000004"] if killed.startswith("before pruning") else None
     assert [p.name for p in checkpoints(run)] == (kept or ["step-00000003", "step-00000004"])
 
@@ -820,7 +831,7 @@ def test_a_run_killed_after_its_last_checkpoint_is_finished_as_the_uninterrupted
     argv = ["train", "--data", str(cached_data), "--out", str(run), "--optimizer", "adamw", "--lr", "1e-3",
             "--warmup-steps", "1", "--max-steps", "4", "--save-every", "1", "--eval-every", "2", "--quiet"]  # fmt: skip
     assert main([*argv, "--resume"]) == 2
-    assert f"{run}: already finished at step 4 of 4 (fusion.safetensors); nothing to resume" in _error_line(capsys)
+    assert f"{run}: already finished at step 4 of 4 (summary.json); nothing to resume" in _error_line(capsys)
     assert _files(run) == before
 
 

@@ -331,8 +331,10 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         accelerator.print(f"--batch-size: {batch_cut}")
     per_epoch = steps_per_epoch(len(ids), batch_size, config.grad_accum, processes)
     total = config.max_steps or config.epochs * per_epoch
-    if config.resume and (product := _product(run)):
-        raise NoPainGanError(f"{run}: already finished at step {reached} of {total} ({product}); nothing to resume")
+    if config.resume and _finished(run):
+        raise NoPainGanError(
+            f"{run}: already finished at step {reached} of {total} ({SUMMARY_FILE}); nothing to resume"
+        )
     warm = warmup_steps(config.warmup_steps, total)
     schedule_text = f"cosine, {count_text(warm, 'warm-up step')}"
     if config.warmup_steps > total:
@@ -588,11 +590,11 @@ def _check_new_run(run: Path, previous: list[Path]) -> None:
         raise NoPainGanError(f"--out {run}: expected a new or empty folder for the run, found other files ({shown})")
 
 
-def _product(run: Path) -> str | None:
-    """The first of a finished run's ``fusion.safetensors`` and ``summary.json`` (written in that order) that
-    ``run`` holds, None if neither: a run killed after its last checkpoint and before these has not finished, and
-    ``--resume`` finishes it."""
-    return next((name for name in (FUSION_FILE, SUMMARY_FILE) if (run / name).exists()), None)
+def _finished(run: Path) -> bool:
+    """Whether ``run`` has finished: ``summary.json`` is the last file a run writes, after ``fusion.safetensors``,
+    so a run killed after its last checkpoint and before it (even between the two) has not, and ``--resume``
+    finishes it, writing ``fusion.safetensors`` again (the same bytes) and then ``summary.json``."""
+    return (run / SUMMARY_FILE).exists()
 
 
 def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list[Path]) -> int:
@@ -606,7 +608,7 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
     last = json.loads((previous[-1] / TRAINER).read_text())
     summary = run / SUMMARY_FILE  # checkpoints of earlier versions do not record it; the run's summary does
     stopped = last.get("stopped_early") or (summary.is_file() and "stopped_early" in json.loads(summary.read_text()))
-    if stopped and _product(run):  # killed before its final save, it is finished by --resume (no step left)
+    if stopped and _finished(run):  # killed before its final save, it is finished by --resume (no step left)
         raise NoPainGanError(
             f"{run}: stopped early at step {last['step']} (--stop-if-inert); nothing to resume; "
             "start a new run in another --out"
