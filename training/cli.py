@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nopaingan_core.cli_args import (
     OneLineParser,
+    add_quiet,
     device_name,
     existing_folder,
     float_range,
@@ -25,7 +26,8 @@ from nopaingan_core.errors import NoPainGanError
 
 def quiet_libraries(quiet: bool = False) -> None:
     """Keep the output to what the user asked for: no weight-loading bars or deprecation chatter; with ``quiet``
-    (``--quiet``) no progress bar of diffusers (``Loading pipeline components...``) or huggingface_hub either."""
+    (``--quiet``) no progress bar of diffusers (``Loading pipeline components...``) or huggingface_hub either, and
+    no note of the training tools (:data:`training.dataset_import.NOTES`)."""
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -40,6 +42,9 @@ def quiet_libraries(quiet: bool = False) -> None:
     upscale_logger = logging.getLogger("diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_upscale")
     if not any(isinstance(f, _NoTruncationWarning) for f in upscale_logger.filters):
         upscale_logger.addFilter(_NoTruncationWarning())
+    from .dataset_import import NOTES
+
+    NOTES.setLevel(logging.ERROR if quiet else logging.NOTSET)  # set by each command: a process may run several
     if quiet:
         from diffusers.utils import logging as diffusers_logging
         from huggingface_hub.utils import disable_progress_bars
@@ -136,7 +141,7 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
         help="least CLAP genre probability to accept; below it the genre stays unknown (default: 0.3)",
     )
     add("--device", type=device_name, default="cpu", help="device for the CLAP model")
-    add("--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser)
     parser.set_defaults(run=_run_dataset_import)
 
 
