@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import types
@@ -885,3 +886,110 @@ def test_a_recipe_s_batch_is_cut_to_the_train_albums_and_said_so(cached_data, tm
     assert summary.get("batch_size_cut", "").startswith(note) != explicit
     assert (f"--batch-size: {note}" in capsys.readouterr().out) != explicit
     assert json.loads((run / "config.json").read_text())["batch_size"] == (4 if explicit else 8)
+
+
+# --- 16. --resume RUN alone continues the run with the options it started with -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "again"),
+    [
+        # the default recipe's batch of 8, cut to the 4 train albums again; nothing but --resume RUN
+        (["--seed", "3", "--tokens", "8"], []),
+        # the seed recipe's 500 warm-up steps, cut to the run's 4 again; options that may change, or that are the same
+        (["--recipe", "seed", "--lr", "1e-3"],
+         ["--save-every", "1", "--keep-checkpoints", "0", "--quiet", "--lr=1e-3", "--data", "DATA"]),
+    ],
+)  # fmt: skip
+def test_resume_run_alone_continues_the_run_as_the_uninterrupted_one(
+    cached_data, tmp_path, capsys, monkeypatch, options, again
+):
+    """A run started from relative paths with options off their defaults and killed after its step-2 checkpoint is
+    continued by `nopaingan train --resume RUN` from another working folder: the same weights to the bit, loss.csv,
+    eval.csv and summary (but for its time) as the uninterrupted run's."""
+    import training.train as train_module
+
+    monkeypatch.chdir(cached_data.parent)
+    argv = ["train", "--data", cached_data.name, "--max-steps", "4", "--save-every", "2", "--eval-every", "2", *options]
+    whole, run = tmp_path / "whole", tmp_path / "run"
+    assert main([*argv, "--out", str(whole), "--quiet"]) == 0
+    write = train_module.write_loss_curve
+
+    def killed_after_step_2(folder: Path, history: list, eval_history: list) -> None:
+        write(folder, history, eval_history)
+        if len(history) == 2:
+            raise Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "write_loss_curve", killed_after_step_2)
+        with pytest.raises(Crash):
+            main([*argv, "--out", str(run), "--quiet"])
+    assert [p.name for p in checkpoints(run)] == ["step-00000002"]
+    monkeypatch.chdir(tmp_path)
+    data = os.path.relpath(cached_data, tmp_path)  # the same folder, named from here
+    again = [str(data) if a == "DATA" else a for a in again]
+    capsys.readouterr()
+    assert main(["train", "--resume", "run", *again]) == 0
+    assert "resuming run from step 2 (step-00000002)" in capsys.readouterr().out
+    a, b = (load_fusion(r / "fusion.safetensors").state_dict() for r in (whole, run))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("loss.csv", "eval.csv"):
+        assert (run / name).read_bytes() == (whole / name).read_bytes(), name
+    summaries = [json.loads((r / "summary.json").read_text()) for r in (whole, run)]
+    assert [s.pop("train_seconds") > 0 for s in summaries] == [True, True]
+    for summary in summaries:  # the cut's note names the dataset as the run was given it: relative, then recorded
+        summary["batch_size_cut"] = summary.get("batch_size_cut", "").replace(str(cached_data), cached_data.name)
+    assert summaries[0] == summaries[1]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--lr", "2e-3"], "--lr: recorded 0.001, given 0.002"),
+        (["--max-steps", "8"], "--max-steps: recorded 4, given 8"),
+        (["--eval-every", "0", "--seed", "1"], "--eval-every: recorded 2, given 0; --seed: recorded 0, given 1"),
+        (["--stop-if-inert", "--save-every", "3"], "--stop-if-inert: recorded off, given on (only"),
+        (["--sd", "other/model"], "--sd: recorded none, given other/model"),
+        (["--data", "{other}"], "--data: recorded {data}, given {other}"),
+        (["--out", "{other}"], "--out {other} and --resume {run}: expected one run folder, found two"),
+    ],
+)
+def test_resume_refuses_options_other_than_the_run_s_untouched(
+    cached_data, tmp_path, capsys, monkeypatch, four_steps, options, expected
+):
+    """Options given again with other values than the run started with are one line naming each, with the
+    recorded and the given value, before any work and with no file changed; only where and how often it saves,
+    --workers and --quiet may change."""
+    import training.train as train_module
+
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    other = tmp_path / "other"
+    other.mkdir()
+    before = _files(four_steps)
+    fill = {"other": other, "data": cached_data, "run": four_steps}
+    assert main(["train", "--resume", str(four_steps), *(o.format(**fill) for o in options)]) == 2
+    line = _error_line(capsys)
+    assert expected.format(**fill) in line
+    if options[0] != "--out":
+        assert line.startswith(
+            f"nopaingan train: error: {four_steps}: --resume continues the run with the options it started with "
+            f"({four_steps / 'config.json'}); "
+        )
+        assert line.endswith("(only --save-every, --keep-checkpoints, --workers and --quiet may change)")
+    assert _files(four_steps) == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], "expected --data DATA and --out RUN to start a run (or --resume RUN to continue one), found no --data "
+         "and no --out"),
+        (["--out", "{tmp}/run"], "found no --data"),
+        (["--resume"], "--resume: expected the run folder (--resume RUN, or --out RUN), found neither"),
+        (["--resume", "{tmp}/run"], "{tmp}/run: nothing to resume (no config.json); start the run without --resume"),
+    ],
+)  # fmt: skip
+def test_train_without_a_run_folder_is_one_line(tmp_path, capsys, argv, expected):
+    assert main(["train", *(a.format(tmp=tmp_path) for a in argv)]) == 2
+    assert _error_line(capsys).endswith(expected.format(tmp=tmp_path))
+    assert list(tmp_path.iterdir()) == []
