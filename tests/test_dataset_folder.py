@@ -595,7 +595,7 @@ def test_the_next_run_removes_what_a_killed_run_left_and_says_so(
     stale = [p for p in out.iterdir() if p.name.startswith(".nopaingan-")]
     assert len(stale) == 1 and (stale[0] / "covers/x.jpg").read_bytes() == b"half a run"
     running = leftover(out)  # this process's: a run still in progress
-    with caplog.at_level(logging.WARNING, logger="training.dataset_import"):
+    with caplog.at_level(logging.WARNING, logger="training.notes"):
         report = run(pool, out, {"One": 0})
     assert not stale[0].exists() and (running / STAGING_MARK).is_file()
     assert [r.getMessage() for r in caplog.records] == [
@@ -605,6 +605,29 @@ def test_the_next_run_removes_what_a_killed_run_left_and_says_so(
     shutil.rmtree(running)
     if earlier:
         assert files(out) == before  # a repeated run: nothing else changed
+
+
+def test_quiet_hides_the_note_that_a_killed_run_s_staging_folder_was_removed(
+    tmp_path: Path, pool: Path, dead_pid: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The line saying so is a note: `dataset import --quiet` removes a killed run's staging folder without it, and
+    the next command without --quiet says so again (--quiet holds for its own command only)."""
+    out = tmp_path / "data"
+    artist, album = ALBUMS[0]
+    manifest = tmp_path / "albums.csv"
+    manifest.write_text(
+        f"artist,album,genre,preview,cover\n{artist},{album},rock,{pool / 'v0.mp3'},{pool / 'v0.jpg'}\n"
+    )
+    argv = ["dataset", "import", str(manifest), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--copy"]
+    for quiet in (True, False, True):
+        stale = leftover(out, lambda owner: owner | {"pid": dead_pid})
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            assert main([*argv, *(["--quiet"] if quiet else [])]) == 0
+        assert not stale.exists()
+        notes = [r.getMessage() for r in caplog.records if r.name == "training.notes"]
+        note = f"removed 1 staging folder that a run into {out} left when it was killed: {stale}"
+        assert notes == ([] if quiet else [note])
 
 
 # a run that stages a file into the folder sys.argv[1], then is killed

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 import types
@@ -567,11 +568,11 @@ def test_a_run_killed_and_resumed_decides_the_inert_check_as_the_uninterrupted_o
 # --- 11. a run --stop-if-inert ended is not resumed ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("how", ["stopped", "checkpoint of an earlier version", "killed before the summary"])
+@pytest.mark.parametrize("how", ["stopped", "checkpoint of an earlier version"])
 def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_path, capsys, monkeypatch, how):
     """The run stopped at step 8 of 12 has ended: --resume is one line, exit 2, and changes no file, whether its
     last checkpoint records the stop (and the summary too) or only the summary does (a checkpoint of a version
-    that did not record it), or it was killed after writing fusion.safetensors, before summary.json."""
+    that did not record it)."""
     import training.recipes
 
     monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 5)
@@ -584,8 +585,6 @@ def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_pat
         for key in ("inert_streak", "music_inert", "stopped_early"):
             del state[key]
         (last / "trainer.json").write_text(json.dumps(state))
-    elif how == "killed before the summary":
-        (run / "summary.json").unlink()
     before = _files(run)
     capsys.readouterr()
     assert main([*_inert_argv(cached_data, run, stop=True), "--resume"]) == 2
@@ -596,10 +595,13 @@ def test_resume_on_a_run_stopped_early_is_refused_untouched(cached_data, tmp_pat
     assert _files(run) == before
 
 
-def test_a_run_stopped_early_and_killed_before_its_final_save_is_finished(cached_data, tmp_path, capsys, monkeypatch):
-    """Killed after the checkpoint of its stop (step 8 of 12), before fusion.safetensors and summary.json: --resume
-    runs no step and writes them as the run did, the same weights and summary (stopped_early too); then it has
-    ended, and a second --resume is refused."""
+@pytest.mark.parametrize("lost", [("fusion.safetensors", "summary.json"), ("summary.json",)])
+def test_a_run_stopped_early_and_killed_before_its_final_save_is_finished(
+    cached_data, tmp_path, capsys, monkeypatch, lost
+):
+    """Killed after the checkpoint of its stop (step 8 of 12), before fusion.safetensors and summary.json or
+    between the two: --resume runs no step and writes them as the run did, the same weights and summary
+    (stopped_early too); then it has ended, and a second --resume is refused."""
     import training.recipes
 
     monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 5)
@@ -607,8 +609,8 @@ def test_a_run_stopped_early_and_killed_before_its_final_save_is_finished(cached
     assert main(_inert_argv(cached_data, run, stop=True)) == 0
     weights = load_fusion(run / "fusion.safetensors").state_dict()
     summary = json.loads((run / "summary.json").read_text())
-    (run / "fusion.safetensors").unlink()
-    (run / "summary.json").unlink()
+    for name in lost:
+        (run / name).unlink()
     capsys.readouterr()
     assert main([*_inert_argv(cached_data, run, stop=True), "--resume"]) == 0
     out = capsys.readouterr().out
@@ -779,14 +781,16 @@ def _four_steps(data: Path, run: Path, monkeypatch, resume: bool = False, on_ste
     return train(config, on_step=tick)
 
 
-@pytest.mark.parametrize("killed", ["before fusion.safetensors", "before pruning and the loss curve"])
+@pytest.mark.parametrize(
+    "killed", ["before fusion.safetensors", "between fusion.safetensors and summary.json", "before pruning"]
+)
 def test_a_run_killed_after_its_last_checkpoint_is_finished_as_the_uninterrupted_one(
     cached_data, tmp_path, capsys, monkeypatch, four_steps, killed
 ):
     """Killed once the checkpoint of its last step is saved (before the final fusion.safetensors and summary.json,
-    or even before the older checkpoints are pruned and loss.csv, eval.csv and loss.png rewritten): --resume runs
-    no step and leaves the folder as the uninterrupted run did, fusion.safetensors to the byte; then the run has
-    ended and a second --resume is refused untouched."""
+    between the two, or even before the older checkpoints are pruned and loss.csv, eval.csv and loss.png
+    rewritten): --resume runs no step and leaves the folder as the uninterrupted run did, fusion.safetensors to
+    the byte; then the run has ended and a second --resume is refused untouched."""
     import training.train as train_module
 
     run = tmp_path / "run"
@@ -794,6 +798,13 @@ def test_a_run_killed_after_its_last_checkpoint_is_finished_as_the_uninterrupted
     with monkeypatch.context() as patch:
         if killed == "before fusion.safetensors":
             patch.setattr(train_module, "save_fusion", lambda *args: _crash())
+        elif killed.startswith("between"):
+            write = train_module.write_text
+            patch.setattr(
+                train_module,
+                "write_text",
+                lambda path, text: _crash() if path.name == "summary.json" else write(path, text),
+            )
         else:
             prune = train_module.prune_checkpoints
             patch.setattr(
@@ -801,7 +812,8 @@ def test_a_run_killed_after_its_last_checkpoint_is_finished_as_the_uninterrupted
             )
         with pytest.raises(Crash):
             _four_steps(cached_data, run, patch)
-    assert last.is_dir() and not (run / "fusion.safetensors").exists() and not (run / "summary.json").exists()
+    assert last.is_dir() and (run / "fusion.safetensors").exists() == killed.startswith("between")
+    assert not (run / "summary.json").exists()
     kept = ["step-00000002", "step-00000003", "step-00000004"] if killed.startswith("before pruning") else None
     assert [p.name for p in checkpoints(run)] == (kept or ["step-00000003", "step-00000004"])
 
@@ -820,7 +832,7 @@ def test_a_run_killed_after_its_last_checkpoint_is_finished_as_the_uninterrupted
     argv = ["train", "--data", str(cached_data), "--out", str(run), "--optimizer", "adamw", "--lr", "1e-3",
             "--warmup-steps", "1", "--max-steps", "4", "--save-every", "1", "--eval-every", "2", "--quiet"]  # fmt: skip
     assert main([*argv, "--resume"]) == 2
-    assert f"{run}: already finished at step 4 of 4 (fusion.safetensors); nothing to resume" in _error_line(capsys)
+    assert f"{run}: already finished at step 4 of 4 (summary.json); nothing to resume" in _error_line(capsys)
     assert _files(run) == before
 
 
@@ -874,3 +886,110 @@ def test_a_recipe_s_batch_is_cut_to_the_train_albums_and_said_so(cached_data, tm
     assert summary.get("batch_size_cut", "").startswith(note) != explicit
     assert (f"--batch-size: {note}" in capsys.readouterr().out) != explicit
     assert json.loads((run / "config.json").read_text())["batch_size"] == (4 if explicit else 8)
+
+
+# --- 16. --resume RUN alone continues the run with the options it started with -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "again"),
+    [
+        # the default recipe's batch of 8, cut to the 4 train albums again; nothing but --resume RUN
+        (["--seed", "3", "--tokens", "8"], []),
+        # the seed recipe's 500 warm-up steps, cut to the run's 4 again; options that may change, or that are the same
+        (["--recipe", "seed", "--lr", "1e-3"],
+         ["--save-every", "1", "--keep-checkpoints", "0", "--quiet", "--lr=1e-3", "--data", "DATA"]),
+    ],
+)  # fmt: skip
+def test_resume_run_alone_continues_the_run_as_the_uninterrupted_one(
+    cached_data, tmp_path, capsys, monkeypatch, options, again
+):
+    """A run started from relative paths with options off their defaults and killed after its step-2 checkpoint is
+    continued by `nopaingan train --resume RUN` from another working folder: the same weights to the bit, loss.csv,
+    eval.csv and summary (but for its time) as the uninterrupted run's."""
+    import training.train as train_module
+
+    monkeypatch.chdir(cached_data.parent)
+    argv = ["train", "--data", cached_data.name, "--max-steps", "4", "--save-every", "2", "--eval-every", "2", *options]
+    whole, run = tmp_path / "whole", tmp_path / "run"
+    assert main([*argv, "--out", str(whole), "--quiet"]) == 0
+    write = train_module.write_loss_curve
+
+    def killed_after_step_2(folder: Path, history: list, eval_history: list) -> None:
+        write(folder, history, eval_history)
+        if len(history) == 2:
+            raise Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "write_loss_curve", killed_after_step_2)
+        with pytest.raises(Crash):
+            main([*argv, "--out", str(run), "--quiet"])
+    assert [p.name for p in checkpoints(run)] == ["step-00000002"]
+    monkeypatch.chdir(tmp_path)
+    data = os.path.relpath(cached_data, tmp_path)  # the same folder, named from here
+    again = [str(data) if a == "DATA" else a for a in again]
+    capsys.readouterr()
+    assert main(["train", "--resume", "run", *again]) == 0
+    assert "resuming run from step 2 (step-00000002)" in capsys.readouterr().out
+    a, b = (load_fusion(r / "fusion.safetensors").state_dict() for r in (whole, run))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    for name in ("loss.csv", "eval.csv"):
+        assert (run / name).read_bytes() == (whole / name).read_bytes(), name
+    summaries = [json.loads((r / "summary.json").read_text()) for r in (whole, run)]
+    assert [s.pop("train_seconds") > 0 for s in summaries] == [True, True]
+    for summary in summaries:  # the cut's note names the dataset as the run was given it: relative, then recorded
+        summary["batch_size_cut"] = summary.get("batch_size_cut", "").replace(str(cached_data), cached_data.name)
+    assert summaries[0] == summaries[1]
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--lr", "2e-3"], "--lr: recorded 0.001, given 0.002"),
+        (["--max-steps", "8"], "--max-steps: recorded 4, given 8"),
+        (["--eval-every", "0", "--seed", "1"], "--eval-every: recorded 2, given 0; --seed: recorded 0, given 1"),
+        (["--stop-if-inert", "--save-every", "3"], "--stop-if-inert: recorded off, given on (only"),
+        (["--sd", "other/model"], "--sd: recorded none, given other/model"),
+        (["--data", "{other}"], "--data: recorded {data}, given {other}"),
+        (["--out", "{other}"], "--out {other} and --resume {run}: expected one run folder, found two"),
+    ],
+)
+def test_resume_refuses_options_other_than_the_run_s_untouched(
+    cached_data, tmp_path, capsys, monkeypatch, four_steps, options, expected
+):
+    """Options given again with other values than the run started with are one line naming each, with the
+    recorded and the given value, before any work and with no file changed; only where and how often it saves,
+    --workers and --quiet may change."""
+    import training.train as train_module
+
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    other = tmp_path / "other"
+    other.mkdir()
+    before = _files(four_steps)
+    fill = {"other": other, "data": cached_data, "run": four_steps}
+    assert main(["train", "--resume", str(four_steps), *(o.format(**fill) for o in options)]) == 2
+    line = _error_line(capsys)
+    assert expected.format(**fill) in line
+    if options[0] != "--out":
+        assert line.startswith(
+            f"nopaingan train: error: {four_steps}: --resume continues the run with the options it started with "
+            f"({four_steps / 'config.json'}); "
+        )
+        assert line.endswith("(only --save-every, --keep-checkpoints, --workers and --quiet may change)")
+    assert _files(four_steps) == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], "expected --data DATA and --out RUN to start a run (or --resume RUN to continue one), found no --data "
+         "and no --out"),
+        (["--out", "{tmp}/run"], "found no --data"),
+        (["--resume"], "--resume: expected the run folder (--resume RUN, or --out RUN), found neither"),
+        (["--resume", "{tmp}/run"], "{tmp}/run: nothing to resume (no config.json); start the run without --resume"),
+    ],
+)  # fmt: skip
+def test_train_without_a_run_folder_is_one_line(tmp_path, capsys, argv, expected):
+    assert main(["train", *(a.format(tmp=tmp_path) for a in argv)]) == 2
+    assert _error_line(capsys).endswith(expected.format(tmp=tmp_path))
+    assert list(tmp_path.iterdir()) == []

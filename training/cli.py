@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nopaingan_core.cli_args import (
     OneLineParser,
+    add_quiet,
     device_name,
     existing_folder,
     float_range,
@@ -25,7 +26,8 @@ from nopaingan_core.errors import NoPainGanError
 
 def quiet_libraries(quiet: bool = False) -> None:
     """Keep the output to what the user asked for: no weight-loading bars or deprecation chatter; with ``quiet``
-    (``--quiet``) no progress bar of diffusers (``Loading pipeline components...``) or huggingface_hub either."""
+    (``--quiet``) no progress bar of diffusers (``Loading pipeline components...``) or huggingface_hub either, and
+    no note of the training tools (:data:`training.dataset_import.NOTES`)."""
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -40,6 +42,9 @@ def quiet_libraries(quiet: bool = False) -> None:
     upscale_logger = logging.getLogger("diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_upscale")
     if not any(isinstance(f, _NoTruncationWarning) for f in upscale_logger.filters):
         upscale_logger.addFilter(_NoTruncationWarning())
+    from .dataset_import import NOTES
+
+    NOTES.setLevel(logging.ERROR if quiet else logging.NOTSET)  # set by each command: a process may run several
     if quiet:
         from diffusers.utils import logging as diffusers_logging
         from huggingface_hub.utils import disable_progress_bars
@@ -136,7 +141,7 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
         help="least CLAP genre probability to accept; below it the genre stays unknown (default: 0.3)",
     )
     add("--device", type=device_name, default="cpu", help="device for the CLAP model")
-    add("--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser)
     parser.set_defaults(run=_run_dataset_import)
 
 
@@ -284,8 +289,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         "See docs/training.md.",
     )
     add = train.add_argument
-    add("--data", type=existing_folder("dataset folder"), required=True, metavar="DATA", help="dataset folder")
-    add("--out", type=path_arg, required=True, metavar="RUN", help="run folder (checkpoints, logs, fusion.safetensors)")
+    add("--data", type=existing_folder("dataset folder"), metavar="DATA", help="dataset folder")
+    add("--out", type=path_arg, metavar="RUN", help="run folder (checkpoints, logs, fusion.safetensors)")
     add("--cache", type=existing_folder("cache folder"), metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
     add("--optimizer", choices=OPTIMIZERS, help="optimizer of adapter and fusion " + recipes_default("optimizer"))
@@ -324,7 +329,14 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add("--eval-albums", type=int_range(1), default=64, help="eval albums measured by --eval-every")
     add("--seed", type=int_range(0), default=0, help="random seed of noise, timesteps and shuffling")
     add("--workers", type=int_range(0), default=0, help="DataLoader processes reading the cache")
-    add("--resume", action="store_true", help="continue RUN from its last checkpoint")
+    add(
+        "--resume",
+        nargs="?",
+        const=True,
+        type=path_arg,
+        metavar="RUN",
+        help="continue RUN (default: --out) from its last checkpoint with the options it started with",
+    )
     add("--quiet", action="store_true", help="no progress bar")
     add("--recipe", choices=RECIPES, default="default", help="optimizer settings, see docs/training.md")
     add("--gate-init", type=float_range(0.0), help="the fusion gate's starting value " + recipes_default("gate_init"))
@@ -389,14 +401,16 @@ def _require_dataset(data: Path) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from nopaingan_core.atomic import check_output_folder
+    from .train import TrainConfig
 
-    from .errors import count_text
-
-    _require_dataset(args.data)
-    check_output_folder(args.out, "--out")
-    from .train import TrainConfig, train
-
+    if args.resume:
+        return _train(_resumed_config(args))
+    missing = [f"--{name}" for name in ("data", "out") if getattr(args, name) is None]
+    if missing:
+        raise NoPainGanError(
+            f"expected --data DATA and --out RUN to start a run (or --resume RUN to continue one), "
+            f"found no {' and no '.join(missing)}"
+        )
     config = TrainConfig(
         data=args.data,
         out=args.out,
@@ -424,13 +438,38 @@ def _run_train(args: argparse.Namespace) -> int:
         eval_albums=args.eval_albums,
         seed=args.seed,
         workers=args.workers,
-        resume=args.resume,
         progress=not args.quiet,
     )
+    return _train(config)
+
+
+def _train(config) -> int:  # noqa: ANN001 (a TrainConfig, imported when training)
+    """Check the run's dataset and folder, then train and say what it made."""
+    from nopaingan_core.atomic import check_output_folder
+
+    from .errors import count_text
+    from .train import train
+
+    _require_dataset(config.data)
+    check_output_folder(config.out, "--out")
     result = train(config)
     if result.main_process:
         print(f"{result.fusion}: {count_text(result.steps, 'step')}, final loss {result.final_loss:.5f}")
     return 0
+
+
+def _resumed_config(args: argparse.Namespace):  # noqa: ANN202 (a TrainConfig, imported when training)
+    """``--resume [RUN]``: the options the run in RUN (or ``--out``) started with, the ones given checked against
+    them (:func:`training.train.resumed_config`)."""
+    from .train import resumed_config
+
+    run = args.out if args.resume is True else args.resume
+    if run is None:
+        raise NoPainGanError("--resume: expected the run folder (--resume RUN, or --out RUN), found neither")
+    if args.out is not None and args.out.absolute() != run.absolute():
+        raise NoPainGanError(f"--out {args.out} and --resume {run}: expected one run folder, found two")
+    given = {name: getattr(args, name) for name in given_options(args) - {"out", "resume", "quiet"}}
+    return resumed_config(run, given | {"progress": not args.quiet})
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:

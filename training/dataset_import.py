@@ -50,7 +50,9 @@ _OWN_TEMPORARY = re.compile(r"\.(metadata\.jsonl|skipped\.jsonl|README\.md)\..+\
 CARD_MARK = "Written by `nopaingan dataset import`"  # in every card this command wrote: the folder is ours
 _ROW_FIELDS = ("id", "file_name", "audio", "artist", "album", "split", "source")
 _SKIPPED_FIELDS = ("source", "artist", "album", "reason")
-log = logging.getLogger(__name__)
+# Notes of a run besides its report (the staging folders killed runs left, removed): warnings, so that they show with
+# no logging set up, on a logger of their own, which --quiet silences (training.cli.quiet_libraries)
+NOTES = logging.getLogger("training.notes")
 # Decoder name prefix (PyAV names decoders "mp3float", "libopus", "pcm_s16le"...) -> file extension.
 _CODEC_EXTENSIONS = {
     "mp3": ".mp3",
@@ -288,7 +290,7 @@ def _remove_leftover_staging(out: Path) -> None:
     """Remove what runs into ``out`` that were killed left in their staging folders, saying so in one line."""
     removed = remove_stale_staging(out)
     if removed:
-        log.warning(
+        NOTES.warning(
             "removed %s that %s into %s left when %s killed: %s",
             count_text(len(removed), "staging folder"),
             "a run" if len(removed) == 1 else "runs",

@@ -22,7 +22,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,8 @@ from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CachedAlbum, CacheReader
 from .errors import count_text
 from .recipes import (
+    RECIPE_KEYS,
+    RECIPES,
     gate_change,
     gate_opening,
     inert_check_start,
@@ -91,7 +93,14 @@ RESUME_KEYS = (
     "adapter_init",
     "seed",
     "mixed_precision",
+    "eval_every",  # the held-out evaluations decide what the run records (eval.csv, music_inert) and where
+    "eval_albums",  # --stop-if-inert stops it
+    "stop_if_inert",
 )
+# Options a resumed run may be given with other values than it started with: they change neither its weights nor
+# what it records, only where it saves, what it prints and how it reads the cache. A longer --max-steps is not one
+# of them: a run's learning-rate schedule (its cosine decay and a recipe's warm-up) is set by its length.
+RESUME_FREE = ("save_every", "keep_checkpoints", "workers", "progress")
 
 
 class TrainingDiverged(NoPainGanError):
@@ -134,7 +143,9 @@ class TrainConfig:
     progress: bool = True
 
     def to_dict(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        """The options as JSON values, folders as absolute paths (``config.json``: ``--resume RUN`` reads them from
+        any working folder)."""
+        return {k: str(v.absolute()) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -331,8 +342,10 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         accelerator.print(f"--batch-size: {batch_cut}")
     per_epoch = steps_per_epoch(len(ids), batch_size, config.grad_accum, processes)
     total = config.max_steps or config.epochs * per_epoch
-    if config.resume and (product := _product(run)):
-        raise NoPainGanError(f"{run}: already finished at step {reached} of {total} ({product}); nothing to resume")
+    if config.resume and _finished(run):
+        raise NoPainGanError(
+            f"{run}: already finished at step {reached} of {total} ({SUMMARY_FILE}); nothing to resume"
+        )
     warm = warmup_steps(config.warmup_steps, total)
     schedule_text = f"cosine, {count_text(warm, 'warm-up step')}"
     if config.warmup_steps > total:
@@ -588,11 +601,11 @@ def _check_new_run(run: Path, previous: list[Path]) -> None:
         raise NoPainGanError(f"--out {run}: expected a new or empty folder for the run, found other files ({shown})")
 
 
-def _product(run: Path) -> str | None:
-    """The first of a finished run's ``fusion.safetensors`` and ``summary.json`` (written in that order) that
-    ``run`` holds, None if neither: a run killed after its last checkpoint and before these has not finished, and
-    ``--resume`` finishes it."""
-    return next((name for name in (FUSION_FILE, SUMMARY_FILE) if (run / name).exists()), None)
+def _finished(run: Path) -> bool:
+    """Whether ``run`` has finished: ``summary.json`` is the last file a run writes, after ``fusion.safetensors``,
+    so a run killed after its last checkpoint and before it (even between the two) has not, and ``--resume``
+    finishes it, writing ``fusion.safetensors`` again (the same bytes) and then ``summary.json``."""
+    return (run / SUMMARY_FILE).exists()
 
 
 def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list[Path]) -> int:
@@ -606,7 +619,7 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
     last = json.loads((previous[-1] / TRAINER).read_text())
     summary = run / SUMMARY_FILE  # checkpoints of earlier versions do not record it; the run's summary does
     stopped = last.get("stopped_early") or (summary.is_file() and "stopped_early" in json.loads(summary.read_text()))
-    if stopped and _product(run):  # killed before its final save, it is finished by --resume (no step left)
+    if stopped and _finished(run):  # killed before its final save, it is finished by --resume (no step left)
         raise NoPainGanError(
             f"{run}: stopped early at step {last['step']} (--stop-if-inert); nothing to resume; "
             "start a new run in another --out"
@@ -619,6 +632,62 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
     if changed:
         raise NoPainGanError(f"{run}: --resume needs the run's options; changed: {'; '.join(changed)}")
     return last["step"]
+
+
+def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
+    """The options to continue the run in ``run`` with (``--resume RUN``): those its ``config.json`` recorded, with
+    ``given`` (the :class:`TrainConfig` fields a command line gave, even at their default values) checked against
+    them. Only the :data:`RESUME_FREE` ones may differ; any other with another value is refused in one line naming
+    each such option, the recorded value and the given one (:class:`NoPainGanError`).
+
+    A recorded recipe option equal to its recipe's value counts as the recipe's again (unless given), so that the
+    run cuts a recipe's warm-up or batch to its length and albums as it did (:func:`fitted_batch_size`)."""
+    path = run / CONFIG_FILE
+    if not path.is_file():
+        raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
+    if not checkpoints(run):
+        raise NoPainGanError(f"{run}: nothing to resume (no checkpoint); start the run without --resume")
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        saved = None
+    if not isinstance(saved, dict) or "data" not in saved:
+        raise NoPainGanError(f"{path}: expected the options the run started with (a JSON object), found other text")
+    names = [f.name for f in fields(TrainConfig) if f.name not in ("out", "resume")]
+    recorded = {k: v for k, v in saved.items() if k in names}
+    for name in ("data", "cache"):
+        recorded[name] = None if recorded.get(name) is None else Path(recorded[name])
+    changed = [
+        f"--{name.replace('_', '-')}: recorded {_option_text(recorded.get(name))}, given {_option_text(given[name])}"
+        for name in names
+        if name in given and name not in RESUME_FREE and not _same_option(recorded.get(name), given[name])
+    ]
+    if changed:
+        free = ", ".join(f"--{name.replace('_', '-')}" for name in RESUME_FREE if name != "progress")
+        raise NoPainGanError(
+            f"{run}: --resume continues the run with the options it started with ({path}); "
+            f"{'; '.join(changed)} (only {free} and --quiet may change)"
+        )
+    config = TrainConfig(**(recorded | given | {"out": run, "resume": True}))
+    if config.recipe in RECIPES:
+        filled = resolve_recipe(replace(config, **dict.fromkeys(RECIPE_KEYS)))
+        unset = [k for k in RECIPE_KEYS if k not in given and getattr(filled, k) == getattr(config, k)]
+        config = replace(config, **dict.fromkeys(unset))
+    return config
+
+
+def _same_option(recorded: object, given: object) -> bool:
+    """Whether an option's value is the one recorded: folders the same wherever they were named from."""
+    if isinstance(given, Path) and recorded is not None:
+        return Path(recorded).resolve() == given.resolve()
+    return recorded == given
+
+
+def _option_text(value: object) -> str:
+    """An option's value in a message: on and off for a flag, none when unset."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "none" if value is None else str(value)
 
 
 def _evaluation_set(config: TrainConfig, reader: CacheReader) -> list[CachedAlbum]:
