@@ -975,8 +975,41 @@ def test_resume_refuses_options_other_than_the_run_s_untouched(
             f"nopaingan train: error: {four_steps}: --resume continues the run with the options it started with "
             f"({four_steps / 'config.json'}); "
         )
-        assert line.endswith("(only --save-every, --keep-checkpoints, --workers and --quiet may change)")
+        assert line.endswith(
+            "(only --save-every, --keep-checkpoints, --workers and --quiet may change; --data, --cache and --sd only "
+            "where the recorded folder is gone)"
+        )
     assert _files(four_steps) == before
+
+
+def test_resume_finds_a_moved_dataset_only_where_the_recorded_one_is_gone(cached_data, tmp_path, capsys, monkeypatch):
+    """A dataset moved after the run started: --resume RUN --data NEW continues it (the same weights as the
+    uninterrupted run); while the recorded folder still exists, another --data is refused."""
+    import training.train as train_module
+
+    data, moved = tmp_path / "data", tmp_path / "moved"
+    shutil.copytree(cached_data, data)
+    argv = ["train", "--data", str(data), "--max-steps", "2", "--save-every", "1", "--eval-every", "0", "--quiet"]
+    whole, run = tmp_path / "whole", tmp_path / "run"
+    assert main([*argv, "--out", str(whole)]) == 0
+    write = train_module.write_loss_curve
+
+    def killed_after_step_1(folder: Path, history: list, eval_history: list) -> None:
+        write(folder, history, eval_history)
+        if len(history) == 1:
+            raise Crash
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "write_loss_curve", killed_after_step_1)
+        with pytest.raises(Crash):
+            main([*argv, "--out", str(run)])
+    shutil.copytree(data, moved)
+    assert main(["train", "--resume", str(run), "--data", str(moved)]) == 2
+    assert f"--data: recorded {data}, given {moved}" in _error_line(capsys)
+    shutil.rmtree(data)  # now moved
+    assert main(["train", "--resume", str(run), "--data", str(moved), "--quiet"]) == 0
+    a, b = (load_fusion(r / "fusion.safetensors").state_dict() for r in (whole, run))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize(

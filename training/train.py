@@ -101,6 +101,9 @@ RESUME_KEYS = (
 # what it records, only where it saves, what it prints and how it reads the cache. A longer --max-steps is not one
 # of them: a run's learning-rate schedule (its cosine decay and a recipe's warm-up) is set by its length.
 RESUME_FREE = ("save_every", "keep_checkpoints", "workers", "progress")
+# Folders a resumed run may be given elsewhere, but only when the recorded one is gone (moved or renamed): a run
+# is not pointed at other data while its own is still there.
+RESUME_MOVABLE = ("data", "cache", "sd")
 
 
 class TrainingDiverged(NoPainGanError):
@@ -637,8 +640,9 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
 def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     """The options to continue the run in ``run`` with (``--resume RUN``): those its ``config.json`` recorded, with
     ``given`` (the :class:`TrainConfig` fields a command line gave, even at their default values) checked against
-    them. Only the :data:`RESUME_FREE` ones may differ; any other with another value is refused in one line naming
-    each such option, the recorded value and the given one (:class:`NoPainGanError`).
+    them. Only the :data:`RESUME_FREE` ones may differ, and the :data:`RESUME_MOVABLE` folders where the recorded
+    one is gone; any other with another value is refused in one line naming each such option, the recorded value
+    and the given one (:class:`NoPainGanError`).
 
     A recorded recipe option equal to its recipe's value counts as the recipe's again (unless given), so that the
     run cuts a recipe's warm-up or batch to its length and albums as it did (:func:`fitted_batch_size`)."""
@@ -660,13 +664,17 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     changed = [
         f"--{name.replace('_', '-')}: recorded {_option_text(recorded.get(name))}, given {_option_text(given[name])}"
         for name in names
-        if name in given and name not in RESUME_FREE and not _same_option(recorded.get(name), given[name])
+        if name in given
+        and name not in RESUME_FREE
+        and not _same_option(recorded.get(name), given[name])
+        and not (name in RESUME_MOVABLE and _gone(recorded.get(name)))
     ]
     if changed:
         free = ", ".join(f"--{name.replace('_', '-')}" for name in RESUME_FREE if name != "progress")
         raise NoPainGanError(
             f"{run}: --resume continues the run with the options it started with ({path}); "
-            f"{'; '.join(changed)} (only {free} and --quiet may change)"
+            f"{'; '.join(changed)} (only {free} and --quiet may change; --data, --cache and --sd only where the "
+            "recorded folder is gone)"
         )
     config = TrainConfig(**(recorded | given | {"out": run, "resume": True}))
     if config.recipe in RECIPES:
@@ -681,6 +689,11 @@ def _same_option(recorded: object, given: object) -> bool:
     if isinstance(given, Path) and recorded is not None:
         return Path(recorded).resolve() == given.resolve()
     return recorded == given
+
+
+def _gone(recorded: object) -> bool:
+    """Whether a recorded folder option is an absolute path that no longer exists (a hub id never is gone)."""
+    return isinstance(recorded, (str, Path)) and Path(recorded).is_absolute() and not Path(recorded).exists()
 
 
 def _option_text(value: object) -> str:
