@@ -622,6 +622,26 @@ def test_cached_answers_expire_so_preview_links_stay_fresh(tmp_path: Path, shop)
     assert len([p for p, _ in server.requests if p.startswith("/deezer/search")]) == 2
 
 
+@pytest.mark.parametrize("damage", [b"", b'{"data": [{"id": 3', b"\xff\xfe not text"])
+def test_damaged_cached_answers_are_asked_again_in_one_run(tmp_path: Path, shop, capsys, damage: bytes) -> None:
+    """Cached answers cut short (a crash, a full disk) are no broken catalogue: the next run asks the catalogue
+    again for each of them and writes the same dataset, in one run."""
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\nBjörk,Homogenic\nNobody,Nothing Whatsoever\n")
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
+    assert main([*argv, *apis]) == 0
+    first = _files(out)
+    answers = sorted((tmp_path / "c" / "api").iterdir())
+    assert len(answers) >= 5
+    for answer in answers:
+        answer.write_bytes(damage)
+    asked = len(server.requests)
+    assert main([*argv, *apis]) == 0, capsys.readouterr().err
+    assert _files(out) == first
+    assert len(server.requests) - asked == len(answers)  # every damaged answer asked again, nothing else
+    assert all(json.loads(answer.read_bytes()) for answer in answers)  # and kept whole
+
+
 def test_album_lists_read_csv_with_optional_columns(tmp_path: Path) -> None:
     path = tmp_path / "albums.csv"
     path.write_text(

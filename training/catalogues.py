@@ -4,7 +4,8 @@ the iTunes Search API. Each client searches albums and lists an album's tracks w
 Answers are JSON fetched through a :class:`~training.download.Downloader` of the client's own, so each
 catalogue has its own rate limit, retries (with the server's ``Retry-After``) and cache: an answer is kept for
 :data:`ANSWER_MAX_AGE` seconds (previews' signed URLs expire), and a re-run of an interrupted fetch asks
-nothing it already asked. Error answers are never cached.
+nothing it already asked. Error answers are never cached, and a cached answer that is not JSON (a file cut short
+by a crash or a full disk) is dropped and asked again: only a live answer that is not JSON means a broken API.
 
 Documented limits, obeyed by the default rates:
 
@@ -147,6 +148,7 @@ class Catalogue:
         cached = self.downloader.cached_path(url)
         if cached.is_file() and time.time() - cached.stat().st_mtime > self.max_age:
             cached.unlink()
+        from_cache = cached.is_file()  # an answer kept by an earlier run, which may have been cut short
         attempt = 0
         while True:
             local = self.downloader.fetch(url)
@@ -154,6 +156,9 @@ class Catalogue:
                 answer = json.loads(local.read_text(encoding="utf-8"))
             except (ValueError, UnicodeDecodeError) as exc:
                 local.unlink()
+                if from_cache:  # a damaged copy says nothing about the API: ask it again
+                    from_cache = False
+                    continue
                 raise _NotJson(f"{url}: the {self.name} API answered something that is not JSON") from exc
             error = self._error(answer)
             if error is None:
