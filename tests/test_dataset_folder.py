@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -692,3 +693,115 @@ def test_the_python_api_adds_too(tmp_path: Path, catalogue) -> None:
         [AlbumRequest("Eve", "Ten", "l:2")], tmp_path / "DATA", catalogues=catalogues, downloader=media
     )
     assert [r["album"] for r in report.kept] == ["One"] and set(rows(tmp_path / "DATA")) == {"One", "Ten"}
+
+
+# --- two runs into one folder -------------------------------------------------------------------------------
+
+# Holds the lock of the folder argv[1] as a run does, says so on stdout, and waits until stdin closes (or it is
+# killed).
+HOLDER = """
+import sys
+from pathlib import Path
+from training.atomic import folder_lock
+with folder_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def holder(out: Path) -> subprocess.Popen:
+    """Another process holding ``out``'s lock, as a run into it in progress does."""
+    root = Path(__file__).parents[1]
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(out)],
+        cwd=root,
+        env=os.environ | {"PYTHONPATH": str(root)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout.readline() == "held\n"
+    return child
+
+
+@pytest.mark.parametrize("command", ["import", "fetch"])
+@pytest.mark.parametrize("earlier", [True, False], ids=["into a dataset", "into a new folder"])
+def test_a_run_into_a_folder_another_live_run_writes_is_refused_in_one_line(
+    tmp_path: Path, pool: Path, catalogue, capsys, command: str, earlier: bool
+) -> None:
+    """The trial's finding: two runs into one folder at once both reported success, one's albums lost."""
+    server, fake = catalogue
+    out = tmp_path / "data"
+    if earlier:
+        run(pool, out, {"One": 0})
+    before = files(out) if earlier else {}
+    if command == "import":
+        source = tmp_path / "albums.csv"
+        source.write_text(f"artist,album,preview,cover\nBo,Three,{pool / 'v0.mp3'},{pool / 'v0.jpg'}\n")
+    else:
+        source = tmp_path / "list.csv"
+        source.write_text("artist,album\nBo,Three\n")
+    argv = ["dataset", command, str(source), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--quiet"]
+    if command == "fetch":
+        argv += ["--catalogues", "deezer", "--deezer-api", fake.deezer_url, "--deezer-rate", "0"]
+    with holder(out) as other:
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        lock = tmp_path / ".data.nopaingan-lock"
+        assert captured.err == (
+            f"nopaingan dataset {command}: error: --out: expected a folder no other run is writing, found {out} "
+            f"being written by another run (pid {other.pid} on {socket.gethostname()}, lock {lock}); wait for it "
+            "to end, or choose another --out\n"
+        )
+        assert captured.out == "" and files(out) == before and out.exists() is earlier
+        other.stdin.close()
+    assert main(argv) == 0, capsys.readouterr().err  # once it ended, the folder is free
+    assert "Three" in rows(out) and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on this system")
+def test_the_lock_of_a_killed_run_is_taken_over(tmp_path: Path, pool: Path) -> None:
+    out = tmp_path / "data"
+    with holder(out) as other:
+        other.kill()
+        other.wait()
+    assert (tmp_path / ".data.nopaingan-lock").is_file()  # left behind, held by no one
+    assert [r["album"] for r in run(pool, out, {"One": 0}).albums] == ["One"]
+    assert not (tmp_path / ".data.nopaingan-lock").exists()
+
+
+# Imports the manifest argv[2] into argv[1] (downloads cache argv[3]); exit status as the command's.
+IMPORT = """
+import sys
+from training.cli import main
+sys.exit(main(["dataset", "import", sys.argv[2], "--out", sys.argv[1], "--cache-dir", sys.argv[3], "--quiet"]))
+"""
+
+
+def test_two_runs_at_once_never_both_succeed_with_albums_lost(tmp_path: Path, pool: Path) -> None:
+    """Two real processes into one new folder: each that says it succeeded has its albums there."""
+    out = tmp_path / "data"
+    root = Path(__file__).parents[1]
+    albums = {"a.csv": ["One", "Two"], "b.csv": ["Three", "Four"]}
+    for name, titles in albums.items():
+        lines = [f"{artist},{album},{pool / 'v0.mp3'},{pool / 'v0.jpg'}" for artist, album in ALBUMS if album in titles]
+        (tmp_path / name).write_text("artist,album,preview,cover\n" + "\n".join(lines) + "\n")
+    runs = {
+        name: subprocess.Popen(
+            [sys.executable, "-c", IMPORT, str(out), str(tmp_path / name), str(tmp_path / f"c-{name}")],
+            cwd=root,
+            env=os.environ | {"PYTHONPATH": str(root)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in albums
+    }
+    results = {name: (child.wait(), child.stderr.read()) for name, child in runs.items()}
+    for child in runs.values():
+        child.stderr.close()
+    succeeded = [name for name, (status, _) in results.items() if status == 0]
+    assert succeeded, results
+    for status, err in results.values():
+        assert status in (0, 2), err
+        assert status == 0 or "no other run is writing" in err, err
+    assert set(rows(out)) == {album for name in succeeded for album in albums[name]}

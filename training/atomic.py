@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import filecmp
 import json
 import os
@@ -18,10 +20,19 @@ import psutil
 
 from nopaingan_core.atomic import holds_bytes, remember_written, save_safetensors, write_all, write_bytes, write_text
 
-__all__ = ["StagedFiles", "remove_stale_staging", "save_safetensors", "staging_folders", "write_bytes", "write_text"]
+__all__ = [
+    "StagedFiles",
+    "folder_lock",
+    "remove_stale_staging",
+    "save_safetensors",
+    "staging_folders",
+    "write_bytes",
+    "write_text",
+]
 
 STAGING_PREFIX = ".nopaingan-staging-"
 STAGING_MARK = ".nopaingan-run.json"  # in each staging folder: the process writing it (pid, host, start)
+LOCK_SUFFIX = ".nopaingan-lock"  # beside a folder a run writes: .DATA.nopaingan-lock, held while it runs
 
 
 class StagedFiles:
@@ -130,6 +141,73 @@ class StagedFiles:
             _write_new(self._staging / STAGING_MARK, [json.dumps(_this_process()).encode()])
         except OSError as exc:
             raise type(exc)(exc.errno, exc.strerror, str(self.folder)) from exc
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, option: str = "--out") -> Iterator[Path]:
+    """Hold the folder ``folder`` for this run: :class:`~training.errors.DatasetError` naming ``option`` at once
+    while another live process holds it, so that two runs into one folder never both report success with one's
+    albums lost. The lock is ``fcntl.flock`` on the file ``.NAME.nopaingan-lock`` beside the folder (it may not
+    exist yet), or inside it where its parent is not writable (a mount point); the system releases it when its
+    process ends however it ends, so a killed run's lock file is simply taken over. The file names the process
+    (:data:`STAGING_MARK`'s fields) for the message, and is removed when the run ends."""
+    from .errors import DatasetError
+
+    real = folder.expanduser().resolve()
+    real.parent.mkdir(parents=True, exist_ok=True)  # as the run would make it; the lock waits there
+    path = real.parent / f".{real.name}{LOCK_SUFFIX}"
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) or not real.is_dir() or path.parent == real:
+                raise
+            path = real / LOCK_SUFFIX  # the parent is not writable: lock inside the folder
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = _read_owner(fd)
+            os.close(fd)
+            raise DatasetError(
+                f"{option}: expected a folder no other run is writing, found {folder} being written by another "
+                f"run ({_process_text(owner)}lock {path}); wait for it to end, or choose another {option}"
+            ) from None
+        if _same_file(fd, path):  # not a lock file its last holder removed between our open and flock
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        write_all(fd, json.dumps(_this_process()).encode())
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # before the release: a run that waited on this file tries again on a new one
+        os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd``."""
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
+
+
+def _read_owner(fd: int) -> dict:
+    """The process a lock file names (:func:`_this_process`), {} when it says none (it is still being written)."""
+    try:
+        owner = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return owner if isinstance(owner, dict) else {}
+
+
+def _process_text(owner: dict) -> str:
+    """``pid 123 on host, `` as far as ``owner`` (a lock file's :func:`_this_process`) tells, else ""."""
+    pid, host = owner.get("pid"), owner.get("host")
+    said = " ".join(part for part in (f"pid {pid}" if pid else "", f"on {host}" if host else "") if part)
+    return f"{said}, " if said else ""
 
 
 def staging_folders(folder: Path) -> list[Path]:

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from nopaingan_core.audio import AUDIO_EXTENSIONS, AudioInfo, check_clip, decode, decoded_duration, probe
 from nopaingan_core.errors import AudioError, NoPainGanError
 
-from .atomic import StagedFiles, remove_stale_staging, staging_folders, write_text
+from .atomic import LOCK_SUFFIX, StagedFiles, folder_lock, remove_stale_staging, staging_folders, write_text
 from .candidates import AlbumCandidate, CoverRef, TrackRef
 from .cleaning import LATIN_LETTERS, UNKNOWN, album_key, artist_genres, fill_genres, normalise_genres
 from .covers import MIN_COVER_SIZE, Cover, normalise_cover
@@ -214,76 +214,78 @@ def build_dataset(
     albums up one by one interleaves with the downloads. A candidate's ``extra`` fields are added to its
     metadata row. Nothing goes into ``out`` before every album has been through: a server or catalogue that
     does not answer (:class:`CatalogueUnavailableError`, naming ``out``) or an interruption leaves it as it was.
+    While it runs, ``out`` is locked (:func:`~training.atomic.folder_lock`): a second run into it is refused.
     """
     out = Path(out).expanduser()
-    earlier = _check_options(out, eval_fraction, replace)
-    existed = out.exists()
-    _remove_leftover_staging(out)
-    downloader = downloader or Downloader(default_cache_dir())
-    staged = StagedFiles(out)
-    seen: list[AlbumCandidate] = []
-    seen_keys: set[str] = set()
-    imported: list[tuple[AlbumCandidate, dict]] = []
-    skipped: list[Skipped] = []
-    first: dict[str, str] = {}  # album key or catalogue album -> the first album of this run that is it
-    previews: dict[str, str] = {}  # preview URL -> the first album of this run with it
-    bar = tqdm(candidates, desc=f"{action} albums", unit="album", disable=not progress, total=total)
-    try:
-        for candidate in bar:
-            seen.append(candidate)
-            key = _album_key(candidate.artist, candidate.album, candidate.source)
-            seen_keys.add(key)
-            same = _catalogue_key(candidate.extra)
-            try:
-                if candidate.problem:
-                    raise DatasetError(candidate.problem)
-                if key in first:
-                    raise DatasetError(f"duplicate of {first[key]}: the same artist and album after normalisation")
-                if same in first:
-                    raise DatasetError(f"duplicate of {first[same]}: the same {_catalogue_album(candidate.extra)}")
-                row = _import_album(candidate, staged, downloader, link, min_cover_size, previews)
-            except UnreachableError as exc:  # not the album's fault: stop before anything goes into out
-                host = urlsplit(exc.url).netloc or "a download server"
-                raise CatalogueUnavailableError(host, exc.reason, exc.tries, kind="download server") from exc
-            except NoPainGanError as exc:
-                skipped.append(Skipped(candidate.source, candidate.artist, candidate.album, str(exc)))
-                continue
-            kept_as = f"{row['id']} ({candidate.source})"
-            first |= {k: kept_as for k in (key, same) if k}
-            if candidate.remote:
-                previews[row["audio_source"]] = kept_as
-            imported.append((candidate, row))
-        _fill_genres(imported, seen, staged, genre_from_audio)
-        rows = [row for _, row in imported]
-        new = {k: r for r in rows for k in _identities(r)}
-        replaced = [r for r in earlier.rows if any(k in new for k in _identities(r))]
-        others = [r for r in earlier.rows if not any(k in new for k in _identities(r))]
-        kept, removed = ([], others) if replace else (others, [])
-        splits = assign_splits(
-            [_artist_names(r) for r in rows],
-            eval_fraction,
-            seed,
-            kept=[(_artist_names(r), r["split"]) for r in kept],
-            earlier=[] if replace else [(_artist_names(r), r["split"]) for r in replaced],
-        )
-        for row, split in zip(rows, splits, strict=True):
-            row["split"] = split
-        every = rows if replace else _merge(earlier.rows, rows, new)
-        left_out = [] if replace else [s for s in earlier.skipped if _row_key(s) not in seen_keys]
-        left_out += [asdict(s) for s in skipped]
-        write_text(out / CARD, _CARD)  # first: whatever moves in after it, the folder is recognisably a dataset's
-        moved = staged.move_in()
-    except CatalogueUnavailableError as exc:
-        exc.out, exc.existed = out, existed
-        raise
-    finally:
-        staged.discard()
+    with folder_lock(out):  # another run into out refused while this one runs
+        earlier = _check_options(out, eval_fraction, replace)
+        existed = out.exists()
+        _remove_leftover_staging(out)
+        downloader = downloader or Downloader(default_cache_dir())
+        staged = StagedFiles(out)
+        seen: list[AlbumCandidate] = []
+        seen_keys: set[str] = set()
+        imported: list[tuple[AlbumCandidate, dict]] = []
+        skipped: list[Skipped] = []
+        first: dict[str, str] = {}  # album key or catalogue album -> the first album of this run that is it
+        previews: dict[str, str] = {}  # preview URL -> the first album of this run with it
+        bar = tqdm(candidates, desc=f"{action} albums", unit="album", disable=not progress, total=total)
+        try:
+            for candidate in bar:
+                seen.append(candidate)
+                key = _album_key(candidate.artist, candidate.album, candidate.source)
+                seen_keys.add(key)
+                same = _catalogue_key(candidate.extra)
+                try:
+                    if candidate.problem:
+                        raise DatasetError(candidate.problem)
+                    if key in first:
+                        raise DatasetError(f"duplicate of {first[key]}: the same artist and album after normalisation")
+                    if same in first:
+                        raise DatasetError(f"duplicate of {first[same]}: the same {_catalogue_album(candidate.extra)}")
+                    row = _import_album(candidate, staged, downloader, link, min_cover_size, previews)
+                except UnreachableError as exc:  # not the album's fault: stop before anything goes into out
+                    host = urlsplit(exc.url).netloc or "a download server"
+                    raise CatalogueUnavailableError(host, exc.reason, exc.tries, kind="download server") from exc
+                except NoPainGanError as exc:
+                    skipped.append(Skipped(candidate.source, candidate.artist, candidate.album, str(exc)))
+                    continue
+                kept_as = f"{row['id']} ({candidate.source})"
+                first |= {k: kept_as for k in (key, same) if k}
+                if candidate.remote:
+                    previews[row["audio_source"]] = kept_as
+                imported.append((candidate, row))
+            _fill_genres(imported, seen, staged, genre_from_audio)
+            rows = [row for _, row in imported]
+            new = {k: r for r in rows for k in _identities(r)}
+            replaced = [r for r in earlier.rows if any(k in new for k in _identities(r))]
+            others = [r for r in earlier.rows if not any(k in new for k in _identities(r))]
+            kept, removed = ([], others) if replace else (others, [])
+            splits = assign_splits(
+                [_artist_names(r) for r in rows],
+                eval_fraction,
+                seed,
+                kept=[(_artist_names(r), r["split"]) for r in kept],
+                earlier=[] if replace else [(_artist_names(r), r["split"]) for r in replaced],
+            )
+            for row, split in zip(rows, splits, strict=True):
+                row["split"] = split
+            every = rows if replace else _merge(earlier.rows, rows, new)
+            left_out = [] if replace else [s for s in earlier.skipped if _row_key(s) not in seen_keys]
+            left_out += [asdict(s) for s in skipped]
+            write_text(out / CARD, _CARD)  # first: whatever moves in after it, the folder is recognisably a dataset's
+            moved = staged.move_in()
+        except CatalogueUnavailableError as exc:
+            exc.out, exc.existed = out, existed
+            raise
+        finally:
+            staged.discard()
 
-    write_text(out / METADATA, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in every))
-    write_text(out / SKIPPED, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in left_out))
-    _remove_stale(out, {r["audio"] for r in every} | {r["file_name"] for r in every})
-    changed = bool(moved) or _albums(earlier.rows) != _albums(every)
-    return ImportReport(out, rows, skipped, kept, removed, cache_outdated=changed and (out / CACHE_DIR).is_dir())
+        write_text(out / METADATA, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in every))
+        write_text(out / SKIPPED, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in left_out))
+        _remove_stale(out, {r["audio"] for r in every} | {r["file_name"] for r in every})
+        changed = bool(moved) or _albums(earlier.rows) != _albums(every)
+        return ImportReport(out, rows, skipped, kept, removed, cache_outdated=changed and (out / CACHE_DIR).is_dir())
 
 
 def _remove_leftover_staging(out: Path) -> None:
@@ -390,15 +392,16 @@ def _fill_genres(
 def check_out(out: Path, replace: bool = False) -> EarlierDataset:
     """Refuse an output folder that a dataset run did not write, and return what earlier runs left there.
 
-    The folder must be new, empty, or hold only what :func:`build_dataset` writes, with its dataset card: a run
-    replaces files there (and with ``replace`` removes those of the albums it does not bring), so a folder of
-    unknown origin (a hand-made dataset without the card, other files) is not written into. Every album of
-    ``metadata.jsonl`` must have its files, unless ``replace`` (then none of them stays). The staging folders of
-    runs into it (:func:`~training.atomic.staging_folders`: of a run in progress, or a killed run's) do not count."""
+        The folder must be new, empty, or hold only what :func:`build_dataset` writes, with its dataset card: a run
+        replaces files there (and with ``replace`` removes those of the albums it does not bring), so a folder of
+        unknown origin (a hand-made dataset without the card, other files) is not written into. Every album of
+        ``metadata.jsonl`` must have its files, unless ``replace`` (then none of them stays). The staging folders of
+        runs into it (:func:`~training.atomic.staging_folders`: of a run in progress, or a killed run's) and the lock
+    of a run into it whose folder's parent is not writable (:func:`~training.atomic.folder_lock`) do not count."""
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: output must be a folder, found a file")
     staging = set(staging_folders(out))
-    entries = sorted(p for p in out.iterdir() if p not in staging) if out.is_dir() else []
+    entries = sorted(p for p in out.iterdir() if p not in staging and p.name != LOCK_SUFFIX) if out.is_dir() else []
     if not entries:
         return EarlierDataset()
     names = [f"{p.name}/" if p.is_dir() else p.name for p in entries]
