@@ -561,7 +561,8 @@ def test_an_album_gone_since_the_search_asks_the_next_catalogue(tmp_path: Path, 
     server.failures[f"/deezer/album/{fake.deezer[0].id}"] = [(200, {}, gone)]
     candidate = resolve(AlbumRequest("Daft Punk", "Discovery", "x"), clients(tmp_path, fake))
     assert candidate.problem == (
-        "not found: deezer: Daft Punk - Discovery has no track with a preview; itunes: no result"
+        f"not found: deezer: Daft Punk - Discovery (album {fake.deezer[0].id}) is gone from the catalogue: its search "
+        "lists it, its album page answers error 800 (no data); itunes: no result"
     )
 
 
@@ -712,7 +713,9 @@ def test_wikipedia_yearly_list_becomes_an_album_list(tmp_path: Path, shop, capsy
     assert capsys.readouterr().out == f"wrote 3 albums to {saved}\n"
     assert [a.album for a in read_album_list(saved)] == ["Discovery", "Ágætis byrjun", "Homogenic"]
     server.files["/wiki/empty"] = b"<html><table><tr><th>Month</th></tr><tr><td>May</td></tr></table></html>"
-    with pytest.raises(DatasetError, match="no album table found: .*, found 1 table, none with artist and album"):
+    with pytest.raises(
+        DatasetError, match="no album table found: .*, found 1 table, none with artist and album columns"
+    ):
         wikipedia_album_list(server.url("/wiki/empty"), media(tmp_path))
 
 

@@ -197,9 +197,17 @@ PAGES = [
     ("/wiki/empty", b"", "no table"),
     ("/wiki/text", b"List of albums\nDaft Punk - Discovery\n", "no table"),
     ("/wiki/months", b"<table><tr><th>Month</th></tr><tr><td>May</td></tr></table>",
-     "1 table, none with artist and album in a row"),
-    ("/wiki/header_only", b"<table><tr><th>Artist</th><th>Album</th></tr></table>" * 2,
-     "2 tables, none with artist and album in a row"),
+     "1 table, none with artist and album columns"),
+    ("/wiki/header_only", b"<table><tr><th>Artist</th><th>Album</th></tr></table>",
+     "1 table with artist and album columns but no rows"),
+    ("/wiki/headers_only", b"<table><tr><th>Artist</th><th>Album</th></tr></table>" * 2,
+     "2 tables with artist and album columns but no rows"),
+    ("/wiki/some_headers", b"<table><tr><th>Month</th></tr><tr><td>May</td></tr></table>"
+     b"<table><tr><th>Artist</th><th>Album</th></tr></table>",
+     "2 tables, 1 with artist and album columns but no rows"),
+    ("/wiki/blank_rows", b"<table><tr><th>Artist</th><th>Album</th></tr><tr><td>Daft Punk</td><td>TBA</td></tr>"
+     b"</table>",
+     "1 table with artist and album columns but no row naming both"),
 ]  # fmt: skip
 
 

@@ -103,6 +103,10 @@ class ApiError(DownloadError):
         self.retry = retry
 
 
+class AlbumGoneError(DownloadError):
+    """An album a search found that the catalogue no longer has (Deezer's ``/album/{id}``: error 800, no data)."""
+
+
 class _NotJson(DownloadError):
     """An answer that is not JSON."""
 
@@ -132,7 +136,8 @@ class Catalogue:
         raise NotImplementedError
 
     def album(self, release: Release) -> Release:
-        """``release`` with its tracks that have a preview (best first), year and genres filled in."""
+        """``release`` with its tracks that have a preview (best first), year and genres filled in;
+        :class:`AlbumGoneError` when the catalogue no longer has it."""
         raise NotImplementedError
 
     def _error(self, answer: object) -> ApiError | None:
@@ -239,8 +244,11 @@ class Deezer(Catalogue):
         try:
             answer = self._get(f"/album/{release.id}", {})
         except ApiError as exc:
-            if exc.code == _DEEZER_NOT_FOUND:  # the album went away since the search
-                return replace(release, tracks=())
+            if exc.code == _DEEZER_NOT_FOUND:  # the album went away since the search (or the search is stale)
+                raise AlbumGoneError(
+                    f"{release.artist} - {release.title} (album {release.id}) is gone from the catalogue: its "
+                    f"search lists it, its album page answers error {_DEEZER_NOT_FOUND} (no data)"
+                ) from exc
             raise
         full = self._release(answer) if isinstance(answer, dict) and answer.get("id") else release
         items = ((answer.get("tracks") or {}).get("data") or []) if isinstance(answer, dict) else []

@@ -45,6 +45,7 @@ from .catalogues import (
     DEEZER_RATE,
     ITUNES_COVER_SIZES,
     ITUNES_RATE,
+    AlbumGoneError,
     Catalogue,
     Release,
     catalogue_names,
@@ -123,10 +124,13 @@ def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]
     years = _YEAR.findall(unquote(urlsplit(url).path))
     page_year = int(years[-1]) if years else None
     albums: list[AlbumRequest] = []
+    album_tables = table_rows = 0  # tables with artist and album columns, and their rows
     for number, table in enumerate(tables, 1):
         columns = _find_columns([col if isinstance(col, tuple) else (col,) for col in table.columns])
         if "artist" not in columns or "album" not in columns:
             continue
+        album_tables += 1
+        table_rows += len(table)
         for index, row in enumerate(table.itertuples(index=False), 1):
             value = {field: row[i] for field, i in columns.items()}
             request = _request(
@@ -139,12 +143,25 @@ def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]
             if request.artist and request.album:
                 albums.append(request if request.year else replace(request, year=page_year))
     if not albums:
-        found = f"{count_text(len(tables), 'table')}, none with artist and album in a row" if tables else "no table"
+        found = _tables_found(len(tables), album_tables, table_rows)
         raise DatasetError(
             f"{url}: no album table found: expected an HTML table with artist and album columns (e.g. Artist, "
             f"Album), found {found}"
         )
     return albums
+
+
+def _tables_found(tables: int, album_tables: int, rows: int) -> str:
+    """What a page without albums holds, in words: ``tables`` tables, ``album_tables`` of them with artist and
+    album columns, which have ``rows`` rows in all."""
+    if not tables:
+        return "no table"
+    if not album_tables:
+        return f"{count_text(tables, 'table')}, none with artist and album columns"
+    with_columns = f"{count_text(album_tables, 'table')} with artist and album columns"
+    if tables > album_tables:
+        with_columns = f"{count_text(tables, 'table')}, {album_tables} with artist and album columns"
+    return f"{with_columns} but no rows" if not rows else f"{with_columns} but no row naming both"
 
 
 def _find_columns(headers: list[tuple]) -> dict[str, int]:
@@ -236,7 +253,10 @@ def _edition(catalogue: Catalogue, editions: Sequence[Release], year: int | None
         return first
     for edition in editions[1:]:
         if edition.year is None:  # a known year is not the list's, or best_match would have put it first
-            full = catalogue.album(edition)
+            try:
+                full = catalogue.album(edition)
+            except AlbumGoneError:  # that edition is gone: the first stands
+                continue
             if year_matches(full.year, year):
                 return full
     return first
