@@ -805,3 +805,31 @@ def test_two_runs_at_once_never_both_succeed_with_albums_lost(tmp_path: Path, po
         assert status in (0, 2), err
         assert status == 0 or "no other run is writing" in err, err
     assert set(rows(out)) == {album for name in succeeded for album in albums[name]}
+
+
+def test_the_dataset_card_names_the_command_that_wrote_it_and_the_copyright(
+    tmp_path: Path, pool: Path, catalogue
+) -> None:
+    """The trial's finding: a fetched folder's card said `dataset import` wrote it, and nothing of copyright."""
+    server, fake = catalogue
+    out = tmp_path / "data"
+    catalogues = make_catalogues(
+        ["deezer"], lambda rate, statuses: Downloader(tmp_path / "api", rate_limit=None), deezer_api=fake.deezer_url
+    )
+    media = Downloader(tmp_path / "c", rate_limit=None)
+
+    def fetch(artist: str, album: str) -> None:
+        fetch_dataset([AlbumRequest(artist, album, "l:2")], out, catalogues=catalogues, downloader=media)
+
+    steps = [
+        ("fetch", lambda: fetch("Ada", "One")),
+        ("import", lambda: run(pool, out, {"Three": 0})),
+        ("fetch", lambda: fetch("Eve", "Ten")),
+    ]
+    for command, step in steps:
+        step()  # each accepts the folder the other wrote
+        card = (out / "README.md").read_text()
+        assert card.startswith("---\nconfigs:") and f"Written by `nopaingan dataset {command}`:" in card
+        assert "copyrighted by their owners" in card and "private research use, not for redistribution" in card
+        assert ("catalogues' terms" in card) is (command == "fetch")
+    assert set(rows(out)) == {"One", "Three", "Ten"}

@@ -47,7 +47,8 @@ CACHE_DIR = "cache"  # `nopaingan dataset cache` writes here by default
 _OWN_ENTRIES = {METADATA, SKIPPED, CARD, AUDIO_DIR, COVERS_DIR, CACHE_DIR}
 # what an interrupted write of one of the folder's files leaves (nopaingan_core.atomic.temporary_beside)
 _OWN_TEMPORARY = re.compile(r"\.(metadata\.jsonl|skipped\.jsonl|README\.md)\..+\.tmp")
-CARD_MARK = "Written by `nopaingan dataset import`"  # in every card this command wrote: the folder is ours
+# in every card a run wrote (naming its command): the folder is ours
+CARD_MARKS = ("Written by `nopaingan dataset import`", "Written by `nopaingan dataset fetch`")
 _ROW_FIELDS = ("id", "file_name", "audio", "artist", "album", "split", "source")
 _SKIPPED_FIELDS = ("source", "artist", "album", "reason")
 # Notes of a run besides its report (the staging folders killed runs left, removed): warnings, so that they show with
@@ -273,7 +274,8 @@ def build_dataset(
             every = rows if replace else _merge(earlier.rows, rows, new)
             left_out = [] if replace else [s for s in earlier.skipped if _row_key(s) not in seen_keys]
             left_out += [asdict(s) for s in skipped]
-            write_text(out / CARD, _CARD)  # first: whatever moves in after it, the folder is recognisably a dataset's
+            # first: whatever moves in after it, the folder is recognisably a dataset's
+            write_text(out / CARD, dataset_card("fetch" if action == "fetching" else "import"))
             moved = staged.move_in()
         except CatalogueUnavailableError as exc:
             exc.out, exc.existed = out, existed
@@ -415,7 +417,7 @@ def check_out(out: Path, replace: bool = False) -> EarlierDataset:
             f"{', '.join(foreign[:5])}{more}; {another}"
         )
     card = out / CARD
-    if not card.is_file() or CARD_MARK not in card.read_text(encoding="utf-8", errors="replace"):
+    if not card.is_file() or not any(mark in card.read_text(encoding="utf-8", errors="replace") for mark in CARD_MARKS):
         found = "a README.md that is not its dataset card" if card.exists() else f"{', '.join(names)} but no {CARD}"
         raise DatasetError(f"{expected} (with its {CARD} dataset card), found {found}; {another}")
     rows = _read_rows(out / METADATA, _ROW_FIELDS)
@@ -678,13 +680,28 @@ configs:
 ---
 # Album covers and music
 
-Written by `nopaingan dataset import`: one album per line of `metadata.jsonl`, with its cover (`file_name`,
+Written by `nopaingan dataset {command}`: one album per line of `metadata.jsonl`, with its cover (`file_name`,
 under `covers/`), the audio of its representative track (`audio`, under `audio/`), artist, album, song,
 genres, year, popularity, top emotions and its side of the train/eval split (`split`, grouped by artist).
 Albums left out are listed with the reason in `skipped.jsonl`.
+
+{notice}
 
     from datasets import load_dataset
     albums = load_dataset("path/to/DATA")["albums"]      # every album, cover as a PIL image
     train = load_dataset("path/to/DATA", "train")["train"]
     evaluation = load_dataset("path/to/DATA", "eval")["eval"]
 """
+# The card's copyright notice, as README.md and docs/dataset.md word it
+_NOTICES = {
+    "fetch": "**Copyright.** The previews and covers are copyrighted by their owners (labels, artists and designers)\n"
+    "and the catalogues' terms (Deezer, iTunes) allow them only to promote the stores: this data set is for\n"
+    "private research use, not for redistribution.",
+    "import": "**Copyright.** The audio and covers are copyrighted by their owners (labels, artists and designers):\n"
+    "this data set is for private research use, not for redistribution.",
+}
+
+
+def dataset_card(command: str) -> str:
+    """The dataset card (README.md) a run of ``nopaingan dataset COMMAND`` (``import`` or ``fetch``) writes."""
+    return _CARD.format(command=command, notice=_NOTICES[command])
