@@ -223,7 +223,10 @@ def test_a_run_that_changes_albums_says_the_cache_is_older(tmp_path: Path, pool:
     run(pool, out, {"One": 0, "Three": 0})
     (out / "cache").mkdir()
     (out / "cache/shard-1.safetensors").write_bytes(b"what dataset cache wrote")
-    note = f"; {out / 'cache'} predates these changes: run `nopaingan dataset cache {out}` again before training"
+    note = (
+        f"; {out / 'cache'} predates the albums' changes: run `nopaingan dataset cache {out}` again with the "
+        "options it was made with before training"
+    )  # a shard that cannot be read: the options are unknown
     for albums, replace, says in [
         ({"One": 0, "Three": 0}, False, False),  # nothing changed
         ({"Six": 0}, False, True),  # an album added
@@ -234,6 +237,54 @@ def test_a_run_that_changes_albums_says_the_cache_is_older(tmp_path: Path, pool:
         summary = run(pool, out, albums, replace).summary()
         assert summary.endswith(note) == says, summary
     assert (out / "cache/shard-1.safetensors").read_bytes() == b"what dataset cache wrote"
+
+
+def cache_shard(out: Path, spec, albums: list[str]) -> None:
+    """A shard of ``out``'s cache with ``spec`` holding ``albums`` (titles) as they are now (no tensors read)."""
+    import torch
+
+    from training.cache import FORMAT, FORMAT_VERSION, METADATA_KEY, fingerprint
+    from training.records import read_dataset
+
+    entries = [
+        {"id": a.id, "fingerprint": fingerprint(a, spec), "prompt": "", "offset": 0.0, "duration": 1.0}
+        for a in read_dataset(out)
+        if a.album in albums
+    ]
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": spec.to_dict(), "albums": entries}
+    (out / "cache").mkdir(exist_ok=True)
+    name = f"shard-{time.time_ns()}-000-00000.safetensors"
+    atomic.save_safetensors({"x": torch.zeros(1)}, out / "cache" / name, {METADATA_KEY: json.dumps(meta)})
+
+
+def test_the_cache_reminder_names_its_options_and_stays_until_the_cache_is_run(tmp_path: Path, pool: Path) -> None:
+    """The trial's findings: the reminder named `dataset cache DATA` alone, which refuses a cache made with other
+    options, and said it only once: the next run, changing nothing, was silent about the stale cache."""
+    from nopaingan_core.encoders import EncoderInfo
+    from training.cache import CacheSpec
+
+    out = tmp_path / "my data"
+    encoder = EncoderInfo("mert", "m-a-p/MERT-v1-95M", 7, 768, 75.0, 24000)
+    spec = CacheSpec("/models/mini sd", encoder, resolution=128, store_dtype="fp16")
+    run(pool, out, {"One": 0, "Three": 0})
+    cache_shard(out, spec, ["One", "Three"])
+    note = (
+        f"; {out / 'cache'} predates the albums' changes: run `nopaingan dataset cache '{out}' --sd '/models/mini sd' "
+        "--mir m-a-p/MERT-v1-95M --kind mert --layer 7 --resolution 128 --store-dtype fp16` again before training"
+    )
+    for albums, says, cached in [
+        ({"One": 0, "Three": 0}, False, []),  # the cache holds every album as it is
+        ({"Six": 0}, True, []),  # an album added
+        ({"Six": 0}, True, ["Six"]),  # nothing changed, the cache still lacks Six: said again
+        ({"One": 0, "Six": 0}, False, []),  # once cached, nothing to say
+        ({"One": 1}, True, []),  # an album's files changed
+        ({"Three": 0}, True, ["One"]),  # still changed since it was cached
+        ({"Three": 0}, False, []),
+    ]:
+        summary = run(pool, out, albums).summary()
+        assert summary.endswith(note) == says and (note[2:] in summary) == says, summary
+        if cached:
+            cache_shard(out, spec, cached)
 
 
 def test_the_eval_share_counts_the_earlier_albums(tmp_path: Path, pool: Path) -> None:

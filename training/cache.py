@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shlex
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -176,6 +177,37 @@ class CacheReader:
         with safe_open(str(shard), "pt") as f:
             tensors = {name: f.get_tensor(f"{album_id}/{name}").float() for name in TENSORS}
         return CachedAlbum(album_id, entry["prompt"], offset=entry["offset"], duration=entry["duration"], **tensors)
+
+
+def cache_options(spec: CacheSpec) -> str:
+    """The ``nopaingan dataset cache`` options that make a cache with ``spec`` again (shell-quoted): the models
+    and the layer always, the other settings where they are not the command's defaults."""
+    options = ["--sd", spec.sd, "--mir", spec.encoder.model, "--kind", spec.encoder.kind]
+    options += ["--layer", str(spec.encoder.layer)]
+    defaults = {"--resolution": RESOLUTION, "--clip-seconds": CLIP_SECONDS, "--store-dtype": "bf16"}
+    given = {"--resolution": spec.resolution, "--clip-seconds": spec.clip_seconds, "--store-dtype": spec.store_dtype}
+    for name, value in given.items():
+        if value != defaults[name]:
+            options += [name, f"{value:g}" if isinstance(value, float) else str(value)]
+    return " ".join(shlex.quote(option) for option in options)
+
+
+def cache_behind(data: Path, folder: Path) -> tuple[CacheSpec | None, list[str]]:
+    """The settings the cache ``folder`` of the dataset ``data`` was made with (None when it cannot be read) and
+    the ids of ``data``'s albums it does not hold as they are now: not cached (nor skipped by a cache run as
+    unreadable), or changed since (their fingerprint). Training refuses exactly these albums."""
+    try:
+        reader = CacheReader(folder)
+        albums = read_dataset(data)
+    except (DatasetError, OSError):
+        return None, []
+    behind = [
+        album.id
+        for album in albums
+        if (album.id not in reader and album.id not in reader.skipped)
+        or (album.id in reader and reader.entries[album.id][1].get("fingerprint") != fingerprint(album, reader.spec))
+    ]
+    return reader.spec, behind
 
 
 def read_skipped(folder: Path) -> dict[str, str]:

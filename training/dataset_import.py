@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import re
+import shlex
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -89,7 +90,7 @@ class EarlierDataset:
 class ImportReport:
     """What :func:`import_dataset` did: this run's albums (its rows of ``metadata.jsonl``) and the albums it left
     out, the earlier albums of the folder it kept beside them or removed (``replace``), and whether the folder's
-    ``cache/`` predates the change."""
+    ``cache/`` predates the albums' changes (this run's or an earlier one's), made with ``cache_options``."""
 
     out: Path
     albums: list[dict] = field(default_factory=list)
@@ -97,6 +98,7 @@ class ImportReport:
     kept: list[dict] = field(default_factory=list)
     removed: list[dict] = field(default_factory=list)
     cache_outdated: bool = False
+    cache_options: str = ""  # the `dataset cache` options the folder's cache/ was made with ("": unknown)
 
     def count(self, split: str, rows: Iterable[dict] | None = None) -> int:
         """This run's albums on ``split`` (or those of ``rows``)."""
@@ -119,10 +121,13 @@ class ImportReport:
             line += f"; removed {count_text(len(self.removed), 'earlier album')} not in this run"
         line += self._guesses()
         if self.cache_outdated:
-            line += (
-                f"; {self.out / CACHE_DIR} predates these changes: run `nopaingan dataset cache {self.out}` again "
-                "before training"
+            command = f"nopaingan dataset cache {shlex.quote(str(self.out))}"
+            again = (
+                f"run `{command} {self.cache_options}` again"
+                if self.cache_options
+                else f"run `{command}` again with the options it was made with"
             )
+            line += f"; {self.out / CACHE_DIR} predates the albums' changes: {again} before training"
         return line
 
     def _guesses(self) -> str:
@@ -287,7 +292,20 @@ def build_dataset(
         write_text(out / SKIPPED, "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in left_out))
         _remove_stale(out, {r["audio"] for r in every} | {r["file_name"] for r in every})
         changed = bool(moved) or _albums(earlier.rows) != _albums(every)
-        return ImportReport(out, rows, skipped, kept, removed, cache_outdated=changed and (out / CACHE_DIR).is_dir())
+        outdated, options = _cache_state(out, changed)
+        return ImportReport(out, rows, skipped, kept, removed, cache_outdated=outdated, cache_options=options)
+
+
+def _cache_state(out: Path, changed: bool) -> tuple[bool, str]:
+    """Whether ``out``'s ``cache/`` predates its albums (this run ``changed`` them, or the cache lacks albums as
+    they are now: an earlier run's changes not cached yet) and the options it was made with ("": unknown)."""
+    folder = out / CACHE_DIR
+    if not folder.is_dir():
+        return False, ""
+    from .cache import cache_behind, cache_options  # torch: only for a folder with a cache
+
+    spec, behind = cache_behind(out, folder)
+    return changed or bool(behind), cache_options(spec) if spec is not None else ""
 
 
 def _remove_leftover_staging(out: Path) -> None:
