@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import filecmp
 import json
 import os
@@ -147,57 +145,43 @@ class StagedFiles:
 def folder_lock(folder: Path, option: str = "--out") -> Iterator[Path]:
     """Hold the folder ``folder`` for this run: :class:`~training.errors.DatasetError` naming ``option`` at once
     while another live process holds it, so that two runs into one folder never both report success with one's
-    albums lost. The lock is ``fcntl.flock`` on the file ``.NAME.nopaingan-lock`` beside the folder (it may not
-    exist yet), or inside it where its parent is not writable (a mount point); the system releases it when its
-    process ends however it ends, so a killed run's lock file is simply taken over. The file names the process
-    (:data:`STAGING_MARK`'s fields) for the message, and is removed when the run ends."""
+    albums lost. The lock is the ``filelock`` package's (the system's ``flock`` on POSIX, ``msvcrt.locking`` on
+    Windows) on ``.NAME.nopaingan-lock`` beside the folder (which may not exist yet), or inside it where its
+    parent is not writable (a mount point); the system releases it when its process ends however it ends, so a
+    killed run's lock is simply taken over. ``.NAME.nopaingan-lock.json`` names the holder (:func:`_this_process`)
+    for the message; both files are removed when the run ends."""
+    from filelock import FileLock, Timeout
+
     from .errors import DatasetError
 
     real = folder.expanduser().resolve()
     real.parent.mkdir(parents=True, exist_ok=True)  # as the run would make it; the lock waits there
     path = real.parent / f".{real.name}{LOCK_SUFFIX}"
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as exc:
-            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) or not real.is_dir() or path.parent == real:
-                raise
-            path = real / LOCK_SUFFIX  # the parent is not writable: lock inside the folder
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = _read_owner(fd)
-            os.close(fd)
-            raise DatasetError(
-                f"{option}: expected a folder no other run is writing, found {folder} being written by another "
-                f"run ({_process_text(owner)}lock {path}); wait for it to end, or choose another {option}"
-            ) from None
-        if _same_file(fd, path):  # not a lock file its last holder removed between our open and flock
-            break
-        os.close(fd)
+    if not os.access(real.parent, os.W_OK) and real.is_dir():
+        path = real / LOCK_SUFFIX  # the parent is not writable: lock inside the folder
+    owner = path.with_name(path.name + ".json")
+    lock = FileLock(path, timeout=0)
     try:
-        os.ftruncate(fd, 0)
-        write_all(fd, json.dumps(_this_process()).encode())
+        lock.acquire()
+    except Timeout:
+        raise DatasetError(
+            f"{option}: expected a folder no other run is writing, found {folder} being written by another "
+            f"run ({_process_text(_read_owner(owner))}lock {path}); wait for it to end, or choose another {option}"
+        ) from None
+    try:
+        owner.write_text(json.dumps(_this_process()), encoding="utf-8")  # not a file of the run's: not recorded
         yield path
     finally:
-        with contextlib.suppress(OSError):
-            path.unlink()  # before the release: a run that waited on this file tries again on a new one
-        os.close(fd)
+        for done in (owner, path):
+            with contextlib.suppress(OSError):
+                done.unlink()  # before the release: a run that waited on this file tries again on a new one
+        lock.release()
 
 
-def _same_file(fd: int, path: Path) -> bool:
-    """Whether ``path`` still names the file open as ``fd``."""
+def _read_owner(path: Path) -> dict:
+    """The process a lock's owner file names (:func:`_this_process`), {} when it names none (not yet written)."""
     try:
-        return os.path.samestat(os.fstat(fd), os.stat(path))
-    except FileNotFoundError:
-        return False
-
-
-def _read_owner(fd: int) -> dict:
-    """The process a lock file names (:func:`_this_process`), {} when it says none (it is still being written)."""
-    try:
-        owner = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        owner = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return owner if isinstance(owner, dict) else {}

@@ -421,7 +421,8 @@ def check_out(out: Path, replace: bool = False) -> EarlierDataset:
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: output must be a folder, found a file")
     staging = set(staging_folders(out))
-    entries = sorted(p for p in out.iterdir() if p not in staging and p.name != LOCK_SUFFIX) if out.is_dir() else []
+    lock_files = (LOCK_SUFFIX, f"{LOCK_SUFFIX}.json")
+    entries = sorted(p for p in out.iterdir() if p not in staging and p.name not in lock_files) if out.is_dir() else []
     if not entries:
         return EarlierDataset()
     names = [f"{p.name}/" if p.is_dir() else p.name for p in entries]
