@@ -2,11 +2,13 @@
 (HTTP 404/400, a web page, JSON of another shape), or is no URL at all, stops the fetch instead of recording
 every album as not found; a Wikipedia page without an album table is one line, not a traceback; titles that
 differ by a number are different albums, an exact title wins over near ones, the edition of the list's year is
-taken; --min-score says one range; a preview that is not audio is named by its URL."""
+taken; --min-score says one range; a preview that is not audio is named by its URL; names of symbols alone
+(×, ÷, !!!) match, count as duplicates and get ids on their own text, never all as one empty name."""
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,9 @@ from test_fetch import (
 )
 
 from training.catalogues import ITunes, make_catalogues
+from training.cleaning import album_key, raw_name
 from training.cli import main
+from training.dataset_import import album_id
 from training.download import Downloader
 from training.errors import CatalogueBrokenError, DatasetError
 from training.fetch import AlbumRequest, fetch_dataset, resolve
@@ -450,3 +454,73 @@ def test_a_preview_that_is_not_audio_is_named_by_its_url(tmp_path: Path, shop, b
     reason = skipped(out)["Moon Safari"]
     assert reason.startswith(server.url(f"/deezer/preview/{album.id}/0.mp3") + ": "), reason
     assert str(cache) not in reason
+
+
+# --- 6. names of symbols alone (×, ÷, !!!, ???, emoji) are compared on their own text -------------------------
+
+# (artist, album, found as (artist, album, year), the album chosen or None)
+SYMBOLS = [
+    ("Ed Sheeran", "×", [("Ed Sheeran", "÷", 2017), ("Ed Sheeran", "×", 2014)], "×"),
+    ("Ed Sheeran", "÷", [("Ed Sheeran", "×", 2014), ("Ed Sheeran", "÷ (Deluxe)", 2017)], "÷ (Deluxe)"),
+    ("Ed Sheeran", "×", [("Ed Sheeran", "÷", 2017), ("Ed Sheeran", "+", 2011)], None),
+    ("Ed Sheeran", "+", [("Ed Sheeran", "+ ", 2011)], "+ "),  # spacing is no difference
+    ("!!!", "Myth Takes", [("???", "Myth Takes", 2007)], None),
+    ("!!!", "Myth Takes", [("???", "Myth Takes", 2007), ("!!!", "Myth Takes", 2007)], "Myth Takes"),
+    ("Sigur Rós", "( )", [("Sigur Rós", "()", 2002)], None),
+    ("Some Band", "🎸", [("Some Band", "🥁", 2020), ("Some Band", "🎸", 2019)], "🎸"),
+    ("Some Band", "🎸", [("Some Band", "🥁", 2020)], None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("artist", "album", "found", "chosen"), SYMBOLS)
+def test_a_name_of_symbols_matches_only_itself(artist: str, album: str, found: list, chosen: str | None) -> None:
+    match = best_match(artist, album, [((a, t), a, t, y) for a, t, y in found])
+    if chosen is None:
+        assert match.item is None and match.score < 1.0, match
+    else:
+        assert match.item is not None and match.item[1] == chosen and match.score == 1.0, match
+        assert match.item[0] == artist
+
+
+# symbols, punctuation and spacing without letters, digits or "&" (which is read as "and")
+SYMBOL_NAMES = st.text(st.characters(categories=["P", "S", "Zs"], exclude_characters="&_"), min_size=1, max_size=6)
+
+
+def _symbols_only(name: str) -> bool:
+    return not any(c.isalnum() for c in unicodedata.normalize("NFKD", name)) and bool(raw_name(name))
+
+
+@settings(max_examples=300, deadline=None)
+@given(SYMBOL_NAMES, SYMBOL_NAMES, st.sampled_from(["Ed Sheeran", "!!!", "🎸"]))
+def test_two_different_names_of_symbols_are_never_one_album(a: str, b: str, artist: str) -> None:
+    """Names that normalisation leaves empty differ when their text does: they never score 1, are never
+    duplicates of each other (album_key), never share an id; the same text in other spacing or case does."""
+    assume(_symbols_only(a) and _symbols_only(b))
+    same = raw_name(a) == raw_name(b)
+    assert (match_score(artist, a, artist, b) == 1.0) == same
+    assert (match_score(a, "Myth Takes", b, "Myth Takes") == 1.0) == same
+    assert (album_key(artist, a) == album_key(artist, b)) == same
+    assert (album_key(a, "Myth Takes") == album_key(b, "Myth Takes")) == same
+    assert (album_id(artist, a) == album_id(artist, b)) == same
+    if not same:
+        match = best_match(artist, a, [(b, artist, b, None), (a, artist, a, None)])
+        assert (match.item, match.score) == (a, 1.0)
+        assert best_match(artist, a, [(b, artist, b, None)]).item is None
+
+
+def test_a_list_of_both_symbol_albums_fetches_each_its_own(tmp_path: Path, shop, audio) -> None:
+    server, fake = shop
+    for title, released, colour in (("÷", 2017, RED), ("×", 2014, BLUE)):
+        fake.add_deezer(
+            FakeAlbum("Ed Sheeran", title, image_bytes(colour), [FakeTrack("Song", audio["mp3"])], year=released)
+        )
+    requests = [AlbumRequest("Ed Sheeran", "×", "list.csv:2"), AlbumRequest("Ed Sheeran", "÷", "list.csv:3", year=2017)]
+    out = tmp_path / "DATA"
+    fetch_dataset(requests, out, catalogues=clients(tmp_path, fake, names=("deezer",)), downloader=media(tmp_path))
+    albums = rows(out)
+    assert {a: (r["catalogue_album"], r["catalogue_year"], r["match_score"]) for a, r in albums.items()} == {
+        "×": ("×", 2014, 1.0),
+        "÷": ("÷", 2017, 1.0),
+    }
+    assert albums["×"]["id"] != albums["÷"]["id"]
+    assert not (out / "skipped.jsonl").exists() or not skipped(out)
