@@ -37,7 +37,7 @@ from training.cli import main
 from training.dataset_import import album_id
 from training.download import Downloader
 from training.errors import CatalogueBrokenError, DatasetError
-from training.fetch import AlbumRequest, fetch_dataset, resolve
+from training.fetch import AlbumRequest, fetch_dataset, read_album_list, resolve
 from training.matching import (
     MIN_SCORE,
     album_numbers,
@@ -524,3 +524,55 @@ def test_a_list_of_both_symbol_albums_fetches_each_its_own(tmp_path: Path, shop,
     }
     assert albums["×"]["id"] != albums["÷"]["id"]
     assert not (out / "skipped.jsonl").exists() or not skipped(out)
+
+
+# --- 7. lists that cannot be read as written: a column twice, an open quote, a year that is none ---------------
+
+# (the list's text, what the one line says after the file name)
+BAD_LISTS = [
+    ("Artist,Album,Artist\nA,B,C\n", "column 'Artist' appears twice in the header (also as 'Artist')"),
+    ("artist,album,ARTIST \nA,B,C\n", "column 'ARTIST ' appears twice in the header (also as 'artist')"),
+    ("artist;album;album\nA;B;C\n", "column 'album' appears twice in the header (also as 'album')"),
+    ("Artist,Album,Artist Name\nA,B,C\n", "columns 'Artist' and 'Artist Name' both give the artist"),
+    ("Album Title,Artist,Album\nA,B,C\n", "columns 'Album' and 'Album Title' both give the album"),
+    ("artist,album,year,release date\nA,B,2001,2001\n", "columns 'year' and 'release date' both give the year"),
+    ('artist,album\nA,"B\nC,D\nE,F\n', ":2: a quote opens a value here that no quote closes"),
+    ('artist,album\nA,B\nC,"D""\nE,F\n', ":3: a quote opens a value here that no quote closes"),
+    ('artist,album\nA,"B, the ""best""\n', ":2: a quote opens a value here that no quote closes"),
+    ('"artist,album\nA,B\n', ":1: a quote opens a value here that no quote closes"),
+    ('artist,album\nA,B\n"C\n', ":3: a quote opens a value here that no quote closes"),
+    ('artist\talbum\nA\t"B\n', ":2: a quote opens a value here that no quote closes"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "says"), BAD_LISTS)
+def test_a_list_that_cannot_be_read_as_written_is_one_line(tmp_path: Path, capsys, text: str, says: str) -> None:
+    path, saved = tmp_path / "albums.csv", tmp_path / "saved.csv"
+    path.write_text(text)
+    assert main(["dataset", "fetch", str(path), "--save-list", str(saved), "--cache-dir", str(tmp_path / "c")]) == 2
+    line = _one_line(capsys)
+    assert line.startswith(f"nopaingan dataset fetch: error: {path}") and says in line, line
+    assert not saved.exists()
+
+
+# (the list's text, the (artist, album) pairs read): quotes as the csv module reads them, unnamed columns
+GOOD_LISTS = [
+    ('artist,album\nA,"B, C"\n', [("A", "B, C")]),
+    ('artist,album\nA,"B ""C"" D"\n', [("A", 'B "C" D')]),
+    ('artist,album\nA,"B\nC"\nD,E\n', [("A", "B C"), ("D", "E")]),  # a value over two lines, spacing folded
+    ('artist,album\nA,12" Single\n', [("A", '12" Single')]),  # a quote inside a value is text
+    ('artist,album\nA,"B" (Live)\n', [("A", "B (Live)")]),  # text after a closing quote goes on
+    ('artist,album,,\nA,B,,\n', [("A", "B")]),  # a spreadsheet's empty columns
+    ("artist,album,song,title\nA,B,C,D\n", None),  # two song columns: refused, as for the album
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "albums"), GOOD_LISTS)
+def test_quotes_are_read_as_the_csv_module_reads_them(tmp_path: Path, text: str, albums) -> None:
+    path = tmp_path / "albums.csv"
+    path.write_text(text)
+    if albums is None:
+        with pytest.raises(DatasetError, match="both give the song"):
+            read_album_list(path)
+    else:
+        assert [(a.artist, a.album) for a in read_album_list(path)] == albums

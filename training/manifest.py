@@ -99,9 +99,49 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
     # the separator used most in the header line; values may hold commas or semicolons of their own
     header = text.split("\n", 1)[0]
     delimiter = "\t" if path.suffix.lower() == ".tsv" else max(",;\t", key=header.count)
+    opened = _unclosed_quote(text, delimiter)
+    if opened is not None:
+        raise DatasetError(
+            f"{path}:{opened}: a quote opens a value here that no quote closes (the rest of the file would be "
+            'that one value); expected a closing " or none'
+        )
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    _check_header(path, reader.fieldnames or [])
     for row in reader:
         yield f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k is not None}
+
+
+def _unclosed_quote(text: str, delimiter: str) -> int | None:
+    """The line where a quoted value opens that no quote closes, or None. The csv module (not strict) reads
+    the rest of the file as that value, without a word; this follows its rules: a quote opens a value only as
+    its first character, and ``""`` inside a quoted value is a quote."""
+    if '"' not in text:
+        return None
+    line, opened, state = 1, 0, "start"  # start of a value, inside an unquoted one, quoted, quote in a quoted
+    for char in text:
+        if state == "quoted":
+            state = "quote" if char == '"' else "quoted"
+        elif state == "start" and char == '"':
+            state, opened = "quoted", line
+        elif char in (delimiter, "\n", "\r"):
+            state = "start"
+        else:  # a quote after a quote is a quote; other text goes on (or starts) an unquoted value
+            state = "quoted" if state == "quote" and char == '"' else "field"
+        line += char == "\n"
+    return opened if state == "quoted" else None
+
+
+def _check_header(path: Path, names: list[str]) -> None:
+    """:class:`DatasetError` for a header naming a column twice (``Artist,Album,Artist``; also in other case
+    or spacing, ``Artist`` and ``artist ``): the reader would keep the last silently."""
+    seen: dict[str, str] = {}
+    for name in filter(_key, names):  # unnamed columns (",," in a spreadsheet's export) are never read
+        if _key(name) in seen:
+            raise DatasetError(
+                f"{path}: column {name!r} appears twice in the header (also as {seen[_key(name)]!r}); expected "
+                "each column once"
+            )
+        seen[_key(name)] = name
 
 
 def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
@@ -158,9 +198,14 @@ def _match_columns(path: Path, names: set[str], required: tuple[str, ...]) -> di
         by_key.setdefault(_key(name), name)
     columns = {}
     for field, aliases in COLUMNS.items():
-        found = next((by_key[a] for a in aliases if a in by_key), None)
-        if found is not None:
-            columns[field] = found
+        found = [by_key[a] for a in aliases if a in by_key]
+        if len(found) > 1:
+            raise DatasetError(
+                f"{path}: columns {found[0]!r} and {found[1]!r} both give the {field}; expected one column for it "
+                "(rename or remove the other)"
+            )
+        if found:
+            columns[field] = found[0]
     missing = [f for f in required if f not in columns]
     if missing:
         expected = "; ".join(f"{f}: one of {', '.join(COLUMNS[f])}" for f in missing)
