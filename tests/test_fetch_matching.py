@@ -8,6 +8,7 @@ taken; --min-score says one range; a preview that is not audio is named by its U
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from pathlib import Path
 
@@ -37,7 +38,8 @@ from training.cli import main
 from training.dataset_import import album_id
 from training.download import Downloader
 from training.errors import CatalogueBrokenError, DatasetError
-from training.fetch import AlbumRequest, fetch_dataset, read_album_list, resolve
+from training.fetch import AlbumRequest, fetch_dataset, read_album_list, resolve, write_album_list
+from training.manifest import parse_year, read_manifest
 from training.matching import (
     MIN_SCORE,
     album_numbers,
@@ -576,3 +578,79 @@ def test_quotes_are_read_as_the_csv_module_reads_them(tmp_path: Path, text: str,
             read_album_list(path)
     else:
         assert [(a.artist, a.album) for a in read_album_list(path)] == albums
+
+
+# (the year column's text, the year read or the reason the row is skipped)
+YEARS_LISTED = [
+    ("2014", 2014),
+    ("2014-06-20", 2014),
+    ("20/06/2014", 2014),
+    ("June 20, 2014", 2014),
+    ("2014.0", 2014),
+    ("", None),
+    ("n/a", None),
+    ("abc", "year: expected a year such as 2019, 2019-03-15 or March 15, 2019, found 'abc'"),
+    ("12345", "found '12345'"),
+    ("1e3", "found '1e3'"),
+    ("2014e1", "found '2014e1'"),
+    ("-1999", "found '-1999'"),
+    ("+1999", "found '+1999'"),
+    ("1999/2000", "found '1999/2000'"),
+    ("June 20", "found 'June 20'"),
+    ("3000", "year: expected a year from 1000 to 2999, found '3000'"),
+    ("0999", "year: expected a year from 1000 to 2999, found '0999'"),
+]
+
+
+@pytest.mark.parametrize(("listed", "year"), YEARS_LISTED)
+def test_a_year_is_read_or_its_row_skipped_saying_why(tmp_path: Path, listed: str, year) -> None:
+    path = tmp_path / "albums.csv"
+    path.write_text(f'artist,album,year\nEd Sheeran,×,"{listed}"\n')
+    (request,) = read_album_list(path)
+    if isinstance(year, str):
+        assert request.year is None and year in request.problem
+        assert request.problem.startswith(f"{path}:2: year: ")
+        assert resolve(request, []).problem == request.problem  # skipped with the reason, before any search
+        saved = write_album_list([request], tmp_path / "saved.csv")  # the saved list keeps the text as listed
+        assert [(r.year_text, r.problem.replace(str(saved), "")) for r in read_album_list(saved)] == [
+            (listed, request.problem.replace(str(path), ""))
+        ]
+    else:
+        assert (request.year, request.problem) == (year, "")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f'artist,album,preview,cover,year\nA,B,p.mp3,c.jpg,"{listed}"\n')
+    (candidate,) = read_manifest(manifest)
+    if isinstance(year, str):
+        assert candidate.problem is not None and candidate.problem.startswith(f"{manifest}:2: column year: ")
+    else:
+        assert (candidate.year, candidate.problem) == (year, None)
+
+
+def test_an_unreadable_year_is_skipped_and_listed_when_fetched(tmp_path: Path, shop, audio) -> None:
+    server, fake = shop
+    requests = read_album_list(_list(tmp_path, "artist,album,year\nDaft Punk,Discovery,-2001\n"))
+    out = tmp_path / "DATA"
+    fetch_dataset(requests, out, catalogues=clients(tmp_path, fake), downloader=media(tmp_path))
+    assert skipped(out) == {"Discovery": f"{tmp_path / 'albums.csv'}:2: year: expected a year such as 2019, "
+                            "2019-03-15 or March 15, 2019, found '-2001'"}  # fmt: skip
+    assert not [p for p, _ in server.requests if "search" in p]
+
+
+def _list(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "albums.csv"
+    path.write_text(text)
+    return path
+
+
+DATE_FORMS = ["{}", "{}-06-20", "20/06/{}", "20-06-{}", "June 20, {}", "20 June {}", "{}.0", " {} "]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-5000, 99999), st.sampled_from(DATE_FORMS), st.sampled_from(["", "-", "+", "−"]))
+def test_a_year_is_its_number_in_range_and_never_loses_a_sign(number: int, form: str, sign: str) -> None:
+    text = sign + form.format(number).strip()
+    if not sign and 1000 <= number <= 2999:
+        assert parse_year(text) == number
+    else:
+        with pytest.raises(ValueError, match=f"found {re.escape(repr(text))}"):
+            parse_year(text)

@@ -56,7 +56,7 @@ from .covers import MIN_COVER_SIZE
 from .dataset_import import ImportReport, build_dataset, check_out
 from .download import RETRY_STATUSES, Downloader, default_cache_dir, web_url
 from .errors import CatalogueUnavailableError, DatasetError, DownloadError, UnreachableError, count_text
-from .manifest import COLUMNS, read_table
+from .manifest import COLUMNS, parse_year, read_table
 from .matching import MARGIN, MIN_SCORE, best_match, year_matches
 from .split import EVAL_FRACTION
 
@@ -70,13 +70,16 @@ MIN_SCORE_RANGE = range_text("a number", 0.0, 1.0, low_open=True)  # what --min-
 
 @dataclass(frozen=True)
 class AlbumRequest:
-    """One album of the list: what to look for, and where the list names it (``file:line``)."""
+    """One album of the list: what to look for, and where the list names it (``file:line``). A row whose year
+    cannot be read keeps it as ``year_text`` and is not looked up: ``problem`` says why."""
 
     artist: str
     album: str
     source: str
     year: int | None = None
     genres: tuple[str, ...] = ()
+    year_text: str = ""
+    problem: str = ""
 
 
 def _text(value: object) -> str:
@@ -86,13 +89,14 @@ def _text(value: object) -> str:
     return "" if text.casefold() in _MISSING else text
 
 
-def _year(value: object) -> int | None:
-    match = _YEAR.search(_text(value))
-    return int(match.group(1)) if match else None
-
-
 def _request(where: str, artist: object, album: object, year: object = None, genres: object = None) -> AlbumRequest:
-    return AlbumRequest(_text(artist), _text(album), where, _year(year), tuple(split_genres(_text(genres) or None)))
+    """A list's row; an unreadable year (:func:`~training.manifest.parse_year`) makes it a request with a
+    ``problem``, as an unreadable popularity does a manifest's row."""
+    request = AlbumRequest(_text(artist), _text(album), where, genres=tuple(split_genres(_text(genres) or None)))
+    try:
+        return replace(request, year=parse_year(_text(year)))
+    except ValueError as exc:
+        return replace(request, year_text=_text(year), problem=f"{where}: year: {exc}")
 
 
 def read_album_list(path: str | Path) -> list[AlbumRequest]:
@@ -129,15 +133,12 @@ def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]
             continue
         for index, row in enumerate(table.itertuples(index=False), 1):
             value = {field: row[i] for field, i in columns.items()}
-            request = _request(
-                f"{url} table {number} row {index}",
-                value["artist"],
-                value["album"],
-                value.get("year"),
-                value.get("genres"),
-            )
+            where = f"{url} table {number} row {index}"
+            request = _request(where, value["artist"], value["album"], None, value.get("genres"))
+            # a release date without its own year ("January 4") is of the page's year
+            match = _YEAR.search(_text(value.get("year")))
             if request.artist and request.album:
-                albums.append(request if request.year else replace(request, year=page_year))
+                albums.append(replace(request, year=int(match.group(1)) if match else page_year))
     if not albums:
         found = f"{count_text(len(tables), 'table')}, none with artist and album in a row" if tables else "no table"
         raise DatasetError(
@@ -171,7 +172,7 @@ def write_album_list(albums: Sequence[AlbumRequest], path: str | Path) -> Path:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["artist", "album", "year", "genre"])
     for album in albums:
-        writer.writerow([album.artist, album.album, album.year or "", ", ".join(album.genres)])
+        writer.writerow([album.artist, album.album, album.year or album.year_text, ", ".join(album.genres)])
     write_text(path, out.getvalue())
     return path
 
@@ -195,6 +196,9 @@ def resolve(
     )
     if not request.artist or not request.album:
         candidate.problem = f"{request.source}: empty {'artist' if not request.artist else 'album'}"
+        return candidate
+    if request.problem:
+        candidate.problem = request.problem
         return candidate
     reasons = []
     for catalogue in catalogues:

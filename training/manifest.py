@@ -63,6 +63,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 REQUIRED = ("artist", "album", "preview", "cover")
 _MISSING = {"", "nan", "none", "null", "n/a"}
 _MULTIPLIERS = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9}
+YEARS = (1000, 2999)  # the years a table's year column may give
+_YEAR_FORMS = "a year such as 2019, 2019-03-15 or March 15, 2019"
+# a sign (not a dash between a date's numbers), an exponent: a number, not a date
+_NOT_A_DATE = re.compile(r"^[-−+]|(?<![0-9])[-−+]\s*[0-9]|[0-9][eE][-+]?[0-9]")
 _NUMBER = re.compile(r"([0-9][0-9,_]*(?:\.[0-9]+)?)\s*([kmb]?)(?:\s*(?:views|plays|streams))?")
 
 
@@ -237,6 +241,27 @@ def parse_number(value: object) -> float | None:
     return float(match.group(1).replace(",", "").replace("_", "")) * _MULTIPLIERS[match.group(2)]
 
 
+def parse_year(value: object) -> int | None:
+    """A release year as tables give it: ``2019``, ``2019.0``, ``"2019-03-15"``, ``"15/03/2019"``, ``"March 15,
+    2019"`` -> 2019; nothing -> None. Text with no year, a number of other length (``"12345"``, ``"1e3"``), a
+    year outside :data:`YEARS`, a sign (``"-1999"``) or two years raises :class:`ValueError` saying so."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {_YEAR_FORMS}, found {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = _text(value)
+    if text is None:
+        return None
+    numbers = re.findall(r"[0-9]+", text)
+    years = [int(n) for n in numbers if len(n) == 4]
+    days = [n for n in numbers if len(n) != 4]  # a date's day and month: one or two digits
+    if len(years) != 1 or any(len(n) > 2 for n in days) or _NOT_A_DATE.search(text):
+        raise ValueError(f"expected {_YEAR_FORMS}, found {text!r}")
+    if not YEARS[0] <= years[0] <= YEARS[1]:
+        raise ValueError(f"expected a year from {YEARS[0]} to {YEARS[1]}, found {text!r}")
+    return years[0]
+
+
 def _emotions(value: object) -> list[str]:
     """Top emotions as a list or text, or as Hume-style scores ({name: score} or [{name, score}]), best
     first."""
@@ -267,11 +292,11 @@ def _candidate(manifest: Path, where: str, row: dict, columns: dict[str, str]) -
     candidate.track_marked = True
     candidate.covers = [CoverRef("url" if is_url(cover) else "file", cover)]
     candidate.genres = split_genres(get("genres"))
-    year = re.search(r"\b[12][0-9]{3}\b", _text(get("year")) or "")
-    candidate.year = int(year.group(0)) if year else None
-    for field in ("popularity", "emotions"):
+    for field in ("year", "popularity", "emotions"):
         try:
-            if field == "popularity":
+            if field == "year":
+                candidate.year = parse_year(get(field))
+            elif field == "popularity":
                 candidate.popularity = parse_number(get(field))
             else:
                 candidate.emotions = _emotions(get(field))
