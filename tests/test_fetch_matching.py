@@ -654,3 +654,21 @@ def test_a_year_is_its_number_in_range_and_never_loses_a_sign(number: int, form:
     else:
         with pytest.raises(ValueError, match=f"found {re.escape(repr(text))}"):
             parse_year(text)
+
+
+SAVED_NAMES = ["weird-saved.txt", "list.tsv", "list.json", "list.jsonl", "list", "list.csv.bak"]
+
+
+@pytest.mark.parametrize("name", SAVED_NAMES)
+def test_a_saved_list_must_be_a_csv_file_name(tmp_path: Path, shop, capsys, name: str) -> None:
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
+    assert main([*argv, *apis, "--save-list", str(tmp_path / name)]) == 2
+    line = _one_line(capsys)
+    assert line.endswith(f"--save-list: expected a file name ending in .csv (the list is written as CSV, and lists "
+                         f"are read by extension), found {tmp_path / name}"), line  # fmt: skip
+    assert not server.requests and not out.exists() and not (tmp_path / name).exists()
+    with pytest.raises(DatasetError, match="expected a file name ending in .csv"):
+        write_album_list([AlbumRequest("A", "B", "x")], tmp_path / name)
+    assert main([*argv, *apis, "--save-list", str(tmp_path / "Saved.CSV")]) == 0

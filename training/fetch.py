@@ -65,6 +65,8 @@ _MISSING = {"", "nan", "none", "null", "n/a", "—", "-", "tba"}
 # Wikipedia's footnote marks: [1], [a], [note 2], [nb 1], [citation needed]
 _FOOTNOTE = re.compile(r"\[(?:[0-9]+|[a-z]|(?:note|nb|n) [0-9]+|citation needed)\]", re.IGNORECASE)
 _YEAR = re.compile(r"(?<![0-9])([12][0-9]{3})(?![0-9])")
+# what a saved album list is named: the lists are read by their extension
+_LIST_NAME = "expected a file name ending in .csv (the list is written as CSV, and lists are read by extension)"
 MIN_SCORE_RANGE = range_text("a number", 0.0, 1.0, low_open=True)  # what --min-score accepts, in words
 
 
@@ -166,6 +168,8 @@ def write_album_list(albums: Sequence[AlbumRequest], path: str | Path) -> Path:
     from .atomic import write_text
 
     path = Path(path).expanduser()
+    if path.suffix.lower() != ".csv":
+        raise DatasetError(f"{path}: {_LIST_NAME}, found {path.suffix or 'no extension'}")
     if path.exists():
         raise DatasetError(f"{path}: album list exists already; choose a new file name")
     out = io.StringIO()
@@ -445,6 +449,8 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     if args.out is None and args.save_list is None:
         raise DatasetError("--out: expected a dataset folder to write (or --save-list FILE for the list alone)")
+    if args.save_list is not None and args.save_list.suffix.lower() != ".csv":
+        raise DatasetError(f"--save-list: {_LIST_NAME}, found {args.save_list}")
     if not args.lists and not args.from_wikipedia_list:
         raise DatasetError("expected album lists (ALBUMS.csv ...) or --from-wikipedia-list URL, found neither")
     country = country_code(args.country)
