@@ -2,11 +2,14 @@
 (HTTP 404/400, a web page, JSON of another shape), or is no URL at all, stops the fetch instead of recording
 every album as not found; a Wikipedia page without an album table is one line, not a traceback; titles that
 differ by a number are different albums, an exact title wins over near ones, the edition of the list's year is
-taken; --min-score says one range; a preview that is not audio is named by its URL."""
+taken; --min-score says one range; a preview that is not audio is named by its URL; names of symbols alone
+(×, ÷, !!!) match, count as duplicates and get ids on their own text, never all as one empty name."""
 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -30,10 +33,13 @@ from test_fetch import (
 )
 
 from training.catalogues import ITunes, make_catalogues
+from training.cleaning import album_key, raw_name
 from training.cli import main
+from training.dataset_import import album_id
 from training.download import Downloader
 from training.errors import CatalogueBrokenError, DatasetError
-from training.fetch import AlbumRequest, fetch_dataset, resolve
+from training.fetch import AlbumRequest, fetch_dataset, read_album_list, resolve, write_album_list
+from training.manifest import parse_year, read_manifest
 from training.matching import (
     MIN_SCORE,
     album_numbers,
@@ -458,3 +464,219 @@ def test_a_preview_that_is_not_audio_is_named_by_its_url(tmp_path: Path, shop, b
     reason = skipped(out)["Moon Safari"]
     assert reason.startswith(server.url(f"/deezer/preview/{album.id}/0.mp3") + ": "), reason
     assert str(cache) not in reason
+
+
+# --- 6. names of symbols alone (×, ÷, !!!, ???, emoji) are compared on their own text -------------------------
+
+# (artist, album, found as (artist, album, year), the album chosen or None)
+SYMBOLS = [
+    ("Ed Sheeran", "×", [("Ed Sheeran", "÷", 2017), ("Ed Sheeran", "×", 2014)], "×"),
+    ("Ed Sheeran", "÷", [("Ed Sheeran", "×", 2014), ("Ed Sheeran", "÷ (Deluxe)", 2017)], "÷ (Deluxe)"),
+    ("Ed Sheeran", "×", [("Ed Sheeran", "÷", 2017), ("Ed Sheeran", "+", 2011)], None),
+    ("Ed Sheeran", "+", [("Ed Sheeran", "+ ", 2011)], "+ "),  # spacing is no difference
+    ("!!!", "Myth Takes", [("???", "Myth Takes", 2007)], None),
+    ("!!!", "Myth Takes", [("???", "Myth Takes", 2007), ("!!!", "Myth Takes", 2007)], "Myth Takes"),
+    ("Sigur Rós", "( )", [("Sigur Rós", "()", 2002)], None),
+    ("Some Band", "🎸", [("Some Band", "🥁", 2020), ("Some Band", "🎸", 2019)], "🎸"),
+    ("Some Band", "🎸", [("Some Band", "🥁", 2020)], None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("artist", "album", "found", "chosen"), SYMBOLS)
+def test_a_name_of_symbols_matches_only_itself(artist: str, album: str, found: list, chosen: str | None) -> None:
+    match = best_match(artist, album, [((a, t), a, t, y) for a, t, y in found])
+    if chosen is None:
+        assert match.item is None and match.score < 1.0, match
+    else:
+        assert match.item is not None and match.item[1] == chosen and match.score == 1.0, match
+        assert match.item[0] == artist
+
+
+# symbols, punctuation and spacing without letters, digits or "&" (which is read as "and")
+SYMBOL_NAMES = st.text(st.characters(categories=["P", "S", "Zs"], exclude_characters="&_"), min_size=1, max_size=6)
+
+
+def _symbols_only(name: str) -> bool:
+    return not any(c.isalnum() for c in unicodedata.normalize("NFKD", name)) and bool(raw_name(name))
+
+
+@settings(max_examples=300, deadline=None)
+@given(SYMBOL_NAMES, SYMBOL_NAMES, st.sampled_from(["Ed Sheeran", "!!!", "🎸"]))
+def test_two_different_names_of_symbols_are_never_one_album(a: str, b: str, artist: str) -> None:
+    """Names that normalisation leaves empty differ when their text does: they never score 1, are never
+    duplicates of each other (album_key), never share an id; the same text in other spacing or case does."""
+    assume(_symbols_only(a) and _symbols_only(b))
+    same = raw_name(a) == raw_name(b)
+    assert (match_score(artist, a, artist, b) == 1.0) == same
+    assert (match_score(a, "Myth Takes", b, "Myth Takes") == 1.0) == same
+    assert (album_key(artist, a) == album_key(artist, b)) == same
+    assert (album_key(a, "Myth Takes") == album_key(b, "Myth Takes")) == same
+    assert (album_id(artist, a) == album_id(artist, b)) == same
+    if not same:
+        match = best_match(artist, a, [(b, artist, b, None), (a, artist, a, None)])
+        assert (match.item, match.score) == (a, 1.0)
+        assert best_match(artist, a, [(b, artist, b, None)]).item is None
+
+
+def test_a_list_of_both_symbol_albums_fetches_each_its_own(tmp_path: Path, shop, audio) -> None:
+    server, fake = shop
+    for title, released, colour in (("÷", 2017, RED), ("×", 2014, BLUE)):
+        fake.add_deezer(
+            FakeAlbum("Ed Sheeran", title, image_bytes(colour), [FakeTrack("Song", audio["mp3"])], year=released)
+        )
+    requests = [AlbumRequest("Ed Sheeran", "×", "list.csv:2"), AlbumRequest("Ed Sheeran", "÷", "list.csv:3", year=2017)]
+    out = tmp_path / "DATA"
+    fetch_dataset(requests, out, catalogues=clients(tmp_path, fake, names=("deezer",)), downloader=media(tmp_path))
+    albums = rows(out)
+    assert {a: (r["catalogue_album"], r["catalogue_year"], r["match_score"]) for a, r in albums.items()} == {
+        "×": ("×", 2014, 1.0),
+        "÷": ("÷", 2017, 1.0),
+    }
+    assert albums["×"]["id"] != albums["÷"]["id"]
+    assert not (out / "skipped.jsonl").exists() or not skipped(out)
+
+
+# --- 7. lists that cannot be read as written: a column twice, an open quote, a year that is none ---------------
+
+# (the list's text, what the one line says after the file name)
+BAD_LISTS = [
+    ("Artist,Album,Artist\nA,B,C\n", "column 'Artist' appears twice in the header (also as 'Artist')"),
+    ("artist,album,ARTIST \nA,B,C\n", "column 'ARTIST ' appears twice in the header (also as 'artist')"),
+    ("artist;album;album\nA;B;C\n", "column 'album' appears twice in the header (also as 'album')"),
+    ("Artist,Album,Artist Name\nA,B,C\n", "columns 'Artist' and 'Artist Name' both give the artist"),
+    ("Album Title,Artist,Album\nA,B,C\n", "columns 'Album' and 'Album Title' both give the album"),
+    ("artist,album,year,release date\nA,B,2001,2001\n", "columns 'year' and 'release date' both give the year"),
+    ('artist,album\nA,"B\nC,D\nE,F\n', ":2: a quote opens a value here that no quote closes"),
+    ('artist,album\nA,B\nC,"D""\nE,F\n', ":3: a quote opens a value here that no quote closes"),
+    ('artist,album\nA,"B, the ""best""\n', ":2: a quote opens a value here that no quote closes"),
+    ('"artist,album\nA,B\n', ":1: a quote opens a value here that no quote closes"),
+    ('artist,album\nA,B\n"C\n', ":3: a quote opens a value here that no quote closes"),
+    ('artist\talbum\nA\t"B\n', ":2: a quote opens a value here that no quote closes"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "says"), BAD_LISTS)
+def test_a_list_that_cannot_be_read_as_written_is_one_line(tmp_path: Path, capsys, text: str, says: str) -> None:
+    path, saved = tmp_path / "albums.csv", tmp_path / "saved.csv"
+    path.write_text(text)
+    assert main(["dataset", "fetch", str(path), "--save-list", str(saved), "--cache-dir", str(tmp_path / "c")]) == 2
+    line = _one_line(capsys)
+    assert line.startswith(f"nopaingan dataset fetch: error: {path}") and says in line, line
+    assert not saved.exists()
+
+
+# (the list's text, the (artist, album) pairs read): quotes as the csv module reads them, unnamed columns
+GOOD_LISTS = [
+    ('artist,album\nA,"B, C"\n', [("A", "B, C")]),
+    ('artist,album\nA,"B ""C"" D"\n', [("A", 'B "C" D')]),
+    ('artist,album\nA,"B\nC"\nD,E\n', [("A", "B C"), ("D", "E")]),  # a value over two lines, spacing folded
+    ('artist,album\nA,12" Single\n', [("A", '12" Single')]),  # a quote inside a value is text
+    ('artist,album\nA,"B" (Live)\n', [("A", "B (Live)")]),  # text after a closing quote goes on
+    ('artist,album,,\nA,B,,\n', [("A", "B")]),  # a spreadsheet's empty columns
+    ("artist,album,song,title\nA,B,C,D\n", None),  # two song columns: refused, as for the album
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "albums"), GOOD_LISTS)
+def test_quotes_are_read_as_the_csv_module_reads_them(tmp_path: Path, text: str, albums) -> None:
+    path = tmp_path / "albums.csv"
+    path.write_text(text)
+    if albums is None:
+        with pytest.raises(DatasetError, match="both give the song"):
+            read_album_list(path)
+    else:
+        assert [(a.artist, a.album) for a in read_album_list(path)] == albums
+
+
+# (the year column's text, the year read or the reason the row is skipped)
+YEARS_LISTED = [
+    ("2014", 2014),
+    ("2014-06-20", 2014),
+    ("20/06/2014", 2014),
+    ("June 20, 2014", 2014),
+    ("2014.0", 2014),
+    ("", None),
+    ("n/a", None),
+    ("abc", "year: expected a year such as 2019, 2019-03-15 or March 15, 2019, found 'abc'"),
+    ("12345", "found '12345'"),
+    ("1e3", "found '1e3'"),
+    ("2014e1", "found '2014e1'"),
+    ("-1999", "found '-1999'"),
+    ("+1999", "found '+1999'"),
+    ("1999/2000", "found '1999/2000'"),
+    ("June 20", "found 'June 20'"),
+    ("3000", "year: expected a year from 1000 to 2999, found '3000'"),
+    ("0999", "year: expected a year from 1000 to 2999, found '0999'"),
+]
+
+
+@pytest.mark.parametrize(("listed", "year"), YEARS_LISTED)
+def test_a_year_is_read_or_its_row_skipped_saying_why(tmp_path: Path, listed: str, year) -> None:
+    path = tmp_path / "albums.csv"
+    path.write_text(f'artist,album,year\nEd Sheeran,×,"{listed}"\n')
+    (request,) = read_album_list(path)
+    if isinstance(year, str):
+        assert request.year is None and year in request.problem
+        assert request.problem.startswith(f"{path}:2: year: ")
+        assert resolve(request, []).problem == request.problem  # skipped with the reason, before any search
+        saved = write_album_list([request], tmp_path / "saved.csv")  # the saved list keeps the text as listed
+        assert [(r.year_text, r.problem.replace(str(saved), "")) for r in read_album_list(saved)] == [
+            (listed, request.problem.replace(str(path), ""))
+        ]
+    else:
+        assert (request.year, request.problem) == (year, "")
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(f'artist,album,preview,cover,year\nA,B,p.mp3,c.jpg,"{listed}"\n')
+    (candidate,) = read_manifest(manifest)
+    if isinstance(year, str):
+        assert candidate.problem is not None and candidate.problem.startswith(f"{manifest}:2: column year: ")
+    else:
+        assert (candidate.year, candidate.problem) == (year, None)
+
+
+def test_an_unreadable_year_is_skipped_and_listed_when_fetched(tmp_path: Path, shop, audio) -> None:
+    server, fake = shop
+    requests = read_album_list(_list(tmp_path, "artist,album,year\nDaft Punk,Discovery,-2001\n"))
+    out = tmp_path / "DATA"
+    fetch_dataset(requests, out, catalogues=clients(tmp_path, fake), downloader=media(tmp_path))
+    assert skipped(out) == {"Discovery": f"{tmp_path / 'albums.csv'}:2: year: expected a year such as 2019, "
+                            "2019-03-15 or March 15, 2019, found '-2001'"}  # fmt: skip
+    assert not [p for p, _ in server.requests if "search" in p]
+
+
+def _list(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "albums.csv"
+    path.write_text(text)
+    return path
+
+
+DATE_FORMS = ["{}", "{}-06-20", "20/06/{}", "20-06-{}", "June 20, {}", "20 June {}", "{}.0", " {} "]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-5000, 99999), st.sampled_from(DATE_FORMS), st.sampled_from(["", "-", "+", "−"]))
+def test_a_year_is_its_number_in_range_and_never_loses_a_sign(number: int, form: str, sign: str) -> None:
+    text = sign + form.format(number).strip()
+    if not sign and 1000 <= number <= 2999:
+        assert parse_year(text) == number
+    else:
+        with pytest.raises(ValueError, match=f"found {re.escape(repr(text))}"):
+            parse_year(text)
+
+
+SAVED_NAMES = ["weird-saved.txt", "list.tsv", "list.json", "list.jsonl", "list", "list.csv.bak"]
+
+
+@pytest.mark.parametrize("name", SAVED_NAMES)
+def test_a_saved_list_must_be_a_csv_file_name(tmp_path: Path, shop, capsys, name: str) -> None:
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
+    assert main([*argv, *apis, "--save-list", str(tmp_path / name)]) == 2
+    line = _one_line(capsys)
+    assert line.endswith(f"--save-list: expected a file name ending in .csv (the list is written as CSV, and lists "
+                         f"are read by extension), found {tmp_path / name}"), line  # fmt: skip
+    assert not server.requests and not out.exists() and not (tmp_path / name).exists()
+    with pytest.raises(DatasetError, match="expected a file name ending in .csv"):
+        write_album_list([AlbumRequest("A", "B", "x")], tmp_path / name)
+    assert main([*argv, *apis, "--save-list", str(tmp_path / "Saved.CSV")]) == 0

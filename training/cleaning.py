@@ -102,10 +102,16 @@ LATIN_LETTERS = str.maketrans(
 
 
 def fold_name(text: str) -> str:
-    """Case, accents, punctuation and spacing removed, ``&`` read as ``and``."""
-    text = unicodedata.normalize("NFKD", text.replace("&", " and "))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).casefold().translate(LATIN_LETTERS)
-    return " ".join(re.sub(r"[\W_]+", " ", text).split())
+    """Case, accents, punctuation and spacing removed, ``&`` read as ``and``. A name of symbols alone, which
+    that leaves empty (``×``, ``÷``, ``!!!``, an emoji), is its :func:`raw_name`: never equal to another name."""
+    folded = unicodedata.normalize("NFKD", text.replace("&", " and "))
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch)).casefold().translate(LATIN_LETTERS)
+    return " ".join(re.sub(r"[\W_]+", " ", folded).split()) or raw_name(text)
+
+
+def raw_name(text: str) -> str:
+    """A name as written, up to Unicode compatibility forms, case and spacing (``"  ÷ "`` -> ``"÷"``)."""
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
 def artist_key(artist: str) -> str:

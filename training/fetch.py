@@ -57,7 +57,7 @@ from .covers import MIN_COVER_SIZE
 from .dataset_import import ImportReport, build_dataset, check_out
 from .download import RETRY_STATUSES, Downloader, default_cache_dir, web_url
 from .errors import CatalogueUnavailableError, DatasetError, DownloadError, UnreachableError, count_text
-from .manifest import COLUMNS, read_table
+from .manifest import COLUMNS, parse_year, read_table
 from .matching import MARGIN, MIN_SCORE, best_match, year_matches
 from .split import EVAL_FRACTION
 
@@ -66,18 +66,23 @@ _MISSING = {"", "nan", "none", "null", "n/a", "—", "-", "tba"}
 # Wikipedia's footnote marks: [1], [a], [note 2], [nb 1], [citation needed]
 _FOOTNOTE = re.compile(r"\[(?:[0-9]+|[a-z]|(?:note|nb|n) [0-9]+|citation needed)\]", re.IGNORECASE)
 _YEAR = re.compile(r"(?<![0-9])([12][0-9]{3})(?![0-9])")
+# what a saved album list is named: the lists are read by their extension
+_LIST_NAME = "expected a file name ending in .csv (the list is written as CSV, and lists are read by extension)"
 MIN_SCORE_RANGE = range_text("a number", 0.0, 1.0, low_open=True)  # what --min-score accepts, in words
 
 
 @dataclass(frozen=True)
 class AlbumRequest:
-    """One album of the list: what to look for, and where the list names it (``file:line``)."""
+    """One album of the list: what to look for, and where the list names it (``file:line``). A row whose year
+    cannot be read keeps it as ``year_text`` and is not looked up: ``problem`` says why."""
 
     artist: str
     album: str
     source: str
     year: int | None = None
     genres: tuple[str, ...] = ()
+    year_text: str = ""
+    problem: str = ""
 
 
 def _text(value: object) -> str:
@@ -87,13 +92,14 @@ def _text(value: object) -> str:
     return "" if text.casefold() in _MISSING else text
 
 
-def _year(value: object) -> int | None:
-    match = _YEAR.search(_text(value))
-    return int(match.group(1)) if match else None
-
-
 def _request(where: str, artist: object, album: object, year: object = None, genres: object = None) -> AlbumRequest:
-    return AlbumRequest(_text(artist), _text(album), where, _year(year), tuple(split_genres(_text(genres) or None)))
+    """A list's row; an unreadable year (:func:`~training.manifest.parse_year`) makes it a request with a
+    ``problem``, as an unreadable popularity does a manifest's row."""
+    request = AlbumRequest(_text(artist), _text(album), where, genres=tuple(split_genres(_text(genres) or None)))
+    try:
+        return replace(request, year=parse_year(_text(year)))
+    except ValueError as exc:
+        return replace(request, year_text=_text(year), problem=f"{where}: year: {exc}")
 
 
 def read_album_list(path: str | Path) -> list[AlbumRequest]:
@@ -133,15 +139,12 @@ def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]
         table_rows += len(table)
         for index, row in enumerate(table.itertuples(index=False), 1):
             value = {field: row[i] for field, i in columns.items()}
-            request = _request(
-                f"{url} table {number} row {index}",
-                value["artist"],
-                value["album"],
-                value.get("year"),
-                value.get("genres"),
-            )
+            where = f"{url} table {number} row {index}"
+            request = _request(where, value["artist"], value["album"], None, value.get("genres"))
+            # a release date without its own year ("January 4") is of the page's year
+            match = _YEAR.search(_text(value.get("year")))
             if request.artist and request.album:
-                albums.append(request if request.year else replace(request, year=page_year))
+                albums.append(replace(request, year=int(match.group(1)) if match else page_year))
     if not albums:
         found = _tables_found(len(tables), album_tables, table_rows)
         raise DatasetError(
@@ -182,13 +185,15 @@ def write_album_list(albums: Sequence[AlbumRequest], path: str | Path) -> Path:
     from .atomic import write_text
 
     path = Path(path).expanduser()
+    if path.suffix.lower() != ".csv":
+        raise DatasetError(f"{path}: {_LIST_NAME}, found {path.suffix or 'no extension'}")
     if path.exists():
         raise DatasetError(f"{path}: album list exists already; choose a new file name")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["artist", "album", "year", "genre"])
     for album in albums:
-        writer.writerow([album.artist, album.album, album.year or "", ", ".join(album.genres)])
+        writer.writerow([album.artist, album.album, album.year or album.year_text, ", ".join(album.genres)])
     write_text(path, out.getvalue())
     return path
 
@@ -212,6 +217,9 @@ def resolve(
     )
     if not request.artist or not request.album:
         candidate.problem = f"{request.source}: empty {'artist' if not request.artist else 'album'}"
+        return candidate
+    if request.problem:
+        candidate.problem = request.problem
         return candidate
     reasons = []
     for catalogue in catalogues:
@@ -461,6 +469,8 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     if args.out is None and args.save_list is None:
         raise DatasetError("--out: expected a dataset folder to write (or --save-list FILE for the list alone)")
+    if args.save_list is not None and args.save_list.suffix.lower() != ".csv":
+        raise DatasetError(f"--save-list: {_LIST_NAME}, found {args.save_list}")
     if not args.lists and not args.from_wikipedia_list:
         raise DatasetError("expected album lists (ALBUMS.csv ...) or --from-wikipedia-list URL, found neither")
     country = country_code(args.country)

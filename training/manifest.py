@@ -63,6 +63,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 REQUIRED = ("artist", "album", "preview", "cover")
 _MISSING = {"", "nan", "none", "null", "n/a"}
 _MULTIPLIERS = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9}
+YEARS = (1000, 2999)  # the years a table's year column may give
+_YEAR_FORMS = "a year such as 2019, 2019-03-15 or March 15, 2019"
+# a sign (not a dash between a date's numbers), an exponent: a number, not a date
+_NOT_A_DATE = re.compile(r"^[-−+]|(?<![0-9])[-−+]\s*[0-9]|[0-9][eE][-+]?[0-9]")
 _NUMBER = re.compile(r"([0-9][0-9,_]*(?:\.[0-9]+)?)\s*([kmb]?)(?:\s*(?:views|plays|streams))?")
 
 
@@ -99,9 +103,49 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
     # the separator used most in the header line; values may hold commas or semicolons of their own
     header = text.split("\n", 1)[0]
     delimiter = "\t" if path.suffix.lower() == ".tsv" else max(",;\t", key=header.count)
+    opened = _unclosed_quote(text, delimiter)
+    if opened is not None:
+        raise DatasetError(
+            f"{path}:{opened}: a quote opens a value here that no quote closes (the rest of the file would be "
+            'that one value); expected a closing " or none'
+        )
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    _check_header(path, reader.fieldnames or [])
     for row in reader:
         yield f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k is not None}
+
+
+def _unclosed_quote(text: str, delimiter: str) -> int | None:
+    """The line where a quoted value opens that no quote closes, or None. The csv module (not strict) reads
+    the rest of the file as that value, without a word; this follows its rules: a quote opens a value only as
+    its first character, and ``""`` inside a quoted value is a quote."""
+    if '"' not in text:
+        return None
+    line, opened, state = 1, 0, "start"  # start of a value, inside an unquoted one, quoted, quote in a quoted
+    for char in text:
+        if state == "quoted":
+            state = "quote" if char == '"' else "quoted"
+        elif state == "start" and char == '"':
+            state, opened = "quoted", line
+        elif char in (delimiter, "\n", "\r"):
+            state = "start"
+        else:  # a quote after a quote is a quote; other text goes on (or starts) an unquoted value
+            state = "quoted" if state == "quote" and char == '"' else "field"
+        line += char == "\n"
+    return opened if state == "quoted" else None
+
+
+def _check_header(path: Path, names: list[str]) -> None:
+    """:class:`DatasetError` for a header naming a column twice (``Artist,Album,Artist``; also in other case
+    or spacing, ``Artist`` and ``artist ``): the reader would keep the last silently."""
+    seen: dict[str, str] = {}
+    for name in filter(_key, names):  # unnamed columns (",," in a spreadsheet's export) are never read
+        if _key(name) in seen:
+            raise DatasetError(
+                f"{path}: column {name!r} appears twice in the header (also as {seen[_key(name)]!r}); expected "
+                "each column once"
+            )
+        seen[_key(name)] = name
 
 
 def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
@@ -158,9 +202,14 @@ def _match_columns(path: Path, names: set[str], required: tuple[str, ...]) -> di
         by_key.setdefault(_key(name), name)
     columns = {}
     for field, aliases in COLUMNS.items():
-        found = next((by_key[a] for a in aliases if a in by_key), None)
-        if found is not None:
-            columns[field] = found
+        found = [by_key[a] for a in aliases if a in by_key]
+        if len(found) > 1:
+            raise DatasetError(
+                f"{path}: columns {found[0]!r} and {found[1]!r} both give the {field}; expected one column for it "
+                "(rename or remove the other)"
+            )
+        if found:
+            columns[field] = found[0]
     missing = [f for f in required if f not in columns]
     if missing:
         expected = "; ".join(f"{f}: one of {', '.join(COLUMNS[f])}" for f in missing)
@@ -190,6 +239,27 @@ def parse_number(value: object) -> float | None:
     if not match:
         raise ValueError(f"expected a number such as 1234, 1,234 or 1.2M, found {text!r}")
     return float(match.group(1).replace(",", "").replace("_", "")) * _MULTIPLIERS[match.group(2)]
+
+
+def parse_year(value: object) -> int | None:
+    """A release year as tables give it: ``2019``, ``2019.0``, ``"2019-03-15"``, ``"15/03/2019"``, ``"March 15,
+    2019"`` -> 2019; nothing -> None. Text with no year, a number of other length (``"12345"``, ``"1e3"``), a
+    year outside :data:`YEARS`, a sign (``"-1999"``) or two years raises :class:`ValueError` saying so."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {_YEAR_FORMS}, found {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = _text(value)
+    if text is None:
+        return None
+    numbers = re.findall(r"[0-9]+", text)
+    years = [int(n) for n in numbers if len(n) == 4]
+    days = [n for n in numbers if len(n) != 4]  # a date's day and month: one or two digits
+    if len(years) != 1 or any(len(n) > 2 for n in days) or _NOT_A_DATE.search(text):
+        raise ValueError(f"expected {_YEAR_FORMS}, found {text!r}")
+    if not YEARS[0] <= years[0] <= YEARS[1]:
+        raise ValueError(f"expected a year from {YEARS[0]} to {YEARS[1]}, found {text!r}")
+    return years[0]
 
 
 def _emotions(value: object) -> list[str]:
@@ -222,11 +292,11 @@ def _candidate(manifest: Path, where: str, row: dict, columns: dict[str, str]) -
     candidate.track_marked = True
     candidate.covers = [CoverRef("url" if is_url(cover) else "file", cover)]
     candidate.genres = split_genres(get("genres"))
-    year = re.search(r"\b[12][0-9]{3}\b", _text(get("year")) or "")
-    candidate.year = int(year.group(0)) if year else None
-    for field in ("popularity", "emotions"):
+    for field in ("year", "popularity", "emotions"):
         try:
-            if field == "popularity":
+            if field == "year":
+                candidate.year = parse_year(get(field))
+            elif field == "popularity":
                 candidate.popularity = parse_number(get(field))
             else:
                 candidate.emotions = _emotions(get(field))
