@@ -167,3 +167,32 @@ def test_cache_refuses_to_mix_settings(tmp_path, tiny_models, capsys):
 def test_the_summary_counts_in_words(albums: int, skipped: int, line: str) -> None:
     report = CacheReport(Path("DATA"), albums, albums, 0, skipped=({"id": "x", "reason": "y"},) * skipped)
     assert report.summary() == line
+
+
+MIR_SPELLINGS = ["codified-lm", "codified-lm/", "./codified-lm", "./codified-lm/", "ABSOLUTE", "../mirs/codified-lm"]
+
+
+@pytest.mark.parametrize("old", [False, True], ids=["recorded-absolute", "recorded-relative-by-an-earlier-version"])
+def test_a_music_model_folder_is_the_same_however_it_is_named(tmp_path, tiny_models, monkeypatch, old):
+    """``--mir`` is recorded as an absolute folder, as ``--sd``: any spelling of the folder (relative, absolute,
+    ``./``, a trailing slash) gives the same spec and reuses the cache, and so does a cache an earlier version made
+    with a relative path (when it names the folder from the working one)."""
+    folder = tmp_path / "mirs" / "codified-lm"
+    shutil.copytree(tiny_models["codified-lm"], folder)
+    data = make_dataset(tmp_path / "data", train=1, eval=1, seconds=1.0)
+    monkeypatch.chdir(folder.parent)
+    if old:  # as before: the --mir given was recorded as it was spelt
+        monkeypatch.setattr(cache_module, "_source", lambda source: source)
+    _cache_with(data, tiny_models, "codified-lm")
+    monkeypatch.undo()
+    monkeypatch.chdir(folder.parent)
+    assert CacheReader(data / "cache").spec.encoder.model == str(folder)  # what a fusion trained from it records
+    for spelling in MIR_SPELLINGS:
+        report = _cache_with(data, tiny_models, str(folder) if spelling == "ABSOLUTE" else spelling)
+        assert (spelling, report.encoded, report.reused) == (spelling, 0, 2)
+    recorded = {cache_module.read_shard_header(p)[0].encoder.model for p in (data / "cache").glob("shard-*")}
+    assert recorded == {"codified-lm" if old else str(folder)}  # nothing was encoded again
+
+
+def _cache_with(data: Path, tiny_models, mir: str) -> CacheReport:
+    return cache_dataset(data, str(tiny_models["sd"]), mir, resolution=64, progress=False)

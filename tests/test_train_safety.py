@@ -4,7 +4,9 @@ overwritten, --resume without a checkpoint, an explicit warm-up longer than the 
 eval albums are refused before any work, a resumed run's time counts every part and its inert check decides as the
 uninterrupted run's, a run --stop-if-inert ended is not resumed, a checkpoint's report outlives its pruning,
 evaluate refuses options for covers with --no-images, a run killed after its last checkpoint but before its
-final save is finished by --resume as the uninterrupted run, and no step repeats an album."""
+final save is finished by --resume as the uninterrupted run, no step repeats an album, --resume refuses a run whose
+dataset now gives other albums, --stop-if-inert is refused on a run it could never stop early, and a refused
+command prints its one error line alone."""
 
 from __future__ import annotations
 
@@ -305,20 +307,22 @@ def test_stop_if_inert_without_eval_albums_is_refused_before_any_work(cached_dat
 
 
 @pytest.mark.parametrize(
-    ("max_steps", "eval_every", "stopped_at"),
+    ("max_steps", "eval_every", "stop", "stopped_at"),
     [
-        (4, 4, None),  # inert at its only, last evaluation: the run reached its end
-        (4, 2, None),  # inert twice in a row, the second time at the last step
-        (6, 2, 4),  # inert twice in a row with steps left: stopped early
+        (4, 4, False, None),  # inert at its only, last evaluation: the run reached its end
+        (4, 2, False, None),  # inert twice in a row, the second time at the last step
+        (6, 2, True, 4),  # inert twice in a row with steps left: stopped early
     ],
 )
 def test_stopped_early_is_recorded_only_when_steps_remain(
-    cached_data, tmp_path, capsys, monkeypatch, max_steps, eval_every, stopped_at
+    cached_data, tmp_path, capsys, monkeypatch, max_steps, eval_every, stop, stopped_at
 ):
+    """A run inert only at its last evaluation ends there, not early (with --stop-if-inert such a run is refused:
+    see the next test)."""
     import training.recipes
 
     monkeypatch.setattr(training.recipes, "INERT_MIN_STEPS", 0)
-    inert = {"recipe": "seed", "lr": 1e-9, "warmup_steps": 1, "stop_if_inert": True, "progress": False}
+    inert = {"recipe": "seed", "lr": 1e-9, "warmup_steps": 1, "stop_if_inert": stop, "progress": False}
     result = train(
         TrainConfig(data=cached_data, out=tmp_path / "run", max_steps=max_steps, eval_every=eval_every, **inert)
     )
@@ -330,6 +334,51 @@ def test_stopped_early_is_recorded_only_when_steps_remain(
     else:
         assert summary["stopped_early"] == f"music path inert at step {stopped_at} of {max_steps} (--stop-if-inert)"
         assert "stopping (--stop-if-inert)" in err
+
+
+NEVER_EARLY = "nothing could stop it early (expected a longer run or a smaller --eval-every)"
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        # the trial's: the seed recipe's 500 warm-up steps, cut to the run's 500: no evaluation is ever judged
+        (["--recipe", "seed", "--max-steps", "500"], "--stop-if-inert: the inert check starts at step 500 (after the "
+         "500 warm-up steps, the run's first fifth and step 100) and stops a run at 2 inert evaluations in a row "
+         f"before its last step; the run's 500 steps, evaluated every 100, have 0 such evaluations: {NEVER_EARLY}"),
+        (["--recipe", "seed", "--max-steps", "300"], "starts at step 300 (after the 300 warm-up steps"),
+        (["--recipe", "seed", "--max-steps", "600"], "evaluated every 100, have 1 such evaluation: nothing could"),
+        (["--recipe", "seed", "--max-steps", "601"], None),  # judged at steps 500 and 600
+        (["--recipe", "seed", "--max-steps", "300", "--eval-every", "10"], "starts at step 300"),
+        (["--recipe", "seed", "--max-steps", "300", "--warmup-steps", "0", "--eval-every", "10"], None),
+        # the default recipe: a tenth of the run's warm-up, so the minimum step or the first fifth decides
+        (["--max-steps", "200"], "starts at step 100 (after the 20 warm-up steps, the run's first fifth and step "
+         "100) and stops a run at 2 inert evaluations in a row before its last step; the run's 200 steps, evaluated "
+         "every 100, have 1 such evaluation"),
+        (["--max-steps", "201"], None),  # judged at steps 100 and 200
+        (["--max-steps", "1000", "--eval-every", "500"], "starts at step 200 (after the 100 warm-up steps"),
+        (["--max-steps", "1001", "--eval-every", "500"], None),
+        (["--max-steps", "12", "--eval-every", "1"], "starts at step 100 (after the 1 warm-up step,"),
+    ],
+)  # fmt: skip
+def test_stop_if_inert_on_a_run_it_could_never_stop_early_is_refused_before_any_work(
+    cached_data, tmp_path, capsys, monkeypatch, options, expected
+):
+    """--stop-if-inert stops a run at two inert evaluations in a row, judged only after the warm-up, the run's
+    first fifth and INERT_MIN_STEPS, and before its last step: a run with fewer such evaluations is one line, exit
+    2, with nothing loaded or written; a run with two is accepted (it gets as far as loading the UNet)."""
+    import training.train as train_module
+
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: _crash())
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(cached_data), "--out", str(run), "--stop-if-inert", "--quiet", *options]
+    if expected is None:
+        with pytest.raises(Crash):
+            main(argv)
+        return
+    assert main(argv) == 2
+    assert expected in _error_line(capsys)
+    assert not run.exists() and capsys.readouterr().out == ""
 
 
 # --- 5. time of a resumed run ------------------------------------------------------------------------------------
@@ -1026,3 +1075,135 @@ def test_train_without_a_run_folder_is_one_line(tmp_path, capsys, argv, expected
     assert main(["train", *(a.format(tmp=tmp_path) for a in argv)]) == 2
     assert _error_line(capsys).endswith(expected.format(tmp=tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+# --- 17. --resume continues a run on the albums it started with --------------------------------------------------
+
+
+def _rows(data: Path) -> list[dict]:
+    return [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines()]
+
+
+def _write_rows(data: Path, rows: list[dict]) -> None:
+    (data / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _add_train_album(data: Path) -> None:
+    rows = _rows(data)
+    _write_rows(data, [*rows, rows[0] | {"id": "artist-9-album-9", "album": "Album 9"}])
+
+
+def _remove_first(split: str):
+    def remove(data: Path) -> None:
+        rows = _rows(data)
+        first = next(i for i, row in enumerate(rows) if row["split"] == split)
+        _write_rows(data, rows[:first] + rows[first + 1 :])
+
+    return remove
+
+
+def _change_a_cover(data: Path) -> None:
+    os.utime(data / _rows(data)[1]["file_name"], ns=(1, 1))
+
+
+def _reorder(data: Path) -> None:
+    train_rows = [row for row in _rows(data) if row["split"] == "train"]
+    _write_rows(data, train_rows[::-1] + [row for row in _rows(data) if row["split"] == "eval"])
+
+
+def _add_and_remove(data: Path) -> None:
+    _add_train_album(data)
+    _remove_first("eval")(data)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (_add_train_album, "train albums: 1 added"),
+        (_remove_first("train"), "train albums: 1 removed"),
+        (_remove_first("eval"), "eval albums: 1 removed"),
+        (_change_a_cover, "train albums: 1 changed"),
+        (_reorder, "train albums: the same albums in another order"),
+        (_add_and_remove, "train albums: 1 added; eval albums: 1 removed"),
+    ],
+    ids=["added", "removed", "eval removed", "changed", "reordered", "added and eval removed"],
+)
+def test_resume_refuses_a_run_whose_dataset_now_gives_other_albums_untouched(
+    cached_data, tiny_models, tmp_path, capsys, monkeypatch, change, expected
+):
+    """The trial's: a run killed after a checkpoint, albums fetched into its dataset and cached, then --resume RUN:
+    one line saying how the albums differ, exit 2, before any work and with no file of the run changed (the
+    run's albums.json records the train and eval albums it uses, with their cache fingerprints)."""
+    import training.train as train_module
+    from training.cache import cache_dataset
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(cached_data, data)
+    _killed_after_step_1(data, run, monkeypatch)
+    change(data)
+    cache_dataset(data, str(tiny_models["sd"]), str(tiny_models["codified-lm"]), resolution=64, progress=False)
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    before = _files(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 2
+    assert _error_line(capsys) == (
+        f"nopaingan train: error: {run}: --resume continues the run on the albums it started with "
+        f"({run / 'albums.json'}), but the dataset and its cache now give others ({expected}); the run would not "
+        "reach the same weights: start a new run in another --out"
+    )
+    assert capsys.readouterr().out == "" and _files(run) == before
+
+
+def test_a_run_recorded_without_its_albums_resumes_as_before(cached_data, tiny_models, tmp_path, monkeypatch):
+    """A run an earlier version started (no albums.json) resumes on whatever its dataset gives now."""
+    from training.cache import cache_dataset
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    shutil.copytree(cached_data, data)
+    _killed_after_step_1(data, run, monkeypatch)
+    (run / "albums.json").unlink()
+    _add_train_album(data)
+    cache_dataset(data, str(tiny_models["sd"]), str(tiny_models["codified-lm"]), resolution=64, progress=False)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert json.loads((run / "summary.json").read_text())["train_albums"] == 5
+
+
+def _killed_after_step_1(data: Path, run: Path, monkeypatch) -> None:
+    """A 2-step run on ``data``, checkpointed and evaluated every step, killed after its step-1 checkpoint."""
+    import training.train as train_module
+
+    write = train_module.write_loss_curve
+
+    def killed(folder: Path, history: list, eval_history: list) -> None:
+        write(folder, history, eval_history)
+        raise Crash
+
+    argv = ["train", "--data", str(data), "--out", str(run), "--max-steps", "2", "--save-every", "1", "--quiet"]
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "write_loss_curve", killed)
+        with pytest.raises(Crash):
+            main([*argv, "--eval-every", "1"])
+    assert [p.name for p in checkpoints(run)] == ["step-00000001"] and (run / "albums.json").is_file()
+
+
+# --- 18. a refused command prints its one error line alone -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        # the trial's: the default recipe's batch of 8 is cut to the 4 train albums, but the run is refused
+        (["--warmup-steps", "100", "--max-steps", "5"], "--warmup-steps must be at most the run's 5 steps, found 100"),
+        (["--stop-if-inert", "--max-steps", "5"], "--stop-if-inert: the inert check starts at step 100"),
+        (["--resume", "FINISHED"], "FINISHED: already finished at step 4 of 4 (summary.json); nothing to resume"),
+    ],
+)
+def test_a_refused_run_prints_no_note_before_its_error(cached_data, tmp_path, capsys, four_steps, options, expected):
+    """The note that the recipe's batch is cut to the train albums comes only once the run starts: a refused
+    command prints its one error line and nothing else."""
+    options = [str(four_steps) if o == "FINISHED" else o for o in options]
+    out = [] if "--resume" in options else ["--data", str(cached_data), "--out", str(tmp_path / "run")]
+    before = _files(four_steps)
+    assert main(["train", *out, *options]) == 2
+    assert expected.replace("FINISHED", str(four_steps)) in _error_line(capsys)
+    assert capsys.readouterr().out == "" and _files(four_steps) == before

@@ -18,7 +18,7 @@ import json
 import shlex
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +65,13 @@ class CacheSpec:
     @classmethod
     def from_dict(cls, data: dict) -> CacheSpec:
         return cls(**{**data, "encoder": EncoderInfo(**data["encoder"])})
+
+    def resolved(self) -> CacheSpec:
+        """This spec with its SD and music model folders as absolute paths, as :func:`cache_dataset` records them:
+        earlier versions recorded a relative ``--mir`` folder, made absolute here where it names a folder from the
+        working one (elsewhere, or a hub id, it stays as it is)."""
+        encoder = replace(self.encoder, model=_recorded_source(self.encoder.model))
+        return replace(self, sd=_recorded_source(self.sd), encoder=encoder)
 
     def differences(self, other: CacheSpec) -> list[str]:
         mine, theirs = self.to_dict(), other.to_dict()
@@ -138,6 +145,7 @@ class CacheReader:
         self.entries: dict[str, tuple[Path, dict]] = {}
         for shard in shards:
             spec, albums = read_shard_header(shard)
+            spec = spec.resolved()
             if self.spec is None:
                 self.spec = spec
             elif spec != self.spec:
@@ -364,7 +372,7 @@ def cache_dataset(
     albums = read_dataset(data)
     if not albums:
         raise DatasetError(f"{data}: metadata.jsonl lists no albums")
-    mir = mir or DEFAULT_MODELS["codified-lm"]
+    mir = _source(mir or DEFAULT_MODELS["codified-lm"])  # recorded (and compared) as --sd: folders absolute
     encoder = load_encoder(kind or detect_kind(mir), mir, layer, state.device, dtype)
     spec = CacheSpec(_source(sd), encoder.info, resolution, clip_seconds, prompt_template, store_dtype)
 
@@ -417,6 +425,12 @@ def cache_dataset(
 def _source(source: str) -> str:
     """A model folder as an absolute path (training finds it from any directory), a hub id as it is."""
     return str(Path(source).expanduser().resolve()) if is_local(source) else str(source)
+
+
+def _recorded_source(source: str) -> str:
+    """A model source read from a shard: a folder that exists from here as an absolute path (:func:`_source`),
+    anything else (a hub id, a relative folder recorded from another working folder) as it is."""
+    return _source(source) if Path(source).expanduser().is_dir() else source
 
 
 @torch.no_grad()

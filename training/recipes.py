@@ -39,6 +39,8 @@ from torch import nn
 
 from nopaingan_core.errors import NoPainGanError
 
+from .errors import count_text
+
 # A run whose music path changes the held-out diffusion MSE by less than INERT_GAP (relative to text only)
 # while its gate has moved by less than INERT_GATE (mean |tanh|) since the start is inert: it learnt nothing.
 INERT_GAP = 0.005
@@ -157,6 +159,22 @@ def inert_check_start(warmup: int, total: int) -> int:
     """The first step whose evaluation the inert check judges in a run of ``total`` steps: after the ``warmup``,
     the first fifth of the run and :data:`INERT_MIN_STEPS` (a run shorter than that is never judged)."""
     return max(warmup, total // 5, INERT_MIN_STEPS)
+
+
+def check_can_stop_early(warmup: int, total: int, eval_every: int) -> None:
+    """Refuse ``--stop-if-inert`` on a run that it could never stop early (:class:`NoPainGanError`, one line):
+    one with fewer than :data:`INERT_EVALUATIONS` evaluations (every ``eval_every`` steps) from
+    :func:`inert_check_start` on and before its last step (an inert last evaluation ends the run anyway)."""
+    first = inert_check_start(warmup, total)
+    judged = (total - 1) // eval_every - (max(first, 1) - 1) // eval_every  # evaluations in [first, total)
+    if judged < INERT_EVALUATIONS:
+        raise NoPainGanError(
+            f"--stop-if-inert: the inert check starts at step {first} (after the {count_text(warmup, 'warm-up step')}"
+            f", the run's first fifth and step {INERT_MIN_STEPS}) and stops a run at {INERT_EVALUATIONS} inert "
+            f"evaluations in a row before its last step; the run's {count_text(total, 'step')}, evaluated every "
+            f"{eval_every}, have {count_text(max(judged, 0), 'such evaluation')}: nothing could stop it early "
+            "(expected a longer run or a smaller --eval-every)"
+        )
 
 
 def stays_inert(streak: int, last: bool) -> bool:

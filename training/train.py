@@ -41,6 +41,7 @@ from .errors import count_text
 from .recipes import (
     RECIPE_KEYS,
     RECIPES,
+    check_can_stop_early,
     gate_change,
     gate_opening,
     inert_check_start,
@@ -51,7 +52,7 @@ from .recipes import (
     stays_inert,
     warmup_steps,
 )
-from .records import EVAL, METADATA, TRAIN, read_dataset
+from .records import EVAL, METADATA, TRAIN, Album, read_dataset
 from .resume import STEP_DIR, TRAINER, checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
 
 if TYPE_CHECKING:
@@ -63,12 +64,24 @@ ADAPTER_INITS = ("data", "random")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 FUSION_FILE = "fusion.safetensors"
 CONFIG_FILE = "config.json"
+ALBUMS_FILE = "albums.json"  # the albums a run trains and evaluates on: --resume refuses others
 SUMMARY_FILE = "summary.json"
 # What a run writes into its folder, and the reports `nopaingan evaluate` writes there (training.evaluate.
 # report_folder): eval/, eval-1/... of --fusion RUN and eval-step-NNNNNNNN/, eval-step-NNNNNNNN-1/... of a
 # checkpoint's fusion. A folder holding only these (a run stopped before its first checkpoint) is reused; any other
 # file means the folder is someone else's (a dataset, notes) and is refused.
-RUN_FILES = {FUSION_FILE, CONFIG_FILE, SUMMARY_FILE, "loss.csv", "eval.csv", "loss.png", "logs", "checkpoints", "eval"}
+RUN_FILES = {
+    FUSION_FILE,
+    CONFIG_FILE,
+    ALBUMS_FILE,
+    SUMMARY_FILE,
+    "loss.csv",
+    "eval.csv",
+    "loss.png",
+    "logs",
+    "checkpoints",
+    "eval",
+}
 REPORT_DIR = re.compile(r"^eval(-step-\d{8})?(-\d+)?$")
 # Checkpoints and held-out evaluations every 100 steps by default: a default-recipe epoch of a seed-sized dataset
 # (3429 albums, batch 8) is 429 steps, so a default run gets four of each (and --stop-if-inert can act); a checkpoint
@@ -336,13 +349,15 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         )
     reader = CacheReader(config.cache or Path(config.data) / CACHE_DIR)
     albums = reader.require(albums)
+    evaluated = reader.require(read_dataset(config.data, EVAL)[: config.eval_albums]) if config.eval_every else []
+    used = album_record(reader, albums, evaluated)
+    if config.resume:
+        _check_same_albums(run, used)
     ids = [album.id for album in albums]
     spec = reader.spec
     sd_source = config.sd or spec.sd
     # config.json keeps the recipe's batch, as its warm-up: --resume recomputes the cut from the same albums
     batch_size, batch_cut = fitted_batch_size(config, len(ids), processes, recipe_batch)
-    if batch_cut:
-        accelerator.print(f"--batch-size: {batch_cut}")
     per_epoch = steps_per_epoch(len(ids), batch_size, config.grad_accum, processes)
     total = config.max_steps or config.epochs * per_epoch
     if config.resume and _finished(run):
@@ -359,6 +374,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         schedule_text += (
             f" (the {config.recipe} recipe's {config.warmup_steps}, cut to the run's {count_text(total, 'step')})"
         )
+    if config.stop_if_inert and not config.resume:  # a run recorded before this check resumes as it started
+        check_can_stop_early(warm, total, config.eval_every)
 
     weight_dtype = {"no": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[config.mixed_precision]
     unet, scheduler = load_unet(sd_source, accelerator.device, weight_dtype)
@@ -399,10 +416,13 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             accelerator.print(f"resuming {run} from step {start} ({previous[-1].name})")
     elif accelerator.is_main_process:
         run.mkdir(parents=True, exist_ok=True)
+        write_text(run / ALBUMS_FILE, json.dumps(used, indent=1))  # before config.json: a run with one has the other
         write_text(run / CONFIG_FILE, json.dumps(config.to_dict() | {"processes": processes}, indent=1))
 
+    if batch_cut:  # only now that nothing refuses the run: a refused command prints its one error line alone
+        accelerator.print(f"--batch-size: {batch_cut}")
     accelerator.init_trackers("train", config={k: v for k, v in config.to_dict().items() if v is not None})
-    evaluation = _evaluation_set(config, reader) if config.eval_every else None
+    evaluation = [reader.load(album.id) for album in evaluated] if config.eval_every else None
     text_only_loss = None
     if evaluation:
         text_only_loss = _eval_loss(evaluation, unet, scheduler, accelerator, None, max_timestep, config.seed)
@@ -637,6 +657,49 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
     return last["step"]
 
 
+def album_record(reader: CacheReader, train: list[Album], evaluated: list[Album]) -> dict[str, list[list[str]]]:
+    """What a run trains and evaluates on (:data:`ALBUMS_FILE`): each split's albums in the order the run uses them,
+    as ``[id, cache fingerprint]`` pairs (the fingerprint changes with an album's prompt, cover or audio file)."""
+    return {
+        split: [[album.id, reader.entries[album.id][1]["fingerprint"]] for album in albums]
+        for split, albums in (("train", train), ("eval", evaluated))
+    }
+
+
+def _check_same_albums(run: Path, used: dict[str, list[list[str]]]) -> None:
+    """Refuse to continue a run on other albums than it started with (its :data:`ALBUMS_FILE`), in one line saying
+    how many of each split were added, removed or changed; a run recorded before that file resumes as before."""
+    path = run / ALBUMS_FILE
+    if not path.is_file():
+        return
+    try:
+        recorded = json.loads(path.read_text())
+        recorded = {split: [(str(i), str(f)) for i, f in recorded[split]] for split in used}
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
+        raise NoPainGanError(
+            f"{path}: expected the albums the run started with (JSON: train and eval lists), found other text"
+        ) from None
+    changes = []
+    for split, pairs in used.items():
+        before, now = dict(recorded[split]), {i: f for i, f in pairs}
+        counts = {
+            "added": len(now.keys() - before.keys()),
+            "removed": len(before.keys() - now.keys()),
+            "changed": sum(before[i] != now[i] for i in before.keys() & now.keys()),
+        }
+        text = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+        if not text and list(before) != list(now):
+            text = "the same albums in another order"
+        if text:
+            changes.append(f"{split} albums: {text}")
+    if changes:
+        raise NoPainGanError(
+            f"{run}: --resume continues the run on the albums it started with ({path}), but the dataset and its "
+            f"cache now give others ({'; '.join(changes)}); the run would not reach the same weights: start a new "
+            "run in another --out"
+        )
+
+
 def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     """The options to continue the run in ``run`` with (``--resume RUN``): those its ``config.json`` recorded, with
     ``given`` (the :class:`TrainConfig` fields a command line gave, even at their default values) checked against
@@ -701,12 +764,6 @@ def _option_text(value: object) -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     return "none" if value is None else str(value)
-
-
-def _evaluation_set(config: TrainConfig, reader: CacheReader) -> list[CachedAlbum]:
-    albums = read_dataset(config.data, EVAL)[: config.eval_albums]
-    albums = reader.require(albums)
-    return [reader.load(album.id) for album in albums]
 
 
 @torch.no_grad()
