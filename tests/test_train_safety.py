@@ -956,23 +956,11 @@ def test_resume_run_alone_continues_the_run_as_the_uninterrupted_one(
     """A run started from relative paths with options off their defaults and killed after its step-2 checkpoint is
     continued by `nopaingan train --resume RUN` from another working folder: the same weights to the bit, loss.csv,
     eval.csv and summary (but for its time) as the uninterrupted run's."""
-    import training.train as train_module
-
     monkeypatch.chdir(cached_data.parent)
     argv = ["train", "--data", cached_data.name, "--max-steps", "4", "--save-every", "2", "--eval-every", "2", *options]
     whole, run = tmp_path / "whole", tmp_path / "run"
     assert main([*argv, "--out", str(whole), "--quiet"]) == 0
-    write = train_module.write_loss_curve
-
-    def killed_after_step_2(folder: Path, history: list, eval_history: list) -> None:
-        write(folder, history, eval_history)
-        if len(history) == 2:
-            raise Crash
-
-    with monkeypatch.context() as patch:
-        patch.setattr(train_module, "write_loss_curve", killed_after_step_2)
-        with pytest.raises(Crash):
-            main([*argv, "--out", str(run), "--quiet"])
+    _run_killed_after([*argv, "--out", str(run), "--quiet"], 2, monkeypatch)
     assert [p.name for p in checkpoints(run)] == ["step-00000002"]
     monkeypatch.chdir(tmp_path)
     data = os.path.relpath(cached_data, tmp_path)  # the same folder, named from here
@@ -1034,24 +1022,12 @@ def test_resume_refuses_options_other_than_the_run_s_untouched(
 def test_resume_finds_a_moved_dataset_only_where_the_recorded_one_is_gone(cached_data, tmp_path, capsys, monkeypatch):
     """A dataset moved after the run started: --resume RUN --data NEW continues it (the same weights as the
     uninterrupted run); while the recorded folder still exists, another --data is refused."""
-    import training.train as train_module
-
     data, moved = tmp_path / "data", tmp_path / "moved"
     shutil.copytree(cached_data, data)
     argv = ["train", "--data", str(data), "--max-steps", "2", "--save-every", "1", "--eval-every", "0", "--quiet"]
     whole, run = tmp_path / "whole", tmp_path / "run"
     assert main([*argv, "--out", str(whole)]) == 0
-    write = train_module.write_loss_curve
-
-    def killed_after_step_1(folder: Path, history: list, eval_history: list) -> None:
-        write(folder, history, eval_history)
-        if len(history) == 1:
-            raise Crash
-
-    with monkeypatch.context() as patch:
-        patch.setattr(train_module, "write_loss_curve", killed_after_step_1)
-        with pytest.raises(Crash):
-            main([*argv, "--out", str(run)])
+    _run_killed_after([*argv, "--out", str(run)], 1, monkeypatch)
     shutil.copytree(data, moved)
     assert main(["train", "--resume", str(run), "--data", str(moved)]) == 2
     assert f"--data: recorded {data}, given {moved}" in _error_line(capsys)
@@ -1168,21 +1144,28 @@ def test_a_run_recorded_without_its_albums_resumes_as_before(cached_data, tiny_m
     assert json.loads((run / "summary.json").read_text())["train_albums"] == 5
 
 
-def _killed_after_step_1(data: Path, run: Path, monkeypatch) -> None:
-    """A 2-step run on ``data``, checkpointed and evaluated every step, killed after its step-1 checkpoint."""
+def _run_killed_after(argv: list[str], step: int, monkeypatch) -> None:
+    """``main(argv)``, the run killed right after it writes its loss curve at ``step`` (with its checkpoint of that
+    step, when it saves every step or at that one)."""
     import training.train as train_module
 
     write = train_module.write_loss_curve
 
     def killed(folder: Path, history: list, eval_history: list) -> None:
         write(folder, history, eval_history)
-        raise Crash
+        if len(history) == step:
+            raise Crash
 
-    argv = ["train", "--data", str(data), "--out", str(run), "--max-steps", "2", "--save-every", "1", "--quiet"]
     with monkeypatch.context() as patch:
         patch.setattr(train_module, "write_loss_curve", killed)
         with pytest.raises(Crash):
-            main([*argv, "--eval-every", "1"])
+            main(argv)
+
+
+def _killed_after_step_1(data: Path, run: Path, monkeypatch) -> None:
+    """A 2-step run on ``data``, checkpointed and evaluated every step, killed after its step-1 checkpoint."""
+    argv = ["train", "--data", str(data), "--out", str(run), "--max-steps", "2", "--save-every", "1", "--quiet"]
+    _run_killed_after([*argv, "--eval-every", "1"], 1, monkeypatch)
     assert [p.name for p in checkpoints(run)] == ["step-00000001"] and (run / "albums.json").is_file()
 
 
