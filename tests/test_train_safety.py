@@ -1144,6 +1144,38 @@ def test_a_run_recorded_without_its_albums_resumes_as_before(cached_data, tiny_m
     assert json.loads((run / "summary.json").read_text())["train_albums"] == 5
 
 
+@pytest.mark.parametrize(
+    ("name", "damage"),
+    [
+        ("trainer.json", lambda b: b[: len(b) // 2]),  # cut short
+        ("trainer.json", lambda b: b"[]"),  # JSON, but no trainer state
+        ("fusion.safetensors", lambda b: b[:100]),
+        ("optimizer.safetensors", lambda b: b[: len(b) // 2]),
+        ("rng-0.safetensors", lambda b: b"not safetensors"),
+    ],
+)
+def test_resume_from_a_damaged_checkpoint_is_one_line_naming_it(
+    cached_data, tmp_path, capsys, monkeypatch, name, damage
+):
+    """A checkpoint whose files were damaged after it was written (a failing disk, a hand edit): --resume says which
+    checkpoint and what to do in one line, and changes no file."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(cached_data), "--out", str(run), "--max-steps", "3", "--save-every", "1"]
+    _run_killed_after([*argv, "--eval-every", "0", "--quiet"], 2, monkeypatch)
+    last = checkpoints(run)[-1]
+    (last / name).write_bytes(damage((last / name).read_bytes()))
+    before = _files(run)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    line = _error_line(capsys)
+    if name == "fusion.safetensors":  # load_fusion's own line for a fusion file that is not safetensors
+        assert f"{last / name}: not a readable safetensors file (" in line
+    else:
+        assert f"{last}: expected a whole checkpoint, found a damaged one (" in line
+        assert line.endswith("delete this folder to resume from the checkpoint before it")
+    assert _files(run) == before
+
+
 def _run_killed_after(argv: list[str], step: int, monkeypatch) -> None:
     """``main(argv)``, the run killed right after it writes its loss curve at ``step`` (with its checkpoint of that
     step, when it saves every step or at that one)."""

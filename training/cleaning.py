@@ -101,17 +101,32 @@ LATIN_LETTERS = str.maketrans(
 )
 
 
+# Emoji and text presentation selectors: "❤️" is "❤" shown as an emoji, the same name.
+VARIATION_SELECTORS = dict.fromkeys([*range(0xFE00, 0xFE10), *range(0xE0100, 0xE01F0)])
+SYMBOL_CATEGORIES = ("Sm", "Sc", "So")  # maths, currency and other symbols (×, ÷, +, $, ★, emoji): words of a name
+
+
 def fold_name(text: str) -> str:
-    """Case, accents, punctuation and spacing removed, ``&`` read as ``and``. A name of symbols alone, which
-    that leaves empty (``×``, ``÷``, ``!!!``, an emoji), is its :func:`raw_name`: never equal to another name."""
-    folded = unicodedata.normalize("NFKD", text.replace("&", " and "))
+    """Case, accents, punctuation and spacing removed, ``&`` read as ``and``; symbols (:data:`SYMBOL_CATEGORIES`:
+    ``×``, ``÷``, ``+``, an emoji) kept as words of their own, so ``× (Deluxe)`` and ``÷ (Deluxe)`` stay two names.
+    A name of punctuation alone, which that leaves empty (``!!!``, ``???``), is its :func:`raw_name`: never equal
+    to another name."""
+    folded = unicodedata.normalize("NFKD", text.replace("&", " and ")).translate(VARIATION_SELECTORS)
     folded = "".join(ch for ch in folded if not unicodedata.combining(ch)).casefold().translate(LATIN_LETTERS)
-    return " ".join(re.sub(r"[\W_]+", " ", folded).split()) or raw_name(text)
+    return " ".join("".join(map(_word_part, folded)).split()) or raw_name(text)
+
+
+def _word_part(ch: str) -> str:
+    """A letter or digit as it is, a symbol as a word of its own, anything else (punctuation, ``_``) a space."""
+    if unicodedata.category(ch) in SYMBOL_CATEGORIES:
+        return f" {ch} "
+    return ch if ch.isalnum() else " "
 
 
 def raw_name(text: str) -> str:
-    """A name as written, up to Unicode compatibility forms, case and spacing (``"  ÷ "`` -> ``"÷"``)."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    """A name as written, up to Unicode compatibility forms, variation selectors, case and spacing (``"  ÷ "`` ->
+    ``"÷"``)."""
+    return " ".join(unicodedata.normalize("NFKC", text).translate(VARIATION_SELECTORS).casefold().split())
 
 
 def artist_key(artist: str) -> str:

@@ -157,8 +157,39 @@ def checkpoint_file(path: Path) -> bool:
     return path.is_file() and (path.name in (FUSION, OPTIMIZER, TRAINER) or RNG_FILE.match(path.name) is not None)
 
 
+@contextlib.contextmanager
+def damaged_checkpoint(path: Path):
+    """Reading the checkpoint folder ``path``: a file of it that cannot be read (cut short, not JSON, not
+    safetensors, missing metadata) is :class:`CheckpointError` in one line naming the checkpoint, not a traceback.
+    Checkpoints are written whole (a staged folder renamed), so only a damaged disk or a hand edit does this."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, ValueError, KeyError, TypeError, SafetensorError) as exc:
+        raise CheckpointError(
+            f"{path}: expected a whole checkpoint, found a damaged one ({type(exc).__name__}: {exc}); "
+            "delete this folder to resume from the checkpoint before it"
+        ) from None
+
+
+def read_trainer(path: Path) -> dict:
+    """The trainer state (step, epoch, ...) of the checkpoint folder ``path`` (:class:`CheckpointError` if damaged)."""
+    with damaged_checkpoint(path):
+        state = json.loads((path / TRAINER).read_text())
+        if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+            raise ValueError(f"{TRAINER} holds no step")
+        return state
+
+
 def load_checkpoint(path: Path, fusion: FusionModel, optimizer: torch.optim.Optimizer, rank: int = 0) -> dict:
-    """Restore weights, optimizer state and this process's generators; returns the trainer state."""
+    """Restore weights, optimizer state and this process's generators; returns the trainer state.
+    :class:`CheckpointError` in one line for a damaged checkpoint (:func:`damaged_checkpoint`)."""
+    with damaged_checkpoint(path):
+        return _load_checkpoint(path, fusion, optimizer, rank)
+
+
+def _load_checkpoint(path: Path, fusion: FusionModel, optimizer: torch.optim.Optimizer, rank: int) -> dict:
     saved = load_fusion(path / FUSION)
     saved.check_encoder(fusion.encoder)
     fusion.load_state_dict(saved.state_dict())
@@ -176,4 +207,4 @@ def load_checkpoint(path: Path, fusion: FusionModel, optimizer: torch.optim.Opti
     with safe_open(str(rng_file), "pt") as f:
         rng_meta = json.loads(f.metadata()["state"])
     set_rng_state(load_file(str(rng_file)), rng_meta)
-    return json.loads((path / TRAINER).read_text())
+    return read_trainer(path)

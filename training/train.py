@@ -53,7 +53,7 @@ from .recipes import (
     warmup_steps,
 )
 from .records import EVAL, METADATA, TRAIN, Album, read_dataset
-from .resume import STEP_DIR, TRAINER, checkpoints, load_checkpoint, prune_checkpoints, save_checkpoint
+from .resume import STEP_DIR, checkpoints, load_checkpoint, prune_checkpoints, read_trainer, save_checkpoint
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -639,7 +639,7 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
         raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
     if not previous:
         raise NoPainGanError(f"{run}: nothing to resume (no checkpoint); start the run without --resume")
-    last = json.loads((previous[-1] / TRAINER).read_text())
+    last = read_trainer(previous[-1])
     summary = run / SUMMARY_FILE  # checkpoints of earlier versions do not record it; the run's summary does
     stopped = last.get("stopped_early") or (summary.is_file() and "stopped_early" in json.loads(summary.read_text()))
     if stopped and _finished(run):  # killed before its final save, it is finished by --resume (no step left)
