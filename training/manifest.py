@@ -96,7 +96,23 @@ def read_table(path: Path, required: tuple[str, ...] = REQUIRED) -> tuple[list[t
     rows = list(_csv_rows(path, text) if suffix in (".csv", ".tsv") else _json_rows(path, text))
     if not rows:
         raise DatasetError(f"{path}: manifest has no rows")
-    return rows, _match_columns(path, {name for _, row in rows for name in row}, required)
+    columns = _match_columns(path, {name for _, row in rows for name in row}, required)
+    _check_one_line_names(rows, columns)
+    return rows, columns
+
+
+def _check_one_line_names(rows: list[tuple[str, dict]], columns: dict[str, str]) -> None:
+    """An artist or album over several lines is a quote closed lines after it opened: the rows between would be
+    read as part of one name and lost without a word, so it is refused (:class:`DatasetError` naming the row)."""
+    for where, row in rows:
+        for field in ("artist", "album"):
+            value = row.get(columns.get(field, ""))
+            if isinstance(value, str) and "\n" in value.strip():
+                lines = value.strip().count("\n") + 1
+                raise DatasetError(
+                    f"{where}: expected the {columns[field]!r} value on one line, found it over {lines} lines "
+                    f"({value.strip()[:40]!r}); a quote closed lines after it opened?"
+                )
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
