@@ -623,10 +623,11 @@ def test_cached_answers_expire_so_preview_links_stay_fresh(tmp_path: Path, shop)
     assert len([p for p, _ in server.requests if p.startswith("/deezer/search")]) == 2
 
 
-@pytest.mark.parametrize("damage", [b"", b'{"data": [{"id": 3', b"\xff\xfe not text"])
+# cut short, emptied, not text; and valid JSON that no answer of the APIs is (a hand edit, another tool's file)
+@pytest.mark.parametrize("damage", [b"", b'{"data": [{"id": 3', b"\xff\xfe not text", b"null", b"[1, 2]", b'"x"'])
 def test_damaged_cached_answers_are_asked_again_in_one_run(tmp_path: Path, shop, capsys, damage: bytes) -> None:
-    """Cached answers cut short (a crash, a full disk) are no broken catalogue: the next run asks the catalogue
-    again for each of them and writes the same dataset, in one run."""
+    """Cached answers cut short (a crash, a full disk) or not shaped as the API answers are no broken catalogue:
+    the next run asks the catalogue again for each of them and writes the same dataset, in one run."""
     server, fake = shop
     argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\nBjörk,Homogenic\nNobody,Nothing Whatsoever\n")
     apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]

@@ -107,6 +107,14 @@ class AlbumGoneError(DownloadError):
     """An album a search found that the catalogue no longer has (Deezer's ``/album/{id}``: error 800, no data)."""
 
 
+def _has_shape(answer: object, key: str | None) -> bool:
+    """Whether ``answer`` has the shape of an API's answer: a JSON object, with a ``key`` list when ``key`` is
+    not empty (``""``: any object; None: anything, for callers that judge it themselves)."""
+    if key is None:
+        return True
+    return isinstance(answer, dict) and (not key or isinstance(answer.get(key), list))
+
+
 class _NotJson(DownloadError):
     """An answer that is not JSON."""
 
@@ -147,8 +155,10 @@ class Catalogue:
     def _url(self, path: str, params: dict[str, object]) -> str:
         return f"{self.base}{path}?{urlencode(params)}"
 
-    def _get(self, path: str, params: dict[str, object]) -> object:
-        """The JSON answer to ``GET base/path?params``: cached, retried on errors the API says are passing."""
+    def _get(self, path: str, params: dict[str, object], key: str | None = None) -> object:
+        """The JSON answer to ``GET base/path?params``: cached, retried on errors the API says are passing. A
+        cached answer that is not JSON, or not an object (with a ``key`` list where ``key`` is given), is a
+        damaged copy, dropped and asked again; a live one is returned for the caller to judge."""
         url = self._url(path, params)
         cached = self.downloader.cached_path(url)
         if cached.is_file() and time.time() - cached.stat().st_mtime > self.max_age:
@@ -165,6 +175,10 @@ class Catalogue:
                     from_cache = False
                     continue
                 raise _NotJson(f"{url}: the {self.name} API answered something that is not JSON") from exc
+            if from_cache and not _has_shape(answer, key):  # valid JSON, but not what the API answers
+                local.unlink()
+                from_cache = False
+                continue
             error = self._error(answer)
             if error is None:
                 return answer
@@ -181,7 +195,7 @@ class Catalogue:
         (a status no retry changes, something other than the API's JSON) raises :class:`CatalogueBrokenError`:
         the address does not lead to the API, and the album may be there all the same."""
         try:
-            answer = self._get(path, params)
+            answer = self._get(path, params, key)
         except HTTPStatusError as exc:
             said = _api_message(exc.body)
             raise self._broken(f"its album search answered HTTP {exc.status}" + (f": {said}" if said else "")) from exc
@@ -242,7 +256,7 @@ class Deezer(Catalogue):
 
     def album(self, release: Release) -> Release:
         try:
-            answer = self._get(f"/album/{release.id}", {})
+            answer = self._get(f"/album/{release.id}", {}, "")
         except ApiError as exc:
             if exc.code == _DEEZER_NOT_FOUND:  # the album went away since the search (or the search is stale)
                 raise AlbumGoneError(
@@ -323,7 +337,7 @@ class ITunes(Catalogue):
         )
 
     def album(self, release: Release) -> Release:
-        answer = self._get("/lookup", {"id": release.id, "entity": "song", "country": self.country})
+        answer = self._get("/lookup", {"id": release.id, "entity": "song", "country": self.country}, "results")
         results = answer.get("results") if isinstance(answer, dict) else None
         tracks = [
             Track(str(t.get("trackName", "")), t["previewUrl"], None, _number(t.get("trackTimeMillis"), 1000.0))
