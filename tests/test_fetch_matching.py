@@ -621,8 +621,13 @@ YEARS_LISTED = [
     ("+1999", "found '+1999'"),
     ("1999/2000", "found '1999/2000'"),
     ("June 20", "found 'June 20'"),
-    ("3000", "year: expected a year from 1000 to 2999, found '3000'"),
-    ("0999", "year: expected a year from 1000 to 2999, found '0999'"),
+    ("3000", "year: expected a year from 1860 to 2100, found '3000'"),
+    ("0999", "year: expected a year from 1860 to 2100, found '0999'"),
+    ("1000", "year: expected a year from 1860 to 2100, found '1000'"),  # what a JSON 1e3 gives
+    ("1999-13-45", "found '1999-13-45'"),  # no month 13, no day 45
+    ("1999-00-10", "found '1999-00-10'"),
+    ("13/13/1999", "found '13/13/1999'"),
+    ("12/31/1999", 1999),  # month first
 ]
 
 
@@ -673,7 +678,7 @@ DATE_FORMS = ["{}", "{}-06-20", "20/06/{}", "20-06-{}", "June 20, {}", "20 June 
 @given(st.integers(-5000, 99999), st.sampled_from(DATE_FORMS), st.sampled_from(["", "-", "+", "−"]))
 def test_a_year_is_its_number_in_range_and_never_loses_a_sign(number: int, form: str, sign: str) -> None:
     text = sign + form.format(number).strip()
-    if not sign and 1000 <= number <= 2999:
+    if not sign and 1860 <= number <= 2100:
         assert parse_year(text) == number
     else:
         with pytest.raises(ValueError, match=f"found {re.escape(repr(text))}"):

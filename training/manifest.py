@@ -63,7 +63,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 REQUIRED = ("artist", "album", "preview", "cover")
 _MISSING = {"", "nan", "none", "null", "n/a"}
 _MULTIPLIERS = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9}
-YEARS = (1000, 2999)  # the years a table's year column may give
+YEARS = (1860, 2100)  # the years a table's year column may give: from the first recordings on
 _YEAR_FORMS = "a year such as 2019, 2019-03-15 or March 15, 2019"
 # a sign (not a dash between a date's numbers), an exponent: a number, not a date
 _NOT_A_DATE = re.compile(r"^[-−+]|(?<![0-9])[-−+]\s*[0-9]|[0-9][eE][-+]?[0-9]")
@@ -260,7 +260,8 @@ def parse_number(value: object) -> float | None:
 def parse_year(value: object) -> int | None:
     """A release year as tables give it: ``2019``, ``2019.0``, ``"2019-03-15"``, ``"15/03/2019"``, ``"March 15,
     2019"`` -> 2019; nothing -> None. Text with no year, a number of other length (``"12345"``, ``"1e3"``), a
-    year outside :data:`YEARS`, a sign (``"-1999"``) or two years raises :class:`ValueError` saying so."""
+    year outside :data:`YEARS`, a sign (``"-1999"``), two years or a day and month no date has (``"1999-13-45"``)
+    raises :class:`ValueError` saying so."""
     if isinstance(value, bool):
         raise ValueError(f"expected {_YEAR_FORMS}, found {value!r}")
     if isinstance(value, float) and value.is_integer():
@@ -268,14 +269,23 @@ def parse_year(value: object) -> int | None:
     text = _text(value)
     if text is None:
         return None
-    numbers = re.findall(r"[0-9]+", text)
+    numbers = re.findall(r"[0-9]+", re.sub(r"^([0-9]{4})\.0+$", r"\1", text))  # "2019.0": a spreadsheet's number
     years = [int(n) for n in numbers if len(n) == 4]
     days = [n for n in numbers if len(n) != 4]  # a date's day and month: one or two digits
-    if len(years) != 1 or any(len(n) > 2 for n in days) or _NOT_A_DATE.search(text):
+    if len(years) != 1 or not _day_and_month(days) or _NOT_A_DATE.search(text):
         raise ValueError(f"expected {_YEAR_FORMS}, found {text!r}")
     if not YEARS[0] <= years[0] <= YEARS[1]:
         raise ValueError(f"expected a year from {YEARS[0]} to {YEARS[1]}, found {text!r}")
     return years[0]
+
+
+def _day_and_month(numbers: list[str]) -> bool:
+    """Whether the numbers of a date beside its year can be its day and month, in either order (``15/03``,
+    ``03-15``; one alone is a day or a month): none above 31, not both above 12, no 0, none over two digits."""
+    values = [int(n) for n in numbers]
+    if len(values) > 2 or any(len(n) > 2 for n in numbers) or not all(1 <= v <= 31 for v in values):
+        return False
+    return len(values) < 2 or min(values) <= 12
 
 
 def _emotions(value: object) -> list[str]:
