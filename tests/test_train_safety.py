@@ -359,6 +359,7 @@ NEVER_EARLY = "nothing could stop it early (expected a longer run or a smaller -
         (["--max-steps", "1000", "--eval-every", "500"], "starts at step 200 (after the 100 warm-up steps"),
         (["--max-steps", "1001", "--eval-every", "500"], None),
         (["--max-steps", "12", "--eval-every", "1"], "starts at step 100 (after the 1 warm-up step,"),
+        (["--max-steps", "12", "--eval-every", "1"], "nothing could stop it early (expected a longer run)"),  # no less
     ],
 )  # fmt: skip
 def test_stop_if_inert_on_a_run_it_could_never_stop_early_is_refused_before_any_work(

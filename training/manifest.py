@@ -157,10 +157,9 @@ def _check_header(path: Path, names: list[str]) -> None:
     seen: dict[str, str] = {}
     for name in filter(_key, names):  # unnamed columns (",," in a spreadsheet's export) are never read
         if _key(name) in seen:
-            raise DatasetError(
-                f"{path}: column {name!r} appears twice in the header (also as {seen[_key(name)]!r}); expected "
-                "each column once"
-            )
+            first = seen[_key(name)]
+            twice = f"column {name!r} twice" if first == name else f"columns {first!r} and {name!r}, one column twice"
+            raise DatasetError(f"{path}: expected each column once in the header, found {twice}")
         seen[_key(name)] = name
 
 

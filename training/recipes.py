@@ -173,7 +173,7 @@ def check_can_stop_early(warmup: int, total: int, eval_every: int) -> None:
             f", the run's first fifth and step {INERT_MIN_STEPS}) and stops a run at {INERT_EVALUATIONS} inert "
             f"evaluations in a row before its last step; the run's {count_text(total, 'step')}, evaluated every "
             f"{eval_every}, have {count_text(max(judged, 0), 'such evaluation')}: nothing could stop it early "
-            "(expected a longer run or a smaller --eval-every)"
+            f"(expected a longer run{' or a smaller --eval-every' if eval_every > 1 else ''})"
         )
 
 
