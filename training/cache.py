@@ -161,16 +161,23 @@ class CacheReader:
     def missing(self, albums: Sequence[Album]) -> list[str]:
         return [a.id for a in albums if a.id not in self.entries]
 
-    def require(self, albums: Sequence[Album]) -> list[Album]:
-        """The albums to train or evaluate on: all but those the cache run skipped as unreadable (its
-        skipped.jsonl). Refuses albums the cache lacks otherwise, or whose files changed since they were cached."""
-        albums = [a for a in albums if a.id in self.entries or a.id not in self.skipped]
-        missing = self.missing(albums)
-        stale = [
+    def usable(self, albums: Sequence[Album]) -> list[Album]:
+        """``albums`` but those the cache run skipped as unreadable (its skipped.jsonl) and did not encode since."""
+        return [a for a in albums if a.id in self.entries or a.id not in self.skipped]
+
+    def stale(self, albums: Sequence[Album]) -> list[str]:
+        """The ids of the cached ``albums`` whose files changed since they were cached (their fingerprint)."""
+        return [
             a.id
             for a in albums
             if a.id in self.entries and self.entries[a.id][1]["fingerprint"] != fingerprint(a, self.spec)
         ]
+
+    def require(self, albums: Sequence[Album]) -> list[Album]:
+        """The albums to train or evaluate on: all but those the cache run skipped as unreadable (its
+        skipped.jsonl). Refuses albums the cache lacks otherwise, or whose files changed since they were cached."""
+        albums = self.usable(albums)
+        missing, stale = self.missing(albums), self.stale(albums)
         not_cached = "is not cached" if len(missing) == 1 else "are not cached"
         for what, ids in ((not_cached, missing), ("changed since they were cached", stale)):
             if ids:
@@ -206,16 +213,10 @@ def cache_behind(data: Path, folder: Path) -> tuple[CacheSpec | None, list[str]]
     unreadable), or changed since (their fingerprint). Training refuses exactly these albums."""
     try:
         reader = CacheReader(folder)
-        albums = read_dataset(data)
+        albums = reader.usable(read_dataset(data))
     except (DatasetError, OSError):
         return None, []
-    behind = [
-        album.id
-        for album in albums
-        if (album.id not in reader and album.id not in reader.skipped)
-        or (album.id in reader and reader.entries[album.id][1].get("fingerprint") != fingerprint(album, reader.spec))
-    ]
-    return reader.spec, behind
+    return reader.spec, reader.missing(albums) + reader.stale(albums)
 
 
 def read_skipped(folder: Path) -> dict[str, str]:

@@ -4,8 +4,9 @@ the iTunes Search API. Each client searches albums and lists an album's tracks w
 Answers are JSON fetched through a :class:`~training.download.Downloader` of the client's own, so each
 catalogue has its own rate limit, retries (with the server's ``Retry-After``) and cache: an answer is kept for
 :data:`ANSWER_MAX_AGE` seconds (previews' signed URLs expire), and a re-run of an interrupted fetch asks
-nothing it already asked. Error answers are never cached, and a cached answer that is not JSON (a file cut short
-by a crash or a full disk) is dropped and asked again: only a live answer that is not JSON means a broken API.
+nothing it already asked. Error answers are never cached, and a cached answer that is not JSON or not shaped as
+the API answers (a file cut short by a crash or a full disk, a hand edit) is dropped and asked again: only a live
+answer that is not JSON means a broken API.
 
 Documented limits, obeyed by the default rates:
 
@@ -107,12 +108,13 @@ class AlbumGoneError(DownloadError):
     """An album a search found that the catalogue no longer has (Deezer's ``/album/{id}``: error 800, no data)."""
 
 
+_DAMAGED = object()  # a cached answer that is not JSON
+
+
 def _has_shape(answer: object, key: str | None) -> bool:
-    """Whether ``answer`` has the shape of an API's answer: a JSON object, with a ``key`` list when ``key`` is
-    not empty (``""``: any object; None: anything, for callers that judge it themselves)."""
-    if key is None:
-        return True
-    return isinstance(answer, dict) and (not key or isinstance(answer.get(key), list))
+    """Whether ``answer`` has the shape of an API's answer: a JSON object, with a ``key`` list where ``key`` is
+    given."""
+    return isinstance(answer, dict) and (key is None or isinstance(answer.get(key), list))
 
 
 class _NotJson(DownloadError):
@@ -157,7 +159,7 @@ class Catalogue:
 
     def _get(self, path: str, params: dict[str, object], key: str | None = None) -> object:
         """The JSON answer to ``GET base/path?params``: cached, retried on errors the API says are passing. A
-        cached answer that is not JSON, or not an object (with a ``key`` list where ``key`` is given), is a
+        cached answer that is not JSON, or not a JSON object (with a ``key`` list where ``key`` is given), is a
         damaged copy, dropped and asked again; a live one is returned for the caller to judge."""
         url = self._url(path, params)
         cached = self.downloader.cached_path(url)
@@ -170,12 +172,11 @@ class Catalogue:
             try:
                 answer = json.loads(local.read_text(encoding="utf-8"))
             except (ValueError, UnicodeDecodeError) as exc:
-                local.unlink()
-                if from_cache:  # a damaged copy says nothing about the API: ask it again
-                    from_cache = False
-                    continue
-                raise _NotJson(f"{url}: the {self.name} API answered something that is not JSON") from exc
-            if from_cache and not _has_shape(answer, key):  # valid JSON, but not what the API answers
+                if not from_cache:
+                    local.unlink()
+                    raise _NotJson(f"{url}: the {self.name} API answered something that is not JSON") from exc
+                answer = _DAMAGED
+            if from_cache and not _has_shape(answer, key):  # a damaged copy says nothing about the API: ask again
                 local.unlink()
                 from_cache = False
                 continue
@@ -256,7 +257,7 @@ class Deezer(Catalogue):
 
     def album(self, release: Release) -> Release:
         try:
-            answer = self._get(f"/album/{release.id}", {}, "")
+            answer = self._get(f"/album/{release.id}", {})
         except ApiError as exc:
             if exc.code == _DEEZER_NOT_FOUND:  # the album went away since the search (or the search is stale)
                 raise AlbumGoneError(

@@ -48,8 +48,10 @@ CACHE_DIR = "cache"  # `nopaingan dataset cache` writes here by default
 _OWN_ENTRIES = {METADATA, SKIPPED, CARD, AUDIO_DIR, COVERS_DIR, CACHE_DIR}
 # what an interrupted write of one of the folder's files leaves (nopaingan_core.atomic.temporary_beside)
 _OWN_TEMPORARY = re.compile(r"\.(metadata\.jsonl|skipped\.jsonl|README\.md)\..+\.tmp")
+# The `nopaingan dataset` commands that write a dataset folder, and what the progress bar says they do
+_DOING = {"import": "importing", "fetch": "fetching"}
 # in every card a run wrote (naming its command): the folder is ours
-CARD_MARKS = ("Written by `nopaingan dataset import`", "Written by `nopaingan dataset fetch`")
+CARD_MARKS = tuple(f"Written by `nopaingan dataset {command}`" for command in _DOING)
 _ROW_FIELDS = ("id", "file_name", "audio", "artist", "album", "split", "source")
 _SKIPPED_FIELDS = ("source", "artist", "album", "reason")
 # Notes of a run besides its report (the staging folders killed runs left, removed): warnings, so that they show with
@@ -199,7 +201,7 @@ def build_dataset(
     replace: bool = False,
     progress: bool = False,
     total: int | None = None,
-    action: str = "importing",
+    command: str = "import",
 ) -> ImportReport:
     """Write the dataset folder ``out`` from albums as sources describe them (see :func:`import_dataset`).
 
@@ -215,11 +217,12 @@ def build_dataset(
     ``catalogue_id``: two spellings a catalogue resolves alike), or, for ``remote`` (catalogue) albums, the
     same preview URL.
 
-    ``candidates`` may be a lazy iterable (``total`` is then its length for the progress bar, ``action`` what
-    it says is done: ``importing albums``): each album is checked and staged as it comes, so a source that looks
-    albums up one by one interleaves with the downloads. A candidate's ``extra`` fields are added to its
-    metadata row. Nothing goes into ``out`` before every album has been through: a server or catalogue that
-    does not answer (:class:`CatalogueUnavailableError`, naming ``out``) or an interruption leaves it as it was.
+    ``candidates`` may be a lazy iterable (``total`` is then its length for the progress bar, which says what
+    ``command`` does: ``importing albums``): each album is checked and staged as it comes, so a source that looks
+    albums up one by one interleaves with the downloads. ``command`` (``import`` or ``fetch``) is named in the
+    dataset card. A candidate's ``extra`` fields are added to its metadata row. Nothing goes into ``out`` before
+    every album has been through: a server or catalogue that does not answer (:class:`CatalogueUnavailableError`,
+    naming ``out``) or an interruption leaves it as it was.
     While it runs, ``out`` is locked (:func:`~training.atomic.folder_lock`): a second run into it is refused.
     """
     out = Path(out).expanduser()
@@ -235,7 +238,8 @@ def build_dataset(
         skipped: list[Skipped] = []
         first: dict[str, str] = {}  # album key or catalogue album -> the first album of this run that is it
         previews: dict[str, str] = {}  # preview URL -> the first album of this run with it
-        bar = tqdm(candidates, desc=f"{action} albums", unit="album", disable=not progress, total=total)
+        doing = _DOING[command]
+        bar = tqdm(candidates, desc=f"{doing} albums", unit="album", disable=not progress, total=total)
         try:
             for candidate in bar:
                 seen.append(candidate)
@@ -280,7 +284,7 @@ def build_dataset(
             left_out = [] if replace else [s for s in earlier.skipped if _row_key(s) not in seen_keys]
             left_out += [asdict(s) for s in skipped]
             # first: whatever moves in after it, the folder is recognisably a dataset's
-            write_text(out / CARD, dataset_card("fetch" if action == "fetching" else "import"))
+            write_text(out / CARD, dataset_card(command))
             moved = staged.move_in()
         except CatalogueUnavailableError as exc:
             exc.out, exc.existed = out, existed
@@ -412,11 +416,11 @@ def _fill_genres(
 def check_out(out: Path, replace: bool = False) -> EarlierDataset:
     """Refuse an output folder that a dataset run did not write, and return what earlier runs left there.
 
-        The folder must be new, empty, or hold only what :func:`build_dataset` writes, with its dataset card: a run
-        replaces files there (and with ``replace`` removes those of the albums it does not bring), so a folder of
-        unknown origin (a hand-made dataset without the card, other files) is not written into. Every album of
-        ``metadata.jsonl`` must have its files, unless ``replace`` (then none of them stays). The staging folders of
-        runs into it (:func:`~training.atomic.staging_folders`: of a run in progress, or a killed run's) and the lock
+    The folder must be new, empty, or hold only what :func:`build_dataset` writes, with its dataset card: a run
+    replaces files there (and with ``replace`` removes those of the albums it does not bring), so a folder of
+    unknown origin (a hand-made dataset without the card, other files) is not written into. Every album of
+    ``metadata.jsonl`` must have its files, unless ``replace`` (then none of them stays). The staging folders of
+    runs into it (:func:`~training.atomic.staging_folders`: of a run in progress, or a killed run's) and the lock
     of a run into it whose folder's parent is not writable (:func:`~training.atomic.folder_lock`) do not count."""
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out}: output must be a folder, found a file")

@@ -339,7 +339,7 @@ def fetch_dataset(
         replace=replace,
         progress=progress,
         total=len(albums),
-        action="fetching",
+        command="fetch",
     )
 
 

@@ -634,11 +634,8 @@ def _finished(run: Path) -> bool:
 def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list[Path]) -> int:
     """Refuse to continue a run that has no checkpoint, one that ``--stop-if-inert`` ended (and saved), or with
     options that would make it a different run; returns the step of its last checkpoint."""
+    _check_resumable(run, previous)
     path = run / CONFIG_FILE
-    if not path.is_file():
-        raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
-    if not previous:
-        raise NoPainGanError(f"{run}: nothing to resume (no checkpoint); start the run without --resume")
     last = read_trainer(previous[-1])
     summary = run / SUMMARY_FILE  # checkpoints of earlier versions do not record it; the run's summary does
     stopped = last.get("stopped_early") or (summary.is_file() and "stopped_early" in json.loads(summary.read_text()))
@@ -655,6 +652,14 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
     if changed:
         raise NoPainGanError(f"{run}: --resume needs the run's options; changed: {'; '.join(changed)}")
     return last["step"]
+
+
+def _check_resumable(run: Path, previous: list[Path]) -> None:
+    """Refuse ``--resume`` of a folder with no run's options (:data:`CONFIG_FILE`) or no checkpoint (``previous``)."""
+    if not (run / CONFIG_FILE).is_file():
+        raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
+    if not previous:
+        raise NoPainGanError(f"{run}: nothing to resume (no checkpoint); start the run without --resume")
 
 
 def album_record(reader: CacheReader, train: list[Album], evaluated: list[Album]) -> dict[str, list[list[str]]]:
@@ -709,11 +714,8 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
 
     A recorded recipe option equal to its recipe's value counts as the recipe's again (unless given), so that the
     run cuts a recipe's warm-up or batch to its length and albums as it did (:func:`fitted_batch_size`)."""
+    _check_resumable(run, checkpoints(run))
     path = run / CONFIG_FILE
-    if not path.is_file():
-        raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
-    if not checkpoints(run):
-        raise NoPainGanError(f"{run}: nothing to resume (no checkpoint); start the run without --resume")
     try:
         saved = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
