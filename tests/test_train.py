@@ -7,6 +7,7 @@ import csv
 import functools
 import json
 import shutil
+import types
 from pathlib import Path
 
 import pytest
@@ -742,3 +743,51 @@ def test_learnability_ratio_stderr(pairs, scale):
     n, mean_c = len(gains), sum(ceilings) / len(ceilings)
     residuals = torch.tensor([g - ratio * c for g, c in pairs], dtype=torch.float64)
     assert stderr == pytest.approx(residuals.std().item() / n**0.5 / mean_c, rel=1e-4, abs=1e-6)
+
+
+class _ColourVAE:
+    """A stand-in VAE whose round trip returns its input, except that it turns ``swap`` covers into
+    ``into`` covers (the failure seen on a real tiny VAE: blue decoded as green)."""
+
+    def __init__(self, swap: tuple[float, ...] | None, into: tuple[float, ...] | None):
+        self.swap, self.into = swap, into
+
+    def encode(self, pixels):
+        return types.SimpleNamespace(latent_dist=types.SimpleNamespace(mean=pixels))
+
+    def decode(self, latents):
+        out = latents.clone()
+        if self.swap is not None:
+            unit = (out + 1) / 2
+            hit = (unit - torch.tensor(self.swap)[:, None, None]).abs().amax(dim=1) < 0.1
+            out.permute(0, 2, 3, 1)[hit] = torch.tensor(self.into) * 2 - 1
+        return types.SimpleNamespace(sample=out)
+
+
+def test_learnability_bench_trains_the_vae_until_it_keeps_every_colour(monkeypatch):
+    """The benchmark's tiny VAE must decode every cover colour as itself (otherwise no conditioning can draw that
+    colour and the colour aim cannot be judged): a VAE that decodes blue as green is trained again from the start
+    with twice the steps, and one that never learns stops the benchmark with a message."""
+    import random
+
+    bench = _learnability_bench()
+    images, colours, _ = bench.web_images(64, random.Random(0))
+    blue, green = bench.COLOURS["blue"], bench.COLOURS["green"]
+    assert bench.round_trip_colours(_ColourVAE(None, None), images, colours) == 1.0
+    confused = bench.round_trip_colours(_ColourVAE(blue, green), images, colours)
+    assert confused == pytest.approx(1 - colours.count("blue") / len(colours))
+
+    trained = []
+
+    def train_vae(images, steps, seed):
+        trained.append(steps)
+        return _ColourVAE(None, None) if steps >= 400 else _ColourVAE(blue, green)
+
+    monkeypatch.setattr(bench, "train_vae", train_vae)
+    vae, steps = bench.trained_vae(images, colours, 200, seed=0)
+    assert (trained, steps) == ([200, 400], 400)
+    assert bench.round_trip_colours(vae, images, colours) == 1.0
+    trained.clear()
+    with pytest.raises(SystemExit, match="still confuses colours after 100 steps"):
+        bench.trained_vae(images, colours, 25, seed=0)
+    assert trained == [25, 50, 100]
