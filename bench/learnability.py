@@ -8,6 +8,8 @@ album cover for the album <name>. The genre is <genre>."): it carries the shape,
 Tiny models stand in for miniSD: a 32 px -> 4x4x4 VAE (8x, as SD's) and a small cross-attention UNet, first
 trained here on "web" images captioned with their colour ("A red album cover. The genre is rock."), with an
 album prompt without it, or with nothing (for classifier-free guidance), as SD learnt colours from captions.
+The VAE is trained until its round trip keeps every cover's colour (:func:`trained_vae`), so that the colours
+are the generator's to draw.
 The UNet is then frozen and the real product runs on the albums: ``nopaingan dataset cache`` with a tiny
 music encoder (``--encoder``: codified-lm, the product's default, unless told clap or mert; the tiny MusicGen
 of codified-lm is first trained ``--musicgen-pretrain-steps`` steps as a language model of the codes of other
