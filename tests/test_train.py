@@ -49,6 +49,7 @@ from training.train import (
     TrainConfig,
     derived_seed,
     diffusion_loss,
+    draw_generators,
     fitted_batch_size,
     load_unet,
     loss_figure,
@@ -214,6 +215,47 @@ def test_whitening_ignores_the_features_units_and_offsets(seed, dim, scale, shif
 def test_whitening_without_frames_is_an_error():
     with pytest.raises(ValueError, match="no music frames"):
         within_song_whitening([])
+
+
+@given(
+    ids=st.lists(st.text(min_size=1, max_size=8), min_size=1, max_size=6, unique=True),
+    draws=st.integers(1, 4),
+    seed=st.integers(0, 2**32),
+    step=st.integers(0, 10**6),
+    micro=st.integers(0, 3),
+)
+def test_noise_draws_extend_a_one_draw_run_s_generators(ids, draws, seed, step, micro):
+    """--noise-draws N: N generators per album, all the albums' first draws first (the order of
+    ``cond.repeat(N, 1, 1)``), the first seeded as a one-draw run seeds its albums (so N = 1 repeats such a run
+    bit for bit), every draw apart from the others."""
+    seeds = [g.initial_seed() for g in draw_generators(seed, step, 0, micro, ids, draws)]
+    assert len(seeds) == draws * len(ids) and len(set(seeds)) == len(seeds)
+    assert seeds[: len(ids)] == [derived_seed(seed, step, 0, micro, i) for i in ids]
+
+
+@pytest.mark.parametrize("draws", [1, 3])
+def test_each_album_is_drawn_noise_draws_times_a_step(cached_data, tmp_path, monkeypatch, draws):
+    """A training step computes each album's conditioning once and its diffusion loss at --noise-draws
+    (timestep, noise, latent) draws, from :func:`draw_generators`; the summary records the draws."""
+    import training.train as train_module
+
+    calls = []
+
+    def recording_loss(unet, scheduler, cond, items, gens, max_timestep, *args, **kwargs):
+        if cond.requires_grad:  # a training step (the held-out evaluations run without gradients)
+            calls.append((cond.detach().clone(), [item.id for item in items], [g.initial_seed() for g in gens]))
+        return diffusion_loss(unet, scheduler, cond, items, gens, max_timestep, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "diffusion_loss", recording_loss)
+    run = tmp_path / "run"
+    train(_config(cached_data, run, max_steps=2, batch_size=2, noise_draws=draws, eval_every=0))
+    assert len(calls) == 2
+    for step, (cond, ids, seeds) in enumerate(calls):
+        albums = ids[:2]
+        assert ids == albums * draws and len(cond) == 2 * draws
+        assert all(torch.equal(cond[d * 2 : d * 2 + 2], cond[:2]) for d in range(draws))
+        assert seeds == [g.initial_seed() for g in draw_generators(0, step, 0, 0, albums, draws)]
+    assert json.loads((run / "summary.json").read_text())["noise_draws"] == draws
 
 
 def test_training_lowers_the_loss_and_writes_a_run(cached_data, tmp_path):
@@ -479,10 +521,11 @@ def test_a_missing_cache_folder_is_not_an_empty_one(cached_data, tmp_path, capsy
 # each recipe option's help: what the default recipe sets, then the seed recipe
 RECIPE_HELP = [
     ("--optimizer", "(default: adamw; --recipe seed: sgd)"),
-    ("--lr", "(default: 7.5e-05; --recipe seed: 0.0001)"),
+    ("--lr", "(default: 0.00011; --recipe seed: 0.0001)"),
     ("--weight-decay", "(default: 0; --recipe seed: 0)"),
     ("--warmup-steps", "(default: a tenth of the run; --recipe seed: 500)"),
     ("--batch-size", "(default: 8; --recipe seed: 1)"),
+    ("--noise-draws", "(default: 2; --recipe seed: 1)"),
     ("--gate-init", "(default: 0.5; --recipe seed: 0)"),
     ("--gate-lr-scale", "(default: 10; --recipe seed: 1)"),
     ("--max-timestep", "(default: the whole schedule; --recipe seed: 150)"),
@@ -500,7 +543,7 @@ def test_the_help_of_every_recipe_option_says_each_recipe_s_value_once():
 
 def test_recipes_fill_only_the_options_left_unset():
     seed = resolve_recipe(TrainConfig(data=Path("d"), out=Path("o"), recipe="seed"))
-    assert (seed.optimizer, seed.lr, seed.warmup_steps, seed.batch_size) == ("sgd", 1e-4, 500, 1)
+    assert (seed.optimizer, seed.lr, seed.warmup_steps, seed.batch_size, seed.noise_draws) == ("sgd", 1e-4, 500, 1, 1)
     assert (seed.weight_decay, seed.gate_init, seed.gate_lr_scale) == (0.0, 0.0, 1.0)
     assert (seed.max_timestep, seed.adapter_init) == (150, "random")  # the write-up: "Maximum Timesteps: 150"
     default = resolve_recipe(TrainConfig(data=Path("d"), out=Path("o")))
@@ -521,6 +564,7 @@ def test_recipes_fill_only_the_options_left_unset():
             "weight_decay": st.floats(0.0, 0.1),
             "warmup_steps": st.integers(0, 1000),
             "batch_size": st.integers(1, 64),
+            "noise_draws": st.integers(1, 8),
             "gate_init": st.floats(-1.0, 1.0),
             "gate_lr_scale": st.floats(0.1, 100.0),
             "max_timestep": st.integers(1, 1000),

@@ -29,6 +29,7 @@ from nopaingan_core.checkpoint import load_fusion, new_fusion, save_fusion
 from nopaingan_core.encoders.base import EncoderInfo
 from nopaingan_core.errors import CheckpointError, NoPainGanError
 from training.cli import build_parser, main
+from training.recipes import RECIPES
 from training.resume import checkpoints, prune_checkpoints, save_checkpoint
 from training.train import (
     EVAL_EVERY,
@@ -1018,6 +1019,22 @@ def test_resume_refuses_options_other_than_the_run_s_untouched(
             "where the recorded folder is gone)"
         )
     assert _files(four_steps) == before
+
+
+def test_a_run_recorded_before_noise_draws_resumes_with_one_draw(four_steps, tmp_path):
+    """A config.json written before --noise-draws existed has no such key: that run drew once per album and step
+    and continues so, not with the recipe's draws; --noise-draws 2 given to it is refused as another value."""
+    from training.train import resumed_config
+
+    run = tmp_path / "run"
+    shutil.copytree(four_steps, run)
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["noise_draws"] == RECIPES["default"].noise_draws
+    assert resumed_config(run, {}).noise_draws is None  # the recipe's, as recorded
+    (run / "config.json").write_text(json.dumps({k: v for k, v in saved.items() if k != "noise_draws"}))
+    assert resumed_config(run, {}).noise_draws == 1
+    with pytest.raises(NoPainGanError, match="--noise-draws: recorded 1, given 2"):
+        resumed_config(run, {"noise_draws": 2})
 
 
 def test_resume_finds_a_moved_dataset_only_where_the_recorded_one_is_gone(cached_data, tmp_path, capsys, monkeypatch):

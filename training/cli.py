@@ -302,6 +302,11 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         help="linear warm-up steps before the cosine decay " + recipes_default("warmup_steps"),
     )
     add("--batch-size", type=int_range(1), help="albums per micro-batch and process " + recipes_default("batch_size"))
+    add(
+        "--noise-draws",
+        type=int_range(1),
+        help="diffusion-loss draws (timestep and noise) per album and step " + recipes_default("noise_draws"),
+    )
     add("--grad-accum", type=int_range(1), default=1, help="micro-batches per optimizer step")
     add("--epochs", type=int_range(1), default=1, help="passes over the train split")
     add("--max-steps", type=int_range(1), help="optimizer steps to run, overriding --epochs")
@@ -425,6 +430,7 @@ def _run_train(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay,
         warmup_steps=args.warmup_steps,
         batch_size=args.batch_size,
+        noise_draws=args.noise_draws,
         grad_accum=args.grad_accum,
         epochs=args.epochs,
         max_steps=args.max_steps,

@@ -98,6 +98,7 @@ RESUME_KEYS = (
     "weight_decay",
     "warmup_steps",
     "batch_size",
+    "noise_draws",
     "grad_accum",
     "epochs",
     "max_steps",
@@ -139,6 +140,7 @@ class TrainConfig:
     weight_decay: float | None = None
     warmup_steps: int | None = None
     batch_size: int | None = None
+    noise_draws: int | None = None  # diffusion-loss draws (timestep, noise, latent) per album and step
     gate_init: float | None = None  # the fusion gate's starting value (0: closed, the untrained identity)
     gate_lr_scale: float | None = None  # the gate's learning rate is lr times this
     grad_accum: int = 1
@@ -192,6 +194,17 @@ def derived_seed(*parts: object) -> int:
     """A 63-bit seed from the run seed and a position (step, process, micro-batch, album...)."""
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
+
+
+def draw_generators(seed: int, step: int, rank: int, micro: int, ids: list[str], draws: int) -> list[torch.Generator]:
+    """The generators of one micro-batch's diffusion-loss draws, ``draws`` per album: all the albums' first draws,
+    then all their second draws, ... (the order of ``cond.repeat(draws, 1, 1)``). An album's first draw is seeded
+    as in a run of one draw, so ``draws`` 1 repeats such a run bit for bit."""
+    return [
+        torch.Generator().manual_seed(derived_seed(seed, step, rank, micro, i, *([d] if d else [])))
+        for d in range(draws)
+        for i in ids
+    ]
 
 
 def steps_per_epoch(albums: int, batch_size: int, grad_accum: int, processes: int) -> int:
@@ -478,12 +491,13 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         step_loss = torch.zeros((), device=accelerator.device)
         for j in range(config.grad_accum):
             batch = next(micro)
-            gens = [torch.Generator().manual_seed(derived_seed(config.seed, step, rank, j, i)) for i in batch["ids"]]
+            gens = draw_generators(config.seed, step, rank, j, batch["ids"], config.noise_draws)
             last = j == config.grad_accum - 1
             with contextlib.nullcontext() if last else accelerator.no_sync(model):  # sync gradients once a step
                 with accelerator.autocast():
                     cond = model(batch["text"].to(accelerator.device), _to(batch["music"], accelerator.device))
-                    loss = diffusion_loss(unet, scheduler, cond, batch["items"], gens, max_timestep)
+                    cond, items = cond.repeat(config.noise_draws, 1, 1), batch["items"] * config.noise_draws
+                    loss = diffusion_loss(unet, scheduler, cond, items, gens, max_timestep)
                 accelerator.backward(loss / config.grad_accum)
             step_loss += loss.detach() / config.grad_accum
         if step == 0:  # what the gate lets through at the start (docs/training.md, "Recipes")
@@ -544,6 +558,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         "gate_lr_scale": config.gate_lr_scale,
         "gate": round(gate_opening(fusion), 6),
         "batch_size": batch_size,
+        "noise_draws": config.noise_draws,
         "grad_accum": config.grad_accum,
         "processes": processes,
         "effective_batch": batch_size * config.grad_accum * processes,
@@ -585,7 +600,7 @@ def _check_config(config: TrainConfig) -> None:
     for name, allowed in choices.items():
         if (value := getattr(config, name)) not in allowed:
             raise NoPainGanError(f"unknown {name.replace('_', ' ')} {value!r}; expected one of {', '.join(allowed)}")
-    for name in ("batch_size", "grad_accum", "epochs", "save_every", "tokens"):
+    for name in ("batch_size", "noise_draws", "grad_accum", "epochs", "save_every", "tokens"):
         if getattr(config, name) < 1:
             raise NoPainGanError(f"--{name.replace('_', '-')} must be at least 1, found {getattr(config, name)}")
     if config.max_steps is not None and config.max_steps < 1:
@@ -724,6 +739,7 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
         raise NoPainGanError(f"{path}: expected the options the run started with (a JSON object), found other text")
     names = [f.name for f in fields(TrainConfig) if f.name not in ("out", "resume")]
     recorded = {k: v for k, v in saved.items() if k in names}
+    recorded.setdefault("noise_draws", 1)  # a run started before --noise-draws existed drew once per album
     for name in ("data", "cache"):
         recorded[name] = None if recorded.get(name) is None else Path(recorded[name])
     changed = [
