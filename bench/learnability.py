@@ -76,6 +76,7 @@ TRAIN_OPTIONS = (
     "optimizer",
     "lr",
     "batch-size",
+    "noise-draws",
     "warmup-steps",
     "gate-init",
     "gate-lr-scale",
@@ -482,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     # Passed to nopaingan train only when given: by default the run uses its own defaults.
     parser.add_argument("--recipe", choices=("default", "seed"))
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--noise-draws", type=int)
     parser.add_argument("--optimizer", choices=("adamw", "sgd"))
     parser.add_argument("--lr", type=float)
     parser.add_argument("--warmup-steps", type=int)
