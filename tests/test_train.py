@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import re
 import shutil
 import types
 from pathlib import Path
@@ -304,7 +305,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_weights(cached_data, tmp_p
 
     with pytest.raises(NoPainGanError, match="--resume"):
         train(_config(cached_data, run, **options))
-    with pytest.raises(NoPainGanError, match="lr: 0.001 -> 0.002"):
+    with pytest.raises(NoPainGanError, match="--lr: recorded 0.001, given 0.002"):
         train(_config(cached_data, run, **options, lr=2e-3, resume=True))
     resumed = train(_config(cached_data, run, **options, resume=True))
     assert not list((run / "checkpoints").glob(".tmp-step-*"))  # the next complete save removed the leftovers
@@ -450,6 +451,42 @@ def test_training_options_out_of_range_are_one_line_before_any_work(cached_data,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
     assert not run.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("noise_draws", 65, "--noise-draws must be at most 64, found 65"),
+        ("noise_draws", 0, "--noise-draws must be at least 1, found 0"),
+        ("gate_init", 1e39, "--gate-init must be from 0 to 10, found 1e+39"),
+        ("gate_init", float("nan"), "--gate-init must be from 0 to 10, found nan"),
+        ("gate_init", -0.5, "--gate-init must be from 0 to 10, found -0.5"),
+    ],
+)
+def test_the_python_api_refuses_what_the_command_line_refuses(cached_data, tmp_path, field, value, expected):
+    """``train(TrainConfig(...))`` checks the ranges the command line checks, in one line, before any work (a
+    gate of 1e39 overflowed in ``new_fusion`` and 1e20 draws filled the memory)."""
+    with pytest.raises(NoPainGanError, match=re.escape(expected)):
+        train(_config(cached_data, tmp_path / "run", **{field: value}))
+    assert not (tmp_path / "run").exists()
+
+
+def test_loss_csv_gives_the_learning_rate_each_step_ran_at(cached_data, tmp_path):
+    """loss.csv's lr is the rate of that step's update: the warm-up's first step runs at 0, the last step of the
+    cosine decay above 0 (it recorded the next step's rate, so the first row said the second step's)."""
+    from transformers import get_cosine_schedule_with_warmup
+
+    run = tmp_path / "run"
+    train(_config(cached_data, run, max_steps=4, warmup_steps=2, lr=1e-3, batch_size=2, eval_every=0))
+    rows = list(csv.reader((run / "loss.csv").read_text().splitlines()))[1:]
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    schedule = get_cosine_schedule_with_warmup(optimizer, 2, 4)
+    expected = []
+    for _ in range(4):
+        expected.append(schedule.get_last_lr()[0])
+        optimizer.step()
+        schedule.step()
+    assert [float(row[2]) for row in rows] == pytest.approx(expected) and expected[0] == 0 and expected[-1] > 0
 
 
 def test_checkpoint_loads_in_the_generation_path(cached_data, tmp_path, tiny_models, tiny_sd, song):

@@ -1021,20 +1021,36 @@ def test_resume_refuses_options_other_than_the_run_s_untouched(
     assert _files(four_steps) == before
 
 
-def test_a_run_recorded_before_noise_draws_resumes_with_one_draw(four_steps, tmp_path):
-    """A config.json written before --noise-draws existed has no such key: that run drew once per album and step
-    and continues so, not with the recipe's draws; --noise-draws 2 given to it is refused as another value."""
+def test_a_run_recorded_before_noise_draws_resumes_with_one_draw(cached_data, tmp_path, capsys, monkeypatch):
+    """A config.json written before --noise-draws existed has no such key: that run drew once per album and step,
+    and --resume continues it so, to the weights of the uninterrupted one-draw run (not with the recipe's draws);
+    --noise-draws 2 given to it is refused as another value than the recorded 1."""
     from training.train import resumed_config
 
-    run = tmp_path / "run"
-    shutil.copytree(four_steps, run)
+    argv = ["train", "--data", str(cached_data), "--max-steps", "2", "--save-every", "1", "--eval-every", "0"]
+    argv += ["--noise-draws", "1", "--quiet"]
+    whole, run = tmp_path / "whole", tmp_path / "run"
+    assert main([*argv, "--out", str(whole)]) == 0
+    _run_killed_after([*argv, "--out", str(run)], 1, monkeypatch)
     saved = json.loads((run / "config.json").read_text())
-    assert saved["noise_draws"] == RECIPES["default"].noise_draws
-    assert resumed_config(run, {}).noise_draws is None  # the recipe's, as recorded
+    assert saved["noise_draws"] == 1 != RECIPES["default"].noise_draws
     (run / "config.json").write_text(json.dumps({k: v for k, v in saved.items() if k != "noise_draws"}))
     assert resumed_config(run, {}).noise_draws == 1
-    with pytest.raises(NoPainGanError, match="--noise-draws: recorded 1, given 2"):
-        resumed_config(run, {"noise_draws": 2})
+    assert main(["train", "--resume", str(run), "--noise-draws", "2"]) == 2
+    assert "--noise-draws: recorded 1, given 2" in _error_line(capsys)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    a, b = (load_fusion(r / "fusion.safetensors").state_dict() for r in (whole, run))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_resume_message_says_the_recipe_s_warm_up_in_words(cached_data, tmp_path, capsys, monkeypatch):
+    """The default recipe's warm-up is recorded as -1 (a tenth of the run); refusing another --warmup-steps on
+    --resume says so in words, not as the -1 the user never typed."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(cached_data), "--out", str(run), "--max-steps", "2", "--save-every", "1"]
+    _run_killed_after([*argv, "--eval-every", "0", "--quiet"], 1, monkeypatch)
+    assert main(["train", "--resume", str(run), "--warmup-steps", "1"]) == 2
+    assert "--warmup-steps: recorded a tenth of the run, given 1" in _error_line(capsys)
 
 
 def test_resume_finds_a_moved_dataset_only_where_the_recorded_one_is_gone(cached_data, tmp_path, capsys, monkeypatch):

@@ -277,7 +277,16 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     from nopaingan_core.sampling import SCHEDULERS
 
     from .recipes import RECIPES, recipes_default
-    from .train import ADAPTER_INITS, EVAL_EVERY, MAX_LR, MIXED_PRECISION, OPTIMIZERS, SAVE_EVERY
+    from .train import (
+        ADAPTER_INITS,
+        EVAL_EVERY,
+        MAX_GATE_INIT,
+        MAX_LR,
+        MAX_NOISE_DRAWS,
+        MIXED_PRECISION,
+        OPTIMIZERS,
+        SAVE_EVERY,
+    )
 
     train = sub.add_parser(
         "train",
@@ -304,8 +313,9 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add("--batch-size", type=int_range(1), help="albums per micro-batch and process " + recipes_default("batch_size"))
     add(
         "--noise-draws",
-        type=int_range(1),
-        help="diffusion-loss draws (timestep and noise) per album and step " + recipes_default("noise_draws"),
+        type=int_range(1, MAX_NOISE_DRAWS),
+        help="diffusion-loss draws (latent sample, noise and timestep) per album and step "
+        + recipes_default("noise_draws"),
     )
     add("--grad-accum", type=int_range(1), default=1, help="micro-batches per optimizer step")
     add("--epochs", type=int_range(1), default=1, help="passes over the train split")
@@ -332,7 +342,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         help="held-out diffusion MSE vs text only every N steps and at the end, 0: never",
     )
     add("--eval-albums", type=int_range(1), default=64, help="eval albums measured by --eval-every")
-    add("--seed", type=int_range(0), default=0, help="random seed of noise, timesteps and shuffling")
+    add("--seed", type=int_range(0), default=0, help="random seed of the fusion's start, noise, timesteps and order")
     add("--workers", type=int_range(0), default=0, help="DataLoader processes reading the cache")
     add(
         "--resume",
@@ -344,13 +354,21 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     )
     add("--quiet", action="store_true", help="no progress bar")
     add("--recipe", choices=RECIPES, default="default", help="optimizer settings, see docs/training.md")
-    add("--gate-init", type=float_range(0.0), help="the fusion gate's starting value " + recipes_default("gate_init"))
+    add(
+        "--gate-init",
+        type=float_range(0.0, MAX_GATE_INIT),
+        help="the fusion gate's starting value " + recipes_default("gate_init"),
+    )
     add(
         "--gate-lr-scale",
         type=positive_float,
         help="the gate's learning rate is --lr times this " + recipes_default("gate_lr_scale"),
     )
-    add("--stop-if-inert", action="store_true", help="stop when --eval-every finds the music path inert twice in a row")
+    add(
+        "--stop-if-inert",
+        action="store_true",
+        help="stop when --eval-every finds the music path inert twice in a row (or at the run's last evaluation)",
+    )
     train.set_defaults(run=_run_train)
 
     ev = sub.add_parser(

@@ -60,6 +60,8 @@ if TYPE_CHECKING:
 
 OPTIMIZERS = ("sgd", "adamw")
 MAX_LR = 10.0  # a learning rate above this is a typo (AdamW moves each weight by about lr a step)
+MAX_GATE_INIT = 10.0  # tanh(10) is 1 to eight digits: a larger start opens the gate no further
+MAX_NOISE_DRAWS = 64  # each draw is one more UNet pass per album and step (and its activations in memory)
 ADAPTER_INITS = ("data", "random")
 MIXED_PRECISION = ("no", "bf16", "fp16")
 FUSION_FILE = "fusion.safetensors"
@@ -118,6 +120,9 @@ RESUME_FREE = ("save_every", "keep_checkpoints", "workers", "progress")
 # Folders a resumed run may be given elsewhere, but only when the recorded one is gone (moved or renamed): a run
 # is not pointed at other data while its own is still there.
 RESUME_MOVABLE = ("data", "cache", "sd")
+# Options added after runs were first recorded, at the value the runs recorded without them used: such a run's
+# config.json lacks the key, and it resumes as it started.
+UNRECORDED = {"noise_draws": 1}
 
 
 class TrainingDiverged(NoPainGanError):
@@ -506,6 +511,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
                 "gate": gate_grad.norm().item() if gate_grad is not None else 0.0,
                 "rest": non_gate_gradient_norm(model),
             }
+        lr = lr_schedule.get_last_lr()[0]  # the rate of this step's update (the schedule then moves on)
         optimizer.step()
         lr_schedule.step()
         optimizer.zero_grad(set_to_none=True)
@@ -514,7 +520,6 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             raise _diverged(run, config, step + 1, f"loss {value}")
         if bad := non_finite_tensors(fusion):
             raise _diverged(run, config, step + 1, f"weight {bad[0]} not finite after the update")
-        lr = lr_schedule.get_last_lr()[0]
         history.append([step + 1, value, lr])
         accelerator.log({"train/loss": value, "train/lr": lr}, step=step + 1)
         bar.update(1)
@@ -603,6 +608,10 @@ def _check_config(config: TrainConfig) -> None:
     for name in ("batch_size", "noise_draws", "grad_accum", "epochs", "save_every", "tokens"):
         if getattr(config, name) < 1:
             raise NoPainGanError(f"--{name.replace('_', '-')} must be at least 1, found {getattr(config, name)}")
+    if config.noise_draws > MAX_NOISE_DRAWS:
+        raise NoPainGanError(f"--noise-draws must be at most {MAX_NOISE_DRAWS}, found {config.noise_draws}")
+    if not 0 <= config.gate_init <= MAX_GATE_INIT:
+        raise NoPainGanError(f"--gate-init must be from 0 to {MAX_GATE_INIT:g}, found {config.gate_init:g}")
     if config.max_steps is not None and config.max_steps < 1:
         raise NoPainGanError(f"--max-steps must be at least 1, found {config.max_steps}")
     if not 0 < config.lr <= MAX_LR:
@@ -659,10 +668,12 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
             f"{run}: stopped early at step {last['step']} (--stop-if-inert); nothing to resume; "
             "start a new run in another --out"
         )
-    saved = json.loads(path.read_text())
+    saved = UNRECORDED | json.loads(path.read_text())
     current = config.to_dict() | {"processes": processes}
     changed = [
-        f"{k}: {saved.get(k)!r} -> {current[k]!r}" for k in (*RESUME_KEYS, "processes") if saved.get(k) != current[k]
+        f"--{k.replace('_', '-')}: recorded {_option_text(saved.get(k), k)}, given {_option_text(current[k], k)}"
+        for k in (*RESUME_KEYS, "processes")
+        if saved.get(k) != current[k]
     ]
     if changed:
         raise NoPainGanError(f"{run}: --resume needs the run's options; changed: {'; '.join(changed)}")
@@ -738,12 +749,12 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     if not isinstance(saved, dict) or "data" not in saved:
         raise NoPainGanError(f"{path}: expected the options the run started with (a JSON object), found other text")
     names = [f.name for f in fields(TrainConfig) if f.name not in ("out", "resume")]
-    recorded = {k: v for k, v in saved.items() if k in names}
-    recorded.setdefault("noise_draws", 1)  # a run started before --noise-draws existed drew once per album
+    recorded = UNRECORDED | {k: v for k, v in saved.items() if k in names}
     for name in ("data", "cache"):
         recorded[name] = None if recorded.get(name) is None else Path(recorded[name])
     changed = [
-        f"--{name.replace('_', '-')}: recorded {_option_text(recorded.get(name))}, given {_option_text(given[name])}"
+        f"--{name.replace('_', '-')}: recorded {_option_text(recorded.get(name), name)}, "
+        f"given {_option_text(given[name], name)}"
         for name in names
         if name in given
         and name not in RESUME_FREE
@@ -777,10 +788,12 @@ def _gone(recorded: object) -> bool:
     return isinstance(recorded, (str, Path)) and Path(recorded).is_absolute() and not Path(recorded).exists()
 
 
-def _option_text(value: object) -> str:
-    """An option's value in a message: on and off for a flag, none when unset."""
+def _option_text(value: object, name: str = "") -> str:
+    """Option ``name``'s value in a message: on and off for a flag, none when unset, the warm-up's -1 in words."""
     if isinstance(value, bool):
         return "on" if value else "off"
+    if name == "warmup_steps" and value == -1:
+        return "a tenth of the run"
     return "none" if value is None else str(value)
 
 
