@@ -108,8 +108,8 @@ RECIPES = {
     ),
 }
 RECIPE_KEYS = tuple(f.name for f in dataclasses.fields(Recipe))
-# what a recipe's None means, in words
-_NONE = {"warmup_steps": "a tenth of the run", "max_timestep": "the whole schedule"}
+# what a recipe's None means, in words (a resolved run config holds -1 for the warm-up's)
+NONE_TEXT = {"warmup_steps": "a tenth of the run", "max_timestep": "the whole schedule"}
 
 
 def recipes_default(key: str) -> str:
@@ -117,7 +117,8 @@ def recipes_default(key: str) -> str:
     ``batch_size``, the default recipe's value first."""
     values = {name: getattr(recipe, key) for name, recipe in RECIPES.items()}
     words = {
-        name: _NONE[key] if v is None else f"{v:g}" if isinstance(v, float) else str(v) for name, v in values.items()
+        name: NONE_TEXT[key] if v is None else f"{v:g}" if isinstance(v, float) else str(v)
+        for name, v in values.items()
     }
     others = "".join(f"; --recipe {name}: {text}" for name, text in words.items() if name != "default")
     return f"(default: {words['default']}{others})"

@@ -39,6 +39,7 @@ from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CachedAlbum, CacheReader
 from .errors import count_text
 from .recipes import (
+    NONE_TEXT,
     RECIPE_KEYS,
     RECIPES,
     check_can_stop_early,
@@ -793,7 +794,7 @@ def _option_text(value: object, name: str = "") -> str:
     if isinstance(value, bool):
         return "on" if value else "off"
     if name == "warmup_steps" and value == -1:
-        return "a tenth of the run"
+        return NONE_TEXT["warmup_steps"]
     return "none" if value is None else str(value)
 
 
