@@ -662,7 +662,7 @@ def test_album_lists_read_csv_with_optional_columns(tmp_path: Path) -> None:
     assert [(a.artist, a.album, a.year, a.genres) for a in read_album_list(written)] == [
         (a.artist, a.album, a.year, a.genres) for a in albums[:2]
     ]
-    with pytest.raises(DatasetError, match="exists already"):
+    with pytest.raises(DatasetError, match=f"^album list: {re.escape(str(written))} exists already; choose a new"):
         write_album_list(albums, written)
 
 
