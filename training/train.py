@@ -124,6 +124,9 @@ RESUME_MOVABLE = ("data", "cache", "sd")
 # Options added after runs were first recorded, at the value the runs recorded without them used: such a run's
 # config.json lacks the key, and it resumes as it started.
 UNRECORDED = {"noise_draws": 1}
+# Summary entries that time the run: in summary.json, not in fusion.safetensors's metadata, so that the same run
+# (seed, options, data, threads) writes the same file byte for byte.
+WALL_CLOCK_KEYS = ("train_seconds",)
 
 
 class TrainingDiverged(NoPainGanError):
@@ -590,7 +593,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         summary["stopped_early"] = f"music path inert at step {done} of {total} (--stop-if-inert)"
     path = run / FUSION_FILE
     if accelerator.is_main_process:
-        fusion.training_summary = summary
+        # the weight file holds what the run is, not how long it took: the same run gives the same bytes
+        fusion.training_summary = {k: v for k, v in summary.items() if k not in WALL_CLOCK_KEYS}
         save_fusion(fusion, path)
         write_text(run / SUMMARY_FILE, json.dumps(summary, indent=1))
     accelerator.end_training()
