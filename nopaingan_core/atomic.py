@@ -239,6 +239,8 @@ def check_output_folder(folder: str | os.PathLike, option: str, label: str | Non
         os.unlink(name)
     except OSError as exc:
         reason = describe_os_error(exc) or exc.strerror or str(exc)
+        if exc.errno == errno.ENOENT:  # the folder exists, yet a file cannot be made in it: /proc, /sys, ...
+            reason = "its file system does not take new files"
         where = f"in {existing}" if existing != folder or label != str(folder) else "there"
         raise OutputError(f"{option} {label}: cannot write {where}: {reason}") from exc
     return folder

@@ -30,9 +30,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from nopaingan_core import cli_args
+from nopaingan_core.atomic import check_output_folder
 from nopaingan_core.audio import save_wav
 from nopaingan_core.checkpoint import new_fusion, save_fusion
 from nopaingan_core.encoders import load_encoder
+from nopaingan_core.errors import OutputError
 from nopaingan_core.hub import _reachable
 from training.cli import build_parser, main
 
@@ -485,11 +487,18 @@ def test_an_existing_file_as_the_output_folder(command, env, tmp_path, capsys):
     assert blocker.read_bytes() == b"precious" and leftovers(tmp_path) == []
 
 
-@pytest.fixture(params=[(errno.EACCES, "permission denied"), (errno.EROFS, "read-only file system")])
+@pytest.fixture(
+    params=[
+        (errno.EACCES, "permission denied"),
+        (errno.EROFS, "read-only file system"),
+        (errno.ENOENT, "its file system does not take new files"),  # /proc, /sys
+    ]
+)
 def read_only(monkeypatch, tmp_path, request) -> tuple[Path, str]:
-    """A folder nothing can be created in (no permission, or a read-only mount), and the reason a message must
-    give. Tests run as root, which ignores permission bits, so creating a file there fails the way it does for
-    a user: os.open raises EACCES (os.access would still say yes on a read-only mount: EROFS)."""
+    """A folder nothing can be created in (no permission, a read-only mount, or a file system such as /proc that
+    answers "no such file" for a new one), and the reason a message must give. Tests run as root, which ignores
+    permission bits, so creating a file there fails the way it does for a user: os.open raises EACCES (os.access
+    would still say yes on a read-only mount: EROFS)."""
     code, reason = request.param
     folder = tmp_path / "read-only"
     folder.mkdir()
@@ -515,6 +524,12 @@ def test_a_read_only_output_folder_fails_before_any_work(command, env, read_only
     line = one_error_line(capsys, str(out))
     assert reason in line
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc on this system")
+def test_a_folder_under_proc_is_refused_for_what_it_is():
+    with pytest.raises(OutputError, match=r"^--out /proc/nope: cannot write in /proc: its file system does not take"):
+        check_output_folder("/proc/nope", "--out")
 
 
 @pytest.fixture

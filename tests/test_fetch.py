@@ -26,6 +26,7 @@ from training.errors import (
     DatasetError,
     DownloadError,
     UnreachableError,
+    change_text,
     count_text,
     tries_text,
 )
@@ -535,6 +536,21 @@ def test_counts_read_as_english(count: int, words: tuple[str, ...], text: str) -
         assert tries_text(count) == text
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.floats(-10.0, 10.0, allow_nan=False), st.integers(0, 3))
+def test_a_relative_change_reads_as_its_rounded_percentage_and_never_minus_zero(fraction: float, digits: int) -> None:
+    text = change_text(fraction, digits)
+    number, unit = text.split(" ")
+    assert unit == "%" and number[0] in "+-" and float(number) == round(100 * fraction, digits)
+    assert number.lstrip("+-").strip("0.") or number[0] == "+"  # a change that rounds to zero is +0.0, not -0.0
+    assert len(number.partition(".")[2]) == digits
+
+
+@pytest.mark.parametrize(("fraction", "text"), [(-0.00004, "+0.0 %"), (-0.1234, "-12.3 %"), (0.5, "+50.0 %")])
+def test_relative_changes_as_printed(fraction: float, text: str) -> None:
+    assert change_text(fraction) == text
+
+
 def test_a_catalogue_that_answers_no_result_still_leaves_the_album_out(tmp_path: Path, shop) -> None:
     server, fake = shop
     request = AlbumRequest("Nobody", "Nothing Whatsoever", "x")
@@ -662,7 +678,7 @@ def test_album_lists_read_csv_with_optional_columns(tmp_path: Path) -> None:
     assert [(a.artist, a.album, a.year, a.genres) for a in read_album_list(written)] == [
         (a.artist, a.album, a.year, a.genres) for a in albums[:2]
     ]
-    with pytest.raises(DatasetError, match="exists already"):
+    with pytest.raises(DatasetError, match=f"^album list: {re.escape(str(written))} exists already; choose a new"):
         write_album_list(albums, written)
 
 

@@ -698,6 +698,19 @@ def test_a_saved_list_must_be_a_csv_file_name(tmp_path: Path, shop, capsys, name
     assert line.endswith(f"--save-list: expected a file name ending in .csv (the list is written as CSV, and lists "
                          f"are read by extension), found {tmp_path / name}"), line  # fmt: skip
     assert not server.requests and not out.exists() and not (tmp_path / name).exists()
-    with pytest.raises(DatasetError, match="expected a file name ending in .csv"):
+    with pytest.raises(DatasetError) as raised:  # the Python API says the same, naming the list
         write_album_list([AlbumRequest("A", "B", "x")], tmp_path / name)
+    assert str(raised.value) == "album list" + line.split("--save-list", 1)[1]
     assert main([*argv, *apis, "--save-list", str(tmp_path / "Saved.CSV")]) == 0
+
+
+@pytest.mark.parametrize("name", ["saved.csv", "Saved.CSV"])
+def test_a_saved_list_never_replaces_a_file(tmp_path: Path, shop, capsys, name: str) -> None:
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
+    (tmp_path / name).write_text("mine\n")
+    assert main([*argv, *apis, "--save-list", str(tmp_path / name)]) == 2
+    says = f"--save-list: {tmp_path / name} exists already; choose a new file name"
+    assert _one_line(capsys) == f"nopaingan dataset fetch: error: {says}"
+    assert not server.requests and not out.exists() and (tmp_path / name).read_text() == "mine\n"

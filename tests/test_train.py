@@ -314,6 +314,8 @@ def test_resume_after_a_crash_gives_the_uninterrupted_weights(cached_data, tmp_p
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
+    assert whole.fusion.read_bytes() == resumed.fusion.read_bytes()  # metadata too: no wall-clock time in it
+    assert "train_seconds" in resumed.summary and "train_seconds" not in read_metadata(resumed.fusion)["training"]
     assert not torch.equal(a["fusion.gate"], torch.zeros_like(a["fusion.gate"]))  # it did train
     history = [
         json.loads((r / "checkpoints" / "step-00000004" / "trainer.json").read_text())["history"]

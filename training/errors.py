@@ -20,6 +20,13 @@ def count_text(count: int, noun: str, plural: str = "") -> str:
     return f"{count} {noun if count == 1 else plural or noun + 's'}"
 
 
+def change_text(fraction: float, digits: int = 1) -> str:
+    """A relative change as a signed percentage rounded to ``digits``: ``change_text(-0.1234)`` is "-12.3 %"; a
+    change that rounds to zero is "+0.0 %", never "-0.0 %" (which Python's format gives for small negatives)."""
+    value = round(100 * fraction, digits) + 0.0  # adding 0.0 turns -0.0 into 0.0
+    return f"{value:+.{digits}f} %"
+
+
 def tries_text(tries: int) -> str:
     """How many times a download or API call was made, in words: 1 try, 3 tries."""
     return count_text(tries, "try", "tries")

@@ -32,7 +32,7 @@ from nopaingan_core.sampling import load_minisd, to_pil
 
 from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CacheReader, cover_pixels
-from .errors import count_text
+from .errors import change_text, count_text
 from .records import EVAL, read_dataset
 from .resume import CHECKPOINTS, STEP_DIR
 from .train import derived_seed, diffusion_loss
@@ -332,7 +332,7 @@ def markdown_table(report: dict) -> str:
     change = report["mse_change"]
     lines += [
         "",
-        f"Diffusion MSE with music vs text only: {100 * report['mse_relative_change']:+.1f}% "
+        f"Diffusion MSE with music vs text only: {change_text(report['mse_relative_change'])} "
         f"(paired difference {change['mean']:+.5f} +/- {change['stderr']:.5f}; lower on "
         f"{100 * change['music_lower_share']:.0f}% of albums).",
     ]

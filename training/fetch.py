@@ -179,16 +179,24 @@ def _find_columns(headers: list[tuple]) -> dict[str, int]:
     return found
 
 
-def write_album_list(albums: Sequence[AlbumRequest], path: str | Path) -> Path:
-    """Write ``albums`` as a CSV (artist, album, year, genre) that :func:`read_album_list` reads back; never
-    over an existing file."""
-    from .atomic import write_text
-
+def check_album_list_target(path: str | Path, name: str = "album list") -> Path:
+    """``path`` (expanded) when a new album list can be written there: a file name ending in ``.csv`` that does
+    not exist yet. Raises :class:`DatasetError`, one line starting with ``name`` (the command's option,
+    ``--save-list``), otherwise."""
     path = Path(path).expanduser()
     if path.suffix.lower() != ".csv":
-        raise DatasetError(f"{path}: {_LIST_NAME}, found {path.suffix or 'no extension'}")
+        raise DatasetError(f"{name}: {_LIST_NAME}, found {path}")
     if path.exists():
-        raise DatasetError(f"{path}: album list exists already; choose a new file name")
+        raise DatasetError(f"{name}: {path} exists already; choose a new file name")
+    return path
+
+
+def write_album_list(albums: Sequence[AlbumRequest], path: str | Path) -> Path:
+    """Write ``albums`` as a CSV (artist, album, year, genre) that :func:`read_album_list` reads back; never
+    over an existing file (:func:`check_album_list_target` raises :class:`DatasetError`)."""
+    from .atomic import write_text
+
+    path = check_album_list_target(path)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["artist", "album", "year", "genre"])
@@ -469,8 +477,8 @@ def run_fetch(args: argparse.Namespace) -> int:
 
     if args.out is None and args.save_list is None:
         raise DatasetError("--out: expected a dataset folder to write (or --save-list FILE for the list alone)")
-    if args.save_list is not None and args.save_list.suffix.lower() != ".csv":
-        raise DatasetError(f"--save-list: {_LIST_NAME}, found {args.save_list}")
+    if args.save_list is not None:
+        check_album_list_target(args.save_list, "--save-list")
     if not args.lists and not args.from_wikipedia_list:
         raise DatasetError("expected album lists (ALBUMS.csv ...) or --from-wikipedia-list URL, found neither")
     country = country_code(args.country)
@@ -479,8 +487,6 @@ def run_fetch(args: argparse.Namespace) -> int:
         check_out(args.out.expanduser(), args.replace)
         check_output_folder(args.out, "--out")
     _check_cover_sizes(args, names)
-    if args.save_list is not None and args.save_list.expanduser().exists():
-        raise DatasetError(f"--save-list: {args.save_list} exists already; choose a new file name")
     if args.save_list is not None:
         check_output_file(args.save_list, "--save-list")
     cache = args.cache_dir or default_cache_dir()

@@ -37,7 +37,7 @@ from nopaingan_core.hub import from_pretrained
 from .adapter_init import STATS_ALBUMS, whiten_adapter_input
 from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CachedAlbum, CacheReader
-from .errors import count_text
+from .errors import change_text, count_text
 from .recipes import (
     NONE_TEXT,
     RECIPE_KEYS,
@@ -124,6 +124,9 @@ RESUME_MOVABLE = ("data", "cache", "sd")
 # Options added after runs were first recorded, at the value the runs recorded without them used: such a run's
 # config.json lacks the key, and it resumes as it started.
 UNRECORDED = {"noise_draws": 1}
+# Summary entries that time the run: in summary.json, not in fusion.safetensors's metadata, so that the same run
+# (seed, options, data, threads) writes the same file byte for byte.
+WALL_CLOCK_KEYS = ("train_seconds",)
 
 
 class TrainingDiverged(NoPainGanError):
@@ -534,7 +537,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             gap = (eval_loss - text_only_loss) / text_only_loss
             eval_history.append([done, eval_loss, text_only_loss, gate])
             accelerator.log({"eval/loss": eval_loss, "eval/vs_text_only": gap, "train/gate": gate}, step=done)
-            report = f"step {done}: eval MSE {eval_loss:.5f}, text only {text_only_loss:.5f} ({100 * gap:+.1f} %)"
+            report = f"step {done}: eval MSE {eval_loss:.5f}, text only {text_only_loss:.5f} ({change_text(gap)})"
             if accelerator.is_main_process:
                 tqdm.write(f"{report}, gate {gate:.4f}")
             moved = gate_change(fusion, config.gate_init)
@@ -590,7 +593,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         summary["stopped_early"] = f"music path inert at step {done} of {total} (--stop-if-inert)"
     path = run / FUSION_FILE
     if accelerator.is_main_process:
-        fusion.training_summary = summary
+        # the weight file holds what the run is, not how long it took: the same run gives the same bytes
+        fusion.training_summary = {k: v for k, v in summary.items() if k not in WALL_CLOCK_KEYS}
         save_fusion(fusion, path)
         write_text(run / SUMMARY_FILE, json.dumps(summary, indent=1))
     accelerator.end_training()
@@ -840,7 +844,7 @@ def _warn_inert(accelerator, step: int, gap: float, gate: float, stopping: bool,
     else:
         what = "stopping (--stop-if-inert)" if stopping else "continuing; --stop-if-inert stops such runs"
     print(
-        f"WARNING: the music path is inert at step {step}: held-out MSE {100 * gap:+.2f} % vs text only, gate "
+        f"WARNING: the music path is inert at step {step}: held-out MSE {change_text(gap, 2)} vs text only, gate "
         f"{gate:.4f}; the fusion is not learning from the music (see docs/training.md, 'Recipes'); {what}",
         file=sys.stderr,
         flush=True,
