@@ -384,6 +384,12 @@ REFUSED = [
         "`dataset import` writes, found 'not json'; repair the line or choose another --out",
     ),
     (
+        lambda out: ours(out, row=json.dumps(ROW)[:-1] + ', "album": "Other"}'),
+        True,
+        "metadata.jsonl line 1: expected each field once in an object, found 'album' twice; repair the line or "
+        "choose another --out",
+    ),
+    (
         lambda out: ours(out, row=ROW | {"split": "test"}),
         False,
         "metadata.jsonl line 1: expected split 'train' or 'eval', found 'test'",

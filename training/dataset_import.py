@@ -33,6 +33,7 @@ from .cleaning import LATIN_LETTERS, UNKNOWN, album_key, artist_genres, fill_gen
 from .covers import MIN_COVER_SIZE, Cover, normalise_cover
 from .download import Downloader, default_cache_dir, is_url
 from .errors import CatalogueUnavailableError, CoverError, DatasetError, UnreachableError, count_text
+from .json_text import DuplicateFieldError, parse_json
 from .manifest import MANIFEST_EXTENSIONS, read_manifest
 from .music_folders import VARIOUS_ARTISTS, scan_music_folder
 from .split import EVAL, EVAL_FRACTION, TRAIN, assign_splits
@@ -474,8 +475,10 @@ def _read_rows(path: Path, fields: Sequence[str]) -> list[dict]:
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
+            row = parse_json(line, f"{path} line {number}")
+        except DuplicateFieldError as exc:
+            raise DatasetError(f"{exc}; repair the line or choose another --out") from exc
+        except DatasetError:  # not JSON: said below with the line's start
             row = None
         if not isinstance(row, dict) or not all(isinstance(row.get(f), str) for f in fields):
             raise DatasetError(

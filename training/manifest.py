@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from .candidates import AlbumCandidate, CoverRef, TrackRef
 from .cleaning import split_genres
 from .download import is_url
 from .errors import DatasetError
+from .json_text import parse_json
 
 MANIFEST_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl")
 
@@ -168,9 +168,9 @@ def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
         records: list[tuple[str, object]] | None = []
         for number, line in enumerate(text.splitlines(), 1):
             if line.strip():
-                records.append((f"{path}:{number}", _parse_json(f"{path}:{number}", line)))
+                records.append((f"{path}:{number}", parse_json(line, f"{path}:{number}")))
     else:
-        data = _parse_json(str(path), text)
+        data = parse_json(text, str(path))
         records = _records(data)
         if records is not None:
             records = [(f"{path}:{where}", record) for where, record in records]
@@ -179,13 +179,6 @@ def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
             f"{path}: expected a list of album objects (or a pandas to_json export), found another shape"
         )
     yield from records
-
-
-def _parse_json(where: str, text: str) -> object:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{where}: not valid JSON ({exc})") from exc
 
 
 def _records(data: object) -> list[tuple[str, object]] | None:

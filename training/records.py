@@ -5,13 +5,13 @@ given relative to the folder. Caching, training and evaluation see the dataset o
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from nopaingan_core.prompt import DEFAULT_TEMPLATE, album_prompt
 
 from .errors import DatasetError, count_text
+from .json_text import parse_json
 
 METADATA = "metadata.jsonl"
 TRAIN = "train"
@@ -56,10 +56,7 @@ def read_dataset(data: str | Path, split: str | None = None) -> list[Album]:
         if not line.strip():
             continue
         where = f"{path}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DatasetError(f"{where}: not valid JSON ({exc.msg})") from exc
+        row = parse_json(line, where)
         if not isinstance(row, dict):
             raise DatasetError(f"{where}: expected a JSON object, found {type(row).__name__}")
         missing = [key for key in REQUIRED if not row.get(key)]
