@@ -82,6 +82,7 @@ TRAIN_OPTIONS = (
     "gate-lr-scale",
     "eval-every",
     "max-timestep",
+    "timesteps",
     "adapter-init",
 )
 FULL_SCHEDULE = 1000  # eval MSE over every timestep, whatever range the fusion was trained on
@@ -491,6 +492,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate-lr-scale", type=float)
     parser.add_argument("--eval-every", type=int)
     parser.add_argument("--max-timestep", type=int)
+    parser.add_argument("--timesteps", choices=("uniform", "stratified"))
     parser.add_argument("--mse-samples", type=int, default=32, help="noise draws per eval album for the MSEs")
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--no-probe", action="store_true", help="skip the encoder comparison")

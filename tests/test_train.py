@@ -56,6 +56,7 @@ from training.train import (
     loss_figure,
     step_batches,
     steps_per_epoch,
+    stratified_timesteps,
     train,
     write_loss_curve,
 )
@@ -234,29 +235,86 @@ def test_noise_draws_extend_a_one_draw_run_s_generators(ids, draws, seed, step, 
     assert seeds[: len(ids)] == [derived_seed(seed, step, 0, micro, i) for i in ids]
 
 
-@pytest.mark.parametrize("draws", [1, 3])
-def test_each_album_is_drawn_noise_draws_times_a_step(cached_data, tmp_path, monkeypatch, draws):
+@settings(max_examples=200, deadline=None)
+@given(
+    albums=st.integers(1, 12),
+    draws=st.integers(1, 4),
+    max_timestep=st.integers(1, 1000),
+    seed=st.integers(0, 2**32),
+    step=st.integers(0, 10**6),
+    micro=st.integers(0, 3),
+)
+def test_stratified_timesteps_cover_the_range_evenly(albums, draws, max_timestep, seed, step, micro):
+    """A micro-batch's draws take one timestep from each k-th of [0, max_timestep) (k = albums x draws), an album's
+    draws 1/draws of the range apart; the same position gives the same timesteps."""
+    drawn = stratified_timesteps(seed, step, 0, micro, albums, draws, max_timestep)
+    assert drawn.dtype == torch.int64 and drawn.shape == (albums * draws,)
+    assert int(drawn.min()) >= 0 and int(drawn.max()) < max_timestep
+    assert torch.equal(drawn, stratified_timesteps(seed, step, 0, micro, albums, draws, max_timestep))
+    k = albums * draws
+    # each stratum [j/k, (j+1)/k) of the range (turned by the step's offset) holds one draw: sorted, the draws' gaps
+    # are a k-th of the range up to the rounding to whole timesteps
+    ordered = drawn.sort().values.double() / max_timestep
+    gaps = torch.cat([ordered.diff(), (ordered[:1] + 1 - ordered[-1:])])
+    assert torch.allclose(gaps, torch.full_like(gaps, 1 / k), atol=1 / max_timestep + 1e-9)
+    by_album = drawn.view(draws, albums).double() / max_timestep  # draw d of album i at [d, i]
+    apart = (by_album - by_album[:1]) % 1
+    expected = torch.arange(draws, dtype=torch.float64)[:, None] / draws
+    close = (apart - expected).abs()
+    assert bool(((close <= 1 / max_timestep + 1e-9) | (close >= 1 - 1 / max_timestep - 1e-9)).all())
+
+
+def test_each_stratified_timestep_is_uniform_on_its_own():
+    """Over steps, every position's timestep is uniform on [0, 1000) (a chi-square test of 10 bins at the 1e-4
+    level), so the objective is the seed's: stratifying changes only how a step's draws lie together."""
+    drawn = torch.stack([stratified_timesteps(0, step, 0, 0, 8, 2, 1000) for step in range(4000)])
+    for column in drawn.T:
+        counts = torch.bincount(column // 100, minlength=10).double()
+        chi2 = (((counts - 400) ** 2) / 400).sum().item()
+        assert chi2 < 33.7, chi2  # the 1e-4 quantile of chi-square with 9 degrees of freedom is 33.72
+
+
+@pytest.mark.parametrize(("draws", "timesteps"), [(1, "uniform"), (3, "uniform"), (3, "stratified")])
+def test_each_album_is_drawn_noise_draws_times_a_step(cached_data, tmp_path, monkeypatch, draws, timesteps):
     """A training step computes each album's conditioning once and its diffusion loss at --noise-draws
     (timestep, noise, latent) draws, from :func:`draw_generators`; the summary records the draws."""
     import training.train as train_module
 
     calls = []
 
+    def uniform_timestep(item, state: torch.Tensor, max_timestep: int) -> int:
+        """The timestep a generator in ``state`` gives when drawn as without --timesteps: after the latent and
+        the noise, its last number."""
+        gen = torch.Generator()
+        gen.set_state(state)
+        item.sample_latent(gen), torch.randn(item.latent_mean.shape, generator=gen)
+        return int(torch.randint(0, max_timestep, (1,), generator=gen))
+
     def recording_loss(unet, scheduler, cond, items, gens, max_timestep, *args, **kwargs):
+        states = [g.get_state() for g in gens]
+        loss, drawn = diffusion_loss(unet, scheduler, cond, items, gens, max_timestep, *args, **kwargs,
+                                     return_timesteps=True)  # fmt: skip
         if cond.requires_grad:  # a training step (the held-out evaluations run without gradients)
-            calls.append((cond.detach().clone(), [item.id for item in items], [g.initial_seed() for g in gens]))
-        return diffusion_loss(unet, scheduler, cond, items, gens, max_timestep, *args, **kwargs)
+            uniform = [uniform_timestep(item, state, max_timestep) for item, state in zip(items, states, strict=True)]
+            seeds = [g.initial_seed() for g in gens]
+            calls.append((cond.detach().clone(), [item.id for item in items], seeds, drawn, uniform))
+        return loss
 
     monkeypatch.setattr(train_module, "diffusion_loss", recording_loss)
     run = tmp_path / "run"
-    train(_config(cached_data, run, max_steps=2, batch_size=2, noise_draws=draws, eval_every=0))
+    train(_config(cached_data, run, max_steps=2, batch_size=2, noise_draws=draws, eval_every=0, timesteps=timesteps))
     assert len(calls) == 2
-    for step, (cond, ids, seeds) in enumerate(calls):
+    for step, (cond, ids, seeds, drawn, uniform) in enumerate(calls):
         albums = ids[:2]
         assert ids == albums * draws and len(cond) == 2 * draws
         assert all(torch.equal(cond[d * 2 : d * 2 + 2], cond[:2]) for d in range(draws))
         assert seeds == [g.initial_seed() for g in draw_generators(0, step, 0, 0, albums, draws)]
-    assert json.loads((run / "summary.json").read_text())["noise_draws"] == draws
+        if timesteps == "stratified":
+            assert torch.equal(drawn, stratified_timesteps(0, step, 0, 0, 2, draws, 1000))
+        else:  # each draw's last number from its own generator, as before --timesteps existed
+            assert drawn.tolist() == uniform
+    summary = json.loads((run / "summary.json").read_text())
+    assert (summary["noise_draws"], summary["timesteps"]) == (draws, timesteps)
 
 
 def test_training_lowers_the_loss_and_writes_a_run(cached_data, tmp_path):
@@ -568,6 +626,7 @@ RECIPE_HELP = [
     ("--gate-init", "(default: 0.5; --recipe seed: 0)"),
     ("--gate-lr-scale", "(default: 10; --recipe seed: 1)"),
     ("--max-timestep", "(default: the whole schedule; --recipe seed: 150)"),
+    ("--timesteps", "(default: stratified; --recipe seed: uniform)"),
     ("--adapter-init", "(default: data; --recipe seed: random)"),
 ]
 
@@ -585,6 +644,7 @@ def test_recipes_fill_only_the_options_left_unset():
     assert (seed.optimizer, seed.lr, seed.warmup_steps, seed.batch_size, seed.noise_draws) == ("sgd", 1e-4, 500, 1, 1)
     assert (seed.weight_decay, seed.gate_init, seed.gate_lr_scale) == (0.0, 0.0, 1.0)
     assert (seed.max_timestep, seed.adapter_init) == (150, "random")  # the write-up: "Maximum Timesteps: 150"
+    assert seed.timesteps == "uniform"  # each draw's own, as the seed (and diffusers' training examples) drew them
     default = resolve_recipe(TrainConfig(data=Path("d"), out=Path("o")))
     assert default.optimizer == "adamw" and default.gate_init > 0 and default.gate_lr_scale > 1
     assert (default.max_timestep, default.adapter_init) == (None, "data")  # None: the whole schedule

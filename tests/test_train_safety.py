@@ -1021,23 +1021,31 @@ def test_resume_refuses_options_other_than_the_run_s_untouched(
     assert _files(four_steps) == before
 
 
-def test_a_run_recorded_before_noise_draws_resumes_with_one_draw(cached_data, tmp_path, capsys, monkeypatch):
-    """A config.json written before --noise-draws existed has no such key: that run drew once per album and step,
-    and --resume continues it so, to the weights of the uninterrupted one-draw run (not with the recipe's draws);
-    --noise-draws 2 given to it is refused as another value than the recorded 1."""
+@pytest.mark.parametrize(
+    ("key", "recorded", "other"),
+    [("noise_draws", 1, 2), ("timesteps", "uniform", "stratified")],
+    ids=["draws", "steps"],
+)
+def test_a_run_recorded_before_an_option_existed_resumes_as_it_started(
+    cached_data, tmp_path, capsys, monkeypatch, key, recorded, other
+):
+    """A config.json written before --noise-draws (or --timesteps) existed has no such key: that run drew once per
+    album and step (each timestep on its own), and --resume continues it so, to the weights of the uninterrupted
+    run (not with the recipe's value); the recipe's value given to it is refused as another than the recorded."""
     from training.train import resumed_config
 
+    option = "--" + key.replace("_", "-")
     argv = ["train", "--data", str(cached_data), "--max-steps", "2", "--save-every", "1", "--eval-every", "0"]
-    argv += ["--noise-draws", "1", "--quiet"]
+    argv += [option, str(recorded), "--quiet"]
     whole, run = tmp_path / "whole", tmp_path / "run"
     assert main([*argv, "--out", str(whole)]) == 0
     _run_killed_after([*argv, "--out", str(run)], 1, monkeypatch)
     saved = json.loads((run / "config.json").read_text())
-    assert saved["noise_draws"] == 1 != RECIPES["default"].noise_draws
-    (run / "config.json").write_text(json.dumps({k: v for k, v in saved.items() if k != "noise_draws"}))
-    assert resumed_config(run, {}).noise_draws == 1
-    assert main(["train", "--resume", str(run), "--noise-draws", "2"]) == 2
-    assert "--noise-draws: recorded 1, given 2" in _error_line(capsys)
+    assert saved[key] == recorded != getattr(RECIPES["default"], key) == other
+    (run / "config.json").write_text(json.dumps({k: v for k, v in saved.items() if k != key}))
+    assert getattr(resumed_config(run, {}), key) == recorded
+    assert main(["train", "--resume", str(run), option, str(other)]) == 2
+    assert f"{option}: recorded {recorded}, given {other}" in _error_line(capsys)
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     a, b = (load_fusion(r / "fusion.safetensors").state_dict() for r in (whole, run))
     assert all(torch.equal(a[k], b[k]) for k in a)

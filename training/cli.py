@@ -325,6 +325,12 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         type=int_range(1, 1000),
         help="draw timesteps from [0, N), see docs/training.md " + recipes_default("max_timestep"),
     )
+    add(
+        "--timesteps",
+        choices=("uniform", "stratified"),
+        help="each draw's timestep on its own, or a step's draws spread evenly over the range "
+        + recipes_default("timesteps"),
+    )
     add("--tokens", type=int_range(1, 256), default=16, help="music tokens the adapter makes")
     add(
         "--adapter-init",
@@ -453,6 +459,7 @@ def _run_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         max_steps=args.max_steps,
         max_timestep=args.max_timestep,
+        timesteps=args.timesteps,
         tokens=args.tokens,
         adapter_init=args.adapter_init,
         mixed_precision=args.mixed_precision,

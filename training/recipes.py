@@ -78,6 +78,7 @@ class Recipe:
     gate_init: float
     gate_lr_scale: float
     max_timestep: int | None  # timesteps drawn from [0, max_timestep); None: the whole schedule
+    timesteps: str  # "uniform" (each draw its own) or "stratified" (training.train.stratified_timesteps)
     adapter_init: str  # "data" (whitened music features, training/adapter_init.py) or "random"
 
 
@@ -92,6 +93,7 @@ RECIPES = {
         gate_init=0.5,
         gate_lr_scale=10.0,
         max_timestep=None,
+        timesteps="stratified",
         adapter_init="data",
     ),
     "seed": Recipe(
@@ -104,6 +106,7 @@ RECIPES = {
         gate_init=0.0,
         gate_lr_scale=1.0,
         max_timestep=150,
+        timesteps="uniform",
         adapter_init="random",
     ),
 }

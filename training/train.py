@@ -106,6 +106,7 @@ RESUME_KEYS = (
     "epochs",
     "max_steps",
     "max_timestep",
+    "timesteps",
     "tokens",
     "adapter_init",
     "seed",
@@ -123,7 +124,7 @@ RESUME_FREE = ("save_every", "keep_checkpoints", "workers", "progress")
 RESUME_MOVABLE = ("data", "cache", "sd")
 # Options added after runs were first recorded, at the value the runs recorded without them used: such a run's
 # config.json lacks the key, and it resumes as it started.
-UNRECORDED = {"noise_draws": 1}
+UNRECORDED = {"noise_draws": 1, "timesteps": "uniform"}
 # Summary entries that time the run: in summary.json, not in fusion.safetensors's metadata, so that the same run
 # (seed, options, data, threads) writes the same file byte for byte.
 WALL_CLOCK_KEYS = ("train_seconds",)
@@ -156,6 +157,7 @@ class TrainConfig:
     epochs: int = 1
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
     max_timestep: int | None = None  # timesteps drawn from [0, max_timestep); recipe: the whole schedule (seed: 150)
+    timesteps: str | None = None  # "uniform" (each draw its own) or "stratified" (stratified_timesteps)
     tokens: int = 16
     adapter_init: str | None = None  # recipe: "data", the adapter on whitened music features (seed: "random")
     mixed_precision: str = "no"
@@ -214,6 +216,23 @@ def draw_generators(seed: int, step: int, rank: int, micro: int, ids: list[str],
         for d in range(draws)
         for i in ids
     ]
+
+
+def stratified_timesteps(
+    seed: int, step: int, rank: int, micro: int, albums: int, draws: int, max_timestep: int
+) -> torch.Tensor:
+    """Timesteps ``[draws * albums]`` (int64, in the order of :func:`draw_generators`) for one micro-batch, spread
+    evenly over [0, ``max_timestep``): the low-discrepancy sampler of Kingma et al., "Variational Diffusion
+    Models" (2021), section 4.4 and appendix I.2. With ``k = draws * albums``, one uniform offset ``u`` and a
+    random permutation ``p`` of the albums, album ``i``'s draw ``d`` takes ``(u + (p[i] + d * albums) / k) mod 1``
+    of the range: each draw's timestep is uniform on its own, so the objective is the seed's, while the step's
+    draws cover the range one per k-th of it and an album's draws lie ``1 / draws`` of it apart."""
+    gen = torch.Generator().manual_seed(derived_seed(seed, step, rank, micro, "timesteps"))
+    offset = torch.rand((), generator=gen, dtype=torch.float64)
+    order = torch.randperm(albums, generator=gen)
+    strata = (order[None] + albums * torch.arange(draws)[:, None]).reshape(-1)
+    fraction = (offset + strata.double() / (albums * draws)) % 1.0
+    return (fraction * max_timestep).long().clamp(max=max_timestep - 1)
 
 
 def steps_per_epoch(albums: int, batch_size: int, grad_accum: int, processes: int) -> int:
@@ -315,19 +334,23 @@ def diffusion_loss(
     max_timestep: int,
     reduction: str = "mean",
     return_timesteps: bool = False,
+    timesteps: torch.Tensor | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """The seed's objective for a batch: noise a latent drawn from each cover's VAE distribution at a
     uniform timestep in [0, max_timestep) and compare the UNet's prediction with the noise (or velocity,
     for v-prediction models). Each album's draws come from its own generator (CPU, so any device agrees).
     With ``return_timesteps``, returns ``(loss, timesteps)``: the loss as without it and each album's drawn
-    timestep (CPU, ``[len(items)]``), for measurements split by timestep."""
+    timestep (CPU, ``[len(items)]``), for measurements split by timestep. ``timesteps`` (``[len(items)]``, e.g.
+    :func:`stratified_timesteps`) replaces the generators' timestep draws (the last of each album's draws, so the
+    latents and noises are the same either way)."""
     latents, noise, drawn = [], [], []
     for item, gen in zip(items, generators, strict=True):
         latents.append(item.sample_latent(gen))
         noise.append(torch.randn(item.latent_mean.shape, generator=gen))
-        drawn.append(torch.randint(0, max_timestep, (1,), generator=gen))
+        if timesteps is None:
+            drawn.append(torch.randint(0, max_timestep, (1,), generator=gen))
     device, dtype = conditioning.device, unet.dtype
-    timesteps = torch.cat(drawn)
+    timesteps = torch.cat(drawn) if timesteps is None else timesteps
     latents, noise, steps = torch.stack(latents).to(device), torch.stack(noise).to(device), timesteps.to(device)
     noisy = scheduler.add_noise(latents, noise, steps)
     target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(latents, noise, steps)
@@ -501,12 +524,16 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         for j in range(config.grad_accum):
             batch = next(micro)
             gens = draw_generators(config.seed, step, rank, j, batch["ids"], config.noise_draws)
+            drawn = None
+            if config.timesteps == "stratified":
+                count = len(batch["ids"])
+                drawn = stratified_timesteps(config.seed, step, rank, j, count, config.noise_draws, max_timestep)
             last = j == config.grad_accum - 1
             with contextlib.nullcontext() if last else accelerator.no_sync(model):  # sync gradients once a step
                 with accelerator.autocast():
                     cond = model(batch["text"].to(accelerator.device), _to(batch["music"], accelerator.device))
                     cond, items = cond.repeat(config.noise_draws, 1, 1), batch["items"] * config.noise_draws
-                    loss = diffusion_loss(unet, scheduler, cond, items, gens, max_timestep)
+                    loss = diffusion_loss(unet, scheduler, cond, items, gens, max_timestep, timesteps=drawn)
                 accelerator.backward(loss / config.grad_accum)
             step_loss += loss.detach() / config.grad_accum
         if step == 0:  # what the gate lets through at the start (docs/training.md, "Recipes")
@@ -572,6 +599,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         "processes": processes,
         "effective_batch": batch_size * config.grad_accum * processes,
         "max_timestep": max_timestep,
+        "timesteps": config.timesteps,
         "adapter_init": config.adapter_init,
         "mixed_precision": config.mixed_precision,
         "seed": config.seed,
