@@ -55,7 +55,14 @@ from nopaingan_core.sampling import MiniSD  # noqa: E402
 from nopaingan_core.synth import synth_song  # noqa: E402
 from training.cache import CachedAlbum, CacheReader, cover_pixels  # noqa: E402
 from training.records import read_dataset  # noqa: E402
-from training.train import Conditioning, collate, diffusion_loss, draw_generators, load_unet  # noqa: E402
+from training.train import (  # noqa: E402
+    Conditioning,
+    collate,
+    diffusion_loss,
+    draw_generators,
+    load_unet,
+    stratified_timesteps,
+)
 
 
 def build_dataset(data: Path) -> None:
@@ -89,11 +96,14 @@ def albums_batch(items: list[CachedAlbum]) -> dict:
 def training_step(unet, scheduler, model, optimizer, batch: dict, step: int, draws: int) -> torch.Tensor:
     """One optimizer step of ``nopaingan train`` (training/train.py's loop with one process, no gradient
     accumulation, fp32): conditioning for the batch, repeated ``draws`` times, one diffusion loss over the
-    batch x draws rows (a UNet batch of that many), backward, update. Returns the loss."""
+    batch x draws rows (a UNet batch of that many) at the default recipe's stratified timesteps, backward, update.
+    Returns the loss."""
     gens = draw_generators(0, step, 0, 0, batch["ids"], draws)
+    total = scheduler.config.num_train_timesteps
+    timesteps = stratified_timesteps(0, step, 0, 0, len(batch["ids"]), draws, total)
     cond = model(batch["text"], batch["music"])
     cond, items = cond.repeat(draws, 1, 1), batch["items"] * draws
-    loss = diffusion_loss(unet, scheduler, cond, items, gens, scheduler.config.num_train_timesteps)
+    loss = diffusion_loss(unet, scheduler, cond, items, gens, total, timesteps=timesteps)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
