@@ -239,29 +239,37 @@ def test_noise_draws_extend_a_one_draw_run_s_generators(ids, draws, seed, step, 
 @given(
     albums=st.integers(1, 12),
     draws=st.integers(1, 4),
+    micro_batches=st.integers(1, 3),
+    processes=st.integers(1, 3),
     max_timestep=st.integers(1, 1000),
     seed=st.integers(0, 2**32),
     step=st.integers(0, 10**6),
-    micro=st.integers(0, 3),
 )
-def test_stratified_timesteps_cover_the_range_evenly(albums, draws, max_timestep, seed, step, micro):
-    """A micro-batch's draws take one timestep from each k-th of [0, max_timestep) (k = albums x draws), an album's
-    draws 1/draws of the range apart; the same position gives the same timesteps."""
-    drawn = stratified_timesteps(seed, step, 0, micro, albums, draws, max_timestep)
-    assert drawn.dtype == torch.int64 and drawn.shape == (albums * draws,)
-    assert int(drawn.min()) >= 0 and int(drawn.max()) < max_timestep
-    assert torch.equal(drawn, stratified_timesteps(seed, step, 0, micro, albums, draws, max_timestep))
-    k = albums * draws
-    # each stratum [j/k, (j+1)/k) of the range (turned by the step's offset) holds one draw: sorted, the draws' gaps
-    # are a k-th of the range up to the rounding to whole timesteps
-    ordered = drawn.sort().values.double() / max_timestep
+def test_stratified_timesteps_cover_the_range_evenly(albums, draws, micro_batches, processes, max_timestep, seed, step):
+    """A step's draws, over its micro-batches and processes, take one timestep from each k-th of [0, max_timestep)
+    (k = albums x micro-batches x processes x draws), an album's draws 1/draws of the range apart; the same position
+    gives the same timesteps."""
+    shape = (albums, draws, max_timestep, micro_batches, processes)
+    parts = [
+        stratified_timesteps(seed, step, rank, micro, *shape[:2], max_timestep, micro_batches, processes)
+        for rank in range(processes)
+        for micro in range(micro_batches)
+    ]
+    for drawn in parts:
+        assert drawn.dtype == torch.int64 and drawn.shape == (albums * draws,)
+        assert int(drawn.min()) >= 0 and int(drawn.max()) < max_timestep
+        by_album = drawn.view(draws, albums).double() / max_timestep  # draw d of album i at [d, i]
+        apart = (by_album - by_album[:1]) % 1
+        close = (apart - torch.arange(draws, dtype=torch.float64)[:, None] / draws).abs()
+        assert bool(((close <= 1 / max_timestep + 1e-9) | (close >= 1 - 1 / max_timestep - 1e-9)).all())
+    assert torch.equal(parts[-1], stratified_timesteps(seed, step, processes - 1, micro_batches - 1, *shape[:2],
+                                                       max_timestep, micro_batches, processes))  # fmt: skip
+    # each stratum [j/k, (j+1)/k) of the range (turned by the step's offset) holds one of the step's draws: sorted,
+    # the draws' gaps are a k-th of the range up to the rounding to whole timesteps
+    k = albums * draws * micro_batches * processes
+    ordered = torch.cat(parts).sort().values.double() / max_timestep
     gaps = torch.cat([ordered.diff(), (ordered[:1] + 1 - ordered[-1:])])
     assert torch.allclose(gaps, torch.full_like(gaps, 1 / k), atol=1 / max_timestep + 1e-9)
-    by_album = drawn.view(draws, albums).double() / max_timestep  # draw d of album i at [d, i]
-    apart = (by_album - by_album[:1]) % 1
-    expected = torch.arange(draws, dtype=torch.float64)[:, None] / draws
-    close = (apart - expected).abs()
-    assert bool(((close <= 1 / max_timestep + 1e-9) | (close >= 1 - 1 / max_timestep - 1e-9)).all())
 
 
 def test_each_stratified_timestep_is_uniform_on_its_own():

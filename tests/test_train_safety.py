@@ -346,7 +346,8 @@ NEVER_EARLY = "nothing could stop it early (expected a longer run or a smaller -
         # the trial's: the seed recipe's 500 warm-up steps, cut to the run's 500: no evaluation is ever judged
         (["--recipe", "seed", "--max-steps", "500"], "--stop-if-inert: the inert check starts at step 500 (after the "
          "500 warm-up steps, the run's first fifth and step 100) and stops a run at 2 inert evaluations in a row "
-         f"before its last step; the run's 500 steps, evaluated every 100, have 0 such evaluations: {NEVER_EARLY}"),
+         "before its last step; the run's 500 steps, evaluated every 100, have 0 such evaluations: nothing could stop "
+         "it early (expected a longer run)"),  # no --eval-every judges the last step: only a longer run helps
         (["--recipe", "seed", "--max-steps", "300"], "starts at step 300 (after the 300 warm-up steps"),
         (["--recipe", "seed", "--max-steps", "600"], "evaluated every 100, have 1 such evaluation: nothing could"),
         (["--recipe", "seed", "--max-steps", "601"], None),  # judged at steps 500 and 600
@@ -355,7 +356,7 @@ NEVER_EARLY = "nothing could stop it early (expected a longer run or a smaller -
         # the default recipe: a tenth of the run's warm-up, so the minimum step or the first fifth decides
         (["--max-steps", "200"], "starts at step 100 (after the 20 warm-up steps, the run's first fifth and step "
          "100) and stops a run at 2 inert evaluations in a row before its last step; the run's 200 steps, evaluated "
-         "every 100, have 1 such evaluation"),
+         f"every 100, have 1 such evaluation: {NEVER_EARLY}"),
         (["--max-steps", "201"], None),  # judged at steps 100 and 200
         (["--max-steps", "1000", "--eval-every", "500"], "starts at step 200 (after the 100 warm-up steps"),
         (["--max-steps", "1001", "--eval-every", "500"], None),
@@ -932,11 +933,21 @@ def test_a_recipe_s_batch_is_cut_to_the_train_albums_and_said_so(cached_data, tm
     assert main([*argv, *options]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert (summary["batch_size"], summary["effective_batch"]) == (used, 4)
-    note = f"the default recipe's 8 is cut to {used}: a step of more than the 4 train albums of {cached_data} repeats"
+    note = f"the default recipe's 8 is cut to {used}: a step of more than the 4 train albums repeats albums"
     explicit = "--batch-size" in options
     assert summary.get("batch_size_cut", "").startswith(note) != explicit
     assert (f"--batch-size: {note}" in capsys.readouterr().out) != explicit
     assert json.loads((run / "config.json").read_text())["batch_size"] == (4 if explicit else 8)
+
+
+def test_a_run_s_file_does_not_depend_on_how_its_folders_are_typed(cached_data, tmp_path, monkeypatch):
+    """The same run with --data given relative or absolute (its recipe batch cut, which a note records) writes the
+    same fusion.safetensors byte for byte."""
+    argv = ["--max-steps", "1", "--eval-every", "0", "--quiet"]
+    assert main(["train", "--data", str(cached_data), "--out", str(tmp_path / "a"), *argv]) == 0
+    monkeypatch.chdir(cached_data.parent)
+    assert main(["train", "--data", cached_data.name, "--out", str(tmp_path / "b"), *argv]) == 0
+    assert (tmp_path / "a" / "fusion.safetensors").read_bytes() == (tmp_path / "b" / "fusion.safetensors").read_bytes()
 
 
 # --- 16. --resume RUN alone continues the run with the options it started with -------------------------------------
@@ -1049,6 +1060,46 @@ def test_a_run_recorded_before_an_option_existed_resumes_as_it_started(
     assert main(["train", "--resume", str(run), "--quiet"]) == 0
     a, b = (load_fusion(r / "fusion.safetensors").state_dict() for r in (whole, run))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("noise_draws", "2", "--noise-draws must be a whole number, found '2'"),
+        ("noise_draws", 2.5, "--noise-draws must be a whole number, found 2.5"),
+        ("max_steps", 4.0, "--max-steps must be a whole number, found 4.0"),
+        ("seed", True, "--seed must be a whole number, found True"),
+        ("seed", 2**64, f"--seed must be from 0 to {2**63 - 1}, found {2**64}"),
+        ("timesteps", "bogus", "unknown timesteps 'bogus'; expected one of uniform, stratified"),
+    ],
+)
+def test_a_hand_edited_config_is_one_line(cached_data, tmp_path, capsys, monkeypatch, key, value, says):
+    """A run's config.json edited by hand to a value no option gives: --resume refuses it in one line, no traceback."""
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(cached_data), "--out", str(run), "--max-steps", "2", "--save-every", "1"]
+    _run_killed_after([*argv, "--eval-every", "0", "--quiet"], 1, monkeypatch)
+    saved = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(saved | {key: value}))
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    assert _error_line(capsys).endswith(says)
+
+
+def test_a_config_that_names_an_option_twice_is_refused(cached_data, tmp_path, capsys, monkeypatch):
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(cached_data), "--out", str(run), "--max-steps", "2", "--save-every", "1"]
+    _run_killed_after([*argv, "--eval-every", "0", "--quiet"], 1, monkeypatch)
+    text = (run / "config.json").read_text().rstrip().rstrip("}") + ', "timesteps": "uniform"}'
+    (run / "config.json").write_text(text)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    says = f"{run / 'config.json'}: expected each field once in an object, found 'timesteps' twice"
+    assert _error_line(capsys).endswith(says)
+
+
+def test_a_seed_beyond_64_bits_is_refused_before_any_work(cached_data, tmp_path, capsys):
+    argv = ["train", "--data", str(cached_data), "--out", str(tmp_path / "run"), "--seed", str(2**64)]
+    assert main(argv) == 2
+    says = f"--seed: got '{2**64}', expected a whole number from 0 to {2**63 - 1}"
+    assert _error_line(capsys).endswith(says) and not (tmp_path / "run").exists()
 
 
 def test_a_resume_message_says_the_recipe_s_warm_up_in_words(cached_data, tmp_path, capsys, monkeypatch):

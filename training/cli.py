@@ -283,9 +283,11 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         MAX_GATE_INIT,
         MAX_LR,
         MAX_NOISE_DRAWS,
+        MAX_SEED,
         MIXED_PRECISION,
         OPTIMIZERS,
         SAVE_EVERY,
+        TIMESTEPS,
     )
 
     train = sub.add_parser(
@@ -327,7 +329,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     )
     add(
         "--timesteps",
-        choices=("uniform", "stratified"),
+        choices=TIMESTEPS,
         help="each draw's timestep on its own, or a step's draws spread evenly over the range "
         + recipes_default("timesteps"),
     )
@@ -348,7 +350,12 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         help="held-out diffusion MSE vs text only every N steps and at the end, 0: never",
     )
     add("--eval-albums", type=int_range(1), default=64, help="eval albums measured by --eval-every")
-    add("--seed", type=int_range(0), default=0, help="random seed of the fusion's start, noise, timesteps and order")
+    add(
+        "--seed",
+        type=int_range(0, MAX_SEED),
+        default=0,
+        help="random seed of the fusion's start, noise, timesteps and order",
+    )
     add("--workers", type=int_range(0), default=0, help="DataLoader processes reading the cache")
     add(
         "--resume",

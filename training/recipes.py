@@ -187,13 +187,14 @@ def check_can_stop_early(warmup: int, total: int, eval_every: int) -> None:
     :func:`inert_check_start` on and before its last step (an inert last evaluation ends the run anyway)."""
     first = inert_check_start(warmup, total)
     judged = (total - 1) // eval_every - (max(first, 1) - 1) // eval_every  # evaluations in [first, total)
+    every_step = total - max(first, 1)  # what --eval-every 1 would judge: a smaller one helps only if enough
     if judged < INERT_EVALUATIONS:
         raise NoPainGanError(
             f"--stop-if-inert: the inert check starts at step {first} (after the {count_text(warmup, 'warm-up step')}"
             f", the run's first fifth and step {INERT_MIN_STEPS}) and stops a run at {INERT_EVALUATIONS} inert "
             f"evaluations in a row before its last step; the run's {count_text(total, 'step')}, evaluated every "
             f"{eval_every}, have {count_text(max(judged, 0), 'such evaluation')}: nothing could stop it early "
-            f"(expected a longer run{' or a smaller --eval-every' if eval_every > 1 else ''})"
+            f"(expected a longer run{' or a smaller --eval-every' if every_step >= INERT_EVALUATIONS else ''})"
         )
 
 

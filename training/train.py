@@ -37,7 +37,8 @@ from nopaingan_core.hub import from_pretrained
 from .adapter_init import STATS_ALBUMS, whiten_adapter_input
 from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CachedAlbum, CacheReader
-from .errors import change_text, count_text
+from .errors import DatasetError, change_text, count_text
+from .json_text import DuplicateFieldError, parse_json
 from .recipes import (
     NONE_TEXT,
     RECIPE_KEYS,
@@ -64,6 +65,8 @@ MAX_LR = 10.0  # a learning rate above this is a typo (AdamW moves each weight b
 MAX_GATE_INIT = 10.0  # tanh(10) is 1 to eight digits: a larger start opens the gate no further
 MAX_NOISE_DRAWS = 64  # each draw is one more UNet pass per album and step (and its activations in memory)
 ADAPTER_INITS = ("data", "random")
+TIMESTEPS = ("uniform", "stratified")  # how a step's timesteps are drawn (stratified_timesteps)
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes at most 64 bits; the generation seeds stop here too
 MIXED_PRECISION = ("no", "bf16", "fp16")
 FUSION_FILE = "fusion.safetensors"
 CONFIG_FILE = "config.json"
@@ -219,19 +222,32 @@ def draw_generators(seed: int, step: int, rank: int, micro: int, ids: list[str],
 
 
 def stratified_timesteps(
-    seed: int, step: int, rank: int, micro: int, albums: int, draws: int, max_timestep: int
+    seed: int,
+    step: int,
+    rank: int,
+    micro: int,
+    albums: int,
+    draws: int,
+    max_timestep: int,
+    micro_batches: int = 1,
+    processes: int = 1,
 ) -> torch.Tensor:
-    """Timesteps ``[draws * albums]`` (int64, in the order of :func:`draw_generators`) for one micro-batch, spread
-    evenly over [0, ``max_timestep``): the low-discrepancy sampler of Kingma et al., "Variational Diffusion
-    Models" (2021), section 4.4 and appendix I.2. With ``k = draws * albums``, one uniform offset ``u`` and a
-    random permutation ``p`` of the albums, album ``i``'s draw ``d`` takes ``(u + (p[i] + d * albums) / k) mod 1``
-    of the range: each draw's timestep is uniform on its own, so the objective is the seed's, while the step's
-    draws cover the range one per k-th of it and an album's draws lie ``1 / draws`` of it apart."""
-    gen = torch.Generator().manual_seed(derived_seed(seed, step, rank, micro, "timesteps"))
+    """One micro-batch's timesteps ``[draws * albums]`` (int64, in the order of :func:`draw_generators`), the whole
+    step's spread evenly over [0, ``max_timestep``): the low-discrepancy sampler of Kingma et al., "Variational
+    Diffusion Models" (2021), section 4.4 and appendix I.2. A step has ``n = albums x micro_batches x processes``
+    albums and ``k = n x draws`` draws; with one uniform offset ``u`` and a random permutation ``p`` of the step's
+    albums (both seeded by the run's seed and the step, so every process agrees), the step's album ``a`` (process
+    ``rank``'s micro-batch ``micro``, position ``i``: ``a = (rank x micro_batches + micro) x albums + i``) takes
+    ``(u + (p[a] + d x n) / k) mod 1`` of the range for its draw ``d``. Each draw's timestep is uniform on its own,
+    so the objective is the seed's, while the step's draws take one from each k-th of the range (across gradient
+    accumulation and processes too) and an album's draws lie ``1 / draws`` of it apart."""
+    gen = torch.Generator().manual_seed(derived_seed(seed, step, 0, 0, "timesteps"))
+    step_albums = albums * micro_batches * processes
     offset = torch.rand((), generator=gen, dtype=torch.float64)
-    order = torch.randperm(albums, generator=gen)
-    strata = (order[None] + albums * torch.arange(draws)[:, None]).reshape(-1)
-    fraction = (offset + strata.double() / (albums * draws)) % 1.0
+    order = torch.randperm(step_albums, generator=gen)
+    first = (rank * micro_batches + micro) * albums
+    strata = (order[first : first + albums][None] + step_albums * torch.arange(draws)[:, None]).reshape(-1)
+    fraction = (offset + strata.double() / (step_albums * draws)) % 1.0
     return (fraction * max_timestep).long().clamp(max=max_timestep - 1)
 
 
@@ -273,11 +289,9 @@ def fitted_batch_size(config: TrainConfig, albums: int, processes: int, from_rec
     if batch <= fits:
         return batch, None
     albums_text = f"the {count_text(albums, 'train album')} of {config.data}"
-    if from_recipe and fits >= 1:
-        return (
-            fits,
-            f"the {config.recipe} recipe's {batch} is cut to {fits}: a step of more than {albums_text} repeats albums",
-        )
+    if from_recipe and fits >= 1:  # the note names no folder: it is recorded in the run's files, typed any way
+        cut = f"the {config.recipe} recipe's {batch} is cut to {fits}"
+        return fits, f"{cut}: a step of more than the {count_text(albums, 'train album')} repeats albums"
     factors = [f"--batch-size {batch}" + (f" (the {config.recipe} recipe's)" if from_recipe else "")]
     if accum > 1:
         factors.append(f"--grad-accum {accum}")
@@ -527,7 +541,9 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             drawn = None
             if config.timesteps == "stratified":
                 count = len(batch["ids"])
-                drawn = stratified_timesteps(config.seed, step, rank, j, count, config.noise_draws, max_timestep)
+                drawn = stratified_timesteps(
+                    config.seed, step, rank, j, count, config.noise_draws, max_timestep, config.grad_accum, processes
+                )
             last = j == config.grad_accum - 1
             with contextlib.nullcontext() if last else accelerator.no_sync(model):  # sync gradients once a step
                 with accelerator.autocast():
@@ -634,10 +650,22 @@ def _to(music: torch.Tensor | list[torch.Tensor], device: torch.device) -> torch
 
 
 def _check_config(config: TrainConfig) -> None:
-    choices = {"adapter_init": ADAPTER_INITS, "optimizer": OPTIMIZERS, "mixed_precision": MIXED_PRECISION}
+    choices = {
+        "adapter_init": ADAPTER_INITS,
+        "optimizer": OPTIMIZERS,
+        "mixed_precision": MIXED_PRECISION,
+        "timesteps": TIMESTEPS,
+    }
     for name, allowed in choices.items():
         if (value := getattr(config, name)) not in allowed:
             raise NoPainGanError(f"unknown {name.replace('_', ' ')} {value!r}; expected one of {', '.join(allowed)}")
+    counts = ("batch_size", "noise_draws", "grad_accum", "epochs", "save_every", "tokens", "eval_every", "seed")
+    for name in (*counts, "max_steps", "max_timestep", "warmup_steps", "eval_albums", "keep_checkpoints"):
+        value = getattr(config, name)  # a hand-edited config.json may hold "2" or 2.5
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise NoPainGanError(f"--{name.replace('_', '-')} must be a whole number, found {value!r}")
+    if not 0 <= config.seed <= MAX_SEED:
+        raise NoPainGanError(f"--seed must be from 0 to {MAX_SEED}, found {config.seed}")
     for name in ("batch_size", "noise_draws", "grad_accum", "epochs", "save_every", "tokens"):
         if getattr(config, name) < 1:
             raise NoPainGanError(f"--{name.replace('_', '-')} must be at least 1, found {getattr(config, name)}")
@@ -776,8 +804,10 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     _check_resumable(run, checkpoints(run))
     path = run / CONFIG_FILE
     try:
-        saved = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        saved = parse_json(path.read_text(), str(path))  # a field written twice (hand-edited) is refused
+    except DuplicateFieldError:
+        raise
+    except (DatasetError, UnicodeDecodeError):
         saved = None
     if not isinstance(saved, dict) or "data" not in saved:
         raise NoPainGanError(f"{path}: expected the options the run started with (a JSON object), found other text")
