@@ -1095,6 +1095,16 @@ def test_a_config_that_names_an_option_twice_is_refused(cached_data, tmp_path, c
     assert _error_line(capsys).endswith(says)
 
 
+def test_resume_of_a_missing_folder_or_of_a_file_says_which(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path / "nope")]) == 2
+    assert _error_line(capsys).endswith(f"--resume {tmp_path / 'nope'}: no such run folder; start the run without "
+                                        "--resume")  # fmt: skip
+    (tmp_path / "config.json").write_text("{}")
+    assert main(["train", "--resume", str(tmp_path / "config.json")]) == 2
+    says = f"--resume {tmp_path / 'config.json'}: expected a run folder (its folder {tmp_path}), found a file"
+    assert _error_line(capsys).endswith(says)
+
+
 def test_a_seed_beyond_64_bits_is_refused_before_any_work(cached_data, tmp_path, capsys):
     argv = ["train", "--data", str(cached_data), "--out", str(tmp_path / "run"), "--seed", str(2**64)]
     assert main(argv) == 2
@@ -1137,7 +1147,7 @@ def test_resume_finds_a_moved_dataset_only_where_the_recorded_one_is_gone(cached
          "and no --out"),
         (["--out", "{tmp}/run"], "found no --data"),
         (["--resume"], "--resume: expected the run folder (--resume RUN, or --out RUN), found neither"),
-        (["--resume", "{tmp}/run"], "{tmp}/run: nothing to resume (no config.json); start the run without --resume"),
+        (["--resume", "{tmp}/run"], "--resume {tmp}/run: no such run folder; start the run without --resume"),
     ],
 )  # fmt: skip
 def test_train_without_a_run_folder_is_one_line(tmp_path, capsys, argv, expected):

@@ -743,6 +743,11 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
 
 def _check_resumable(run: Path, previous: list[Path]) -> None:
     """Refuse ``--resume`` of a folder with no run's options (:data:`CONFIG_FILE`) or no checkpoint (``previous``)."""
+    if run.is_file():
+        folder = f" (its folder {run.parent})" if run.name in RUN_FILES else ""
+        raise NoPainGanError(f"--resume {run}: expected a run folder{folder}, found a file")
+    if not run.exists():
+        raise NoPainGanError(f"--resume {run}: no such run folder; start the run without --resume")
     if not (run / CONFIG_FILE).is_file():
         raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
     if not previous:
