@@ -68,6 +68,7 @@ from nopaingan_core.tiny import (  # noqa: E402
     build_tiny_sd,
     pretrain_tiny_musicgen,
 )
+from training.train import TIMESTEPS  # noqa: E402
 
 SIZE = 32
 # nopaingan train options the benchmark passes on only when given (otherwise train's defaults apply)
@@ -492,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate-lr-scale", type=float)
     parser.add_argument("--eval-every", type=int)
     parser.add_argument("--max-timestep", type=int)
-    parser.add_argument("--timesteps", choices=("uniform", "stratified"))
+    parser.add_argument("--timesteps", choices=TIMESTEPS)
     parser.add_argument("--mse-samples", type=int, default=32, help="noise draws per eval album for the MSEs")
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--no-probe", action="store_true", help="skip the encoder comparison")

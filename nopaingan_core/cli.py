@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import torch
 
 from .cli_args import (
+    MAX_SEED,
     UsageError,
     add_quiet,
     choice,
@@ -89,7 +90,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     gen.add_argument(
         "--guidance", type=float_range(0.0, MAX_GUIDANCE), default=7.5, help="classifier-free guidance scale, <=1: off"
     )
-    gen.add_argument("--seed", type=int_range(0, 2**63 - 1), default=0, help="image i of the batch uses seed + i")
+    gen.add_argument("--seed", type=int_range(0, MAX_SEED), default=0, help="image i of the batch uses seed + i")
     gen.add_argument("--num", type=int_range(1, MAX_NUM), default=1, help="images to generate")
     gen.add_argument("--width", type=multiple_of(8, 8, MAX_SIZE), default=256, help="image width in pixels")
     gen.add_argument("--height", type=multiple_of(8, 8, MAX_SIZE), default=256, help="image height in pixels")
@@ -316,10 +317,10 @@ def _record_checks() -> dict[str, tuple[type | tuple[type, ...], Callable[[str],
         "height": (int, multiple_of(8, 8, MAX_SIZE), True),
         "cfg_cutoff": (number, float_range(0.0, 1.0), False),
         "deep_cache": (int, int_range(1, MAX_STEPS), False),
-        "seed": (int, int_range(0, 2**63 - 1), True),
+        "seed": (int, int_range(0, MAX_SEED), True),
         "num": (int, int_range(1, MAX_NUM), True),
         "index": (int, int_range(0, MAX_NUM - 1), True),
-        "image_seed": (int, int_range(0, 2**63 - 1 + MAX_NUM), True),
+        "image_seed": (int, int_range(0, MAX_SEED + MAX_NUM), True),
         "dtype": (str, choice(DTYPES), True),
         "device": (str, device_syntax, False),
         "mir": ((str, type(None)), None, False),

@@ -76,6 +76,8 @@ class OneLineParser(argparse.ArgumentParser):
         return super()._get_values(action, arg_strings)
 
 
+# the largest seed an option takes: torch.manual_seed takes 64 bits, and generation adds the image's index to it
+MAX_SEED = 2**63 - 1
 GIVEN = "_options_given"
 PROG = "_prog"
 

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nopaingan_core.cli_args import (
+    MAX_SEED,
     OneLineParser,
     add_quiet,
     device_name,
@@ -283,7 +284,6 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         MAX_GATE_INIT,
         MAX_LR,
         MAX_NOISE_DRAWS,
-        MAX_SEED,
         MIXED_PRECISION,
         OPTIMIZERS,
         SAVE_EVERY,

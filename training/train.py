@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nopaingan_core.checkpoint import FusionModel, new_fusion, non_finite_tensors, save_fusion
+from nopaingan_core.cli_args import MAX_SEED
 from nopaingan_core.errors import CheckpointError, NoPainGanError
 from nopaingan_core.hub import from_pretrained
 
@@ -66,7 +67,6 @@ MAX_GATE_INIT = 10.0  # tanh(10) is 1 to eight digits: a larger start opens the 
 MAX_NOISE_DRAWS = 64  # each draw is one more UNet pass per album and step (and its activations in memory)
 ADAPTER_INITS = ("data", "random")
 TIMESTEPS = ("uniform", "stratified")  # how a step's timesteps are drawn (stratified_timesteps)
-MAX_SEED = 2**63 - 1  # torch.manual_seed takes at most 64 bits; the generation seeds stop here too
 MIXED_PRECISION = ("no", "bf16", "fp16")
 FUSION_FILE = "fusion.safetensors"
 CONFIG_FILE = "config.json"
@@ -659,14 +659,15 @@ def _check_config(config: TrainConfig) -> None:
     for name, allowed in choices.items():
         if (value := getattr(config, name)) not in allowed:
             raise NoPainGanError(f"unknown {name.replace('_', ' ')} {value!r}; expected one of {', '.join(allowed)}")
-    counts = ("batch_size", "noise_draws", "grad_accum", "epochs", "save_every", "tokens", "eval_every", "seed")
-    for name in (*counts, "max_steps", "max_timestep", "warmup_steps", "eval_albums", "keep_checkpoints"):
+    positive = ("batch_size", "noise_draws", "grad_accum", "epochs", "save_every", "tokens")
+    others = ("eval_every", "seed", "max_steps", "max_timestep", "warmup_steps", "eval_albums", "keep_checkpoints")
+    for name in (*positive, *others):
         value = getattr(config, name)  # a hand-edited config.json may hold "2" or 2.5
         if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
             raise NoPainGanError(f"--{name.replace('_', '-')} must be a whole number, found {value!r}")
     if not 0 <= config.seed <= MAX_SEED:
         raise NoPainGanError(f"--seed must be from 0 to {MAX_SEED}, found {config.seed}")
-    for name in ("batch_size", "noise_draws", "grad_accum", "epochs", "save_every", "tokens"):
+    for name in positive:
         if getattr(config, name) < 1:
             raise NoPainGanError(f"--{name.replace('_', '-')} must be at least 1, found {getattr(config, name)}")
     if config.noise_draws > MAX_NOISE_DRAWS:
