@@ -31,6 +31,7 @@ from nopaingan_core.cli_args import (
     float_range,
     given_options,
     int_range,
+    note,
     path_arg,
     positive_float,
     range_text,
@@ -110,6 +111,22 @@ def read_album_list(path: str | Path) -> list[AlbumRequest]:
         _request(where, *(row.get(columns[f]) if f in columns else None for f in ("artist", "album", "year", "genres")))
         for where, row in rows
     ]
+
+
+def distinct_files(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, Path]]]:
+    """``paths`` without those that name a file named before them, and each of those with that first name. Two
+    names are one file when they give the same device and inode, as :func:`os.path.samefile` compares them:
+    ``a.csv``, ``./a.csv``, its absolute path, a symbolic or hard link to it."""
+    first: dict[tuple[int, int], Path] = {}
+    repeated: list[tuple[Path, Path]] = []
+    for path in paths:
+        status = path.stat()
+        key = (status.st_dev, status.st_ino)
+        if key in first:
+            repeated.append((path, first[key]))
+        else:
+            first[key] = path
+    return list(first.values()), repeated
 
 
 def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]:
@@ -520,7 +537,11 @@ def run_fetch(args: argparse.Namespace) -> int:
         else []
     )
     media = downloader(args.rate_limit)
-    albums = [album for path in args.lists for album in read_album_list(path)]
+    # a list named twice is read once, as an album listed twice is fetched once (the first kept, the other noted)
+    lists, repeated = distinct_files(args.lists)
+    for again, first in repeated:
+        note(args, f"note: album list {first} given again as {again}: read once")
+    albums = [album for path in lists for album in read_album_list(path)]
     albums += [album for url in args.from_wikipedia_list for album in wikipedia_album_list(url, media)]
     if args.save_list is not None:
         write_album_list(albums, args.save_list)
