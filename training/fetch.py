@@ -65,10 +65,14 @@ from .split import EVAL_FRACTION
 USER_AGENT = "nopaingan-dataset-fetch/0.1 (research data set; https://github.com/no-pain-no-gan/comfyui-no-pain-no-gan)"
 _MISSING = {"", "nan", "none", "null", "n/a", "—", "-", "tba"}
 # Wikipedia's footnote marks: [1], [a], [note 2], [nb 1], [citation needed]
-_FOOTNOTE = re.compile(r"\[(?:[0-9]+|[a-z]|(?:note|nb|n) [0-9]+|citation needed)\]", re.IGNORECASE)
+_FOOTNOTE = re.compile(r"\[(?:[0-9]+|[a-z]|(?:note|nb|n)\s+[0-9]+|citation\s+needed)\]", re.IGNORECASE)
 _YEAR = re.compile(r"(?<![0-9])([12][0-9]{3})(?![0-9])")
 # what a saved album list is named: the lists are read by their extension
 _LIST_NAME = "expected a file name ending in .csv (the list is written as CSV, and lists are read by extension)"
+# A cell starting with one of these is a formula to a spreadsheet: =, +, -, @, tab and carriage return (OWASP,
+# "CSV Injection"), and NUL (OWASP ASVS 5.0, V1.2.10); an apostrophe before it (TEXT_MARK) makes it text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
+TEXT_MARK = "'"
 MIN_SCORE_RANGE = range_text("a number", 0.0, 1.0, low_open=True)  # what --min-score accepts, in words
 
 
@@ -87,9 +91,15 @@ class AlbumRequest:
 
 
 def _text(value: object) -> str:
+    """A cell as a name: without footnote marks, spacing collapsed, without quotes around it, empty for a word
+    of :data:`_MISSING`. Its own result reads as itself (a saved list reads back as it was written): a mark
+    that removing another bares (``[[1]a]``), spaces inside quotes (``" x"``) go at once."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    text = " ".join(_FOOTNOTE.sub("", str(value)).split()).strip().strip('"“”')
+    text = str(value)
+    while (bare := _FOOTNOTE.sub("", text)) != text:
+        text = bare
+    text = " ".join(text.split()).strip(' "“”')
     return "" if text.casefold() in _MISSING else text
 
 
@@ -105,10 +115,12 @@ def _request(where: str, artist: object, album: object, year: object = None, gen
 
 def read_album_list(path: str | Path) -> list[AlbumRequest]:
     """Albums of a CSV/TSV/JSON table with artist and album columns (optional year and genre), named as
-    ``dataset import`` manifests name them (``Artist Name``, ``Album Title``, ``Release Date``, ``Genres``...)."""
+    ``dataset import`` manifests name them (``Artist Name``, ``Album Title``, ``Release Date``, ``Genres``...).
+    A value is read as :func:`cell_text` reads a saved list's cell: ``'=1+1`` is ``=1+1``."""
     rows, columns = read_table(Path(path).expanduser(), required=("artist", "album"))
+    fields = ("artist", "album", "year", "genres")
     return [
-        _request(where, *(row.get(columns[f]) if f in columns else None for f in ("artist", "album", "year", "genres")))
+        _request(where, *(cell_text(row.get(columns[f])) if f in columns else None for f in fields))
         for where, row in rows
     ]
 
@@ -208,17 +220,41 @@ def check_album_list_target(path: str | Path, name: str = "album list") -> Path:
     return path
 
 
+def spreadsheet_cell(text: str) -> str:
+    """``text`` as a cell of a saved list, never a formula when a spreadsheet opens it (OWASP, "CSV Injection"):
+    a text that starts with one of :data:`FORMULA_START` gets an apostrophe before it, which spreadsheets read as
+    "text follows". So does one whose apostrophes come before such a character (``'=x`` is written ``''=x``), so
+    that :func:`cell_text` gives every text back exactly, also a name that starts with an apostrophe."""
+    return TEXT_MARK + text if _formula_like(text) else text
+
+
+def cell_text(cell: object) -> object:
+    """The text a cell of a saved list stands for (the inverse of :func:`spreadsheet_cell`): without the
+    apostrophe written before a formula's first character; any other value as it is (``'Til Tuesday`` too)."""
+    if isinstance(cell, str) and cell.startswith(TEXT_MARK) and _formula_like(cell):
+        return cell[len(TEXT_MARK) :]
+    return cell
+
+
+def _formula_like(text: str) -> bool:
+    """Whether ``text``, after any apostrophes it starts with, starts as a formula."""
+    return text.lstrip(TEXT_MARK).startswith(FORMULA_START)
+
+
 def write_album_list(albums: Sequence[AlbumRequest], path: str | Path) -> Path:
     """Write ``albums`` as a CSV (artist, album, year, genre) that :func:`read_album_list` reads back; never
-    over an existing file (:func:`check_album_list_target` raises :class:`DatasetError`)."""
+    over an existing file (:func:`check_album_list_target` raises :class:`DatasetError`). Every cell is quoted
+    and none is a formula (OWASP's "CSV Injection": :func:`spreadsheet_cell`)."""
     from .atomic import write_text
 
     path = check_album_list_target(path)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # quoted, a cell is one cell whatever separator a spreadsheet takes (a ";" in a name starts no new cell)
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(["artist", "album", "year", "genre"])
     for album in albums:
-        writer.writerow([album.artist, album.album, album.year or album.year_text, ", ".join(album.genres)])
+        cells = [album.artist, album.album, str(album.year or album.year_text), ", ".join(album.genres)]
+        writer.writerow([spreadsheet_cell(cell) for cell in cells])
     write_text(path, out.getvalue())
     return path
 
