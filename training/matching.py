@@ -1,8 +1,8 @@
 """Matching catalogue search results to a requested artist and album.
 
-Titles are compared after normalisation (case, accents, punctuation, ``&``/``and``, a leading "The", edition
-markers such as ``(Deluxe Edition)``, ``[Remastered 2011]``, ``- 2011 Remaster``, iTunes' ``- Single`` or a
-trailing ``Remastered`` / ``Deluxe Edition`` without brackets, and
+Titles are compared after normalisation (HTML character references such as ``&amp;`` read once, case, accents,
+punctuation, ``&``/``and``, a leading "The", edition markers such as ``(Deluxe Edition)``, ``[Remastered 2011]``,
+``- 2011 Remaster``, iTunes' ``- Single`` or a trailing ``Remastered`` / ``Deluxe Edition`` without brackets, and
 ``feat.`` credits removed), then fuzzily with :class:`difflib.SequenceMatcher` (the standard library's
 Ratcliff/Obershelp ratio, 0..1). An album's score is the lower of its artist and album scores: both must
 match. Numbers are not fuzzy: titles whose numbers differ (digits, or roman numerals from II as words:
@@ -12,10 +12,12 @@ however close they score.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
+from html.entities import html5
 from typing import Generic, TypeVar
 
 from .cleaning import fold_name
@@ -49,9 +51,26 @@ _TRAILING = re.compile(
 )
 _FEATURING = re.compile(r"\s*[(\[]?\b(?:feat|ft|featuring)\b\.?\s.*$", re.IGNORECASE)
 _THE = re.compile(r"^the\s+")
+# An HTML character reference, complete with its semicolon: named (&amp;), decimal (&#39;) or hexadecimal (&#x27;).
+_REFERENCE = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);")
 # A roman numeral as a word, 2 to 39 (a lone "i" is the pronoun far more often than the number one).
 _ROMAN = re.compile(r"(?=[ivx]{2}|[vx]$)x{0,3}(?:ix|iv|v?i{0,3})")
 _ROMAN_VALUES = {"i": 1, "v": 5, "x": 10}
+
+
+def unescape_references(name: str) -> str:
+    """``name`` with each HTML character reference read as its character (``Simon &amp; Garfunkel`` -> ``Simon &
+    Garfunkel``, ``Guns N&#39; Roses`` -> ``Guns N' Roses``): lists scraped from web pages and catalogue answers
+    carry them. Each is read once, by :func:`html.unescape`, so ``&amp;amp;`` is ``&amp;``. Only a complete
+    reference (WHATWG HTML, "Character references": a number, or a name HTML knows, ending in ``;``) is one: an
+    ``&`` before a word is the name's own (html.unescape alone would read ``Rock&paradise`` as ``Rock¶dise``, an
+    old reference without its semicolon)."""
+
+    def character(reference: re.Match[str]) -> str:
+        text = reference[0]
+        return html.unescape(text) if text[1] == "#" or text[1:] in html5 else text
+
+    return _REFERENCE.sub(character, name)
 
 
 def normalise_album(title: str) -> str:
@@ -59,7 +78,9 @@ def normalise_album(title: str) -> str:
     :func:`training.cleaning.fold_name` (``"The Wall (Remastered 2011)"`` -> ``"wall"``). Markers are in
     brackets, after a dash (``"Abbey Road - 2019 Remaster"``), or an edition phrase ending the title
     (``"Nevermind Remastered"``, ``"Rumours 2004 Remaster"``, ``"Blue Deluxe Edition"``). A title that is
-    nothing but such words keeps them (``"Deluxe"`` stays ``"deluxe"``, ``"Remastered"`` ``"remastered"``)."""
+    nothing but such words keeps them (``"Deluxe"`` stays ``"deluxe"``, ``"Remastered"`` ``"remastered"``).
+    Character references are read first (:func:`unescape_references`): ``Blue &#40;Deluxe&#41;`` is ``blue``."""
+    title = unescape_references(title)
     text, changed = title, True
     while changed:  # until none is left: removing one marker may bare another
         changed = False
@@ -73,7 +94,8 @@ def normalise_album(title: str) -> str:
 def normalise_artist(name: str) -> str:
     """An artist name as compared: ``feat.`` credits and a leading "The" removed, then folded
     (``"The Beatles"`` = ``"Beatles"``, ``"Beyoncé feat. Jay-Z"`` -> ``"beyonce"``, ``"Simon & Garfunkel"`` =
-    ``"Simon and Garfunkel"``)."""
+    ``"Simon and Garfunkel"``, and, its character references read first, ``"Simon &amp; Garfunkel"``)."""
+    name = unescape_references(name)
     stripped = _FEATURING.sub("", name)
     return _without_the(fold_name(stripped if stripped.strip() else name)) or fold_name(name)
 
