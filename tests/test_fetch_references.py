@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 from html.entities import codepoint2name
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import test_fetch
@@ -163,3 +164,6 @@ def test_escaped_names_of_a_list_or_a_catalogue_are_fetched(tmp_path: Path, shop
     assert fetched["Bookends"]["artist"] == "Simon &amp; Garfunkel"  # the list's name is kept as listed
     assert fetched["Appetite for Destruction"]["catalogue_artist"] == "Guns N&#39; Roses"
     assert skipped(out)["Live"].startswith("not found: deezer: no match: best was AT&T - Live")
+    searches = [parse_qs(urlsplit(path).query)["q"][0] for path, _ in server.requests if "/search/" in path]
+    assert 'artist:"Simon & Garfunkel" album:"Bookends"' in searches  # asked with the characters, not &amp;
+    assert not any("&amp;" in q.replace("&amp;T", "") or "&#" in q for q in searches)

@@ -59,7 +59,7 @@ from .dataset_import import ImportReport, build_dataset, check_out
 from .download import RETRY_STATUSES, Downloader, default_cache_dir, web_url
 from .errors import CatalogueUnavailableError, DatasetError, DownloadError, UnreachableError, count_text
 from .manifest import COLUMNS, parse_year, read_table
-from .matching import MARGIN, MIN_SCORE, best_match, year_matches
+from .matching import MARGIN, MIN_SCORE, best_match, unescape_references, year_matches
 from .split import EVAL_FRACTION
 
 USER_AGENT = "nopaingan-dataset-fetch/0.1 (research data set; https://github.com/no-pain-no-gan/comfyui-no-pain-no-gan)"
@@ -285,7 +285,8 @@ def resolve(
     reasons = []
     for catalogue in catalogues:
         try:
-            found = catalogue.search(request.artist, request.album)
+            # the catalogue is asked with the names' characters (a list's &amp; is searched as &)
+            found = catalogue.search(unescape_references(request.artist), unescape_references(request.album))
             match = best_match(
                 request.artist,
                 request.album,
