@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -1250,8 +1251,6 @@ def test_a_run_recorded_without_its_albums_resumes_as_before(cached_data, tiny_m
 @pytest.mark.parametrize(
     ("name", "damage"),
     [
-        ("trainer.json", lambda b: b[: len(b) // 2]),  # cut short
-        ("trainer.json", lambda b: b"[]"),  # JSON, but no trainer state
         ("fusion.safetensors", lambda b: b[:100]),
         ("optimizer.safetensors", lambda b: b[: len(b) // 2]),
         ("rng-0.safetensors", lambda b: b"not safetensors"),
@@ -1261,7 +1260,7 @@ def test_resume_from_a_damaged_checkpoint_is_one_line_naming_it(
     cached_data, tmp_path, capsys, monkeypatch, name, damage
 ):
     """A checkpoint whose files were damaged after it was written (a failing disk, a hand edit): --resume says which
-    checkpoint and what to do in one line, and changes no file."""
+    checkpoint and what to do in one line, and changes no file (trainer.json: section 19)."""
     run = tmp_path / "run"
     argv = ["train", "--data", str(cached_data), "--out", str(run), "--max-steps", "3", "--save-every", "1"]
     _run_killed_after([*argv, "--eval-every", "0", "--quiet"], 2, monkeypatch)
@@ -1325,3 +1324,203 @@ def test_a_refused_run_prints_no_note_before_its_error(cached_data, tmp_path, ca
     assert main(["train", *out, *options]) == 2
     assert expected.replace("FINISHED", str(four_steps)) in _error_line(capsys)
     assert capsys.readouterr().out == "" and _files(four_steps) == before
+
+
+# --- 19. a checkpoint's trainer.json that is not the state train wrote is one line naming the file and the field ----
+
+
+@pytest.fixture(scope="module")
+def killed_at_step_1(cached_data, tmp_path_factory) -> Path:
+    """A 2-step run checkpointed and evaluated every step, killed after its step-1 checkpoint (its trainer.json holds
+    one row of each history). Tests copy it before they change it."""
+    run = tmp_path_factory.mktemp("killed") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        _killed_after_step_1(cached_data, run, patch)
+    return run
+
+
+def _trainer_file(run: Path) -> Path:
+    return checkpoints(run)[-1] / "trainer.json"
+
+
+def _without(name: str):
+    return lambda state: {k: v for k, v in state.items() if k != name}
+
+
+def _with(name: str, value: object):
+    return lambda state: state | {name: value}
+
+
+def _in_schedule(name: str, value: object = None):
+    """The schedule's state without ``name`` (``value`` None) or with ``name`` set to ``value``."""
+
+    def edit(state: dict) -> dict:
+        schedule = {k: v for k, v in state["lr_schedule"].items() if k != name}
+        return state | {"lr_schedule": schedule | ({} if value is None else {name: value})}
+
+    return edit
+
+
+def _row(name: str, row: object):
+    return lambda state: state | {name: [*state[name], row]}
+
+
+TRAINER_FIELD_WORDS = {
+    "step": "a whole number of at least 1",
+    "lr_schedule": "the learning-rate schedule's state, an object",
+    "history": "a list of [step, loss, lr] rows",
+    "eval_history": "a list of [step, eval MSE, text-only MSE, gate] rows",
+    "scaler": "the loss scaler's state, an object, or null",
+    "first_step_gradient_norm": "an object of numbers",
+    "train_seconds": "a number of at least 0",
+    "inert_streak": "a whole number of at least 0",
+    "music_inert": "true or false",
+    "stopped_early": "true or false",
+}
+# each field's wrong values besides "x", which none takes: of another JSON kind, or of the right kind but out of range
+WRONG_VALUES = {
+    "step": [0, -3, True, "1", 1.0, 1.5, ["x"]],
+    "lr_schedule": [[], None, 1.5, ["x"]],
+    "history": [{}, None, 1.5],
+    "eval_history": [{}, 3],
+    "scaler": [[], 0, 1.5, ["x"]],  # null is the scaler's without mixed precision
+    "first_step_gradient_norm": [{"gate": "big"}, {"gate": True}, [], 1.5],
+    "train_seconds": [-1, -0.5, True, None, ["x"]],
+    "inert_streak": [-1, 1.5, True, None, ["x"]],
+    "music_inert": [0, None, "false", ["x"]],
+    "stopped_early": [1, None, "true", ["x"]],
+}
+TRAINER_DAMAGE = [
+    *[(f"no {name}", _without(name), f"expected field {name!r} ({TRAINER_FIELD_WORDS[name]}), found none")
+      for name in ("step", "lr_schedule", "history", "eval_history")],
+    *[(f"{name} {json.dumps(value)}", _with(name, value),
+       f"expected field {name!r} to be {TRAINER_FIELD_WORDS[name]}, found {json.dumps(value)}")
+      for name, values in WRONG_VALUES.items() for value in ["x", *values]],
+    ("schedule without last_epoch", _in_schedule("last_epoch"),
+     "in field 'lr_schedule', expected field 'last_epoch' (a whole number of at least 0), found none"),
+    ("schedule without lr_lambdas", _in_schedule("lr_lambdas"),
+     "in field 'lr_schedule', expected field 'lr_lambdas' (a list), found none"),
+    ("schedule's last_epoch a text", _in_schedule("last_epoch", "2"),
+     "in field 'lr_schedule', expected field 'last_epoch' to be a whole number of at least 0, found \"2\""),
+    ("short history row", _row("history", [2, 0.5]),
+     "expected each row of field 'history' to be [step, loss, lr], found row 2: [2, 0.5]"),
+    ("history row of texts", _row("history", ["2", "0.5", "0"]),
+     "expected each row of field 'history' to be [step, loss, lr], found row 2: [\"2\", \"0.5\", \"0\"]"),
+    ("history of texts", _with("history", ["x"]),
+     "expected each row of field 'history' to be [step, loss, lr], found row 1: \"x\""),
+    ("history row not a list", _row("history", {"step": 2}),
+     "expected each row of field 'history' to be [step, loss, lr], found row 2: {\"step\": 2}"),
+    ("eval row of an earlier version", _row("eval_history", [2, 0.5]),
+     "expected each row of field 'eval_history' to be [step, eval MSE, text-only MSE, gate], found row 2: [2, 0.5]"),
+    ("eval row with a null", _row("eval_history", [2, 0.5, None, 0.1]),
+     "found row 2: [2, 0.5, null, 0.1]"),
+    ("a list", lambda state: [state], "expected the trainer state, a JSON object, found [{"),
+    ("null", lambda state: None, "expected the trainer state, a JSON object, found null"),
+]  # fmt: skip
+
+
+def _damage_trainer(run: Path, edit) -> None:
+    """Rewrite the last checkpoint's trainer.json with the state ``edit`` makes of it."""
+    file = _trainer_file(run)
+    file.write_text(json.dumps(edit(json.loads(file.read_text())), indent=1))
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"), [case[1:] for case in TRAINER_DAMAGE], ids=[c[0] for c in TRAINER_DAMAGE]
+)
+def test_resume_from_a_trainer_json_train_did_not_write_is_one_line_naming_it_and_its_field(
+    killed_at_step_1, tmp_path, capsys, monkeypatch, edit, expected
+):
+    """A checkpoint's trainer.json with a field missing, of another kind or out of range, or a history row of
+    another shape (a hand edit, an earlier version's): --resume is one line naming the file, the field, what it
+    should hold and what it holds, and the checkpoint to delete; before any model loads, no file changed."""
+    import training.train as train_module
+
+    run = tmp_path / "run"
+    shutil.copytree(killed_at_step_1, run)
+    _damage_trainer(run, edit)
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    before = _files(run)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    last = checkpoints(run)[-1]
+    line = _error_line(capsys)
+    assert line.startswith(f"nopaingan train: error: {last / 'trainer.json'}: "), line
+    assert expected in line and line.endswith(f"; delete the checkpoint {last} to resume from the one before it")
+    assert capsys.readouterr().out == "" and _files(run) == before
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda b: b[: len(b) // 2], "not valid JSON ("),
+        (lambda b: b"", "not valid JSON (Expecting value: line 1 column 1 (char 0))"),
+        (lambda b: b"step: 1", "not valid JSON ("),
+        (lambda b: b"\xff\xfe" + b, "expected JSON text, found bytes that are not UTF-8"),
+        (lambda b: b[:-1] + b', "step": 1}', "expected each field once in an object, found 'step' twice"),
+    ],
+    ids=["cut short", "empty", "not JSON", "not UTF-8", "a field twice"],
+)
+def test_resume_from_a_trainer_json_that_is_not_json_is_one_line_naming_it(
+    killed_at_step_1, tmp_path, capsys, damage, expected
+):
+    run = tmp_path / "run"
+    shutil.copytree(killed_at_step_1, run)
+    file = _trainer_file(run)
+    file.write_bytes(damage(file.read_bytes()))
+    before = _files(run)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"nopaingan train: error: {file}: {expected}"), line
+    assert line.endswith(f"; delete the checkpoint {file.parent} to resume from the one before it")
+    assert _files(run) == before
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=True) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_field_of_any_json_value_is_read_or_refused_in_one_line(killed_at_step_1, tmp_path_factory, data):
+    """Any field of trainer.json (or of its schedule, or a history row) set to any JSON value, or removed, or the
+    file cut anywhere: reading it gives the state, or CheckpointError in one line naming the file; never another
+    error. What it gives holds every field train reads, of the kind train uses."""
+    from training.resume import read_trainer
+
+    folder = tmp_path_factory.mktemp("checkpoint")
+    text = _trainer_file(killed_at_step_1).read_text()
+    state = json.loads(text)
+    where = data.draw(st.sampled_from(["top", "lr_schedule", "history", "eval_history", "cut"]))
+    if where == "cut":
+        (folder / "trainer.json").write_text(text[: data.draw(st.integers(0, len(text) - 1))])
+    else:
+        target = state if where == "top" else state[where] if where == "lr_schedule" else state[where][0]
+        key = data.draw(st.sampled_from(sorted(target) if isinstance(target, dict) else range(len(target))))
+        if data.draw(st.booleans()) and isinstance(target, dict):
+            del target[key]
+        else:
+            target[key] = data.draw(JSON_VALUES)
+        (folder / "trainer.json").write_text(json.dumps(state))
+    try:
+        read = read_trainer(folder)
+    except CheckpointError as exc:
+        assert str(exc).startswith(f"{folder / 'trainer.json'}: ") and "\n" not in str(exc)
+        return
+    assert isinstance(read["step"], int) and isinstance(read["lr_schedule"]["last_epoch"], int)
+    for name, width in (("history", 3), ("eval_history", 4)):
+        assert all(len(row) == width and all(math.isfinite(x) for x in row) for row in read[name])
+
+
+def test_a_trainer_json_of_an_earlier_version_without_the_later_fields_is_read(killed_at_step_1, tmp_path):
+    """The fields train reads with a default (train_seconds, the inert check's, ...) may be missing: earlier
+    versions did not write them."""
+    from training.resume import REQUIRED_TRAINER_FIELDS, read_trainer
+
+    state = json.loads(_trainer_file(killed_at_step_1).read_text())
+    earlier = {k: v for k, v in state.items() if k in REQUIRED_TRAINER_FIELDS}
+    assert len(earlier) == 4 < len(state)
+    (tmp_path / "trainer.json").write_text(json.dumps(earlier))
+    assert read_trainer(tmp_path) == earlier
