@@ -524,11 +524,11 @@ def test_training_options_out_of_range_are_one_line_before_any_work(cached_data,
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        ("noise_draws", 65, "--noise-draws must be at most 64, found 65"),
-        ("noise_draws", 0, "--noise-draws must be at least 1, found 0"),
-        ("gate_init", 1e39, "--gate-init must be from 0 to 10, found 1e+39"),
-        ("gate_init", float("nan"), "--gate-init must be from 0 to 10, found nan"),
-        ("gate_init", -0.5, "--gate-init must be from 0 to 10, found -0.5"),
+        ("noise_draws", 65, "--noise-draws must be a whole number from 1 to 64, found 65"),
+        ("noise_draws", 0, "--noise-draws must be a whole number from 1 to 64, found 0"),
+        ("gate_init", 1e39, "--gate-init must be a number from 0 to 10, found 1e+39"),
+        ("gate_init", float("nan"), "--gate-init must be a number from 0 to 10, found nan"),
+        ("gate_init", -0.5, "--gate-init must be a number from 0 to 10, found -0.5"),
     ],
 )
 def test_the_python_api_refuses_what_the_command_line_refuses(cached_data, tmp_path, field, value, expected):

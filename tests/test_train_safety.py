@@ -11,6 +11,7 @@ command prints its one error line alone."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -30,7 +31,7 @@ from nopaingan_core.checkpoint import load_fusion, new_fusion, save_fusion
 from nopaingan_core.encoders.base import EncoderInfo
 from nopaingan_core.errors import CheckpointError, NoPainGanError
 from training.cli import build_parser, main
-from training.recipes import RECIPES
+from training.recipes import RECIPE_KEYS, RECIPES
 from training.resume import checkpoints, prune_checkpoints, save_checkpoint
 from training.train import (
     EVAL_EVERY,
@@ -1063,26 +1064,95 @@ def test_a_run_recorded_before_an_option_existed_resumes_as_it_started(
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize(
-    ("key", "value", "says"),
-    [
-        ("noise_draws", "2", "--noise-draws must be a whole number, found '2'"),
-        ("noise_draws", 2.5, "--noise-draws must be a whole number, found 2.5"),
-        ("max_steps", 4.0, "--max-steps must be a whole number, found 4.0"),
-        ("seed", True, "--seed must be a whole number, found True"),
-        ("seed", 2**64, f"--seed must be from 0 to {2**63 - 1}, found {2**64}"),
-        ("timesteps", "bogus", "unknown timesteps 'bogus'; expected one of uniform, stratified"),
-    ],
-)
-def test_a_hand_edited_config_is_one_line(cached_data, tmp_path, capsys, monkeypatch, key, value, says):
-    """A run's config.json edited by hand to a value no option gives: --resume refuses it in one line, no traceback."""
-    run = tmp_path / "run"
+# what a run's config.json holds for each option, in words (training.train.OPTION_FIELDS), and values a hand edit may
+# put there that none of them takes: null where null means nothing (the recipe's value is recorded, not null), another
+# JSON kind, or the right kind out of the option's range
+CONFIG_WORDS = {
+    "data": ("a dataset folder's path", [None, 3, "", " ", ["DATA"]]),
+    "cache": ("a cache folder's path, or null (DATA/cache)", [3, "", True]),
+    "sd": ("a miniSD repo id or folder, or null (the one the cache was made with)", [3, "", []]),
+    "recipe": ("one of default, seed", [None, "fast", 1, ["default"]]),
+    "optimizer": ("one of sgd, adamw", [None, "adam", "AdamW", 0]),
+    "lr": ("a number above 0 and at most 10", [None, 0, -1e-4, 11, "1e-4", True]),
+    "weight_decay": ("a number of at least 0", [None, -0.1, "0", False]),
+    "warmup_steps": ("a whole number of at least 0, or -1 (a tenth of the run)", [None, -2, 1.5, "10"]),
+    "batch_size": ("a whole number of at least 1", [None, 0, 4.0, "8", True]),
+    "noise_draws": ("a whole number from 1 to 64", [None, 0, 65, "2", 2.5]),
+    "gate_init": ("a number from 0 to 10", [None, -0.5, 11, 1e39, "0.5"]),
+    "gate_lr_scale": ("a number above 0", [None, 0, -1, "10"]),
+    "grad_accum": ("a whole number of at least 1", [None, 0, 1.0, True]),
+    "epochs": ("a whole number of at least 1", [None, 0, "1"]),
+    "max_steps": ("a whole number of at least 1, or null (as many as --epochs takes)", [0, 4.0, "4", True]),
+    "max_timestep": ("a whole number of at least 1, or null (the whole schedule)", [0, 150.0, "150"]),
+    "timesteps": ("one of uniform, stratified", [None, "bogus", "Uniform", 1]),
+    "tokens": ("a whole number from 1 to 256", [None, 0, 257, 16.0]),
+    "adapter_init": ("one of data, random", [None, "zeros", True]),
+    "mixed_precision": ("one of no, bf16, fp16", [None, "fp32", False]),
+    "save_every": ("a whole number of at least 1", [None, 0, "1"]),
+    "keep_checkpoints": ("a whole number of at least 0", [None, -1, 2.0]),
+    "eval_every": ("a whole number of at least 0", [None, -1, "0"]),
+    "eval_albums": ("a whole number of at least 1", [None, 0, 64.0]),
+    "stop_if_inert": ("true or false", [None, 0, 1, "false"]),
+    "seed": (f"a whole number from 0 to {2**63 - 1}", [None, -1, 2**64, True, "0", 1.0]),
+    "workers": ("a whole number of at least 0", [None, -1, "0"]),
+    "processes": ("a whole number of at least 1", [None, 0, "1", 1.0]),
+}
+HAND_EDITS = [(key, value) for key, (_, values) in CONFIG_WORDS.items() for value in values]
+
+
+@pytest.fixture(scope="module")
+def killed_at_step_1_of_2(cached_data, tmp_path_factory) -> Path:
+    """A 2-step run checkpointed every step, not evaluated, killed after step 1. Tests copy it before they edit it."""
+    run = tmp_path_factory.mktemp("hand-edited") / "run"
     argv = ["train", "--data", str(cached_data), "--out", str(run), "--max-steps", "2", "--save-every", "1"]
-    _run_killed_after([*argv, "--eval-every", "0", "--quiet"], 1, monkeypatch)
-    saved = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps(saved | {key: value}))
+    with pytest.MonkeyPatch.context() as patch:
+        _run_killed_after([*argv, "--eval-every", "0", "--quiet"], 1, patch)
+    return run
+
+
+def test_every_option_a_run_records_is_checked_when_resumed():
+    from training.train import RECORDED_FIELDS, TrainConfig
+
+    recorded = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "resume", "progress"} | {"processes"}
+    assert recorded == set(CONFIG_WORDS) == set(RECORDED_FIELDS)
+
+
+@pytest.mark.parametrize(("key", "value"), HAND_EDITS, ids=[f"{k}={json.dumps(v)}" for k, v in HAND_EDITS])
+def test_a_hand_edited_config_is_one_line_naming_the_key(
+    killed_at_step_1_of_2, tmp_path, capsys, monkeypatch, key, value
+):
+    """A run's config.json edited by hand to a value no option gives (null where the run records a value, another
+    JSON kind, out of range): --resume is one line naming the file, the key, what it takes and what it holds, before
+    any model loads, with no file changed (a null recipe key was taken for the recipe's value and refused as
+    'recorded none, given stratified'; null counts and seeds were tracebacks)."""
+    import training.train as train_module
+
+    run = tmp_path / "run"
+    shutil.copytree(killed_at_step_1_of_2, run)
+    path = run / "config.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {key: value}, indent=1))
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    before = _files(run)
     assert main(["train", "--resume", str(run), "--quiet"]) == 2
-    assert _error_line(capsys).endswith(says)
+    assert _error_line(capsys) == (
+        f"nopaingan train: error: {path}: expected field {key!r} to be {CONFIG_WORDS[key][0]}, "
+        f"found {json.dumps(value)}"
+    )
+    assert capsys.readouterr().out == "" and _files(run) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [(key, value, f"--{key.replace('_', '-')} must be {CONFIG_WORDS[key][0]}, found {value!r}")
+     for key, value in HAND_EDITS
+     if key not in ("processes", "recipe") and not (value is None and key in RECIPE_KEYS)],
+)  # fmt: skip
+def test_the_python_api_refuses_what_a_config_json_may_not_hold(cached_data, tmp_path, field, value, expected):
+    """``train(TrainConfig(...))`` refuses the same values in one line naming the option, before any work (None is
+    the recipe's value there; an unknown recipe is refused by name first)."""
+    with pytest.raises(NoPainGanError) as raised:
+        train(dataclasses.replace(_config(cached_data, tmp_path / "run"), **{field: value}))
+    assert str(raised.value) == expected and not (tmp_path / "run").exists()
 
 
 def test_a_config_that_names_an_option_twice_is_refused(cached_data, tmp_path, capsys, monkeypatch):

@@ -284,6 +284,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         MAX_GATE_INIT,
         MAX_LR,
         MAX_NOISE_DRAWS,
+        MAX_TOKENS,
         MIXED_PRECISION,
         OPTIMIZERS,
         SAVE_EVERY,
@@ -333,7 +334,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         help="each draw's timestep on its own, or a step's draws spread evenly over the range "
         + recipes_default("timesteps"),
     )
-    add("--tokens", type=int_range(1, 256), default=16, help="music tokens the adapter makes")
+    add("--tokens", type=int_range(1, MAX_TOKENS), default=16, help="music tokens the adapter makes")
     add(
         "--adapter-init",
         choices=ADAPTER_INITS,

@@ -39,7 +39,18 @@ from .adapter_init import STATS_ALBUMS, whiten_adapter_input
 from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CachedAlbum, CacheReader
 from .errors import DatasetError, change_text, count_text
-from .json_text import DuplicateFieldError, parse_json
+from .json_text import (
+    FLAG,
+    DuplicateFieldError,
+    Field,
+    choice_field,
+    field_problem,
+    is_whole,
+    number_field,
+    or_null,
+    parse_json,
+    whole_field,
+)
 from .recipes import (
     NONE_TEXT,
     RECIPE_KEYS,
@@ -65,6 +76,7 @@ OPTIMIZERS = ("sgd", "adamw")
 MAX_LR = 10.0  # a learning rate above this is a typo (AdamW moves each weight by about lr a step)
 MAX_GATE_INIT = 10.0  # tanh(10) is 1 to eight digits: a larger start opens the gate no further
 MAX_NOISE_DRAWS = 64  # each draw is one more UNet pass per album and step (and its activations in memory)
+MAX_TOKENS = 256  # music tokens the adapter makes, beside the text's 77
 ADAPTER_INITS = ("data", "random")
 TIMESTEPS = ("uniform", "stratified")  # how a step's timesteps are drawn (stratified_timesteps)
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -131,6 +143,46 @@ UNRECORDED = {"noise_draws": 1, "timesteps": "uniform"}
 # Summary entries that time the run: in summary.json, not in fusion.safetensors's metadata, so that the same run
 # (seed, options, data, threads) writes the same file byte for byte.
 WALL_CLOCK_KEYS = ("train_seconds",)
+
+
+def _folder_name(value: object) -> bool:
+    return isinstance(value, str | Path) and str(value).strip() != ""
+
+
+# What each option holds, in words and as a test: the ranges the command line's types check when parsing, for the
+# Python API and for a run's config.json (checked as read, before its recipe fills anything: a null there is not the
+# recipe's value). A recipe's warm-up is recorded as -1; max_timestep's upper end is the UNet scheduler's.
+OPTION_FIELDS: dict[str, Field] = {
+    "data": ("a dataset folder's path", _folder_name),
+    "cache": or_null(("a cache folder's path", _folder_name), "DATA/cache"),
+    "sd": or_null(("a miniSD repo id or folder", _folder_name), "the one the cache was made with"),
+    "recipe": choice_field(RECIPES),
+    "optimizer": choice_field(OPTIMIZERS),
+    "lr": number_field(0.0, MAX_LR, low_open=True),
+    "weight_decay": number_field(0.0),
+    "warmup_steps": ("a whole number of at least 0, or -1 (a tenth of the run)", lambda v: is_whole(v) and v >= -1),
+    "batch_size": whole_field(1),
+    "noise_draws": whole_field(1, MAX_NOISE_DRAWS),
+    "gate_init": number_field(0.0, MAX_GATE_INIT),
+    "gate_lr_scale": number_field(0.0, low_open=True),
+    "grad_accum": whole_field(1),
+    "epochs": whole_field(1),
+    "max_steps": or_null(whole_field(1), "as many as --epochs takes"),
+    "max_timestep": or_null(whole_field(1), "the whole schedule"),
+    "timesteps": choice_field(TIMESTEPS),
+    "tokens": whole_field(1, MAX_TOKENS),
+    "adapter_init": choice_field(ADAPTER_INITS),
+    "mixed_precision": choice_field(MIXED_PRECISION),
+    "save_every": whole_field(1),
+    "keep_checkpoints": whole_field(0),
+    "eval_every": whole_field(0),
+    "eval_albums": whole_field(1),
+    "stop_if_inert": FLAG,
+    "seed": whole_field(0, MAX_SEED),
+    "workers": whole_field(0),
+}
+# config.json also records the number of processes the run had (--resume needs the same)
+RECORDED_FIELDS = OPTION_FIELDS | {"processes": whole_field(1)}
 
 
 class TrainingDiverged(NoPainGanError):
@@ -650,45 +702,16 @@ def _to(music: torch.Tensor | list[torch.Tensor], device: torch.device) -> torch
 
 
 def _check_config(config: TrainConfig) -> None:
-    choices = {
-        "adapter_init": ADAPTER_INITS,
-        "optimizer": OPTIMIZERS,
-        "mixed_precision": MIXED_PRECISION,
-        "timesteps": TIMESTEPS,
-    }
-    for name, allowed in choices.items():
-        if (value := getattr(config, name)) not in allowed:
-            raise NoPainGanError(f"unknown {name.replace('_', ' ')} {value!r}; expected one of {', '.join(allowed)}")
-    positive = ("batch_size", "noise_draws", "grad_accum", "epochs", "save_every", "tokens")
-    others = ("eval_every", "seed", "max_steps", "max_timestep", "warmup_steps", "eval_albums", "keep_checkpoints")
-    for name in (*positive, *others):
-        value = getattr(config, name)  # a hand-edited config.json may hold "2" or 2.5
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise NoPainGanError(f"--{name.replace('_', '-')} must be a whole number, found {value!r}")
-    if not 0 <= config.seed <= MAX_SEED:
-        raise NoPainGanError(f"--seed must be from 0 to {MAX_SEED}, found {config.seed}")
-    for name in positive:
-        if getattr(config, name) < 1:
-            raise NoPainGanError(f"--{name.replace('_', '-')} must be at least 1, found {getattr(config, name)}")
-    if config.noise_draws > MAX_NOISE_DRAWS:
-        raise NoPainGanError(f"--noise-draws must be at most {MAX_NOISE_DRAWS}, found {config.noise_draws}")
-    if not 0 <= config.gate_init <= MAX_GATE_INIT:
-        raise NoPainGanError(f"--gate-init must be from 0 to {MAX_GATE_INIT:g}, found {config.gate_init:g}")
-    if config.max_steps is not None and config.max_steps < 1:
-        raise NoPainGanError(f"--max-steps must be at least 1, found {config.max_steps}")
-    if not 0 < config.lr <= MAX_LR:
-        raise NoPainGanError(f"--lr must be above 0 and at most {MAX_LR:g}, found {config.lr:g}")
-    if config.gate_lr_scale <= 0:
-        raise NoPainGanError(f"--gate-lr-scale must be positive, found {config.gate_lr_scale}")
+    """Refuse options no command line gives (the Python API's; a hand-edited config.json's, which
+    :func:`resumed_config` names first) in one line: each against :data:`OPTION_FIELDS`, then together."""
+    for name, (what, test) in OPTION_FIELDS.items():
+        if not test(value := getattr(config, name)):
+            raise NoPainGanError(f"--{name.replace('_', '-')} must be {what}, found {value!r}")
     if not math.isfinite(config.lr * config.gate_lr_scale) or config.lr * config.gate_lr_scale > MAX_LR:
         raise NoPainGanError(
             f"--lr x --gate-lr-scale (the gate's learning rate) must be at most {MAX_LR:g}, "
             f"found {config.lr:g} x {config.gate_lr_scale:g}"
         )
-    if config.warmup_steps < -1:  # -1: a tenth of the run (the default recipe's)
-        raise NoPainGanError(f"--warmup-steps must be at least 0, found {config.warmup_steps}")
-    if config.eval_every < 0:
-        raise NoPainGanError(f"--eval-every must be at least 0, found {config.eval_every}")
     if config.stop_if_inert and not config.eval_every:
         raise NoPainGanError("--stop-if-inert needs the held-out evaluations, found --eval-every 0")
 
@@ -817,6 +840,9 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
         saved = None
     if not isinstance(saved, dict) or "data" not in saved:
         raise NoPainGanError(f"{path}: expected the options the run started with (a JSON object), found other text")
+    problem = field_problem(saved, RECORDED_FIELDS)  # a key an earlier version did not record is not there
+    if problem:
+        raise NoPainGanError(f"{path}: {problem}")
     names = [f.name for f in fields(TrainConfig) if f.name not in ("out", "resume")]
     recorded = UNRECORDED | {k: v for k, v in saved.items() if k in names}
     for name in ("data", "cache"):
