@@ -1227,6 +1227,77 @@ def test_train_without_a_run_folder_is_one_line(tmp_path, capsys, argv, expected
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.fixture(scope="module")
+def batch_cut_runs(cached_data, tmp_path_factory) -> dict[tuple[str, ...], tuple[Path, Path]]:
+    """For each set of options, a 3-step run whose default recipe's batch of 8 is cut to the 4 train albums (to 2
+    under --grad-accum 2), uninterrupted and killed after its step-1 checkpoint."""
+    runs = {}
+    for options in ((), ("--grad-accum", "2")):
+        folder = tmp_path_factory.mktemp("cut")
+        argv = ["train", "--data", str(cached_data), "--max-steps", "3", "--save-every", "1", "--eval-every", "0"]
+        argv += [*options, "--quiet"]
+        whole, run = folder / "whole", folder / "run"
+        assert main([*argv, "--out", str(whole)]) == 0
+        with pytest.MonkeyPatch.context() as patch:
+            _run_killed_after([*argv, "--out", str(run)], 1, patch)
+        runs[options] = whole, run
+    return runs
+
+
+# (the run's options, the batch it trains with, its recorded (the recipe's) batch)
+BATCH_CUTS = [((), 4, 8), (("--grad-accum", "2"), 2, 8)]
+
+
+@pytest.mark.parametrize(("options", "used", "recorded"), BATCH_CUTS, ids=["cut", "cut under --grad-accum 2"])
+@pytest.mark.parametrize("given", ["used", "recorded"])
+def test_resume_takes_the_batch_a_cut_run_trains_with_or_records_as_its_own(
+    batch_cut_runs, tmp_path, capsys, options, used, recorded, given
+):
+    """A run whose recipe's batch was cut to its train albums (config.json keeps the recipe's 8; the run says and
+    summary.json records the batch it trains with): --resume RUN --batch-size with either is the same option, and the
+    run ends with the uninterrupted run's weights (both were refused: the one it trains with as another than the
+    recorded, the recorded one as an explicit batch more than the train albums)."""
+    whole, killed = batch_cut_runs[options]
+    run = tmp_path / "run"
+    shutil.copytree(killed, run)
+    batch = {"used": used, "recorded": recorded}[given]
+    assert main(["train", "--resume", str(run), "--batch-size", str(batch), *options, "--quiet"]) == 0
+    a, b = (load_fusion(r / "fusion.safetensors").state_dict() for r in (whole, run))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((run / "summary.json").read_text())["batch_size"] == used
+
+
+@pytest.mark.parametrize(
+    ("options", "used", "recorded", "batch"),
+    [(*cut, batch) for cut in BATCH_CUTS for batch in (1, 2, 3, 4, 5, 7, 9, 16, 64) if batch not in cut[1:]],
+)
+def test_resume_refuses_another_batch_than_a_cut_run_s_untouched(
+    batch_cut_runs, capsys, monkeypatch, options, used, recorded, batch
+):
+    """Any other --batch-size is refused in one line giving the recorded batch and the one it was cut to."""
+    import training.train as train_module
+
+    _, run = batch_cut_runs[options]
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    before = _files(run)
+    assert main(["train", "--resume", str(run), "--batch-size", str(batch), *options]) == 2
+    assert f"--batch-size: recorded {recorded} (cut to {used}), given {batch} (only" in _error_line(capsys)
+    assert _files(run) == before
+
+
+def test_resume_of_a_run_without_albums_json_takes_only_the_recorded_batch(batch_cut_runs, tmp_path, capsys):
+    """A run an earlier version started records no albums: the batch it trains with is not known before its dataset
+    is read, so only the recorded batch is its own there."""
+    _, killed = batch_cut_runs[()]
+    run = tmp_path / "run"
+    shutil.copytree(killed, run)
+    (run / "albums.json").unlink()
+    before = _files(run)
+    assert main(["train", "--resume", str(run), "--batch-size", "4"]) == 2
+    assert "--batch-size: recorded 8, given 4 (only" in _error_line(capsys) and _files(run) == before
+    assert main(["train", "--resume", str(run), "--batch-size", "8", "--quiet"]) == 0
+
+
 # --- 17. --resume continues a run on the albums it started with --------------------------------------------------
 
 

@@ -787,19 +787,29 @@ def album_record(reader: CacheReader, train: list[Album], evaluated: list[Album]
     }
 
 
-def _check_same_albums(run: Path, used: dict[str, list[list[str]]]) -> None:
-    """Refuse to continue a run on other albums than it started with (its :data:`ALBUMS_FILE`), in one line saying
-    how many of each split were added, removed or changed; a run recorded before that file resumes as before."""
+def _recorded_albums(run: Path) -> dict[str, list[tuple[str, str]]] | None:
+    """The albums the run in ``run`` trains and evaluates on (its :data:`ALBUMS_FILE`: each split's ``(id,
+    fingerprint)`` pairs), None for a run recorded before that file; :class:`NoPainGanError` for a file that does not
+    hold them."""
     path = run / ALBUMS_FILE
     if not path.is_file():
-        return
+        return None
     try:
         recorded = json.loads(path.read_text())
-        recorded = {split: [(str(i), str(f)) for i, f in recorded[split]] for split in used}
+        return {split: [(str(i), str(f)) for i, f in recorded[split]] for split in (TRAIN, EVAL)}
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
         raise NoPainGanError(
             f"{path}: expected the albums the run started with (JSON: train and eval lists), found other text"
         ) from None
+
+
+def _check_same_albums(run: Path, used: dict[str, list[list[str]]]) -> None:
+    """Refuse to continue a run on other albums than it started with (its :data:`ALBUMS_FILE`), in one line saying
+    how many of each split were added, removed or changed; a run recorded before that file resumes as before."""
+    recorded = _recorded_albums(run)
+    if recorded is None:
+        return
+    path = run / ALBUMS_FILE
     changes = []
     for split, pairs in used.items():
         before, now = dict(recorded[split]), {i: f for i, f in pairs}
@@ -828,8 +838,10 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     one is gone; any other with another value is refused in one line naming each such option, the recorded value
     and the given one (:class:`NoPainGanError`).
 
-    A recorded recipe option equal to its recipe's value counts as the recipe's again (unless given), so that the
-    run cuts a recipe's warm-up or batch to its length and albums as it did (:func:`fitted_batch_size`)."""
+    An option given at the run's own value (the recorded one, or the batch its recipe's was cut to,
+    :func:`_trained_batch`) is taken as not given, and a recorded recipe option equal to its recipe's value counts
+    as the recipe's again, so that the run cuts a recipe's warm-up or batch to its length and albums as it did
+    (:func:`fitted_batch_size`)."""
     _check_resumable(run, checkpoints(run))
     path = run / CONFIG_FILE
     try:
@@ -847,14 +859,19 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     recorded = UNRECORDED | {k: v for k, v in saved.items() if k in names}
     for name in ("data", "cache"):
         recorded[name] = None if recorded.get(name) is None else Path(recorded[name])
+    # the run's own values: the recorded ones, and the batch it trains with where its recipe's was cut
+    batch = _trained_batch(run, recorded, saved.get("processes", 1)) if "batch_size" in given else None
+    cut = {"batch_size": f" (cut to {batch})"} if batch not in (None, recorded.get("batch_size")) else {}
+    given = {
+        name: value
+        for name, value in given.items()
+        if not (_same_option(recorded.get(name), value) or (name in cut and value == batch))
+    }
     changed = [
-        f"--{name.replace('_', '-')}: recorded {_option_text(recorded.get(name), name)}, "
+        f"--{name.replace('_', '-')}: recorded {_option_text(recorded.get(name), name)}{cut.get(name, '')}, "
         f"given {_option_text(given[name], name)}"
-        for name in names
-        if name in given
-        and name not in RESUME_FREE
-        and not _same_option(recorded.get(name), given[name])
-        and not (name in RESUME_MOVABLE and _gone(recorded.get(name)))
+        for name in names  # in the options' order, whatever the command line's
+        if name in given and name not in RESUME_FREE and not (name in RESUME_MOVABLE and _gone(recorded.get(name)))
     ]
     if changed:
         free = ", ".join(f"--{name.replace('_', '-')}" for name in RESUME_FREE if name != "progress")
@@ -864,11 +881,20 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
             "recorded folder is gone)"
         )
     config = TrainConfig(**(recorded | given | {"out": run, "resume": True}))
-    if config.recipe in RECIPES:
-        filled = resolve_recipe(replace(config, **dict.fromkeys(RECIPE_KEYS)))
-        unset = [k for k in RECIPE_KEYS if k not in given and getattr(filled, k) == getattr(config, k)]
-        config = replace(config, **dict.fromkeys(unset))
-    return config
+    filled = resolve_recipe(replace(config, **dict.fromkeys(RECIPE_KEYS)))
+    unset = [k for k in RECIPE_KEYS if getattr(filled, k) == getattr(config, k)]
+    return replace(config, **dict.fromkeys(unset))
+
+
+def _trained_batch(run: Path, recorded: dict[str, object], processes: int) -> int | None:
+    """The batch the run in ``run`` trains with: its ``recorded`` one, or its recipe's cut to the train albums its
+    :data:`ALBUMS_FILE` holds (:func:`fitted_batch_size`), which the run says and summary.json records while
+    config.json keeps the recipe's; None for a run recorded before that file."""
+    albums = _recorded_albums(run)
+    if albums is None:
+        return None
+    config = resolve_recipe(TrainConfig(**(recorded | {"out": run})))  # a batch not recorded is the recipe's
+    return fitted_batch_size(config, len(albums[TRAIN]), processes, from_recipe=True)[0]
 
 
 def _same_option(recorded: object, given: object) -> bool:
