@@ -1211,6 +1211,63 @@ def test_resume_finds_a_moved_dataset_only_where_the_recorded_one_is_gone(cached
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+MOVABLE_WORDS = {"data": "dataset folder", "cache": "cache folder", "sd": "Stable Diffusion model folder"}
+
+
+@pytest.mark.parametrize(
+    ("given", "moved"),
+    [
+        ([], ["data"]),  # its cache (DATA/cache) moves with it
+        (["cache"], ["data", "cache"]),  # --cache DATA/cache given explicitly
+        (["cache"], ["cache"]),  # a cache folder elsewhere
+        (["sd"], ["sd"]),
+        (["cache", "sd"], ["data", "sd"]),
+        (["cache", "sd"], ["data", "cache", "sd"]),
+    ],
+    ids=["data", "data and its cache", "cache", "sd", "data and sd", "all"],
+)
+def test_resume_after_its_folders_moved_names_each_and_takes_them_from_their_new_place(
+    cached_data, tiny_models, tmp_path, capsys, monkeypatch, given, moved
+):
+    """A run whose dataset, cache or model folder was moved after it started: --resume RUN is one line naming each
+    folder that is gone and the option that may name its new place (it was the dataset check's 'has no
+    metadata.jsonl'), before any work, no file changed; given the new places, the run continues."""
+    import training.train as train_module
+
+    folders = {"data": tmp_path / "data", "sd": tmp_path / "sd"}
+    shutil.copytree(cached_data, folders["data"])
+    shutil.copytree(tiny_models["sd"], folders["sd"])
+    folders["cache"] = folders["data"] / "cache" if "data" in moved and "cache" in moved else tmp_path / "cache"
+    if folders["cache"] == tmp_path / "cache" and "cache" in given:
+        shutil.copytree(cached_data / "cache", folders["cache"])
+    run = tmp_path / "run"
+    options = [f"--{name}={folders[name]}" for name in ("data", *given)]
+    argv = ["train", *options, "--out", str(run), "--max-steps", "2", "--save-every", "1", "--eval-every", "0"]
+    _run_killed_after([*argv, "--quiet"], 1, monkeypatch)
+    new = {name: tmp_path / "moved" / name for name in moved}
+    for name in moved:
+        if not folders[name].exists():  # the cache went with the dataset
+            continue
+        new[name].parent.mkdir(exist_ok=True)
+        shutil.move(folders[name], new[name])
+    if "data" in moved and "cache" in moved:
+        new["cache"] = new["data"] / "cache"
+    before = _files(run)
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+        assert main(["train", "--resume", str(run)]) == 2
+    gone = [
+        f"the {MOVABLE_WORDS[name]} the run started with, {folders[name]}, is gone; pass --{name} NEW to name its "
+        "new place"
+        for name in ("data", "cache", "sd")
+        if name in moved
+    ]
+    assert _error_line(capsys) == f"nopaingan train: error: {run}: {'; '.join(gone)}"
+    assert capsys.readouterr().out == "" and _files(run) == before
+    assert main(["train", "--resume", str(run), *(f"--{name}={new[name]}" for name in moved), "--quiet"]) == 0
+    assert json.loads((run / "summary.json").read_text())["steps"] == 2
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [

@@ -136,7 +136,7 @@ RESUME_KEYS = (
 RESUME_FREE = ("save_every", "keep_checkpoints", "workers", "progress")
 # Folders a resumed run may be given elsewhere, but only when the recorded one is gone (moved or renamed): a run
 # is not pointed at other data while its own is still there.
-RESUME_MOVABLE = ("data", "cache", "sd")
+RESUME_MOVABLE = {"data": "dataset folder", "cache": "cache folder", "sd": "Stable Diffusion model folder"}
 # Options added after runs were first recorded, at the value the runs recorded without them used: such a run's
 # config.json lacks the key, and it resumes as it started.
 UNRECORDED = {"noise_draws": 1, "timesteps": "uniform"}
@@ -836,7 +836,7 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     ``given`` (the :class:`TrainConfig` fields a command line gave, even at their default values) checked against
     them. Only the :data:`RESUME_FREE` ones may differ, and the :data:`RESUME_MOVABLE` folders where the recorded
     one is gone; any other with another value is refused in one line naming each such option, the recorded value
-    and the given one (:class:`NoPainGanError`).
+    and the given one (:class:`NoPainGanError`), and so is a recorded folder that is gone and not given anew.
 
     An option given at the run's own value (the recorded one, or the batch its recipe's was cut to,
     :func:`_trained_batch`) is taken as not given, and a recorded recipe option equal to its recipe's value counts
@@ -880,6 +880,13 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
             f"{'; '.join(changed)} (only {free} and --quiet may change; --data, --cache and --sd only where the "
             "recorded folder is gone)"
         )
+    gone = [
+        f"the {what} the run started with, {recorded[name]}, is gone; pass --{name} NEW to name its new place"
+        for name, what in RESUME_MOVABLE.items()
+        if name not in given and _gone(recorded.get(name))
+    ]
+    if gone:
+        raise NoPainGanError(f"{run}: {'; '.join(gone)}")
     config = TrainConfig(**(recorded | given | {"out": run, "resume": True}))
     filled = resolve_recipe(replace(config, **dict.fromkeys(RECIPE_KEYS)))
     unset = [k for k in RECIPE_KEYS if getattr(filled, k) == getattr(config, k)]
