@@ -1355,6 +1355,63 @@ def test_resume_of_a_run_without_albums_json_takes_only_the_recorded_batch(batch
     assert main(["train", "--resume", str(run), "--batch-size", "8", "--quiet"]) == 0
 
 
+def _model_weights(folder: Path, data: Path) -> None:
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"weights")
+
+
+def _dataset_folder(folder: Path, data: Path) -> None:  # the dataset (its cache is a subfolder)
+    shutil.copytree(data, folder, dirs_exist_ok=True)
+
+
+def _shards_one_level_down(folder: Path, data: Path) -> None:
+    shutil.copytree(data / "cache", folder / "cache")
+
+
+def _other_safetensors(folder: Path, data: Path) -> None:
+    for name in ("a.safetensors", "b.safetensors", "shard.safetensors", "shards-0.json", "z"):
+        (folder / name).write_bytes(b"x")
+
+
+@pytest.mark.parametrize(
+    ("make", "found"),
+    [
+        (lambda folder, data: None, "an empty folder"),
+        (_model_weights, "2 files or folders but no shard (config.json, model.safetensors)"),
+        (_dataset_folder, "4 files or folders but no shard (audio, cache, covers, ...)"),
+        (_shards_one_level_down, "1 file or folder but no shard (cache)"),
+        (_other_safetensors, "5 files or folders but no shard (a.safetensors, b.safetensors, shard.safetensors, ...)"),
+    ],
+    ids=["empty", "model weights", "a dataset", "shards a level down", "other safetensors"],
+)
+@pytest.mark.parametrize("command", ["train", "train --resume", "evaluate"])
+def test_cache_that_is_not_a_cache_folder_is_one_line_naming_the_option(
+    cached_data, four_steps, tmp_path, capsys, monkeypatch, make, found, command
+):
+    """--cache naming a folder that `nopaingan dataset cache` did not make (model weights, the dataset itself, the
+    shards' parent, other safetensors files, nothing): one line naming --cache, what it takes and what the folder
+    holds, at parsing, before any model is looked for and with nothing written (it said 'DIR: no cache shards'
+    without naming the option)."""
+    import training.train as train_module
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    make(folder, cached_data)
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    argv = {
+        "train": ["train", "--data", str(cached_data), "--out", str(tmp_path / "run")],
+        "train --resume": ["train", "--resume", str(four_steps)],
+        "evaluate": ["evaluate", "--data", str(cached_data), "--fusion", str(four_steps), "--no-images"],
+    }[command]
+    before = _files(tmp_path) | _files(four_steps)
+    assert main([*argv, "--cache", str(folder)]) == 2
+    assert _error_line(capsys).endswith(
+        f"error: argument --cache: {folder}: expected a cache folder of shards (shard-*.safetensors, made by "
+        f"nopaingan dataset cache DATA), found {found}"
+    )
+    assert _files(tmp_path) | _files(four_steps) == before and not (tmp_path / "run").exists()
+
+
 # --- 17. --resume continues a run on the albums it started with --------------------------------------------------
 
 
