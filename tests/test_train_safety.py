@@ -1779,3 +1779,99 @@ def test_a_trainer_json_of_an_earlier_version_without_the_later_fields_is_read(k
     assert len(earlier) == 4 < len(state)
     (tmp_path / "trainer.json").write_text(json.dumps(earlier))
     assert read_trainer(tmp_path) == earlier
+
+
+# --- 20. --out with '..' after a folder that does not exist is the folder making it names --------------------------
+
+
+def _folders(root: Path) -> set[Path]:
+    return {p.relative_to(root) for p in root.rglob("*") if p.is_dir()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parts=st.lists(st.sampled_from(["a", "b", "..", "."]), min_size=1, max_size=6),
+    existing=st.sets(st.sampled_from(["a", "b", "a/a", "a/b", "b/a"]), max_size=5),
+)
+def test_a_folder_is_made_where_mkdir_makes_it_and_nothing_beside_it(tmp_path_factory, parts, existing):
+    """``made_path`` names the folder ``mkdir -p`` of the path as given makes (the same folder, found by its real
+    path), and making it makes only that folder and its missing parents: no ``a/x`` of ``a/x/../y``."""
+    from nopaingan_core.atomic import made_path
+
+    depth = 0
+    for part in parts:  # stay below the two folders the path starts in
+        depth += {"..": -1, ".": 0}.get(part, 1)
+        if depth < -2:
+            return
+    as_given, made = tmp_path_factory.mktemp("given"), tmp_path_factory.mktemp("made")
+    for root in (as_given, made):
+        for folder in existing:
+            (root / "top" / "mid" / folder).mkdir(parents=True, exist_ok=True)
+    before = _folders(made)
+    (as_given / "top" / "mid" / Path(*parts)).mkdir(parents=True, exist_ok=True)
+    target = made_path(made / "top" / "mid" / Path(*parts))
+    target.mkdir(parents=True, exist_ok=True)
+    wanted = Path(os.path.realpath(as_given / "top" / "mid" / Path(*parts))).relative_to(as_given.resolve())
+    assert Path(os.path.realpath(target)).relative_to(made.resolve()) == wanted
+    new = _folders(made) - before
+    assert new == {p for p in (wanted, *wanted.parents) if p != Path(".")} - before
+
+
+@pytest.mark.parametrize(
+    "out",
+    ["a/x/../y", "a/x/w/../../y", "a/x/../../a/y", "a/x/../y/z/../w", "x/../a/y", "a/y/x/..", "new/x/../y"],
+)
+def test_out_with_dots_after_a_missing_folder_makes_the_run_there_and_nothing_else(
+    cached_data, tmp_path, capsys, monkeypatch, out
+):
+    """--out a/x/../y with no a/x: the run is made in a/y, as mkdir -p would name it, and no a/x is left beside it
+    (it was, and the checks of the folder looked at a/x/../y, which names nothing until a/x exists)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    before = _folders(tmp_path)
+    argv = ["train", "--data", str(cached_data), "--out", out, "--max-steps", "1", "--eval-every", "0", "--quiet"]
+    assert main(argv) == 0
+    run = Path(os.path.normpath(out))  # no symbolic links here
+    fusion = (tmp_path / run / "fusion.safetensors").resolve()
+    said = capsys.readouterr().out.splitlines()[-1].split(": 1 step")[0]  # the folder as made, a/../a/y for one
+    assert Path(said).resolve() == fusion and fusion.is_file()
+    new = {p for p in _folders(tmp_path) - before if run not in (p, *p.parents)}
+    assert new == {p for p in run.parents if p != Path(".")} - before
+    assert Path(json.loads((run / "config.json").read_text())["out"]).resolve() == fusion.parent
+
+
+def _foreign(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+
+
+def _finished(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text("{}")
+
+
+@pytest.mark.parametrize(
+    ("out", "make", "expected"),
+    [
+        ("a/x/../y", _foreign, "--out {run}: expected a new or empty folder for the run, found other files "
+         "(notes.txt)"),
+        ("a/x/w/../../y", _foreign, "found other files (notes.txt)"),
+        ("a/x/../y", _finished, "--out {run} holds a finished run's summary.json; use another --out"),
+        ("a/x/../y", lambda folder: None, "--warmup-steps must be at most the run's 1 step, found 9"),
+        ("a/x/../x2/../y", lambda folder: None, "--warmup-steps must be at most the run's 1 step, found 9"),
+    ],
+)  # fmt: skip
+def test_out_with_dots_after_a_missing_folder_is_checked_where_it_would_be_made(
+    cached_data, tmp_path, capsys, monkeypatch, out, make, expected
+):
+    """The checks of --out a/x/../y look at a/y, where the run would be made: a folder holding other files or a
+    finished run is refused (it was taken for a new folder and written into), and a refused run makes no folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    run = Path(os.path.normpath(out))
+    make(run)
+    before = _files(tmp_path), _folders(tmp_path)
+    argv = ["train", "--data", str(cached_data), "--out", out, "--max-steps", "1", "--eval-every", "0"]
+    assert main([*argv, "--warmup-steps", "9" if "warmup" in expected else "0", "--quiet"]) == 2
+    assert _error_line(capsys).endswith(expected.format(run=run))
+    assert (_files(tmp_path), _folders(tmp_path)) == before

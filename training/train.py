@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nopaingan_core.atomic import made_path
 from nopaingan_core.checkpoint import FusionModel, new_fusion, non_finite_tensors, save_fusion
 from nopaingan_core.cli_args import MAX_SEED
 from nopaingan_core.errors import CheckpointError, NoPainGanError
@@ -439,7 +440,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     recipe_batch = config.batch_size is None  # the same for a recipe's batch larger than the train albums
     config = resolve_recipe(config)
     _check_config(config)
-    run = Path(config.out)
+    run = made_path(Path(config.out))  # a/x/../y is a/y, not a/x made and left beside it
+    config = replace(config, out=run)
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision, log_with="tensorboard", project_dir=str(run / "logs")
     )
