@@ -1412,6 +1412,25 @@ def test_cache_that_is_not_a_cache_folder_is_one_line_naming_the_option(
     assert _files(tmp_path) | _files(four_steps) == before and not (tmp_path / "run").exists()
 
 
+def test_cache_that_cannot_be_read_is_one_line_naming_the_option(cached_data, tmp_path, capsys, monkeypatch):
+    """A --cache folder this user may not list (as root, simulated): one line, not a traceback from the parser."""
+    import errno
+
+    listing = Path.iterdir
+
+    def iterdir(folder: Path):
+        if folder == tmp_path / "locked":
+            raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+        return listing(folder)
+
+    (tmp_path / "locked").mkdir()
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    argv = ["train", "--data", str(cached_data), "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "locked")]
+    assert main(argv) == 2
+    expected = f"error: argument --cache: {tmp_path / 'locked'}: cannot read it (permission denied)"
+    assert _error_line(capsys).endswith(expected) and not (tmp_path / "run").exists()
+
+
 # --- 17. --resume continues a run on the albums it started with --------------------------------------------------
 
 

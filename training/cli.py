@@ -242,12 +242,19 @@ def dataset_folder(text: str) -> Path:
 def cache_folder(text: str) -> Path:
     """A folder made by ``nopaingan dataset cache`` (it holds cache shards), checked when parsed, before any model
     is looked for: a folder of model weights, a dataset folder or an empty one is refused naming the option."""
+    import fnmatch
+
+    from nopaingan_core.atomic import describe_os_error
+
     from .cache import SHARD_GLOB
     from .errors import count_text
 
     folder = existing_folder("cache folder")(text)
-    if not any(folder.glob(SHARD_GLOB)):
+    try:
         names = sorted(p.name for p in folder.iterdir())
+    except OSError as exc:  # argparse would not catch it: a traceback
+        raise argparse.ArgumentTypeError(f"{text}: cannot read it ({describe_os_error(exc) or exc})") from None
+    if not any(fnmatch.fnmatch(name, SHARD_GLOB) for name in names):
         shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
         count = count_text(len(names), "file or folder", "files or folders")
         found = f"{count} but no shard ({shown})" if names else "an empty folder"
