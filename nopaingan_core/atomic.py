@@ -217,14 +217,28 @@ def describe_os_error(exc: OSError) -> str | None:
     return _OUTPUT_ERRNOS.get(exc.errno or 0)
 
 
+def made_path(folder: Path) -> Path:
+    """``folder`` as making it names it. ``mkdir -p a/x/../y`` makes ``a/x``, then ``a/y``; until ``a/x`` exists,
+    ``a/x/../y`` names nothing to any other call (``exists()`` is False however ``a/y`` is), so a folder checked
+    as given and then made would be checked as absent, made elsewhere and leave ``a/x`` behind. Here each ``..``
+    after a folder that does not exist yet goes with that folder (a folder about to be made is no symbolic link):
+    ``a/y``. Where every ``..`` follows an existing folder, ``folder`` is returned as it is."""
+    existing = folder
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    return existing / os.path.normpath(folder.relative_to(existing))
+
+
 def check_output_folder(folder: str | os.PathLike, option: str, label: str | None = None) -> Path:
-    """Raise :class:`OutputError` unless ``folder`` is (or can be made as) a folder this process can write in.
+    """Raise :class:`OutputError` unless ``folder`` is (or can be made as) a folder this process can write in;
+    returns it as making it names it (:func:`made_path`).
 
     Nothing is created: the nearest existing ancestor is tried by creating and removing a temporary file there,
     which tells a read-only mount (EROFS) from a folder without permission (EACCES), as ``os.access`` does not.
-    ``label`` is what the message names (default: the folder)."""
-    folder = Path(folder).expanduser()
-    label = label or str(folder)
+    ``label`` is what the message names (default: the folder as given)."""
+    given = Path(folder).expanduser()
+    label = label or str(given)
+    folder = made_path(given)
     existing = folder
     while not existing.exists():
         if existing.parent == existing:

@@ -524,11 +524,11 @@ def test_training_options_out_of_range_are_one_line_before_any_work(cached_data,
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        ("noise_draws", 65, "--noise-draws must be at most 64, found 65"),
-        ("noise_draws", 0, "--noise-draws must be at least 1, found 0"),
-        ("gate_init", 1e39, "--gate-init must be from 0 to 10, found 1e+39"),
-        ("gate_init", float("nan"), "--gate-init must be from 0 to 10, found nan"),
-        ("gate_init", -0.5, "--gate-init must be from 0 to 10, found -0.5"),
+        ("noise_draws", 65, "--noise-draws must be a whole number from 1 to 64, found 65"),
+        ("noise_draws", 0, "--noise-draws must be a whole number from 1 to 64, found 0"),
+        ("gate_init", 1e39, "--gate-init must be a number from 0 to 10, found 1e+39"),
+        ("gate_init", float("nan"), "--gate-init must be a number from 0 to 10, found nan"),
+        ("gate_init", -0.5, "--gate-init must be a number from 0 to 10, found -0.5"),
     ],
 )
 def test_the_python_api_refuses_what_the_command_line_refuses(cached_data, tmp_path, field, value, expected):
@@ -590,14 +590,15 @@ def test_train_refuses_an_uncached_or_stale_dataset(cached_data, tmp_path):
     [
         ("train", "missing", "argument --cache: {cache}: no such folder, expected a cache folder"),
         ("train", "file", "argument --cache: {cache} is a file, expected a cache folder"),
-        ("train", "empty", "{cache}: no cache shards; run `nopaingan dataset cache DATA"),
+        ("train", "empty", "argument --cache: {cache}: expected a cache folder of shards (shard-*.safetensors, made "
+         "by nopaingan dataset cache DATA), found an empty folder"),
         ("train", "default missing", "{cache}: no such folder, expected a cache folder; run `nopaingan dataset cache"),
         ("train", "default empty", "{cache}: no cache shards; run `nopaingan dataset cache DATA"),
         ("evaluate", "missing", "argument --cache: {cache}: no such folder, expected a cache folder"),
-        ("evaluate", "empty", "{cache}: no cache shards; run `nopaingan dataset cache DATA"),
+        ("evaluate", "empty", "argument --cache: {cache}: expected a cache folder of shards"),
         ("evaluate", "default missing", "{cache}: no such folder, expected a cache folder; run `nopaingan dataset"),
     ],
-)
+)  # fmt: skip
 def test_a_missing_cache_folder_is_not_an_empty_one(cached_data, tmp_path, capsys, command, where, expected):
     """--cache (or DATA/cache) that does not exist says so, naming the folder; an existing folder without shards
     says it has none. One line, exit status 2, nothing written."""

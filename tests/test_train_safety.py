@@ -11,8 +11,10 @@ command prints its one error line alone."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -29,7 +31,7 @@ from nopaingan_core.checkpoint import load_fusion, new_fusion, save_fusion
 from nopaingan_core.encoders.base import EncoderInfo
 from nopaingan_core.errors import CheckpointError, NoPainGanError
 from training.cli import build_parser, main
-from training.recipes import RECIPES
+from training.recipes import RECIPE_KEYS, RECIPES
 from training.resume import checkpoints, prune_checkpoints, save_checkpoint
 from training.train import (
     EVAL_EVERY,
@@ -1062,26 +1064,95 @@ def test_a_run_recorded_before_an_option_existed_resumes_as_it_started(
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize(
-    ("key", "value", "says"),
-    [
-        ("noise_draws", "2", "--noise-draws must be a whole number, found '2'"),
-        ("noise_draws", 2.5, "--noise-draws must be a whole number, found 2.5"),
-        ("max_steps", 4.0, "--max-steps must be a whole number, found 4.0"),
-        ("seed", True, "--seed must be a whole number, found True"),
-        ("seed", 2**64, f"--seed must be from 0 to {2**63 - 1}, found {2**64}"),
-        ("timesteps", "bogus", "unknown timesteps 'bogus'; expected one of uniform, stratified"),
-    ],
-)
-def test_a_hand_edited_config_is_one_line(cached_data, tmp_path, capsys, monkeypatch, key, value, says):
-    """A run's config.json edited by hand to a value no option gives: --resume refuses it in one line, no traceback."""
-    run = tmp_path / "run"
+# what a run's config.json holds for each option, in words (training.train.OPTION_FIELDS), and values a hand edit may
+# put there that none of them takes: null where null means nothing (the recipe's value is recorded, not null), another
+# JSON kind, or the right kind out of the option's range
+CONFIG_WORDS = {
+    "data": ("a dataset folder's path", [None, 3, "", " ", ["DATA"]]),
+    "cache": ("a cache folder's path, or null (DATA/cache)", [3, "", True]),
+    "sd": ("a miniSD repo id or folder, or null (the one the cache was made with)", [3, "", []]),
+    "recipe": ("one of default, seed", [None, "fast", 1, ["default"]]),
+    "optimizer": ("one of sgd, adamw", [None, "adam", "AdamW", 0]),
+    "lr": ("a number above 0 and at most 10", [None, 0, -1e-4, 11, "1e-4", True]),
+    "weight_decay": ("a number of at least 0", [None, -0.1, "0", False]),
+    "warmup_steps": ("a whole number of at least 0, or -1 (a tenth of the run)", [None, -2, 1.5, "10"]),
+    "batch_size": ("a whole number of at least 1", [None, 0, 4.0, "8", True]),
+    "noise_draws": ("a whole number from 1 to 64", [None, 0, 65, "2", 2.5]),
+    "gate_init": ("a number from 0 to 10", [None, -0.5, 11, 1e39, "0.5"]),
+    "gate_lr_scale": ("a number above 0", [None, 0, -1, "10"]),
+    "grad_accum": ("a whole number of at least 1", [None, 0, 1.0, True]),
+    "epochs": ("a whole number of at least 1", [None, 0, "1"]),
+    "max_steps": ("a whole number of at least 1, or null (as many as --epochs takes)", [0, 4.0, "4", True]),
+    "max_timestep": ("a whole number of at least 1, or null (the whole schedule)", [0, 150.0, "150"]),
+    "timesteps": ("one of uniform, stratified", [None, "bogus", "Uniform", 1]),
+    "tokens": ("a whole number from 1 to 256", [None, 0, 257, 16.0]),
+    "adapter_init": ("one of data, random", [None, "zeros", True]),
+    "mixed_precision": ("one of no, bf16, fp16", [None, "fp32", False]),
+    "save_every": ("a whole number of at least 1", [None, 0, "1"]),
+    "keep_checkpoints": ("a whole number of at least 0", [None, -1, 2.0]),
+    "eval_every": ("a whole number of at least 0", [None, -1, "0"]),
+    "eval_albums": ("a whole number of at least 1", [None, 0, 64.0]),
+    "stop_if_inert": ("true or false", [None, 0, 1, "false"]),
+    "seed": (f"a whole number from 0 to {2**63 - 1}", [None, -1, 2**64, True, "0", 1.0]),
+    "workers": ("a whole number of at least 0", [None, -1, "0"]),
+    "processes": ("a whole number of at least 1", [None, 0, "1", 1.0]),
+}
+HAND_EDITS = [(key, value) for key, (_, values) in CONFIG_WORDS.items() for value in values]
+
+
+@pytest.fixture(scope="module")
+def killed_at_step_1_of_2(cached_data, tmp_path_factory) -> Path:
+    """A 2-step run checkpointed every step, not evaluated, killed after step 1. Tests copy it before they edit it."""
+    run = tmp_path_factory.mktemp("hand-edited") / "run"
     argv = ["train", "--data", str(cached_data), "--out", str(run), "--max-steps", "2", "--save-every", "1"]
-    _run_killed_after([*argv, "--eval-every", "0", "--quiet"], 1, monkeypatch)
-    saved = json.loads((run / "config.json").read_text())
-    (run / "config.json").write_text(json.dumps(saved | {key: value}))
+    with pytest.MonkeyPatch.context() as patch:
+        _run_killed_after([*argv, "--eval-every", "0", "--quiet"], 1, patch)
+    return run
+
+
+def test_every_option_a_run_records_is_checked_when_resumed():
+    from training.train import RECORDED_FIELDS, TrainConfig
+
+    recorded = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "resume", "progress"} | {"processes"}
+    assert recorded == set(CONFIG_WORDS) == set(RECORDED_FIELDS)
+
+
+@pytest.mark.parametrize(("key", "value"), HAND_EDITS, ids=[f"{k}={json.dumps(v)}" for k, v in HAND_EDITS])
+def test_a_hand_edited_config_is_one_line_naming_the_key(
+    killed_at_step_1_of_2, tmp_path, capsys, monkeypatch, key, value
+):
+    """A run's config.json edited by hand to a value no option gives (null where the run records a value, another
+    JSON kind, out of range): --resume is one line naming the file, the key, what it takes and what it holds, before
+    any model loads, with no file changed (a null recipe key was taken for the recipe's value and refused as
+    'recorded none, given stratified'; null counts and seeds were tracebacks)."""
+    import training.train as train_module
+
+    run = tmp_path / "run"
+    shutil.copytree(killed_at_step_1_of_2, run)
+    path = run / "config.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {key: value}, indent=1))
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    before = _files(run)
     assert main(["train", "--resume", str(run), "--quiet"]) == 2
-    assert _error_line(capsys).endswith(says)
+    assert _error_line(capsys) == (
+        f"nopaingan train: error: {path}: expected field {key!r} to be {CONFIG_WORDS[key][0]}, "
+        f"found {json.dumps(value)}"
+    )
+    assert capsys.readouterr().out == "" and _files(run) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [(key, value, f"--{key.replace('_', '-')} must be {CONFIG_WORDS[key][0]}, found {value!r}")
+     for key, value in HAND_EDITS
+     if key not in ("processes", "recipe") and not (value is None and key in RECIPE_KEYS)],
+)  # fmt: skip
+def test_the_python_api_refuses_what_a_config_json_may_not_hold(cached_data, tmp_path, field, value, expected):
+    """``train(TrainConfig(...))`` refuses the same values in one line naming the option, before any work (None is
+    the recipe's value there; an unknown recipe is refused by name first)."""
+    with pytest.raises(NoPainGanError) as raised:
+        train(dataclasses.replace(_config(cached_data, tmp_path / "run"), **{field: value}))
+    assert str(raised.value) == expected and not (tmp_path / "run").exists()
 
 
 def test_a_config_that_names_an_option_twice_is_refused(cached_data, tmp_path, capsys, monkeypatch):
@@ -1140,6 +1211,63 @@ def test_resume_finds_a_moved_dataset_only_where_the_recorded_one_is_gone(cached
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+MOVABLE_WORDS = {"data": "dataset folder", "cache": "cache folder", "sd": "Stable Diffusion model folder"}
+
+
+@pytest.mark.parametrize(
+    ("given", "moved"),
+    [
+        ([], ["data"]),  # its cache (DATA/cache) moves with it
+        (["cache"], ["data", "cache"]),  # --cache DATA/cache given explicitly
+        (["cache"], ["cache"]),  # a cache folder elsewhere
+        (["sd"], ["sd"]),
+        (["cache", "sd"], ["data", "sd"]),
+        (["cache", "sd"], ["data", "cache", "sd"]),
+    ],
+    ids=["data", "data and its cache", "cache", "sd", "data and sd", "all"],
+)
+def test_resume_after_its_folders_moved_names_each_and_takes_them_from_their_new_place(
+    cached_data, tiny_models, tmp_path, capsys, monkeypatch, given, moved
+):
+    """A run whose dataset, cache or model folder was moved after it started: --resume RUN is one line naming each
+    folder that is gone and the option that may name its new place (it was the dataset check's 'has no
+    metadata.jsonl'), before any work, no file changed; given the new places, the run continues."""
+    import training.train as train_module
+
+    folders = {"data": tmp_path / "data", "sd": tmp_path / "sd"}
+    shutil.copytree(cached_data, folders["data"])
+    shutil.copytree(tiny_models["sd"], folders["sd"])
+    folders["cache"] = folders["data"] / "cache" if "data" in moved and "cache" in moved else tmp_path / "cache"
+    if folders["cache"] == tmp_path / "cache" and "cache" in given:
+        shutil.copytree(cached_data / "cache", folders["cache"])
+    run = tmp_path / "run"
+    options = [f"--{name}={folders[name]}" for name in ("data", *given)]
+    argv = ["train", *options, "--out", str(run), "--max-steps", "2", "--save-every", "1", "--eval-every", "0"]
+    _run_killed_after([*argv, "--quiet"], 1, monkeypatch)
+    new = {name: tmp_path / "moved" / name for name in moved}
+    for name in moved:
+        if not folders[name].exists():  # the cache went with the dataset
+            continue
+        new[name].parent.mkdir(exist_ok=True)
+        shutil.move(folders[name], new[name])
+    if "data" in moved and "cache" in moved:
+        new["cache"] = new["data"] / "cache"
+    before = _files(run)
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+        assert main(["train", "--resume", str(run)]) == 2
+    gone = [
+        f"the {MOVABLE_WORDS[name]} the run started with, {folders[name]}, is gone; pass --{name} NEW to name its "
+        "new place"
+        for name in ("data", "cache", "sd")
+        if name in moved
+    ]
+    assert _error_line(capsys) == f"nopaingan train: error: {run}: {'; '.join(gone)}"
+    assert capsys.readouterr().out == "" and _files(run) == before
+    assert main(["train", "--resume", str(run), *(f"--{name}={new[name]}" for name in moved), "--quiet"]) == 0
+    assert json.loads((run / "summary.json").read_text())["steps"] == 2
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
@@ -1154,6 +1282,153 @@ def test_train_without_a_run_folder_is_one_line(tmp_path, capsys, argv, expected
     assert main(["train", *(a.format(tmp=tmp_path) for a in argv)]) == 2
     assert _error_line(capsys).endswith(expected.format(tmp=tmp_path))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def batch_cut_runs(cached_data, tmp_path_factory) -> dict[tuple[str, ...], tuple[Path, Path]]:
+    """For each set of options, a 3-step run whose default recipe's batch of 8 is cut to the 4 train albums (to 2
+    under --grad-accum 2), uninterrupted and killed after its step-1 checkpoint."""
+    runs = {}
+    for options in ((), ("--grad-accum", "2")):
+        folder = tmp_path_factory.mktemp("cut")
+        argv = ["train", "--data", str(cached_data), "--max-steps", "3", "--save-every", "1", "--eval-every", "0"]
+        argv += [*options, "--quiet"]
+        whole, run = folder / "whole", folder / "run"
+        assert main([*argv, "--out", str(whole)]) == 0
+        with pytest.MonkeyPatch.context() as patch:
+            _run_killed_after([*argv, "--out", str(run)], 1, patch)
+        runs[options] = whole, run
+    return runs
+
+
+# (the run's options, the batch it trains with, its recorded (the recipe's) batch)
+BATCH_CUTS = [((), 4, 8), (("--grad-accum", "2"), 2, 8)]
+
+
+@pytest.mark.parametrize(("options", "used", "recorded"), BATCH_CUTS, ids=["cut", "cut under --grad-accum 2"])
+@pytest.mark.parametrize("given", ["used", "recorded"])
+def test_resume_takes_the_batch_a_cut_run_trains_with_or_records_as_its_own(
+    batch_cut_runs, tmp_path, capsys, options, used, recorded, given
+):
+    """A run whose recipe's batch was cut to its train albums (config.json keeps the recipe's 8; the run says and
+    summary.json records the batch it trains with): --resume RUN --batch-size with either is the same option, and the
+    run ends with the uninterrupted run's weights (both were refused: the one it trains with as another than the
+    recorded, the recorded one as an explicit batch more than the train albums)."""
+    whole, killed = batch_cut_runs[options]
+    run = tmp_path / "run"
+    shutil.copytree(killed, run)
+    batch = {"used": used, "recorded": recorded}[given]
+    assert main(["train", "--resume", str(run), "--batch-size", str(batch), *options, "--quiet"]) == 0
+    a, b = (load_fusion(r / "fusion.safetensors").state_dict() for r in (whole, run))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert json.loads((run / "summary.json").read_text())["batch_size"] == used
+
+
+@pytest.mark.parametrize(
+    ("options", "used", "recorded", "batch"),
+    [(*cut, batch) for cut in BATCH_CUTS for batch in (1, 2, 3, 4, 5, 7, 9, 16, 64) if batch not in cut[1:]],
+)
+def test_resume_refuses_another_batch_than_a_cut_run_s_untouched(
+    batch_cut_runs, capsys, monkeypatch, options, used, recorded, batch
+):
+    """Any other --batch-size is refused in one line giving the recorded batch and the one it was cut to."""
+    import training.train as train_module
+
+    _, run = batch_cut_runs[options]
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    before = _files(run)
+    assert main(["train", "--resume", str(run), "--batch-size", str(batch), *options]) == 2
+    assert f"--batch-size: recorded {recorded} (cut to {used}), given {batch} (only" in _error_line(capsys)
+    assert _files(run) == before
+
+
+def test_resume_of_a_run_without_albums_json_takes_only_the_recorded_batch(batch_cut_runs, tmp_path, capsys):
+    """A run an earlier version started records no albums: the batch it trains with is not known before its dataset
+    is read, so only the recorded batch is its own there."""
+    _, killed = batch_cut_runs[()]
+    run = tmp_path / "run"
+    shutil.copytree(killed, run)
+    (run / "albums.json").unlink()
+    before = _files(run)
+    assert main(["train", "--resume", str(run), "--batch-size", "4"]) == 2
+    assert "--batch-size: recorded 8, given 4 (only" in _error_line(capsys) and _files(run) == before
+    assert main(["train", "--resume", str(run), "--batch-size", "8", "--quiet"]) == 0
+
+
+def _model_weights(folder: Path, data: Path) -> None:
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(b"weights")
+
+
+def _dataset_folder(folder: Path, data: Path) -> None:  # the dataset (its cache is a subfolder)
+    shutil.copytree(data, folder, dirs_exist_ok=True)
+
+
+def _shards_one_level_down(folder: Path, data: Path) -> None:
+    shutil.copytree(data / "cache", folder / "cache")
+
+
+def _other_safetensors(folder: Path, data: Path) -> None:
+    for name in ("a.safetensors", "b.safetensors", "shard.safetensors", "shards-0.json", "z"):
+        (folder / name).write_bytes(b"x")
+
+
+@pytest.mark.parametrize(
+    ("make", "found"),
+    [
+        (lambda folder, data: None, "an empty folder"),
+        (_model_weights, "2 files or folders but no shard (config.json, model.safetensors)"),
+        (_dataset_folder, "4 files or folders but no shard (audio, cache, covers, ...)"),
+        (_shards_one_level_down, "1 file or folder but no shard (cache)"),
+        (_other_safetensors, "5 files or folders but no shard (a.safetensors, b.safetensors, shard.safetensors, ...)"),
+    ],
+    ids=["empty", "model weights", "a dataset", "shards a level down", "other safetensors"],
+)
+@pytest.mark.parametrize("command", ["train", "train --resume", "evaluate"])
+def test_cache_that_is_not_a_cache_folder_is_one_line_naming_the_option(
+    cached_data, four_steps, tmp_path, capsys, monkeypatch, make, found, command
+):
+    """--cache naming a folder that `nopaingan dataset cache` did not make (model weights, the dataset itself, the
+    shards' parent, other safetensors files, nothing): one line naming --cache, what it takes and what the folder
+    holds, at parsing, before any model is looked for and with nothing written (it said 'DIR: no cache shards'
+    without naming the option)."""
+    import training.train as train_module
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    make(folder, cached_data)
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    argv = {
+        "train": ["train", "--data", str(cached_data), "--out", str(tmp_path / "run")],
+        "train --resume": ["train", "--resume", str(four_steps)],
+        "evaluate": ["evaluate", "--data", str(cached_data), "--fusion", str(four_steps), "--no-images"],
+    }[command]
+    before = _files(tmp_path) | _files(four_steps)
+    assert main([*argv, "--cache", str(folder)]) == 2
+    assert _error_line(capsys).endswith(
+        f"error: argument --cache: {folder}: expected a cache folder of shards (shard-*.safetensors, made by "
+        f"nopaingan dataset cache DATA), found {found}"
+    )
+    assert _files(tmp_path) | _files(four_steps) == before and not (tmp_path / "run").exists()
+
+
+def test_cache_that_cannot_be_read_is_one_line_naming_the_option(cached_data, tmp_path, capsys, monkeypatch):
+    """A --cache folder this user may not list (as root, simulated): one line, not a traceback from the parser."""
+    import errno
+
+    listing = Path.iterdir
+
+    def iterdir(folder: Path):
+        if folder == tmp_path / "locked":
+            raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+        return listing(folder)
+
+    (tmp_path / "locked").mkdir()
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    argv = ["train", "--data", str(cached_data), "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "locked")]
+    assert main(argv) == 2
+    expected = f"error: argument --cache: {tmp_path / 'locked'}: cannot read it (permission denied)"
+    assert _error_line(capsys).endswith(expected) and not (tmp_path / "run").exists()
 
 
 # --- 17. --resume continues a run on the albums it started with --------------------------------------------------
@@ -1250,8 +1525,6 @@ def test_a_run_recorded_without_its_albums_resumes_as_before(cached_data, tiny_m
 @pytest.mark.parametrize(
     ("name", "damage"),
     [
-        ("trainer.json", lambda b: b[: len(b) // 2]),  # cut short
-        ("trainer.json", lambda b: b"[]"),  # JSON, but no trainer state
         ("fusion.safetensors", lambda b: b[:100]),
         ("optimizer.safetensors", lambda b: b[: len(b) // 2]),
         ("rng-0.safetensors", lambda b: b"not safetensors"),
@@ -1261,7 +1534,7 @@ def test_resume_from_a_damaged_checkpoint_is_one_line_naming_it(
     cached_data, tmp_path, capsys, monkeypatch, name, damage
 ):
     """A checkpoint whose files were damaged after it was written (a failing disk, a hand edit): --resume says which
-    checkpoint and what to do in one line, and changes no file."""
+    checkpoint and what to do in one line, and changes no file (trainer.json: section 19)."""
     run = tmp_path / "run"
     argv = ["train", "--data", str(cached_data), "--out", str(run), "--max-steps", "3", "--save-every", "1"]
     _run_killed_after([*argv, "--eval-every", "0", "--quiet"], 2, monkeypatch)
@@ -1325,3 +1598,299 @@ def test_a_refused_run_prints_no_note_before_its_error(cached_data, tmp_path, ca
     assert main(["train", *out, *options]) == 2
     assert expected.replace("FINISHED", str(four_steps)) in _error_line(capsys)
     assert capsys.readouterr().out == "" and _files(four_steps) == before
+
+
+# --- 19. a checkpoint's trainer.json that is not the state train wrote is one line naming the file and the field ----
+
+
+@pytest.fixture(scope="module")
+def killed_at_step_1(cached_data, tmp_path_factory) -> Path:
+    """A 2-step run checkpointed and evaluated every step, killed after its step-1 checkpoint (its trainer.json holds
+    one row of each history). Tests copy it before they change it."""
+    run = tmp_path_factory.mktemp("killed") / "run"
+    with pytest.MonkeyPatch.context() as patch:
+        _killed_after_step_1(cached_data, run, patch)
+    return run
+
+
+def _trainer_file(run: Path) -> Path:
+    return checkpoints(run)[-1] / "trainer.json"
+
+
+def _without(name: str):
+    return lambda state: {k: v for k, v in state.items() if k != name}
+
+
+def _with(name: str, value: object):
+    return lambda state: state | {name: value}
+
+
+def _in_schedule(name: str, value: object = None):
+    """The schedule's state without ``name`` (``value`` None) or with ``name`` set to ``value``."""
+
+    def edit(state: dict) -> dict:
+        schedule = {k: v for k, v in state["lr_schedule"].items() if k != name}
+        return state | {"lr_schedule": schedule | ({} if value is None else {name: value})}
+
+    return edit
+
+
+def _row(name: str, row: object):
+    return lambda state: state | {name: [*state[name], row]}
+
+
+TRAINER_FIELD_WORDS = {
+    "step": "a whole number of at least 1",
+    "lr_schedule": "the learning-rate schedule's state, an object",
+    "history": "a list of [step, loss, lr] rows",
+    "eval_history": "a list of [step, eval MSE, text-only MSE, gate] rows",
+    "scaler": "the loss scaler's state, an object, or null",
+    "first_step_gradient_norm": "an object of numbers",
+    "train_seconds": "a number of at least 0",
+    "inert_streak": "a whole number of at least 0",
+    "music_inert": "true or false",
+    "stopped_early": "true or false",
+}
+# each field's wrong values besides "x", which none takes: of another JSON kind, or of the right kind but out of range
+WRONG_VALUES = {
+    "step": [0, -3, True, "1", 1.0, 1.5, ["x"]],
+    "lr_schedule": [[], None, 1.5, ["x"]],
+    "history": [{}, None, 1.5],
+    "eval_history": [{}, 3],
+    "scaler": [[], 0, 1.5, ["x"]],  # null is the scaler's without mixed precision
+    "first_step_gradient_norm": [{"gate": "big"}, {"gate": True}, [], 1.5],
+    "train_seconds": [-1, -0.5, True, None, ["x"]],
+    "inert_streak": [-1, 1.5, True, None, ["x"]],
+    "music_inert": [0, None, "false", ["x"]],
+    "stopped_early": [1, None, "true", ["x"]],
+}
+TRAINER_DAMAGE = [
+    *[(f"no {name}", _without(name), f"expected field {name!r} ({TRAINER_FIELD_WORDS[name]}), found none")
+      for name in ("step", "lr_schedule", "history", "eval_history")],
+    *[(f"{name} {json.dumps(value)}", _with(name, value),
+       f"expected field {name!r} to be {TRAINER_FIELD_WORDS[name]}, found {json.dumps(value)}")
+      for name, values in WRONG_VALUES.items() for value in ["x", *values]],
+    ("schedule without last_epoch", _in_schedule("last_epoch"),
+     "in field 'lr_schedule', expected field 'last_epoch' (a whole number of at least 0), found none"),
+    ("schedule without lr_lambdas", _in_schedule("lr_lambdas"),
+     "in field 'lr_schedule', expected field 'lr_lambdas' (a list), found none"),
+    ("schedule's last_epoch a text", _in_schedule("last_epoch", "2"),
+     "in field 'lr_schedule', expected field 'last_epoch' to be a whole number of at least 0, found \"2\""),
+    ("short history row", _row("history", [2, 0.5]),
+     "expected each row of field 'history' to be [step, loss, lr], found row 2: [2, 0.5]"),
+    ("history row of texts", _row("history", ["2", "0.5", "0"]),
+     "expected each row of field 'history' to be [step, loss, lr], found row 2: [\"2\", \"0.5\", \"0\"]"),
+    ("history of texts", _with("history", ["x"]),
+     "expected each row of field 'history' to be [step, loss, lr], found row 1: \"x\""),
+    ("history row not a list", _row("history", {"step": 2}),
+     "expected each row of field 'history' to be [step, loss, lr], found row 2: {\"step\": 2}"),
+    ("eval row of an earlier version", _row("eval_history", [2, 0.5]),
+     "expected each row of field 'eval_history' to be [step, eval MSE, text-only MSE, gate], found row 2: [2, 0.5]"),
+    ("eval row with a null", _row("eval_history", [2, 0.5, None, 0.1]),
+     "found row 2: [2, 0.5, null, 0.1]"),
+    ("a list", lambda state: [state], "expected the trainer state, a JSON object, found [{"),
+    ("null", lambda state: None, "expected the trainer state, a JSON object, found null"),
+]  # fmt: skip
+
+
+def _damage_trainer(run: Path, edit) -> None:
+    """Rewrite the last checkpoint's trainer.json with the state ``edit`` makes of it."""
+    file = _trainer_file(run)
+    file.write_text(json.dumps(edit(json.loads(file.read_text())), indent=1))
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"), [case[1:] for case in TRAINER_DAMAGE], ids=[c[0] for c in TRAINER_DAMAGE]
+)
+def test_resume_from_a_trainer_json_train_did_not_write_is_one_line_naming_it_and_its_field(
+    killed_at_step_1, tmp_path, capsys, monkeypatch, edit, expected
+):
+    """A checkpoint's trainer.json with a field missing, of another kind or out of range, or a history row of
+    another shape (a hand edit, an earlier version's): --resume is one line naming the file, the field, what it
+    should hold and what it holds, and the checkpoint to delete; before any model loads, no file changed."""
+    import training.train as train_module
+
+    run = tmp_path / "run"
+    shutil.copytree(killed_at_step_1, run)
+    _damage_trainer(run, edit)
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    before = _files(run)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    last = checkpoints(run)[-1]
+    line = _error_line(capsys)
+    assert line.startswith(f"nopaingan train: error: {last / 'trainer.json'}: "), line
+    assert expected in line and line.endswith(f"; delete the checkpoint {last} to resume from the one before it")
+    assert capsys.readouterr().out == "" and _files(run) == before
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (lambda b: b[: len(b) // 2], "not valid JSON ("),
+        (lambda b: b"", "not valid JSON (Expecting value: line 1 column 1 (char 0))"),
+        (lambda b: b"step: 1", "not valid JSON ("),
+        (lambda b: b"\xff\xfe" + b, "expected JSON text, found bytes that are not UTF-8"),
+        (lambda b: b[:-1] + b', "step": 1}', "expected each field once in an object, found 'step' twice"),
+    ],
+    ids=["cut short", "empty", "not JSON", "not UTF-8", "a field twice"],
+)
+def test_resume_from_a_trainer_json_that_is_not_json_is_one_line_naming_it(
+    killed_at_step_1, tmp_path, capsys, damage, expected
+):
+    run = tmp_path / "run"
+    shutil.copytree(killed_at_step_1, run)
+    file = _trainer_file(run)
+    file.write_bytes(damage(file.read_bytes()))
+    before = _files(run)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"nopaingan train: error: {file}: {expected}"), line
+    assert line.endswith(f"; delete the checkpoint {file.parent} to resume from the one before it")
+    assert _files(run) == before
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.floats(allow_nan=True) | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_any_field_of_any_json_value_is_read_or_refused_in_one_line(killed_at_step_1, tmp_path_factory, data):
+    """Any field of trainer.json (or of its schedule, or a history row) set to any JSON value, or removed, or the
+    file cut anywhere: reading it gives the state, or CheckpointError in one line naming the file; never another
+    error. What it gives holds every field train reads, of the kind train uses."""
+    from training.resume import read_trainer
+
+    folder = tmp_path_factory.mktemp("checkpoint")
+    text = _trainer_file(killed_at_step_1).read_text()
+    state = json.loads(text)
+    where = data.draw(st.sampled_from(["top", "lr_schedule", "history", "eval_history", "cut"]))
+    if where == "cut":
+        (folder / "trainer.json").write_text(text[: data.draw(st.integers(0, len(text) - 1))])
+    else:
+        target = state if where == "top" else state[where] if where == "lr_schedule" else state[where][0]
+        key = data.draw(st.sampled_from(sorted(target) if isinstance(target, dict) else range(len(target))))
+        if data.draw(st.booleans()) and isinstance(target, dict):
+            del target[key]
+        else:
+            target[key] = data.draw(JSON_VALUES)
+        (folder / "trainer.json").write_text(json.dumps(state))
+    try:
+        read = read_trainer(folder)
+    except CheckpointError as exc:
+        assert str(exc).startswith(f"{folder / 'trainer.json'}: ") and "\n" not in str(exc)
+        return
+    assert isinstance(read["step"], int) and isinstance(read["lr_schedule"]["last_epoch"], int)
+    for name, width in (("history", 3), ("eval_history", 4)):
+        assert all(len(row) == width and all(math.isfinite(x) for x in row) for row in read[name])
+
+
+def test_a_trainer_json_of_an_earlier_version_without_the_later_fields_is_read(killed_at_step_1, tmp_path):
+    """The fields train reads with a default (train_seconds, the inert check's, ...) may be missing: earlier
+    versions did not write them."""
+    from training.resume import REQUIRED_TRAINER_FIELDS, read_trainer
+
+    state = json.loads(_trainer_file(killed_at_step_1).read_text())
+    earlier = {k: v for k, v in state.items() if k in REQUIRED_TRAINER_FIELDS}
+    assert len(earlier) == 4 < len(state)
+    (tmp_path / "trainer.json").write_text(json.dumps(earlier))
+    assert read_trainer(tmp_path) == earlier
+
+
+# --- 20. --out with '..' after a folder that does not exist is the folder making it names --------------------------
+
+
+def _folders(root: Path) -> set[Path]:
+    return {p.relative_to(root) for p in root.rglob("*") if p.is_dir()}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parts=st.lists(st.sampled_from(["a", "b", "..", "."]), min_size=1, max_size=6),
+    existing=st.sets(st.sampled_from(["a", "b", "a/a", "a/b", "b/a"]), max_size=5),
+)
+def test_a_folder_is_made_where_mkdir_makes_it_and_nothing_beside_it(tmp_path_factory, parts, existing):
+    """``made_path`` names the folder ``mkdir -p`` of the path as given makes (the same folder, found by its real
+    path), and making it makes only that folder and its missing parents: no ``a/x`` of ``a/x/../y``."""
+    from nopaingan_core.atomic import made_path
+
+    depth = 0
+    for part in parts:  # stay below the two folders the path starts in
+        depth += {"..": -1, ".": 0}.get(part, 1)
+        if depth < -2:
+            return
+    as_given, made = tmp_path_factory.mktemp("given"), tmp_path_factory.mktemp("made")
+    for root in (as_given, made):
+        for folder in existing:
+            (root / "top" / "mid" / folder).mkdir(parents=True, exist_ok=True)
+    before = _folders(made)
+    (as_given / "top" / "mid" / Path(*parts)).mkdir(parents=True, exist_ok=True)
+    target = made_path(made / "top" / "mid" / Path(*parts))
+    target.mkdir(parents=True, exist_ok=True)
+    wanted = Path(os.path.realpath(as_given / "top" / "mid" / Path(*parts))).relative_to(as_given.resolve())
+    assert Path(os.path.realpath(target)).relative_to(made.resolve()) == wanted
+    new = _folders(made) - before
+    assert new == {p for p in (wanted, *wanted.parents) if p != Path(".")} - before
+
+
+@pytest.mark.parametrize(
+    "out",
+    ["a/x/../y", "a/x/w/../../y", "a/x/../../a/y", "a/x/../y/z/../w", "x/../a/y", "a/y/x/..", "new/x/../y"],
+)
+def test_out_with_dots_after_a_missing_folder_makes_the_run_there_and_nothing_else(
+    cached_data, tmp_path, capsys, monkeypatch, out
+):
+    """--out a/x/../y with no a/x: the run is made in a/y, as mkdir -p would name it, and no a/x is left beside it
+    (it was, and the checks of the folder looked at a/x/../y, which names nothing until a/x exists)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    before = _folders(tmp_path)
+    argv = ["train", "--data", str(cached_data), "--out", out, "--max-steps", "1", "--eval-every", "0", "--quiet"]
+    assert main(argv) == 0
+    run = Path(os.path.normpath(out))  # no symbolic links here
+    fusion = (tmp_path / run / "fusion.safetensors").resolve()
+    said = capsys.readouterr().out.splitlines()[-1].split(": 1 step")[0]  # the folder as made, a/../a/y for one
+    assert Path(said).resolve() == fusion and fusion.is_file()
+    new = {p for p in _folders(tmp_path) - before if run not in (p, *p.parents)}
+    assert new == {p for p in run.parents if p != Path(".")} - before
+    assert Path(json.loads((run / "config.json").read_text())["out"]).resolve() == fusion.parent
+
+
+def _foreign(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+
+
+def _finished(folder: Path) -> None:
+    folder.mkdir(parents=True)
+    (folder / "summary.json").write_text("{}")
+
+
+@pytest.mark.parametrize(
+    ("out", "make", "expected"),
+    [
+        ("a/x/../y", _foreign, "--out {run}: expected a new or empty folder for the run, found other files "
+         "(notes.txt)"),
+        ("a/x/w/../../y", _foreign, "found other files (notes.txt)"),
+        ("a/x/../y", _finished, "--out {run} holds a finished run's summary.json; use another --out"),
+        ("a/x/../y", lambda folder: None, "--warmup-steps must be at most the run's 1 step, found 9"),
+        ("a/x/../x2/../y", lambda folder: None, "--warmup-steps must be at most the run's 1 step, found 9"),
+    ],
+)  # fmt: skip
+def test_out_with_dots_after_a_missing_folder_is_checked_where_it_would_be_made(
+    cached_data, tmp_path, capsys, monkeypatch, out, make, expected
+):
+    """The checks of --out a/x/../y look at a/y, where the run would be made: a folder holding other files or a
+    finished run is refused (it was taken for a new folder and written into), and a refused run makes no folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    run = Path(os.path.normpath(out))
+    make(run)
+    before = _files(tmp_path), _folders(tmp_path)
+    argv = ["train", "--data", str(cached_data), "--out", out, "--max-steps", "1", "--eval-every", "0"]
+    assert main([*argv, "--warmup-steps", "9" if "warmup" in expected else "0", "--quiet"]) == 2
+    assert _error_line(capsys).endswith(expected.format(run=run))
+    assert (_files(tmp_path), _folders(tmp_path)) == before

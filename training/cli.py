@@ -239,6 +239,32 @@ def dataset_folder(text: str) -> Path:
     return folder
 
 
+def cache_folder(text: str) -> Path:
+    """A folder made by ``nopaingan dataset cache`` (it holds cache shards), checked when parsed, before any model
+    is looked for: a folder of model weights, a dataset folder or an empty one is refused naming the option."""
+    import fnmatch
+
+    from nopaingan_core.atomic import describe_os_error
+
+    from .cache import SHARD_GLOB
+    from .errors import count_text
+
+    folder = existing_folder("cache folder")(text)
+    try:
+        names = sorted(p.name for p in folder.iterdir())
+    except OSError as exc:  # argparse would not catch it: a traceback
+        raise argparse.ArgumentTypeError(f"{text}: cannot read it ({describe_os_error(exc) or exc})") from None
+    if not any(fnmatch.fnmatch(name, SHARD_GLOB) for name in names):
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        count = count_text(len(names), "file or folder", "files or folders")
+        found = f"{count} but no shard ({shown})" if names else "an empty folder"
+        raise argparse.ArgumentTypeError(
+            f"{text}: expected a cache folder of shards ({SHARD_GLOB}, made by nopaingan dataset cache DATA), "
+            f"found {found}"
+        )
+    return folder
+
+
 def _run_dataset_cache(args: argparse.Namespace) -> int:
     from nopaingan_core.atomic import check_output_folder
     from nopaingan_core.hub import check_available
@@ -284,6 +310,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         MAX_GATE_INIT,
         MAX_LR,
         MAX_NOISE_DRAWS,
+        MAX_TOKENS,
         MIXED_PRECISION,
         OPTIMIZERS,
         SAVE_EVERY,
@@ -302,7 +329,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add = train.add_argument
     add("--data", type=existing_folder("dataset folder"), metavar="DATA", help="dataset folder")
     add("--out", type=path_arg, metavar="RUN", help="run folder (checkpoints, logs, fusion.safetensors)")
-    add("--cache", type=existing_folder("cache folder"), metavar="DIR", help="cache folder (default: DATA/cache)")
+    add("--cache", type=cache_folder, metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
     add("--optimizer", choices=OPTIMIZERS, help="optimizer of adapter and fusion " + recipes_default("optimizer"))
     add("--lr", type=float_range(0.0, MAX_LR, low_open=True), help="peak learning rate " + recipes_default("lr"))
@@ -333,7 +360,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         help="each draw's timestep on its own, or a step's draws spread evenly over the range "
         + recipes_default("timesteps"),
     )
-    add("--tokens", type=int_range(1, 256), default=16, help="music tokens the adapter makes")
+    add("--tokens", type=int_range(1, MAX_TOKENS), default=16, help="music tokens the adapter makes")
     add(
         "--adapter-init",
         choices=ADAPTER_INITS,
@@ -405,7 +432,7 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
         type=path_arg,
         help="report folder, refused if it holds a report (default: eval/ next to the checkpoint, else eval-1/...)",
     )
-    add("--cache", type=existing_folder("cache folder"), metavar="DIR", help="cache folder (default: DATA/cache)")
+    add("--cache", type=cache_folder, metavar="DIR", help="cache folder (default: DATA/cache)")
     add("--sd", help="miniSD repo id or folder (default: the one the cache was made with)")
     add("--split", choices=("train", "eval"), default="eval", help="albums to evaluate on")
     add("--limit", type=int_range(1), help="only the first N albums of the split")

@@ -24,6 +24,8 @@ from nopaingan_core.checkpoint import FusionModel, load_fusion, save_fusion
 from nopaingan_core.errors import CheckpointError
 
 from .atomic import save_safetensors, write_text
+from .errors import DatasetError
+from .json_text import FLAG, Field, field_problem, is_number, is_whole, number_field, parse_json, shown, whole_field
 
 CHECKPOINTS = "checkpoints"
 STEP_DIR = re.compile(r"^step-(\d{8})$")
@@ -173,13 +175,69 @@ def damaged_checkpoint(path: Path):
         ) from None
 
 
+def _is_list(value: object) -> bool:
+    return isinstance(value, list)
+
+
+def _is_object(value: object) -> bool:
+    return isinstance(value, dict)
+
+
+# The rows of trainer.json's histories: a step, then numbers (loss.csv's and eval.csv's rows)
+HISTORY_ROWS = {"history": ("step", "loss", "lr"), "eval_history": ("step", "eval MSE", "text-only MSE", "gate")}
+# What trainer.json holds (train's trainer_state). Train reads the fields after eval_history with a default (later
+# versions added them; scaler is null without mixed precision), so only the first four are required.
+TRAINER_FIELDS: dict[str, Field] = {
+    "step": whole_field(1),
+    "lr_schedule": ("the learning-rate schedule's state, an object", _is_object),
+    **{name: (f"a list of [{', '.join(columns)}] rows", _is_list) for name, columns in HISTORY_ROWS.items()},
+    "scaler": ("the loss scaler's state, an object, or null", lambda v: v is None or _is_object(v)),
+    "first_step_gradient_norm": ("an object of numbers", lambda v: _is_object(v) and all(map(is_number, v.values()))),
+    "train_seconds": number_field(0.0),
+    "inert_streak": whole_field(0),
+    "music_inert": FLAG,
+    "stopped_early": FLAG,
+}
+REQUIRED_TRAINER_FIELDS = ("step", "lr_schedule", *HISTORY_ROWS)
+# What the schedule's (a LambdaLR's) load_state_dict needs: without last_epoch it would start the schedule again
+SCHEDULE_FIELDS: dict[str, Field] = {"last_epoch": whole_field(0), "lr_lambdas": ("a list", _is_list)}
+
+
 def read_trainer(path: Path) -> dict:
-    """The trainer state (step, epoch, ...) of the checkpoint folder ``path`` (:class:`CheckpointError` if damaged)."""
-    with damaged_checkpoint(path):
-        state = json.loads((path / TRAINER).read_text())
-        if not isinstance(state, dict) or not isinstance(state.get("step"), int):
-            raise ValueError(f"{TRAINER} holds no step")
-        return state
+    """The trainer state (step, schedule, histories, ...) of the checkpoint folder ``path``, checked field by field
+    (:data:`TRAINER_FIELDS`): :class:`CheckpointError` in one line naming the file, the field, what it should hold
+    and what it holds, for a file cut short, not JSON, or missing a field or holding one of another kind."""
+    file = path / TRAINER
+    hint = f"delete the checkpoint {path} to resume from the one before it"
+    try:
+        state = parse_json(file.read_bytes().decode("utf-8"), str(file))
+    except UnicodeDecodeError:
+        raise CheckpointError(f"{file}: expected JSON text, found bytes that are not UTF-8; {hint}") from None
+    except DatasetError as exc:  # not JSON (cut short), or a field given twice
+        raise CheckpointError(f"{exc}; {hint}") from None
+    problem = _trainer_problem(state)
+    if problem:
+        raise CheckpointError(f"{file}: {problem}; {hint}")
+    return state
+
+
+def _trainer_problem(state: object) -> str | None:
+    """What is wrong with ``state`` as a checkpoint's trainer state (:data:`TRAINER_FIELDS`), or None."""
+    if not isinstance(state, dict):
+        return f"expected the trainer state, a JSON object, found {shown(state)}"
+    problem = field_problem(state, TRAINER_FIELDS, REQUIRED_TRAINER_FIELDS)
+    if problem:
+        return problem
+    schedule = field_problem(state["lr_schedule"], SCHEDULE_FIELDS, tuple(SCHEDULE_FIELDS))
+    if schedule:
+        return f"in field 'lr_schedule', {schedule}"
+    for name, columns in HISTORY_ROWS.items():
+        for number, row in enumerate(state[name], 1):
+            fits = isinstance(row, list) and len(row) == len(columns) and is_whole(row[0])
+            if not (fits and all(map(is_number, row[1:]))):
+                expected = f"expected each row of field {name!r} to be [{', '.join(columns)}]"
+                return f"{expected}, found row {number}: {shown(row)}"
+    return None
 
 
 def load_checkpoint(path: Path, fusion: FusionModel, optimizer: torch.optim.Optimizer, rank: int = 0) -> dict:

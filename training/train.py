@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nopaingan_core.atomic import made_path
 from nopaingan_core.checkpoint import FusionModel, new_fusion, non_finite_tensors, save_fusion
 from nopaingan_core.cli_args import MAX_SEED
 from nopaingan_core.errors import CheckpointError, NoPainGanError
@@ -39,7 +40,18 @@ from .adapter_init import STATS_ALBUMS, whiten_adapter_input
 from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CachedAlbum, CacheReader
 from .errors import DatasetError, change_text, count_text
-from .json_text import DuplicateFieldError, parse_json
+from .json_text import (
+    FLAG,
+    DuplicateFieldError,
+    Field,
+    choice_field,
+    field_problem,
+    is_whole,
+    number_field,
+    or_null,
+    parse_json,
+    whole_field,
+)
 from .recipes import (
     NONE_TEXT,
     RECIPE_KEYS,
@@ -65,6 +77,7 @@ OPTIMIZERS = ("sgd", "adamw")
 MAX_LR = 10.0  # a learning rate above this is a typo (AdamW moves each weight by about lr a step)
 MAX_GATE_INIT = 10.0  # tanh(10) is 1 to eight digits: a larger start opens the gate no further
 MAX_NOISE_DRAWS = 64  # each draw is one more UNet pass per album and step (and its activations in memory)
+MAX_TOKENS = 256  # music tokens the adapter makes, beside the text's 77
 ADAPTER_INITS = ("data", "random")
 TIMESTEPS = ("uniform", "stratified")  # how a step's timesteps are drawn (stratified_timesteps)
 MIXED_PRECISION = ("no", "bf16", "fp16")
@@ -124,13 +137,53 @@ RESUME_KEYS = (
 RESUME_FREE = ("save_every", "keep_checkpoints", "workers", "progress")
 # Folders a resumed run may be given elsewhere, but only when the recorded one is gone (moved or renamed): a run
 # is not pointed at other data while its own is still there.
-RESUME_MOVABLE = ("data", "cache", "sd")
+RESUME_MOVABLE = {"data": "dataset folder", "cache": "cache folder", "sd": "Stable Diffusion model folder"}
 # Options added after runs were first recorded, at the value the runs recorded without them used: such a run's
 # config.json lacks the key, and it resumes as it started.
 UNRECORDED = {"noise_draws": 1, "timesteps": "uniform"}
 # Summary entries that time the run: in summary.json, not in fusion.safetensors's metadata, so that the same run
 # (seed, options, data, threads) writes the same file byte for byte.
 WALL_CLOCK_KEYS = ("train_seconds",)
+
+
+def _folder_name(value: object) -> bool:
+    return isinstance(value, str | Path) and str(value).strip() != ""
+
+
+# What each option holds, in words and as a test: the ranges the command line's types check when parsing, for the
+# Python API and for a run's config.json (checked as read, before its recipe fills anything: a null there is not the
+# recipe's value). A recipe's warm-up is recorded as -1; max_timestep's upper end is the UNet scheduler's.
+OPTION_FIELDS: dict[str, Field] = {
+    "data": ("a dataset folder's path", _folder_name),
+    "cache": or_null(("a cache folder's path", _folder_name), "DATA/cache"),
+    "sd": or_null(("a miniSD repo id or folder", _folder_name), "the one the cache was made with"),
+    "recipe": choice_field(RECIPES),
+    "optimizer": choice_field(OPTIMIZERS),
+    "lr": number_field(0.0, MAX_LR, low_open=True),
+    "weight_decay": number_field(0.0),
+    "warmup_steps": ("a whole number of at least 0, or -1 (a tenth of the run)", lambda v: is_whole(v) and v >= -1),
+    "batch_size": whole_field(1),
+    "noise_draws": whole_field(1, MAX_NOISE_DRAWS),
+    "gate_init": number_field(0.0, MAX_GATE_INIT),
+    "gate_lr_scale": number_field(0.0, low_open=True),
+    "grad_accum": whole_field(1),
+    "epochs": whole_field(1),
+    "max_steps": or_null(whole_field(1), "as many as --epochs takes"),
+    "max_timestep": or_null(whole_field(1), "the whole schedule"),
+    "timesteps": choice_field(TIMESTEPS),
+    "tokens": whole_field(1, MAX_TOKENS),
+    "adapter_init": choice_field(ADAPTER_INITS),
+    "mixed_precision": choice_field(MIXED_PRECISION),
+    "save_every": whole_field(1),
+    "keep_checkpoints": whole_field(0),
+    "eval_every": whole_field(0),
+    "eval_albums": whole_field(1),
+    "stop_if_inert": FLAG,
+    "seed": whole_field(0, MAX_SEED),
+    "workers": whole_field(0),
+}
+# config.json also records the number of processes the run had (--resume needs the same)
+RECORDED_FIELDS = OPTION_FIELDS | {"processes": whole_field(1)}
 
 
 class TrainingDiverged(NoPainGanError):
@@ -387,7 +440,8 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     recipe_batch = config.batch_size is None  # the same for a recipe's batch larger than the train albums
     config = resolve_recipe(config)
     _check_config(config)
-    run = Path(config.out)
+    run = made_path(Path(config.out))  # a/x/../y is a/y, not a/x made and left beside it
+    config = replace(config, out=run)
     accelerator = Accelerator(
         mixed_precision=config.mixed_precision, log_with="tensorboard", project_dir=str(run / "logs")
     )
@@ -650,45 +704,16 @@ def _to(music: torch.Tensor | list[torch.Tensor], device: torch.device) -> torch
 
 
 def _check_config(config: TrainConfig) -> None:
-    choices = {
-        "adapter_init": ADAPTER_INITS,
-        "optimizer": OPTIMIZERS,
-        "mixed_precision": MIXED_PRECISION,
-        "timesteps": TIMESTEPS,
-    }
-    for name, allowed in choices.items():
-        if (value := getattr(config, name)) not in allowed:
-            raise NoPainGanError(f"unknown {name.replace('_', ' ')} {value!r}; expected one of {', '.join(allowed)}")
-    positive = ("batch_size", "noise_draws", "grad_accum", "epochs", "save_every", "tokens")
-    others = ("eval_every", "seed", "max_steps", "max_timestep", "warmup_steps", "eval_albums", "keep_checkpoints")
-    for name in (*positive, *others):
-        value = getattr(config, name)  # a hand-edited config.json may hold "2" or 2.5
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-            raise NoPainGanError(f"--{name.replace('_', '-')} must be a whole number, found {value!r}")
-    if not 0 <= config.seed <= MAX_SEED:
-        raise NoPainGanError(f"--seed must be from 0 to {MAX_SEED}, found {config.seed}")
-    for name in positive:
-        if getattr(config, name) < 1:
-            raise NoPainGanError(f"--{name.replace('_', '-')} must be at least 1, found {getattr(config, name)}")
-    if config.noise_draws > MAX_NOISE_DRAWS:
-        raise NoPainGanError(f"--noise-draws must be at most {MAX_NOISE_DRAWS}, found {config.noise_draws}")
-    if not 0 <= config.gate_init <= MAX_GATE_INIT:
-        raise NoPainGanError(f"--gate-init must be from 0 to {MAX_GATE_INIT:g}, found {config.gate_init:g}")
-    if config.max_steps is not None and config.max_steps < 1:
-        raise NoPainGanError(f"--max-steps must be at least 1, found {config.max_steps}")
-    if not 0 < config.lr <= MAX_LR:
-        raise NoPainGanError(f"--lr must be above 0 and at most {MAX_LR:g}, found {config.lr:g}")
-    if config.gate_lr_scale <= 0:
-        raise NoPainGanError(f"--gate-lr-scale must be positive, found {config.gate_lr_scale}")
+    """Refuse options no command line gives (the Python API's; a hand-edited config.json's, which
+    :func:`resumed_config` names first) in one line: each against :data:`OPTION_FIELDS`, then together."""
+    for name, (what, test) in OPTION_FIELDS.items():
+        if not test(value := getattr(config, name)):
+            raise NoPainGanError(f"--{name.replace('_', '-')} must be {what}, found {value!r}")
     if not math.isfinite(config.lr * config.gate_lr_scale) or config.lr * config.gate_lr_scale > MAX_LR:
         raise NoPainGanError(
             f"--lr x --gate-lr-scale (the gate's learning rate) must be at most {MAX_LR:g}, "
             f"found {config.lr:g} x {config.gate_lr_scale:g}"
         )
-    if config.warmup_steps < -1:  # -1: a tenth of the run (the default recipe's)
-        raise NoPainGanError(f"--warmup-steps must be at least 0, found {config.warmup_steps}")
-    if config.eval_every < 0:
-        raise NoPainGanError(f"--eval-every must be at least 0, found {config.eval_every}")
     if config.stop_if_inert and not config.eval_every:
         raise NoPainGanError("--stop-if-inert needs the held-out evaluations, found --eval-every 0")
 
@@ -764,19 +789,29 @@ def album_record(reader: CacheReader, train: list[Album], evaluated: list[Album]
     }
 
 
-def _check_same_albums(run: Path, used: dict[str, list[list[str]]]) -> None:
-    """Refuse to continue a run on other albums than it started with (its :data:`ALBUMS_FILE`), in one line saying
-    how many of each split were added, removed or changed; a run recorded before that file resumes as before."""
+def _recorded_albums(run: Path) -> dict[str, list[tuple[str, str]]] | None:
+    """The albums the run in ``run`` trains and evaluates on (its :data:`ALBUMS_FILE`: each split's ``(id,
+    fingerprint)`` pairs), None for a run recorded before that file; :class:`NoPainGanError` for a file that does not
+    hold them."""
     path = run / ALBUMS_FILE
     if not path.is_file():
-        return
+        return None
     try:
         recorded = json.loads(path.read_text())
-        recorded = {split: [(str(i), str(f)) for i, f in recorded[split]] for split in used}
+        return {split: [(str(i), str(f)) for i, f in recorded[split]] for split in (TRAIN, EVAL)}
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
         raise NoPainGanError(
             f"{path}: expected the albums the run started with (JSON: train and eval lists), found other text"
         ) from None
+
+
+def _check_same_albums(run: Path, used: dict[str, list[list[str]]]) -> None:
+    """Refuse to continue a run on other albums than it started with (its :data:`ALBUMS_FILE`), in one line saying
+    how many of each split were added, removed or changed; a run recorded before that file resumes as before."""
+    recorded = _recorded_albums(run)
+    if recorded is None:
+        return
+    path = run / ALBUMS_FILE
     changes = []
     for split, pairs in used.items():
         before, now = dict(recorded[split]), {i: f for i, f in pairs}
@@ -803,10 +838,12 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     ``given`` (the :class:`TrainConfig` fields a command line gave, even at their default values) checked against
     them. Only the :data:`RESUME_FREE` ones may differ, and the :data:`RESUME_MOVABLE` folders where the recorded
     one is gone; any other with another value is refused in one line naming each such option, the recorded value
-    and the given one (:class:`NoPainGanError`).
+    and the given one (:class:`NoPainGanError`), and so is a recorded folder that is gone and not given anew.
 
-    A recorded recipe option equal to its recipe's value counts as the recipe's again (unless given), so that the
-    run cuts a recipe's warm-up or batch to its length and albums as it did (:func:`fitted_batch_size`)."""
+    An option given at the run's own value (the recorded one, or the batch its recipe's was cut to,
+    :func:`_trained_batch`) is taken as not given, and a recorded recipe option equal to its recipe's value counts
+    as the recipe's again, so that the run cuts a recipe's warm-up or batch to its length and albums as it did
+    (:func:`fitted_batch_size`)."""
     _check_resumable(run, checkpoints(run))
     path = run / CONFIG_FILE
     try:
@@ -817,18 +854,26 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
         saved = None
     if not isinstance(saved, dict) or "data" not in saved:
         raise NoPainGanError(f"{path}: expected the options the run started with (a JSON object), found other text")
+    problem = field_problem(saved, RECORDED_FIELDS)  # a key an earlier version did not record is not there
+    if problem:
+        raise NoPainGanError(f"{path}: {problem}")
     names = [f.name for f in fields(TrainConfig) if f.name not in ("out", "resume")]
     recorded = UNRECORDED | {k: v for k, v in saved.items() if k in names}
     for name in ("data", "cache"):
         recorded[name] = None if recorded.get(name) is None else Path(recorded[name])
+    # the run's own values: the recorded ones, and the batch it trains with where its recipe's was cut
+    batch = _trained_batch(run, recorded, saved.get("processes", 1)) if "batch_size" in given else None
+    cut = {"batch_size": f" (cut to {batch})"} if batch not in (None, recorded.get("batch_size")) else {}
+    given = {
+        name: value
+        for name, value in given.items()
+        if not (_same_option(recorded.get(name), value) or (name in cut and value == batch))
+    }
     changed = [
-        f"--{name.replace('_', '-')}: recorded {_option_text(recorded.get(name), name)}, "
+        f"--{name.replace('_', '-')}: recorded {_option_text(recorded.get(name), name)}{cut.get(name, '')}, "
         f"given {_option_text(given[name], name)}"
-        for name in names
-        if name in given
-        and name not in RESUME_FREE
-        and not _same_option(recorded.get(name), given[name])
-        and not (name in RESUME_MOVABLE and _gone(recorded.get(name)))
+        for name in names  # in the options' order, whatever the command line's
+        if name in given and name not in RESUME_FREE and not (name in RESUME_MOVABLE and _gone(recorded.get(name)))
     ]
     if changed:
         free = ", ".join(f"--{name.replace('_', '-')}" for name in RESUME_FREE if name != "progress")
@@ -837,12 +882,28 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
             f"{'; '.join(changed)} (only {free} and --quiet may change; --data, --cache and --sd only where the "
             "recorded folder is gone)"
         )
+    gone = [
+        f"the {what} the run started with, {recorded[name]}, is gone; pass --{name} NEW to name its new place"
+        for name, what in RESUME_MOVABLE.items()
+        if name not in given and _gone(recorded.get(name))
+    ]
+    if gone:
+        raise NoPainGanError(f"{run}: {'; '.join(gone)}")
     config = TrainConfig(**(recorded | given | {"out": run, "resume": True}))
-    if config.recipe in RECIPES:
-        filled = resolve_recipe(replace(config, **dict.fromkeys(RECIPE_KEYS)))
-        unset = [k for k in RECIPE_KEYS if k not in given and getattr(filled, k) == getattr(config, k)]
-        config = replace(config, **dict.fromkeys(unset))
-    return config
+    filled = resolve_recipe(replace(config, **dict.fromkeys(RECIPE_KEYS)))
+    unset = [k for k in RECIPE_KEYS if getattr(filled, k) == getattr(config, k)]
+    return replace(config, **dict.fromkeys(unset))
+
+
+def _trained_batch(run: Path, recorded: dict[str, object], processes: int) -> int | None:
+    """The batch the run in ``run`` trains with: its ``recorded`` one, or its recipe's cut to the train albums its
+    :data:`ALBUMS_FILE` holds (:func:`fitted_batch_size`), which the run says and summary.json records while
+    config.json keeps the recipe's; None for a run recorded before that file."""
+    albums = _recorded_albums(run)
+    if albums is None:
+        return None
+    config = resolve_recipe(TrainConfig(**(recorded | {"out": run})))  # a batch not recorded is the recipe's
+    return fitted_batch_size(config, len(albums[TRAIN]), processes, from_recipe=True)[0]
 
 
 def _same_option(recorded: object, given: object) -> bool:
