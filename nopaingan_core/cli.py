@@ -375,7 +375,7 @@ def run_generate(args: argparse.Namespace) -> int:
     from .hub import check_available
 
     _check_generate(args)
-    check_output_folder(args.out, "--out")
+    args.out = check_output_folder(args.out, "--out")  # as mkdir -p names it (atomic.made_path)
     if args.from_png is not None:
         record = _record_from_png(args.from_png)
         _check_record_models(record, args.from_png)
@@ -643,8 +643,8 @@ def run_demo(args: argparse.Namespace) -> int:
     from .synth import synth_song
     from .tiny import build_tiny_models
 
-    check_output_folder(args.out, "--out")
-    check_output_folder(args.models_dir, "--models-dir")
+    args.out = check_output_folder(args.out, "--out")
+    args.models_dir = check_output_folder(args.models_dir, "--models-dir")
     note(
         args,
         "demo: every model here is tiny and randomly initialised (no download needed); the covers are "

@@ -992,3 +992,23 @@ def test_no_latin_letter_is_dropped_from_an_id(letters: list[str], album: str) -
     decomposes it (é) or not (đ, ɓ, ƒ)."""
     words = "".join(BASE_LETTERS[char] for char in letters) + ("-best-of" if album else "")
     assert album_id("".join(letters), album)[:-9] == words  # before "-" and the hash
+
+
+@pytest.mark.parametrize("out", ["a/x/../DATA", "a/x/w/../../DATA", "x/../a/DATA", "a/x/../y/z/../DATA"])
+def test_import_out_with_dots_after_a_missing_folder_makes_only_that_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, out: str
+) -> None:
+    """--out a/x/../DATA with no a/x: the dataset goes where mkdir -p puts it (a/DATA) and no a/x is left behind
+    (the check named the folder as mkdir -p does, the import wrote through the path as typed)."""
+    make_track(tmp_path / "music/A/One/1.mp3", 1.5, album="One", artist="A", picture=image_bytes(RED))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    before = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_dir()}
+    argv = ["dataset", "import", "music", "--out", out, "--cache-dir", "c", "--quiet", "--eval-fraction", "0"]
+    assert main(argv) == 0
+    data = Path(os.path.normpath(out))
+    assert (tmp_path / data / "metadata.jsonl").is_file()
+    made = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_dir()} - before
+    assert {p for p in made if data not in (p, *p.parents) and p.parts[0] != "c"} == (
+        {p for p in data.parents if p != Path(".")} - before
+    )

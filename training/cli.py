@@ -152,7 +152,7 @@ def _run_dataset_import(args: argparse.Namespace) -> int:
     from .dataset_import import import_dataset
     from .download import Downloader, default_cache_dir
 
-    check_output_folder(args.out, "--out")
+    args.out = check_output_folder(args.out, "--out")  # as mkdir -p names it (atomic.made_path)
     check_output_folder(args.cache_dir or default_cache_dir(), "--cache-dir")
 
     downloader = Downloader(
@@ -269,7 +269,7 @@ def _run_dataset_cache(args: argparse.Namespace) -> int:
     from nopaingan_core.atomic import check_output_folder
     from nopaingan_core.hub import check_available
 
-    check_output_folder(args.out or args.data / "cache", "--out")
+    args.out = check_output_folder(args.out or args.data / "cache", "--out")
     check_available(args.sd, "Stable Diffusion model", "--sd", "unet/config.json")
     check_available(args.mir, "music encoder", "--mir")
 

@@ -538,8 +538,8 @@ def run_fetch(args: argparse.Namespace) -> int:
     country = country_code(args.country)
     names = catalogue_names(args.catalogues)
     if args.out is not None:
-        check_out(args.out.expanduser(), args.replace)
-        check_output_folder(args.out, "--out")
+        args.out = check_output_folder(args.out, "--out")  # as mkdir -p names it (atomic.made_path)
+        check_out(args.out, args.replace)
     _check_cover_sizes(args, names)
     if args.save_list is not None:
         check_output_file(args.save_list, "--save-list")

@@ -354,7 +354,7 @@ def run_finish(args: argparse.Namespace) -> int:
     from .finish import TextOptions, check_redraw, load_cover
 
     if args.out is not None:
-        check_output_folder(args.out, "--out")
+        args.out = check_output_folder(args.out, "--out")
     else:
         for path in args.images:
             check_output_folder(path.parent, "IMAGE", label=f"{path} (its release cover goes beside it; or --out)")
