@@ -588,10 +588,58 @@ def test_check_cover_cli(tmp_path, good_cover, capsys):
     blurry = tmp_path / "blurry.png"
     good_cover.filter(ImageFilter.GaussianBlur(6)).save(blurry, icc_profile=srgb_profile())
     assert main(["check-cover", str(blurry), "--json"]) == 1
-    rules = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["file"] == str(blurry) and report["passed"] is False
+    rules = {r["name"]: r for r in report["rules"]}
     assert not rules["sharpness"]["passed"] and rules["square"]["passed"]
     assert main(["check-cover", str(tmp_path / "nope.jpg")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("names", "status"),
+    [
+        (["good"], 0),
+        (["good", "good2"], 0),
+        (["good", "blurry"], 1),
+        (["blurry", "good"], 1),
+        (["blurry"], 1),
+        (["good", "good", "./good"], 0),
+        (["blurry", "blurry"], 1),
+    ],
+)
+def test_check_cover_takes_several_files_each_checked_once_and_fails_when_one_fails(
+    names, status, tmp_path, good_cover, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    good = encode(good_cover, "JPEG", quality=90)
+    Path("good.jpg").write_bytes(good)
+    Path("good2.jpg").write_bytes(good)
+    Path("blurry.jpg").write_bytes(encode(good_cover.filter(ImageFilter.GaussianBlur(6)), "JPEG", quality=90))
+    files = [f"{name}.jpg" for name in names]
+    assert main(["check-cover", *files]) == status
+    out = capsys.readouterr().out
+    distinct = list(dict.fromkeys(str(Path(name).resolve()) for name in files))
+    assert out.count("PASS  square") == len(distinct)
+    assert main(["check-cover", *files, "--json"]) == status
+    reports = json.loads(capsys.readouterr().out)
+    assert [str(Path(report["file"]).resolve()) for report in reports] == distinct
+    for report in reports:
+        assert report["passed"] == ("blurry" not in report["file"])
+        assert report["passed"] == all(rule["passed"] for rule in report["rules"])
+
+
+def test_check_cover_with_a_missing_or_broken_file_among_several_is_one_line_naming_it(tmp_path, good_cover, capsys):
+    good = tmp_path / "good.jpg"
+    good.write_bytes(encode(good_cover, "JPEG", quality=90))
+    assert main(["check-cover", str(good), str(tmp_path / "nope.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nope.png" in err and "no such file" in err and "\n" not in err
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(encode(good_cover, "PNG")[:200])
+    assert main(["check-cover", str(good), str(broken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "broken.png" in err and "\n" not in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(("read", "what"), [(check_cover, "cover file"), (load_cover, "image")])
@@ -1179,7 +1227,7 @@ def test_check_cover_json_gives_numbers_beside_the_display_strings(tmp_path, goo
     path = tmp_path / "cover.png"
     good_cover.save(path)
     main(["check-cover", str(path), "--json"])
-    rules = {rule["name"]: rule for rule in json.loads(capsys.readouterr().out)}
+    rules = {rule["name"]: rule for rule in json.loads(capsys.readouterr().out)[0]["rules"]}
     assert rules["file size"]["value"] == path.stat().st_size and rules["file size"]["measured"].endswith("MB")
     assert rules["size"]["value"] == list(good_cover.size)
     for name in ("sharpness", "pixelation"):

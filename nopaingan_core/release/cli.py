@@ -57,12 +57,23 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="check a cover against the distributors' rules for cover art",
         description="Each rule the stores publish for cover art, with pass/fail and the value measured: square, "
         f"{MIN_SIZE}-{MAX_SIZE} px a side, RGB with an sRGB profile, JPEG or PNG under 10 MB, sharp, and no text "
-        "but the artist and title given. Exit status 0 only when every rule passes. See docs/release.md.",
+        "but the artist and title given. Exit status 0 only when every rule passes for every file. See "
+        "docs/release.md.",
     )
-    check.add_argument("file", type=existing_file("image file (JPEG or PNG)"), metavar="FILE", help="the cover")
+    check.add_argument(
+        "files",
+        type=existing_file("image file (JPEG or PNG)"),
+        nargs="+",
+        metavar="FILE",
+        help="the cover; several are checked one after another (a file named twice is checked once)",
+    )
     check.add_argument("--title", help="the release title as in its metadata: the text on the cover must match")
     check.add_argument("--artist", help="the artist name as in the release's metadata")
-    check.add_argument("--json", action="store_true", help="print the rules as JSON")
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help='print a JSON list with one object per file: {"file", "passed", "rules"}',
+    )
     add_quiet(check)
     check.set_defaults(run=run_check)
 
@@ -141,14 +152,27 @@ def print_rules(path: Path, rules: list) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """Check each file in turn (a file named twice, however spelled, once); plain text prints each file's rules as
+    they are measured, ``--json`` one list at the end. 0 when every rule of every file passes, else 1; an unreadable
+    file is a :class:`~nopaingan_core.errors.CoverError` (exit status 2) naming it."""
     from .check import check_cover
 
-    rules = check_cover(args.file, args.title, args.artist)
+    files: dict[Path, Path] = {}
+    for path in args.files:
+        files.setdefault(path.resolve(), path)
+    passed = True
+    reports = []
+    for path in files.values():
+        rules = check_cover(path, args.title, args.artist)
+        ok = all(rule.passed for rule in rules)
+        passed &= ok
+        if args.json:
+            reports.append({"file": str(path), "passed": ok, "rules": [asdict(rule) for rule in rules]})
+        else:
+            print_rules(path, rules)
     if args.json:
-        print(json.dumps([asdict(rule) for rule in rules], ensure_ascii=False, indent=2))
-    else:
-        print_rules(args.file, rules)
-    return 0 if all(rule.passed for rule in rules) else 1
+        print(json.dumps(reports, ensure_ascii=False, indent=2))
+    return 0 if passed else 1
 
 
 def _settings(args: argparse.Namespace, seed: int = 0):
