@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from training_data import make_dataset
 
 from nopaingan_core.audio import AudioClip, load_audio
@@ -196,3 +198,83 @@ def test_a_music_model_folder_is_the_same_however_it_is_named(tmp_path, tiny_mod
 
 def _cache_with(data: Path, tiny_models, mir: str) -> CacheReport:
     return cache_dataset(data, str(tiny_models["sd"]), mir, resolution=64, progress=False)
+
+
+# How a dataset's files can change after it was cached; `touched` ones keep their bytes, the others do not.
+def _touch(path: Path) -> None:
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+
+
+def _rewrite(path: Path) -> None:  # the same bytes written again (a copy, an editor's save): new modification time
+    path.write_bytes(path.read_bytes())
+
+
+def _flip_a_byte(path: Path) -> None:  # same size; the modification time restored would hide it, so it is not
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _append(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"\0")
+
+
+CHANGES = {
+    "touch": (_touch, False),
+    "rewrite": (_rewrite, False),
+    "flip": (_flip_a_byte, True),
+    "append": (_append, True),
+}
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    preserve_times=st.booleans(),
+    changes=st.dictionaries(
+        st.integers(0, 5), st.tuples(st.sampled_from(sorted(CHANGES)), st.sampled_from(["cover", "audio"])), max_size=4
+    ),
+)
+def test_a_copied_dataset_stays_cached_and_only_changed_bytes_make_an_album_stale(
+    cached_data, tmp_path_factory, preserve_times, changes
+):
+    """A dataset copied with `cp -r` (new modification times) or `cp -rp` keeps its cache; an album is stale
+    exactly when its cover's or audio's bytes changed, whatever happened to the files' times."""
+    copy = tmp_path_factory.mktemp("copy") / "data"
+    shutil.copytree(cached_data, copy, copy_function=shutil.copy2 if preserve_times else shutil.copy)
+    albums = read_dataset(copy)
+    for index, (change, which) in changes.items():
+        CHANGES[change][0](getattr(albums[index], which))
+    expected = sorted(albums[i].id for i, (change, _) in changes.items() if CHANGES[change][1])
+    reader = CacheReader(copy / "cache")
+    assert sorted(reader.stale(albums)) == expected
+    if not expected:
+        assert reader.require(albums) == albums
+    shutil.rmtree(copy.parent)
+
+
+def test_untouched_files_are_not_read_and_an_edited_prompt_is_stale(cached_data, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(cached_data, data)  # copy2: the recorded sizes and times still hold
+    monkeypatch.setattr(cache_module, "_file_digest", lambda path: pytest.fail(f"{path} was read"))
+    albums = read_dataset(data)
+    assert CacheReader(data / "cache").stale(albums) == []
+    rows = [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines()]
+    rows[2]["album"] = "Another Title"
+    (data / "metadata.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.undo()
+    assert CacheReader(data / "cache").stale(read_dataset(data)) == [rows[2]["id"]]
+
+
+def test_a_cache_from_before_content_fingerprints_stays_usable_until_its_files_change(cached_data, tmp_path):
+    """Shards written by earlier versions hold a fingerprint of sizes and modification times and no stats."""
+    data = tmp_path / "data"
+    shutil.copytree(cached_data, data)
+    reader = CacheReader(data / "cache")
+    albums = read_dataset(data)
+    for album in albums:
+        entry = reader.entries[album.id][1]
+        del entry["stats"]
+        entry["fingerprint"] = cache_module._stat_fingerprint(album, reader.spec)
+    assert reader.stale(albums) == []
+    _touch(albums[0].audio)  # the old fingerprint cannot tell a new time from new bytes: encoded again
+    assert reader.stale(albums) == [albums[0].id]

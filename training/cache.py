@@ -117,12 +117,48 @@ class CacheReport:
         return line
 
 
+def file_stats(album: Album) -> list[list[int]]:
+    """``[size, modification time in ns]`` of the album's cover and audio file: what :func:`unchanged` compares
+    first, as make and rsync do, before reading any file."""
+    return [[(st := p.stat()).st_size, st.st_mtime_ns] for p in (album.cover, album.audio)]
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def fingerprint(album: Album, spec: CacheSpec) -> str:
-    """Changes when the album's prompt, cover or audio file changes (size or modification time), so those
-    albums are encoded again; unchanged ones are reused."""
+    """Changes when the album's prompt or the bytes of its cover or audio file change, so those albums are encoded
+    again; unchanged ones are reused. It reads both files (SHA-256): a copy of the dataset (``cp -r`` without
+    ``-p``, a sync that does not keep modification times) is the same dataset. Raises OSError for a file that
+    cannot be read."""
+    text = json.dumps([album.prompt(spec.prompt_template), [_file_digest(p) for p in (album.cover, album.audio)]])
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _stat_fingerprint(album: Album, spec: CacheSpec) -> str:
+    """The fingerprint of caches made before :func:`fingerprint` read the files (prompt, file names, sizes and
+    modification times), so that their entries stay usable while the files are untouched."""
     files = [(str(p.name), p.stat().st_size, p.stat().st_mtime_ns) for p in (album.cover, album.audio)]
     text = json.dumps([album.prompt(spec.prompt_template), files])
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
+def unchanged(album: Album, spec: CacheSpec, entry: dict) -> bool:
+    """Whether the cache ``entry`` (a shard's album record) holds ``album`` as it is now. Files whose size and
+    modification time are those recorded (``entry["stats"]``) with the same prompt are taken as unchanged without
+    reading them; otherwise their bytes decide (:func:`fingerprint`). Entries from before ``stats`` was recorded
+    match by their own size-and-time fingerprint, or by content once re-encoded. Raises OSError for a file that
+    cannot be read."""
+    if entry.get("stats") == file_stats(album) and entry.get("prompt") == album.prompt(spec.prompt_template):
+        return True
+    if "stats" not in entry and entry["fingerprint"] == _stat_fingerprint(album, spec):
+        return True
+    return entry["fingerprint"] == fingerprint(album, spec)
 
 
 class CacheReader:
@@ -167,11 +203,7 @@ class CacheReader:
 
     def stale(self, albums: Sequence[Album]) -> list[str]:
         """The ids of the cached ``albums`` whose files changed since they were cached (their fingerprint)."""
-        return [
-            a.id
-            for a in albums
-            if a.id in self.entries and self.entries[a.id][1]["fingerprint"] != fingerprint(a, self.spec)
-        ]
+        return [a.id for a in albums if a.id in self.entries and not unchanged(a, self.spec, self.entries[a.id][1])]
 
     def require(self, albums: Sequence[Album]) -> list[Album]:
         """The albums to train or evaluate on: all but those the cache run skipped as unreadable (its
@@ -377,7 +409,7 @@ def cache_dataset(
     encoder = load_encoder(kind or detect_kind(mir), mir, layer, state.device, dtype)
     spec = CacheSpec(_source(sd), encoder.info, resolution, clip_seconds, prompt_template, store_dtype)
 
-    done: dict[str, str] = {}
+    done: dict[str, dict] = {}
     if folder.is_dir() and any(folder.glob(SHARD_GLOB)):
         reader = CacheReader(folder)
         if reader.spec != spec:
@@ -385,14 +417,18 @@ def cache_dataset(
                 f"{folder}: cache was made with other settings ({'; '.join(spec.differences(reader.spec))}); "
                 "use another --out folder or delete this one"
             )
-        done = {album_id: entry["fingerprint"] for album_id, (_, entry) in reader.entries.items()}
-    prints, skipped = {}, []
+        done = {album_id: entry for album_id, (_, entry) in reader.entries.items()}
+    records, skipped, reused = {}, [], 0  # records: id -> (fingerprint, file stats) of the albums to encode
     for album in albums:
         try:
-            prints[album.id] = fingerprint(album, spec)
+            if album.id in done and unchanged(album, spec, done[album.id]):
+                reused += 1
+            else:
+                stats = file_stats(album)  # before reading: a file changed meanwhile is read again next run
+                records[album.id] = (fingerprint(album, spec), stats)
         except OSError as exc:
             skipped.append({"id": album.id, "reason": f"{exc.filename}: {exc.strerror}"})
-    todo = [album for album in albums if album.id in prints and done.get(album.id) != prints[album.id]]
+    todo = [album for album in albums if album.id in records]
     folder.mkdir(parents=True, exist_ok=True)
 
     if todo:
@@ -410,7 +446,7 @@ def cache_dataset(
                     readable = [item for item in batch if len(item) == 3]
                     skipped += [{"id": item[0].id, "reason": item[1]} for item in batch if len(item) == 2]
                     if readable:
-                        _encode_batch(readable, sd_model, encoder, spec, prints, writer)
+                        _encode_batch(readable, sd_model, encoder, spec, records, writer)
                     bar.update(len(batch))
             finally:
                 writer.flush()  # whatever was encoded before an error or Ctrl-C is kept
@@ -418,8 +454,7 @@ def cache_dataset(
     name = "skipped.jsonl" if state.process_index == 0 else f"skipped-{state.process_index:03d}.jsonl"
     write_text(folder / name, "".join(json.dumps(item, ensure_ascii=False) + "\n" for item in skipped))
     state.wait_for_everyone()
-    encoded = len(todo) - sum(1 for item in skipped if item["id"] in prints)
-    reused = len(prints) - len(todo)
+    encoded = len(todo) - sum(1 for item in skipped if item["id"] in records)
     return CacheReport(folder, len(albums), encoded, reused, state.is_main_process, tuple(skipped))
 
 
@@ -435,7 +470,9 @@ def _recorded_source(source: str) -> str:
 
 
 @torch.no_grad()
-def _encode_batch(batch, sd_model, encoder, spec: CacheSpec, prints: dict[str, str], writer: ShardWriter) -> None:
+def _encode_batch(
+    batch, sd_model, encoder, spec: CacheSpec, records: dict[str, tuple[str, list]], writer: ShardWriter
+) -> None:
     albums, covers, clips = zip(*batch, strict=True)
     prompts = [album.prompt(spec.prompt_template) for album in albums]
     pixels = torch.stack(covers).permute(0, 3, 1, 2).to(sd_model.device, sd_model.dtype) * 2 - 1
@@ -447,7 +484,8 @@ def _encode_batch(batch, sd_model, encoder, spec: CacheSpec, prints: dict[str, s
     for i, album in enumerate(albums):
         entry = {
             "id": album.id,
-            "fingerprint": prints[album.id],
+            "fingerprint": records[album.id][0],
+            "stats": records[album.id][1],
             "prompt": prompts[i],
             "offset": round(clips[i].offset, 3),
             "duration": round(clips[i].duration, 3),
