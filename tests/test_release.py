@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+import time
 from io import BytesIO
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from nopaingan_core.release.check import (
     text_rule,
     upright,
 )
-from nopaingan_core.release.finish import QUALITIES, encode_jpeg, load_cover, srgb_profile
+from nopaingan_core.release.finish import PROFILE_DATE, QUALITIES, encode_jpeg, load_cover, srgb_profile
 from nopaingan_core.release.tiny import build_tiny_esrgan, build_tiny_x4, esrgan_state_dict
 from nopaingan_core.release.typography import (
     DEFAULT_FONT,
@@ -1373,3 +1374,20 @@ def test_a_long_prompt_through_the_tiled_x4_warns_once_or_never(quiet, tiny_x4, 
         assert err == "" and "tokens" not in out
     else:
         assert out.count("CLIP reads the first 77") == 1
+
+
+def test_finishing_the_same_cover_again_gives_the_same_bytes(tmp_path, small_cover, capsys):
+    """The embedded sRGB profile carried the second it was made (LittleCMS stamps its header), so two runs a
+    second apart wrote different files; the profile is now dated PROFILE_DATE and still reads as sRGB."""
+    source = tmp_path / "cover.png"
+    small_cover.save(source)
+    args = ["finish", str(source), "--x4", "none", "--size", "1400", "--title", "Night Drive", "--artist", "A"]
+    main(args)
+    time.sleep(1.1)  # the profile's date has a resolution of one second
+    main(args)
+    first, second = tmp_path / "cover_release.jpg", tmp_path / "cover_release_2.jpg"
+    assert first.read_bytes() == second.read_bytes()
+    with Image.open(second) as image:
+        profile = ImageCms.ImageCmsProfile(BytesIO(image.info["icc_profile"]))
+    assert "sRGB" in ImageCms.getProfileDescription(profile)
+    assert image.info["icc_profile"][24:36] == PROFILE_DATE

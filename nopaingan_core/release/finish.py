@@ -12,8 +12,10 @@ dangling or not, even one another run made a moment ago), ``X_release_2.jpg``, `
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from io import BytesIO
@@ -58,9 +60,18 @@ class FinishResult:
         return all(rule.passed for rule in self.rules)
 
 
+# The ICC header's creation date (bytes 24-35: year, month, day, hour, minute, second as big-endian uInt16; ICC.1
+# section 7.2.1). LittleCMS stamps the time the profile is made; a fixed one keeps a finished cover's bytes the same
+# from run to run. The header has no profile ID (bytes 84-99 are zero), so no checksum covers the date.
+PROFILE_DATE = struct.pack(">6H", 2000, 1, 1, 0, 0, 0)
+
+
+@functools.cache
 def srgb_profile() -> bytes:
-    """Pillow's built-in sRGB ICC profile, as embedded in every release cover."""
-    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    """Pillow's built-in sRGB ICC profile (LittleCMS's), as embedded in every release cover, dated
+    :data:`PROFILE_DATE` whenever it is made."""
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return profile[:24] + PROFILE_DATE + profile[36:]
 
 
 PROFILE_MODES = {"RGB ": "RGB", "GRAY": "L", "CMYK": "CMYK", "Lab ": "LAB"}  # ICC colour space -> Pillow mode
