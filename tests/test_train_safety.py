@@ -1894,3 +1894,33 @@ def test_out_with_dots_after_a_missing_folder_is_checked_where_it_would_be_made(
     assert main([*argv, "--warmup-steps", "9" if "warmup" in expected else "0", "--quiet"]) == 2
     assert _error_line(capsys).endswith(expected.format(run=run))
     assert (_files(tmp_path), _folders(tmp_path)) == before
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [b"", b'{"steps": 2, "final_lo', b"\xff\xfe\x00garbage", b"[1, 2]", b"null", b'"a string"'],
+    ids=["empty", "cut short", "not utf-8", "a list", "null", "a string"],
+)
+def test_a_damaged_summary_is_one_line_and_removing_it_finishes_the_run_again(
+    killed_at_step_1_of_2, tmp_path, capsys, damage
+):
+    """A finished run's summary.json cut short (a full disk) or overwritten: --resume was a JSON traceback. It is one
+    line naming the file and what to do, nothing changed; doing it writes the summary again, fusion to the byte."""
+    run = tmp_path / "run"
+    shutil.copytree(killed_at_step_1_of_2, run)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+    summary, fusion = (run / "summary.json").read_bytes(), (run / "fusion.safetensors").read_bytes()
+    (run / "summary.json").write_bytes(damage)
+    before = _files(run)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    assert _error_line(capsys) == (
+        f"nopaingan train: error: {run / 'summary.json'}: expected the summary a finished run writes (a JSON "
+        "object), found other text; remove it and run --resume again to write it anew"
+    )
+    assert _files(run) == before
+    (run / "summary.json").unlink()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert (run / "fusion.safetensors").read_bytes() == fusion
+    written, expected = json.loads((run / "summary.json").read_bytes()), json.loads(summary)
+    assert written.keys() == expected.keys() and written["final_loss"] == expected["final_loss"]

@@ -742,14 +742,32 @@ def _finished(run: Path) -> bool:
     return (run / SUMMARY_FILE).exists()
 
 
+def _read_summary(run: Path) -> dict:
+    """The run's :data:`SUMMARY_FILE` ({} when it has none); :class:`NoPainGanError` naming it when it is not the JSON
+    object a run writes (cut short by a full disk, edited by hand)."""
+    path = run / SUMMARY_FILE
+    if not path.is_file():
+        return {}
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        summary = None
+    if not isinstance(summary, dict):
+        raise NoPainGanError(
+            f"{path}: expected the summary a finished run writes (a JSON object), found other text; "
+            "remove it and run --resume again to write it anew"
+        )
+    return summary
+
+
 def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list[Path]) -> int:
     """Refuse to continue a run that has no checkpoint, one that ``--stop-if-inert`` ended (and saved), or with
     options that would make it a different run; returns the step of its last checkpoint."""
     _check_resumable(run, previous)
     path = run / CONFIG_FILE
     last = read_trainer(previous[-1])
-    summary = run / SUMMARY_FILE  # checkpoints of earlier versions do not record it; the run's summary does
-    stopped = last.get("stopped_early") or (summary.is_file() and "stopped_early" in json.loads(summary.read_text()))
+    # checkpoints of earlier versions do not record it; the run's summary does
+    stopped = last.get("stopped_early") or "stopped_early" in _read_summary(run)
     if stopped and _finished(run):  # killed before its final save, it is finished by --resume (no step left)
         raise NoPainGanError(
             f"{run}: stopped early at step {last['step']} (--stop-if-inert); nothing to resume; "
