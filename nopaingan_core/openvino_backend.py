@@ -96,6 +96,26 @@ def compile_config(precision: str) -> dict:
     }
 
 
+def cache_key(sd, openvino_version: str) -> str:
+    """The folder name of ``sd``'s converted models: its weights (:func:`fingerprint`) and everything else that
+    decides the IR: the versions of OpenVINO, torch, diffusers, transformers and NNCF (which trace, convert and
+    compress it) and this module's own code (its wrappers and conversion), so an upgrade converts again rather
+    than reading IR an earlier version made."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(package: str) -> str | None:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return None
+
+    options = {"openvino": openvino_version, "torch": torch.__version__}
+    options |= {package: installed(package) for package in ("diffusers", "transformers", "nncf")}
+    options["converter"] = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
+    weights = [fingerprint(sd.unet), fingerprint(sd.vae), fingerprint(sd.text_encoder)]
+    return hashlib.sha256(json.dumps([*weights, options]).encode()).hexdigest()[:20]
+
+
 def fingerprint(module: torch.nn.Module) -> str:
     """A cheap hash of a module's weights: names, shapes and the first and last values of each tensor."""
     digest = hashlib.sha256()
@@ -271,11 +291,7 @@ def to_openvino(
     core = ov.Core()
     precision = inference_precision(dtype, core)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    options = {"openvino": ov.__version__, "torch": torch.__version__}
-    key = hashlib.sha256(
-        json.dumps([fingerprint(sd.unet), fingerprint(sd.vae), fingerprint(sd.text_encoder), options]).encode()
-    ).hexdigest()[:20]
-    folder = cache / key
+    folder = cache / cache_key(sd, ov.__version__)
     config = compile_config(precision)
     scale = sd.latent_scale
     latents = torch.randn(2, sd.unet.config.in_channels, height // scale, width // scale)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 import torch
 
@@ -144,3 +148,28 @@ def test_options_the_backend_cannot_run_are_one_line(ov_sd, tiny_models):
         load_minisd(str(tiny_models["sd"]), backend="onnx")
     with pytest.raises(NoPainGanError, match="to_openvino converts an fp32 CPU model"):
         to_openvino(load_minisd(str(tiny_models["sd"]), dtype="bf16"))
+
+
+@pytest.mark.parametrize("package", ["diffusers", "transformers", "nncf", "converter", "weights"])
+def test_an_upgrade_or_other_weights_convert_again(tiny_models, package, monkeypatch):
+    """The converted IR is keyed by what decides it: IR converted by an earlier diffusers, transformers, NNCF or an
+    earlier version of this backend's code was read back as current (the key held only OpenVINO and torch)."""
+    import importlib.metadata
+
+    import nopaingan_core.openvino_backend as backend
+
+    torch_sd = load_minisd(str(tiny_models["sd"]), dtype="fp32")  # as to_openvino gets it: not prepacked
+    before = backend.cache_key(torch_sd, "2026.0")
+    assert backend.cache_key(torch_sd, "2026.0") == before and backend.cache_key(torch_sd, "2026.1") != before
+    if package == "converter":
+        source = Path(backend.__file__).read_bytes()
+        monkeypatch.setattr(Path, "read_bytes", lambda self: source + b"\n# changed")
+    elif package == "weights":
+        vae = copy.deepcopy(torch_sd.vae)
+        with torch.no_grad():
+            next(vae.parameters())[(0,) * next(vae.parameters()).dim()] += 1.0
+        torch_sd = SimpleNamespace(unet=torch_sd.unet, vae=vae, text_encoder=torch_sd.text_encoder)
+    else:
+        real = importlib.metadata.version
+        monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.0.1" if name == package else real(name))
+    assert backend.cache_key(torch_sd, "2026.0") != before
