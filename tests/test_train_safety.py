@@ -963,6 +963,8 @@ def test_a_run_s_file_does_not_depend_on_how_its_folders_are_typed(cached_data, 
         # the seed recipe's 500 warm-up steps, cut to the run's 4 again; options that may change, or that are the same
         (["--recipe", "seed", "--lr", "1e-3"],
          ["--save-every", "1", "--keep-checkpoints", "0", "--quiet", "--lr=1e-3", "--data", "DATA"]),
+        # the warm-up given as the run said it (the recipe's 500 cut to 4), which was refused as "recorded 500"
+        (["--recipe", "seed"], ["--warmup-steps", "4"]),
     ],
 )  # fmt: skip
 def test_resume_run_alone_continues_the_run_as_the_uninterrupted_one(
@@ -1340,6 +1342,25 @@ def test_resume_refuses_another_batch_than_a_cut_run_s_untouched(
     assert main(["train", "--resume", str(run), "--batch-size", str(batch), *options]) == 2
     assert f"--batch-size: recorded {recorded} (cut to {used}), given {batch} (only" in _error_line(capsys)
     assert _files(run) == before
+
+
+@pytest.mark.parametrize(("warmup", "accepted"), [(1, True), (0, False), (2, False), (3, False)])
+def test_resume_takes_the_warm_up_a_run_says_or_records(batch_cut_runs, tmp_path, capsys, warmup, accepted):
+    """The default recipe's warm-up is a tenth of the run (config.json: -1), 1 step of a 3-step run, as the run
+    says: --resume RUN --warmup-steps with either is the run's own and ends with the uninterrupted run's weights;
+    another is refused in one line giving both."""
+    whole, killed = batch_cut_runs[()]
+    run = tmp_path / "run"
+    shutil.copytree(killed, run)
+    before = _files(run)
+    code = main(["train", "--resume", str(run), "--warmup-steps", str(warmup), "--quiet"])
+    if accepted:
+        assert code == 0
+        a, b = (load_fusion(r / "fusion.safetensors").state_dict() for r in (whole, run))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    else:
+        assert code == 2 and _files(run) == before
+        assert f"--warmup-steps: recorded a tenth of the run (1 step), given {warmup} (only" in _error_line(capsys)
 
 
 def test_resume_of_a_run_without_albums_json_takes_only_the_recorded_batch(batch_cut_runs, tmp_path, capsys):

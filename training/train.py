@@ -858,8 +858,8 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     one is gone; any other with another value is refused in one line naming each such option, the recorded value
     and the given one (:class:`NoPainGanError`), and so is a recorded folder that is gone and not given anew.
 
-    An option given at the run's own value (the recorded one, or the batch its recipe's was cut to,
-    :func:`_trained_batch`) is taken as not given, and a recorded recipe option equal to its recipe's value counts
+    An option given at the run's own value (the recorded one, or the batch or warm-up its recipe's was cut to,
+    :func:`_trained_schedule`) is taken as not given, and a recorded recipe option equal to its recipe's value counts
     as the recipe's again, so that the run cuts a recipe's warm-up or batch to its length and albums as it did
     (:func:`fitted_batch_size`)."""
     _check_resumable(run, checkpoints(run))
@@ -879,13 +879,19 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     recorded = UNRECORDED | {k: v for k, v in saved.items() if k in names}
     for name in ("data", "cache"):
         recorded[name] = None if recorded.get(name) is None else Path(recorded[name])
-    # the run's own values: the recorded ones, and the batch it trains with where its recipe's was cut
-    batch = _trained_batch(run, recorded, saved.get("processes", 1)) if "batch_size" in given else None
-    cut = {"batch_size": f" (cut to {batch})"} if batch not in (None, recorded.get("batch_size")) else {}
+    # the run's own values: the recorded ones, and the batch and warm-up it trains with where its recipe's was cut
+    trained = {}
+    if {"batch_size", "warmup_steps"} & given.keys():
+        trained = _trained_schedule(run, recorded, saved.get("processes", 1))
+    trained = {name: value for name, value in trained.items() if value != recorded.get(name)}
+    cut = {  # a tenth of the run is that many steps, not a cut
+        name: f" ({count_text(value, 'step')})" if recorded.get(name) == -1 else f" (cut to {value})"
+        for name, value in trained.items()
+    }
     given = {
         name: value
         for name, value in given.items()
-        if not (_same_option(recorded.get(name), value) or (name in cut and value == batch))
+        if not (_same_option(recorded.get(name), value) or (name in trained and value == trained[name]))
     }
     changed = [
         f"--{name.replace('_', '-')}: recorded {_option_text(recorded.get(name), name)}{cut.get(name, '')}, "
@@ -913,15 +919,20 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     return replace(config, **dict.fromkeys(unset))
 
 
-def _trained_batch(run: Path, recorded: dict[str, object], processes: int) -> int | None:
-    """The batch the run in ``run`` trains with: its ``recorded`` one, or its recipe's cut to the train albums its
-    :data:`ALBUMS_FILE` holds (:func:`fitted_batch_size`), which the run says and summary.json records while
-    config.json keeps the recipe's; None for a run recorded before that file."""
+def _trained_schedule(run: Path, recorded: dict[str, object], processes: int) -> dict[str, int]:
+    """The batch and warm-up steps the run in ``run`` trains with: its recorded (its recipe's) batch cut to the
+    train albums its :data:`ALBUMS_FILE` holds (:func:`fitted_batch_size`) and its recorded warm-up cut to its steps,
+    or a tenth of them (:func:`warmup_steps`), as the run says and summary.json records while config.json keeps the
+    recipe's; {} for a run recorded before that file (its albums, and so its steps, are not known before its
+    dataset is read)."""
     albums = _recorded_albums(run)
     if albums is None:
-        return None
-    config = resolve_recipe(TrainConfig(**(recorded | {"out": run})))  # a batch not recorded is the recipe's
-    return fitted_batch_size(config, len(albums[TRAIN]), processes, from_recipe=True)[0]
+        return {}
+    config = resolve_recipe(TrainConfig(**(recorded | {"out": run})))  # an option not recorded is the recipe's
+    count = len(albums[TRAIN])
+    batch = fitted_batch_size(config, count, processes, from_recipe=True)[0]
+    total = config.max_steps or config.epochs * steps_per_epoch(count, batch, config.grad_accum, processes)
+    return {"batch_size": batch, "warmup_steps": warmup_steps(config.warmup_steps, total)}
 
 
 def _same_option(recorded: object, given: object) -> bool:
