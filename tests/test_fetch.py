@@ -166,7 +166,10 @@ def test_fetch_writes_the_import_dataset_folder_and_lists_what_it_left_out(tmp_p
     assert "itunes: ambiguous" in reasons["Songs for Mirror Ball"]
     assert reasons["Nothing Whatsoever"] == "not found: deezer: no result; itunes: no result"
     assert len(read_dataset(out)) == 4  # what `dataset cache` and training read
-    assert report.summary().startswith("imported 4 albums")
+    assert report.summary() == (
+        f"fetched 4 albums (train {report.count('train')}, eval {report.count('eval')}), skipped 3 (see "
+        f"{out / 'skipped.jsonl'}); genre not in the list: from the catalogue for 3 (genre_source in metadata.jsonl)"
+    )
 
 
 def test_itunes_cover_is_asked_at_the_large_size(tmp_path: Path, shop) -> None:
@@ -522,7 +525,10 @@ def test_fetch_says_fetching_and_counts_in_words(tmp_path: Path, shop, capsys) -
     assert main([*argv, *apis, "--eval-fraction", "0", "--save-list", str(saved)]) == 0
     captured = capsys.readouterr()
     assert "fetching albums" in captured.err and "importing" not in captured.err
-    assert captured.out == f"wrote 1 album to {saved}\nfetched 1 album (train 1, eval 0), skipped 0\n"
+    assert captured.out == (
+        f"wrote 1 album to {saved}\nfetched 1 album (train 1, eval 0), skipped 0; genre not in the list: from the "
+        "catalogue for 1 (genre_source in metadata.jsonl)\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -753,7 +759,10 @@ def test_cli_fetches_with_api_addresses_from_the_environment(tmp_path: Path, sho
     argv = ["dataset", "fetch", str(albums), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--quiet"]
     fast = ["--deezer-rate", "0", "--itunes-rate", "0", "--rate-limit", "0", "--eval-fraction", "0"]
     assert main([*argv, *fast]) == 0
-    assert capsys.readouterr().out == f"fetched 2 albums (train 2, eval 0), skipped 1 (see {out / 'skipped.jsonl'})\n"
+    assert capsys.readouterr().out == (
+        f"fetched 2 albums (train 2, eval 0), skipped 1 (see {out / 'skipped.jsonl'}); genre not in the list: from "
+        "the catalogue for 2 (genre_source in metadata.jsonl)\n"
+    )
     assert set(rows(out)) == {"Discovery", "Homogenic"}
     assert main(["dataset", "fetch", str(albums)]) == 2
     assert "--out: expected a dataset folder" in capsys.readouterr().err

@@ -607,5 +607,5 @@ def run_fetch(args: argparse.Namespace) -> int:
         replace=args.replace,
         progress=not args.quiet,
     )
-    print(report.summary().replace("imported", "fetched", 1))
+    print(report.summary())
     return 0
