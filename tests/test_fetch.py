@@ -765,7 +765,7 @@ def test_cli_fetches_with_api_addresses_from_the_environment(tmp_path: Path, sho
     )
     assert set(rows(out)) == {"Discovery", "Homogenic"}
     assert main(["dataset", "fetch", str(albums)]) == 2
-    assert "--out: expected a dataset folder" in capsys.readouterr().err
+    assert "the following arguments are required: --out DATA (the dataset folder to write" in capsys.readouterr().err
     assert main([*argv, "--cover-size", "200", "--min-cover-size", "300"]) == 2
     assert "--cover-size 200 is below --min-cover-size 300" in capsys.readouterr().err
     (tmp_path / "notes").mkdir()
