@@ -726,15 +726,17 @@ def test_fetch_one_list_after_another_keeps_the_earlier_albums(tmp_path: Path, c
         assert main(["dataset", "fetch", str(tmp_path / "albums.csv"), *fast, *options]) == 0
         return capsys.readouterr().out
 
-    assert fetch("Ada,One\nBo,Three\n") == "fetched 2 albums (train 2, eval 0), skipped 0\n"
+    genres = "genre not in the list: from the catalogue for {} (genre_source in metadata.jsonl)"
+    assert fetch("Ada,One\nBo,Three\n") == f"fetched 2 albums (train 2, eval 0), skipped 0; {genres.format(2)}\n"
     first, earlier = files(out), rows(out)
     assert fetch("Eve,Ten\n") == (
-        "fetched 1 album (train 1, eval 0), skipped 0; kept 2 earlier albums (3 in all: train 3, eval 0)\n"
+        "fetched 1 album (train 1, eval 0), skipped 0; kept 2 earlier albums (3 in all: train 3, eval 0); "
+        f"{genres.format(1)}\n"
     )
     assert {k: v for k, v in rows(out).items() if k != "Ten"} == earlier
     assert all(files(out)[n] == first[n] for r in earlier.values() for n in (r["audio"], r["file_name"]))
     assert fetch("Bo,Three\n", "--replace") == (
-        "fetched 1 album (train 1, eval 0), skipped 0; removed 2 earlier albums not in this run\n"
+        f"fetched 1 album (train 1, eval 0), skipped 0; removed 2 earlier albums not in this run; {genres.format(1)}\n"
     )
     assert set(rows(out)) == {"Three"} and len(list((out / "audio").iterdir())) == 1
 

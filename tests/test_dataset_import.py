@@ -785,7 +785,7 @@ def test_manifest_without_a_required_column_names_what_it_expected(tmp_path: Pat
     with pytest.raises(DatasetError, match=r"scalar.json: expected a list of album objects"):
         read_manifest(tmp_path / "scalar.json")
     (tmp_path / "empty.csv").write_text("artist,album,preview,cover\n")
-    with pytest.raises(DatasetError, match=r"empty.csv: manifest has no rows"):
+    with pytest.raises(DatasetError, match=r"empty.csv: no albums \(expected a header row naming artist, album, "):
         read_manifest(tmp_path / "empty.csv")
 
 

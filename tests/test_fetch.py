@@ -78,13 +78,20 @@ def shop(audio: dict[str, bytes]):
             FakeAlbum("Sigur Rós", "Ágætis byrjun (Remastered)", image_bytes(GREEN), [FakeTrack("Svefn-g-englar", mp3)])
         )
         fake.add_deezer(
-            FakeAlbum("Beatles", "Abbey Road - 2019 Remaster", image_bytes(BLUE), [FakeTrack("Come Together", mp3b)])
+            FakeAlbum(
+                "Beatles",
+                "Abbey Road - 2019 Remaster",
+                image_bytes(BLUE),
+                [FakeTrack("Come Together", mp3b)],
+                year=1969,  # the catalogues date the Beatles' remasters by the first release
+            )
         )
         # the same title by another artist only: no match
         fake.add_deezer(FakeAlbum("Tribute Band", "Bleach", image_bytes(RED), [FakeTrack("Blew", mp3)]))
-        # two different albums equally close to the request: ambiguous
-        fake.add_deezer(FakeAlbum("Velvet", "Mirror Balls", image_bytes(RED), [FakeTrack("a", mp3)]))
-        fake.add_deezer(FakeAlbum("Velvet", "Mirror Hall", image_bytes(RED), [FakeTrack("b", mp3)]))
+        # two different albums equally close to the request: ambiguous (titles of more than two words: shorter
+        # ones match only the same words)
+        fake.add_deezer(FakeAlbum("Velvet", "Songs for Mirror Balls", image_bytes(RED), [FakeTrack("a", mp3)]))
+        fake.add_deezer(FakeAlbum("Velvet", "Songs for Mirror Hall", image_bytes(RED), [FakeTrack("b", mp3)]))
         # on Deezer without any preview, on iTunes with them: the other catalogue stands in
         fake.add_deezer(FakeAlbum("Björk", "Homogenic", image_bytes(YELLOW), [FakeTrack("Jóga", None)]))
         fake.add_itunes(
@@ -97,8 +104,8 @@ def shop(audio: dict[str, bytes]):
                 genre="Alternative",
             )
         )
-        fake.add_itunes(FakeAlbum("Velvet", "Mirror Balls", image_bytes(RED), [FakeTrack("a", m4a)], year=1999))
-        fake.add_itunes(FakeAlbum("Velvet", "Mirror Hall", image_bytes(RED), [FakeTrack("b", m4a)], year=2003))
+        for title, year in (("Songs for Mirror Balls", 1999), ("Songs for Mirror Hall", 2003)):
+            fake.add_itunes(FakeAlbum("Velvet", title, image_bytes(RED), [FakeTrack("a", m4a)], year=year))
         yield server, fake
 
 
@@ -121,7 +128,7 @@ REQUESTS = [
     AlbumRequest("Sigur Ros", "Agaetis Byrjun", "list.csv:3", genres=("post-rock",)),
     AlbumRequest("The Beatles", "Abbey Road", "list.csv:4", year=1969),
     AlbumRequest("Nirvana", "Bleach", "list.csv:5"),
-    AlbumRequest("Velvet", "Mirror Ball", "list.csv:6"),
+    AlbumRequest("Velvet", "Songs for Mirror Ball", "list.csv:6"),
     AlbumRequest("Björk", "Homogenic", "list.csv:7"),
     AlbumRequest("Nobody", "Nothing Whatsoever", "list.csv:8"),
 ]
@@ -153,13 +160,16 @@ def test_fetch_writes_the_import_dataset_folder_and_lists_what_it_left_out(tmp_p
     assert bjork["audio"].endswith(".m4a") and bjork["cover_width"] == 120
     assert any(path.endswith("/1000x1000bb.jpg") for path, _ in server.requests)  # the large iTunes cover
     reasons = skipped(out)
-    assert set(reasons) == {"Bleach", "Mirror Ball", "Nothing Whatsoever"}
+    assert set(reasons) == {"Bleach", "Songs for Mirror Ball", "Nothing Whatsoever"}
     assert reasons["Bleach"].startswith("not found: deezer: no match: best was Tribute Band - Bleach")
-    assert "deezer: ambiguous: Velvet - Mirror Balls" in reasons["Mirror Ball"]
-    assert "itunes: ambiguous" in reasons["Mirror Ball"]
+    assert "deezer: ambiguous: Velvet - Songs for Mirror Balls" in reasons["Songs for Mirror Ball"]
+    assert "itunes: ambiguous" in reasons["Songs for Mirror Ball"]
     assert reasons["Nothing Whatsoever"] == "not found: deezer: no result; itunes: no result"
     assert len(read_dataset(out)) == 4  # what `dataset cache` and training read
-    assert report.summary().startswith("imported 4 albums")
+    assert report.summary() == (
+        f"fetched 4 albums (train {report.count('train')}, eval {report.count('eval')}), skipped 3 (see "
+        f"{out / 'skipped.jsonl'}); genre not in the list: from the catalogue for 3 (genre_source in metadata.jsonl)"
+    )
 
 
 def test_itunes_cover_is_asked_at_the_large_size(tmp_path: Path, shop) -> None:
@@ -515,7 +525,10 @@ def test_fetch_says_fetching_and_counts_in_words(tmp_path: Path, shop, capsys) -
     assert main([*argv, *apis, "--eval-fraction", "0", "--save-list", str(saved)]) == 0
     captured = capsys.readouterr()
     assert "fetching albums" in captured.err and "importing" not in captured.err
-    assert captured.out == f"wrote 1 album to {saved}\nfetched 1 album (train 1, eval 0), skipped 0\n"
+    assert captured.out == (
+        f"wrote 1 album to {saved}\nfetched 1 album (train 1, eval 0), skipped 0; genre not in the list: from the "
+        "catalogue for 1 (genre_source in metadata.jsonl)\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -746,10 +759,13 @@ def test_cli_fetches_with_api_addresses_from_the_environment(tmp_path: Path, sho
     argv = ["dataset", "fetch", str(albums), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--quiet"]
     fast = ["--deezer-rate", "0", "--itunes-rate", "0", "--rate-limit", "0", "--eval-fraction", "0"]
     assert main([*argv, *fast]) == 0
-    assert capsys.readouterr().out == f"fetched 2 albums (train 2, eval 0), skipped 1 (see {out / 'skipped.jsonl'})\n"
+    assert capsys.readouterr().out == (
+        f"fetched 2 albums (train 2, eval 0), skipped 1 (see {out / 'skipped.jsonl'}); genre not in the list: from "
+        "the catalogue for 2 (genre_source in metadata.jsonl)\n"
+    )
     assert set(rows(out)) == {"Discovery", "Homogenic"}
     assert main(["dataset", "fetch", str(albums)]) == 2
-    assert "--out: expected a dataset folder" in capsys.readouterr().err
+    assert "the following arguments are required: --out DATA (the dataset folder to write" in capsys.readouterr().err
     assert main([*argv, "--cover-size", "200", "--min-cover-size", "300"]) == 2
     assert "--cover-size 200 is below --min-cover-size 300" in capsys.readouterr().err
     (tmp_path / "notes").mkdir()
@@ -783,10 +799,10 @@ def test_normalisation_removes_editions_featuring_and_the() -> None:
 
 
 def test_best_match_cases() -> None:
-    found = [("a", "Velvet", "Mirror Balls", 1999), ("b", "Velvet", "Mirror Hall", 2003)]
-    assert best_match("Velvet", "Mirror Ball", found).reason.startswith("ambiguous")
-    assert best_match("Velvet", "Mirror Ball", found, year=1999).item == "a"  # the year decides
-    assert best_match("Velvet", "Mirror Ball", found, year=2010).item is None
+    found = [("a", "Velvet", "Songs for Mirror Balls", 1999), ("b", "Velvet", "Songs for Mirror Hall", 2003)]
+    assert best_match("Velvet", "Songs for Mirror Ball", found).reason.startswith("ambiguous")
+    assert best_match("Velvet", "Songs for Mirror Ball", found, year=1999).item == "a"  # the year decides
+    assert best_match("Velvet", "Songs for Mirror Ball", found, year=2010).item is None
     editions = [("x", "Joni Mitchell", "Blue", 1971), ("y", "Joni Mitchell", "Blue (Deluxe Edition)", 2021)]
     assert best_match("Joni Mitchell", "Blue", editions).item == "x"  # editions of one album are not rivals
     assert best_match("Nirvana", "Bleach", [("z", "Tribute Band", "Bleach", None)]).item is None

@@ -434,19 +434,22 @@ def test_nevermind_remastered_is_fetched_as_an_exact_match(tmp_path: Path, shop,
 
 # --- 4. genre_source --------------------------------------------------------------------------------------
 
-# (the list's genre of Nevermind, the catalogue's, the list's genre of In Utero): Nevermind's genres, source
+# (the list's genre of Nevermind, the catalogue's, the list's genre of In Utero): Nevermind's genres, source, and
+# what the summary line says of it
 GENRES = [
-    (("grunge",), "Rock", (), ["grunge"], "source"),
-    ((), "Rock", (), ["rock"], "catalogue"),
-    (("unknown",), "Alternative Rock", (), ["alternative rock"], "catalogue"),  # "unknown" says no genre
-    ((), "", ("grunge",), ["grunge"], "artist"),  # In Utero's, listed beside it
-    ((), "", (), ["unknown"], "unknown"),
-]
+    (("grunge",), "Rock", (), ["grunge"], "source", ""),
+    ((), "Rock", (), ["rock"], "catalogue", "; genre not in the list: from the catalogue for 1"),
+    (("unknown",), "Alternative Rock", (), ["alternative rock"], "catalogue",  # "unknown" says no genre
+     "; genre not in the list: from the catalogue for 1"),
+    ((), "", ("grunge",), ["grunge"], "artist",  # In Utero's, listed beside it
+     "; genre not in the list: from the artist's other albums for 1"),
+    ((), "", (), ["unknown"], "unknown", "; genre not in the list: unknown for 1"),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize(("listed", "catalogue", "other", "genres", "source"), GENRES)
+@pytest.mark.parametrize(("listed", "catalogue", "other", "genres", "source", "said"), GENRES)
 def test_genre_source_says_where_the_genre_came_from(
-    tmp_path: Path, shop, audio, listed, catalogue, other, genres, source
+    tmp_path: Path, shop, audio, listed, catalogue, other, genres, source, said
 ) -> None:
     server, fake = shop
     track = [FakeTrack("Lithium", audio["mp3"])]
@@ -456,5 +459,13 @@ def test_genre_source_says_where_the_genre_came_from(
         AlbumRequest("Nirvana", "Nevermind", "list.csv:2", genres=listed),
         AlbumRequest("Nirvana", "In Utero", "list.csv:3", genres=other),  # no preview: left out, its genre counts
     ]
-    row = rows(_fetch(tmp_path, fake, albums))["Nevermind"]
+    out = tmp_path / "DATA"
+    report = fetch_dataset(albums, out, catalogues=clients(tmp_path, fake), downloader=media(tmp_path))
+    row = rows(out)["Nevermind"]
     assert (row["genres"], row["genre_source"]) == (genres, source)
+    # a fetched album has no tags: the summary says where the genres the list did not give came from
+    where = " (genre_source in metadata.jsonl)" if said else ""
+    assert report.summary() == (
+        f"fetched 1 album (train {report.count('train')}, eval {report.count('eval')}), skipped 1 "
+        f"(see {out / 'skipped.jsonl'}){said}{where}"
+    )

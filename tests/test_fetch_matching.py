@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from music_library import image_bytes
 from test_fetch import (
     BLUE,
+    GREEN,
     RED,
     TITLES,
     _files,
@@ -47,6 +48,8 @@ from training.matching import (
     match_score,
     normalise_album,
     normalise_artist,
+    recording_marks,
+    refusal,
     year_matches,
 )
 
@@ -258,7 +261,7 @@ def test_numbers_make_different_albums_and_an_exact_title_wins(album: str, title
     artist = "Some Band"
     match = best_match(artist, album, [(t, artist, t, None) for t in titles])
     assert match.item == chosen, match.reason
-    if chosen is None and match.reason.startswith("no match") and "another album" in match.reason:
+    if chosen is None and match.reason.startswith("no match") and "its numbers are" in match.reason:
         assert f"the list's {', '.join(map(str, album_numbers(album))) or 'none'}" in match.reason
 
 
@@ -284,53 +287,83 @@ def test_album_numbers(title: str, numbers: tuple[int, ...]) -> None:
     assert album_numbers(title) == numbers
 
 
-RED_EDITIONS = [("tv", "Taylor Swift", "Red (Taylor's Version)", 2021), ("old", "Taylor Swift", "Red", 2012)]
+RED_EDITIONS = [("dx", "Taylor Swift", "Red (Deluxe Edition)", 2021), ("old", "Taylor Swift", "Red", 2012)]
+TV = ("tv", "Taylor Swift", "Red (Taylor's Version)", 2021)  # a re-recording: another album than "Red"
+FAR = "more than 2 years apart (a reissue, or another album of that name; leave the row's year empty to take it)"
 YEARS = [
-    # (editions, the list's year, chosen, editions in order)
-    (RED_EDITIONS, 2012, "old", ("old", "tv")),
-    (RED_EDITIONS, 2013, "old", ("old", "tv")),  # within a year
-    (RED_EDITIONS, 2021, "tv", ("tv", "old")),
-    (RED_EDITIONS, None, "tv", ("tv", "old")),  # no year: the catalogue's first
-    (RED_EDITIONS, 2016, "tv", ("tv", "old")),  # no edition of that year: still the name's match
-    (RED_EDITIONS[:1], 2012, "tv", ("tv",)),
-    ([*RED_EDITIONS, ("?", "Taylor Swift", "Red [Deluxe Edition]", None)], 2016, "?", ("?", "tv", "old")),
+    # (found, the list's year, chosen, editions in order, or None and what the reason says)
+    (RED_EDITIONS, 2012, "old", ("old", "dx")),
+    (RED_EDITIONS, 2013, "old", ("old", "dx")),  # within a year: the list's year
+    (RED_EDITIONS, 2014, "old", ("old", "dx")),  # two years off: still the list's album
+    (RED_EDITIONS, 2021, "dx", ("dx", "old")),
+    (RED_EDITIONS, 2019, "dx", ("dx", "old")),
+    (RED_EDITIONS, None, "dx", ("dx", "old")),  # no year: the catalogue's first
+    (RED_EDITIONS, 2016, None, f"Taylor Swift - Red (score 1.00) of 2012, the list's year is 2016: {FAR}"),
+    (RED_EDITIONS, 1990, None, "Taylor Swift - Red (score 1.00) of 2012, the list's year is 1990"),  # the closest
+    (RED_EDITIONS[:1], 2012, None, "Red (Deluxe Edition) (score 1.00) of 2021, the list's year is 2012"),
+    ([*RED_EDITIONS, ("?", "Taylor Swift", "Red [Deluxe Edition]", None)], 2016, "?", ("?", "old", "dx")),
+    ([TV, *RED_EDITIONS], 2021, "dx", ("dx", "old")),  # never the re-recording
+    ([TV, RED_EDITIONS[1]], 2021, None, "Taylor Swift - Red (score 1.00) of 2012, the list's year is 2021"),
+    ([TV], None, None, "Red (Taylor's Version) (score 0.40 < 0.85)"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("found", "year", "chosen", "editions"), YEARS)
-def test_the_edition_of_the_lists_year_is_preferred(found, year, chosen, editions) -> None:
+def test_the_edition_of_the_lists_year_is_preferred_and_a_far_year_refused(found, year, chosen, editions) -> None:
     match = best_match("Taylor Swift", "Red", found, year=year)
-    assert (match.item, match.editions, match.score) == (chosen, editions, 1.0)
+    if chosen is None:
+        assert match.item is None and editions in match.reason, match.reason
+    else:
+        assert (match.item, match.editions, match.score) == (chosen, editions, 1.0)
 
 
-@pytest.mark.parametrize(
-    ("year", "catalogue", "album", "catalogue_year"),
-    [
-        (2012, "deezer", "Red", 2012),  # Deezer's search gives no years: the editions are looked up
-        (2013, "deezer", "Red", 2012),
-        (2016, "deezer", "Red (Taylor's Version)", 2021),  # none of that year: the best name match, honestly dated
-        (None, "deezer", "Red (Taylor's Version)", 2021),
-        (2012, "itunes", "Red", 2012),
-        (2020, "itunes", "Red (Taylor's Version)", 2021),
-    ],
-)
+@pytest.mark.parametrize("year", [None, 2021, 2012])
+def test_a_re_recording_asked_for_is_taken(year) -> None:
+    match = best_match("Taylor Swift", "Red (Taylor's Version)", [*RED_EDITIONS, TV], year=year)
+    assert (match.item, match.score) == (("tv", 1.0) if year != 2012 else (None, 1.0)), match.reason
+
+
+# (the list's year, catalogue, the album taken or None, its catalogue year or the reason's years, lookups)
+EDITION_FETCHES = [
+    (2012, "deezer", "Red", 2012, 2),  # Deezer's search gives no years: the editions are looked up
+    (2013, "deezer", "Red", 2012, 2),
+    (2014, "deezer", "Red", 2012, 2),  # two years off: still the list's album
+    (2020, "deezer", "Red (Deluxe Edition)", 2021, 1),
+    (None, "deezer", "Red (Deluxe Edition)", 2021, 1),
+    (2016, "deezer", None, "of 2012, the list's year is 2016", 2),  # every edition too far: the closest named
+    (2012, "itunes", "Red", 2012, 1),
+    (2020, "itunes", "Red (Deluxe Edition)", 2021, 1),
+    (2016, "itunes", None, "of 2012, the list's year is 2016", 0),  # iTunes' search gives the years
+]
+
+
+@pytest.mark.parametrize(("year", "catalogue", "album", "catalogue_year", "lookups"), EDITION_FETCHES)
 def test_fetch_takes_the_edition_of_the_lists_year_and_records_the_catalogues_year(
-    tmp_path: Path, shop, audio, year, catalogue: str, album: str, catalogue_year: int
+    tmp_path: Path, shop, audio, year, catalogue: str, album: str | None, catalogue_year, lookups: int
 ) -> None:
     server, fake = shop
     add = fake.add_deezer if catalogue == "deezer" else fake.add_itunes
     preview = audio["mp3"] if catalogue == "deezer" else audio["m4a"]
-    for title, released, colour in (("Red (Taylor's Version)", 2021, RED), ("Red", 2012, BLUE)):
+    for title, released, colour in (
+        ("Red (Taylor's Version)", 2021, GREEN),  # a re-recording: never taken for "Red"
+        ("Red (Deluxe Edition)", 2021, RED),
+        ("Red", 2012, BLUE),
+    ):
         tracks = [FakeTrack("State of Grace", preview)]
         add(FakeAlbum("Taylor Swift", title, image_bytes(colour), tracks, year=released))
     out = tmp_path / "DATA"
     request = AlbumRequest("Taylor Swift", "Red", "list.csv:2", year=year)
     fetch_dataset([request], out, catalogues=clients(tmp_path, fake, names=(catalogue,)), downloader=media(tmp_path))
-    row = rows(out)["Red"]
-    assert (row["catalogue_album"], row["catalogue_year"], row["match_score"]) == (album, catalogue_year, 1.0)
-    assert row["year"] == (year or catalogue_year)  # the list's year when it gives one
-    lookups = [p for p, _ in server.requests if p.startswith(("/deezer/album/", "/itunes/lookup"))]
-    assert len(lookups) == (2 if catalogue == "deezer" and year in (2012, 2013, 2016) else 1)
+    if album is None:
+        reason = skipped(out)["Red"]
+        assert reason.startswith(f"not found: {catalogue}: no match: best was Taylor Swift - Red (score 1.00) "), reason
+        assert catalogue_year in reason and reason.endswith(FAR), reason
+    else:
+        row = rows(out)["Red"]
+        assert (row["catalogue_album"], row["catalogue_year"], row["match_score"]) == (album, catalogue_year, 1.0)
+        assert row["year"] == (year or catalogue_year)  # the list's year when it gives one
+    found = [p for p, _ in server.requests if p.startswith(("/deezer/album/", "/itunes/lookup"))]
+    assert len(found) == lookups
 
 
 ROMANS = ["ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xx", "xxxix"]
@@ -360,7 +393,7 @@ def test_an_exact_title_always_beats_near_ones(artist, album, others, random, ye
     assert normalise_album(dict((i, t) for i, _, t, _ in found)[match.item]) == normalise_album(album)
 
 
-EDITION_MARKS = ["", " (Deluxe Edition)", " - 2011 Remaster", " [Remastered]", " (Taylor's Version)", " - EP"]
+EDITION_MARKS = ["", " (Deluxe Edition)", " - 2011 Remaster", " [Remastered]", " (Expanded)", " - EP"]
 
 
 @settings(max_examples=150, deadline=None)
@@ -373,14 +406,20 @@ EDITION_MARKS = ["", " (Deluxe Edition)", " - 2011 Remaster", " [Remastered]", "
 def test_the_lists_year_picks_the_edition(artist, album, editions, year) -> None:
     found = [(i, artist, album + mark, released) for i, (mark, released) in enumerate(editions)]
     match = best_match(artist, album, found, year=year)
-    assert match.item is not None and sorted(match.editions) == list(range(len(found)))
-    chosen = found[match.item][3]
-    if any(r is not None and abs(r - year) <= 1 for _, _, _, r in found):
-        assert chosen is not None and abs(chosen - year) <= 1
-    elif any(r is None for _, _, _, r in found):
-        assert chosen is None  # it may be of that year: looked up (Deezer's search gives no years)
-    else:
-        assert match.item == 0  # none of that year: the catalogue's first
+
+    def fit(released: int | None) -> tuple[int, int]:
+        """The list's year (one off at most), unknown, two off, further: closest first in each."""
+        if released is None:
+            return (1, 0)
+        apart = abs(released - year)
+        return (0 if apart <= 1 else 2 if apart <= 2 else 3, apart)
+
+    best = min(found, key=lambda f: (fit(f[3]), f[0]))
+    if fit(best[3])[0] == 3:  # every edition more than two years off: none taken, the closest named
+        assert match.item is None and match.reason.endswith(f"of {best[3]}, the list's year is {year}: {FAR}")
+        return
+    assert (match.item, sorted(match.editions)) == (best[0], list(range(len(found))))
+    assert [fit(found[i][3]) for i in match.editions] == sorted(fit(r) for _, _, _, r in found)
 
 
 @settings(max_examples=100, deadline=None)
@@ -394,14 +433,19 @@ def test_best_match_never_takes_a_weak_contested_or_differently_numbered_result(
     items = [(i, a, t, y) for i, (a, t, y) in enumerate(found)]
     match = best_match(artist, album, items, year=year)
     scores = [match_score(artist, album, a, t) for _, a, t, _ in items]
-    same = [s for (_, _, t, _), s in zip(items, scores, strict=True) if album_numbers(t) == album_numbers(album)]
+    kept = [not refusal(artist, album, a, t) for _, a, t, _ in items]  # not another album whatever the score
+    same = [s for ok, s in zip(kept, scores, strict=True) if ok]
     if match.item is None:
         assert match.reason
-        assert not same or max(same) < 1.0
+        exact = [y for ok, s, (_, _, _, y) in zip(kept, scores, items, strict=True) if ok and s == 1.0]
+        assert not exact or all(y is not None and year is not None and abs(y - year) > 2 for y in exact)
         return
     chosen = scores[match.item]
-    assert chosen >= MIN_SCORE and match.score == chosen
+    assert chosen >= MIN_SCORE and match.score == chosen and kept[match.item]
     assert album_numbers(items[match.item][2]) == album_numbers(album)
+    assert recording_marks(items[match.item][2]) == recording_marks(album)
+    released = items[match.item][3]
+    assert released is None or year is None or abs(released - year) <= 2
     assert chosen >= max(same) - 0.05
     if max(same) == 1.0:
         assert chosen == 1.0
@@ -409,7 +453,7 @@ def test_best_match_never_takes_a_weak_contested_or_differently_numbered_result(
     # a different album as close as the chosen one: the list's year singled the chosen one out
     key = (normalise_artist(items[match.item][1]), normalise_album(items[match.item][2]))
     for (_, a, t, y), score in zip(items, scores, strict=True):
-        near = album_numbers(t) == album_numbers(album) and score >= max(MIN_SCORE, max(same) - 0.05)
+        near = not refusal(artist, album, a, t) and score >= max(MIN_SCORE, max(same) - 0.05)
         if near and (normalise_artist(a), normalise_album(t)) != key:
             assert year_matches(items[match.item][3], year) and not year_matches(y, year)
 

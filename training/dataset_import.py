@@ -51,6 +51,7 @@ _OWN_ENTRIES = {METADATA, SKIPPED, CARD, AUDIO_DIR, COVERS_DIR, CACHE_DIR}
 _OWN_TEMPORARY = re.compile(r"\.(metadata\.jsonl|skipped\.jsonl|README\.md)\..+\.tmp")
 # The `nopaingan dataset` commands that write a dataset folder, and what the progress bar says they do
 _DOING = {"import": "importing", "fetch": "fetching"}
+_DONE = {"import": "imported", "fetch": "fetched"}  # and what their summary line says they did
 # in every card a run wrote (naming its command): the folder is ours
 CARD_MARKS = tuple(f"Written by `nopaingan dataset {command}`" for command in _DOING)
 _ROW_FIELDS = ("id", "file_name", "audio", "artist", "album", "split", "source")
@@ -102,6 +103,7 @@ class ImportReport:
     removed: list[dict] = field(default_factory=list)
     cache_outdated: bool = False
     cache_options: str = ""  # the `dataset cache` options the folder's cache/ was made with ("": unknown)
+    command: str = "import"  # the `nopaingan dataset` command that ran: "import" or "fetch"
 
     def count(self, split: str, rows: Iterable[dict] | None = None) -> int:
         """This run's albums on ``split`` (or those of ``rows``)."""
@@ -110,7 +112,8 @@ class ImportReport:
     def summary(self) -> str:
         """The command's one-line summary."""
         line = (
-            f"imported {count_text(len(self.albums), 'album')} (train {self.count(TRAIN)}, eval {self.count(EVAL)}), "
+            f"{_DONE[self.command]} {count_text(len(self.albums), 'album')} (train {self.count(TRAIN)}, "
+            f"eval {self.count(EVAL)}), "
             f"skipped {len(self.skipped)}"
         )
         line += f" (see {self.out / SKIPPED})" if self.skipped else ""
@@ -122,7 +125,7 @@ class ImportReport:
             )
         if self.removed:
             line += f"; removed {count_text(len(self.removed), 'earlier album')} not in this run"
-        line += self._guesses()
+        line += self._listed_genres() if self.command == "fetch" else self._guesses()
         if self.cache_outdated:
             command = f"nopaingan dataset cache {shlex.quote(str(self.out))}"
             again = (
@@ -134,7 +137,7 @@ class ImportReport:
         return line
 
     def _guesses(self) -> str:
-        """What no tag said: names taken from folder names or left unknown, genres left unknown."""
+        """What no tag said (an import): names taken from folder names or left unknown, genres left unknown."""
         counts = {
             "artist from a folder name": sum(r.get("artist_source") == "folder name" for r in self.albums),
             "artist unknown": sum(r.get("artist_source") == UNKNOWN for r in self.albums),
@@ -145,6 +148,18 @@ class ImportReport:
         said = [f"{what} for {n}" for what, n in counts.items() if n]
         where = f"(artist_source, album_source, genre_source in {METADATA})"
         return f"; not in tags: {', '.join(said)} {where}" if said else ""
+
+    def _listed_genres(self) -> str:
+        """Where the genres that the album list did not give came from (a fetch: the names are the list's, and
+        no album has tags): the catalogue's album, the artist's other albums, or nowhere (``genre_source``)."""
+        counts = {
+            "from the catalogue": sum(r.get("genre_source") == "catalogue" for r in self.albums),
+            "from the artist's other albums": sum(r.get("genre_source") == "artist" for r in self.albums),
+            "from the audio": sum(r.get("genre_source") == "audio" for r in self.albums),
+            "unknown": sum(r.get("genre_source") == UNKNOWN for r in self.albums),
+        }
+        said = [f"{what} for {n}" for what, n in counts.items() if n]
+        return f"; genre not in the list: {', '.join(said)} (genre_source in {METADATA})" if said else ""
 
 
 def import_dataset(
@@ -298,7 +313,9 @@ def build_dataset(
         _remove_stale(out, {r["audio"] for r in every} | {r["file_name"] for r in every})
         changed = bool(moved) or _albums(earlier.rows) != _albums(every)
         outdated, options = _cache_state(out, changed)
-        return ImportReport(out, rows, skipped, kept, removed, cache_outdated=outdated, cache_options=options)
+        return ImportReport(
+            out, rows, skipped, kept, removed, cache_outdated=outdated, cache_options=options, command=command
+        )
 
 
 def _cache_state(out: Path, changed: bool) -> tuple[bool, str]:

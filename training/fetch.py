@@ -58,8 +58,8 @@ from .covers import MIN_COVER_SIZE
 from .dataset_import import ImportReport, build_dataset, check_out
 from .download import RETRY_STATUSES, Downloader, default_cache_dir, web_url
 from .errors import CatalogueUnavailableError, DatasetError, DownloadError, UnreachableError, count_text
-from .manifest import COLUMNS, parse_year, read_table
-from .matching import MARGIN, MIN_SCORE, best_match, unescape_references, year_matches
+from .manifest import COLUMNS, MANIFEST_EXTENSIONS, parse_year, read_table
+from .matching import MARGIN, MIN_SCORE, best_match, unescape_references, year_rank, year_reason, year_too_far
 from .split import EVAL_FRACTION
 
 USER_AGENT = "nopaingan-dataset-fetch/0.1 (research data set; https://github.com/no-pain-no-gan/comfyui-no-pain-no-gan)"
@@ -73,6 +73,7 @@ _LIST_NAME = "expected a file name ending in .csv (the list is written as CSV, a
 # "CSV Injection"), and NUL (OWASP ASVS 5.0, V1.2.10); an apostrophe before it (TEXT_MARK) makes it text.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\0")
 TEXT_MARK = "'"
+_LIST_KINDS = ", ".join(MANIFEST_EXTENSIONS)  # the files an album list may be, by extension: .csv, .tsv...
 MIN_SCORE_RANGE = range_text("a number", 0.0, 1.0, low_open=True)  # what --min-score accepts, in words
 
 
@@ -117,7 +118,7 @@ def read_album_list(path: str | Path) -> list[AlbumRequest]:
     """Albums of a CSV/TSV/JSON table with artist and album columns (optional year and genre), named as
     ``dataset import`` manifests name them (``Artist Name``, ``Album Title``, ``Release Date``, ``Genres``...).
     A value is read as :func:`cell_text` reads a saved list's cell: ``'=1+1`` is ``=1+1``."""
-    rows, columns = read_table(Path(path).expanduser(), required=("artist", "album"))
+    rows, columns = read_table(Path(path).expanduser(), required=("artist", "album"), kind="album list")
     fields = ("artist", "album", "year", "genres")
     return [
         _request(where, *(cell_text(row.get(columns[f])) if f in columns else None for f in fields))
@@ -299,6 +300,10 @@ def resolve(
                 reasons.append(f"{catalogue.name}: {match.reason}")
                 continue
             release = _edition(catalogue, match.editions, request.year)
+            if year_too_far(release.year, request.year):
+                named = f"{release.artist} - {release.title}"
+                reasons.append(f"{catalogue.name}: {year_reason(named, match.score, release.year, request.year)}")
+                continue
         except UnreachableError as exc:
             raise CatalogueUnavailableError(catalogue.name, exc.reason, exc.tries) from exc
         except DownloadError as exc:
@@ -315,21 +320,27 @@ def resolve(
 
 def _edition(catalogue: Catalogue, editions: Sequence[Release], year: int | None) -> Release:
     """The edition to take of the matched album (``editions`` in :func:`best_match`'s order), with its tracks:
-    the first released in the list's ``year`` (within :data:`~training.matching.YEAR_SLACK`; a 2012 album, not
-    its 2021 re-recording), else the first. Deezer's search gives no release years: editions of unknown year
-    are looked up, one by one, until one has the year."""
-    first = catalogue.album(editions[0])
-    if year is None or year_matches(first.year, year):
-        return first
+    the one whose release year fits the list's ``year`` best (:func:`~training.matching.year_rank`: the list's
+    year within :data:`~training.matching.YEAR_SLACK`, then unknown, then within
+    :data:`~training.matching.YEAR_LIMIT`, closest first; a 2012 album, not its 2021 reissue), else the first.
+    Deezer's search gives no release years: editions of unknown year are looked up, one by one, until one has
+    the list's year. The edition taken may still be too far from the list's year
+    (:func:`~training.matching.year_too_far`): the caller refuses it."""
+    best = catalogue.album(editions[0])
+    if year is None or year_rank(best.year, year)[0] == 0:
+        return best
     for edition in editions[1:]:
-        if edition.year is None:  # a known year is not the list's, or best_match would have put it first
-            try:
-                full = catalogue.album(edition)
-            except AlbumGoneError:  # that edition is gone: the first stands
-                continue
-            if year_matches(full.year, year):
-                return full
-    return first
+        if edition.year is not None and year_rank(edition.year, year) >= year_rank(best.year, year):
+            continue  # a known year no better than the one in hand: not looked up
+        try:
+            full = catalogue.album(edition)
+        except AlbumGoneError:  # that edition is gone: the others stand
+            continue
+        if year_rank(full.year, year)[0] == 0:
+            return full
+        if year_rank(full.year, year) < year_rank(best.year, year):
+            best = full
+    return best
 
 
 def _candidate(request: AlbumRequest, release: Release, score: float) -> AlbumCandidate:
@@ -439,9 +450,9 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
     add(
         "lists",
         nargs="*",
-        type=existing_file("album list (.csv, .tsv, .json, .jsonl)"),
+        type=existing_file(f"album list ({_LIST_KINDS})"),
         metavar="ALBUMS",
-        help="album list (.csv, .tsv, .json, .jsonl) with artist and album",
+        help=f"album list ({_LIST_KINDS}) with artist and album",
     )
     add(
         "--from-wikipedia-list",
@@ -526,15 +537,27 @@ def _check_cover_sizes(args: argparse.Namespace, names: Sequence[str]) -> None:
         )
 
 
+def _missing_arguments(args: argparse.Namespace) -> list[str]:
+    """What the command lacks, each in argparse's words for a missing argument (``dataset import`` without a
+    source says ``the following arguments are required: SRC, --out``): the albums (lists or Wikipedia pages; the
+    positional argument is optional only because a page may stand in for it) and where to write them (``--out``,
+    or ``--save-list`` alone)."""
+    missing = []
+    if not args.lists and not args.from_wikipedia_list:
+        missing.append(f"ALBUMS (an album list: {_LIST_KINDS}; or --from-wikipedia-list URL)")
+    if args.out is None and args.save_list is None:
+        missing.append("--out DATA (the dataset folder to write; or --save-list FILE for the list alone)")
+    return missing
+
+
 def run_fetch(args: argparse.Namespace) -> int:
     from nopaingan_core.atomic import check_output_file, check_output_folder
 
-    if args.out is None and args.save_list is None:
-        raise DatasetError("--out: expected a dataset folder to write (or --save-list FILE for the list alone)")
+    missing = _missing_arguments(args)
+    if missing:
+        raise DatasetError(f"the following arguments are required: {', '.join(missing)}")
     if args.save_list is not None:
         check_album_list_target(args.save_list, "--save-list")
-    if not args.lists and not args.from_wikipedia_list:
-        raise DatasetError("expected album lists (ALBUMS.csv ...) or --from-wikipedia-list URL, found neither")
     country = country_code(args.country)
     names = catalogue_names(args.catalogues)
     if args.out is not None:
@@ -597,5 +620,5 @@ def run_fetch(args: argparse.Namespace) -> int:
         replace=args.replace,
         progress=not args.quiet,
     )
-    print(report.summary().replace("imported", "fetched", 1))
+    print(report.summary())
     return 0

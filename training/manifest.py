@@ -7,6 +7,7 @@ and emotions as lists or as ``"a, b; c"`` text, JSON as records, JSON lines, or 
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import math
@@ -81,24 +82,108 @@ def read_manifest(path: Path) -> list[AlbumCandidate]:
     return [_candidate(Path(path), where, row, columns) for where, row in rows]
 
 
-def read_table(path: Path, required: tuple[str, ...] = REQUIRED) -> tuple[list[tuple[str, dict]], dict[str, str]]:
+def read_table(
+    path: Path, required: tuple[str, ...] = REQUIRED, kind: str = "manifest"
+) -> tuple[list[tuple[str, dict]], dict[str, str]]:
     """The rows of a CSV, TSV, JSON or JSON-lines table as ``(where, {column: value})`` (``where`` is
     ``file:line`` or ``file:row N``), and the column found for each field of :data:`COLUMNS`. A table that
-    cannot be read, has no rows or lacks a column for a ``required`` field raises :class:`DatasetError`."""
+    cannot be read (:func:`read_table_text`), has no rows or lacks a column for a ``required`` field raises
+    :class:`DatasetError`, one line naming the file and saying what the ``kind`` of table (``manifest``,
+    ``album list``) was expected to hold."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in MANIFEST_EXTENSIONS:
-        raise DatasetError(f"{path}: expected a manifest ending in {', '.join(MANIFEST_EXTENSIONS)}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read manifest ({exc})") from exc
-    rows = list(_csv_rows(path, text) if suffix in (".csv", ".tsv") else _json_rows(path, text))
+        found = f"{suffix!r}" if suffix else "no extension"
+        raise DatasetError(
+            f"{path}: expected {_article(kind)} ending in {', '.join(MANIFEST_EXTENSIONS)}, found {found}"
+        )
+    text = read_table_text(path, kind)
+    if not text.strip():  # blank: no header either
+        rows = []
+    else:
+        rows = list(_csv_rows(path, text) if suffix in (".csv", ".tsv") else _json_rows(path, text))
     if not rows:
-        raise DatasetError(f"{path}: manifest has no rows")
+        raise DatasetError(f"{path}: no albums ({_expected_rows(path, required, text)})")
     columns = _match_columns(path, {name for _, row in rows for name in row}, required)
     _check_one_line_names(rows, columns)
     return rows, columns
+
+
+def _article(kind: str) -> str:
+    return f"an {kind}" if kind[:1] in "aeiou" else f"a {kind}"
+
+
+def _expected_rows(path: Path, required: tuple[str, ...], text: str) -> str:
+    """What a table without albums was expected to hold, and what it holds, in words."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        found = "an empty file" if not text.strip() else "the header row only"
+        return f"expected a header row naming {', '.join(required)} and at least one album row, found {found}"
+    if suffix == ".jsonl":
+        return "expected one album object per line, found " + ("an empty file" if not text.strip() else "none")
+    fields = ", ".join(f'"{field}": ...' for field in required)
+    return f"expected a list of album objects such as [{{{fields}}}], found an empty list"
+
+
+# Byte order marks and the encodings they announce (the Unicode Standard, 23.8 "Specials", U+FEFF): UTF-32's
+# before UTF-16's, whose little-endian mark begins UTF-32's. Excel's "Unicode Text" saves UTF-16 with a mark,
+# its "CSV UTF-8" UTF-8 with one.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF32_BE, "utf-32", "UTF-32"),
+    (codecs.BOM_UTF8, "utf-8-sig", "UTF-8"),
+    (codecs.BOM_UTF16_LE, "utf-16", "UTF-16"),
+    (codecs.BOM_UTF16_BE, "utf-16", "UTF-16"),
+)
+_SAVE_AS_UTF8 = "save it as UTF-8 (in a spreadsheet: Save As, CSV UTF-8)"
+
+
+def read_table_text(path: Path, kind: str = "manifest") -> str:
+    """The text of a table file: UTF-8, or UTF-8, UTF-16 or UTF-32 after a byte order mark saying so. Any other
+    encoding (a list saved as Windows-1252 or Latin-1) raises :class:`DatasetError`, one line naming the file,
+    the line and byte offset of the first byte that is not text in that encoding, that byte (and the character it
+    is in Windows-1252, the usual other encoding), and asking for the file saved as UTF-8: names are never read
+    as guesses. So does a NUL byte in the first line, which no header has (UTF-16 without a byte order mark)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read {kind} ({exc.strerror or exc})") from exc
+    codec, name = next(((codec, name) for bom, codec, name in _BOMS if raw.startswith(bom)), ("utf-8", "UTF-8"))
+    first_line = raw.split(b"\n", 1)[0]
+    # a NUL in the first line (a header, "[" or "{"): UTF-16, whose ASCII characters are each a NUL and a byte (a
+    # name may hold one further on: a saved list writes every name back). Before decoding: UTF-16's first non-ASCII
+    # character is no UTF-8 either.
+    if name == "UTF-8" and b"\0" in first_line:
+        offset = raw.index(b"\0")
+        line = raw[:offset].count(b"\n") + 1
+        raise DatasetError(
+            f"{path}:{line}: expected {name} text, found a NUL byte at byte offset {offset}: the {kind} is saved in "
+            f"another encoding (UTF-16 without a byte order mark?); {_SAVE_AS_UTF8}"
+        )
+    try:
+        text = raw.decode(codec)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].decode(codec, errors="replace").count("\n") + 1
+        if exc.reason in ("unexpected end of data", "truncated data"):  # UTF-8's and UTF-16/32's words for it
+            raise DatasetError(
+                f"{path}:{line}: expected {name} text, found the file ending inside a character at byte offset "
+                f"{exc.start}: the {kind} was cut short; save it again as UTF-8"
+            ) from exc
+        byte = raw[exc.start]
+        seen = _windows_1252(byte) if name == "UTF-8" else ""
+        raise DatasetError(
+            f"{path}:{line}: expected {name} text, found byte 0x{byte:02X} at byte offset {exc.start}{seen}: the "
+            f"{kind} is saved in another encoding; {_SAVE_AS_UTF8}"
+        ) from exc
+    return text
+
+
+def _windows_1252(byte: int) -> str:
+    """`` ('é' in Windows-1252)`` for a byte that is a character there, else ""."""
+    try:
+        return f" ({bytes([byte]).decode('cp1252')!r} in Windows-1252)"
+    except UnicodeDecodeError:
+        return ""
 
 
 def _check_one_line_names(rows: list[tuple[str, dict]], columns: dict[str, str]) -> None:

@@ -5,9 +5,17 @@ punctuation, ``&``/``and``, a leading "The", edition markers such as ``(Deluxe E
 ``- 2011 Remaster``, iTunes' ``- Single`` or a trailing ``Remastered`` / ``Deluxe Edition`` without brackets, and
 ``feat.`` credits removed), then fuzzily with :class:`difflib.SequenceMatcher` (the standard library's
 Ratcliff/Obershelp ratio, 0..1). An album's score is the lower of its artist and album scores: both must
-match. Numbers are not fuzzy: titles whose numbers differ (digits, or roman numerals from II as words:
-"Peter Gabriel 1" and "Peter Gabriel 2", "Led Zeppelin II" and "Led Zeppelin III") are different albums
-however close they score.
+match. Some differences are never fuzzy, however close the score:
+
+- numbers: titles whose numbers differ (digits, or roman numerals from II as words: "Peter Gabriel 1" and
+  "Peter Gabriel 2", "Led Zeppelin II" and "Led Zeppelin III") are different albums;
+- recordings: a title marked as another recording of the music (:data:`RECORDING_MARKS`: ``(Live)``, ``Demos``,
+  ``Acoustic``, ``Remixes``, ``(Taylor's Version)``...) is another album than one without that mark, and one
+  with it asked for is not the studio album (:func:`recording_marks`);
+- short names: an artist or a title of one or two words matches only the same words (:data:`SHORT_WORDS`:
+  "Blue" is not "Blues");
+- years: a release more than :data:`YEAR_LIMIT` years from the list's year is a reissue or another album of that
+  name (:func:`year_rank`).
 """
 
 from __future__ import annotations
@@ -25,6 +33,21 @@ from .cleaning import fold_name
 MIN_SCORE = 0.85  # least score of a match
 MARGIN = 0.05  # two different albums scoring within this of each other (neither exactly) are ambiguous
 YEAR_SLACK = 1  # a release year this close to the list's is the list's (release dates differ by region)
+# A release year further than this from the list's is not the list's album. Release dates of one album differ by
+# region, format and catalogue by up to a year (an album out in December in one country, in January in another; a
+# catalogue dating the CD, a list the vinyl) and a list may be a year off itself, so two years keep every such album;
+# reissues and remasters come later (anniversary editions 10, 20, 25 years on), and an album of the same name a
+# year later than that is another album.
+YEAR_LIMIT = 2
+# Names (artist or album title, normalised) of at most this many words match only the same words. The fuzzy ratio
+# is 2M/T (M characters in common, T in both strings): one letter added to an n-letter word scores 2n/(2n+1), over
+# MIN_SCORE from n = 3 on ("blue"/"blues" 0.89, "low"/"glow" 0.86), and one changed letter (n-1)/n, over it from
+# n = 7 on. A score that forgives a typo in a long title ("Random Acess Memories") thus takes
+# another word for a short one, and in a title of one or two words each word is much of what tells it apart: a
+# plural, a changed letter is most often another album ("Blue" and "Blues", "Red" and "Reds", "Low" and "Glow").
+# A typo in a short title is rare and shows in skipped.jsonl, which names what the catalogue had; a wrong album
+# would go into the data set without a word.
+SHORT_WORDS = 2
 
 # Words that mark an edition or a release format rather than a different album.
 _EDITION_WORDS = (
@@ -32,7 +55,7 @@ _EDITION_WORDS = (
     r"mono|stereo|explicit|clean|single|ep|super|legacy|platinum|limited|international|\d{4}\s*mix"
 )
 _BRACKETED = re.compile(rf"\s*[(\[]([^()\[\]]*\b(?:{_EDITION_WORDS})\b[^()\[\]]*)[)\]]", re.IGNORECASE)
-_DASHED = re.compile(rf"\s+[-–—:]\s+[^-–—:]*\b(?:{_EDITION_WORDS})\b[^-–—:]*$", re.IGNORECASE)
+_DASHED = re.compile(rf"\s+[-–—:]\s+([^-–—:]*\b(?:{_EDITION_WORDS})\b[^-–—:]*)$", re.IGNORECASE)
 # An edition phrase ending the title without brackets or a dash ("Nevermind Remastered", "... 2009 Remaster",
 # "... Deluxe Edition", "... 25th Anniversary Edition", "... Bonus Track Version"): "Remaster(ed)" and "Deluxe"
 # alone, or "Edition"/"Version" after words that say which; a plain "Edition" or "Version" may be the title's.
@@ -49,6 +72,39 @@ _TRAILING = re.compile(
     rf"(?:super\s+)?deluxe|{_ORDINAL}\s+anniversary)(?:\s+{_YEAR})?$",
     re.IGNORECASE,
 )
+# The edition words a mark of another recording may carry ("(Live Version)", "[Remastered Live]", "- Acoustic
+# Deluxe Edition"): removed from it, so that it reads as the recording it names ("(Live)").
+_EDITION_IN_RECORDING = re.compile(
+    rf"\b(?:(?:{_YEAR}\s+)?remaster\b|remastered(?:\s+{_YEAR})?|{_ORDINAL}\s+anniversary|anniversary|deluxe|super|"
+    r"expanded|special|limited|legacy|platinum|collector'?s|reissue|bonus\s+tracks?|edition|version)\b",
+    re.IGNORECASE,
+)
+# Marks of another recording than the album's: words (on the folded title: lower case, punctuation as spaces) and
+# the name each is reported by. A live, demo, acoustic, instrumental, karaoke, remixed, unplugged, commentary,
+# cover, tribute, sped-up, slowed, a cappella or nightcore album, or an artist's re-recording ("Re-recorded",
+# "(Taylor's Version)": "X's Version", not a collector's), has the songs but not the recordings of the album: its
+# previews are other audio. Within words, so "Alive" and "Covered" are not marked.
+RECORDING_MARKS: tuple[tuple[str, str], ...] = (
+    ("live", r"live"),
+    ("demo", r"demos?"),
+    ("acoustic", r"acoustic"),
+    ("instrumental", r"instrumentals?"),
+    ("karaoke", r"karaoke"),
+    ("remix", r"re ?mix(?:es|ed)?"),
+    ("unplugged", r"unplugged"),
+    ("commentary", r"commentary"),
+    ("cover", r"covers?"),
+    ("tribute", r"tribute"),
+    ("sped up", r"sped up|speed up"),
+    ("slowed", r"slowed"),
+    ("a cappella", r"a ?cappella|a ?capella"),
+    ("nightcore", r"nightcore"),
+    ("re-recording", r"re ?recorded|re ?recording|(?!collector s )\w+ s version"),
+)
+_MARKS = [(name, re.compile(rf"(?<!\w)(?:{words})(?!\w)")) for name, words in RECORDING_MARKS]
+# Marks another one implies: an unplugged album is recorded live ("MTV Unplugged in New York (25th Anniversary –
+# Live)" is "MTV Unplugged in New York").
+_IMPLIED = {"unplugged": "live"}
 _FEATURING = re.compile(r"\s*[(\[]?\b(?:feat|ft|featuring)\b\.?\s.*$", re.IGNORECASE)
 _THE = re.compile(r"^the\s+")
 # An HTML character reference, complete with its semicolon: named (&amp;), decimal (&#39;) or hexadecimal (&#x27;).
@@ -79,16 +135,64 @@ def normalise_album(title: str) -> str:
     brackets, after a dash (``"Abbey Road - 2019 Remaster"``), or an edition phrase ending the title
     (``"Nevermind Remastered"``, ``"Rumours 2004 Remaster"``, ``"Blue Deluxe Edition"``). A title that is
     nothing but such words keeps them (``"Deluxe"`` stays ``"deluxe"``, ``"Remastered"`` ``"remastered"``).
+    A marker that names another recording (:func:`recording_marks`) stays, without its edition words:
+    ``"Definitely Maybe (Remastered) [Live]"`` and ``"Definitely Maybe (Live Version)"`` are ``"definitely maybe
+    live"``, ``"Red (Taylor's Version)"`` is ``"red taylor s"``.
     Character references are read first (:func:`unescape_references`): ``Blue &#40;Deluxe&#41;`` is ``blue``."""
     title = unescape_references(title)
     text, changed = title, True
     while changed:  # until none is left: removing one marker may bare another
         changed = False
         for pattern in (_BRACKETED, _DASHED, _TRAILING):
-            stripped = pattern.sub("", text)
+            stripped = pattern.sub(_edition_removed, text)
             if stripped != text and _without_the(fold_name(stripped)) not in ("", "the"):
                 text, changed = stripped, True
     return _without_the(fold_name(text)) or fold_name(title)
+
+
+def _edition_removed(marker: re.Match[str]) -> str:
+    """What stays of an edition marker: nothing, or, when it names another recording (``(Live Version)``), that
+    recording without the edition words (``(Live)``)."""
+    said = marker.groups()[0] if marker.groups() else None
+    if said is None or not recording_marks(said):
+        return ""
+    return f" ({' '.join(_EDITION_IN_RECORDING.sub(' ', said).split())})"
+
+
+def recording_marks(title: str) -> frozenset[str]:
+    """The marks of another recording in an album title (:data:`RECORDING_MARKS`, by name), as whole words of
+    the folded title wherever they are: ``"Definitely Maybe (Remastered) [Live]"`` -> ``{"live"}``, ``"Red
+    (Taylor's Version)"`` -> ``{"re-recording"}``, ``"Demos"`` -> ``{"demo"}``, ``"Blue"`` -> none. Two titles
+    whose marks differ are different recordings: a live album is not the studio album, nor "Demos" the album
+    (a title that is itself such a word, "Live at Leeds", has the mark on both sides and matches itself).
+    "Unplugged" is live too (:data:`_IMPLIED`)."""
+    folded = fold_name(unescape_references(title))
+    marks = {name for name, pattern in _MARKS if pattern.search(folded)}
+    return frozenset(marks | {_IMPLIED[mark] for mark in marks if mark in _IMPLIED})
+
+
+def short_name_words(name: str) -> tuple[str, ...] | None:
+    """The words of a normalised name (:func:`normalise_album`, :func:`normalise_artist`) of at most
+    :data:`SHORT_WORDS` words, as compared: joined (``"mirror ball"`` = ``"mirrorball"``), numbers by value
+    (``"iv"`` = ``"4"``, ``"02"`` = ``"2"``); None for a longer name, compared fuzzily."""
+    words = name.split()
+    if len(words) > SHORT_WORDS:
+        return None
+    return tuple(str(_roman(w)) if _ROMAN.fullmatch(w) else str(int(w)) if w.isdecimal() else w for w in words)
+
+
+def short_names_differ(a: str, b: str) -> bool:
+    """Whether two normalised names, one of them short (:func:`short_name_words`), are different words: the
+    short-name rule. Two long names never differ by it."""
+    if short_name_words(a) is None and short_name_words(b) is None:
+        return False
+    return _joined(a) != _joined(b)
+
+
+def _joined(name: str) -> str:
+    """A normalised name's words as the short-name rule compares them, without the spaces between them."""
+    words = short_name_words(name)
+    return "".join(name.split() if words is None else words)
 
 
 def normalise_artist(name: str) -> str:
@@ -147,15 +251,43 @@ def year_matches(found: int | None, year: int | None) -> bool:
     return found is not None and year is not None and abs(found - year) <= YEAR_SLACK
 
 
+def year_rank(found: int | None, year: int | None) -> tuple[int, int]:
+    """How well a release year fits the list's ``year``, smaller is better: the list's year (within
+    :data:`YEAR_SLACK`, closest first), then an unknown year (Deezer's search gives none: it may be the list's),
+    then a year within :data:`YEAR_LIMIT` (closest first), then a year further off, which is not the list's
+    album (:func:`year_too_far`). Without a list's year every release ranks alike."""
+    if year is None:
+        return (0, 0)
+    if found is None:
+        return (1, 0)
+    apart = abs(found - year)
+    return (0 if apart <= YEAR_SLACK else 2 if apart <= YEAR_LIMIT else 3, apart)
+
+
+def year_too_far(found: int | None, year: int | None) -> bool:
+    """Whether a release of year ``found`` is too far from the list's ``year`` to be its album: more than
+    :data:`YEAR_LIMIT` years (a reissue, or another album of that name). An unknown year is never too far."""
+    return year_rank(found, year)[0] == 3
+
+
+def year_reason(named: str, score: float, found: int | None, year: int | None) -> str:
+    """Why a release of the right name is not taken: its year ``found`` is too far from the list's ``year``."""
+    return (
+        f"no match: best was {named} (score {score:.2f}) of {found}, the list's year is {year}: more than "
+        f"{YEAR_LIMIT} years apart (a reissue, or another album of that name; leave the row's year empty to take it)"
+    )
+
+
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Match(Generic[T]):
     """The outcome of :func:`best_match`: the chosen ``item`` and its ``score``, or ``item`` None and the
-    ``reason`` nothing was chosen (no result, best below the threshold or numbered differently, two different
-    albums too close). ``editions`` are the found items that are editions of the chosen album (the same after
-    normalisation), in order of preference: ``item`` first."""
+    ``reason`` nothing was chosen (no result, best below the threshold, numbered or marked differently, a short
+    name that differs, two different albums too close, released too far from the list's year). ``editions``
+    are the found items that are editions of the chosen album (the same after normalisation), in order of
+    preference (:func:`year_rank`): ``item`` first."""
 
     item: T | None
     score: float
@@ -171,7 +303,7 @@ class _Scored:
     album: str
     year: int | None
     key: tuple[str, str]
-    numbers: tuple[int, ...]
+    refusal: str  # why this result is another album whatever its score, or ""
 
     def named(self) -> str:
         return f"{self.artist} - {self.album}"
@@ -179,6 +311,36 @@ class _Scored:
 
 def _numbers_text(numbers: tuple[int, ...]) -> str:
     return ", ".join(map(str, numbers)) if numbers else "none"
+
+
+def _marks_text(marks: frozenset[str]) -> str:
+    return ", ".join(sorted(marks)) if marks else "none"
+
+
+def refusal(artist: str, album: str, found_artist: str, found_album: str) -> str:
+    """Why a found album is not the requested one whatever its score (the rules that are never fuzzy), or "":
+    other numbers in the title (:func:`album_numbers`), other marks of a recording (:func:`recording_marks`), or
+    a short artist or title (:func:`short_names_differ`) spelt with other words."""
+    numbers, wanted_numbers = album_numbers(found_album), album_numbers(album)
+    if numbers != wanted_numbers:
+        return f"another album: its numbers are {_numbers_text(numbers)}, the list's {_numbers_text(wanted_numbers)}"
+    marks, wanted_marks = recording_marks(found_album), recording_marks(album)
+    if marks != wanted_marks:
+        return (
+            f"another recording: its marks are {_marks_text(marks)}, the list's {_marks_text(wanted_marks)} "
+            "(live, demo, acoustic, remix, re-recording... are not the album)"
+        )
+    for kind, normalise, name, wanted in (
+        ("artist", normalise_artist, found_artist, artist),
+        ("album", normalise_album, found_album, album),
+    ):
+        if short_names_differ(normalise(name), normalise(wanted)):
+            what = "a name" if kind == "artist" else "a title"
+            return (
+                f"another {kind}: {what} of at most {SHORT_WORDS} words matches only the same words, found "
+                f"{normalise(name)!r}, the list's {normalise(wanted)!r}"
+            )
+    return ""
 
 
 def best_match(
@@ -192,16 +354,16 @@ def best_match(
 ) -> Match[T]:
     """The found album (``(item, artist, album, year)`` in the catalogue's order) that matches the request.
 
-    Results whose title numbers differ from the request's (:func:`album_numbers`) are other albums; of the
-    rest, those scoring below ``min_score`` are ignored. An exact match (score 1: equal after normalisation)
-    wins. Otherwise, when results that are different albums after normalisation (not two editions of one)
-    score within ``margin`` of the best, the requested ``year`` decides if exactly one of them has it (within
-    :data:`YEAR_SLACK`); else the request is ambiguous. Among editions of the chosen album, those released in
-    ``year`` come first, then those of unknown year, then the rest, each in the catalogue's order.
+    Results that are another album whatever their score (:func:`refusal`: other numbers, other recording marks,
+    a short name spelt otherwise) are set aside; of the rest, those scoring below ``min_score`` are ignored. An
+    exact match (score 1: equal after normalisation) wins. Otherwise, when results that are different albums
+    after normalisation (not two editions of one) score within ``margin`` of the best, the requested ``year``
+    decides if exactly one of them has it (within :data:`YEAR_SLACK`); else the request is ambiguous. The
+    chosen album's editions are ordered by :func:`year_rank`, then the catalogue's order; when every one is of a
+    known year more than :data:`YEAR_LIMIT` years from the list's, nothing is chosen (:func:`year_reason`).
     """
     if not found:
         return Match(None, 0.0, "no result")
-    wanted = album_numbers(album)
     scored = sorted(
         (
             _Scored(
@@ -211,23 +373,19 @@ def best_match(
                 t,
                 y,
                 (normalise_artist(a), normalise_album(t)),
-                album_numbers(t),
+                refusal(artist, album, a, t),
             )
             for i, (_, a, t, y) in enumerate(found)
         ),
         key=lambda s: (-s.score, s.index),
     )
-    same = [s for s in scored if s.numbers == wanted]
+    same = [s for s in scored if not s.refusal]
     if not same or same[0].score < min_score:
         top = scored[0]
-        if top.score < min_score:
-            return Match(None, top.score, f"no match: best was {top.named()} (score {top.score:.2f} < {min_score})")
-        return Match(
-            None,
-            top.score,
-            f"no match: best was {top.named()} (score {top.score:.2f}), another album: its numbers are "
-            f"{_numbers_text(top.numbers)}, the list's {_numbers_text(wanted)}",
-        )
+        # a refusal is named even below the threshold: a lower --min-score would not take that album either
+        below = f" < {min_score}" if top.score < min_score else ""
+        refused = f", {top.refusal}" if top.refusal else ""
+        return Match(None, top.score, f"no match: best was {top.named()} (score {top.score:.2f}{below}){refused}")
     best = same[0]
     if best.score < 1.0:
         close = [s for s in same if s.score >= max(min_score, best.score - margin)]
@@ -238,7 +396,8 @@ def best_match(
                 names = "; ".join(f"{s.named()} ({s.score:.2f})" for s in [best, *rivals][:3])
                 return Match(None, best.score, f"ambiguous: {names}")
             best = dated[0]
-    editions = [s for s in same if s.key == best.key]
-    if year is not None:
-        editions.sort(key=lambda s: 0 if year_matches(s.year, year) else 1 if s.year is None else 2)
-    return Match(found[editions[0].index][0], best.score, editions=tuple(found[s.index][0] for s in editions))
+    editions = sorted((s for s in same if s.key == best.key), key=lambda s: (year_rank(s.year, year), s.index))
+    first = editions[0]
+    if year_too_far(first.year, year):  # the best-ranked is too far: every edition is
+        return Match(None, best.score, year_reason(first.named(), best.score, first.year, year))
+    return Match(found[first.index][0], best.score, editions=tuple(found[s.index][0] for s in editions))
