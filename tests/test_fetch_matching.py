@@ -289,7 +289,10 @@ def test_album_numbers(title: str, numbers: tuple[int, ...]) -> None:
 
 RED_EDITIONS = [("dx", "Taylor Swift", "Red (Deluxe Edition)", 2021), ("old", "Taylor Swift", "Red", 2012)]
 TV = ("tv", "Taylor Swift", "Red (Taylor's Version)", 2021)  # a re-recording: another album than "Red"
-FAR = "more than 2 years apart (a reissue, or another album of that name; leave the row's year empty to take it)"
+FAR = (
+    "more than 2 years apart and not marked as a reissue (another album of that name, or a reissue that does not say "
+    "so; leave the row's year empty to take it)"
+)
 YEARS = [
     # (found, the list's year, chosen, editions in order, or None and what the reason says)
     (RED_EDITIONS, 2012, "old", ("old", "dx")),
@@ -300,8 +303,9 @@ YEARS = [
     (RED_EDITIONS, None, "dx", ("dx", "old")),  # no year: the catalogue's first
     (RED_EDITIONS, 2016, None, f"Taylor Swift - Red (score 1.00) of 2012, the list's year is 2016: {FAR}"),
     (RED_EDITIONS, 1990, None, "Taylor Swift - Red (score 1.00) of 2012, the list's year is 1990"),  # the closest
-    (RED_EDITIONS[:1], 2012, None, "Red (Deluxe Edition) (score 1.00) of 2021, the list's year is 2012"),
-    ([*RED_EDITIONS, ("?", "Taylor Swift", "Red [Deluxe Edition]", None)], 2016, "?", ("?", "old", "dx")),
+    (RED_EDITIONS[:1], 2012, "dx", ("dx",)),  # a later edition marked as one, alone: the list's album reissued
+    (RED_EDITIONS[:1], 2025, None, "Red (Deluxe Edition) (score 1.00) of 2021, the list's year is 2025"),  # earlier
+    ([*RED_EDITIONS, ("?", "Taylor Swift", "Red [Deluxe Edition]", None)], 2016, "?", ("?", "dx", "old")),
     ([TV, *RED_EDITIONS], 2021, "dx", ("dx", "old")),  # never the re-recording
     ([TV, RED_EDITIONS[1]], 2021, None, "Taylor Swift - Red (score 1.00) of 2012, the list's year is 2021"),
     ([TV], None, None, "Red (Taylor's Version) (score 0.40 < 0.85)"),
@@ -394,6 +398,7 @@ def test_an_exact_title_always_beats_near_ones(artist, album, others, random, ye
 
 
 EDITION_MARKS = ["", " (Deluxe Edition)", " - 2011 Remaster", " [Remastered]", " (Expanded)", " - EP"]
+REISSUE_MARKS = EDITION_MARKS[1:5]  # a later issue; " - EP" is a format
 
 
 @settings(max_examples=150, deadline=None)
@@ -407,19 +412,25 @@ def test_the_lists_year_picks_the_edition(artist, album, editions, year) -> None
     found = [(i, artist, album + mark, released) for i, (mark, released) in enumerate(editions)]
     match = best_match(artist, album, found, year=year)
 
-    def fit(released: int | None) -> tuple[int, int]:
-        """The list's year (one off at most), unknown, two off, further: closest first in each."""
+    def fit(edition: tuple) -> tuple[int, int]:
+        """The list's year (one off at most), unknown, two off, a later reissue marked as one, further: closest
+        first in each."""
+        released = edition[3]
         if released is None:
             return (1, 0)
         apart = abs(released - year)
-        return (0 if apart <= 1 else 2 if apart <= 2 else 3, apart)
+        if apart <= 2:
+            return (0 if apart <= 1 else 2, apart)
+        return (3 if released > year and editions[edition[0]][0] in REISSUE_MARKS else 4, apart)
 
-    best = min(found, key=lambda f: (fit(f[3]), f[0]))
-    if fit(best[3])[0] == 3:  # every edition more than two years off: none taken, the closest named
-        assert match.item is None and match.reason.endswith(f"of {best[3]}, the list's year is {year}: {FAR}")
+    best = min(found, key=lambda f: (fit(f), f[0]))
+    far = [f for f in found if fit(f)[0] == 4]
+    if fit(best)[0] >= 3 and far:  # no edition fits but reissues, and an unmarked one dates the album elsewhere
+        closest = min(far, key=lambda f: (fit(f), f[0]))
+        assert match.item is None and match.reason.endswith(f"of {closest[3]}, the list's year is {year}: {FAR}")
         return
     assert (match.item, sorted(match.editions)) == (best[0], list(range(len(found))))
-    assert [fit(found[i][3]) for i in match.editions] == sorted(fit(r) for _, _, _, r in found)
+    assert [fit(found[i]) for i in match.editions] == sorted(fit(f) for f in found)
 
 
 @settings(max_examples=100, deadline=None)

@@ -151,20 +151,27 @@ YEAR_CASES = [
     ([("Definitely Maybe", 1992)], 1994, "Definitely Maybe"),
     ([("Definitely Maybe", 1997)], 1994, "of 1997, the list's year is 1994: more than 2 years apart"),
     ([("Definitely Maybe", 1991)], 1994, "of 1991, the list's year is 1994"),
-    ([("Definitely Maybe (Remastered)", 2014)], 1994, "Oasis - Definitely Maybe (Remastered) (score 1.00) of 2014, "
-     "the list's year is 1994: more than 2 years apart (a reissue, or another album of that name; leave the row's "
-     "year empty to take it)"),
+    # a later edition marked as one is the list's album reissued (catalogues date remasters by their reissue)
+    ([("Definitely Maybe (Remastered)", 2014)], 1994, "Definitely Maybe (Remastered)"),
+    # unmarked, or dated before the list's year: not a reissue
+    ([("Definitely Maybe", 2014)], 1994, "Oasis - Definitely Maybe (score 1.00) of 2014, the list's year is 1994: "
+     "more than 2 years apart and not marked as a reissue (another album of that name, or a reissue that does not "
+     "say so; leave the row's year empty to take it)"),
+    ([("Definitely Maybe (Remastered)", 1990)], 1994, "of 1990, the list's year is 1994: more than 2 years apart"),
+    # an unmarked edition dates the album elsewhere: the marked one is its reissue, not the list's album's
+    ([("Definitely Maybe", 2004), ("Definitely Maybe (Deluxe Edition)", 2014)], 1994,
+     "Oasis - Definitely Maybe (score 1.00) of 2004, the list's year is 1994"),
     ([("Definitely Maybe (Remastered)", 2014), ("Definitely Maybe", 1994)], 1994, "Definitely Maybe"),
     ([("Definitely Maybe (Remastered)", 2014), ("Definitely Maybe", 1996)], 1994, "Definitely Maybe"),  # the closest
     ([("Definitely Maybe (Deluxe)", 1996), ("Definitely Maybe", 1995)], 1994, "Definitely Maybe"),
     ([("Definitely Maybe (Remastered)", 2014), ("Definitely Maybe", None)], 1994, "Definitely Maybe"),  # may be it
-    ([("Definitely Maybe (Remastered)", 2014), ("Definitely Maybe (Deluxe)", 2004)], 1994, "of 2004, the list's year"),
+    ([("Definitely Maybe (Remastered)", 2014), ("Definitely Maybe (Deluxe)", 2004)], 1994, "Definitely Maybe (Deluxe)"),
     ([("Definitely Maybe (Remastered)", 2014)], None, "Definitely Maybe (Remastered)"),  # no year: no year rule
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("editions", "year", "expected"), YEAR_CASES)
-def test_a_release_far_from_the_lists_year_is_not_taken(editions, year, expected: str) -> None:
+def test_a_release_far_from_the_lists_year_is_taken_only_as_a_marked_reissue(editions, year, expected: str) -> None:
     match = best_match("Oasis", "Definitely Maybe", [(t, "Oasis", t, y) for t, y in editions], year=year)
     if "the list's year" in expected:
         assert match.item is None and expected in match.reason, match.reason
@@ -269,12 +276,22 @@ def test_a_release_year_off_by_more_than_the_limit_is_never_taken(year: int, off
         assert match.item is None and f"of {year + off}, the list's year is {year}: more than" in match.reason
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1950, 2030), st.integers(-30, 30), UNMARKED, st.sampled_from(EDITIONS))
+def test_a_marked_edition_is_taken_at_any_later_year_never_an_earlier_one(year, off, album, edition) -> None:
+    """Reissues come later: a title marked as an edition dated any years after the list's is its album; one dated
+    more than the limit before it is not."""
+    match = best_match("Some Band", album, [(0, "Some Band", album + edition, year + off)], year=year)
+    assert (match.item == 0) == (off >= -YEAR_LIMIT), match.reason
+
+
 # --- through the command, against the catalogues on 127.0.0.1 ---------------------------------------------------
 
 
 def test_each_kind_of_near_miss_is_skipped_with_its_reason(tmp_path: Path, shop, audio, capsys) -> None:
-    """Blue/Blues, a live album for the studio one, a reissue for a list's year, a short artist one letter off: each
-    in skipped.jsonl saying why; the edition and the recording the list asks for are fetched."""
+    """Blue/Blues, a live album for the studio one, an album of the same name from another year, a short artist one
+    letter off: each in skipped.jsonl saying why; the editions (a later remaster too) and the recording the list
+    asks for are fetched."""
     server, fake = shop
 
     def add(artist: str, title: str, year: int, colour: tuple[int, int, int], catalogue: str = "deezer") -> None:
@@ -288,6 +305,8 @@ def test_each_kind_of_near_miss_is_skipped_with_its_reason(tmp_path: Path, shop,
     add("Oasis", "Definitely Maybe (Live Version)", 1994, RED, "itunes")
     add("Oasis", "Be Here Now (Remastered)", 2016, GREEN)
     add("Oasis", "Be Here Now - 2016 Remaster", 2016, GREEN, "itunes")
+    add("Weezer", "Weezer", 2016, RED)  # the White Album, not 1994's Blue one of the same name
+    add("Weezer", "Weezer", 2016, RED, "itunes")
     add("Busch", "Sixteen Stone", 1994, YELLOW)
     add("Oasis", "(What's the Story) Morning Glory? (Deluxe Edition)", 1995, YELLOW)
     add("Nirvana", "MTV Unplugged in New York (Live)", 1994, GREEN)
@@ -300,14 +319,16 @@ def test_each_kind_of_near_miss_is_skipped_with_its_reason(tmp_path: Path, shop,
         "Bush,Sixteen Stone,1994\n"
         "Oasis,(What's the Story) Morning Glory?,1995\n"
         "Nirvana,MTV Unplugged in New York,1994\n"
+        "Weezer,Weezer,1994\n"
     )
     out = tmp_path / "DATA"
     argv = ["dataset", "fetch", str(albums), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--quiet"]
     apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--eval-fraction", "0"]
     fast = ["--deezer-rate", "0", "--itunes-rate", "0", "--rate-limit", "0"]
     assert main([*argv, *apis, *fast]) == 0
-    assert capsys.readouterr().out.startswith("fetched 2 albums (train 2, eval 0), skipped 4")
+    assert capsys.readouterr().out.startswith("fetched 3 albums (train 3, eval 0), skipped 4")
     assert {a: r["catalogue_album"] for a, r in rows(out).items()} == {
+        "Be Here Now": "Be Here Now (Remastered)",  # a reissue, marked as one
         "(What's the Story) Morning Glory?": "(What's the Story) Morning Glory? (Deluxe Edition)",
         "MTV Unplugged in New York": "MTV Unplugged in New York (Live)",
     }
@@ -324,13 +345,12 @@ def test_each_kind_of_near_miss_is_skipped_with_its_reason(tmp_path: Path, shop,
         "album); itunes: no match: best was Oasis - Definitely Maybe (Live Version) (score 0.86), another recording: "
         "its marks are live, the list's none (live, demo, acoustic, remix, re-recording... are not the album)"
     )
-    assert reasons["Be Here Now"] == (
-        "not found: deezer: no match: best was Oasis - Be Here Now (Remastered) (score 1.00) of 2016, the list's year "
-        "is 1997: more than 2 years apart (a reissue, or another album of that name; leave the row's year empty to "
-        "take it); itunes: no match: best was Oasis - Be Here Now - 2016 Remaster (score 1.00) of 2016, the list's "
-        "year is 1997: more than 2 years apart (a reissue, or another album of that name; leave the row's year empty "
-        "to take it)"
+    far = (
+        "no match: best was Weezer - Weezer (score 1.00) of 2016, the list's year is 1994: more than 2 years apart and "
+        "not marked as a reissue (another album of that name, or a reissue that does not say so; leave the row's year "
+        "empty to take it)"
     )
+    assert reasons["Weezer"] == f"not found: deezer: {far}; itunes: {far}"
     assert reasons["Sixteen Stone"].startswith(
         "not found: deezer: no match: best was Busch - Sixteen Stone (score 0.89), another artist: a name of at most "
         "2 words matches only the same words, found 'busch', the list's 'bush'"
@@ -339,14 +359,14 @@ def test_each_kind_of_near_miss_is_skipped_with_its_reason(tmp_path: Path, shop,
     assert [(line["artist"], line["source"]) for line in lines] == [
         ("Joni Mitchell", f"{albums}:2"),
         ("Oasis", f"{albums}:3"),
-        ("Oasis", f"{albums}:4"),
         ("Bush", f"{albums}:5"),
+        ("Weezer", f"{albums}:8"),
     ]
     # the list that asks for the live album, or leaves the year out, gets it
     again = tmp_path / "again.csv"
-    again.write_text("artist,album\nOasis,Definitely Maybe (Live)\nOasis,Be Here Now\n")
+    again.write_text("artist,album\nOasis,Definitely Maybe (Live)\nWeezer,Weezer\n")
     assert main(["dataset", "fetch", str(again), "--out", str(tmp_path / "DATA2"), *argv[5:], *apis, *fast]) == 0
     assert {a: r["catalogue_album"] for a, r in rows(tmp_path / "DATA2").items()} == {
         "Definitely Maybe (Live)": "Definitely Maybe (Remastered) [Live]",
-        "Be Here Now": "Be Here Now (Remastered)",
+        "Weezer": "Weezer",
     }

@@ -59,7 +59,7 @@ from .dataset_import import ImportReport, build_dataset, check_out
 from .download import RETRY_STATUSES, Downloader, default_cache_dir, web_url
 from .errors import CatalogueUnavailableError, DatasetError, DownloadError, UnreachableError, count_text
 from .manifest import COLUMNS, MANIFEST_EXTENSIONS, parse_year, read_table
-from .matching import MARGIN, MIN_SCORE, best_match, unescape_references, year_rank, year_reason, year_too_far
+from .matching import MARGIN, MIN_SCORE, best_match, far_edition, unescape_references, year_rank, year_reason
 from .split import EVAL_FRACTION
 
 USER_AGENT = "nopaingan-dataset-fetch/0.1 (research data set; https://github.com/no-pain-no-gan/comfyui-no-pain-no-gan)"
@@ -299,10 +299,11 @@ def resolve(
             if match.item is None:
                 reasons.append(f"{catalogue.name}: {match.reason}")
                 continue
-            release = _edition(catalogue, match.editions, request.year)
-            if year_too_far(release.year, request.year):
-                named = f"{release.artist} - {release.title}"
-                reasons.append(f"{catalogue.name}: {year_reason(named, match.score, release.year, request.year)}")
+            release, seen = _edition(catalogue, match.editions, request.year)
+            far = far_edition(seen, request.year, lambda r: (r.year, r.title))
+            if far is not None:
+                named = f"{far.artist} - {far.title}"
+                reasons.append(f"{catalogue.name}: {year_reason(named, match.score, far.year, request.year)}")
                 continue
         except UnreachableError as exc:
             raise CatalogueUnavailableError(catalogue.name, exc.reason, exc.tries) from exc
@@ -318,29 +319,36 @@ def resolve(
     return candidate
 
 
-def _edition(catalogue: Catalogue, editions: Sequence[Release], year: int | None) -> Release:
-    """The edition to take of the matched album (``editions`` in :func:`best_match`'s order), with its tracks:
-    the one whose release year fits the list's ``year`` best (:func:`~training.matching.year_rank`: the list's
-    year within :data:`~training.matching.YEAR_SLACK`, then unknown, then within
-    :data:`~training.matching.YEAR_LIMIT`, closest first; a 2012 album, not its 2021 reissue), else the first.
+def _edition(catalogue: Catalogue, editions: Sequence[Release], year: int | None) -> tuple[Release, list[Release]]:
+    """The edition to take of the matched album (``editions`` in :func:`best_match`'s order), with its tracks,
+    and the editions whose years it knows (as searched, or looked up). The edition taken is the one whose release
+    year fits the list's ``year`` best (:func:`~training.matching.year_rank`: the list's year within
+    :data:`~training.matching.YEAR_SLACK`, then unknown, then within :data:`~training.matching.YEAR_LIMIT`, closest
+    first; a 2012 album, not its 2021 reissue; then a later edition marked as one, closest first), else the first.
     Deezer's search gives no release years: editions of unknown year are looked up, one by one, until one has
-    the list's year. The edition taken may still be too far from the list's year
-    (:func:`~training.matching.year_too_far`): the caller refuses it."""
+    the list's year. The edition taken may still not be the list's album
+    (:func:`~training.matching.far_edition` of the editions known): the caller refuses it."""
     best = catalogue.album(editions[0])
-    if year is None or year_rank(best.year, year)[0] == 0:
-        return best
+    seen = [best, *(edition for edition in editions[1:] if edition.year is not None)]
+
+    def rank(release: Release) -> tuple[int, int]:
+        return year_rank(release.year, year, release.title)
+
+    if year is None or rank(best)[0] == 0:
+        return best, seen
     for edition in editions[1:]:
-        if edition.year is not None and year_rank(edition.year, year) >= year_rank(best.year, year):
+        if edition.year is not None and rank(edition) >= rank(best):
             continue  # a known year no better than the one in hand: not looked up
         try:
             full = catalogue.album(edition)
         except AlbumGoneError:  # that edition is gone: the others stand
             continue
-        if year_rank(full.year, year)[0] == 0:
-            return full
-        if year_rank(full.year, year) < year_rank(best.year, year):
+        seen.append(full)
+        if rank(full)[0] == 0:
+            return full, seen
+        if rank(full) < rank(best):
             best = full
-    return best
+    return best, seen
 
 
 def _candidate(request: AlbumRequest, release: Release, score: float) -> AlbumCandidate:

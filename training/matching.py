@@ -14,21 +14,24 @@ match. Some differences are never fuzzy, however close the score:
   with it asked for is not the studio album (:func:`recording_marks`);
 - short names: an artist or a title of one or two words matches only the same words (:data:`SHORT_WORDS`:
   "Blue" is not "Blues");
-- years: a release more than :data:`YEAR_LIMIT` years from the list's year is a reissue or another album of that
-  name (:func:`year_rank`).
+- years: a release more than :data:`YEAR_LIMIT` years from the list's year is another album of that name
+  (:func:`year_rank`), unless it is marked as an edition and dated after the list's year: a reissue
+  (:func:`edition_marked`).
 """
 
 from __future__ import annotations
 
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from html.entities import html5
 from typing import Generic, TypeVar
 
 from .cleaning import fold_name
+
+T = TypeVar("T")
 
 MIN_SCORE = 0.85  # least score of a match
 MARGIN = 0.05  # two different albums scoring within this of each other (neither exactly) are ambiguous
@@ -150,6 +153,26 @@ def normalise_album(title: str) -> str:
     return _without_the(fold_name(text)) or fold_name(title)
 
 
+# Words that say an edition is a later issue of the album (a remaster, a deluxe or anniversary edition), so that its
+# catalogue date may be the reissue's (:func:`edition_marked`); format words (mono, EP, single, explicit) do not.
+_REISSUE = re.compile(
+    r"\b(?:remaster(?:ed)?|deluxe|expanded|anniversary|reissue[ds]?|edition|bonus|legacy|collector'?s)\b", re.IGNORECASE
+)
+
+
+def edition_marked(title: str) -> bool:
+    """Whether ``title`` says it is a later issue of an album: an edition marker :func:`normalise_album` removes
+    names a reissue (:data:`_REISSUE`: ``"Be Here Now (Remastered)"``, ``"Abbey Road - 2019 Remaster"``, ``"Blue
+    Deluxe Edition"``) and no other recording (``"Red (Taylor's Version)"`` is a re-recording, not a reissue)."""
+    title = unescape_references(title)
+    for pattern in (_BRACKETED, _DASHED, _TRAILING):
+        for marker in pattern.finditer(title):
+            said = marker.group(1) if pattern.groups else marker.group(0)
+            if _REISSUE.search(said) and not recording_marks(said):
+                return True
+    return False
+
+
 def _edition_removed(marker: re.Match[str]) -> str:
     """What stays of an edition marker: nothing, or, when it names another recording (``(Live Version)``), that
     recording without the edition words (``(Live)``)."""
@@ -251,34 +274,53 @@ def year_matches(found: int | None, year: int | None) -> bool:
     return found is not None and year is not None and abs(found - year) <= YEAR_SLACK
 
 
-def year_rank(found: int | None, year: int | None) -> tuple[int, int]:
-    """How well a release year fits the list's ``year``, smaller is better: the list's year (within
-    :data:`YEAR_SLACK`, closest first), then an unknown year (Deezer's search gives none: it may be the list's),
-    then a year within :data:`YEAR_LIMIT` (closest first), then a year further off, which is not the list's
-    album (:func:`year_too_far`). Without a list's year every release ranks alike."""
+def year_rank(found: int | None, year: int | None, title: str = "") -> tuple[int, int]:
+    """How well a release of year ``found`` titled ``title`` fits the list's ``year``, smaller is better: the list's
+    year (within :data:`YEAR_SLACK`, closest first), then an unknown year (Deezer's search gives none: it may be the
+    list's), then a year within :data:`YEAR_LIMIT` (closest first), then a reissue: a later year with a title marked
+    as an edition (:func:`edition_marked`; catalogues date a remaster by its reissue), closest first, then any other
+    year, which is not the list's album (:func:`year_too_far`). Without a list's year every release ranks alike."""
     if year is None:
         return (0, 0)
     if found is None:
         return (1, 0)
     apart = abs(found - year)
-    return (0 if apart <= YEAR_SLACK else 2 if apart <= YEAR_LIMIT else 3, apart)
+    if apart <= YEAR_LIMIT:
+        return (0 if apart <= YEAR_SLACK else 2, apart)
+    return (3 if found > year and edition_marked(title) else 4, apart)
 
 
-def year_too_far(found: int | None, year: int | None) -> bool:
-    """Whether a release of year ``found`` is too far from the list's ``year`` to be its album: more than
-    :data:`YEAR_LIMIT` years (a reissue, or another album of that name). An unknown year is never too far."""
-    return year_rank(found, year)[0] == 3
+def far_edition(editions: Sequence[T], year: int | None, dated: Callable[[T], tuple[int | None, str]]) -> T | None:
+    """Of an album's ``editions`` (``dated`` gives each one's release year and title), the closest that shows it
+    is not the list's album of ``year``, or None when one fits. None fits when the best-fitting is a reissue or
+    too far (:func:`year_rank` 3 or worse) and some edition is too far (:func:`year_too_far`): a reissue marked as
+    one counts only while no unmarked edition dates the album elsewhere ("Red (Deluxe Edition)" of 2021 is not
+    the list's "Red" of 2016 when "Red" is of 2012)."""
+
+    def rank(edition: T) -> tuple[int, int]:
+        found, title = dated(edition)
+        return year_rank(found, year, title)
+
+    ranked = sorted(editions, key=rank)
+    if not ranked or rank(ranked[0])[0] < 3:
+        return None
+    return next((e for e in ranked if rank(e)[0] == 4), None)
+
+
+def year_too_far(found: int | None, year: int | None, title: str = "") -> bool:
+    """Whether a release of year ``found`` titled ``title`` is too far from the list's ``year`` to be its album:
+    more than :data:`YEAR_LIMIT` years, and not a reissue marked as one (:func:`year_rank`): another album of that
+    name, or a reissue that does not say so. An unknown year is never too far."""
+    return year_rank(found, year, title)[0] == 4
 
 
 def year_reason(named: str, score: float, found: int | None, year: int | None) -> str:
     """Why a release of the right name is not taken: its year ``found`` is too far from the list's ``year``."""
     return (
         f"no match: best was {named} (score {score:.2f}) of {found}, the list's year is {year}: more than "
-        f"{YEAR_LIMIT} years apart (a reissue, or another album of that name; leave the row's year empty to take it)"
+        f"{YEAR_LIMIT} years apart and not marked as a reissue (another album of that name, or a reissue that does "
+        "not say so; leave the row's year empty to take it)"
     )
-
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -360,7 +402,9 @@ def best_match(
     after normalisation (not two editions of one) score within ``margin`` of the best, the requested ``year``
     decides if exactly one of them has it (within :data:`YEAR_SLACK`); else the request is ambiguous. The
     chosen album's editions are ordered by :func:`year_rank`, then the catalogue's order; when every one is of a
-    known year more than :data:`YEAR_LIMIT` years from the list's, nothing is chosen (:func:`year_reason`).
+    known year more than :data:`YEAR_LIMIT` years from the list's, the closest marked as an edition and dated
+    after the list's year is taken (a reissue: :func:`edition_marked`), and without one nothing is chosen
+    (:func:`year_reason`).
     """
     if not found:
         return Match(None, 0.0, "no result")
@@ -396,8 +440,9 @@ def best_match(
                 names = "; ".join(f"{s.named()} ({s.score:.2f})" for s in [best, *rivals][:3])
                 return Match(None, best.score, f"ambiguous: {names}")
             best = dated[0]
-    editions = sorted((s for s in same if s.key == best.key), key=lambda s: (year_rank(s.year, year), s.index))
+    editions = sorted((s for s in same if s.key == best.key), key=lambda s: (year_rank(s.year, year, s.album), s.index))
     first = editions[0]
-    if year_too_far(first.year, year):  # the best-ranked is too far: every edition is
-        return Match(None, best.score, year_reason(first.named(), best.score, first.year, year))
+    far = far_edition(editions, year, lambda s: (s.year, s.album))
+    if far is not None:
+        return Match(None, best.score, year_reason(far.named(), best.score, far.year, year))
     return Match(found[first.index][0], best.score, editions=tuple(found[s.index][0] for s in editions))
