@@ -153,10 +153,10 @@ def _run_dataset_import(args: argparse.Namespace) -> int:
     from .download import Downloader, default_cache_dir
 
     args.out = check_output_folder(args.out, "--out")  # as mkdir -p names it (atomic.made_path)
-    check_output_folder(args.cache_dir or default_cache_dir(), "--cache-dir")
+    cache = check_output_folder(args.cache_dir or default_cache_dir(), "--cache-dir")
 
     downloader = Downloader(
-        args.cache_dir or default_cache_dir(),
+        cache,
         retries=args.retries,
         rate_limit=args.rate_limit,
         timeout=args.timeout,

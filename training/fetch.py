@@ -543,8 +543,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     _check_cover_sizes(args, names)
     if args.save_list is not None:
         check_output_file(args.save_list, "--save-list")
-    cache = args.cache_dir or default_cache_dir()
-    check_output_folder(cache, "--cache-dir")
+    cache = check_output_folder(args.cache_dir or default_cache_dir(), "--cache-dir")  # as mkdir -p names it
 
     def downloader(rate: float | None, statuses: frozenset[int] = RETRY_STATUSES, folder: str = "") -> Downloader:
         return Downloader(
