@@ -222,7 +222,8 @@ def made_path(folder: Path) -> Path:
     ``a/x/../y`` names nothing to any other call (``exists()`` is False however ``a/y`` is), so a folder checked
     as given and then made would be checked as absent, made elsewhere and leave ``a/x`` behind. Here each ``..``
     after a folder that does not exist yet goes with that folder (a folder about to be made is no symbolic link):
-    ``a/y``. Where every ``..`` follows an existing folder, ``folder`` is returned as it is."""
+    ``a/y``. Where every ``..`` follows an existing folder, ``folder`` is returned as it is. A file's path is
+    named the same way (its folder is made, then the file written in it)."""
     existing = folder
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
@@ -231,7 +232,7 @@ def made_path(folder: Path) -> Path:
 
 def check_output_folder(folder: str | os.PathLike, option: str, label: str | None = None) -> Path:
     """Raise :class:`OutputError` unless ``folder`` is (or can be made as) a folder this process can write in;
-    returns it as making it names it (:func:`made_path`).
+    returns it as making it names it (:func:`made_path`): write there, not through the path as given.
 
     Nothing is created: the nearest existing ancestor is tried by creating and removing a temporary file there,
     which tells a read-only mount (EROFS) from a folder without permission (EACCES), as ``os.access`` does not.
@@ -262,14 +263,18 @@ def check_output_folder(folder: str | os.PathLike, option: str, label: str | Non
 
 def check_output_file(path: str | os.PathLike, option: str, overwrite: bool = False, suffix: str | None = None) -> Path:
     """Like :func:`check_output_folder` for a file's folder; an existing ``path`` is refused unless ``overwrite``,
-    and with ``suffix`` (e.g. ``".safetensors"``) a name that does not end in it (any case)."""
-    path = Path(path).expanduser()
+    and with ``suffix`` (e.g. ``".safetensors"``) a name that does not end in it (any case). Returns the file as
+    making its folder names it (:func:`made_path`: ``a/x/../f`` with no ``a/x`` is ``a/f``), the name to write
+    and the one checked, so that an existing ``a/f`` is not replaced through another spelling."""
+    given = Path(path).expanduser()
+    path = made_path(given)
+    named = str(given) if path == given else f"{given} (that is {path})"
     if path.is_dir():
-        raise OutputError(f"{option} {path}: expected a file name, found a folder")
+        raise OutputError(f"{option} {named}: expected a file name, found a folder")
     if suffix is not None and path.suffix.lower() != suffix:
         found = f"'{path.suffix}'" if path.suffix else "no extension"
-        raise OutputError(f"{option} {path}: expected a {suffix} file name, found {found}")
+        raise OutputError(f"{option} {named}: expected a {suffix} file name, found {found}")
     if path.exists() and not overwrite:
-        raise OutputError(f"{option} {path}: file exists; choose another name or pass --overwrite")
-    check_output_folder(path.parent, option, label=str(path))
+        raise OutputError(f"{option} {named}: file exists; choose another name or pass --overwrite")
+    check_output_folder(path.parent, option, label=str(given))
     return path

@@ -532,6 +532,42 @@ def test_a_folder_under_proc_is_refused_for_what_it_is():
         check_output_folder("/proc/nope", "--out")
 
 
+def _tree(root: Path) -> set[Path]:
+    return {p.relative_to(root) for p in root.rglob("*")}
+
+
+DOTTED_FILES = ["a/x/../emb.safetensors", "a/x/w/../../emb.safetensors", "x/../a/emb.safetensors",
+                "a/./x/../emb.safetensors", "a/x/../y/../emb.safetensors"]  # fmt: skip
+
+
+@pytest.mark.parametrize("spelling", DOTTED_FILES)
+def test_encode_out_with_dots_after_a_missing_folder_is_the_file_making_its_folder_names(
+    spelling, env, tmp_path, capsys, monkeypatch
+):
+    """encode --out a/x/../emb.safetensors with no a/x is a/emb.safetensors, for the check and the write: an earlier
+    a/emb.safetensors is refused without --overwrite (it was checked as absent and replaced), replaced with it,
+    and written when absent; no a/x (nor x, y) is left behind."""
+    from safetensors.torch import load_file
+
+    monkeypatch.chdir(tmp_path)
+    Path("a").mkdir()
+    target = Path("a/emb.safetensors")
+    target.write_bytes(b"precious")
+    argv = ["encode", "--audio", str(env.song), "--mir", str(env.models["clap"]), "--out", spelling, "--quiet"]
+    assert main(argv) == 2
+    line = one_error_line(capsys, f"(that is {target})")
+    assert line.endswith(
+        f"--out {Path(spelling)} (that is {target}): file exists; choose another name or pass --overwrite"
+    )
+    assert target.read_bytes() == b"precious" and _tree(tmp_path) == {Path("a"), target}
+    assert main([*argv, "--overwrite"]) == 0
+    assert capsys.readouterr().out.startswith(f"{target}: ")
+    assert "embedding" in load_file(target) and _tree(tmp_path) == {Path("a"), target}
+    target.unlink()
+    assert main(argv) == 0
+    assert "embedding" in load_file(target) and _tree(tmp_path) == {Path("a"), target}
+
+
 @pytest.fixture
 def full_disk(monkeypatch, tmp_path):
     """``full_disk(folder, after=n)``: writes of files under ``folder`` fail with ENOSPC after ``n`` files."""
