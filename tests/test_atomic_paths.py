@@ -1,6 +1,7 @@
 """Output paths as :mod:`nopaingan_core.atomic` checks them: a file named ``a/x/../f`` with no ``a/x`` is checked
 and written at ``a/f`` (where making its folder puts it, as for folders), so an existing ``a/f`` is never replaced
-through another spelling and no ``a/x`` is left behind."""
+through another spelling and no ``a/x`` is left behind; and a symbolic link to a missing target on an output's way
+is one line naming the link, for files and folders alike."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from hypothesis import strategies as st
 from nopaingan_core.atomic import (
     check_output_file,
     check_output_folder,
+    dangling_link,
+    made_path,
     write_new,
 )
 from nopaingan_core.errors import OutputError
@@ -140,3 +143,87 @@ def test_a_file_s_folder_and_suffix_are_checked_as_made(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match=r"^--out a/x/\.\./f\.bin \(that is a/f\.bin\): expected a \.safetensors "):
         check_output_file("a/x/../f.bin", "--out", suffix=".safetensors")
     assert _tree(tmp_path) == {Path("a"), Path("a/f.safetensors")}
+
+
+# --- symbolic links to a missing target ---------------------------------------------------------------------------
+
+# spelling -> the dangling link named, and whether it is the output itself (else: on its way)
+DANGLING = {
+    "gone": ("gone", True),
+    "gone/out": ("gone", False),
+    "gone/deeper/out": ("gone", False),
+    "gone/../out": ("gone", False),  # mkdir -p stops at the link too
+    "a/gone2": ("a/gone2", True),
+    "a/x/../gone2": ("a/gone2", True),  # made, a/x/../gone2 is a/gone2
+    "a/x/../gone2/out": ("a/gone2", False),
+    "./a/gone2/./out": ("a/gone2", False),
+    "loop": ("loop", True),
+    "loop/out": ("loop", False),
+}
+
+
+@pytest.fixture
+def links(tmp_path, monkeypatch) -> Path:
+    """``gone`` -> ``missing``, ``a/gone2`` -> ``../nowhere/deep`` (relative), ``loop`` -> ``loop``."""
+    monkeypatch.chdir(tmp_path)
+    Path("a").mkdir()
+    Path("gone").symlink_to("missing")
+    Path("a/gone2").symlink_to(Path("..", "nowhere", "deep"))
+    Path("loop").symlink_to("loop")
+    return tmp_path
+
+
+@pytest.mark.parametrize("spelling", DANGLING)
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_a_dangling_link_on_an_output_s_way_is_one_line_naming_it(links, spelling, kind):
+    """An output that is, or goes through, a symbolic link to a missing target (or one that loops): one line naming
+    the option, the output as given, what was expected and the link with its target; nothing is made."""
+    link, itself = DANGLING[spelling]
+    target = os.readlink(link)
+    what = "that loops" if link == "loop" else "to a missing target"
+    expected = {"folder": "a folder", "file": "a file name"}[kind]
+    line = f"--out {Path(spelling)}: expected {expected}, found a symbolic link {what} ({link} -> {target})" + (
+        "" if itself else " on its path"
+    )
+    before = _tree(links)
+    check = check_output_folder if kind == "folder" else check_output_file
+    with pytest.raises(OutputError) as refused:
+        check(spelling, "--out")
+    assert str(refused.value) == line
+    assert _tree(links) == before and not Path("missing").exists() and not Path("nowhere").exists()
+
+
+def test_a_dangling_link_in_an_absolute_path_is_named_absolute(links):
+    with pytest.raises(OutputError, match=rf"found a symbolic link to a missing target \({links / 'gone'} -> missing"):
+        check_output_file(links / "gone" / "f.csv", "--save-list")
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("gone", "gone"),
+        ("gone/x/y", "gone"),
+        ("a/gone2", "a/gone2"),
+        ("a/gone2/x", "a/gone2"),
+        ("loop/x", "loop"),
+        ("a", None),
+        ("a/x/y", None),
+        ("a/x/../gone2", None),  # as spelled, a/x/.. names nothing: made_path first (check_output_* do)
+        ("good", None),  # a link to an existing folder
+        ("good/x", None),
+        ("nothing/at/all", None),
+    ],
+)
+def test_dangling_link_finds_the_first_link_that_leads_nowhere(links, path, expected):
+    Path("real").mkdir()
+    Path("good").symlink_to("real")
+    assert dangling_link(Path(path)) == (None if expected is None else Path(expected))
+    assert dangling_link(made_path(Path("a/x/../gone2"))) == Path("a/gone2")
+
+
+def test_a_link_to_an_existing_folder_is_an_output_folder(links):
+    """Only a link that leads nowhere is refused: one to a folder is that folder."""
+    Path("real").mkdir()
+    Path("good").symlink_to("real")
+    assert check_output_folder("good/run", "--out") == Path("good/run")
+    assert check_output_file("good/f.csv", "--save-list") == Path("good/f.csv")

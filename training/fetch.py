@@ -212,16 +212,18 @@ def _find_columns(headers: list[tuple]) -> dict[str, int]:
 def check_album_list_target(path: str | Path, name: str = "album list") -> Path:
     """``path`` (expanded, as making its folder names it: :func:`~nopaingan_core.atomic.made_path`, so
     ``a/x/../list.csv`` with no ``a/x`` is ``a/list.csv``) when a new album list can be written there: a file name
-    ending in ``.csv`` that does not exist yet (nor a symbolic link of that name).
+    ending in ``.csv`` that does not exist yet (nor a symbolic link of that name, even one to a missing file).
     Raises :class:`DatasetError`, one line starting with ``name`` (the command's option, ``--save-list``),
     otherwise."""
-    from nopaingan_core.atomic import made_path
+    from nopaingan_core.atomic import dangling_link, link_text, made_path
 
     given = Path(path).expanduser()
     path = made_path(given)
     if path.suffix.lower() != ".csv":
         raise DatasetError(f"{name}: {_LIST_NAME}, found {given}")
     named = str(given) if path == given else f"{given} (that is {path})"
+    if dangling_link(path) == path:
+        raise DatasetError(f"{name}: {named}: expected a new file name, found {link_text(path)}")
     if os.path.lexists(path):
         raise DatasetError(f"{name}: {named} exists already; choose a new file name")
     return path
