@@ -1522,6 +1522,57 @@ def test_a_run_recorded_without_its_albums_resumes_as_before(cached_data, tiny_m
     assert json.loads((run / "summary.json").read_text())["train_albums"] == 5
 
 
+def _add_eval_album(data: Path) -> None:
+    rows = _rows(data)
+    _write_rows(data, [*rows, rows[-1] | {"id": "artist-8-album-8", "album": "Album 8"}])
+
+
+def _change_an_eval_cover(data: Path) -> None:
+    eval_row = next(row for row in _rows(data) if row["split"] == "eval")
+    os.utime(data / eval_row["file_name"], ns=(1, 1))
+
+
+@pytest.mark.parametrize(
+    ("change", "cache"),
+    [
+        (_remove_first("eval"), True),
+        (_add_eval_album, True),
+        (_add_eval_album, False),  # not cached: a run that evaluates nothing never reads it
+        (_change_an_eval_cover, True),
+    ],
+    ids=["eval removed", "eval added", "eval added, not cached", "eval changed"],
+)
+def test_a_run_without_evaluations_resumes_whatever_the_eval_albums_now_are(
+    cached_data, tiny_models, tmp_path, capsys, monkeypatch, change, cache
+):
+    """A run started with --eval-every 0 uses no eval album: its albums.json records none, and --resume after the
+    eval split changed continues it to the weights, loss.csv and summary of the uninterrupted run, which it does
+    not depend on (a run that evaluates is refused, see above: its eval.csv would not be the same); its train
+    albums are still held to what albums.json records."""
+    from training.cache import cache_dataset
+
+    data, whole, run = tmp_path / "data", tmp_path / "whole", tmp_path / "run"
+    shutil.copytree(cached_data, data)
+    argv = ["train", "--data", str(data), "--max-steps", "2", "--save-every", "1", "--eval-every", "0", "--quiet"]
+    assert main([*argv, "--out", str(whole)]) == 0
+    _run_killed_after([*argv, "--out", str(run)], 1, monkeypatch)
+    assert json.loads((run / "albums.json").read_text())["eval"] == []
+    change(data)
+    if cache:
+        cache_dataset(data, str(tiny_models["sd"]), str(tiny_models["codified-lm"]), resolution=64, progress=False)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    for name in ("fusion.safetensors", "loss.csv", "albums.json"):
+        assert (run / name).read_bytes() == (whole / name).read_bytes(), name
+    summaries = [json.loads((r / "summary.json").read_text()) for r in (whole, run)]
+    assert [s.pop("train_seconds") > 0 for s in summaries] == [True, True] and summaries[0] == summaries[1]
+    _add_train_album(data)  # the train albums it uses still count
+    cache_dataset(data, str(tiny_models["sd"]), str(tiny_models["codified-lm"]), resolution=64, progress=False)
+    (run / "summary.json").unlink()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "(train albums: 1 added); the run would not reach the same weights" in _error_line(capsys)
+
+
 @pytest.mark.parametrize(
     ("name", "damage"),
     [
