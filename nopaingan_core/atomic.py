@@ -222,23 +222,65 @@ def made_path(folder: Path) -> Path:
     ``a/x/../y`` names nothing to any other call (``exists()`` is False however ``a/y`` is), so a folder checked
     as given and then made would be checked as absent, made elsewhere and leave ``a/x`` behind. Here each ``..``
     after a folder that does not exist yet goes with that folder (a folder about to be made is no symbolic link):
-    ``a/y``. Where every ``..`` follows an existing folder, ``folder`` is returned as it is."""
+    ``a/y``. Where every ``..`` follows an existing folder, ``folder`` is returned as it is. A file's path is
+    named the same way (its folder is made, then the file written in it)."""
     existing = folder
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
     return existing / os.path.normpath(folder.relative_to(existing))
 
 
+def dangling_link(path: Path) -> Path | None:
+    """The first symbolic link on ``path`` (a folder on its way, or ``path`` itself) whose target does not exist
+    (or that loops), None when there is none. Nothing can be made through such a link (``mkdir -p`` says "File
+    exists"), and a file renamed onto it would replace the link, not make its target."""
+    parts = path.parts
+    step = Path(parts[0]) if path.anchor else Path()
+    for part in parts[1:] if path.anchor else parts:
+        step = step / part
+        if not os.path.lexists(step):
+            return None  # nothing further down exists: no link either
+        if step.is_symlink() and not step.exists():
+            return step
+    return None
+
+
+def link_text(link: Path) -> str:
+    """What the dangling symbolic link ``link`` points to, for a message: ``a symbolic link to a missing target
+    (TARGET)``, or one that loops."""
+    target = os.readlink(link)
+    try:
+        os.stat(link)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"a symbolic link that loops ({link} -> {target})"
+    return f"a symbolic link to a missing target ({link} -> {target})"
+
+
+def _made_path_checked(given: Path, option: str, label: str, expected: str) -> Path:
+    """:func:`made_path` of ``given``, or :class:`OutputError` when a symbolic link on its way leads nowhere
+    (:func:`dangling_link`), as spelled (``link/../y``: ``mkdir -p`` stops at ``link``) or as made (``a/x/../link``
+    with no ``a/x`` is ``a/link``)."""
+    made = made_path(given)
+    for path in (given, made):
+        link = dangling_link(path)
+        if link is not None:
+            where = "" if link == path else " on its path"
+            raise OutputError(f"{option} {label}: expected {expected}, found {link_text(link)}{where}")
+    return made
+
+
 def check_output_folder(folder: str | os.PathLike, option: str, label: str | None = None) -> Path:
     """Raise :class:`OutputError` unless ``folder`` is (or can be made as) a folder this process can write in;
-    returns it as making it names it (:func:`made_path`).
+    returns it as making it names it (:func:`made_path`): write there, not through the path as given.
 
     Nothing is created: the nearest existing ancestor is tried by creating and removing a temporary file there,
     which tells a read-only mount (EROFS) from a folder without permission (EACCES), as ``os.access`` does not.
-    ``label`` is what the message names (default: the folder as given)."""
+    A symbolic link on the way to a missing target is refused (:func:`dangling_link`). ``label`` is what the
+    message names (default: the folder as given)."""
     given = Path(folder).expanduser()
     label = label or str(given)
-    folder = made_path(given)
+    folder = _made_path_checked(given, option, label, "a folder")
     existing = folder
     while not existing.exists():
         if existing.parent == existing:
@@ -262,14 +304,18 @@ def check_output_folder(folder: str | os.PathLike, option: str, label: str | Non
 
 def check_output_file(path: str | os.PathLike, option: str, overwrite: bool = False, suffix: str | None = None) -> Path:
     """Like :func:`check_output_folder` for a file's folder; an existing ``path`` is refused unless ``overwrite``,
-    and with ``suffix`` (e.g. ``".safetensors"``) a name that does not end in it (any case)."""
-    path = Path(path).expanduser()
+    and with ``suffix`` (e.g. ``".safetensors"``) a name that does not end in it (any case). Returns the file as
+    making its folder names it (:func:`made_path`: ``a/x/../f`` with no ``a/x`` is ``a/f``), the name to write
+    and the one checked, so that an existing ``a/f`` is not replaced through another spelling."""
+    given = Path(path).expanduser()
+    path = _made_path_checked(given, option, str(given), "a file name")
+    named = str(given) if path == given else f"{given} (that is {path})"
     if path.is_dir():
-        raise OutputError(f"{option} {path}: expected a file name, found a folder")
+        raise OutputError(f"{option} {named}: expected a file name, found a folder")
     if suffix is not None and path.suffix.lower() != suffix:
         found = f"'{path.suffix}'" if path.suffix else "no extension"
-        raise OutputError(f"{option} {path}: expected a {suffix} file name, found {found}")
+        raise OutputError(f"{option} {named}: expected a {suffix} file name, found {found}")
     if path.exists() and not overwrite:
-        raise OutputError(f"{option} {path}: file exists; choose another name or pass --overwrite")
-    check_output_folder(path.parent, option, label=str(path))
+        raise OutputError(f"{option} {named}: file exists; choose another name or pass --overwrite")
+    check_output_folder(path.parent, option, label=str(given))
     return path

@@ -376,6 +376,8 @@ def run_generate(args: argparse.Namespace) -> int:
 
     _check_generate(args)
     args.out = check_output_folder(args.out, "--out")  # as mkdir -p names it (atomic.made_path)
+    if getattr(args, "openvino_cache", None) is not None:  # converted models: tried now, written there
+        args.openvino_cache = check_output_folder(args.openvino_cache, "--openvino-cache")
     if args.from_png is not None:
         record = _record_from_png(args.from_png)
         _check_record_models(record, args.from_png)

@@ -532,6 +532,90 @@ def test_a_folder_under_proc_is_refused_for_what_it_is():
         check_output_folder("/proc/nope", "--out")
 
 
+def _tree(root: Path) -> set[Path]:
+    return {p.relative_to(root) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("itself", [True, False], ids=["the output", "on its way"])
+@pytest.mark.parametrize("command", WRITERS, ids=_id)
+def test_a_dangling_link_as_the_output_is_one_line_naming_it(command, env, tmp_path, capsys, itself):
+    """An output that is a symbolic link to a missing target, or that goes through one: one line naming the link
+    and its target, exit 2, before any work, and nothing made (no target, no folder); it was mkdir's "File exists"
+    or a file that replaced the link."""
+    link = tmp_path / ("emb.safetensors" if command.out_is_file and itself else "gone")
+    link.symlink_to(tmp_path / "missing")
+    out = link if itself else _out(link, command)
+    assert main(command.run(env, out)) == 2
+    line = one_error_line(capsys, str(out))
+    assert line.endswith(
+        f"found a symbolic link to a missing target ({link} -> {tmp_path / 'missing'})"
+        + ("" if itself else " on its path")
+    )
+    assert _tree(tmp_path) == {link.relative_to(tmp_path)} and link.is_symlink()
+
+
+def _other_outputs(env: Env, out: Path, link: Path) -> dict[str, list[str]]:
+    """Commands whose other output option (a cache, a saved list, the demo's models) is ``link``, with ``--out``
+    in ``out``."""
+    fetch = _fetch(env, out)
+    at = fetch.index("--cache-dir")
+    return {
+        "import --cache-dir": ["dataset", "import", str(env.music), "--out", str(out), "--cache-dir", str(link)],
+        "fetch --cache-dir": [*fetch[: at + 1], str(link), *fetch[at + 2 :]],
+        "fetch --save-list": [*fetch, "--save-list", str(link)],
+        "fetch --save-list FOLDER": [*fetch, "--save-list", str(link / "list.csv")],
+        "demo --models-dir": ["demo", "--out", str(out), "--models-dir", str(link)],
+        "generate --openvino-cache": [*_gen(env, out), "--openvino-cache", str(link)],
+    }
+
+
+@pytest.mark.parametrize(
+    "which",
+    ["import --cache-dir", "fetch --cache-dir", "fetch --save-list", "fetch --save-list FOLDER", "demo --models-dir",
+     "generate --openvino-cache"],
+)  # fmt: skip
+def test_a_dangling_link_as_another_output_is_one_line_naming_it(which, env, tmp_path, capsys):
+    """The same for every other output option: one line naming the link, before any work, nothing made."""
+    link = tmp_path / ("gone.csv" if which == "fetch --save-list" else "gone")
+    link.symlink_to(tmp_path / "missing")
+    assert main(_other_outputs(env, tmp_path / "out", link)[which]) == 2
+    line = one_error_line(capsys, str(link))
+    assert f"found a symbolic link to a missing target ({link} -> {tmp_path / 'missing'})" in line
+    assert _tree(tmp_path) == {link.relative_to(tmp_path)}
+
+
+DOTTED_FILES = ["a/x/../emb.safetensors", "a/x/w/../../emb.safetensors", "x/../a/emb.safetensors",
+                "a/./x/../emb.safetensors", "a/x/../y/../emb.safetensors"]  # fmt: skip
+
+
+@pytest.mark.parametrize("spelling", DOTTED_FILES)
+def test_encode_out_with_dots_after_a_missing_folder_is_the_file_making_its_folder_names(
+    spelling, env, tmp_path, capsys, monkeypatch
+):
+    """encode --out a/x/../emb.safetensors with no a/x is a/emb.safetensors, for the check and the write: an earlier
+    a/emb.safetensors is refused without --overwrite (it was checked as absent and replaced), replaced with it,
+    and written when absent; no a/x (nor x, y) is left behind."""
+    from safetensors.torch import load_file
+
+    monkeypatch.chdir(tmp_path)
+    Path("a").mkdir()
+    target = Path("a/emb.safetensors")
+    target.write_bytes(b"precious")
+    argv = ["encode", "--audio", str(env.song), "--mir", str(env.models["clap"]), "--out", spelling, "--quiet"]
+    assert main(argv) == 2
+    line = one_error_line(capsys, f"(that is {target})")
+    assert line.endswith(
+        f"--out {Path(spelling)} (that is {target}): file exists; choose another name or pass --overwrite"
+    )
+    assert target.read_bytes() == b"precious" and _tree(tmp_path) == {Path("a"), target}
+    assert main([*argv, "--overwrite"]) == 0
+    assert capsys.readouterr().out.startswith(f"{target}: ")
+    assert "embedding" in load_file(target) and _tree(tmp_path) == {Path("a"), target}
+    target.unlink()
+    assert main(argv) == 0
+    assert "embedding" in load_file(target) and _tree(tmp_path) == {Path("a"), target}
+
+
 @pytest.fixture
 def full_disk(monkeypatch, tmp_path):
     """``full_disk(folder, after=n)``: writes of files under ``folder`` fail with ENOSPC after ``n`` files."""

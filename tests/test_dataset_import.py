@@ -1012,3 +1012,28 @@ def test_import_out_with_dots_after_a_missing_folder_makes_only_that_folder(
     assert {p for p in made if data not in (p, *p.parents) and p.parts[0] != "c"} == (
         {p for p in data.parents if p != Path(".")} - before
     )
+
+
+@pytest.mark.parametrize("cache", ["a/x/../CACHE", "a/x/w/../../CACHE", "x/../a/CACHE", "a/./x/../y/../CACHE"])
+def test_import_cache_dir_with_dots_after_a_missing_folder_is_the_folder_checked(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server: FileServer,
+    preview_bytes: dict[str, bytes],
+    cache: str,
+) -> None:
+    """--cache-dir a/x/../CACHE with no a/x: the downloads go where the check looked (a/CACHE, as mkdir -p names
+    it), and no a/x is left behind (the check's result was dropped and the cache made through the path as typed)."""
+    server.files.update({"/p/a": preview_bytes["a"], "/c/a.jpg": image_bytes(RED)})
+    monkeypatch.chdir(tmp_path)
+    Path("a").mkdir()
+    Path("albums.csv").write_text(f"Artist Name,Album,preview_url,Cover URL\nA,One,{server.url('/p/a')},"
+                                  f"{server.url('/c/a.jpg')}\n")  # fmt: skip
+    before = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_dir()}
+    argv = ["dataset", "import", "albums.csv", "--out", "DATA", "--cache-dir", cache, "--quiet", "--eval-fraction", "0"]
+    assert main(argv) == 0
+    made = Path(os.path.normpath(cache))
+    assert sorted(p.read_bytes() for p in made.rglob("*") if p.is_file()) == sorted([preview_bytes["a"],
+                                                                                      image_bytes(RED)])  # fmt: skip
+    new = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_dir()} - before
+    assert {p for p in new if p.parts[0] != "DATA"} == {made, *(p for p in made.parents if p != Path("."))} - before

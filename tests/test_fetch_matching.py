@@ -769,3 +769,33 @@ def test_a_saved_list_never_replaces_a_file(tmp_path: Path, shop, capsys, name: 
     says = f"--save-list: {tmp_path / name} exists already; choose a new file name"
     assert _one_line(capsys) == f"nopaingan dataset fetch: error: {says}"
     assert not server.requests and not out.exists() and (tmp_path / name).read_text() == "mine\n"
+
+
+@pytest.mark.parametrize(
+    "spelling", ["a/x/../saved.csv", "a/x/w/../../saved.csv", "x/../a/saved.csv", "a/./x/../y/../saved.csv"]
+)
+def test_a_saved_list_and_cache_spelled_with_dots_after_a_missing_folder(
+    tmp_path: Path, shop, capsys, monkeypatch, spelling: str
+) -> None:
+    """--save-list a/x/../saved.csv with no a/x is a/saved.csv, for the checks and the write: an earlier
+    a/saved.csv is refused and kept (it was checked as absent, then replaced), a new one is written there; the
+    --cache-dir a/x/../cache spelled alike is made where it was checked; no a/x is left behind."""
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    monkeypatch.chdir(tmp_path)
+    Path("a").mkdir()
+    saved, cache = Path("a/saved.csv"), Path("a/cache")
+    saved.write_text("mine\n")
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
+    argv = [*argv, *apis, "--cache-dir", spelling.replace("saved.csv", "cache"), "--save-list", spelling]
+    before = sorted(tmp_path.rglob("*"))
+    assert main(argv) == 2
+    says = f"--save-list: {Path(spelling)} (that is {saved}) exists already; choose a new file name"
+    assert _one_line(capsys) == f"nopaingan dataset fetch: error: {says}"
+    assert not server.requests and sorted(tmp_path.rglob("*")) == before and saved.read_text() == "mine\n"
+    saved.unlink()
+    assert main(argv) == 0
+    assert f"wrote 1 album to {saved}\n" in capsys.readouterr().out
+    assert [a.album for a in read_album_list(saved)] == ["Discovery"] and any(cache.rglob("*"))
+    made = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_dir() and out not in (p, *p.parents)}
+    assert {p for p in made if cache not in p.parents} == {Path("a"), cache}

@@ -1543,6 +1543,57 @@ def test_a_run_recorded_without_its_albums_resumes_as_before(cached_data, tiny_m
     assert json.loads((run / "summary.json").read_text())["train_albums"] == 5
 
 
+def _add_eval_album(data: Path) -> None:
+    rows = _rows(data)
+    _write_rows(data, [*rows, rows[-1] | {"id": "artist-8-album-8", "album": "Album 8"}])
+
+
+def _change_an_eval_cover(data: Path) -> None:
+    eval_row = next(row for row in _rows(data) if row["split"] == "eval")
+    os.utime(data / eval_row["file_name"], ns=(1, 1))
+
+
+@pytest.mark.parametrize(
+    ("change", "cache"),
+    [
+        (_remove_first("eval"), True),
+        (_add_eval_album, True),
+        (_add_eval_album, False),  # not cached: a run that evaluates nothing never reads it
+        (_change_an_eval_cover, True),
+    ],
+    ids=["eval removed", "eval added", "eval added, not cached", "eval changed"],
+)
+def test_a_run_without_evaluations_resumes_whatever_the_eval_albums_now_are(
+    cached_data, tiny_models, tmp_path, capsys, monkeypatch, change, cache
+):
+    """A run started with --eval-every 0 uses no eval album: its albums.json records none, and --resume after the
+    eval split changed continues it to the weights, loss.csv and summary of the uninterrupted run, which it does
+    not depend on (a run that evaluates is refused, see above: its eval.csv would not be the same); its train
+    albums are still held to what albums.json records."""
+    from training.cache import cache_dataset
+
+    data, whole, run = tmp_path / "data", tmp_path / "whole", tmp_path / "run"
+    shutil.copytree(cached_data, data)
+    argv = ["train", "--data", str(data), "--max-steps", "2", "--save-every", "1", "--eval-every", "0", "--quiet"]
+    assert main([*argv, "--out", str(whole)]) == 0
+    _run_killed_after([*argv, "--out", str(run)], 1, monkeypatch)
+    assert json.loads((run / "albums.json").read_text())["eval"] == []
+    change(data)
+    if cache:
+        cache_dataset(data, str(tiny_models["sd"]), str(tiny_models["codified-lm"]), resolution=64, progress=False)
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    for name in ("fusion.safetensors", "loss.csv", "albums.json"):
+        assert (run / name).read_bytes() == (whole / name).read_bytes(), name
+    summaries = [json.loads((r / "summary.json").read_text()) for r in (whole, run)]
+    assert [s.pop("train_seconds") > 0 for s in summaries] == [True, True] and summaries[0] == summaries[1]
+    _add_train_album(data)  # the train albums it uses still count
+    cache_dataset(data, str(tiny_models["sd"]), str(tiny_models["codified-lm"]), resolution=64, progress=False)
+    (run / "summary.json").unlink()
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "(train albums: 1 added); the run would not reach the same weights" in _error_line(capsys)
+
+
 @pytest.mark.parametrize(
     ("name", "damage"),
     [
@@ -1945,3 +1996,98 @@ def test_a_damaged_summary_is_one_line_and_removing_it_finishes_the_run_again(
     assert (run / "fusion.safetensors").read_bytes() == fusion
     written, expected = json.loads((run / "summary.json").read_bytes()), json.loads(summary)
     assert written.keys() == expected.keys() and written["final_loss"] == expected["final_loss"]
+
+
+# --- 21. --resume names the run folder as --out made it, and --out and --resume one folder however spelled -------
+
+# (--resume, --out): spellings of the run folder "run" (a link to a finished run), from the test's folder, where
+# "q" does not exist, "up" is a link to a folder elsewhere, "gone" a link to a missing target
+ONE_RUN = [
+    ("run", None),
+    ("./run", None),
+    ("q/../run", None),  # the trial's k2/q/../killed: the run was made at k2/killed
+    ("q/w/../../run", None),
+    ("q/./w/../../run", None),
+    ("ABS", None),
+    (None, "q/../run"),  # --resume alone: the run of --out
+    ("run", "./run"),
+    ("run", "q/../run"),
+    ("q/../run", "run"),
+    ("q/../run", "q/w/../../run"),
+    ("run", "ABS"),
+    ("ABS", "q/../run"),
+    ("run", "REAL"),  # the folder the link leads to
+]
+TWO_RUNS = [
+    ("run", "other"),
+    ("run", "q/../other"),
+    ("q/../run", "run/../other"),
+    ("run", "up/../run"),  # up/.. is the folder up leads out of, not this one
+]
+
+
+@pytest.fixture
+def spelled(four_steps, tmp_path, monkeypatch) -> Path:
+    """The test's folder, the working one: ``run`` (a link to the finished run :func:`four_steps`), ``other`` (an
+    empty folder), ``up`` (a link to ``elsewhere/sub``), ``gone`` (a link to a missing target)."""
+    monkeypatch.chdir(tmp_path)
+    Path("run").symlink_to(four_steps)
+    Path("other").mkdir()
+    Path("elsewhere/sub").mkdir(parents=True)
+    Path("up").symlink_to(tmp_path / "elsewhere" / "sub")
+    Path("gone").symlink_to("missing")
+    return tmp_path
+
+
+def _spelling(text: str | None, root: Path, four_steps: Path) -> list[str]:
+    return [] if text is None else [{"ABS": str(root / "run"), "REAL": str(four_steps)}.get(text, text)]
+
+
+@pytest.mark.parametrize(("resume", "out"), ONE_RUN)
+def test_resume_and_out_name_one_run_however_spelled(spelled, four_steps, capsys, monkeypatch, resume, out):
+    """Every spelling of the run folder reaches the run (here a finished one: said so, exit 2, no file changed), and
+    --out and --resume spelled two ways for it are one folder; q/../run with no q is run, where --out q/../run
+    made it (it was "no such run folder", and two spellings of one folder were "found two")."""
+    import training.train as train_module
+
+    monkeypatch.setattr(train_module, "load_unet", lambda *args: pytest.fail("loaded the UNet"))
+    before = _files(four_steps)
+    argv = ["train", "--resume", *_spelling(resume, spelled, four_steps)]
+    if out is not None:
+        argv += ["--out", *_spelling(out, spelled, four_steps)]
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    named, _, said = line.removeprefix("nopaingan train: error: ").partition(": ")
+    assert said == "already finished at step 4 of 4 (summary.json); nothing to resume", line
+    assert Path(named).resolve() == four_steps.resolve() and ".." not in Path(named).parts
+    assert _files(four_steps) == before and not Path("q").exists()
+
+
+@pytest.mark.parametrize(("resume", "out"), TWO_RUNS)
+def test_resume_and_out_naming_two_folders_are_refused(spelled, four_steps, capsys, resume, out):
+    before = _files(four_steps)
+    assert main(["train", "--resume", resume, "--out", out]) == 2
+    assert _error_line(capsys).endswith(
+        f"--out {Path(out)} and --resume {Path(resume)}: expected one run folder, found two"
+    )
+    assert _files(four_steps) == before and not Path("q").exists()
+
+
+@pytest.mark.parametrize(
+    ("resume", "expected"),
+    [
+        ("gone", "--resume gone: expected a run folder, found a symbolic link to a missing target (gone -> missing)"),
+        ("gone/../run", "--resume gone/../run: expected a run folder, found a symbolic link to a missing target "
+         "(gone -> missing) on its path"),
+        ("gone/run", "--resume gone/run: expected a run folder, found a symbolic link to a missing target "
+         "(gone -> missing) on its path"),
+        ("up/../run", "--resume up/../run: no such run folder; start the run without --resume"),
+        ("q/../nothing", "--resume nothing: no such run folder; start the run without --resume"),
+    ],
+)  # fmt: skip
+def test_resume_through_a_dangling_link_is_one_line_naming_it(spelled, capsys, resume, expected):
+    """A --resume folder named through a link to a missing target says so (it was "no such run folder"); a run
+    folder that is not there is named as --out would have made it."""
+    assert main(["train", "--resume", resume]) == 2
+    assert _error_line(capsys) == f"nopaingan train: error: {expected}"
+    assert not Path("missing").exists() and not Path("q").exists()

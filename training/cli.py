@@ -4,6 +4,7 @@ errors a user can cause are printed as one line and exit with status 2."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -153,10 +154,10 @@ def _run_dataset_import(args: argparse.Namespace) -> int:
     from .download import Downloader, default_cache_dir
 
     args.out = check_output_folder(args.out, "--out")  # as mkdir -p names it (atomic.made_path)
-    check_output_folder(args.cache_dir or default_cache_dir(), "--cache-dir")
+    cache = check_output_folder(args.cache_dir or default_cache_dir(), "--cache-dir")
 
     downloader = Downloader(
-        args.cache_dir or default_cache_dir(),
+        cache,
         retries=args.retries,
         rate_limit=args.rate_limit,
         timeout=args.timeout,
@@ -510,13 +511,15 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _train(config) -> int:  # noqa: ANN001 (a TrainConfig, imported when training)
     """Check the run's dataset and folder, then train and say what it made."""
+    from dataclasses import replace
+
     from nopaingan_core.atomic import check_output_folder
 
     from .errors import count_text
     from .train import train
 
     _require_dataset(config.data)
-    check_output_folder(config.out, "--out")
+    config = replace(config, out=check_output_folder(config.out, "--out"))  # as mkdir -p names it (made_path)
     result = train(config)
     if result.main_process:
         print(f"{result.fusion}: {count_text(result.steps, 'step')}, final loss {result.final_loss:.5f}")
@@ -525,13 +528,18 @@ def _train(config) -> int:  # noqa: ANN001 (a TrainConfig, imported when trainin
 
 def _resumed_config(args: argparse.Namespace):  # noqa: ANN202 (a TrainConfig, imported when training)
     """``--resume [RUN]``: the options the run in RUN (or ``--out``) started with, the ones given checked against
-    them (:func:`training.train.resumed_config`)."""
+    them (:func:`training.train.resumed_config`). RUN is named as ``--out`` named it when the run started
+    (:func:`~nopaingan_core.atomic.made_path`: ``runs/x/../a`` with no ``runs/x`` is ``runs/a``), and ``--out`` and
+    ``--resume`` given both must name one folder, however spelled (``runs/a``, ``runs/./a``, ``runs/x/../a``, an
+    absolute path, a symbolic link to it)."""
+    from nopaingan_core.atomic import made_path
+
     from .train import resumed_config
 
     run = args.out if args.resume is True else args.resume
     if run is None:
         raise NoPainGanError("--resume: expected the run folder (--resume RUN, or --out RUN), found neither")
-    if args.out is not None and args.out.absolute() != run.absolute():
+    if args.out is not None and os.path.realpath(made_path(args.out)) != os.path.realpath(made_path(run)):
         raise NoPainGanError(f"--out {args.out} and --resume {run}: expected one run folder, found two")
     given = {name: getattr(args, name) for name in given_options(args) - {"out", "resume", "quiet"}}
     return resumed_config(run, given | {"progress": not args.quiet})

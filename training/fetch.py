@@ -17,6 +17,7 @@ import argparse
 import csv
 import io
 import math
+import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -210,14 +211,22 @@ def _find_columns(headers: list[tuple]) -> dict[str, int]:
 
 
 def check_album_list_target(path: str | Path, name: str = "album list") -> Path:
-    """``path`` (expanded) when a new album list can be written there: a file name ending in ``.csv`` that does
-    not exist yet. Raises :class:`DatasetError`, one line starting with ``name`` (the command's option,
-    ``--save-list``), otherwise."""
-    path = Path(path).expanduser()
+    """``path`` (expanded, as making its folder names it: :func:`~nopaingan_core.atomic.made_path`, so
+    ``a/x/../list.csv`` with no ``a/x`` is ``a/list.csv``) when a new album list can be written there: a file name
+    ending in ``.csv`` that does not exist yet (nor a symbolic link of that name, even one to a missing file).
+    Raises :class:`DatasetError`, one line starting with ``name`` (the command's option, ``--save-list``),
+    otherwise."""
+    from nopaingan_core.atomic import dangling_link, link_text, made_path
+
+    given = Path(path).expanduser()
+    path = made_path(given)
     if path.suffix.lower() != ".csv":
-        raise DatasetError(f"{name}: {_LIST_NAME}, found {path}")
-    if path.exists():
-        raise DatasetError(f"{name}: {path} exists already; choose a new file name")
+        raise DatasetError(f"{name}: {_LIST_NAME}, found {given}")
+    named = str(given) if path == given else f"{given} (that is {path})"
+    if dangling_link(path) == path:
+        raise DatasetError(f"{name}: {named}: expected a new file name, found {link_text(path)}")
+    if os.path.lexists(path):
+        raise DatasetError(f"{name}: {named} exists already; choose a new file name")
     return path
 
 
@@ -246,7 +255,7 @@ def write_album_list(albums: Sequence[AlbumRequest], path: str | Path) -> Path:
     """Write ``albums`` as a CSV (artist, album, year, genre) that :func:`read_album_list` reads back; never
     over an existing file (:func:`check_album_list_target` raises :class:`DatasetError`). Every cell is quoted
     and none is a formula (OWASP's "CSV Injection": :func:`spreadsheet_cell`)."""
-    from .atomic import write_text
+    from nopaingan_core.atomic import write_new
 
     path = check_album_list_target(path)
     out = io.StringIO()
@@ -256,7 +265,10 @@ def write_album_list(albums: Sequence[AlbumRequest], path: str | Path) -> Path:
     for album in albums:
         cells = [album.artist, album.album, str(album.year or album.year_text), ", ".join(album.genres)]
         writer.writerow([spreadsheet_cell(cell) for cell in cells])
-    write_text(path, out.getvalue())
+    try:  # never over a file that appeared since the check (another run writing the same list)
+        write_new(path, out.getvalue().encode("utf-8"))
+    except FileExistsError:
+        raise DatasetError(f"album list: {path} exists already; choose a new file name") from None
     return path
 
 
@@ -572,10 +584,9 @@ def run_fetch(args: argparse.Namespace) -> int:
         args.out = check_output_folder(args.out, "--out")  # as mkdir -p names it (atomic.made_path)
         check_out(args.out, args.replace)
     _check_cover_sizes(args, names)
-    if args.save_list is not None:
-        check_output_file(args.save_list, "--save-list")
-    cache = args.cache_dir or default_cache_dir()
-    check_output_folder(cache, "--cache-dir")
+    if args.save_list is not None:  # written where it was checked (atomic.made_path), as --out and --cache-dir
+        args.save_list = check_output_file(args.save_list, "--save-list")
+    cache = check_output_folder(args.cache_dir or default_cache_dir(), "--cache-dir")  # as mkdir -p names it
 
     def downloader(rate: float | None, statuses: frozenset[int] = RETRY_STATUSES, folder: str = "") -> Downloader:
         return Downloader(

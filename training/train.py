@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nopaingan_core.atomic import made_path
+from nopaingan_core.atomic import dangling_link, link_text, made_path
 from nopaingan_core.checkpoint import FusionModel, new_fusion, non_finite_tensors, save_fusion
 from nopaingan_core.cli_args import MAX_SEED
 from nopaingan_core.errors import CheckpointError, NoPainGanError
@@ -787,6 +787,7 @@ def _check_resume(run: Path, config: TrainConfig, processes: int, previous: list
 
 def _check_resumable(run: Path, previous: list[Path]) -> None:
     """Refuse ``--resume`` of a folder with no run's options (:data:`CONFIG_FILE`) or no checkpoint (``previous``)."""
+    _check_run_link(run)
     if run.is_file():
         folder = f" (its folder {run.parent})" if run.name in RUN_FILES else ""
         raise NoPainGanError(f"--resume {run}: expected a run folder{folder}, found a file")
@@ -796,6 +797,15 @@ def _check_resumable(run: Path, previous: list[Path]) -> None:
         raise NoPainGanError(f"{run}: nothing to resume (no {CONFIG_FILE}); start the run without --resume")
     if not previous:
         raise NoPainGanError(f"{run}: nothing to resume (no checkpoint); start the run without --resume")
+
+
+def _check_run_link(run: Path) -> None:
+    """Refuse ``--resume`` of a run folder named through a symbolic link to a missing target, in one line naming
+    the link (it would otherwise be "no such run folder", or a traceback where the run's files are made)."""
+    link = dangling_link(run)
+    if link is not None:
+        where = "" if link == run else " on its path"
+        raise NoPainGanError(f"--resume {run}: expected a run folder, found {link_text(link)}{where}")
 
 
 def album_record(reader: CacheReader, train: list[Album], evaluated: list[Album]) -> dict[str, list[list[str]]]:
@@ -861,7 +871,10 @@ def resumed_config(run: Path, given: dict[str, object]) -> TrainConfig:
     An option given at the run's own value (the recorded one, or the batch or warm-up its recipe's was cut to,
     :func:`_trained_schedule`) is taken as not given, and a recorded recipe option equal to its recipe's value counts
     as the recipe's again, so that the run cuts a recipe's warm-up or batch to its length and albums as it did
-    (:func:`fitted_batch_size`)."""
+    (:func:`fitted_batch_size`). ``run`` is named as the run's ``--out`` was (:func:`made_path`: ``a/x/../y`` with no
+    ``a/x`` is ``a/y``, where the run wrote)."""
+    _check_run_link(Path(run))  # before made_path, which would go past a dangling link in link/../y
+    run = made_path(Path(run))
     _check_resumable(run, checkpoints(run))
     path = run / CONFIG_FILE
     try:
