@@ -149,12 +149,15 @@ def write_text(dest: str | os.PathLike, text: str) -> Path:
     return write_bytes(dest, text.encode("utf-8"))
 
 
-def save_safetensors(tensors: dict, dest: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+def save_safetensors(
+    tensors: dict, dest: str | os.PathLike, metadata: dict[str, str] | None = None, replace: bool = True
+) -> Path:
     """``safetensors.torch.save_file``, atomically and with ``OSError`` (not ``SafetensorError``) on a full or
-    read-only disk: the file is serialised in memory, then written with :func:`write_bytes`."""
+    read-only disk: the file is serialised in memory, then written with :func:`write_bytes`, or with
+    :func:`write_new` when not ``replace`` (FileExistsError when ``dest`` exists by then)."""
     from safetensors.torch import save
 
-    return write_bytes(dest, save(tensors, metadata=metadata))
+    return (write_bytes if replace else write_new)(dest, save(tensors, metadata=metadata))
 
 
 def write_unique(dest: str | os.PathLike, data: bytes) -> Path:

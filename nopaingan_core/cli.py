@@ -615,6 +615,7 @@ def run_encode(args: argparse.Namespace) -> int:
     from .atomic import check_output_file, save_safetensors
     from .audio import load_audio
     from .encoders import load_encoder
+    from .errors import OutputError
     from .hub import check_available
 
     out = check_output_file(args.out, "--out", args.overwrite, suffix=".safetensors")
@@ -624,7 +625,12 @@ def run_encode(args: argparse.Namespace) -> int:
     encoder = load_encoder(kind, args.mir, args.layer, device, dtype)
     embedding = encoder.encode(load_audio(args.audio, args.offset, args.duration), max_seconds=args.duration)
     meta = embedding.metadata() | {"audio": str(args.audio)}
-    save_safetensors({"embedding": embedding.features.contiguous()}, out, metadata=meta)
+    try:  # without --overwrite, never a file another process wrote there since the check
+        save_safetensors({"embedding": embedding.features.contiguous()}, out, meta, replace=args.overwrite)
+    except FileExistsError:
+        raise OutputError(
+            f"--out {out}: file exists (written while this encoded); choose another name or pass --overwrite"
+        ) from None
     shape = "x".join(map(str, embedding.features.shape))
     print(
         f"{out}: {shape} {embedding.encoder.describe()} embedding of {args.audio} "

@@ -136,6 +136,35 @@ def test_encode_writes_embedding_and_metadata(tmp_path, tiny_models, song_file):
     assert emb.shape == (1, round(8 * 12.8), 32)
 
 
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_encode_never_replaces_a_file_written_while_it_encoded(
+    tmp_path, tiny_models, song_file, monkeypatch, capsys, overwrite
+):
+    """--out is checked before the encoder loads; a file another process writes there meanwhile was replaced
+    without --overwrite. It is kept, and the command says so in one line (exit 2); --overwrite replaces it."""
+    import nopaingan_core.encoders as encoders
+
+    out = tmp_path / "emb.safetensors"
+    load = encoders.load_encoder
+
+    def load_and_race(*args, **kwargs):
+        out.write_bytes(b"another process's file")
+        return load(*args, **kwargs)
+
+    monkeypatch.setattr(encoders, "load_encoder", load_and_race)
+    argv = ["encode", "--audio", str(song_file), "--mir", str(tiny_models["clap"]), "--out", str(out)]
+    code = main([*argv, *(["--overwrite"] if overwrite else [])])
+    if overwrite:
+        assert code == 0 and out.read_bytes() != b"another process's file"
+    else:
+        assert code == 2 and out.read_bytes() == b"another process's file"
+        assert capsys.readouterr().err.splitlines() == [
+            f"nopaingan encode: error: --out {out}: file exists (written while this encoded); choose another name or "
+            "pass --overwrite"
+        ]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
+
 def test_missing_model_is_one_line_not_a_traceback():
     result = run_cli("generate", "--album", "A", "--genre", "pop", "--sd", "nobody/no-such-model")
     assert result.returncode == 2
