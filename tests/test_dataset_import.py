@@ -1037,3 +1037,24 @@ def test_import_cache_dir_with_dots_after_a_missing_folder_is_the_folder_checked
                                                                                       image_bytes(RED)])  # fmt: skip
     new = {p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_dir()} - before
     assert {p for p in new if p.parts[0] != "DATA"} == {made, *(p for p in made.parents if p != Path("."))} - before
+
+
+@pytest.mark.parametrize("again", ["same", "dot", "relative", "symlink"])
+def test_a_source_named_twice_is_read_once_with_a_note(library, imported, tmp_path, capsys, monkeypatch, again):
+    """`dataset import music ./music` scanned and decoded the folder twice (its albums then deduplicated): each
+    file or folder is read once, however named, with a note naming both spellings; the result is the same."""
+    import training.dataset_import as module
+
+    scanned = []
+    scan = module.scan_music_folder
+    monkeypatch.setattr(module, "scan_music_folder", lambda root, **kw: scanned.append(root) or scan(root, **kw))
+    (tmp_path / "link").symlink_to(library)
+    monkeypatch.chdir(library.parent)
+    spelled = {"same": str(library), "dot": f"./{library.name}", "relative": library.name, "symlink": tmp_path / "link"}
+    out = tmp_path / "DATA"
+    argv = ["dataset", "import", str(library), str(spelled[again]), "--out", str(out), "--cache-dir", str(tmp_path)]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"note: source {library} given again as {Path(spelled[again])}: read once"
+    assert len(scanned) == 1
+    assert lines[-1].startswith(imported[1].summary().replace(str(imported[0]), str(out)).split(" (see")[0])

@@ -25,11 +25,11 @@ from training.fetch import (
     FORMULA_START,
     AlbumRequest,
     cell_text,
-    distinct_files,
     read_album_list,
     spreadsheet_cell,
     write_album_list,
 )
+from training.inputs import distinct_files
 
 audio, shop = test_fetch.audio, test_fetch.shop  # the fixtures: previews, and both fake catalogues
 ROWS = {"a": "artist,album\nDaft Punk,Discovery\nBjörk,Homogenic\n", "b": "artist,album\nSigur Rós,Takk...\n"}

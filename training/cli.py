@@ -149,9 +149,11 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
 
 def _run_dataset_import(args: argparse.Namespace) -> int:
     from nopaingan_core.atomic import check_output_folder
+    from nopaingan_core.cli_args import note
 
     from .dataset_import import import_dataset
     from .download import Downloader, default_cache_dir
+    from .inputs import distinct_files
 
     args.out = check_output_folder(args.out, "--out")  # as mkdir -p names it (atomic.made_path)
     cache = check_output_folder(args.cache_dir or default_cache_dir(), "--cache-dir")
@@ -172,6 +174,8 @@ def _run_dataset_import(args: argparse.Namespace) -> int:
         get_tagger(clap, device=args.device)  # load now: a missing model fails before the import starts
         options = {} if args.genre_min_score is None else {"min_score": args.genre_min_score}
         genre_from_audio = partial(genre_from_audio, clap=clap, device=args.device, **options)
+    for again, first in distinct_files([Path(source) for source in args.sources])[1]:
+        note(args, f"note: source {first} given again as {again}: read once")
     report = import_dataset(
         args.sources,
         args.out,

@@ -33,6 +33,7 @@ from .cleaning import LATIN_LETTERS, UNKNOWN, album_key, artist_genres, fill_gen
 from .covers import MIN_COVER_SIZE, Cover, normalise_cover
 from .download import Downloader, default_cache_dir, is_url
 from .errors import CatalogueUnavailableError, CoverError, DatasetError, UnreachableError, count_text
+from .inputs import distinct_files
 from .json_text import DuplicateFieldError, parse_json
 from .manifest import MANIFEST_EXTENSIONS, read_manifest
 from .music_folders import VARIOUS_ARTISTS, scan_music_folder
@@ -178,7 +179,8 @@ def import_dataset(
     """Build the dataset folder ``out`` from music folders and manifests (CSV, TSV, JSON, JSON lines), or add
     to the one an earlier run wrote there (see :func:`build_dataset`; ``replace`` keeps only this run's albums).
 
-    Albums keep the order of ``sources``; the first of several with the same artist and album is kept.
+    Albums keep the order of ``sources``; the first of several with the same artist and album is kept, and a
+    source named twice (``music ./music``, a link to it) is read once (:func:`~training.inputs.distinct_files`).
     URLs are fetched by ``downloader`` (by default one caching under ``~/.cache/nopaingan/downloads``).
     Audio is hard-linked into ``out`` when ``link`` and the file system allow, else copied.
     ``genre_from_audio`` is asked for the genre of an album that has none of its own and whose artist has
@@ -189,7 +191,8 @@ def import_dataset(
     if not sources:
         raise DatasetError("no sources given: expected music folders or manifests")
     _check_options(out, eval_fraction, replace)
-    candidates = [album for src in sources for album in _read_source(Path(src).expanduser(), out, progress)]
+    sources = distinct_files([Path(src) for src in sources])[0]  # a folder named twice is read once
+    candidates = [album for src in sources for album in _read_source(src.expanduser(), out, progress)]
     return build_dataset(
         candidates,
         out,

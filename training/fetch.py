@@ -59,6 +59,7 @@ from .covers import MIN_COVER_SIZE
 from .dataset_import import ImportReport, build_dataset, check_out
 from .download import RETRY_STATUSES, Downloader, default_cache_dir, web_url
 from .errors import CatalogueUnavailableError, DatasetError, DownloadError, UnreachableError, count_text
+from .inputs import distinct_files
 from .manifest import COLUMNS, MANIFEST_EXTENSIONS, parse_year, read_table
 from .matching import MARGIN, MIN_SCORE, best_match, far_edition, unescape_references, year_rank, year_reason
 from .split import EVAL_FRACTION
@@ -125,22 +126,6 @@ def read_album_list(path: str | Path) -> list[AlbumRequest]:
         _request(where, *(cell_text(row.get(columns[f])) if f in columns else None for f in fields))
         for where, row in rows
     ]
-
-
-def distinct_files(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, Path]]]:
-    """``paths`` without those that name a file named before them, and each of those with that first name. Two
-    names are one file when they give the same device and inode, as :func:`os.path.samefile` compares them:
-    ``a.csv``, ``./a.csv``, its absolute path, a symbolic or hard link to it."""
-    first: dict[tuple[int, int], Path] = {}
-    repeated: list[tuple[Path, Path]] = []
-    for path in paths:
-        status = path.stat()
-        key = (status.st_dev, status.st_ino)
-        if key in first:
-            repeated.append((path, first[key]))
-        else:
-            first[key] = path
-    return list(first.values()), repeated
 
 
 def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]:
