@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import pytest
 import torch
@@ -109,3 +110,29 @@ def test_evaluate_refuses_other_encoders_and_unknown_inception_files(cached_data
     fake.write_bytes(b"not the weights")
     with pytest.raises(NoPainGanError, match="not torch-fidelity's pt_inception"):
         load_inception(fake)
+
+
+@pytest.mark.parametrize("same_song", [False, True])
+def test_the_other_music_baseline_tells_a_learnt_shift_from_the_music(
+    cached_data, tiny_models, tmp_path, same_song
+) -> None:
+    """A fusion can lower the MSE against text only with any music (a shift of every prompt): with the same song on
+    every album it does so while the music tells nothing. The MSE with the next album's music in place of each
+    album's own is that baseline: equal to the MSE with music when every album has the same song, not otherwise."""
+    from training.cache import cache_dataset
+
+    data = tmp_path / "data"
+    shutil.copytree(cached_data, data, ignore=shutil.ignore_patterns("cache"))
+    if same_song:
+        songs = sorted((data / "audio").glob("*.wav"))
+        for song in songs[1:]:
+            shutil.copy(songs[0], song)
+    cache_dataset(data, str(tiny_models["sd"]), str(tiny_models["codified-lm"]), resolution=64, progress=False)
+    fusion = _fusion(data, tmp_path / "open.safetensors", gate=1.0)
+    report = evaluate(EvalConfig(data, fusion, tmp_path / "eval", images=False, progress=False)).report
+    music, text = report["metrics"]["music"]["diffusion_mse"], report["metrics"]["text_only"]["diffusion_mse"]
+    assert music != text  # the open gate changes the conditioning with any music
+    assert (report["mse_other_music"] == music) == same_song
+    assert (report["mse_relative_change_vs_other_music"] == 0.0) == same_song
+    assert [set(a) for a in report["per_album"]] == [{"id", "mse_text_only", "mse_music", "mse_other_music"}] * 2
+    assert "vs another album's" in (tmp_path / "eval" / "eval.md").read_text()

@@ -3,7 +3,9 @@
 The baseline is the same fusion at strength 0, which returns the prompt's CLIP embedding exactly (the seed's
 text-only miniSD), so both columns share every album, noise seed and timestep:
 
-- diffusion MSE: the training objective on held-out albums, for fixed noise, latent samples and timesteps;
+- diffusion MSE: the training objective on held-out albums, for fixed noise, latent samples and timesteps; also
+  with the next album's music in place of each album's own (:data:`MSE_CONDITIONS`), so that a shift the fusion
+  learnt for every album (which lowers the MSE against text only whatever the music) is told from the music;
 - FID and KID of generated vs real covers (torchmetrics; Inception features, or any feature extractor);
 - CLIP score of each cover against its prompt (real covers too, as a reference).
 
@@ -38,6 +40,9 @@ from .resume import CHECKPOINTS, STEP_DIR
 from .train import derived_seed, diffusion_loss
 
 CONDITIONS = ("text_only", "music")
+# The diffusion MSE is measured also with the next album's music (album i with album i+1's, the last with the
+# first's: no album keeps its own), the baseline that tells what the music of *this* album adds.
+MSE_CONDITIONS = (*CONDITIONS, "other_music")
 EVAL_DIR = "eval"  # the default report folder beside the checkpoint (then eval-1...; a training one: eval-step-N)
 REPORT_FILES = ("eval.json", "eval.md", "grid.png")
 # torch-fidelity's InceptionV3 (pt_inception-2015-12-05): the FID reference network. Its published file is a
@@ -119,17 +124,27 @@ def evaluate(config: EvalConfig, feature: nn.Module | None = None) -> EvalResult
         feature = load_inception(config.inception_weights)
 
     strengths = {"text_only": 0.0, "music": config.strength}
-    mse: dict[str, list[float]] = {name: [] for name in CONDITIONS}
+    mse: dict[str, list[float]] = {name: [] for name in MSE_CONDITIONS}
     images: dict[str, list[torch.Tensor]] = {"real": [], "text_only": [], "music": []}
     prompts = []
+    with torch.no_grad():  # the music tokens of every album, for the other-music baseline (16 x 768 each)
+        tokens_of = [fusion.music_tokens(reader.load(album.id).embedding(spec.encoder)) for album in albums]
     for index, album in enumerate(tqdm(albums, desc="evaluating", unit="album", disable=not config.progress)):
         item = reader.load(album.id)
         prompts.append(item.prompt)
         music = item.embedding(spec.encoder)
         with torch.no_grad():
             text = item.text[None].to(sd.device, sd.dtype)
-            tokens = fusion.music_tokens(music)
-            for name, strength in strengths.items():
+            # the album's own music, none (text only), and the next album's (what the fusion gives for music
+            # that is not this album's: a shift it learnt for every album lowers the MSE with any music)
+            conditions = {
+                "text_only": (tokens_of[index], 0.0),
+                "music": (tokens_of[index], config.strength),
+                "other_music": (tokens_of[(index + 1) % len(albums)], config.strength),
+            }
+            for name, (tokens, strength) in conditions.items():
+                if name == "other_music" and len(albums) < 2:
+                    continue
                 cond = fusion.fuse(text, tokens, strength).expand(config.mse_samples, -1, -1)
                 gens = mse_generators(config.seed, album.id, config.mse_samples)
                 items = [item] * config.mse_samples
@@ -195,6 +210,7 @@ def _paired(a: list[float], b: list[float]) -> dict:
 
 def _report(config, albums, spec, max_timestep, mse, images, prompts, feature) -> dict:
     metrics: dict[str, dict] = {name: {"diffusion_mse": sum(mse[name]) / len(mse[name])} for name in CONDITIONS}
+    other_mse = mse["other_music"]
     metrics["real"] = {}
     notes = []
     if images:
@@ -232,10 +248,14 @@ def _report(config, albums, spec, max_timestep, mse, images, prompts, feature) -
         "metrics": metrics,
         "mse_change": _paired(text_mse, music_mse),
         "mse_relative_change": (sum(music_mse) - sum(text_mse)) / sum(text_mse),
+        # with another album's music: None for a single album
+        "mse_other_music": sum(other_mse) / len(other_mse) if other_mse else None,
+        "mse_change_vs_other_music": _paired(other_mse, music_mse) if other_mse else None,
+        "mse_relative_change_vs_other_music": (sum(music_mse) - sum(other_mse)) / sum(other_mse) if other_mse else None,
         "notes": notes,
         "per_album": [
-            {"id": a.id, "mse_text_only": t, "mse_music": m}
-            for a, t, m in zip(albums, text_mse, music_mse, strict=True)
+            {"id": a.id, "mse_text_only": t, "mse_music": m} | ({"mse_other_music": other_mse[i]} if other_mse else {})
+            for i, (a, t, m) in enumerate(zip(albums, text_mse, music_mse, strict=True))
         ],
     }
 
@@ -336,6 +356,14 @@ def markdown_table(report: dict) -> str:
         f"(paired difference {change['mean']:+.5f} +/- {change['stderr']:.5f}; lower on "
         f"{100 * change['music_lower_share']:.0f}% of albums).",
     ]
+    if (other := report.get("mse_change_vs_other_music")) is not None:
+        lines.append(
+            f"Diffusion MSE with each album's music vs another album's ({report['mse_other_music']:.5f}): "
+            f"{change_text(report['mse_relative_change_vs_other_music'])} (paired difference {other['mean']:+.5f} "
+            f"+/- {other['stderr']:.5f}; lower on {100 * other['music_lower_share']:.0f}% of albums): what the music "
+            "of the album itself adds; a change against text only that another album's music gives as well is "
+            "not the music's."
+        )
     lines += [f"- {note}" for note in report["notes"]]
     return "\n".join(lines) + "\n"
 
