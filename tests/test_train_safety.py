@@ -112,10 +112,10 @@ class _Poisoned:
                 return out * value if self.steps == at else out
             return out
 
-        def eval_loss(items, unet, scheduler, accelerator, model, *rest):
-            out = evaluate(items, unet, scheduler, accelerator, model, *rest)
-            if kind == "eval" and model is not None:
-                self.steps += 1  # evaluated every step
+        def eval_loss(items, unet, scheduler, accelerator, model, *rest, music_shift: int = 0):
+            out = evaluate(items, unet, scheduler, accelerator, model, *rest, music_shift=music_shift)
+            if kind == "eval" and model is not None and music_shift == 0:
+                self.steps += 1  # evaluated every step (and with another album's music, not counted)
                 return value if self.steps == at else out
             return out
 
@@ -1631,8 +1631,8 @@ def _run_killed_after(argv: list[str], step: int, monkeypatch) -> None:
 
     write = train_module.write_loss_curve
 
-    def killed(folder: Path, history: list, eval_history: list) -> None:
-        write(folder, history, eval_history)
+    def killed(folder: Path, history: list, *evaluations: list) -> None:
+        write(folder, history, *evaluations)
         if len(history) == step:
             raise Crash
 

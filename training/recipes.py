@@ -60,7 +60,8 @@ from nopaingan_core.errors import NoPainGanError
 from .errors import count_text
 
 # A run whose music path changes the held-out diffusion MSE by less than INERT_GAP (relative to text only)
-# while its gate has moved by less than INERT_GATE (mean |tanh|) since the start is inert: it learnt nothing.
+# while its gate has moved by less than INERT_GATE (mean |tanh|) since the start is inert: it learnt nothing; so is
+# one whose albums' own music lowers the MSE by less than INERT_GAP against another album's (:func:`is_inert`).
 INERT_GAP = 0.005
 INERT_GATE = 0.02
 # A run *stays* inert when INERT_EVALUATIONS evaluations in a row find it inert (or its last one does): a 300-step
@@ -204,11 +205,18 @@ def stays_inert(streak: int, last: bool) -> bool:
     return streak >= INERT_EVALUATIONS or (last and streak >= 1)
 
 
-def is_inert(eval_loss: float, text_only_loss: float, gate_moved: float) -> bool:
+def is_inert(eval_loss: float, text_only_loss: float, gate_moved: float, other_music_loss: float | None = None) -> bool:
     """True when the music path changes the held-out diffusion MSE by less than :data:`INERT_GAP` (relative to
-    text only) and its gate has moved by less than :data:`INERT_GATE` (:func:`gate_change`) since the start."""
+    text only) and its gate has moved by less than :data:`INERT_GATE` (:func:`gate_change`) since the start, or
+    when each album's own music does no better than another album's (``other_music_loss``, the same draws) by
+    :data:`INERT_GAP`: a fusion can lower the MSE against text only with any music, by a shift of every prompt
+    it learnt (the same song on every album does), and that is not the music."""
     gap = (eval_loss - text_only_loss) / text_only_loss if text_only_loss > 0 else 0.0
-    return abs(gap) < INERT_GAP and gate_moved < INERT_GATE
+    if abs(gap) < INERT_GAP and gate_moved < INERT_GATE:
+        return True
+    if other_music_loss is None or other_music_loss <= 0:
+        return False
+    return (other_music_loss - eval_loss) / other_music_loss < INERT_GAP
 
 
 def non_gate_gradient_norm(model: nn.Module) -> float:

@@ -185,6 +185,7 @@ def _is_object(value: object) -> bool:
 
 # The rows of trainer.json's histories: a step, then numbers (loss.csv's and eval.csv's rows)
 HISTORY_ROWS = {"history": ("step", "loss", "lr"), "eval_history": ("step", "eval MSE", "text-only MSE", "gate")}
+OPTIONAL_HISTORY_ROWS = {"other_music_history": ("step", "other-music MSE")}  # later versions only
 # What trainer.json holds (train's trainer_state). Train reads the fields after eval_history with a default (later
 # versions added them; scaler is null without mixed precision), so only the first four are required.
 TRAINER_FIELDS: dict[str, Field] = {
@@ -194,6 +195,7 @@ TRAINER_FIELDS: dict[str, Field] = {
     "scaler": ("the loss scaler's state, an object, or null", lambda v: v is None or _is_object(v)),
     "first_step_gradient_norm": ("an object of numbers", lambda v: _is_object(v) and all(map(is_number, v.values()))),
     "train_seconds": number_field(0.0),
+    "other_music_history": ("a list of [step, other-music MSE] rows", _is_list),
     "inert_streak": whole_field(0),
     "music_inert": FLAG,
     "stopped_early": FLAG,
@@ -231,8 +233,8 @@ def _trainer_problem(state: object) -> str | None:
     schedule = field_problem(state["lr_schedule"], SCHEDULE_FIELDS, tuple(SCHEDULE_FIELDS))
     if schedule:
         return f"in field 'lr_schedule', {schedule}"
-    for name, columns in HISTORY_ROWS.items():
-        for number, row in enumerate(state[name], 1):
+    for name, columns in (HISTORY_ROWS | OPTIONAL_HISTORY_ROWS).items():
+        for number, row in enumerate(state.get(name, []), 1):
             fits = isinstance(row, list) and len(row) == len(columns) and is_whole(row[0])
             if not (fits and all(map(is_number, row[1:]))):
                 expected = f"expected each row of field {name!r} to be [{', '.join(columns)}]"

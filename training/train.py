@@ -511,6 +511,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     model, optimizer = accelerator.prepare(model, optimizer)
 
     start, history, eval_history, first_gradient, earlier_seconds = 0, [], [], {}, 0.0
+    other_history = []  # [step, eval MSE with the next album's music] of each evaluation (two eval albums or more)
     inert = stopped = False
     streak = 0  # evaluations in a row that found the music path inert
     if config.resume:
@@ -519,6 +520,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         if accelerator.scaler is not None and trainer.get("scaler"):
             accelerator.scaler.load_state_dict(trainer["scaler"])
         start, history, eval_history = trainer["step"], trainer["history"], trainer["eval_history"]
+        other_history = trainer.get("other_music_history", [])  # a run of an earlier version measured none
         first_gradient = trainer.get("first_step_gradient_norm", {})
         earlier_seconds = trainer.get("train_seconds", 0.0)  # the parts of the run before this one
         streak, inert = trainer.get("inert_streak", 0), trainer.get("music_inert", False)  # the inert check's
@@ -557,6 +559,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             "scaler": accelerator.scaler.state_dict() if accelerator.scaler is not None else None,
             "history": history,
             "eval_history": eval_history,
+            "other_music_history": other_history,
             "first_step_gradient_norm": first_gradient,
             "train_seconds": earlier_seconds + time.monotonic() - began,
             "inert_streak": streak,
@@ -572,7 +575,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         )  # fmt: skip
         if accelerator.is_main_process:
             prune_checkpoints(run, config.keep_checkpoints)
-            write_loss_curve(run, history, eval_history)
+            write_loss_curve(run, history, eval_history, other_history)
 
     began = time.monotonic()
     bar = tqdm(
@@ -586,7 +589,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     done = start
     if done == end and accelerator.is_main_process:  # what the last checkpoint's save did not get to
         prune_checkpoints(run, config.keep_checkpoints)
-        write_loss_curve(run, history, eval_history)
+        write_loss_curve(run, history, eval_history, other_history)
     for step in range(start, end):
         step_loss = torch.zeros((), device=accelerator.device)
         for j in range(config.grad_accum):
@@ -633,16 +636,29 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             gate = gate_opening(fusion)
             gap = (eval_loss - text_only_loss) / text_only_loss
             eval_history.append([done, eval_loss, text_only_loss, gate])
-            accelerator.log({"eval/loss": eval_loss, "eval/vs_text_only": gap, "train/gate": gate}, step=done)
+            other_loss = other_gap = None
+            if len(evaluation) > 1:  # each album with the next one's music: what no album's own music gives
+                other_loss = _eval_loss(
+                    evaluation, unet, scheduler, accelerator, model, max_timestep, config.seed, music_shift=1
+                )
+                other_gap = (eval_loss - other_loss) / other_loss
+                other_history.append([done, other_loss])
+            logged = {"eval/loss": eval_loss, "eval/vs_text_only": gap, "train/gate": gate}
+            if other_gap is not None:
+                logged["eval/vs_other_music"] = other_gap
+            accelerator.log(logged, step=done)
             report = f"step {done}: eval MSE {eval_loss:.5f}, text only {text_only_loss:.5f} ({change_text(gap)})"
+            if other_loss is not None:
+                report += f", another album's music {other_loss:.5f} ({change_text(other_gap)})"
             if accelerator.is_main_process:
                 tqdm.write(f"{report}, gate {gate:.4f}")
             moved = gate_change(fusion, config.gate_init)
-            streak = streak + 1 if done >= inert_from and is_inert(eval_loss, text_only_loss, moved) else 0
+            found_inert = is_inert(eval_loss, text_only_loss, moved, other_loss)
+            streak = streak + 1 if done >= inert_from and found_inert else 0
             inert = stays_inert(streak, done == total)
             if inert:  # a run inert at its last step ends there anyway: it did not stop early
                 stopped = config.stop_if_inert and done < total
-                _warn_inert(accelerator, done, gap, gate, stopped, done == total)
+                _warn_inert(accelerator, done, gap, other_gap, gate, stopped, done == total)
         if on_step is not None:
             on_step(done, value)
         if done % config.save_every == 0 or done == total or stopped:
@@ -686,6 +702,11 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         summary["eval_loss"] = round(eval_history[-1][1], 6)
         summary["eval_loss_text_only"] = round(text_only_loss, 6)
         summary["eval_vs_text_only"] = round((eval_history[-1][1] - text_only_loss) / text_only_loss, 6)
+        if other_history and other_history[-1][0] == eval_history[-1][0]:
+            summary["eval_loss_other_music"] = round(other_history[-1][1], 6)
+            summary["eval_vs_other_music"] = round(
+                (eval_history[-1][1] - other_history[-1][1]) / other_history[-1][1], 6
+            )
         summary["music_inert"] = inert if done >= inert_from else None  # None: too short to judge
     if stopped:
         summary["stopped_early"] = f"music path inert at step {done} of {total} (--stop-if-inert)"
@@ -970,17 +991,20 @@ def _option_text(value: object, name: str = "") -> str:
 
 
 @torch.no_grad()
-def _eval_loss(items, unet, scheduler, accelerator, model, max_timestep: int, seed: int) -> float:
+def _eval_loss(items, unet, scheduler, accelerator, model, max_timestep: int, seed: int, music_shift: int = 0) -> float:
     """Mean diffusion MSE on fixed eval albums, noise and timesteps (the same at every evaluation); with
-    ``model`` None, of the text conditioning alone (the text-only baseline, on the same draws)."""
+    ``model`` None, of the text conditioning alone (the text-only baseline, on the same draws). With
+    ``music_shift`` 1, each album gets the next album's music (the last the first's), on the same draws: the
+    baseline of music that is not the album's own."""
     if model is not None:
         model.eval()
     total = 0.0
-    for item in items:
+    for index, item in enumerate(items):
         gen = torch.Generator().manual_seed(derived_seed(seed, "eval", item.id))
         text = item.text[None].to(accelerator.device)
+        music = items[(index + music_shift) % len(items)].music
         with accelerator.autocast():
-            cond = text if model is None else model(text, item.music[None].to(accelerator.device))
+            cond = text if model is None else model(text, music[None].to(accelerator.device))
             total += diffusion_loss(unet, scheduler, cond, [item], [gen], max_timestep).item()
     if model is not None:
         model.train()
@@ -1002,44 +1026,55 @@ def _diverged(run: Path, config: TrainConfig, step: int, what: str) -> TrainingD
     )
 
 
-def _warn_inert(accelerator, step: int, gap: float, gate: float, stopping: bool, last: bool) -> None:
-    """A loud warning (stderr, every process's main one) that the music path has learnt nothing so far."""
+def _warn_inert(
+    accelerator, step: int, gap: float, other_gap: float | None, gate: float, stopping: bool, last: bool
+) -> None:
+    """A loud warning (stderr, every process's main one) that the music path has learnt nothing so far: neither
+    against text only nor against another album's music (``other_gap``, None without two eval albums)."""
     if not accelerator.is_main_process:
         return
     if last:
         what = "the run ends here"
     else:
         what = "stopping (--stop-if-inert)" if stopping else "continuing; --stop-if-inert stops such runs"
+    changes = f"held-out MSE {change_text(gap, 2)} vs text only"
+    if other_gap is not None:
+        changes += f", {change_text(other_gap, 2)} vs another album's music"
     print(
-        f"WARNING: the music path is inert at step {step}: held-out MSE {change_text(gap, 2)} vs text only, gate "
-        f"{gate:.4f}; the fusion is not learning from the music (see docs/training.md, 'Recipes'); {what}",
+        f"WARNING: the music path is inert at step {step}: {changes}, gate {gate:.4f}; the fusion is not learning "
+        f"from the music (see docs/training.md, 'Inert runs'); {what}",
         file=sys.stderr,
         flush=True,
     )
 
 
-def write_loss_curve(run: Path, history: list, eval_history: list) -> None:
+def write_loss_curve(run: Path, history: list, eval_history: list, other_history: list = ()) -> None:
     """``loss.csv`` (training loss and learning rate per step), ``eval.csv`` once there is a held-out evaluation
-    (``--eval-every``; each one's eval MSE with the music, with text only, the relative change and the gate's
-    opening) and ``loss.png`` drawing both. Rewritten whole from the histories, which a checkpoint holds, so a
-    resumed run's files continue the interrupted run's without repeating or losing a row."""
+    (``--eval-every``; each one's eval MSE with the music, with text only, the relative change, the gate's
+    opening, and with another album's music (``other_history``; empty for a run of one eval album, or the steps an
+    earlier version evaluated) and the change against it) and ``loss.png`` drawing both. Rewritten whole from the
+    histories, which a checkpoint holds, so a resumed run's files continue the interrupted run's without repeating
+    or losing a row."""
     lines = ["step,loss,lr"] + [f"{s},{loss:.6g},{lr:.6g}" for s, loss, lr in history]
     write_text(run / "loss.csv", "\n".join(lines) + "\n")
     if eval_history:
-        rows = [
-            f"{s},{music:.6g},{text:.6g},{(music - text) / text:.6g},{gate:.6g}"
-            for s, music, text, gate in eval_history
-        ]
-        write_text(run / "eval.csv", "\n".join(["step,eval_mse,text_only_mse,relative_change,gate", *rows]) + "\n")
-    fig = loss_figure(history, eval_history)
+        other = dict(map(tuple, other_history))
+        rows = []
+        for s, music, text, gate in eval_history:
+            row = f"{s},{music:.6g},{text:.6g},{(music - text) / text:.6g},{gate:.6g}"
+            rows.append(row + (f",{other[s]:.6g},{(music - other[s]) / other[s]:.6g}" if s in other else ",,"))
+        header = "step,eval_mse,text_only_mse,relative_change,gate,other_music_mse,relative_change_vs_other_music"
+        write_text(run / "eval.csv", "\n".join([header, *rows]) + "\n")
+    fig = loss_figure(history, eval_history, other_history)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
     write_bytes(run / "loss.png", buffer.getvalue())
 
 
-def loss_figure(history: list, eval_history: list) -> Figure:
+def loss_figure(history: list, eval_history: list, other_history: list = ()) -> Figure:
     """The figure of ``loss.png``: training loss per step and its running mean, and with ``--eval-every`` the
-    held-out MSE with the music beside the text-only MSE it must beat. A bare Figure, outside pyplot's state."""
+    held-out MSE with the music beside the text-only MSE and the MSE with another album's music it must beat. A
+    bare Figure, outside pyplot's state."""
     from matplotlib.figure import Figure
 
     steps = [h[0] for h in history]
@@ -1055,6 +1090,8 @@ def loss_figure(history: list, eval_history: list) -> Figure:
         evaluated = [e[0] for e in eval_history]
         ax.plot(evaluated, [e[1] for e in eval_history], "o-", label="eval MSE, music")
         ax.plot(evaluated, [e[2] for e in eval_history], "s--", label="eval MSE, text only")
+    if other_history:
+        ax.plot([o[0] for o in other_history], [o[1] for o in other_history], "^:", label="eval MSE, another's music")
     ax.set_xlabel("step")
     ax.set_ylabel("diffusion MSE")
     ax.legend()
