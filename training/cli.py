@@ -412,7 +412,8 @@ def add_training_commands(sub: argparse._SubParsersAction) -> None:
     add(
         "--stop-if-inert",
         action="store_true",
-        help="stop when --eval-every finds the music path inert twice in a row (or at the run's last evaluation)",
+        help="stop when --eval-every finds the music path inert twice in a row (or at the run's last evaluation); "
+        "a run so stopped exits with status 1",
     )
     train.set_defaults(run=_run_train)
 
@@ -513,6 +514,9 @@ def _run_train(args: argparse.Namespace) -> int:
     return _train(config)
 
 
+STOPPED_INERT = 1  # the exit status of a run --stop-if-inert stopped (2 is a user's mistake, as everywhere)
+
+
 def _train(config) -> int:  # noqa: ANN001 (a TrainConfig, imported when training)
     """Check the run's dataset and folder, then train and say what it made."""
     from dataclasses import replace
@@ -527,7 +531,8 @@ def _train(config) -> int:  # noqa: ANN001 (a TrainConfig, imported when trainin
     result = train(config)
     if result.main_process:
         print(f"{result.fusion}: {count_text(result.steps, 'step')}, final loss {result.final_loss:.5f}")
-    return 0
+    # a run --stop-if-inert stopped saved its fusion, but it is not one to use: 1, so `train && evaluate` stops too
+    return STOPPED_INERT if "stopped_early" in result.summary else 0
 
 
 def _resumed_config(args: argparse.Namespace):  # noqa: ANN202 (a TrainConfig, imported when training)
