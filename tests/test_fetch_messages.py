@@ -21,7 +21,7 @@ from test_fetch import _one_line
 from training.cli import main
 from training.errors import DatasetError
 from training.fetch import read_album_list
-from training.manifest import read_manifest
+from training.manifest import read_manifest, read_table
 
 audio, shop = test_fetch.audio, test_fetch.shop  # the fixtures: previews, and both fake catalogues
 
@@ -252,3 +252,36 @@ def test_fetch_without_its_arguments_names_each_missing_one(tmp_path: Path, caps
         f"nopaingan dataset fetch: error: the following arguments are required: {', '.join(missing)}"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["albums.csv"]  # nothing written, nothing asked
+
+
+TEXT = "expected text or a number"
+BAD_VALUES = [
+    ('[{"artist": ["Björk"], "album": "Homogenic"}]', f"row 1: column 'artist': {TEXT}, found [\"Björk\"]"),
+    ('[{"artist": "A", "album": {"title": "B"}}]', f'row 1: column \'album\': {TEXT}, found {{"title": "B"}}'),
+    ('[{"artist": "A", "album": true}]', f"row 1: column 'album': {TEXT}, found true"),
+    (
+        '[{"artist": "A", "album": "B", "genre": [1]}]',
+        "row 1: column 'genre': expected text or a list of text, found [1]",
+    ),
+    ('[{"artist": "A", "album": "B"}, "junk"]', 'row 2: expected an album object ({...}), found "junk"'),
+    ('[{"artist": "A", "album": "B"}, [1]]', "row 2: expected an album object ({...}), found [1]"),
+]
+
+
+@pytest.mark.parametrize(("rows", "expected"), BAD_VALUES)
+def test_a_json_value_no_field_takes_is_one_line_naming_row_and_column(tmp_path, capsys, rows, expected) -> None:
+    """A list-valued artist was stored as its Python text ("['Björk']") and a stray element named nowhere: each is
+    refused naming the row, the column and the value, for fetch's album lists and import's manifests alike."""
+    path = tmp_path / "albums.json"
+    path.write_text(rows, encoding="utf-8")
+    assert main(["dataset", "fetch", str(path), "--save-list", str(tmp_path / "saved.csv")]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"nopaingan dataset fetch: error: {path}:{expected}"]
+    with pytest.raises(DatasetError, match=re.escape(f"{path}:{expected}")):
+        read_table(path, required=("artist", "album"))  # the reader of import's manifests too
+
+
+def test_numbers_and_genre_lists_stay_values(tmp_path) -> None:
+    path = tmp_path / "albums.json"
+    path.write_text('[{"artist": "Adele", "album": 21, "year": 2011, "genre": ["pop", "soul"]}]', encoding="utf-8")
+    [request] = read_album_list(path)
+    assert (request.artist, request.album, request.year, request.genres) == ("Adele", "21", 2011, ("pop", "soul"))

@@ -82,7 +82,7 @@ def or_null(field: Field, meaning: str) -> Field:
 
 def shown(value: object, limit: int = 60) -> str:
     """``value`` as JSON in a message, cut to about ``limit`` characters."""
-    text = json.dumps(value, default=str)
+    text = json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

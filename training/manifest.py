@@ -19,7 +19,7 @@ from .candidates import AlbumCandidate, CoverRef, TrackRef
 from .cleaning import split_genres
 from .download import is_url
 from .errors import DatasetError
-from .json_text import parse_json
+from .json_text import parse_json, shown
 
 MANIFEST_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl")
 
@@ -105,8 +105,30 @@ def read_table(
     if not rows:
         raise DatasetError(f"{path}: no albums ({_expected_rows(path, required, text)})")
     columns = _match_columns(path, {name for _, row in rows for name in row}, required)
+    _check_values(rows, columns)
     _check_one_line_names(rows, columns)
     return rows, columns
+
+
+LIST_FIELDS = ("genres",)  # fields a JSON table may give as a list of text (emotions: any shape, see _emotions)
+
+
+def _check_values(rows: list[tuple[str, dict]], columns: dict[str, str]) -> None:
+    """Refuse a JSON value no field takes, in one line naming the row, the column and the value: a list or an
+    object but for the genres (``["rock", "pop"]``, a list of text) and the emotions (lists or scores:
+    :func:`_emotions`), and true or false anywhere (a name or a number is never one). Numbers stay (an album titled
+    1989, a year)."""
+    for where, row in rows:
+        for field, column in columns.items():
+            value = row.get(column)
+            if field == "emotions":
+                continue
+            listed = field in LIST_FIELDS
+            if listed and isinstance(value, list) and all(isinstance(item, str) for item in value):
+                continue
+            if isinstance(value, bool | list | dict):
+                expected = "text or a list of text" if listed else "text or a number"
+                raise DatasetError(f"{where}: column {column!r}: expected {expected}, found {shown(value)}")
 
 
 def _article(kind: str) -> str:
@@ -259,10 +281,13 @@ def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
         records = _records(data)
         if records is not None:
             records = [(f"{path}:{where}", record) for where, record in records]
-    if records is None or not all(isinstance(r, dict) for _, r in records):
+    if records is None or (records and not any(isinstance(record, dict) for _, record in records)):
         raise DatasetError(
             f"{path}: expected a list of album objects (or a pandas to_json export), found another shape"
         )
+    for where, record in records:  # among album objects, the one that is not
+        if not isinstance(record, dict):
+            raise DatasetError(f"{where}: expected an album object ({{...}}), found {shown(record)}")
     yield from records
 
 
