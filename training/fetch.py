@@ -128,10 +128,12 @@ def read_album_list(path: str | Path) -> list[AlbumRequest]:
     ]
 
 
-def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]:
+def wikipedia_album_list(url: str, downloader: Downloader, notes: list[str] | None = None) -> list[AlbumRequest]:
     """Albums of every table on a Wikipedia album list page that has artist and album columns (the yearly
     "List of 2019 albums" pages: Release date, Artist, Album, Genre, Label). A row's year is the one in its
-    release date, else the one in the page's URL. Requires pandas and lxml (the ``train`` extra): the tables
+    release date, else the one in the page's URL. An album column may be headed "Title" in a table with an artist
+    column; a table with an artist column and no album column is left out with a note added to ``notes``.
+    Requires pandas and lxml (the ``train`` extra): the tables
     are read with lxml alone, never with pandas' fallback parsers (BeautifulSoup, html5lib), which the project
     does not install. A page without such a table (none at all, a JSON or text page) raises
     :class:`DatasetError` naming the URL."""
@@ -150,6 +152,12 @@ def wikipedia_album_list(url: str, downloader: Downloader) -> list[AlbumRequest]
     for number, table in enumerate(tables, 1):
         columns = _find_columns([col if isinstance(col, tuple) else (col,) for col in table.columns])
         if "artist" not in columns or "album" not in columns:
+            if "artist" in columns and notes is not None:
+                headers = dict.fromkeys(str(c[-1] if isinstance(c, tuple) else c) for c in table.columns)
+                notes.append(
+                    f"note: {url} table {number}: left out, an artist column but no album column (expected Album "
+                    f"or Title, found {', '.join(headers)})"
+                )
             continue
         album_tables += 1
         table_rows += len(table)
@@ -192,6 +200,10 @@ def _find_columns(headers: list[tuple]) -> dict[str, int]:
         index = next((i for i, cells in enumerate(keys) if cells & set(COLUMNS[field])), None)
         if index is not None:
             found[field] = index
+    if "artist" in found and "album" not in found:  # some years' lists head the album column "Title"
+        index = next((i for i, cells in enumerate(keys) if "title" in cells), None)
+        if index is not None:
+            found["album"] = index
     return found
 
 
@@ -606,7 +618,10 @@ def run_fetch(args: argparse.Namespace) -> int:
     for again, first in repeated:
         note(args, f"note: album list {first} given again as {again}: read once")
     albums = [album for path in lists for album in read_album_list(path)]
-    albums += [album for url in args.from_wikipedia_list for album in wikipedia_album_list(url, media)]
+    notes: list[str] = []
+    albums += [album for url in args.from_wikipedia_list for album in wikipedia_album_list(url, media, notes)]
+    for text in notes:
+        note(args, text)
     if args.save_list is not None:
         write_album_list(albums, args.save_list)
         print(f"wrote {count_text(len(albums), 'album')} to {args.save_list}")
