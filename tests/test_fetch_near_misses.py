@@ -370,3 +370,22 @@ def test_each_kind_of_near_miss_is_skipped_with_its_reason(tmp_path: Path, shop,
         "Definitely Maybe (Live)": "Definitely Maybe (Remastered) [Live]",
         "Weezer": "Weezer",
     }
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(0.0, 1.0), st.floats(0.01, 1.0))
+def test_a_score_below_the_threshold_never_reads_as_the_threshold(score: float, min_score: float) -> None:
+    """ "score 0.85 < 0.85" read as a contradiction: a score below --min-score is shown with the digits that say so."""
+    from training.matching import score_text
+
+    text = score_text(score, min_score)
+    assert float(text) == pytest.approx(score, abs=5e-3)
+    if score < min_score and min_score - score >= 1e-6:
+        assert float(text) < min_score
+
+
+def test_the_weezer_near_miss_reads_below_the_threshold() -> None:
+    found = [("a", "Weezer", "Weezer (Red Album)", 2008)]
+    match = best_match("Weezer", "Weezer (Blue Album)", found)
+    assert match.reason == f"no match: best was Weezer - Weezer (Red Album) (score {match.score:.3f} < 0.85)"
+    assert f"{match.score:.2f}" == "0.85" and match.score < 0.85

@@ -385,6 +385,15 @@ def refusal(artist: str, album: str, found_artist: str, found_album: str) -> str
     return ""
 
 
+def score_text(score: float, min_score: float) -> str:
+    """``score`` with two decimals, or as many more (up to six) as it takes to read as below ``min_score`` when it
+    is: 0.848 against 0.85 is "0.848", not "0.85 < 0.85"."""
+    digits = 2
+    while score < min_score and float(f"{score:.{digits}f}") >= min_score and digits < 6:
+        digits += 1
+    return f"{score:.{digits}f}"
+
+
 def best_match(
     artist: str,
     album: str,
@@ -429,7 +438,8 @@ def best_match(
         # a refusal is named even below the threshold: a lower --min-score would not take that album either
         below = f" < {min_score}" if top.score < min_score else ""
         refused = f", {top.refusal}" if top.refusal else ""
-        return Match(None, top.score, f"no match: best was {top.named()} (score {top.score:.2f}{below}){refused}")
+        score = score_text(top.score, min_score)
+        return Match(None, top.score, f"no match: best was {top.named()} (score {score}{below}){refused}")
     best = same[0]
     if best.score < 1.0:
         close = [s for s in same if s.score >= max(min_score, best.score - margin)]
