@@ -91,6 +91,9 @@ COLOURS = {"red": (0.85, 0.15, 0.15), "green": (0.15, 0.7, 0.2), "blue": (0.15, 
 ROOTS = (110.0, 220.0, 440.0, 880.0)  # one root per colour, an octave apart
 TINY_ENCODERS = {"codified-lm": build_tiny_musicgen, "mert": build_tiny_mert, "clap": build_tiny_clap}
 AIMS = {"mse_reduction": 0.35, "property_accuracy": 0.8, "oracle_recovery": 0.9}  # issue 12
+# The oracle (the colour named in the prompt) must lower the MSE by this much and read back this often (twice
+# chance) for a share of it to be measured: a build whose UNet did not learn colours gives no oracle to share.
+MIN_ORACLE_REDUCTION, MIN_ORACLE_ACCURACY = 0.05, 0.5
 GENRES = ("rock", "jazz")  # rock: a white square, jazz: a white circle
 SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "to", "vi", "zo", "be", "da", "fu")
 
@@ -585,7 +588,9 @@ def main(argv: list[str] | None = None) -> int:
         [a["mse_text_only"] - a["mse_music"] for a in per_album],
         [a["mse_text_only"] - oracle_per_album[a["id"]] for a in per_album],
     )
-    if mse_text <= mse_oracle:  # naming the colour does not help: nothing to recover
+    oracle_reduction = (mse_text - mse_oracle) / mse_text
+    weak_oracle = oracle_reduction < MIN_ORACLE_REDUCTION or accuracy["colour_prompt"] < MIN_ORACLE_ACCURACY
+    if weak_oracle:  # naming the colour barely helps: a share of it means nothing (196 % of 0.75 % was "met")
         recovery = recovery_stderr = float("nan")
     _, reduction_stderr = ratio_stderr(
         [a["mse_text_only"] - a["mse_music"] for a in per_album], [a["mse_text_only"] for a in per_album]
@@ -596,10 +601,17 @@ def main(argv: list[str] | None = None) -> int:
         "property_accuracy": (accuracy["music"], math.sqrt(accuracy["music"] * (1 - accuracy["music"]) / n)),
         "oracle_recovery": (recovery, recovery_stderr),
     }
+    aims = {
+        k: {"aim": AIMS[k], "measured": v, "stderr": e, "met": bool(v >= AIMS[k])} for k, (v, e) in measured.items()
+    }
+    if weak_oracle:
+        aims["oracle_recovery"]["note"] = (
+            f"not measured: the colour prompt lowers the MSE by {100 * oracle_reduction:.1f} % and reads back "
+            f"{accuracy['colour_prompt']:.2f} (at least {100 * MIN_ORACLE_REDUCTION:.0f} % and "
+            f"{MIN_ORACLE_ACCURACY} needed): too weak an oracle for a share of it to mean anything"
+        )
     results = {
-        "aims": {
-            k: {"aim": AIMS[k], "measured": v, "stderr": e, "met": bool(v >= AIMS[k])} for k, (v, e) in measured.items()
-        },
+        "aims": aims,
         "mse_text_only": mse_text,
         "mse_music": mse_music,
         "mse_oracle_colour_prompt": mse_oracle,
