@@ -158,6 +158,73 @@ def test_cache_refuses_to_mix_settings(tmp_path, tiny_models, capsys):
         CacheReader(tmp_path / "nowhere")
 
 
+FOREIGN_ENTRIES = {  # what a folder holds -> the name the refusal gives
+    "notes.txt": "notes.txt",
+    "skipped.jsonl": "skipped.jsonl",  # a user's, or `dataset fetch`'s: not in a cache run's format
+    "sub/": "sub/",
+    "shard-x.safetensors.bak": "shard-x.safetensors.bak",
+}
+
+
+@pytest.mark.parametrize("entry", sorted(FOREIGN_ENTRIES))
+@pytest.mark.parametrize("with_shard", [False, True])
+def test_cache_refuses_a_folder_holding_other_files_before_loading_a_model(tmp_path, capsys, entry, with_shard):
+    """`dataset cache --out` into a folder with files no cache run wrote (a dataset folder, a user's folder) would
+    rewrite its skipped.jsonl and add shards: refused in one line, before any model loads, nothing touched."""
+    data = make_dataset(tmp_path / "data", train=1, eval=1, seconds=1.0)
+    out = tmp_path / "out"
+    out.mkdir()
+    if entry.endswith("/"):
+        (out / entry).mkdir()
+    else:
+        (out / entry).write_text(json.dumps({"source": "a.csv", "artist": "A", "album": "B", "reason": "x"}) + "\n")
+    if with_shard:
+        (out / "shard-1-000-00000.safetensors").write_bytes(b"")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    cli = ["dataset", "cache", str(data), "--sd", "no/such-model", "--mir", "no/such-mir", "--out", str(out)]
+    assert main(cli) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert f"{out}: expected a new, empty or cache folder" in err and f"found also {FOREIGN_ENTRIES[entry]}" in err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_cache_refuses_the_dataset_folder_itself_and_keeps_its_skipped_list(tmp_path, capsys):
+    data = make_dataset(tmp_path / "data", train=1, eval=1, seconds=1.0)
+    (data / "skipped.jsonl").write_text('{"source": "a.csv", "artist": "A", "album": "B", "reason": "not found"}\n')
+    before = (data / "skipped.jsonl").read_bytes()
+    assert main(["dataset", "cache", str(data), "--sd", "x/y", "--mir", "x/z", "--out", str(data)]) == 2
+    assert "(a dataset folder: its cache goes in cache/ by default)" in capsys.readouterr().err
+    assert (data / "skipped.jsonl").read_bytes() == before and not list(data.glob("shard-*"))
+
+
+@given(
+    names=st.lists(
+        st.sampled_from(
+            [
+                "shard-1764756000-000-00000.safetensors",
+                "shard-1764756000-001-00003.safetensors",
+                "skipped.jsonl",
+                "skipped-001.jsonl",
+                ".shard-1764756000-000-00001.safetensors.k2j3h4.tmp",
+                ".skipped.jsonl.abc123.tmp",
+            ]
+        ),
+        unique=True,
+    ),
+    skipped=st.lists(st.fixed_dictionaries({"id": st.text(max_size=8), "reason": st.text(max_size=20)}), max_size=3),
+)
+@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_folder_of_what_cache_runs_write_is_a_cache_folder(tmp_path, names, skipped):
+    folder = tmp_path / f"cache-{len(list(tmp_path.iterdir()))}"
+    folder.mkdir()
+    for name in names:
+        text = "".join(json.dumps(row) + "\n" for row in skipped) if "jsonl" in name else ""
+        (folder / name).write_text(text)
+    cache_module.check_cache_folder(folder)  # accepted: nothing raised
+    cache_module.check_cache_folder(tmp_path / "new" / "cache")
+
+
 @pytest.mark.parametrize(
     ("albums", "skipped", "line"),
     [

@@ -13,8 +13,10 @@ Processes started by ``accelerate launch`` each take a share of the albums and w
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import json
+import re
 import shlex
 import time
 from collections.abc import Sequence
@@ -43,6 +45,8 @@ FORMAT_VERSION = 1
 METADATA_KEY = "nopaingan_cache"
 SHARD_GLOB = "shard-*.safetensors"
 SKIPPED_GLOB = "skipped*.jsonl"  # albums a cache run could not read, one JSON object per line, per process
+# what an interrupted write of a shard or skipped list leaves (nopaingan_core.atomic.temporary_beside)
+_CACHE_TEMPORARY = re.compile(r"\.(shard-.+\.safetensors|skipped.*\.jsonl)\..+\.tmp")
 STORE_DTYPES = DTYPES  # the cache stores music features in any of the precisions the product runs in
 RESOLUTION = 256
 TENSORS = ("latent_mean", "latent_std", "text", "music")
@@ -405,6 +409,7 @@ def cache_dataset(
     albums = read_dataset(data)
     if not albums:
         raise DatasetError(f"{data}: metadata.jsonl lists no albums")
+    check_cache_folder(folder)  # before the models load: a run writes shards and skipped.jsonl there
     mir = _source(mir or DEFAULT_MODELS["codified-lm"])  # recorded (and compared) as --sd: folders absolute
     encoder = load_encoder(kind or detect_kind(mir), mir, layer, state.device, dtype)
     spec = CacheSpec(_source(sd), encoder.info, resolution, clip_seconds, prompt_template, store_dtype)
@@ -456,6 +461,44 @@ def cache_dataset(
     state.wait_for_everyone()
     encoded = len(todo) - sum(1 for item in skipped if item["id"] in records)
     return CacheReport(folder, len(albums), encoded, reused, state.is_main_process, tuple(skipped))
+
+
+def check_cache_folder(folder: Path) -> None:
+    """Refuse (:class:`DatasetError`, one line naming the folder and the first files found) a cache folder that
+    holds anything but what cache runs write there (:data:`SHARD_GLOB`, :data:`SKIPPED_GLOB` and the temporary
+    files of an interrupted write): a run rewrites ``skipped.jsonl`` and adds shards, so a dataset folder
+    (``dataset fetch`` and ``import`` keep their own ``skipped.jsonl`` there) or any folder of the user's would
+    lose a file and gain shards. A missing or empty folder is a new cache."""
+    if not folder.is_dir():
+        if folder.exists():
+            raise DatasetError(f"{folder}: expected a cache folder, found a file; use another --out")
+        return
+    foreign = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in folder.iterdir() if not _written(entry))
+    if foreign:
+        more = f" (and {len(foreign) - 5} more)" if len(foreign) > 5 else ""
+        dataset = " (a dataset folder: its cache goes in cache/ by default)" if "metadata.jsonl" in foreign else ""
+        raise DatasetError(
+            f"{folder}: expected a new, empty or cache folder written by `nopaingan dataset cache` "
+            f"(shard-*.safetensors, skipped.jsonl), found also {', '.join(foreign[:5])}{more}{dataset}; "
+            "use another --out (a cache run rewrites skipped.jsonl and adds shards there)"
+        )
+
+
+def _written(entry: Path) -> bool:
+    """Whether ``entry`` of a cache folder is one a cache run wrote: a shard, a temporary file of an interrupted
+    write, or a skipped list in the run's own format (JSON objects of "id" and "reason": a ``skipped.jsonl`` of
+    ``dataset fetch`` or of the user's is not)."""
+    if entry.is_dir() or entry.is_symlink():
+        return False
+    if fnmatch.fnmatchcase(entry.name, SHARD_GLOB) or _CACHE_TEMPORARY.fullmatch(entry.name):
+        return True
+    if not fnmatch.fnmatchcase(entry.name, SKIPPED_GLOB):
+        return False
+    try:
+        rows = [json.loads(line) for line in entry.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return all(isinstance(row, dict) and set(row) == {"id", "reason"} for row in rows)
 
 
 def _source(source: str) -> str:

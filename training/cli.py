@@ -274,7 +274,10 @@ def _run_dataset_cache(args: argparse.Namespace) -> int:
     from nopaingan_core.atomic import check_output_folder
     from nopaingan_core.hub import check_available
 
+    from .cache import check_cache_folder
+
     args.out = check_output_folder(args.out or args.data / "cache", "--out")
+    check_cache_folder(args.out)
     check_available(args.sd, "Stable Diffusion model", "--sd", "unet/config.json")
     check_available(args.mir, "music encoder", "--mir")
 
