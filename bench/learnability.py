@@ -617,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
         "mse_oracle_colour_prompt": mse_oracle,
         "mse_relative_change": (mse_music - mse_text) / mse_text,
         "mse_paired_difference": report["mse_change"],
-        # each album with the next album's music: what the music of the album itself adds (a shift the fusion
+        # each album with another album's music: what the music of the album itself adds (a shift the fusion
         # learnt for every album lowers the MSE against text only with any music)
         "mse_other_music": report["mse_other_music"],
         "mse_relative_change_vs_other_music": report["mse_relative_change_vs_other_music"],

@@ -39,6 +39,7 @@ from training.recipes import (
     RECIPES,
     inert_check_start,
     is_inert,
+    other_music_partners,
     resolve_recipe,
     stays_inert,
     warmup_steps,
@@ -854,6 +855,43 @@ def test_inert_also_when_the_albums_music_does_no_better_than_another_albums(tex
     other = music / (1 - own)  # the music's MSE is `own` below the other music's
     expected = (abs(change) < INERT_GAP and moved < INERT_GATE) or own < INERT_GAP
     assert is_inert(music, text_only, moved, other) == expected
+
+
+@given(songs=st.lists(st.integers(0, 3), max_size=9), shape=st.sampled_from([(3,), (2, 4)]))
+def test_the_other_music_of_each_eval_album_is_the_next_album_of_another_song(songs, shape):
+    """Album i's other music comes from the first album after it (cyclically) whose music differs: never its own
+    song under another album's id; the next album whenever songs are distinct; none at all with a single song."""
+    music = [torch.full(shape, float(song)) for song in songs]
+    partners = other_music_partners(music)
+    if len(set(songs)) < 2:
+        assert partners is None
+        return
+    assert len(partners) == len(songs)
+    for index, partner in enumerate(partners):
+        assert songs[partner] != songs[index]
+        between = [(index + shift) % len(songs) for shift in range(1, (partner - index) % len(songs))]
+        assert all(songs[other] == songs[index] for other in between)  # the first such album after it
+    if len(set(songs)) == len(songs):
+        assert partners == [(index + 1) % len(songs) for index in range(len(songs))]
+
+
+def test_eval_albums_of_one_song_have_no_other_music_baseline(cached_data, tiny_models, tmp_path, capsys):
+    """Eval albums that all hold the same song give no other-music MSE (comparing the music with itself would read
+    as "the music adds nothing"): the run says so once and measures the rest."""
+    from training.cache import cache_dataset
+
+    data = tmp_path / "data"
+    shutil.copytree(cached_data, data, ignore=shutil.ignore_patterns("cache"))
+    evals = [album.audio for album in read_dataset(data, "eval")]
+    for song in evals[1:]:
+        shutil.copy(evals[0], song)
+    cache_dataset(data, str(tiny_models["sd"]), str(tiny_models["codified-lm"]), resolution=64, progress=False)
+    result = train(_config(data, tmp_path / "run", max_steps=2, eval_every=1))
+    trainer = json.loads((tmp_path / "run" / "checkpoints" / "step-00000002" / "trainer.json").read_text())
+    assert trainer["other_music_history"] == [] and len(trainer["eval_history"]) == 2
+    assert "eval_loss_other_music" not in result.summary
+    said = capsys.readouterr().out
+    assert "every eval album has the same music, so no held-out MSE with another album's music" in said
 
 
 def test_cli_recipe_seed_with_an_explicit_lr(cached_data, tmp_path):

@@ -112,9 +112,9 @@ class _Poisoned:
                 return out * value if self.steps == at else out
             return out
 
-        def eval_loss(items, unet, scheduler, accelerator, model, *rest, music_shift: int = 0):
-            out = evaluate(items, unet, scheduler, accelerator, model, *rest, music_shift=music_shift)
-            if kind == "eval" and model is not None and music_shift == 0:
+        def eval_loss(items, unet, scheduler, accelerator, model, max_timestep, seed, music_of=None):
+            out = evaluate(items, unet, scheduler, accelerator, model, max_timestep, seed, music_of)
+            if kind == "eval" and model is not None and music_of is None:
                 self.steps += 1  # evaluated every step (and with another album's music, not counted)
                 return value if self.steps == at else out
             return out

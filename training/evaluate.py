@@ -4,7 +4,7 @@ The baseline is the same fusion at strength 0, which returns the prompt's CLIP e
 text-only miniSD), so both columns share every album, noise seed and timestep:
 
 - diffusion MSE: the training objective on held-out albums, for fixed noise, latent samples and timesteps; also
-  with the next album's music in place of each album's own (:data:`MSE_CONDITIONS`), so that a shift the fusion
+  with another album's music in place of each album's own (:data:`MSE_CONDITIONS`), so that a shift the fusion
   learnt for every album (which lowers the MSE against text only whatever the music) is told from the music;
 - FID and KID of generated vs real covers (torchmetrics; Inception features, or any feature extractor);
 - CLIP score of each cover against its prompt (real covers too, as a reference).
@@ -35,13 +35,15 @@ from nopaingan_core.sampling import load_minisd, to_pil
 from .atomic import write_bytes, write_text
 from .cache import CACHE_DIR, CacheReader, cover_pixels
 from .errors import change_text, count_text
+from .recipes import other_music_partners
 from .records import EVAL, read_dataset
 from .resume import CHECKPOINTS, STEP_DIR
 from .train import derived_seed, diffusion_loss
 
 CONDITIONS = ("text_only", "music")
-# The diffusion MSE is measured also with the next album's music (album i with album i+1's, the last with the
-# first's: no album keeps its own), the baseline that tells what the music of *this* album adds.
+# The diffusion MSE is measured also with another album's music (album i with the next album after it whose music
+# differs, :func:`~training.recipes.other_music_partners`: no album keeps its own or gets a copy of it), the baseline
+# that tells what the music of *this* album adds.
 MSE_CONDITIONS = (*CONDITIONS, "other_music")
 EVAL_DIR = "eval"  # the default report folder beside the checkpoint (then eval-1...; a training one: eval-step-N)
 REPORT_FILES = ("eval.json", "eval.md", "grid.png")
@@ -128,23 +130,21 @@ def evaluate(config: EvalConfig, feature: nn.Module | None = None) -> EvalResult
     images: dict[str, list[torch.Tensor]] = {"real": [], "text_only": [], "music": []}
     prompts = []
     with torch.no_grad():  # the music tokens of every album, for the other-music baseline (16 x 768 each)
-        tokens_of = [fusion.music_tokens(reader.load(album.id).embedding(spec.encoder)) for album in albums]
+        embeddings = [reader.load(album.id).embedding(spec.encoder) for album in albums]
+        tokens_of = [fusion.music_tokens(embedding) for embedding in embeddings]
+    partners = other_music_partners([embedding.features for embedding in embeddings])
     for index, album in enumerate(tqdm(albums, desc="evaluating", unit="album", disable=not config.progress)):
         item = reader.load(album.id)
         prompts.append(item.prompt)
         music = item.embedding(spec.encoder)
         with torch.no_grad():
             text = item.text[None].to(sd.device, sd.dtype)
-            # the album's own music, none (text only), and the next album's (what the fusion gives for music
+            # the album's own music, none (text only), and another album's (what the fusion gives for music
             # that is not this album's: a shift it learnt for every album lowers the MSE with any music)
-            conditions = {
-                "text_only": (tokens_of[index], 0.0),
-                "music": (tokens_of[index], config.strength),
-                "other_music": (tokens_of[(index + 1) % len(albums)], config.strength),
-            }
+            conditions = {"text_only": (tokens_of[index], 0.0), "music": (tokens_of[index], config.strength)}
+            if partners:
+                conditions["other_music"] = (tokens_of[partners[index]], config.strength)
             for name, (tokens, strength) in conditions.items():
-                if name == "other_music" and len(albums) < 2:
-                    continue
                 cond = fusion.fuse(text, tokens, strength).expand(config.mse_samples, -1, -1)
                 gens = mse_generators(config.seed, album.id, config.mse_samples)
                 items = [item] * config.mse_samples
@@ -213,6 +213,12 @@ def _report(config, albums, spec, max_timestep, mse, images, prompts, feature) -
     other_mse = mse["other_music"]
     metrics["real"] = {}
     notes = []
+    if not other_mse:
+        why = "one album" if len(albums) < 2 else "every album has the same music"
+        notes.append(
+            f"MSE with another album's music skipped: {why} (it tells what an album's own music adds from a shift "
+            "the fusion learnt for every album)"
+        )
     if images:
         uint8 = {
             name: (value.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 3, 1, 2)
@@ -248,7 +254,7 @@ def _report(config, albums, spec, max_timestep, mse, images, prompts, feature) -
         "metrics": metrics,
         "mse_change": _paired(text_mse, music_mse),
         "mse_relative_change": (sum(music_mse) - sum(text_mse)) / sum(text_mse),
-        # with another album's music: None for a single album
+        # with another album's music: None for a single album or a single song
         "mse_other_music": sum(other_mse) / len(other_mse) if other_mse else None,
         "mse_change_vs_other_music": _paired(other_mse, music_mse) if other_mse else None,
         "mse_relative_change_vs_other_music": (sum(music_mse) - sum(other_mse)) / sum(other_mse) if other_mse else None,

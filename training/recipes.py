@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -217,6 +218,24 @@ def is_inert(eval_loss: float, text_only_loss: float, gate_moved: float, other_m
     if other_music_loss is None or other_music_loss <= 0:
         return False
     return (other_music_loss - eval_loss) / other_music_loss < INERT_GAP
+
+
+def other_music_partners(music: Sequence[torch.Tensor]) -> list[int] | None:
+    """For each eval album ``i`` (``music[i]``: its music embedding, any shape), the album whose music is the
+    other-music baseline of :func:`is_inert`: the first after ``i`` in the list (cyclically) whose music is not
+    equal to ``i``'s, so two albums made from one song (a single on two releases, a list naming an album twice
+    with different ids) never stand as each other's "other" music. With distinct music every album's partner is
+    the next one (``i + 1``, the last album's the first). None when fewer than two albums or every album has the
+    same music: then no album has another's music to compare with."""
+    count = len(music)
+    partners = []
+    for index in range(count):
+        later = ((index + shift) % count for shift in range(1, count))
+        partner = next((other for other in later if not torch.equal(music[other], music[index])), None)
+        if partner is None:  # every other album has this album's music, so every album has the same music
+            return None
+        partners.append(partner)
+    return partners or None
 
 
 def non_gate_gradient_norm(model: nn.Module) -> float:

@@ -62,6 +62,7 @@ from .recipes import (
     inert_check_start,
     is_inert,
     non_gate_gradient_norm,
+    other_music_partners,
     param_groups,
     resolve_recipe,
     stays_inert,
@@ -511,7 +512,7 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
     model, optimizer = accelerator.prepare(model, optimizer)
 
     start, history, eval_history, first_gradient, earlier_seconds = 0, [], [], {}, 0.0
-    other_history = []  # [step, eval MSE with the next album's music] of each evaluation (two eval albums or more)
+    other_history = []  # [step, eval MSE with another album's music] of each evaluation (eval albums of two songs+)
     inert = stopped = False
     streak = 0  # evaluations in a row that found the music path inert
     if config.resume:
@@ -538,10 +539,16 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
         accelerator.print(f"--batch-size: {batch_cut}")
     accelerator.init_trackers("train", config={k: v for k, v in config.to_dict().items() if v is not None})
     evaluation = [reader.load(album.id) for album in evaluated] if config.eval_every else None
+    partners = other_music_partners([item.music for item in evaluation]) if evaluation else None
     text_only_loss = None
     if evaluation:
         text_only_loss = _eval_loss(evaluation, unet, scheduler, accelerator, None, max_timestep, config.seed)
         accelerator.print(f"eval MSE with text only (the baseline the music must beat): {text_only_loss:.5f}")
+        if partners is None:
+            accelerator.print(
+                f"{config.data}: {'every eval album has the same music' if len(evaluation) > 1 else 'one eval album'}"
+                ", so no held-out MSE with another album's music (the baseline that tells music from a shift)"
+            )
     elif config.eval_every:
         accelerator.print(f"{config.data}: no eval albums, so no held-out MSE while training (--eval-every)")
     inert_from = inert_check_start(warm, total)
@@ -637,9 +644,9 @@ def train(config: TrainConfig, on_step: Callable[[int, float], None] | None = No
             gap = (eval_loss - text_only_loss) / text_only_loss
             eval_history.append([done, eval_loss, text_only_loss, gate])
             other_loss = other_gap = None
-            if len(evaluation) > 1:  # each album with the next one's music: what no album's own music gives
+            if partners:  # each album with another album's music: what no album's own music gives
                 other_loss = _eval_loss(
-                    evaluation, unet, scheduler, accelerator, model, max_timestep, config.seed, music_shift=1
+                    evaluation, unet, scheduler, accelerator, model, max_timestep, config.seed, partners
                 )
                 other_gap = (eval_loss - other_loss) / other_loss
                 other_history.append([done, other_loss])
@@ -991,18 +998,20 @@ def _option_text(value: object, name: str = "") -> str:
 
 
 @torch.no_grad()
-def _eval_loss(items, unet, scheduler, accelerator, model, max_timestep: int, seed: int, music_shift: int = 0) -> float:
+def _eval_loss(
+    items, unet, scheduler, accelerator, model, max_timestep: int, seed: int, music_of: list[int] | None = None
+) -> float:
     """Mean diffusion MSE on fixed eval albums, noise and timesteps (the same at every evaluation); with
     ``model`` None, of the text conditioning alone (the text-only baseline, on the same draws). With
-    ``music_shift`` 1, each album gets the next album's music (the last the first's), on the same draws: the
-    baseline of music that is not the album's own."""
+    ``music_of`` (:func:`~training.recipes.other_music_partners`), album ``i`` gets album ``music_of[i]``'s music,
+    on the same draws: the baseline of music that is not the album's own."""
     if model is not None:
         model.eval()
     total = 0.0
     for index, item in enumerate(items):
         gen = torch.Generator().manual_seed(derived_seed(seed, "eval", item.id))
         text = item.text[None].to(accelerator.device)
-        music = items[(index + music_shift) % len(items)].music
+        music = items[index if music_of is None else music_of[index]].music
         with accelerator.autocast():
             cond = text if model is None else model(text, music[None].to(accelerator.device))
             total += diffusion_loss(unet, scheduler, cond, [item], [gen], max_timestep).item()
@@ -1030,7 +1039,9 @@ def _warn_inert(
     accelerator, step: int, gap: float, other_gap: float | None, gate: float, stopping: bool, last: bool
 ) -> None:
     """A loud warning (stderr, every process's main one) that the music path has learnt nothing so far: neither
-    against text only nor against another album's music (``other_gap``, None without two eval albums)."""
+    against text only nor against another album's music (``other_gap``, None without eval albums of two songs)."""
+    from tqdm import tqdm
+
     if not accelerator.is_main_process:
         return
     if last:
@@ -1040,11 +1051,10 @@ def _warn_inert(
     changes = f"held-out MSE {change_text(gap, 2)} vs text only"
     if other_gap is not None:
         changes += f", {change_text(other_gap, 2)} vs another album's music"
-    print(
+    tqdm.write(  # on its own line below the progress bar, not glued to its end
         f"WARNING: the music path is inert at step {step}: {changes}, gate {gate:.4f}; the fusion is not learning "
         f"from the music (see docs/training.md, 'Inert runs'); {what}",
         file=sys.stderr,
-        flush=True,
     )
 
 
