@@ -126,6 +126,7 @@ COMMANDS = [
         ("dataset", "cache"),
         lambda env, out: _cache(env, out, str(env.models["sd"])),
         hub=lambda env, out: _cache(env, out, HUB_ID),
+        own_folder=True,  # a cache folder holding other files is refused (test_cache.py)
     ),
     Command(
         ("train",),
