@@ -19,6 +19,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from timing import check_new_outputs, write_json  # noqa: E402
+
 VARIANTS = {
     "ours": "clip = load_audio(PATH)",
     "ours_offset": "clip = load_audio(PATH, offset=OFFSET)",
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
 
     from audio_files import tone, write_audio
 
@@ -74,7 +77,7 @@ def main() -> None:
     summary["peak_memory_ratio_whole_vs_ours"] = summary["whole_peak_mb"] / summary["ours_peak_mb"]
     print(json.dumps(summary, indent=2))
     if args.out:
-        args.out.write_text(json.dumps(summary, indent=2))
+        write_json(args.out, summary)
 
 
 if __name__ == "__main__":

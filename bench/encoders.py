@@ -16,7 +16,7 @@ import statistics
 
 import real_models  # noqa: F401  (puts the worktree's library first on sys.path)
 import torch
-from timing import interleaved, load, machine, summary, timed, write_json
+from timing import check_new_outputs, interleaved, load, machine, summary, timed, write_json
 
 from nopaingan_core.encoders import load_encoder
 from nopaingan_core.synth import synth_song
@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny models, 1 repeat: a smoke run")
     args = parser.parse_args()
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     if args.threads:
         torch.set_num_threads(args.threads)
 

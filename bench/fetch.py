@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from catalogue_server import FakeAlbum, FakeCatalogues, FakeTrack  # noqa: E402
 from http_files import FileServer  # noqa: E402
 from music_library import image_bytes, make_track  # noqa: E402
-from timing import load, machine, timed, write_json  # noqa: E402
+from timing import check_new_outputs, load, machine, timed, write_json  # noqa: E402
 
 from training.catalogues import DEEZER_RATE, ITUNES_RATE, make_catalogues  # noqa: E402
 from training.download import Downloader  # noqa: E402
@@ -85,6 +85,7 @@ def main() -> None:
     parser.add_argument("--itunes-albums", type=int, default=5, help="albums of the iTunes run (3 s per call)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/fetch.json"))
     args = parser.parse_args()
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     work = Path(tempfile.mkdtemp(prefix="bench-fetch-"))
     try:
         preview = make_track(work / "preview.mp3", 30.0, 440).read_bytes()

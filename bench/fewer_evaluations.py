@@ -3,7 +3,8 @@ difference against the full computation, and whether the covers keep the colour 
 
 The models are the learnability benchmark's (``learnability.build_models``: a tiny VAE and cross-attention UNet
 trained on captioned 32 px covers whose caption names their colour); ``--work`` keeps and reuses them (a
-``WORK/models`` folder with ``.complete`` is taken as it is, e.g. a copy of the learnability run's). Each variant
+``WORK/models`` folder made with the learnability benchmark's default model settings, e.g. a copy of such a run's;
+one made with others is refused, exit status 2). Each variant
 generates ``--seeds`` covers per colour x genre prompt ("A red album cover. The genre is rock.") with the same
 seeds as the full computation, interleaved, one thread.
 
@@ -28,7 +29,7 @@ from pathlib import Path
 import learnability
 import torch
 from peers import unet_calls
-from timing import interleaved, load, machine, summary, write_json
+from timing import check_new_outputs, interleaved, load, machine, summary, write_json
 from torch.utils.flop_counter import FlopCounterMode
 
 from nopaingan_core.generate import SamplerSettings, generate_covers
@@ -69,6 +70,7 @@ def main() -> None:
     parser.add_argument("--sd", help="another diffusers folder instead (e.g. tiny random weights; no training)")
     parser.add_argument("--size", type=int, default=learnability.SIZE, help="image size (px)")
     args = parser.parse_args()
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     torch.set_num_threads(1)
     work = args.work or Path(tempfile.mkdtemp(prefix="fewer-evaluations-"))
     if args.sd is None:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from learnability import FULL_SCHEDULE, colour_caption  # noqa: E402
-from timing import load, machine, write_json  # noqa: E402
+from timing import check_new_outputs, load, machine, write_json  # noqa: E402
 
 from nopaingan_core.checkpoint import load_fusion  # noqa: E402
 from nopaingan_core.sampling import load_minisd  # noqa: E402
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return train_labels(args, rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     torch.set_num_threads(1)
     started = load()
     result = measure(args)

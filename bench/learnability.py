@@ -25,13 +25,20 @@ with its own defaults (``--recipe`` and the optimizer flags change them), and
   ceiling the tiny UNet allows);
 - what each tiny encoder keeps of the root (a ridge probe, and the keys' spread next to the embedding's).
 
-Run: ``python bench/learnability.py --out RESULT.json`` (on the 2-core AMD EPYC of BENCHMARKS.md, one thread:
-about 12 minutes to build the models, which ``--work`` keeps, then 1350 s a run with three runs at once).
+Run: ``python bench/learnability.py --out RESULT.json`` (writes RESULT.json, RESULT_grid.png and RESULT_loss.png;
+an --out whose files exist is refused). Times are in BENCHMARKS.md ("Training: does the music path learn?"): a
+300 x 8 run with the models ``--work`` keeps took 206-226 s on its 2-core Intel Xeon (AVX-512) and trained
+368-703 s on its 2-core AMD EPYC (AVX2), one torch thread a run, two runs at once; the models' build added
+about 1000 s on the Xeon.
 Adapter + fusion are trained for ``--fusion-steps`` (300) steps with ``nopaingan train``'s default recipe;
 ``--recipe seed`` trains with the seed's (SGD lr 1e-4, batch 1, timesteps from [0, 150), plain adapter),
 ``--fusion-steps 3429`` for the seed's length; the MSE is measured over the whole schedule for every recipe.
-``--work DIR`` keeps the models and data, and a second run with the same DIR reuses them (e.g.
-``--max-timestep 150``, ``--encoder clap``, ``--adapter-init random``).
+``--work DIR`` keeps the models, the LM-trained tiny MusicGen, the data and its caches, and a second run with the
+same DIR reuses them (e.g. ``--max-timestep 150``, ``--encoder clap``, ``--adapter-init random``); each records
+the settings it was made with, and a run that asks for others (``--seed``, ``--web-images``, ``--vae-steps``,
+``--unet-steps``, ``--musicgen-pretrain-steps``, ``--musicgen-layers``, ``--song-seconds``, the song counts) is
+refused with exit status 2 (the caches check their own settings: ``nopaingan dataset cache``). Each run trains
+in ``DIR/run-RESULT`` (``run-RESULT-1``... when an earlier run's folder is there: it is never removed).
 """
 
 from __future__ import annotations
@@ -53,8 +60,9 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import load, machine  # noqa: E402
+from timing import check_new_outputs, load, machine, usage_error, write_json  # noqa: E402
 
+from nopaingan_core.atomic import unique_path, write_unique  # noqa: E402
 from nopaingan_core.audio import load_audio, save_wav  # noqa: E402
 from nopaingan_core.encoders import load_encoder  # noqa: E402
 from nopaingan_core.generate import SamplerSettings, generate_covers  # noqa: E402
@@ -277,14 +285,41 @@ def train_unet(sd, vae, images, colours, genres, names, steps: int, seed: int):
     return unet.eval().requires_grad_(False)
 
 
+MODEL_SETTINGS = ("seed", "web_images", "vae_steps", "unet_steps")  # what shapes WORK/models
+ENCODER_SETTINGS = ("seed", "song_seconds", "musicgen_pretrain_steps", "musicgen_layers")  # a pretrained MusicGen
+DATASET_SETTINGS = ("seed", "train_songs", "eval_songs", "song_seconds")  # WORK/data
+
+
+def check_made_with(what: Path, made: dict | None, args, names: tuple[str, ...]) -> None:
+    """Reuse ``what`` (a folder ``--work`` keeps) only when it was ``made`` with this run's values of the options
+    ``names`` (``args``' attributes); otherwise stop with one line naming each option that differs with both
+    values (exit status 2). ``made`` None: a folder from before its settings were recorded, also refused."""
+    if made is None:
+        usage_error(f"--work: {what} was made before its settings were recorded; use another --work")
+    differ = [name for name in names if made.get(name) != getattr(args, name)]
+    if differ:
+
+        def options(values) -> str:
+            return ", ".join(f"--{name.replace('_', '-')} {values(name)}" for name in differ)
+
+        usage_error(
+            f"--work: {what} was made with {options(lambda n: made.get(n, 'unrecorded'))}, this run asks for "
+            f"{options(lambda n: getattr(args, n))}; use another --work (or the same options)"
+        )
+
+
 def build_models(work: Path, args) -> dict[str, Path]:
     """Tiny SD folder with the trained VAE and UNet (same layout as lambdalabs/miniSD-diffusers) and a tiny
-    random music encoder of each kind; reused when ``work`` already has them."""
+    random music encoder of each kind; reused when ``work`` already has them, made with the same
+    :data:`MODEL_SETTINGS` (recorded in ``models/.complete`` with the VAE's steps after its doublings)."""
     sd_dir = work / "models" / "sd"
     paths = {"sd": sd_dir} | {kind: work / "models" / kind for kind in TINY_ENCODERS}
-    if (work / "models" / ".complete").exists():
+    complete = work / "models" / ".complete"
+    if complete.exists():
+        check_made_with(work / "models", json.loads(complete.read_text() or "{}").get("settings"), args, MODEL_SETTINGS)
         log(f"reusing the models in {work / 'models'}")
         return paths
+    settings = {name: getattr(args, name) for name in MODEL_SETTINGS}
     build_tiny_sd(sd_dir, seed=args.seed)  # tokenizer, CLIP text encoder (768-d) and scheduler config
     sd = load_minisd(str(sd_dir), dtype="fp32", channels_last=False)
     rng = random.Random(args.seed)
@@ -299,23 +334,21 @@ def build_models(work: Path, args) -> dict[str, Path]:
     log(f"tiny VAE and UNet trained in {time.monotonic() - began:.0f} s")
     for kind, build in TINY_ENCODERS.items():
         build(paths[kind], seed=args.seed)
-    (work / "models" / ".complete").write_text(json.dumps({"vae_steps": vae_steps}))
+    complete.write_text(json.dumps({"vae_steps": vae_steps, "settings": settings}))
     return paths
 
 
 def encoder_folder(models: dict[str, Path], args) -> Path:
     """The music encoder's folder: for codified-lm with ``--musicgen-pretrain-steps`` N > 0, a copy of the random
     tiny MusicGen trained N steps as a language model of the codes of 64 synthetic songs (other songs than the
-    albums', same four roots), made once per N."""
+    albums', same four roots), made once per N and reused when made with the same :data:`ENCODER_SETTINGS`."""
     if args.encoder != "codified-lm" or not args.musicgen_pretrain_steps:
         return models[args.encoder]
     steps, layers = args.musicgen_pretrain_steps, args.musicgen_layers
     folder = models["codified-lm"].with_name(f"codified-lm-lm{steps}" + (f"-l{layers}" if layers != 4 else ""))
     if (folder / ".complete").exists():
-        made = json.loads((folder / ".complete").read_text() or "{}").get("song_seconds", 3.0)
-        if made != args.song_seconds:
-            wanted = args.song_seconds
-            raise SystemExit(f"{folder}: trained on {made} s songs, --song-seconds is {wanted}; use another --work")
+        made = json.loads((folder / ".complete").read_text() or "{}").get("settings")
+        check_made_with(folder, made, args, ENCODER_SETTINGS)
         return folder
     shutil.rmtree(folder, ignore_errors=True)
     if layers == 4:
@@ -326,23 +359,23 @@ def encoder_folder(models: dict[str, Path], args) -> Path:
     keys = [(rng.uniform(80, 160), rng.choice(ROOTS), rng.choice([MAJOR, MINOR])) for _ in range(64)]
     clips = [synth_song(args.song_seconds, 32000, *key, seed=7_000 + i) for i, key in enumerate(keys)]
     began = time.monotonic()
-    result = pretrain_tiny_musicgen(folder, clips, steps=steps, seed=args.seed) | {"song_seconds": args.song_seconds}
+    result = pretrain_tiny_musicgen(folder, clips, steps=steps, seed=args.seed)
+    result["settings"] = {name: getattr(args, name) for name in ENCODER_SETTINGS}
     (folder / ".complete").write_text(json.dumps(result))
     log(f"tiny MusicGen trained as a code LM in {time.monotonic() - began:.0f} s: {result}")
     return folder
 
 
 def build_dataset(data: Path, args) -> list[dict]:
-    """Albums in ``metadata.jsonl`` as ``nopaingan dataset import`` writes them; keys (and colours) balanced."""
-    settings = {"seed": args.seed, "train_songs": args.train_songs, "eval_songs": args.eval_songs}
-    settings["song_seconds"] = args.song_seconds
+    """Albums in ``metadata.jsonl`` as ``nopaingan dataset import`` writes them; keys (and colours) balanced.
+    Reused when ``data`` has them, made with the same :data:`DATASET_SETTINGS` (``settings.json``)."""
+    settings = {name: getattr(args, name) for name in DATASET_SETTINGS}
     if (data / "metadata.jsonl").exists():
         # folders made before settings.json was written are 3 s songs with the default counts
-        made = settings | {"song_seconds": 3.0, "train_songs": 128, "eval_songs": 64}
+        made = {"seed": args.seed, "song_seconds": 3.0, "train_songs": 128, "eval_songs": 64}
         if (data / "settings.json").is_file():
             made = json.loads((data / "settings.json").read_text())
-        if made != settings:
-            raise SystemExit(f"{data}: made with {made}, this run asks for {settings}; use another --work")
+        check_made_with(data, made, args, DATASET_SETTINGS)
         return [json.loads(line) for line in (data / "metadata.jsonl").read_text().splitlines()]
     rng = random.Random(args.seed + 1)
     (data / "audio").mkdir(parents=True)
@@ -501,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--no-probe", action="store_true", help="skip the encoder comparison")
     args = parser.parse_args(argv)
+    out_dir = args.out.resolve().parent
+    grid_png_path, loss_png_path = out_dir / f"{args.out.stem}_grid.png", out_dir / f"{args.out.stem}_loss.png"
+    check_new_outputs("--out", args.out, grid_png_path, loss_png_path)
 
     torch.set_num_threads(args.threads)
     from training.cli import main as nopaingan
@@ -515,14 +551,15 @@ def main(argv: list[str] | None = None) -> int:
     def phase(name: str, start: float) -> None:
         timings[name] = round(time.monotonic() - start, 1)
 
-    start = time.monotonic()
-    models = build_models(work, args)
-    phase("models", start)
+    # the dataset first: it takes seconds, so a --work made with other songs is refused before the models' minutes
     start = time.monotonic()
     data = work / "data"
     rows = build_dataset(data, args)
     phase("dataset", start)
     log(f"dataset: {args.train_songs} train and {args.eval_songs} eval albums in {data}")
+    start = time.monotonic()
+    models = build_models(work, args)
+    phase("models", start)
 
     start = time.monotonic()
     mir = encoder_folder(models, args)
@@ -530,11 +567,11 @@ def main(argv: list[str] | None = None) -> int:
     cache = ["dataset", "cache", str(data), "--sd", str(models["sd"]), "--mir", str(mir)]
     cache += ["--layer", str(args.mir_layer)] if args.mir_layer else []
     cache += ["--out", str(cache_dir), "--resolution", str(SIZE), "--store-dtype", "fp32", "--batch-size", "16"]
-    assert nopaingan([*cache, "--quiet"]) == 0
+    if status := nopaingan([*cache, "--quiet"]):  # its one-line error is printed (e.g. a cache of other models)
+        raise SystemExit(status)
     phase("cache", start)
     start = time.monotonic()
-    run = work / f"run-{args.out.stem}"
-    shutil.rmtree(run, ignore_errors=True)
+    run = unique_path(work / f"run-{args.out.stem}")  # an earlier run's folder is kept: this one takes a new name
     train = ["train", "--data", str(data), "--cache", str(cache_dir), "--out", str(run)]
     train += ["--max-steps", str(args.fusion_steps), "--seed", str(args.seed), "--save-every", str(args.fusion_steps)]
     for option in TRAIN_OPTIONS:
@@ -542,11 +579,11 @@ def main(argv: list[str] | None = None) -> int:
             train += [f"--{option}", str(value)]
     train.append("--quiet")
     log("nopaingan " + " ".join(train))
-    assert nopaingan(train) == 0
+    if status := nopaingan(train):
+        raise SystemExit(status)
     phase("train", start)
 
     start = time.monotonic()
-    out_dir = args.out.resolve().parent
     config = EvalConfig(
         data,
         run / "fusion.safetensors",
@@ -636,18 +673,19 @@ def main(argv: list[str] | None = None) -> int:
         "sampler": report["sampler"],
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "models_built": json.loads((work / "models" / ".complete").read_text() or "{}"),
+        "run": str(run),
         "train_command": "nopaingan " + " ".join(train),
         "command": "python bench/learnability.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "machine": machine() | {"threads": args.threads},
         "load_average": {"start": load_before, "end": load()},
         "seconds": timings | {"total": round(time.monotonic() - began, 1)},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    # new files only: one that appeared since the check at the start (another run) is kept, this one renamed
+    write_json(args.out, results, indent=1)
     titles = [f"{by_id[i]['colour']} {by_id[i]['genre']}" for i in result.ids[: config.grid]]
     columns = (*GRID_COLUMNS, ("colour_prompt", "colour in prompt"))
-    (out_dir / f"{args.out.stem}_grid.png").write_bytes(grid_png(images, titles, columns=columns))
-    shutil.copy(run / "loss.png", out_dir / f"{args.out.stem}_loss.png")
+    write_unique(grid_png_path, grid_png(images, titles, columns=columns))
+    write_unique(loss_png_path, (run / "loss.png").read_bytes())
     log(f"aims: {json.dumps(results['aims'])}")
     log(
         f"eval MSE text only {mse_text:.4f}, music {mse_music:.4f} ({100 * results['mse_relative_change']:+.1f}%), "

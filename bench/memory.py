@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import real_models
-from timing import load, machine, write_json
+from timing import check_new_outputs, load, machine, write_json
 
 CONTENDERS = ("ours", "diffusers")
 
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"))
     parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     path = str(real_models.model_path("sd", args.cache))
     if args.child:
         print(json.dumps(child(args.child, path, args.dtype)))

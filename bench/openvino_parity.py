@@ -30,7 +30,7 @@ from pathlib import Path
 
 import real_models  # noqa: F401  (puts the worktree's library first on sys.path)
 import torch
-from timing import load, machine, write_json
+from timing import check_new_outputs, load, machine, write_json
 
 from nopaingan_core.openvino_backend import (
     ConvertedModel,
@@ -203,6 +203,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--compile-once", nargs=2, metavar=("XML", "CACHE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     if args.compile_once:
         print(json.dumps(compile_once(Path(args.compile_once[0]), args.compile_once[1])))
         return

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import real_models
 import torch
-from timing import load, machine, summary, write_json
+from timing import check_new_outputs, load, machine, summary, write_json
 
 PROMPT = "Create an album cover for the album Night Drive. The genre is synthwave."
 SEED, GUIDANCE, SIZE = 0, 7.5, 256
@@ -269,6 +269,7 @@ def main() -> None:
     )
     parser.add_argument("--worker", nargs=4, metavar=("NAME", "PATH", "IMAGE", "OVCACHE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     if args.worker:
         name, path, image, ov_cache = args.worker
         print(json.dumps(worker(name, path, args.steps, args.threads, image, ov_cache)))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import real_models  # noqa: F401  (puts the worktree's library first on sys.path)
 import torch
-from timing import interleaved, load, machine, summary, timed, write_json
+from timing import check_new_outputs, interleaved, load, machine, summary, timed, write_json
 
 from nopaingan_core.checkpoint import new_fusion
 from nopaingan_core.encoders.base import EncoderInfo, MusicEmbedding
@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads for both pipelines (default: all)")
     parser.add_argument("--quick", action="store_true", help="tiny models, fp32, 4 steps, 1 repeat: a smoke run")
     args = parser.parse_args()
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import real_models  # noqa: F401  (puts the worktree's library first on sys.path)
 import torch
-from timing import load, machine, summary, timed, write_json
+from timing import check_new_outputs, load, machine, summary, timed, write_json
 
 from nopaingan_core.prepack import prepack_convolutions
 
@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--skip-vae", action="store_true")
     parser.add_argument("--quick", action="store_true", help="tiny models, 1 round: a smoke run")
     args = parser.parse_args()
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     if args.threads:
         torch.set_num_threads(args.threads)
 

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from real_models import DEFAULT_CACHE, model_path  # noqa: E402  (bench/ is on sys.path when run as a script)
-from timing import interleaved, load, machine, write_json  # noqa: E402
+from timing import check_new_outputs, interleaved, load, machine, write_json  # noqa: E402
 
 from nopaingan_core.audio import load_audio, save_wav  # noqa: E402
 from nopaingan_core.checkpoint import new_fusion  # noqa: E402
@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         help="sgd (the seed's) or adamw (the default recipe's) (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     if args.batch < 1 or args.noise_draws < 1 or (args.compare_draws and min(args.compare_draws) < 1):
         parser.error("--batch, --noise-draws and --compare-draws must be at least 1")
     if args.compare_draws and args.compare_draws[0] == args.compare_draws[1]:

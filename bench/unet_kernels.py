@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import real_models  # noqa: F401  (puts the worktree's library first on sys.path)
 import torch
-from timing import load, machine, write_json
+from timing import check_new_outputs, load, machine, write_json
 
 from nopaingan_core.prepack import PackedConv2d
 
@@ -145,6 +145,7 @@ def main() -> None:
     parser = real_models.parser(__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of each shape")
     args = parser.parse_args()
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     torch.set_num_threads(1)
     linears, convs = unet_shapes(real_models.model_path("sd", args.cache))
     result: dict = {"machine": machine(), "repeats": args.repeats, "load_avg_start": load()}

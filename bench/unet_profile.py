@@ -32,7 +32,7 @@ from pathlib import Path
 
 import real_models  # noqa: F401  (puts the worktree's library first on sys.path)
 import torch
-from timing import load, machine, summary, timed, write_json
+from timing import check_new_outputs, load, machine, summary, timed, write_json
 
 from nopaingan_core.sampling import load_minisd
 
@@ -259,6 +259,7 @@ def main() -> None:
     parser.add_argument("--profile-rounds", type=int, default=0, help="interleaved profiled UNet calls of each")
     parser.add_argument("--contenders", default="ours,onnxruntime", help="ours, onnxruntime or both")
     args = parser.parse_args()
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     path = real_models.model_path("sd", args.cache)
     result: dict = {"machine": machine(), "model": str(path), "rounds": args.rounds, "load_avg_start": load()}
     context = multiprocessing.get_context("spawn")

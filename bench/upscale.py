@@ -242,7 +242,7 @@ def sharpness_table() -> dict:
 
 
 def main() -> None:
-    from timing import load, machine, write_json
+    from timing import check_new_outputs, load, machine, write_json
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench/results/upscale.json"))
@@ -258,18 +258,20 @@ def main() -> None:
         before = load()
         result["sharpness"] = sharpness_table() | {"machine": machine(), "load_before": before}
         result["sharpness"]["load_after"] = load()
-        write_json(args.out, result)
+        write_json(args.out, result, replace=True)  # asked for: this file updated in place
         print(json.dumps(result["sharpness"], indent=1))
         return
+    check_new_outputs("--out", args.out)  # before any slow work: an earlier result is never replaced
     result = {"machine": machine(), "load_before": load(), "stages": {}}
+    out = None  # this run's file, once written: then updated in place
     for name in args.stages:
         result["stages"][name] = run_stage(name)
         print(name, result["stages"][name], flush=True)
-        write_json(args.out, result)  # what is measured so far survives an interrupted run
+        out = write_json(out or args.out, result, replace=out is not None)  # an interrupted run keeps its stages
     result["sharpness"] = sharpness_table()
     result["load_after"] = load()
-    write_json(args.out, result)
-    print(f"wrote {args.out}")
+    out = write_json(out or args.out, result, replace=out is not None)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

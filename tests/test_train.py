@@ -942,9 +942,10 @@ def _learnability_bench():
     return bench
 
 
-def test_learnability_bench_refuses_a_work_folder_made_with_other_songs(tmp_path):
+def test_learnability_bench_refuses_a_work_folder_made_with_other_songs(tmp_path, capsys):
     """bench/learnability.py reuses --work's data only when it was made with the same songs (length, counts,
-    seed); otherwise it stops, naming the folder, instead of silently measuring other data."""
+    seed); otherwise it stops (exit status 2, one line naming each option that differs with both values) instead
+    of silently measuring other data."""
     import argparse
 
     bench = _learnability_bench()
@@ -953,8 +954,112 @@ def test_learnability_bench_refuses_a_work_folder_made_with_other_songs(tmp_path
     assert [r["split"] for r in rows] == ["train", "train", "eval"]
     assert json.loads((tmp_path / "data" / "settings.json").read_text())["song_seconds"] == 0.25
     assert bench.build_dataset(tmp_path / "data", args) == rows  # same settings: reused as they are
-    with pytest.raises(SystemExit, match="use another --work"):
+    with pytest.raises(SystemExit) as stop:
         bench.build_dataset(tmp_path / "data", argparse.Namespace(**(vars(args) | {"song_seconds": 0.5})))
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--song-seconds 0.25, this run asks for --song-seconds 0.5; use another --work" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_learnability_bench_refuses_models_made_with_other_settings(tmp_path, capsys):
+    """The reported mistake: models built with --web-images 256 --vae-steps 100 --unet-steps 200 in a --work were
+    reused by a run asking for 2048/400/1200, whose result then named settings that were not used. Now a reused
+    folder (the models, the LM-trained tiny MusicGen) must have been made with the run's settings: otherwise the
+    run stops before any slow work, exit status 2, one line naming each option that differs with both values."""
+    import argparse
+
+    bench = _learnability_bench()
+    work = tmp_path / "w"
+    (work / "models").mkdir(parents=True)
+    made = {"seed": 0, "web_images": 256, "vae_steps": 100, "unet_steps": 200}
+    (work / "models" / ".complete").write_text(json.dumps({"vae_steps": 100, "settings": made}))
+    same = argparse.Namespace(**made)
+    assert bench.build_models(work, same)["sd"] == work / "models" / "sd"  # the same settings: reused
+
+    out = tmp_path / "R.json"
+    argv = ["--out", str(out), "--work", str(work), "--web-images", "2048", "--vae-steps", "400"]
+    argv += ["--unet-steps", "1200", "--fusion-steps", "2", "--train-songs", "2", "--eval-songs", "1"]
+    with pytest.raises(SystemExit) as stop:
+        bench.main([*argv, "--song-seconds", "0.25", "--no-probe"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.endswith(
+        "was made with --web-images 256, --vae-steps 100, --unet-steps 200, this run asks for --web-images 2048, "
+        "--vae-steps 400, --unet-steps 1200; use another --work (or the same options)"
+    )
+    assert not out.exists() and not list(work.glob("run-*"))
+
+    # models from before their settings were recorded cannot be compared: refused too
+    (work / "models" / ".complete").write_text(json.dumps({"vae_steps": 100}))
+    with pytest.raises(SystemExit) as stop:
+        bench.build_models(work, same)
+    assert stop.value.code == 2
+    assert "made before its settings were recorded; use another --work" in capsys.readouterr().err
+
+    # the LM-trained tiny MusicGen: made per --musicgen-pretrain-steps, checked for the rest of its settings
+    folder = work / "models" / "codified-lm-lm5"
+    folder.mkdir()
+    lm = {"seed": 0, "song_seconds": 0.25, "musicgen_pretrain_steps": 5, "musicgen_layers": 4}
+    (folder / ".complete").write_text(json.dumps({"settings": lm}))
+    models = {"codified-lm": work / "models" / "codified-lm"}
+    assert bench.encoder_folder(models, argparse.Namespace(encoder="codified-lm", **lm)) == folder
+    with pytest.raises(SystemExit) as stop:
+        bench.encoder_folder(models, argparse.Namespace(encoder="codified-lm", **(lm | {"seed": 1})))
+    assert stop.value.code == 2
+    assert "was made with --seed 0, this run asks for --seed 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("earlier", ["R.json", "R_grid.png", "R_loss.png"])
+def test_learnability_bench_never_replaces_an_earlier_result(tmp_path, capsys, earlier):
+    """An --out whose result files (R.json, R_grid.png, R_loss.png) exist is refused before any work (nothing
+    made in --work), exit status 2, one line naming the file and asking for another --out; the earlier file is
+    left as it was."""
+    bench = _learnability_bench()
+    (tmp_path / earlier).write_text("earlier")
+    work = tmp_path / "w"
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--out", str(tmp_path / "R.json"), "--work", str(work), "--fusion-steps", "2"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(tmp_path / earlier) in err or earlier == "R.json"
+    assert f"--out {tmp_path / 'R.json'}:" in err and err.endswith("choose another --out")
+    assert (tmp_path / earlier).read_text() == "earlier" and not work.exists()
+
+
+def test_bench_results_are_new_files(tmp_path, capsys):
+    """bench/timing.py, shared by the benchmarks: check_new_outputs refuses an existing --out (exit status 2,
+    one line) and accepts a new one; write_json never replaces a file (one that appeared during the run is kept
+    and the result goes to a new name) unless a run updates its own file (replace=True)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_timing", Path(__file__).resolve().parents[1] / "bench" / "timing.py"
+    )
+    timing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(timing)
+    out = tmp_path / "r.json"
+    timing.check_new_outputs("--out", out)  # new: fine
+    timing.check_new_outputs("--out", None)  # no --out given: nothing to check
+    assert timing.write_json(out, {"a": 1}) == out
+    with pytest.raises(SystemExit) as stop:
+        timing.check_new_outputs("--out", out)
+    assert stop.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(f"--out {out}: expected a new result, found an earlier result; choose another --out")
+    )
+    assert timing.write_json(out, {"a": 2}) == tmp_path / "r-1.json"  # appeared meanwhile: kept
+    assert json.loads(out.read_text()) == {"a": 1}
+    assert timing.write_json(out, {"a": 3}, replace=True) == out
+    assert json.loads(out.read_text()) == {"a": 3}
+    with pytest.raises(SystemExit) as stop:
+        timing.check_new_outputs("--out", tmp_path)  # a folder
+    assert stop.value.code == 2
+    assert "expected a file name, found a folder" in capsys.readouterr().err
 
 
 @given(
