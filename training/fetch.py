@@ -28,6 +28,7 @@ import requests
 
 from nopaingan_core.cli_args import (
     add_quiet,
+    as_typed,
     existing_file,
     float_range,
     given_options,
@@ -467,7 +468,7 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
     add(
         "lists",
         nargs="*",
-        type=existing_file(f"album list ({_LIST_KINDS})"),
+        type=as_typed(existing_file(f"album list ({_LIST_KINDS})")),  # named in notes as typed
         metavar="ALBUMS",
         help=f"album list ({_LIST_KINDS}) with artist and album",
     )
