@@ -266,6 +266,19 @@ def existing_file(what: str) -> Callable[[str], Path]:
     return _existing(what, "file")
 
 
+def as_typed(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """``parse`` (:func:`path_arg`, :func:`existing_file`...) as a check alone: the argument as the user typed it
+    when ``parse`` accepts it, for messages that name it so (``./a.csv``; a :class:`~pathlib.Path` would make it
+    ``a.csv``, and ``~/a.csv`` the home folder's path). Whoever reads the file expands ``~`` itself."""
+
+    def check(text: str) -> str:
+        parse(text)
+        return text
+
+    check.__name__ = getattr(parse, "__name__", "value")  # argparse's "invalid <name> value"
+    return check
+
+
 def existing_folder(what: str) -> Callable[[str], Path]:
     """A path to an existing folder (``what`` names it: "dataset folder"); a file is named as one."""
     return _existing(what, "folder")

@@ -1055,6 +1055,6 @@ def test_a_source_named_twice_is_read_once_with_a_note(library, imported, tmp_pa
     argv = ["dataset", "import", str(library), str(spelled[again]), "--out", str(out), "--cache-dir", str(tmp_path)]
     assert main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"note: source {library} given again as {Path(spelled[again])}: read once"
+    assert lines[0] == f"note: source {library} given again as {spelled[again]}: read once"  # as typed
     assert len(scanned) == 1
     assert lines[-1].startswith(imported[1].summary().replace(str(imported[0]), str(out)).split(" (see")[0])

@@ -83,11 +83,26 @@ def test_a_list_named_twice_in_any_spelling_is_read_once_with_a_note(
     assert _save([spellings[first][1], spellings[again][1]], saved) == 0
     assert [(a.artist, a.album) for a in read_album_list(saved)] == _expected(["a"])
     assert capsys.readouterr().out.splitlines() == [
-        f"note: album list {Path(spellings[first][1])} given again as {Path(spellings[again][1])}: read once",
+        f"note: album list {spellings[first][1]} given again as {spellings[again][1]}: read once",  # as typed
         f"wrote 2 albums to {saved}",
     ]
     assert _save([spellings[first][1], spellings[again][1]], tmp_path / "quiet.csv", "--quiet") == 0
     assert capsys.readouterr().out == f"wrote 2 albums to {tmp_path / 'quiet.csv'}\n"  # no note
+
+
+@pytest.mark.parametrize(
+    ("first", "again"),
+    [("a.csv", "./a.csv"), ("./a.csv", "a.csv"), ("~/a.csv", "a.csv"), ("a.csv", "~/./a.csv"), ("a.csv", ".//a.csv")],
+)
+def test_the_note_names_each_list_as_typed(tmp_path: Path, monkeypatch, capsys, first: str, again: str) -> None:
+    """A trial's ``fetch caps.csv ./caps.csv`` said "given again as caps.csv": the note names what was typed
+    (``~`` too, which a quoted argument keeps), and ``~`` still reads the home folder's file."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.csv").write_text(ROWS["a"])
+    assert _save([first, again], tmp_path / "saved.csv") == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"note: album list {first} given again as {again}: read once"
+    assert [(a.artist, a.album) for a in read_album_list(tmp_path / "saved.csv")] == _expected(["a"])
 
 
 @settings(max_examples=150, deadline=None)

@@ -3,6 +3,7 @@ and manifests hand albums to the import."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -35,7 +36,8 @@ class AlbumCandidate:
     or, when no tag gave them, "folder name" or "unknown". ``genre_source`` says where ``genres`` came from:
     the source itself ("source": a manifest row, the tags, an album list's row) or the catalogue a fetch
     matched ("catalogue"). A ``remote`` album (a catalogue's) has only http(s) URLs for tracks and covers: a
-    location that is none is refused, never read as a local file.
+    location that is none is refused, never read as a local file. ``refresh``, for a catalogue's album found in
+    a cached answer, gives the album as the catalogue answers anew (its cached links may have expired).
     """
 
     artist: str
@@ -53,3 +55,4 @@ class AlbumCandidate:
     name_sources: dict[str, str] = field(default_factory=dict)
     genre_source: str = "source"
     remote: bool = False
+    refresh: Callable[[], AlbumCandidate] | None = field(default=None, repr=False, compare=False)

@@ -4,9 +4,11 @@ the iTunes Search API. Each client searches albums and lists an album's tracks w
 Answers are JSON fetched through a :class:`~training.download.Downloader` of the client's own, so each
 catalogue has its own rate limit, retries (with the server's ``Retry-After``) and cache: an answer is kept for
 :data:`ANSWER_MAX_AGE` seconds (previews' signed URLs expire), and a re-run of an interrupted fetch asks
-nothing it already asked. Error answers are never cached, and a cached answer that is not JSON or not shaped as
-the API answers (a file cut short by a crash or a full disk, a hand edit) is dropped and asked again: only a live
-answer that is not JSON means a broken API.
+nothing it already asked. A client counts the answers it took from the cache (``reused``), and while ``fresh``
+asks every answer anew: ``dataset fetch`` does so once for an album whose cached answer's links answered as
+expired (:func:`training.fetch.resolve`). Error answers are never cached, and a cached answer that is not JSON
+or not shaped as the API answers (a file cut short by a crash or a full disk, a hand edit) is dropped and asked
+again: only a live answer that is not JSON means a broken API.
 
 Documented limits, obeyed by the default rates:
 
@@ -140,6 +142,8 @@ class Catalogue:
         self.origin = origin
         self.downloader = downloader
         self.max_age = max_age
+        self.reused = 0  # answers taken from the cache so far
+        self.fresh = False  # while True, every answer is asked anew (a cached one's links expired)
 
     def search(self, artist: str, album: str) -> list[Release]:
         """Albums the catalogue finds for ``artist`` and ``album``, in its order (no tracks yet)."""
@@ -163,7 +167,7 @@ class Catalogue:
         damaged copy, dropped and asked again; a live one is returned for the caller to judge."""
         url = self._url(path, params)
         cached = self.downloader.cached_path(url)
-        if cached.is_file() and time.time() - cached.stat().st_mtime > self.max_age:
+        if cached.is_file() and (self.fresh or time.time() - cached.stat().st_mtime > self.max_age):
             cached.unlink()
         from_cache = cached.is_file()  # an answer kept by an earlier run, which may have been cut short
         attempt = 0
@@ -182,6 +186,7 @@ class Catalogue:
                 continue
             error = self._error(answer)
             if error is None:
+                self.reused += from_cache
                 return answer
             local.unlink()  # an error is never kept as the answer
             if not error.retry:

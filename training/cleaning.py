@@ -109,11 +109,21 @@ SYMBOL_CATEGORIES = ("Sm", "Sc", "So")  # maths, currency and other symbols (×,
 def fold_name(text: str) -> str:
     """Case, accents, punctuation and spacing removed, ``&`` read as ``and``; symbols (:data:`SYMBOL_CATEGORIES`:
     ``×``, ``÷``, ``+``, an emoji) kept as words of their own, so ``× (Deluxe)`` and ``÷ (Deluxe)`` stay two names.
-    A name of punctuation alone, which that leaves empty (``!!!``, ``???``), is its :func:`raw_name`: never equal
-    to another name."""
-    folded = unicodedata.normalize("NFKD", text.replace("&", " and ")).translate(VARIATION_SELECTORS)
+    Invisible format characters (:func:`visible`: a zero-width space or joiner, a soft hyphen, a byte order mark)
+    go without a trace: ``Arr\u200bival`` is ``arrival``, not ``arr ival``. A name of punctuation alone, which that
+    leaves empty (``!!!``, ``???``), is its :func:`raw_name`: never equal to another name."""
+    folded = unicodedata.normalize("NFKD", visible(text).replace("&", " and ")).translate(VARIATION_SELECTORS)
     folded = "".join(ch for ch in folded if not unicodedata.combining(ch)).casefold().translate(LATIN_LETTERS)
     return " ".join("".join(map(_word_part, folded)).split()) or raw_name(text)
+
+
+def visible(text: str) -> str:
+    """``text`` without its format characters (Unicode general category Cf: U+200B zero width space, U+200C/U+200D
+    zero width non-joiner/joiner, U+2060 word joiner, U+FEFF zero width no-break space or byte order mark, U+00AD
+    soft hyphen, directional marks): the Unicode Standard (section 23.2, "Layout Controls", and 4.5, "General
+    Category") has them control how text is laid out, not stand for letters, so a name copied from a web page with
+    one inside is the name without it. Matching would otherwise read one as a word break."""
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
 
 
 def _word_part(ch: str) -> str:

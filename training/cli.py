@@ -13,6 +13,7 @@ from nopaingan_core.cli_args import (
     MAX_SEED,
     OneLineParser,
     add_quiet,
+    as_typed,
     device_name,
     existing_folder,
     float_range,
@@ -103,7 +104,13 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
         "split into train and eval with each artist on one side. See docs/dataset.md.",
     )
     add = parser.add_argument
-    add("sources", nargs="+", type=path_arg, metavar="SRC", help="music folder or manifest (.csv, .tsv, .json, .jsonl)")
+    add(
+        "sources",
+        nargs="+",
+        type=as_typed(path_arg),
+        metavar="SRC",
+        help="music folder or manifest (.csv, .tsv, .json, .jsonl)",
+    )
     add("--out", required=True, type=path_arg, metavar="DATA", help="dataset folder to write")
     add(
         "--cache-dir",
@@ -174,7 +181,7 @@ def _run_dataset_import(args: argparse.Namespace) -> int:
         get_tagger(clap, device=args.device)  # load now: a missing model fails before the import starts
         options = {} if args.genre_min_score is None else {"min_score": args.genre_min_score}
         genre_from_audio = partial(genre_from_audio, clap=clap, device=args.device, **options)
-    for again, first in distinct_files([Path(source) for source in args.sources])[1]:
+    for again, first in distinct_files(args.sources)[1]:
         note(args, f"note: source {first} given again as {again}: read once")
     report = import_dataset(
         args.sources,

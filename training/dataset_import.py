@@ -32,7 +32,16 @@ from .candidates import AlbumCandidate, CoverRef, TrackRef
 from .cleaning import LATIN_LETTERS, UNKNOWN, album_key, artist_genres, fill_genres, normalise_genres
 from .covers import MIN_COVER_SIZE, Cover, normalise_cover
 from .download import Downloader, default_cache_dir, is_url
-from .errors import CatalogueUnavailableError, CoverError, DatasetError, UnreachableError, count_text
+from .errors import (
+    EXPIRED_STATUSES,
+    CatalogueUnavailableError,
+    CoverError,
+    DatasetError,
+    HTTPStatusError,
+    LinkExpiredError,
+    UnreachableError,
+    count_text,
+)
 from .inputs import distinct_files
 from .json_text import DuplicateFieldError, parse_json
 from .manifest import MANIFEST_EXTENSIONS, read_manifest
@@ -272,7 +281,22 @@ def build_dataset(
                         raise DatasetError(f"duplicate of {first[key]}: the same artist and album after normalisation")
                     if same in first:
                         raise DatasetError(f"duplicate of {first[same]}: the same {_catalogue_album(candidate.extra)}")
-                    row = _import_album(candidate, staged, downloader, link, min_cover_size, previews)
+                    try:
+                        row = _import_album(candidate, staged, downloader, link, min_cover_size, previews)
+                    except LinkExpiredError as exc:
+                        if candidate.refresh is None:
+                            raise
+                        candidate = seen[-1] = _asked_anew(candidate, exc)
+                        try:
+                            row = _import_album(candidate, staged, downloader, link, min_cover_size, previews)
+                        except (UnreachableError, CatalogueUnavailableError):
+                            raise
+                        except NoPainGanError as again:
+                            raise DatasetError(
+                                f"{again} (asked anew: the cached answer's links had expired)"
+                            ) from again
+                except CatalogueUnavailableError:  # asking anew found the catalogue out of reach: stop
+                    raise
                 except UnreachableError as exc:  # not the album's fault: stop before anything goes into out
                     host = urlsplit(exc.url).netloc or "a download server"
                     raise CatalogueUnavailableError(host, exc.reason, exc.tries, kind="download server") from exc
@@ -614,9 +638,27 @@ def _import_album(
     }
 
 
+def _asked_anew(candidate: AlbumCandidate, expired: LinkExpiredError) -> AlbumCandidate:
+    """A catalogue's album whose cached answer's links answered as expired (``expired``), as the catalogue answers
+    anew (``candidate.refresh``, asked once: the fresh album has none). :class:`DatasetError` naming both when
+    the fresh answer has no such album."""
+    assert candidate.refresh is not None
+    fresh = candidate.refresh()
+    if fresh.problem:
+        raise DatasetError(f"{expired}; asked anew (the cached answer's links had expired): {fresh.problem}")
+    return fresh
+
+
+def _expired(error: Exception) -> bool:
+    """Whether a download failed as a link that has expired does (:data:`~training.errors.EXPIRED_STATUSES`)."""
+    return isinstance(error, HTTPStatusError) and error.status in EXPIRED_STATUSES
+
+
 def _usable_track(candidate: AlbumCandidate, downloader: Downloader) -> tuple[TrackRef, Path, AudioInfo]:
-    """The first track that decodes; only the marked one when the user marked one."""
+    """The first track that decodes; only the marked one when the user marked one. When none does and one was
+    refused as an expired link (:func:`_expired`), :class:`LinkExpiredError`."""
     errors = []
+    failure = DatasetError
     for track in candidate.tracks:
         path = None
         try:
@@ -627,19 +669,22 @@ def _usable_track(candidate: AlbumCandidate, downloader: Downloader) -> tuple[Tr
         except NoPainGanError as exc:
             downloaded = path is not None and is_url(track.location)  # named by its URL, not its cache file
             errors.append(str(exc).replace(str(path), track.location) if downloaded else str(exc))
+            failure = LinkExpiredError if _expired(exc) else failure
         if candidate.track_marked:
             break
     if not errors:
         raise DatasetError("no audio file")
     if len(errors) == 1:
-        raise DatasetError(errors[0])
+        raise failure(errors[0])
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
-    raise DatasetError(f"none of its {len(errors)} tracks is usable: {'; '.join(errors[:3])}{more}")
+    raise failure(f"none of its {len(errors)} tracks is usable: {'; '.join(errors[:3])}{more}")
 
 
 def _usable_cover(candidate: AlbumCandidate, downloader: Downloader, min_size: int) -> Cover:
-    """The first cover, in the order the source gives them, that is a whole image of at least ``min_size``."""
+    """The first cover, in the order the source gives them, that is a whole image of at least ``min_size``; when
+    none is and one was refused as an expired link (:func:`_expired`), :class:`LinkExpiredError`."""
     errors = []
+    expired = False
     for ref in candidate.covers:
         try:
             if ref.kind != "url":
@@ -649,12 +694,13 @@ def _usable_cover(candidate: AlbumCandidate, downloader: Downloader, min_size: i
             raise
         except NoPainGanError as exc:
             errors.append(str(exc))
+            expired = expired or _expired(exc)
     if not errors:
         raise CoverError(
             f"no cover: no embedded front cover in its tracks and no image named cover, front, folder or "
             f"albumart in {candidate.source}"
         )
-    raise CoverError("; ".join(errors))
+    raise (LinkExpiredError if expired else CoverError)("; ".join(errors))
 
 
 def _local(candidate: AlbumCandidate, location: str) -> Path:

@@ -102,5 +102,15 @@ class CatalogueBrokenError(CatalogueUnavailableError):
         return f"{self.catalogue}: {where} is not a working catalogue API ({self.reason}){self.kept()}; {hint}"
 
 
+# Statuses a signed download link answers once it has expired (Deezer's preview links carry ``hdnea=exp=...``):
+# 403 Forbidden, 410 Gone (RFC 9110, 15.5.4 and 15.5.11).
+EXPIRED_STATUSES = frozenset({403, 410})
+
+
+class LinkExpiredError(DatasetError):
+    """An album none of whose previews (or covers) could be downloaded, one of them refused with a status of
+    :data:`EXPIRED_STATUSES`: the links may be a cached catalogue answer's that have expired."""
+
+
 class CoverError(DatasetError):
     """A cover image that is missing, unreadable or too small to train on."""

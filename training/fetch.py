@@ -28,6 +28,7 @@ import requests
 
 from nopaingan_core.cli_args import (
     add_quiet,
+    as_typed,
     existing_file,
     float_range,
     given_options,
@@ -276,6 +277,34 @@ def resolve(
     min_score: float = MIN_SCORE,
     margin: float = MARGIN,
 ) -> AlbumCandidate:
+    """The album as a candidate for the dataset (:func:`_resolve`). One that a catalogue's cached answer gave
+    (an answer is kept :data:`~training.catalogues.ANSWER_MAX_AGE`) can be asked for anew: its ``refresh`` asks
+    that catalogue again, every answer fresh, once the answer's preview or cover links answer as expired
+    (:data:`~training.errors.EXPIRED_STATUSES`; signed links such as Deezer's ``hdnea=exp=`` expire before the
+    answer does). The fresh answers replace the cached ones, through the catalogue's own rate limit."""
+    reused = {id(catalogue): catalogue.reused for catalogue in catalogues}
+    candidate = _resolve(request, catalogues, min_score=min_score, margin=margin)
+    source = next((c for c in catalogues if c.name == candidate.extra.get("catalogue")), None)
+    if source is not None and source.reused > reused[id(source)]:
+
+        def refresh() -> AlbumCandidate:
+            source.fresh = True
+            try:
+                return _resolve(request, catalogues, min_score=min_score, margin=margin)
+            finally:
+                source.fresh = False
+
+        candidate.refresh = refresh
+    return candidate
+
+
+def _resolve(
+    request: AlbumRequest,
+    catalogues: Sequence[Catalogue],
+    *,
+    min_score: float,
+    margin: float,
+) -> AlbumCandidate:
     """The album as a candidate for the dataset: from the first catalogue with a clear match that has
     previews (tracks best first, covers largest first), or with ``problem`` saying what each catalogue
     answered. A catalogue that cannot be asked (no connection, timeouts, 5xx, throttling or quota errors after
@@ -467,7 +496,7 @@ def add_fetch_command(actions: argparse._SubParsersAction) -> None:
     add(
         "lists",
         nargs="*",
-        type=existing_file(f"album list ({_LIST_KINDS})"),
+        type=as_typed(existing_file(f"album list ({_LIST_KINDS})")),  # named in notes as typed
         metavar="ALBUMS",
         help=f"album list ({_LIST_KINDS}) with artist and album",
     )

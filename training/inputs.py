@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
+
+P = TypeVar("P", str, Path)
 
 
-def distinct_files(paths: Sequence[Path]) -> tuple[list[Path], list[tuple[Path, Path]]]:
+def distinct_files(paths: Sequence[P]) -> tuple[list[P], list[tuple[P, P]]]:
     """``paths`` without those that name a file or folder named before them, and each of those with that first
-    name. Two names are one file when they give the same device and inode, as :func:`os.path.samefile` compares
-    them: ``a.csv``, ``./a.csv``, its absolute path, a symbolic or hard link to it. A path that cannot be read
-    stays, for its reader to report."""
-    first: dict[tuple[int, int], Path] = {}
-    kept: list[Path] = []
-    repeated: list[tuple[Path, Path]] = []
+    name, each as given (a command's arguments as typed, :func:`~nopaingan_core.cli_args.as_typed`: a note says
+    ``./a.csv`` where it was typed so; ``~`` is expanded to compare them only). Two names are one file when they
+    give the same device and inode, as :func:`os.path.samefile` compares them: ``a.csv``, ``./a.csv``, its
+    absolute path, a symbolic or hard link to it. A path that cannot be read stays, for its reader to report."""
+    first: dict[tuple[int, int], P] = {}
+    kept: list[P] = []
+    repeated: list[tuple[P, P]] = []
     for path in paths:
         try:
             status = Path(path).expanduser().stat()

@@ -222,20 +222,55 @@ def _check_one_line_names(rows: list[tuple[str, dict]], columns: dict[str, str])
                 )
 
 
+# Excel's delimiter hint: a first line ``sep=;`` (any one character) says which character separates the cells,
+# and is no row of the table. Not in RFC 4180: a convention of Microsoft Excel, which reads it (and writes it in
+# some exports), as LibreOffice and pandas users meet it; quoted (``"sep=;"``) or padded (``sep=,,,``) by tools
+# that write it as a row.
+_SEPARATOR_HINT = re.compile(r'"?sep=([^"\r\n])"?\1*[ \t]*\r?$', re.IGNORECASE)
+# The delimiters by name, for messages.
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical bar", " ": "space"}
+
+
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
-    # the separator used most in the header line; values may hold commas or semicolons of their own
-    header = text.split("\n", 1)[0]
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else max(",;\t", key=header.count)
+    """The rows of a CSV or TSV table. The delimiter is the one Excel's hint ``sep=X`` on the first line names
+    (:data:`_SEPARATOR_HINT`; that line is then skipped), else tab for ``.tsv``, else the one of ``,;\\t``
+    used most in the header line (values may hold commas or semicolons of their own). A row with more cells
+    than the header raises :class:`DatasetError` (:func:`_check_cells`); a row with fewer gives the missing
+    cells as empty."""
+    first, _, rest = text.partition("\n")
+    hint = _SEPARATOR_HINT.fullmatch(first.strip(" "))
+    if hint:
+        delimiter, text, skipped = hint.group(1), rest, 1
+    else:
+        delimiter, skipped = "\t" if path.suffix.lower() == ".tsv" else max(",;\t", key=first.count), 0
     opened = _unclosed_quote(text, delimiter)
     if opened is not None:
         raise DatasetError(
-            f"{path}:{opened}: a quote opens a value here that no quote closes (the rest of the file would be "
-            'that one value); expected a closing " or none'
+            f"{path}:{opened + skipped}: a quote opens a value here that no quote closes (the rest of the file would "
+            'be that one value); expected a closing " or none'
         )
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    _check_header(path, reader.fieldnames or [])
+    names = reader.fieldnames or []
+    _check_header(path, names)
     for row in reader:
-        yield f"{path}:{reader.line_num}", {k: v for k, v in row.items() if k is not None}
+        where = f"{path}:{reader.line_num + skipped}"
+        _check_cells(where, names, row.get(None) or [], delimiter)
+        yield where, {k: v for k, v in row.items() if k is not None}
+
+
+def _check_cells(where: str, names: list[str], extra: list[str], delimiter: str) -> None:
+    """:class:`DatasetError` for a row with more cells than the header (``extra``, those past the header's
+    ``names``), unless every one of them is empty: spreadsheets pad rows with empty cells (a trailing ``,``), but a
+    cell of text past the header is most often a name with the delimiter in it that is not quoted (``Earth, Wind &
+    Fire``), which the csv module would split and cut without a word (RFC 4180, 2.4: every record has the same
+    number of fields; 2.6: a field holding the delimiter is quoted)."""
+    if not any(cell.strip() for cell in extra):
+        return
+    name = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
+    raise DatasetError(
+        f"{where}: expected {len(names)} cells as the header has, found {len(names) + len(extra)}: a name with an "
+        f'unquoted {name} in it? Put such a name in double quotes ("Earth, Wind & Fire")'
+    )
 
 
 def _unclosed_quote(text: str, delimiter: str) -> int | None:
@@ -278,7 +313,7 @@ def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
                 records.append((f"{path}:{number}", parse_json(line, f"{path}:{number}")))
     else:
         data = parse_json(text, str(path))
-        records = _records(data)
+        records = _records(data, path)
         if records is not None:
             records = [(f"{path}:{where}", record) for where, record in records]
     if records is None or (records and not any(isinstance(record, dict) for _, record in records)):
@@ -291,19 +326,28 @@ def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
     yield from records
 
 
-def _records(data: object) -> list[tuple[str, object]] | None:
+def _records(data: object, path: Path) -> list[tuple[str, object]] | None:
     """Rows of the JSON shapes tables come in: a list of objects, ``{"albums": [...]}``, or pandas' orients
-    ``split`` (columns + data), ``index`` ({row: {column: value}}), ``columns`` ({column: {row: value}})."""
+    ``split`` (columns + data), ``index`` ({row: {column: value}}), ``columns`` ({column: {row: value}}). A
+    ``split`` row with more values than ``columns`` names raises :class:`DatasetError` naming ``path`` and the row
+    (its values past the columns would be dropped without a word)."""
     if isinstance(data, list):
         return [(f"row {i + 1}", r) for i, r in enumerate(data)]
     if not isinstance(data, dict) or not data:
         return None
     if "columns" in data and "data" in data:
         columns = data["columns"]
-        return [(f"row {i + 1}", dict(zip(columns, r, strict=False))) for i, r in enumerate(data["data"])]
+        rows = [(f"row {i + 1}", r) for i, r in enumerate(data["data"])]
+        longer = next(((where, r) for where, r in rows if isinstance(r, list) and len(r) > len(columns)), None)
+        if longer is not None:  # as a CSV row with more cells than the header (_check_cells)
+            where, row = longer
+            raise DatasetError(
+                f'{path}:{where}: expected {len(columns)} values as "columns" names, found {len(row)} in "data"'
+            )
+        return [(where, dict(zip(columns, r, strict=False))) for where, r in rows]
     lists = [v for v in data.values() if isinstance(v, list)]
     if len(data) == 1 and lists:
-        return _records(lists[0])
+        return _records(lists[0], path)
     if all(isinstance(v, dict) for v in data.values()):
         known = {alias for aliases in COLUMNS.values() for alias in aliases}
         if any(_key(k) in known for k in data):  # columns orient

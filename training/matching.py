@@ -54,7 +54,7 @@ SHORT_WORDS = 2
 
 # Words that mark an edition or a release format rather than a different album.
 _EDITION_WORDS = (
-    r"deluxe|remaster(?:ed)?|edition|expanded|anniversary|bonus|version|reissue|special|collector'?s|"
+    r"deluxe|remaster(?:ed)?|edition|expanded|extended|anniversary|bonus|version|reissue|special|collector'?s|"
     r"mono|stereo|explicit|clean|single|ep|super|legacy|platinum|limited|international|\d{4}\s*mix"
 )
 _BRACKETED = re.compile(rf"\s*[(\[]([^()\[\]]*\b(?:{_EDITION_WORDS})\b[^()\[\]]*)[)\]]", re.IGNORECASE)
@@ -67,8 +67,8 @@ _DASHED = re.compile(rf"\s+[-–—:]\s+([^-–—:]*\b(?:{_EDITION_WORDS})\b[^-
 _YEAR = r"(?:19|20)[0-9]{2}"
 _ORDINAL = r"[0-9]{1,3}(?:st|nd|rd|th)"
 _QUALIFIER = (
-    rf"(?:super|deluxe|expanded|special|collector'?s|limited|legacy|platinum|anniversary|{_ORDINAL}\s+anniversary|"
-    r"remastered|reissue|bonus\s+tracks?)"
+    rf"(?:super|deluxe|expanded|extended|special|collector'?s|limited|legacy|platinum|tour|complete|anniversary|"
+    rf"{_ORDINAL}\s+anniversary|remastered|reissue|bonus\s+tracks?)"
 )
 _TRAILING = re.compile(
     rf"\s+(?:(?:{_QUALIFIER}\s+)+(?:edition|version)|(?:{_YEAR}\s+)?remaster|remastered|"
@@ -79,7 +79,7 @@ _TRAILING = re.compile(
 # Deluxe Edition"): removed from it, so that it reads as the recording it names ("(Live)").
 _EDITION_IN_RECORDING = re.compile(
     rf"\b(?:(?:{_YEAR}\s+)?remaster\b|remastered(?:\s+{_YEAR})?|{_ORDINAL}\s+anniversary|anniversary|deluxe|super|"
-    r"expanded|special|limited|legacy|platinum|collector'?s|reissue|bonus\s+tracks?|edition|version)\b",
+    r"expanded|extended|special|limited|legacy|platinum|collector'?s|reissue|bonus\s+tracks?|edition|version)\b",
     re.IGNORECASE,
 )
 # Marks of another recording than the album's: words (on the folded title: lower case, punctuation as spaces) and
@@ -93,7 +93,7 @@ RECORDING_MARKS: tuple[tuple[str, str], ...] = (
     ("acoustic", r"acoustic"),
     ("instrumental", r"instrumentals?"),
     ("karaoke", r"karaoke"),
-    ("remix", r"re ?mix(?:es|ed)?"),
+    ("remix", r"re ?mix(?:es|ed)?|extended mix(?:es)?|club mix(?:es)?"),
     ("unplugged", r"unplugged"),
     ("commentary", r"commentary"),
     ("cover", r"covers?"),
@@ -136,7 +136,8 @@ def normalise_album(title: str) -> str:
     """An album title as compared: edition markers and a leading "The" removed, then folded like
     :func:`training.cleaning.fold_name` (``"The Wall (Remastered 2011)"`` -> ``"wall"``). Markers are in
     brackets, after a dash (``"Abbey Road - 2019 Remaster"``), or an edition phrase ending the title
-    (``"Nevermind Remastered"``, ``"Rumours 2004 Remaster"``, ``"Blue Deluxe Edition"``). A title that is
+    (``"Nevermind Remastered"``, ``"Rumours 2004 Remaster"``, ``"Blue Deluxe Edition"``); numbers are written in
+    digits, ``vol`` as ``volume`` (:func:`_numbered`: ``"Vol. II"`` is ``"volume 2"``). A title that is
     nothing but such words keeps them (``"Deluxe"`` stays ``"deluxe"``, ``"Remastered"`` ``"remastered"``).
     A marker that names another recording (:func:`recording_marks`) stays, without its edition words:
     ``"Definitely Maybe (Remastered) [Live]"`` and ``"Definitely Maybe (Live Version)"`` are ``"definitely maybe
@@ -150,13 +151,26 @@ def normalise_album(title: str) -> str:
             stripped = pattern.sub(_edition_removed, text)
             if stripped != text and _without_the(fold_name(stripped)) not in ("", "the"):
                 text, changed = stripped, True
-    return _without_the(fold_name(text)) or fold_name(title)
+    return _numbered(_without_the(fold_name(text))) or fold_name(title)
+
+
+# Words that are one word spelt short: "Vol. 2" is "Volume 2".
+_SHORT_FORMS = {"vol": "volume", "vols": "volumes"}
+
+
+def _numbered(text: str) -> str:
+    """A folded title with its numbers written one way: a roman numeral word (:data:`_ROMAN`) and a number with
+    leading zeros as its value in digits, as :func:`album_numbers` reads them, and ``vol`` as ``volume``: "Volume
+    IV" is "Volume 4", "Vol. 02" is "Volume 2" (a catalogue and a list number volumes either way)."""
+    words = [_SHORT_FORMS.get(w, w) for w in text.split()]
+    return " ".join(str(_roman(w)) if _ROMAN.fullmatch(w) else str(int(w)) if w.isdecimal() else w for w in words)
 
 
 # Words that say an edition is a later issue of the album (a remaster, a deluxe or anniversary edition), so that its
 # catalogue date may be the reissue's (:func:`edition_marked`); format words (mono, EP, single, explicit) do not.
 _REISSUE = re.compile(
-    r"\b(?:remaster(?:ed)?|deluxe|expanded|anniversary|reissue[ds]?|edition|bonus|legacy|collector'?s)\b", re.IGNORECASE
+    r"\b(?:remaster(?:ed)?|deluxe|expanded|extended|anniversary|reissue[ds]?|edition|bonus|legacy|collector'?s)\b",
+    re.IGNORECASE,
 )
 
 
@@ -323,6 +337,27 @@ def year_reason(named: str, score: float, found: int | None, year: int | None) -
     )
 
 
+# A title with a parenthesis at its end: "Weezer (Blue Album)".
+_PARENTHESIS = re.compile(r"(.*\S)\s*\(([^()]*)\)\s*")
+
+
+def self_titled(artist: str, album: str) -> str | None:
+    """The title of a self-titled album without the parenthesis that tells it from the artist's other albums of
+    that title, or None. Wikipedia names such albums by their nickname ("Weezer (Blue Album)", "Peter Gabriel
+    (Car)"; its naming conventions, "Disambiguation"), where catalogues may list the bare title ("Weezer"). Only a
+    parenthesis at the end of the title, after a title equal to the artist's name (normalised: ``weezer``), that
+    names no other recording (:func:`recording_marks`: "Weezer (Live)" is not "Weezer") and holds no number (that
+    is the album's own). :func:`best_match` compares a found bare title with it only with the list's year, which
+    tells the artist's self-titled albums apart."""
+    parts = _PARENTHESIS.fullmatch(unescape_references(album))
+    if parts is None:
+        return None
+    bare, said = parts.groups()
+    if recording_marks(said) or re.search(r"[0-9]", said) or normalise_album(bare) != normalise_artist(artist):
+        return None
+    return bare
+
+
 @dataclass(frozen=True)
 class Match(Generic[T]):
     """The outcome of :func:`best_match`: the chosen ``item`` and its ``score``, or ``item`` None and the
@@ -405,6 +440,10 @@ def best_match(
 ) -> Match[T]:
     """The found album (``(item, artist, album, year)`` in the catalogue's order) that matches the request.
 
+    A list's self-titled album named with a parenthesis ("Weezer (Blue Album)", :func:`self_titled`) with its
+    ``year`` is compared without it against a found bare title ("Weezer") of that year (within
+    :data:`YEAR_SLACK`) or an unknown one; a found title as listed comes first.
+
     Results that are another album whatever their score (:func:`refusal`: other numbers, other recording marks,
     a short name spelt otherwise) are set aside; of the rest, those scoring below ``min_score`` are ignored. An
     exact match (score 1: equal after normalisation) wins. Otherwise, when results that are different albums
@@ -417,20 +456,28 @@ def best_match(
     """
     if not found:
         return Match(None, 0.0, "no result")
+    base = self_titled(artist, album) if year is not None else None
+
+    def compared(title: str, found_year: int | None) -> str:
+        """The list's title as compared with a found ``title``: without its disambiguation (:func:`self_titled`)
+        when the found one is that bare title, of the list's year or an unknown one."""
+        bare = base is not None and normalise_album(title) == normalise_album(base)
+        return base if bare and (found_year is None or year_matches(found_year, year)) else album
+
     scored = sorted(
         (
             _Scored(
-                match_score(artist, album, a, t),
+                match_score(artist, compared(t, y), a, t),
                 i,
                 a,
                 t,
                 y,
                 (normalise_artist(a), normalise_album(t)),
-                refusal(artist, album, a, t),
+                refusal(artist, compared(t, y), a, t),
             )
             for i, (_, a, t, y) in enumerate(found)
         ),
-        key=lambda s: (-s.score, s.index),
+        key=lambda s: (-s.score, compared(s.album, s.year) != album, s.index),  # the title as listed first
     )
     same = [s for s in scored if not s.refusal]
     if not same or same[0].score < min_score:
