@@ -658,7 +658,7 @@ def _usable_track(candidate: AlbumCandidate, downloader: Downloader) -> tuple[Tr
     """The first track that decodes; only the marked one when the user marked one. When none does and one was
     refused as an expired link (:func:`_expired`), :class:`LinkExpiredError`."""
     errors = []
-    failure = DatasetError
+    expired = False
     for track in candidate.tracks:
         path = None
         try:
@@ -669,11 +669,12 @@ def _usable_track(candidate: AlbumCandidate, downloader: Downloader) -> tuple[Tr
         except NoPainGanError as exc:
             downloaded = path is not None and is_url(track.location)  # named by its URL, not its cache file
             errors.append(str(exc).replace(str(path), track.location) if downloaded else str(exc))
-            failure = LinkExpiredError if _expired(exc) else failure
+            expired = expired or _expired(exc)
         if candidate.track_marked:
             break
     if not errors:
         raise DatasetError("no audio file")
+    failure = LinkExpiredError if expired else DatasetError
     if len(errors) == 1:
         raise failure(errors[0])
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
