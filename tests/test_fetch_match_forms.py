@@ -7,7 +7,7 @@ another self-titled album, another recording) still are not."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_fetch import TITLES
 
@@ -160,6 +160,10 @@ SELF_TITLED = [
     ("Weezer", "Weezer (Blue Album)", 1995, [("Weezer", 1994)], 0),  # a list a year off
     ("Peter Gabriel", "Peter Gabriel (Car)", 1977, [("Peter Gabriel", 1977)], 0),
     ("The Beatles", "The Beatles (White Album)", 1968, [("The Beatles", 1968)], 0),
+    ("Crosby, Stills & Nash", "Crosby, Stills & Nash (CSN)", 1969, [("Crosby, Stills & Nash", 1969)], 0),
+    # another self-titled album two years off, though the nickname is short enough to score above the threshold
+    ("Crosby, Stills & Nash", "Crosby, Stills & Nash (CSN)", 1971, [("Crosby, Stills & Nash", 1969)], None),
+    ("Peter, Paul and Mary", "Peter, Paul and Mary (Debut)", 1964, [("Peter, Paul and Mary", 1962)], None),
     # a reissue of the bare title is not taken by a nickname: its year is not the list's
     ("Weezer", "Weezer (Blue Album)", 1994, [("Weezer (Deluxe Edition)", 2004)], None),
     # the title as listed wins over the bare one
@@ -187,6 +191,7 @@ def test_a_self_titled_albums_nickname_matches_its_bare_title_of_its_year(artist
 
 @settings(max_examples=300, deadline=None)
 @given(UNMARKED, TITLES, st.integers(1960, 2030), st.integers(-30, 30))
+@example("aa aa aa aa", "aa", 1960, 2)  # a short nickname scores 0.88 against the bare title
 def test_a_nickname_takes_only_the_bare_self_title_of_the_lists_year(name, nickname, year, off) -> None:
     """A list's "Name (Nickname)" by Name matches a bare "Name" within a year of the list's, else nothing (or,
     within two years, the edition rules decide as for any title); "Other (Nickname)" never does."""

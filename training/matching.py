@@ -353,7 +353,9 @@ def self_titled(artist: str, album: str) -> str | None:
     if parts is None:
         return None
     bare, said = parts.groups()
-    if recording_marks(said) or re.search(r"[0-9]", said) or normalise_album(bare) != normalise_artist(artist):
+    if recording_marks(said) or re.search(r"[0-9]", said):
+        return None
+    if normalise_album(bare) not in (normalise_artist(artist), normalise_album(artist)):  # the band X's "X" is 10
         return None
     return bare
 
@@ -458,11 +460,21 @@ def best_match(
         return Match(None, 0.0, "no result")
     base = self_titled(artist, album) if year is not None else None
 
+    def bare(title: str) -> bool:
+        return base is not None and normalise_album(title) == normalise_album(base)
+
     def compared(title: str, found_year: int | None) -> str:
         """The list's title as compared with a found ``title``: without its disambiguation (:func:`self_titled`)
         when the found one is that bare title, of the list's year or an unknown one."""
-        bare = base is not None and normalise_album(title) == normalise_album(base)
-        return base if bare and (found_year is None or year_matches(found_year, year)) else album
+        return base if bare(title) and (found_year is None or year_matches(found_year, year)) else album
+
+    def refused(found_artist: str, title: str, found_year: int | None) -> str:
+        """:func:`refusal`, and a found bare self-title of another year: that is another of the artist's
+        self-titled albums however close the nickname's spelling ("Peter Gabriel (Melt)", 1980, is not the
+        "Peter Gabriel" of 1982)."""
+        if bare(title) and found_year is not None and not year_matches(found_year, year):
+            return f"another album: a self-titled album of {found_year}, the list's {album!r} is of {year}"
+        return refusal(artist, compared(title, found_year), found_artist, title)
 
     scored = sorted(
         (
@@ -473,7 +485,7 @@ def best_match(
                 t,
                 y,
                 (normalise_artist(a), normalise_album(t)),
-                refusal(artist, compared(t, y), a, t),
+                refused(a, t, y),
             )
             for i, (_, a, t, y) in enumerate(found)
         ),
