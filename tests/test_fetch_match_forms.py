@@ -7,7 +7,7 @@ another self-titled album, another recording) still are not."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from test_fetch import TITLES
 
@@ -67,7 +67,43 @@ NOT_EDITIONS = [
     ("Pure Heroine", "Pure Heroine (Extended) [Acoustic]", "its marks are acoustic"),
     ("Extended", "Expanded", "a title of at most 2 words matches only the same words"),  # the word as a title
     ("Pure Heroine Vol. 2", "Pure Heroine (Extended Edition)", "its numbers are none, the list's 2"),
+    ("Pure Heroine", "Pure Heroine (Extended Dance Mix)", "its marks are remix"),
+    ("Pure Heroine", "Pure Heroine (Extended Dub Mix)", "its marks are remix"),
+    ("Pure Heroine", 'Pure Heroine (Extended 12" Mix)', "its numbers are 12"),  # and a remix
+    ("Pure Heroine", "Pure Heroine - Radio Mix", "its marks are remix"),
+    ("Pure Heroine", "Pure Heroine (Club Mixes)", "its marks are remix"),
+    ("Pure Heroine", "Pure Heroine (Radio Edit)", "its marks are edit"),
+    ("Pure Heroine", "Pure Heroine (Extended Edit)", "its marks are edit"),
+    ("Pure Heroine", "Pure Heroine (Extended Dance Mix) [2019 Remaster]", "its marks are remix"),
 ]
+
+# new mixes of the album itself, which catalogues sell as the album (the previews are its songs as mixed anew)
+NEW_MIXES = [
+    "2019 Mix", "2017 Stereo Mix", "Stereo Mix", "Mono Mix", "Dolby Atmos Mix", "Dolby Atmos", "5.1 Mix",
+    "Original Mix", "Spatial Audio", "50th Anniversary Mix", "Super Deluxe Edition / 2019 Mix",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("mix", NEW_MIXES)
+@pytest.mark.parametrize("form", FORMS)
+def test_a_new_mix_of_the_album_is_the_album(mix: str, form: str) -> None:
+    found = form.format("Abbey Road", mix)
+    assert not recording_marks(found) and normalise_album(found) == "abbey road"
+    assert best_match("The Beatles", "Abbey Road", [(0, "The Beatles", found, 1969)], year=1969).item == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(UNMARKED, st.from_regex(r"[A-Za-z]{2,9}", fullmatch=True), st.sampled_from(FORMS))
+def test_a_mix_named_by_another_word_is_a_remix(album: str, word: str, form: str) -> None:
+    """Any word before "Mix" but those of a new mix of the album (a year, Stereo, Mono, Atmos...) names a remix."""
+    assume(word.lower() not in NEW_MIX_WORDS)
+    found = form.format(album, f"{word} Mix")
+    assert "remix" in recording_marks(found)
+    assert best_match("Some Band", album, [(0, "Some Band", found, None)]).item is None
+
+
+NEW_MIX_WORDS = {"stereo", "mono", "original", "album", "anniversary", "atmos", "surround", "spatial", "quad"}
+NEW_MIX_WORDS |= {"quadraphonic", "binaural", "new"}
 
 
 @pytest.mark.parametrize(("album", "found", "reason"), NOT_EDITIONS)
@@ -107,7 +143,20 @@ def test_invisible_characters_anywhere_fold_away(title: str, inserted: list[tupl
 
 # --- volume numbers ----------------------------------------------------------------------------------------------
 
-ROMAN = {2: "II", 3: "III", 4: "IV", 5: "V", 6: "VI", 9: "IX", 10: "X", 12: "XII", 14: "XIV", 19: "XIX", 39: "XXXIX"}
+ROMAN = {
+    1: "I",
+    2: "II",
+    3: "III",
+    4: "IV",
+    5: "V",
+    6: "VI",
+    9: "IX",
+    10: "X",
+    12: "XII",
+    14: "XIV",
+    19: "XIX",
+    39: "XXXIX",
+}
 # the ways a list or a catalogue writes "volume n"
 VOLUME_FORMS = ["Volume {}", "Vol. {}", "Vol {}", "vol.{}", "Volume {} ", "VOL. {}"]
 
@@ -128,6 +177,11 @@ VOLUME_CASES = [
     ("Greatest Hits Vol. 2", "Greatest Hits Volume III", False),
     ("Greatest Hits Volume II", "Greatest Hits Volume II (Remastered) Vol. 2", False),  # a number added
     ("Volume 4", "Volume", False),
+    ("Volume I", "Volume 1", True),
+    ("Part I", "Pt. 1", True),
+    ("Greatest Hits, Vol. I", "Greatest Hits Volume 1", True),
+    ("Volume I", "Volume II", False),
+    ("Who Am I", "Who Am 1", False),  # a lone "I" after any other word is the pronoun
 ]
 
 

@@ -55,7 +55,8 @@ SHORT_WORDS = 2
 # Words that mark an edition or a release format rather than a different album.
 _EDITION_WORDS = (
     r"deluxe|remaster(?:ed)?|edition|expanded|extended|anniversary|bonus|version|reissue|special|collector'?s|"
-    r"mono|stereo|explicit|clean|single|ep|super|legacy|platinum|limited|international|\d{4}\s*mix"
+    r"mono|stereo|explicit|clean|single|ep|super|legacy|platinum|limited|international|\d{4}\s*mix|"
+    r"(?:original|new|album|atmos|surround|quad(?:raphonic)?|binaural|[57]\.1)\s+mix|dolby\s+atmos|spatial\s+audio"
 )
 _BRACKETED = re.compile(rf"\s*[(\[]([^()\[\]]*\b(?:{_EDITION_WORDS})\b[^()\[\]]*)[)\]]", re.IGNORECASE)
 _DASHED = re.compile(rf"\s+[-–—:]\s+([^-–—:]*\b(?:{_EDITION_WORDS})\b[^-–—:]*)$", re.IGNORECASE)
@@ -82,18 +83,24 @@ _EDITION_IN_RECORDING = re.compile(
     r"expanded|extended|special|limited|legacy|platinum|collector'?s|reissue|bonus\s+tracks?|edition|version)\b",
     re.IGNORECASE,
 )
+# The words before "Mix" that name a new mix of the album itself ("Abbey Road - 2019 Mix", "(2017 Stereo Mix)",
+# "(Dolby Atmos Mix)", "(5.1 Mix)", "(Original Mix)"), which catalogues sell as the album; any other word before it
+# names a remix ("Extended Dance Mix", "Dub Mix", '12" Mix', "Club Mix", "Radio Mix") with other audio.
+_NEW_MIX = rf"(?:{_YEAR}|stereo|mono|original|album|anniversary|atmos|surround|spatial|quad|quadraphonic|binaural|1)"
 # Marks of another recording than the album's: words (on the folded title: lower case, punctuation as spaces) and
-# the name each is reported by. A live, demo, acoustic, instrumental, karaoke, remixed, unplugged, commentary,
-# cover, tribute, sped-up, slowed, a cappella or nightcore album, or an artist's re-recording ("Re-recorded",
-# "(Taylor's Version)": "X's Version", not a collector's), has the songs but not the recordings of the album: its
-# previews are other audio. Within words, so "Alive" and "Covered" are not marked.
+# the name each is reported by. A live, demo, acoustic, instrumental, karaoke, remixed (:data:`_NEW_MIX`), re-edited
+# (radio or extended edit), unplugged, commentary, cover, tribute, sped-up, slowed, a cappella or nightcore album,
+# or an artist's re-recording ("Re-recorded", "(Taylor's Version)": "X's Version", not a collector's), has the
+# songs but not the recordings of the album: its previews are other audio. Within words, so "Alive" and "Covered"
+# are not marked.
 RECORDING_MARKS: tuple[tuple[str, str], ...] = (
     ("live", r"live"),
     ("demo", r"demos?"),
     ("acoustic", r"acoustic"),
     ("instrumental", r"instrumentals?"),
     ("karaoke", r"karaoke"),
-    ("remix", r"re ?mix(?:es|ed)?|extended mix(?:es)?|club mix(?:es)?"),
+    ("remix", rf"re ?mix(?:es|ed)?|(?!{_NEW_MIX} )\w+ mix(?:es)?"),
+    ("edit", r"(?:radio|extended|single|club|dance|dub|short) edits?"),
     ("unplugged", r"unplugged"),
     ("commentary", r"commentary"),
     ("cover", r"covers?"),
@@ -155,15 +162,25 @@ def normalise_album(title: str) -> str:
 
 
 # Words that are one word spelt short: "Vol. 2" is "Volume 2".
-_SHORT_FORMS = {"vol": "volume", "vols": "volumes"}
+_SHORT_FORMS = {"vol": "volume", "vols": "volumes", "pt": "part"}
+# Words after which a lone "i" is the number one, not the pronoun: "Volume I" is "Volume 1".
+_COUNTED = frozenset({"volume", "part", "chapter", "book", "act", "episode", "disc", "phase"})
 
 
 def _numbered(text: str) -> str:
     """A folded title with its numbers written one way: a roman numeral word (:data:`_ROMAN`) and a number with
-    leading zeros as its value in digits, as :func:`album_numbers` reads them, and ``vol`` as ``volume``: "Volume
-    IV" is "Volume 4", "Vol. 02" is "Volume 2" (a catalogue and a list number volumes either way)."""
+    leading zeros as its value in digits, as :func:`album_numbers` reads them, ``i`` after a word that counts
+    (:data:`_COUNTED`) as 1, and ``vol`` as ``volume``, ``pt`` as ``part``: "Volume IV" is "Volume 4", "Vol. 02"
+    is "Volume 2", "Part I" is "Part 1" (a catalogue and a list number volumes either way)."""
     words = [_SHORT_FORMS.get(w, w) for w in text.split()]
-    return " ".join(str(_roman(w)) if _ROMAN.fullmatch(w) else str(int(w)) if w.isdecimal() else w for w in words)
+    return " ".join(
+        str(_roman(w))
+        if _ROMAN.fullmatch(w) or (w == "i" and before in _COUNTED)
+        else str(int(w))
+        if w.isdecimal()
+        else w
+        for before, w in zip(["", *words], words, strict=False)
+    )
 
 
 # Words that say an edition is a later issue of the album (a remaster, a deluxe or anniversary edition), so that its
