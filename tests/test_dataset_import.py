@@ -345,8 +345,11 @@ def test_output_folder_with_other_files_is_refused(tmp_path: Path) -> None:
         import_dataset([tmp_path / "music"], tmp_path / "out", downloader=downloader(tmp_path))
     with pytest.raises(DatasetError, match="nowhere: no such file or folder"):
         import_dataset([tmp_path / "nowhere"], tmp_path / "new", downloader=downloader(tmp_path))
-    (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(DatasetError, match=r"notes.txt: expected a music folder or a manifest .* found a .txt file"):
+    (tmp_path / "notes.md").write_text("x")
+    with pytest.raises(DatasetError, match=r"notes.md: expected a music folder or a manifest .* found a .md file"):
+        import_dataset([tmp_path / "notes.md"], tmp_path / "new", downloader=downloader(tmp_path))
+    (tmp_path / "notes.txt").write_text("x")  # Excel saves tables as .txt: read as one, it names what it lacks
+    with pytest.raises(DatasetError, match=r"notes.txt: no albums \(expected a header row naming artist, album"):
         import_dataset([tmp_path / "notes.txt"], tmp_path / "new", downloader=downloader(tmp_path))
     with pytest.raises(DatasetError, match="eval fraction must be at least 0 and below 1, found 1.5"):
         import_dataset([tmp_path / "music"], tmp_path / "new", eval_fraction=1.5)

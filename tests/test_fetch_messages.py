@@ -206,6 +206,30 @@ def test_a_list_with_a_byte_order_mark_reads_as_its_utf8_copy(tmp_path: Path, al
         assert found == expected, encoding
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(st.tuples(NAMES, NAMES, st.sampled_from(["", "1999"])), min_size=1, max_size=4),
+    st.sampled_from([(codecs.BOM_UTF16_LE, "utf-16-le"), (b"", "utf-8"), (codecs.BOM_UTF8, "utf-8")]),
+)
+def test_excels_text_saves_read_as_the_csv(tmp_path: Path, albums, marked) -> None:
+    """Excel's "Unicode Text" (tab-separated UTF-16 with a byte order mark) and "Text (Tab delimited)" save a
+    table as .txt: read as the same list, and as the same manifest."""
+    assume(all("\t" not in name and name.strip() for row in albums for name in row[:2]))
+    bom, encoding = marked
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows([("artist", "album", "year"), *albums])
+    tabbed = io.StringIO()
+    csv.writer(tabbed, delimiter="\t", lineterminator="\r\n").writerows([("artist", "album", "year"), *albums])
+    plain, saved = tmp_path / "plain.csv", tmp_path / "saved.txt"
+    plain.write_bytes(out.getvalue().encode("utf-8"))
+    saved.write_bytes(bom + tabbed.getvalue().encode(encoding))
+    assert [(a.artist, a.album, a.year) for a in read_album_list(saved)] == [
+        (a.artist, a.album, a.year) for a in read_album_list(plain)
+    ]
+    rows, columns = read_table(saved, ("artist", "album"))
+    assert [(row[columns["artist"]], row[columns["album"]]) for _, row in rows] == [(a, b) for a, b, _ in albums]
+
+
 @pytest.mark.parametrize(
     ("bom", "encoding", "name"),
     [
@@ -227,7 +251,7 @@ def test_a_list_cut_inside_a_character_says_so(tmp_path: Path, capsys, bom: byte
 
 # --- missing arguments ----------------------------------------------------------------------------------------
 
-ALBUMS = "ALBUMS (an album list: .csv, .tsv, .json, .jsonl; or --from-wikipedia-list URL)"
+ALBUMS = "ALBUMS (an album list: .csv, .tsv, .txt, .json, .jsonl; or --from-wikipedia-list URL)"
 OUT = "--out DATA (the dataset folder to write; or --save-list FILE for the list alone)"
 # (arguments after `dataset fetch`, besides a list when {list} is there; what is missing)
 MISSING = [

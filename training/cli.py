@@ -109,7 +109,7 @@ def _add_dataset_import(actions: argparse._SubParsersAction) -> None:
         nargs="+",
         type=as_typed(path_arg),
         metavar="SRC",
-        help="music folder or manifest (.csv, .tsv, .json, .jsonl)",
+        help="music folder or manifest (.csv, .tsv, .txt, .json, .jsonl)",
     )
     add("--out", required=True, type=path_arg, metavar="DATA", help="dataset folder to write")
     add(

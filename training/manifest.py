@@ -21,7 +21,9 @@ from .download import is_url
 from .errors import DatasetError
 from .json_text import parse_json, shown
 
-MANIFEST_EXTENSIONS = (".csv", ".tsv", ".json", ".jsonl")
+# Delimited text: CSV, TSV, and Excel's "Unicode Text" and "Text (Tab delimited)", saved as .txt.
+DELIMITED_EXTENSIONS = (".csv", ".tsv", ".txt")
+MANIFEST_EXTENSIONS = (*DELIMITED_EXTENSIONS, ".json", ".jsonl")
 
 # Accepted column names per field, compared without case, spaces or punctuation; the first present wins.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -101,7 +103,7 @@ def read_table(
     if not text.strip():  # blank: no header either
         rows = []
     else:
-        rows = list(_csv_rows(path, text) if suffix in (".csv", ".tsv") else _json_rows(path, text))
+        rows = list(_csv_rows(path, text) if suffix in DELIMITED_EXTENSIONS else _json_rows(path, text))
     if not rows:
         raise DatasetError(f"{path}: no albums ({_expected_rows(path, required, text)})")
     columns = _match_columns(path, {name for _, row in rows for name in row}, required)
@@ -138,7 +140,7 @@ def _article(kind: str) -> str:
 def _expected_rows(path: Path, required: tuple[str, ...], text: str) -> str:
     """What a table without albums was expected to hold, and what it holds, in words."""
     suffix = path.suffix.lower()
-    if suffix in (".csv", ".tsv"):
+    if suffix in DELIMITED_EXTENSIONS:
         found = "an empty file" if not text.strip() else "the header row only"
         return f"expected a header row naming {', '.join(required)} and at least one album row, found {found}"
     if suffix == ".jsonl":
@@ -232,9 +234,9 @@ _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "vertical 
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict]]:
-    """The rows of a CSV or TSV table. The delimiter is the one Excel's hint ``sep=X`` on the first line names
-    (:data:`_SEPARATOR_HINT`; that line is then skipped), else tab for ``.tsv``, else the one of ``,;\\t``
-    used most in the header line (values may hold commas or semicolons of their own). A row with more cells
+    """The rows of a CSV, TSV or delimited .txt table. The delimiter is the one Excel's hint ``sep=X`` on the
+    first line names (:data:`_SEPARATOR_HINT`; that line is then skipped), else tab for ``.tsv``, else the one of
+    ``,;\\t`` used most in the header line (values may hold commas or semicolons of their own). A row with more cells
     than the header raises :class:`DatasetError` (:func:`_check_cells`); a row with fewer gives the missing
     cells as empty."""
     first, _, rest = text.partition("\n")
