@@ -31,11 +31,13 @@ from PIL import Image
 
 from training import atomic
 from training.atomic import STAGING_MARK, STAGING_PREFIX, StagedFiles, remove_stale_staging, staging_folders
+from training.cache import cache_dataset
 from training.catalogues import make_catalogues
 from training.cleaning import artist_key
 from training.cli import main
 from training.dataset_import import import_dataset
 from training.download import Downloader
+from training.errors import DatasetError
 from training.fetch import AlbumRequest, fetch_dataset
 from training.split import EVAL, TRAIN, assign_splits
 
@@ -477,6 +479,7 @@ def test_a_read_only_parent_of_a_dataset_folder_does_not_stop_a_run(tmp_path: Pa
 MOUNTED_RUNS = """
 import subprocess, sys
 from training.cli import main
+from training.errors import DatasetError
 locked, out, cache, *manifests = sys.argv[1:]
 def mount(*args):
     return subprocess.run(["mount", *args], capture_output=True).returncode == 0
@@ -818,6 +821,29 @@ def test_a_run_into_a_folder_another_live_run_writes_is_refused_in_one_line(
     assert "Three" in rows(out) and sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+def test_caching_a_dataset_an_import_still_writes_is_refused_in_one_line(tmp_path: Path, pool: Path, capsys) -> None:
+    """``dataset cache DATA`` during an import into DATA would cache the albums imported so far and no more."""
+    out = tmp_path / "data"
+    run(pool, out, {"One": 0})
+    argv = ["dataset", "cache", str(out), "--sd", str(tmp_path / "no-sd"), "--mir", str(tmp_path / "no-mir")]
+    with holder(out) as other:
+        assert main(argv) == 2
+        lock = tmp_path / ".data.nopaingan-lock"
+        assert capsys.readouterr().err == (
+            f"nopaingan dataset cache: error: DATA: expected a folder no run is writing, found {out} being written "
+            f"by another run (pid {other.pid} on {socket.gethostname()}, lock {lock}); wait for it to end\n"
+        )
+        assert not (out / "cache").exists()
+        with pytest.raises(DatasetError, match="DATA: expected a folder no run is writing"):
+            cache_dataset(out, str(tmp_path / "no-sd"))  # the library refuses too, before any model loads
+        other.kill()
+        other.wait()
+    assert lock.is_file()  # a killed run's: held by no one, so the folder is free
+    assert main(argv) == 2
+    assert "no-mir' does not exist" in capsys.readouterr().err  # past the check: on to the models
+    assert lock.is_file()  # only tried, never taken or removed
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="no SIGKILL on this system")
 def test_the_lock_of_a_killed_run_is_taken_over(tmp_path: Path, pool: Path) -> None:
     out = tmp_path / "data"
@@ -833,6 +859,7 @@ def test_the_lock_of_a_killed_run_is_taken_over(tmp_path: Path, pool: Path) -> N
 IMPORT = """
 import sys
 from training.cli import main
+from training.errors import DatasetError
 sys.exit(main(["dataset", "import", sys.argv[2], "--out", sys.argv[1], "--cache-dir", sys.argv[3], "--quiet"]))
 """
 

@@ -20,6 +20,7 @@ from nopaingan_core.atomic import holds_bytes, remember_written, save_safetensor
 
 __all__ = [
     "StagedFiles",
+    "check_not_being_written",
     "folder_lock",
     "remove_stale_staging",
     "save_safetensors",
@@ -156,9 +157,7 @@ def folder_lock(folder: Path, option: str = "--out") -> Iterator[Path]:
 
     real = folder.expanduser().resolve()
     real.parent.mkdir(parents=True, exist_ok=True)  # as the run would make it; the lock waits there
-    path = real.parent / f".{real.name}{LOCK_SUFFIX}"
-    if not os.access(real.parent, os.W_OK) and real.is_dir():
-        path = real / LOCK_SUFFIX  # the parent is not writable: lock inside the folder
+    path = _lock_path(real)
     owner = path.with_name(path.name + ".json")
     lock = FileLock(path, timeout=0)
     try:
@@ -176,6 +175,37 @@ def folder_lock(folder: Path, option: str = "--out") -> Iterator[Path]:
             with contextlib.suppress(OSError):
                 done.unlink()  # before the release: a run that waited on this file tries again on a new one
         lock.release()
+
+
+def _lock_path(real: Path) -> Path:
+    """The lock file of the folder ``real`` (resolved): beside it, or inside it where its parent is not writable."""
+    if not os.access(real.parent, os.W_OK) and real.is_dir():
+        return real / LOCK_SUFFIX  # a mount point
+    return real.parent / f".{real.name}{LOCK_SUFFIX}"
+
+
+def check_not_being_written(folder: Path, option: str) -> None:
+    """Refuse to read ``folder`` while another run writes it (holds :func:`folder_lock`): a
+    :class:`~training.errors.DatasetError` naming ``option``, the run and the lock file; an import still running
+    would leave albums out of what is read. The lock is only tried, never taken or made: its file exists only while
+    a run holds it or after a killed one (whose lock the system has freed)."""
+    from filelock import FileLock, Timeout
+
+    from .errors import DatasetError
+
+    path = _lock_path(folder.expanduser().resolve())
+    if not path.is_file():
+        return
+    lock = FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        owner = _read_owner(path.with_name(path.name + ".json"))
+        raise DatasetError(
+            f"{option}: expected a folder no run is writing, found {folder} being written by another run "
+            f"({_process_text(owner)}lock {path}); wait for it to end"
+        ) from None
+    lock.release()
 
 
 def _read_owner(path: Path) -> dict:

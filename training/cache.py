@@ -35,7 +35,7 @@ from nopaingan_core.precision import DTYPES
 from nopaingan_core.prompt import DEFAULT_TEMPLATE
 from nopaingan_core.sampling import DEFAULT_SD, load_minisd
 
-from .atomic import save_safetensors, write_text
+from .atomic import check_not_being_written, save_safetensors, write_text
 from .errors import DatasetError, count_text
 from .records import Album, read_dataset
 
@@ -406,6 +406,7 @@ def cache_dataset(
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))  # as AcceleratorState reads it
     data = Path(data)
     folder = Path(out) if out is not None else data / CACHE_DIR
+    check_not_being_written(data, "DATA")  # an import still running would leave albums out
     albums = read_dataset(data)
     if not albums:
         raise DatasetError(f"{data}: metadata.jsonl lists no albums")

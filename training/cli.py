@@ -281,8 +281,10 @@ def _run_dataset_cache(args: argparse.Namespace) -> int:
     from nopaingan_core.atomic import check_output_folder
     from nopaingan_core.hub import check_available
 
+    from .atomic import check_not_being_written
     from .cache import check_cache_folder
 
+    check_not_being_written(args.data, "DATA")
     args.out = check_output_folder(args.out or args.data / "cache", "--out")
     check_cache_folder(args.out)
     check_available(args.sd, "Stable Diffusion model", "--sd", "unet/config.json")
