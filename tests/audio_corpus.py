@@ -152,6 +152,21 @@ def id3v1(
     return b"TAG" + body + b"\0\1" + bytes([genre])
 
 
+def apev2(fields: dict[str, str], encoding: str = "utf-8") -> bytes:
+    """An APEv2 tag (header, text items, footer; the file's end, before any ID3v1 tag), its text UTF-8 as the
+    format says, or in the 8-bit ``encoding`` of the tagger's system (which mutagen does not write)."""
+    items = b"".join(
+        len(value).to_bytes(4, "little") + bytes(4) + key.encode("ascii") + b"\0" + value
+        for key, value in ((key, text.encode(encoding)) for key, text in fields.items())
+    )
+
+    def frame(flags: int) -> bytes:
+        sizes = [2000, len(items) + 32, len(fields), flags]
+        return b"APETAGEX" + b"".join(n.to_bytes(4, "little") for n in sizes) + bytes(8)
+
+    return frame(0xA0000000) + items + frame(0x80000000)  # flags: has a header; this is the header / the footer
+
+
 def id3v22(frames: dict[str, str]) -> bytes:
     """An ID3v2.2 tag (three-letter frames: TT2, TP1, TAL, TCO, TYE), text as UTF-16 with BOM."""
     body = b""

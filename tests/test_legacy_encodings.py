@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from audio_corpus import Spec, id3v1, riff_info, write
+from audio_corpus import Spec, apev2, id3v1, riff_info, write
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mutagen.flac import FLAC
@@ -111,6 +111,9 @@ def _read_back(folder: Path, plain: dict[str, bytes], container: str, code_page:
     elif container == "id3v1":
         path = folder / "song.mp3"
         path.write_bytes(plain["mp3"] + id3v1("Song", name, encoding=code_page))
+    elif container == "apev2":
+        path = folder / "song.mp3"
+        path.write_bytes(plain["mp3"] + apev2({"Artist": name}, code_page))
     else:
         path = folder / "song.wav"
         path.write_bytes(plain["wav"])
@@ -118,9 +121,10 @@ def _read_back(folder: Path, plain: dict[str, bytes], container: str, code_page:
     return read_tags(path).artist
 
 
-@pytest.mark.parametrize("container", ["id3v2", "id3v1", "riff"])
+@pytest.mark.parametrize("container", ["id3v2", "id3v1", "riff", "apev2"])
 def test_names_in_legacy_code_pages_read_back(tmp_path, plain, container):
-    """Every name of the table in its code page in an ID3v2.3 frame declared Latin-1, an ID3v1 tag, RIFF INFO."""
+    """Every name of the table in its code page in an ID3v2.3 frame declared Latin-1, an ID3v1 tag, RIFF INFO, an
+    APEv2 tag (UTF-8 by its specification, the system's code page by some taggers)."""
     rows = [row for row in ROWS if container != "id3v1" or len(row[2].encode(row[1])) <= 30]  # ID3v1: 30 bytes
     got = {name: _read_back(tmp_path, plain, container, code_page, name) for _, code_page, name in rows}
     assert got == {name: _expected(name) for _, _, name in rows}
@@ -150,6 +154,23 @@ def test_utf16_riff_info_reads_back_every_name(tmp_path, plain):
     """RIFF INFO in UTF-16 with a byte-order mark (some Windows taggers): exact for every script, no guessing."""
     got = {name: _read_back(tmp_path, plain, "riff-utf16", "", name) for _, _, name in ROWS}
     assert got == {name: name for _, _, name in ROWS}
+
+
+def test_an_apev2_tag_with_utf8_and_legacy_items_reads_both(tmp_path, plain):
+    """mutagen refuses a whole APEv2 tag for one item that is not UTF-8: each is read, UTF-8 or not, before an
+    ID3v1 tag too, and a tag cut short keeps the items before the cut."""
+    path = tmp_path / "song.mp3"
+    legacy = apev2({"Artist": "Кино", "Album": "Группа крови"}, "cp1251")
+    utf8 = apev2({"Title": "Звезда по имени Солнце", "Genre": "Rock\0Post-Punk", "Year": "1988"})
+    path.write_bytes(plain["mp3"] + legacy + utf8 + id3v1())
+    tags = read_tags(path)
+    assert (tags.title, tags.genres, tags.year) == ("Звезда по имени Солнце", ("Rock",), 1988)  # the last tag's
+    path.write_bytes(plain["mp3"] + legacy)
+    assert (read_tags(path).artist, read_tags(path).album) == ("Кино", "Группа крови")
+    cut = bytearray(legacy)
+    cut[len(legacy) - 32 + 16 : len(legacy) - 32 + 20] = (3).to_bytes(4, "little")  # a count past its items
+    path.write_bytes(plain["mp3"] + bytes(cut))
+    assert (read_tags(path).artist, read_tags(path).album) == ("Кино", "Группа крови")
 
 
 def test_one_files_fields_are_read_in_one_code_page(tmp_path, plain):

@@ -1,8 +1,8 @@
 """Tags and embedded cover pictures of music files, read with mutagen: ID3v2 (all versions, in mp3, wav and
 aiff) and ID3v1, APEv2, FLAC and Vorbis comments (ogg, opus) and MP4 atoms (m4a). A field mutagen does not
 find is taken from an ID3v2 tag in front of a FLAC file, an APEv2 tag, RIFF INFO in WAV files, then what FFmpeg
-reads (a second, stacked ID3v2 tag...). Text of 8-bit fields (ID3 Latin-1 frames, ID3v1, RIFF INFO) is read in
-the code page it was written in (:mod:`.text_encoding`)."""
+reads (a second, stacked ID3v2 tag...). Text of 8-bit fields (ID3 Latin-1 frames, ID3v1, RIFF INFO, APEv2
+items that are not UTF-8) is read in the code page it was written in (:mod:`.text_encoding`)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import base64
 import binascii
 import os
 import re
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import mutagen
-from mutagen.apev2 import APENoHeaderError, APEv2
 from mutagen.flac import FLAC, Picture
 from mutagen.id3 import ID3, TCON
 from mutagen.mp4 import MP4Tags
@@ -107,12 +107,51 @@ def _prefixed_id3_fields(path: Path) -> dict:
 
 
 def _ape_fields(path: Path) -> dict:
+    """The fields of an APEv2 tag (mp3, ape, wv, mpc). Its text is UTF-8 by the format, but taggers wrote the
+    system's code page too, and mutagen refuses the whole tag for one such item: text items are read here, each
+    UTF-8 where it is, the others in the code page they were written in (:func:`decode_8bit`, all together)."""
+    # the first of a list of values (NUL-separated)
+    raw = {key: next((v for v in value.split(b"\0") if v.strip()), b"") for key, value in _ape_text_items(path).items()}
+    legacy = [key for key, value in raw.items() if not _is_utf8(value)]
+    texts = {key: value.decode("utf-8") for key, value in raw.items() if key not in legacy}
+    texts.update(zip(legacy, decode_8bit([raw[key] for key in legacy]), strict=True))
+    return _text_fields(lambda *keys: next((_first([texts[k]]) for k in keys if k in texts), None))
+
+
+def _is_utf8(raw: bytes) -> bool:
     try:
-        tags = APEv2(path)
-    except (APENoHeaderError, mutagen.MutagenError, OSError, ValueError):
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _ape_text_items(path: Path) -> dict[str, bytes]:
+    """The text items of the APEv2 tag of ``path`` by lower-case key, their values' bytes; {} without one. The
+    tag is found by mutagen (``_APEv2Data``: a header or footer, before an ID3v1 or Lyrics3 tag; mutagen is
+    pinned), its items read as the APEv2 specification lays them out: value size and flags (32-bit little
+    endian), the key up to a NUL, the value; bits 1-2 of the flags are the kind, 0 text."""
+    from mutagen.apev2 import _APEv2Data
+
+    try:
+        with open(path, "rb") as file:
+            data = _APEv2Data(file)
+    except (mutagen.MutagenError, OSError, ValueError):
         return {}
-    lower = {key.lower(): value for key, value in tags.items()}
-    return _text_fields(lambda *keys: next((_first(list(lower[k])) for k in keys if k in lower), None))
+    tag, items = data.tag or b"", {}
+    at = 0
+    for _ in range(data.items or 0):
+        if at + 8 > len(tag):
+            break
+        size, flags = struct.unpack_from("<II", tag, at)
+        end = tag.find(b"\0", at + 8)
+        if end < 0 or end + 1 + size > len(tag):
+            break  # a broken tag: the items before stay
+        key, value = tag[at + 8 : end], tag[end + 1 : end + 1 + size]
+        if (flags >> 1) & 3 == 0 and key.isascii():
+            items[key.decode("ascii").lower()] = value
+        at = end + 1 + size
+    return items
 
 
 def _ffmpeg_fields(path: Path) -> dict:
