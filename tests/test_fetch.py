@@ -754,6 +754,16 @@ def test_wikipedia_yearly_list_becomes_an_album_list(tmp_path: Path, shop, capsy
         f"wrote 4 albums to {saved}",
     ]
     assert [a.album for a in read_album_list(saved)] == ["Discovery", "Ágætis byrjun", "Homogenic", "Moon Safari"]
+    # the page named again (a link to one of its sections, the host in capitals) is read once, with a note
+    again = url.replace("http://127.0.0.1", "HTTP://127.0.0.1") + "#March"
+    argv = ["dataset", "fetch", "--from-wikipedia-list", url, "--from-wikipedia-list", again, "--save-list"]
+    assert main([*argv, str(tmp_path / "twice.csv"), "--cache-dir", str(tmp_path / "c")]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"note: --from-wikipedia-list {url} given again as {again}: read once",
+        f"note: {url} table 5: left out, an artist column but no album column (expected Album or Title, found "
+        "Artist, Tour)",
+    ]
+    assert [a.album for a in read_album_list(tmp_path / "twice.csv")] == [a.album for a in read_album_list(saved)]
     server.files["/wiki/empty"] = b"<html><table><tr><th>Month</th></tr><tr><td>May</td></tr></table></html>"
     with pytest.raises(
         DatasetError, match="no album table found: .*, found 1 table, none with artist and album columns"

@@ -29,7 +29,7 @@ from training.fetch import (
     spreadsheet_cell,
     write_album_list,
 )
-from training.inputs import distinct_files
+from training.inputs import distinct_files, distinct_urls
 
 audio, shop = test_fetch.audio, test_fetch.shop  # the fixtures: previews, and both fake catalogues
 ROWS = {"a": "artist,album\nDaft Punk,Discovery\nBjörk,Homogenic\n", "b": "artist,album\nSigur Rós,Takk...\n"}
@@ -230,3 +230,25 @@ def test_a_saved_list_of_formulas_fetches_the_names_as_listed(tmp_path: Path, sh
     assert {(r["artist"], r["album"]) for r in left_out} == set(listed[:3])  # the names as listed, searched for
     searched = unquote_plus(" ".join(path for path, _ in server.requests if "/search" in path))
     assert all(f"{artist} {album}" in searched for artist, album in listed[:3]) and "''=x" not in searched
+
+
+PAGES = ["https://en.wikipedia.org/wiki/List_of_2019_albums", "https://en.wikipedia.org/wiki/List_of_2020_albums"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(PAGES), st.sampled_from(["", "#January", "#Notes"]), st.booleans()),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_a_page_named_twice_is_read_once_whatever_its_section_or_host_case(named) -> None:
+    urls = [
+        (page.replace("en.wikipedia.org", "EN.Wikipedia.ORG") if upper else page) + part for page, part, upper in named
+    ]
+    kept, repeated = distinct_urls(urls)
+    assert len(kept) == len({page for page, _, _ in named}) and len(kept) + len(repeated) == len(urls)
+    assert [url.lower().split("#")[0] for url in kept] == list(dict.fromkeys(page.lower() for page, _, _ in named))
+    assert all(again.lower().split("#")[0] == first.lower().split("#")[0] for again, first in repeated)
+    assert distinct_urls([PAGES[0], PAGES[0] + "?oldid=1"])[1] == []  # another revision is another page

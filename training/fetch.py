@@ -60,7 +60,7 @@ from .covers import MIN_COVER_SIZE
 from .dataset_import import ImportReport, build_dataset, check_out
 from .download import RETRY_STATUSES, Downloader, default_cache_dir, web_url
 from .errors import CatalogueUnavailableError, DatasetError, DownloadError, UnreachableError, count_text
-from .inputs import distinct_files
+from .inputs import distinct_files, distinct_urls
 from .manifest import COLUMNS, MANIFEST_EXTENSIONS, parse_year, read_table
 from .matching import MARGIN, MIN_SCORE, best_match, far_edition, unescape_references, year_rank, year_reason
 from .split import EVAL_FRACTION
@@ -648,7 +648,10 @@ def run_fetch(args: argparse.Namespace) -> int:
         note(args, f"note: album list {first} given again as {again}: read once")
     albums = [album for path in lists for album in read_album_list(path)]
     notes: list[str] = []
-    albums += [album for url in args.from_wikipedia_list for album in wikipedia_album_list(url, media, notes)]
+    pages, repeated_pages = distinct_urls(args.from_wikipedia_list)
+    for again, first in repeated_pages:
+        note(args, f"note: --from-wikipedia-list {first} given again as {again}: read once")
+    albums += [album for url in pages for album in wikipedia_album_list(url, media, notes)]
     for text in notes:
         note(args, text)
     if args.save_list is not None:

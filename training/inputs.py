@@ -1,10 +1,12 @@
-"""Input files and folders named more than once on a command line (``a.csv ./a.csv``, ``music ~/music``)."""
+"""Inputs named more than once on a command line: files and folders (``a.csv ./a.csv``, ``music ~/music``) and
+web pages (``.../List_of_2019_albums#January`` and ``.../List_of_2019_albums``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 P = TypeVar("P", str, Path)
 
@@ -30,4 +32,22 @@ def distinct_files(paths: Sequence[P]) -> tuple[list[P], list[tuple[P, P]]]:
         else:
             first[key] = path
             kept.append(path)
+    return kept, repeated
+
+
+def distinct_urls(urls: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """``urls`` without those that name a page named before them, and each of those with that first URL, as
+    :func:`distinct_files` does for files. Two URLs are one page when they differ only in their fragment (the
+    section a link points at: ``#January``) and the case of the scheme and host (RFC 3986, 6.2.2.1)."""
+    first: dict[str, str] = {}
+    kept: list[str] = []
+    repeated: list[tuple[str, str]] = []
+    for url in urls:
+        parts = urlsplit(url)
+        key = parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower(), fragment="").geturl()
+        if key in first:
+            repeated.append((url, first[key]))
+        else:
+            first[key] = url
+            kept.append(url)
     return kept, repeated
