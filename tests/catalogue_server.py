@@ -31,6 +31,7 @@ class FakeAlbum:
     year: int = 2001
     genre: str = "Pop"
     id: int = 0
+    record_type: str = "album"  # Deezer's: album, single, ep, compile
 
 
 def _words(text: str) -> set[str]:
@@ -96,7 +97,7 @@ class FakeCatalogues:
             "cover_big": cover.replace("1000x1000", "500x500"),
             "cover_xl": cover,
             "nb_tracks": len(album.tracks),
-            "record_type": "album",
+            "record_type": album.record_type,
             "tracklist": f"https://api.deezer.com/album/{album.id}/tracks",
             "explicit_lyrics": False,
             "artist": {"id": 27, "name": album.artist, "type": "artist"},

@@ -812,7 +812,7 @@ def test_normalisation_removes_editions_featuring_and_the() -> None:
     assert normalise_album("The Wall (Remastered 2011)") == "wall"
     assert normalise_album("Abbey Road - 2019 Remaster") == "abbey road"
     assert normalise_album("Lemonade [Deluxe Edition]") == "lemonade"
-    assert normalise_album("Homogenic - Single") == "homogenic"
+    assert normalise_album("Homogenic - EP") == "homogenic"  # a single is another release: a mark, kept
     assert normalise_album("Deluxe") == "deluxe"  # a title that is only such a word keeps it
     assert normalise_album("Greatest Hits II") != normalise_album("Greatest Hits")
     assert normalise_artist("Beyoncé feat. Jay-Z") == "beyonce"

@@ -191,6 +191,7 @@ MARK_WORDS = [
     "Live", "Demo", "Demos", "Acoustic", "Instrumental", "Instrumentals", "Karaoke", "Remix", "Remixes", "Remixed",
     "Unplugged", "Commentary", "Cover", "Covers", "Tribute", "Sped Up", "Slowed", "Slowed + Reverb", "Re-Recorded",
     "Rerecorded", "Taylor's Version", "A Cappella", "Nightcore", "Dance Mix", "Club Mixes", "Radio Edit",
+    "Piano Version", "Single",
 ]  # fmt: skip
 # how a title carries a mark: brackets, a dash, with edition words beside it
 MARK_FORMS = ["{} ({})", "{} [{}]", "{} - {}", "{} ({} Version)", "{} (Remastered) [{}]", "{} [{}] (Deluxe Edition)",
@@ -370,6 +371,26 @@ def test_each_kind_of_near_miss_is_skipped_with_its_reason(tmp_path: Path, shop,
         "Definitely Maybe (Live)": "Definitely Maybe (Remastered) [Live]",
         "Weezer": "Weezer",
     }
+
+
+def test_a_single_of_the_albums_name_is_never_the_album(tmp_path: Path, shop, audio, capsys) -> None:
+    """A title track's single ranks first in a search for its album: Deezer says so by its record type, iTunes by
+    "- Single" in the title; the single has one song and its own cover, so only the album is taken, and a list
+    whose album only has its single in a catalogue skips it."""
+    server, fake = shop
+    single = [FakeTrack("After Hours", audio["mp3"])]
+    fake.add_deezer(FakeAlbum("The Weeknd", "After Hours", image_bytes(RED), single, 2020, record_type="single"))
+    fake.add_deezer(FakeAlbum("The Weeknd", "After Hours", image_bytes(BLUE), single * 2, 2020))
+    fake.add_itunes(FakeAlbum("Lorde", "Solar Power - Single", image_bytes(RED), single, 2021))
+    albums = tmp_path / "albums.csv"
+    albums.write_text("artist,album,year\nThe Weeknd,After Hours,2020\nLorde,Solar Power,2021\n")
+    out = tmp_path / "DATA"
+    argv = ["dataset", "fetch", str(albums), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--quiet"]
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--eval-fraction", "0"]
+    assert main([*argv, *apis, "--deezer-rate", "0", "--itunes-rate", "0", "--rate-limit", "0"]) == 0
+    assert capsys.readouterr().out.startswith("fetched 1 album (train 1, eval 0), skipped 1")
+    assert {a: r["catalogue_album"] for a, r in rows(out).items()} == {"After Hours": "After Hours"}
+    assert "its marks are single, the list's none" in skipped(out)["Solar Power"]
 
 
 @settings(max_examples=300, deadline=None)

@@ -249,11 +249,14 @@ class Deezer(Catalogue):
         artist = item.get("artist") or {}
         covers = tuple(c for c in (item.get("cover_xl"), item.get("cover_big")) if web_url(c))
         genres = tuple(g["name"] for g in (item.get("genres") or {}).get("data", []) if g.get("name"))
+        title = str(item.get("title", ""))
+        if item.get("record_type") == "single" and not title.lower().endswith("single"):
+            title += " - Single"  # as iTunes names one: matching tells a single from the album by it
         return Release(
             "deezer",
             str(item["id"]),
             str(artist.get("name", "")),
-            str(item.get("title", "")),
+            title,
             _year(item.get("release_date")),
             str(item.get("link", "")),
             covers,

@@ -2,16 +2,17 @@
 
 Titles are compared after normalisation (HTML character references such as ``&amp;`` read once, case, accents,
 punctuation, ``&``/``and``, a leading "The", edition markers such as ``(Deluxe Edition)``, ``[Remastered 2011]``,
-``- 2011 Remaster``, iTunes' ``- Single`` or a trailing ``Remastered`` / ``Deluxe Edition`` without brackets, and
+``- 2011 Remaster``, iTunes' ``- EP`` or a trailing ``Remastered`` / ``Deluxe Edition`` without brackets, and
 ``feat.`` credits removed), then fuzzily with :class:`difflib.SequenceMatcher` (the standard library's
 Ratcliff/Obershelp ratio, 0..1). An album's score is the lower of its artist and album scores: both must
 match. Some differences are never fuzzy, however close the score:
 
 - numbers: titles whose numbers differ (digits, or roman numerals from II as words: "Peter Gabriel 1" and
   "Peter Gabriel 2", "Led Zeppelin II" and "Led Zeppelin III") are different albums;
-- recordings: a title marked as another recording of the music (:data:`RECORDING_MARKS`: ``(Live)``, ``Demos``,
-  ``Acoustic``, ``Remixes``, ``(Taylor's Version)``...) is another album than one without that mark, and one
-  with it asked for is not the studio album (:func:`recording_marks`);
+- recordings: a title marked as another recording of the music or another release (:data:`RECORDING_MARKS`:
+  ``(Live)``, ``Demos``, ``Acoustic``, ``Remixes``, ``(Piano Version)``, ``(Taylor's Version)``, iTunes' ``-
+  Single``...) is another album than one without that mark, and one with it asked for is not the studio album
+  (:func:`recording_marks`, counted: "Live Through This (Live)" is not "Live Through This");
 - short names: an artist or a title of one or two words matches only the same words (:data:`SHORT_WORDS`:
   "Blue" is not "Blues");
 - years: a release more than :data:`YEAR_LIMIT` years from the list's year is another album of that name
@@ -24,7 +25,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
 from html.entities import html5
 from typing import Generic, TypeVar
@@ -54,7 +55,8 @@ SHORT_WORDS = 2
 
 # Words that mark an edition or a release format rather than a different album.
 _EDITION_WORDS = (
-    r"deluxe|remaster(?:ed)?|edition|expanded|extended|anniversary|bonus|version|reissue|special|collector'?s|"
+    r"deluxe|re-?master(?:ed|s)?|remasteri[sz]\w*|edition|expanded|extended|anniversary|bonus|version|reissue|"
+    r"special|collector'?s|"
     r"mono|stereo|explicit|clean|single|ep|super|legacy|platinum|limited|international|\d{4}\s*mix|"
     r"(?:original|new|album|atmos|surround|quad(?:raphonic)?|binaural|[57]\.1)\s+mix|dolby\s+atmos|spatial\s+audio"
 )
@@ -86,7 +88,21 @@ _EDITION_IN_RECORDING = re.compile(
 # The words before "Mix" that name a new mix of the album itself ("Abbey Road - 2019 Mix", "(2017 Stereo Mix)",
 # "(Dolby Atmos Mix)", "(5.1 Mix)", "(Original Mix)"), which catalogues sell as the album; any other word before it
 # names a remix ("Extended Dance Mix", "Dub Mix", '12" Mix', "Club Mix", "Radio Mix") with other audio.
-_NEW_MIX = rf"(?:{_YEAR}|stereo|mono|original|album|anniversary|atmos|surround|spatial|quad|quadraphonic|binaural|1)"
+_NEW_MIX = (
+    rf"(?:{_YEAR}|new|stereo|mono|original|album|anniversary|atmos|surround|spatial|quad|quadraphonic|binaural|1)"
+)
+# The words before "Version" that name an edition of the album ("(Deluxe Version)", "[Bonus Track Version]",
+# "(Japan Version)", "(Explicit Version)"), or a recording another mark names ("(Live Version)" is live, "(Taylor's
+# Version)" a re-recording); any other word before it names another recording of the songs: "(Piano Version)",
+# "(Orchestral Version)", "(Stripped Version)", "(Spanish Version)", "(Dub Version)".
+_EDITION_VERSION = (
+    rf"(?:{_YEAR}|[0-9]+|deluxe|expanded|extended|special|bonus|tracks?|collectors?|s|limited|legacy|platinum|tour|"
+    r"complete|anniversary|super|remaster(?:ed)?|standard|original|album|explicit|clean|edited|censored|uncensored|"
+    r"digital|international|japan|japanese|uk|us|usa|european|eu|australian|canadian|mono|stereo|lp|cd|vinyl|hd|"
+    r"itunes|mastered|exclusive|new|revised|reissue|edition|expanded|live|demos?|acoustic|instrumentals?|karaoke|"
+    r"remix(?:es|ed)?|mix|unplugged|commentary|covers?|tribute|up|slowed|reverb|cappella|capella|nightcore|"
+    r"recorded|recording|edit)"
+)
 # Marks of another recording than the album's: words (on the folded title: lower case, punctuation as spaces) and
 # the name each is reported by. A live, demo, acoustic, instrumental, karaoke, remixed (:data:`_NEW_MIX`), re-edited
 # (radio or extended edit), unplugged, commentary, cover, tribute, sped-up, slowed, a cappella or nightcore album,
@@ -94,7 +110,7 @@ _NEW_MIX = rf"(?:{_YEAR}|stereo|mono|original|album|anniversary|atmos|surround|s
 # songs but not the recordings of the album: its previews are other audio. Within words, so "Alive" and "Covered"
 # are not marked.
 RECORDING_MARKS: tuple[tuple[str, str], ...] = (
-    ("live", r"live"),
+    ("live", r"live|en vivo|ao vivo|in concert"),
     ("demo", r"demos?"),
     ("acoustic", r"acoustic"),
     ("instrumental", r"instrumentals?"),
@@ -110,12 +126,19 @@ RECORDING_MARKS: tuple[tuple[str, str], ...] = (
     ("a cappella", r"a ?cappella|a ?capella"),
     ("nightcore", r"nightcore"),
     ("re-recording", r"re ?recorded|re ?recording|(?!collector s )\w+ s version"),
+    ("version", rf"(?!{_EDITION_VERSION} )\w+ versions?"),
+    ("single", r"single"),  # iTunes' "- Single" (and Deezer's record type): one song, the single's cover
 )
 _MARKS = [(name, re.compile(rf"(?<!\w)(?:{words})(?!\w)")) for name, words in RECORDING_MARKS]
 # Marks another one implies: an unplugged album is recorded live ("MTV Unplugged in New York (25th Anniversary –
 # Live)" is "MTV Unplugged in New York").
 _IMPLIED = {"unplugged": "live"}
 _FEATURING = re.compile(r"\s*[(\[]?\b(?:feat|ft|featuring)\b\.?\s.*$", re.IGNORECASE)
+# A credit in a title: "(feat. X)", "[featuring X]", "feat. X" to the end ("ft." is left: "Live at Ft. Worth").
+_TITLE_FEATURING = re.compile(r"\s*[(\[]?\b(?:feat|featuring)\b\.?\s.*$", re.IGNORECASE)
+# Letters written as symbols in stylised artist names: "P!nk" is Pink, "Ke$ha" Kesha, "A$AP Rocky" ASAP Rocky,
+# "Ty Dolla $ign" Ty Dolla Sign (a "$" before a letter, and a "!" between two letters).
+_STYLISED = ((re.compile(r"\$(?=[^\W\d_])"), "s"), (re.compile(r"(?<=[^\W\d_])!(?=[^\W\d_])"), "i"))
 _THE = re.compile(r"^the\s+")
 # An HTML character reference, complete with its semicolon: named (&amp;), decimal (&#39;) or hexadecimal (&#x27;).
 _REFERENCE = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);")
@@ -151,6 +174,8 @@ def normalise_album(title: str) -> str:
     live"``, ``"Red (Taylor's Version)"`` is ``"red taylor s"``.
     Character references are read first (:func:`unescape_references`): ``Blue &#40;Deluxe&#41;`` is ``blue``."""
     title = unescape_references(title)
+    featured = _TITLE_FEATURING.sub("", title)
+    title = featured if featured.strip() else title
     text, changed = title, True
     while changed:  # until none is left: removing one marker may bare another
         changed = False
@@ -158,35 +183,53 @@ def normalise_album(title: str) -> str:
             stripped = pattern.sub(_edition_removed, text)
             if stripped != text and _without_the(fold_name(stripped)) not in ("", "the"):
                 text, changed = stripped, True
-    return _numbered(_without_the(fold_name(text))) or fold_name(title)
+    return _numbered(_without_the(fold_name(text).replace("×", "x"))) or fold_name(title)
 
 
 # Words that are one word spelt short: "Vol. 2" is "Volume 2".
 _SHORT_FORMS = {"vol": "volume", "vols": "volumes", "pt": "part"}
 # Words after which a lone "i" is the number one, not the pronoun: "Volume I" is "Volume 1".
 _COUNTED = frozenset({"volume", "part", "chapter", "book", "act", "episode", "disc", "phase"})
+# Numbers written as words, read after a word that counts: "Volume One" is "Volume 1", "Part Two" "Part 2",
+# "Volume Twenty One" "Volume 21".
+_UNITS = ["one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+_TEENS = ["ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_NUMBER_WORDS = {word: n for n, word in enumerate([*_UNITS, *_TEENS], 1)}
+_TENS = {word: 10 * n for n, word in enumerate(["twenty", "thirty", "forty", "fifty", "sixty", "seventy"], 2)}
+_TENS |= {"eighty": 80, "ninety": 90}
 
 
 def _numbered(text: str) -> str:
     """A folded title with its numbers written one way: a roman numeral word (:data:`_ROMAN`) and a number with
-    leading zeros as its value in digits, as :func:`album_numbers` reads them, ``i`` after a word that counts
-    (:data:`_COUNTED`) as 1, and ``vol`` as ``volume``, ``pt`` as ``part``: "Volume IV" is "Volume 4", "Vol. 02"
-    is "Volume 2", "Part I" is "Part 1" (a catalogue and a list number volumes either way)."""
+    leading zeros as its value in digits, as :func:`album_numbers` reads them, ``i`` and a number word
+    (:data:`_NUMBER_WORDS`, :data:`_TENS`) after a word that counts (:data:`_COUNTED`) as its value, and ``vol``
+    as ``volume``, ``pt`` as ``part``: "Volume IV" is "Volume 4", "Vol. 02" is "Volume 2", "Part I" and "Part
+    One" are "Part 1" (a catalogue and a list number volumes either way)."""
     words = [_SHORT_FORMS.get(w, w) for w in text.split()]
-    return " ".join(
-        str(_roman(w))
-        if _ROMAN.fullmatch(w) or (w == "i" and before in _COUNTED)
-        else str(int(w))
-        if w.isdecimal()
-        else w
-        for before, w in zip(["", *words], words, strict=False)
-    )
+    out: list[str] = []
+    at = 0
+    while at < len(words):
+        word, counted = words[at], at > 0 and words[at - 1] in _COUNTED
+        unit = words[at + 1] if at + 1 < len(words) and words[at + 1] in _UNITS else None
+        if counted and word in _TENS:  # "twenty" or "twenty one"
+            out.append(str(_TENS[word] + (_UNITS.index(unit) + 1 if unit else 0)))
+            at += 2 if unit else 1
+            continue
+        if _ROMAN.fullmatch(word) or (word == "i" and counted):
+            out.append(str(_roman(word)))
+        elif word in _NUMBER_WORDS and counted:
+            out.append(str(_NUMBER_WORDS[word]))
+        else:
+            out.append(str(int(word)) if word.isdecimal() else word)
+        at += 1
+    return " ".join(out)
 
 
 # Words that say an edition is a later issue of the album (a remaster, a deluxe or anniversary edition), so that its
 # catalogue date may be the reissue's (:func:`edition_marked`); format words (mono, EP, single, explicit) do not.
 _REISSUE = re.compile(
-    r"\b(?:remaster(?:ed)?|deluxe|expanded|extended|anniversary|reissue[ds]?|edition|bonus|legacy|collector'?s)\b",
+    r"\b(?:re-?master(?:ed|s)?|remasteri[sz]\w*|deluxe|expanded|extended|anniversary|reissue[ds]?|edition|bonus|legacy|"
+    r"collector'?s)\b",
     re.IGNORECASE,
 )
 
@@ -252,8 +295,11 @@ def _joined(name: str) -> str:
 def normalise_artist(name: str) -> str:
     """An artist name as compared: ``feat.`` credits and a leading "The" removed, then folded
     (``"The Beatles"`` = ``"Beatles"``, ``"Beyoncé feat. Jay-Z"`` -> ``"beyonce"``, ``"Simon & Garfunkel"`` =
-    ``"Simon and Garfunkel"``, and, its character references read first, ``"Simon &amp; Garfunkel"``)."""
+    ``"Simon and Garfunkel"``, and, its character references read first, ``"Simon &amp; Garfunkel"``); a ``$``
+    or ``!`` written for a letter is that letter (:data:`_STYLISED`: ``"P!nk"`` = ``"Pink"``)."""
     name = unescape_references(name)
+    for symbol, letter in _STYLISED:
+        name = symbol.sub(letter, name)
     stripped = _FEATURING.sub("", name)
     return _without_the(fold_name(stripped if stripped.strip() else name)) or fold_name(name)
 
@@ -363,15 +409,16 @@ def self_titled(artist: str, album: str) -> str | None:
     that title, or None. Wikipedia names such albums by their nickname ("Weezer (Blue Album)", "Peter Gabriel
     (Car)"; its naming conventions, "Disambiguation"), where catalogues may list the bare title ("Weezer"). Only a
     parenthesis at the end of the title, after a title equal to the artist's name (normalised: ``weezer``), that
-    names no other recording (:func:`recording_marks`: "Weezer (Live)" is not "Weezer") and holds no number (that
-    is the album's own). :func:`best_match` compares a found bare title with it only with the list's year, which
-    tells the artist's self-titled albums apart."""
+    names no other recording (:func:`recording_marks`: "Weezer (Live)" is not "Weezer"), holds no number (that
+    is the album's own) and is no edition mark (:func:`normalise_album` keeps it: "(Deluxe Edition)" is none).
+    :func:`best_match` compares a bare title with it (the list's or the catalogue's) only with the list's year,
+    which tells the artist's self-titled albums apart."""
     parts = _PARENTHESIS.fullmatch(unescape_references(album))
     if parts is None:
         return None
     bare, said = parts.groups()
-    if recording_marks(said) or re.search(r"[0-9]", said):
-        return None
+    if recording_marks(said) or re.search(r"[0-9]", said) or normalise_album(album) == normalise_album(bare):
+        return None  # another recording, the album's own number, or an edition mark: "Weezer (Deluxe Edition)"
     if normalise_album(bare) not in (normalise_artist(artist), normalise_album(artist)):  # the band X's "X" is 10
         return None
     return bare
@@ -475,38 +522,32 @@ def best_match(
     """
     if not found:
         return Match(None, 0.0, "no result")
-    base = self_titled(artist, album) if year is not None else None
 
-    def bare(title: str) -> bool:
-        return base is not None and normalise_album(title) == normalise_album(base)
+    def compared(found_artist: str, title: str, found_year: int | None) -> tuple[str, str, str]:
+        """The list's title and the found ``title`` as compared, and why the found one is another album whatever
+        its score or "" (:func:`refusal`). A self-titled album named by its nickname on one side and bare on the
+        other (:func:`self_titled`) is compared bare when the found one is of the list's year or an unknown one;
+        of another known year it is another of the artist's self-titled albums however close the nickname's
+        spelling ("Peter Gabriel (Melt)", 1980, is not the "Peter Gabriel" of 1982)."""
+        for nicknamed, bare_title, other in ((album, title, artist), (title, album, found_artist)):
+            base = self_titled(other, nicknamed) if year is not None else None
+            if base is None or normalise_album(bare_title) != normalise_album(base):
+                continue
+            if found_year is not None and not year_matches(found_year, year):
+                why = f"another album: a self-titled album of {found_year}, the list's {album!r} is of {year}"
+                return album, title, why
+            listed, named = (base, title) if nicknamed is album else (album, base)
+            return listed, named, refusal(artist, listed, found_artist, named)
+        return album, title, refusal(artist, album, found_artist, title)
 
-    def compared(title: str, found_year: int | None) -> str:
-        """The list's title as compared with a found ``title``: without its disambiguation (:func:`self_titled`)
-        when the found one is that bare title, of the list's year or an unknown one."""
-        return base if bare(title) and (found_year is None or year_matches(found_year, year)) else album
-
-    def refused(found_artist: str, title: str, found_year: int | None) -> str:
-        """:func:`refusal`, and a found bare self-title of another year: that is another of the artist's
-        self-titled albums however close the nickname's spelling ("Peter Gabriel (Melt)", 1980, is not the
-        "Peter Gabriel" of 1982)."""
-        if bare(title) and found_year is not None and not year_matches(found_year, year):
-            return f"another album: a self-titled album of {found_year}, the list's {album!r} is of {year}"
-        return refusal(artist, compared(title, found_year), found_artist, title)
+    def score(found_artist: str, title: str, found_year: int | None) -> _Scored:
+        listed, named, why = compared(found_artist, title, found_year)
+        key = (normalise_artist(found_artist), normalise_album(title))
+        return _Scored(match_score(artist, listed, found_artist, named), 0, found_artist, title, found_year, key, why)
 
     scored = sorted(
-        (
-            _Scored(
-                match_score(artist, compared(t, y), a, t),
-                i,
-                a,
-                t,
-                y,
-                (normalise_artist(a), normalise_album(t)),
-                refused(a, t, y),
-            )
-            for i, (_, a, t, y) in enumerate(found)
-        ),
-        key=lambda s: (-s.score, compared(s.album, s.year) != album, s.index),  # the title as listed first
+        (replace(score(a, t, y), index=i) for i, (_, a, t, y) in enumerate(found)),
+        key=lambda s: (-s.score, compared(s.artist, s.album, s.year)[:2] != (album, s.album), s.index),  # as listed
     )
     same = [s for s in scored if not s.refusal]
     if not same or same[0].score < min_score:
