@@ -16,6 +16,7 @@ from test_fetch import TITLES
 from training.cleaning import fold_name
 from training.matching import (
     _EDITION_VERSION,
+    album_numbers,
     best_match,
     edition_marked,
     match_score,
@@ -254,8 +255,8 @@ def test_a_nickname_takes_only_the_bare_self_title_of_the_lists_year(name, nickn
     within two years, the edition rules decide as for any title); "Other (Nickname)" never does."""
     listed = f"{name} ({nickname})"
     match = best_match(name, listed, [(0, name, name, year + off)], year=year)
-    if recording_marks(nickname) or normalise_album(listed) == normalise_album(name):
-        return
+    if recording_marks(nickname) or album_numbers(nickname) or normalise_album(listed) == normalise_album(name):
+        return  # another recording, the album's own number, an edition mark: no nickname
     assert (match.item == 0) is (abs(off) <= 1), match
     assert self_titled(f"{name} x", listed) is None
 
@@ -311,7 +312,20 @@ TRIAL = [
     # a self-titled album the list names bare, the catalogue by its nickname, of the list's year only
     ("Weezer", "Weezer", "Weezer", "Weezer (Blue Album)", 1994, True),
     ("Weezer", "Weezer", "Weezer", "Weezer (Green Album)", 2001, True),
-]
+    # a re-check's regressions: editions with "Version" first, iTunes' international version, a "!" between words,
+    # another recording of a self-titled album, a number in a nickname, new mixes
+    ("Stromae", "Racine carrée", "Stromae", "Racine carrée (Version Deluxe)", 2013, True),
+    ("Los Bunkers", "El Dorado", "Los Bunkers", "El Dorado (Versión Deluxe)", 2013, True),
+    ("Héroes", "Senderos de traición", "Héroes", "Senderos de traición (Versión Remasterizada)", 1990, True),
+    ("Drake", "Thank Me Later", "Drake", "Thank Me Later (Int'l Version)", 2010, True),
+    ("Drake", "Thank Me Later", "Drake", "Thank Me Later (Intl. Version)", 2010, True),
+    ("Hey! Say! JUMP", "JUMP No. 1", "Hey!Say!JUMP", "JUMP No. 1", 2010, True),
+    ("Go!Go!7188", "Gyotaku", "Go! Go! 7188", "Gyotaku", 2004, True),
+    ("Shawn Mendes", "Shawn Mendes", "Shawn Mendes", "Shawn Mendes (Stripped)", 2018, False),
+    ("Shawn Mendes", "Shawn Mendes", "Shawn Mendes", "Shawn Mendes (The Album)", 2018, False),
+    ("Peter Gabriel", "Peter Gabriel", "Peter Gabriel", "Peter Gabriel (II)", 1978, False),
+    ("The Beatles", "Sgt. Pepper", "The Beatles", "Sgt. Pepper (New Mixes)", 1967, False),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("artist", "album", "found_artist", "found", "year", "taken"), TRIAL)
@@ -326,6 +340,19 @@ def test_a_self_titled_nickname_in_the_catalogue_needs_the_lists_year() -> None:
     assert best_match("Weezer", "Weezer", found, year=2008).item is None
     assert best_match("Weezer", "Weezer", found).item is None  # no year: either of them
     assert "a self-titled album of 1994" in best_match("Weezer", "Weezer", found[:1], year=2001).reason
+    # the bare title of another year does not hide the nickname of the list's year
+    bare = [(0, "Lukas Graham", "Lukas Graham", 2012), (1, "Lukas Graham", "Lukas Graham (Blue Album)", 2015)]
+    assert best_match("Lukas Graham", "Lukas Graham", bare, year=2015).item == 1
+    # two nicknames of the list's year, or of no known year, cannot be told apart; of the very year beats a year off
+    two = [(0, "Weezer", "Weezer (Teal Album)", 2019), (1, "Weezer", "Weezer (Black Album)", 2019)]
+    assert best_match("Weezer", "Weezer", two, year=2019).reason.startswith("ambiguous")
+    unknown = [(i, a, t, None) for i, a, t, _ in two]
+    assert best_match("Weezer", "Weezer", unknown, year=2019).reason.startswith("ambiguous")
+    gabriel = [
+        (0, "Peter Gabriel", "Peter Gabriel (Scratch Album)", 1978),
+        (1, "Peter Gabriel", "Peter Gabriel (Car Album)", 1977),
+    ]
+    assert best_match("Peter Gabriel", "Peter Gabriel", gabriel, year=1977).item == 1
 
 
 @settings(max_examples=200, deadline=None)

@@ -12,7 +12,7 @@ match. Some differences are never fuzzy, however close the score:
 - recordings: a title marked as another recording of the music or another release (:data:`RECORDING_MARKS`:
   ``(Live)``, ``Demos``, ``Acoustic``, ``Remixes``, ``(Piano Version)``, ``(Taylor's Version)``, iTunes' ``-
   Single``...) is another album than one without that mark, and one with it asked for is not the studio album
-  (:func:`recording_marks`, counted: "Live Through This (Live)" is not "Live Through This");
+  (:func:`recording_marks`);
 - short names: an artist or a title of one or two words matches only the same words (:data:`SHORT_WORDS`:
   "Blue" is not "Blues");
 - years: a release more than :data:`YEAR_LIMIT` years from the list's year is another album of that name
@@ -25,7 +25,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from difflib import SequenceMatcher
 from html.entities import html5
 from typing import Generic, TypeVar
@@ -89,16 +89,25 @@ _EDITION_IN_RECORDING = re.compile(
 # "(Dolby Atmos Mix)", "(5.1 Mix)", "(Original Mix)"), which catalogues sell as the album; any other word before it
 # names a remix ("Extended Dance Mix", "Dub Mix", '12" Mix', "Club Mix", "Radio Mix") with other audio.
 _NEW_MIX = (
-    rf"(?:{_YEAR}|new|stereo|mono|original|album|anniversary|atmos|surround|spatial|quad|quadraphonic|binaural|1)"
+    rf"(?:{_YEAR}|stereo|mono|original|album|anniversary|atmos|surround|spatial|quad|quadraphonic|binaural|1) |"
+    r"new mix(?!es)"  # "(New Mix)" is the album mixed anew, "(New Mixes)" a remix album
 )
 # The words before "Version" that name an edition of the album ("(Deluxe Version)", "[Bonus Track Version]",
 # "(Japan Version)", "(Explicit Version)"), or a recording another mark names ("(Live Version)" is live, "(Taylor's
 # Version)" a re-recording); any other word before it names another recording of the songs: "(Piano Version)",
 # "(Orchestral Version)", "(Stripped Version)", "(Spanish Version)", "(Dub Version)".
+# A French or Spanish edition marker, "Version" first: "(Version Deluxe)", "- Versión Remasterizada"; it names no
+# other recording (the word before it is the title's).
+_VERSION_FIRST = re.compile(
+    r"(?:[(\[]|\s[-–—]\s)\s*versi[oó]n\s+(?:deluxe|remasteri[sz]\w*|collector|int[ée]grale|originale?|sp[ée]ciale|"
+    r"limit[ée]e|expandida|especial)\b[^)\]]*[)\]]?",
+    re.IGNORECASE,
+)
 _EDITION_VERSION = (
     rf"(?:{_YEAR}|[0-9]+|deluxe|expanded|extended|special|bonus|tracks?|collectors?|s|limited|legacy|platinum|tour|"
     r"complete|anniversary|super|remaster(?:ed)?|standard|original|album|explicit|clean|edited|censored|uncensored|"
-    r"digital|international|japan|japanese|uk|us|usa|european|eu|australian|canadian|mono|stereo|lp|cd|vinyl|hd|"
+    r"digital|international|int l|intl|l|japan|japanese|korea|korean|asia|asian|uk|us|usa|european|eu|australian|"
+    r"canadian|premium|uncut|enhanced|mono|stereo|lp|cd|vinyl|hd|"
     r"itunes|mastered|exclusive|new|revised|reissue|edition|expanded|live|demos?|acoustic|instrumentals?|karaoke|"
     r"remix(?:es|ed)?|mix|unplugged|commentary|covers?|tribute|up|slowed|reverb|cappella|capella|nightcore|"
     r"recorded|recording|edit)"
@@ -115,7 +124,7 @@ RECORDING_MARKS: tuple[tuple[str, str], ...] = (
     ("acoustic", r"acoustic"),
     ("instrumental", r"instrumentals?"),
     ("karaoke", r"karaoke"),
-    ("remix", rf"re ?mix(?:es|ed)?|(?!{_NEW_MIX} )\w+ mix(?:es)?"),
+    ("remix", rf"re ?mix(?:es|ed)?|(?!{_NEW_MIX})\w+ mix(?:es)?"),
     ("edit", r"(?:radio|extended|single|club|dance|dub|short) edits?"),
     ("unplugged", r"unplugged"),
     ("commentary", r"commentary"),
@@ -137,8 +146,9 @@ _FEATURING = re.compile(r"\s*[(\[]?\b(?:feat|ft|featuring)\b\.?\s.*$", re.IGNORE
 # A credit in a title: "(feat. X)", "[featuring X]", "feat. X" to the end ("ft." is left: "Live at Ft. Worth").
 _TITLE_FEATURING = re.compile(r"\s*[(\[]?\b(?:feat|featuring)\b\.?\s.*$", re.IGNORECASE)
 # Letters written as symbols in stylised artist names: "P!nk" is Pink, "Ke$ha" Kesha, "A$AP Rocky" ASAP Rocky,
-# "Ty Dolla $ign" Ty Dolla Sign (a "$" before a letter, and a "!" between two letters).
-_STYLISED = ((re.compile(r"\$(?=[^\W\d_])"), "s"), (re.compile(r"(?<=[^\W\d_])!(?=[^\W\d_])"), "i"))
+# "Ty Dolla $ign" Ty Dolla Sign (a "$" before a letter, and a "!" between a letter and a lower-case one: the "!" of
+# "Hey!Say!JUMP" and "Go!Go!7188" separates words).
+_STYLISED = ((re.compile(r"\$(?=[^\W\d_])"), "s"), (re.compile(r"(?<=[^\W\d_])!(?=[a-z])"), "i"))
 _THE = re.compile(r"^the\s+")
 # An HTML character reference, complete with its semicolon: named (&amp;), decimal (&#39;) or hexadecimal (&#x27;).
 _REFERENCE = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]*|#[0-9]+|#[xX][0-9A-Fa-f]+);")
@@ -263,7 +273,7 @@ def recording_marks(title: str) -> frozenset[str]:
     whose marks differ are different recordings: a live album is not the studio album, nor "Demos" the album
     (a title that is itself such a word, "Live at Leeds", has the mark on both sides and matches itself).
     "Unplugged" is live too (:data:`_IMPLIED`)."""
-    folded = fold_name(unescape_references(title))
+    folded = fold_name(_VERSION_FIRST.sub(" ", unescape_references(title)))
     marks = {name for name, pattern in _MARKS if pattern.search(folded)}
     return frozenset(marks | {_IMPLIED[mark] for mark in marks if mark in _IMPLIED})
 
@@ -400,25 +410,31 @@ def year_reason(named: str, score: float, found: int | None, year: int | None) -
     )
 
 
+# A nickname as catalogues write one after a self-title: "(Blue Album)", "(White Album)" (not "(The Album)").
+_COLOUR_NICKNAME = re.compile(r"(?!the )\w+ album")
 # A title with a parenthesis at its end: "Weezer (Blue Album)".
 _PARENTHESIS = re.compile(r"(.*\S)\s*\(([^()]*)\)\s*")
 
 
-def self_titled(artist: str, album: str) -> str | None:
+def self_titled(artist: str, album: str, colour: bool = False) -> str | None:
     """The title of a self-titled album without the parenthesis that tells it from the artist's other albums of
     that title, or None. Wikipedia names such albums by their nickname ("Weezer (Blue Album)", "Peter Gabriel
     (Car)"; its naming conventions, "Disambiguation"), where catalogues may list the bare title ("Weezer"). Only a
     parenthesis at the end of the title, after a title equal to the artist's name (normalised: ``weezer``), that
-    names no other recording (:func:`recording_marks`: "Weezer (Live)" is not "Weezer"), holds no number (that
-    is the album's own) and is no edition mark (:func:`normalise_album` keeps it: "(Deluxe Edition)" is none).
+    names no other recording (:func:`recording_marks`: "Weezer (Live)" is not "Weezer"), holds no number
+    (:func:`album_numbers`: that is the album's own, "(II)" too) and is no edition mark (:func:`normalise_album`
+    keeps it: "(Deluxe Edition)" is none); with ``colour``, as a catalogue's title, only a "(<word> Album)"
+    (:data:`_COLOUR_NICKNAME`: "Weezer (Blue Album)", not "Shawn Mendes (Stripped)", another recording).
     :func:`best_match` compares a bare title with it (the list's or the catalogue's) only with the list's year,
     which tells the artist's self-titled albums apart."""
     parts = _PARENTHESIS.fullmatch(unescape_references(album))
     if parts is None:
         return None
     bare, said = parts.groups()
-    if recording_marks(said) or re.search(r"[0-9]", said) or normalise_album(album) == normalise_album(bare):
+    if recording_marks(said) or album_numbers(said) or normalise_album(album) == normalise_album(bare):
         return None  # another recording, the album's own number, or an edition mark: "Weezer (Deluxe Edition)"
+    if colour and not _COLOUR_NICKNAME.fullmatch(fold_name(said)):
+        return None
     if normalise_album(bare) not in (normalise_artist(artist), normalise_album(artist)):  # the band X's "X" is 10
         return None
     return bare
@@ -447,6 +463,8 @@ class _Scored:
     year: int | None
     key: tuple[str, str]
     refusal: str  # why this result is another album whatever its score, or ""
+    as_listed: bool = True  # compared as the list and the catalogue title it, not without a self-title's nickname
+    nickname: bool = False  # a catalogue's self-titled album named by its nickname, compared bare
 
     def named(self) -> str:
         return f"{self.artist} - {self.album}"
@@ -530,7 +548,7 @@ def best_match(
         of another known year it is another of the artist's self-titled albums however close the nickname's
         spelling ("Peter Gabriel (Melt)", 1980, is not the "Peter Gabriel" of 1982)."""
         for nicknamed, bare_title, other in ((album, title, artist), (title, album, found_artist)):
-            base = self_titled(other, nicknamed) if year is not None else None
+            base = self_titled(other, nicknamed, colour=nicknamed is title) if year is not None else None
             if base is None or normalise_album(bare_title) != normalise_album(base):
                 continue
             if found_year is not None and not year_matches(found_year, year):
@@ -540,14 +558,18 @@ def best_match(
             return listed, named, refusal(artist, listed, found_artist, named)
         return album, title, refusal(artist, album, found_artist, title)
 
-    def score(found_artist: str, title: str, found_year: int | None) -> _Scored:
+    def score(index: int, found_artist: str, title: str, found_year: int | None) -> _Scored:
         listed, named, why = compared(found_artist, title, found_year)
         key = (normalise_artist(found_artist), normalise_album(title))
-        return _Scored(match_score(artist, listed, found_artist, named), 0, found_artist, title, found_year, key, why)
+        value = match_score(artist, listed, found_artist, named)
+        as_listed = (listed, named) == (album, title)
+        return _Scored(value, index, found_artist, title, found_year, key, why, as_listed, named != title)
 
+    # the best first; of equal scores the one of the list's year (a self-title's nickname of it before the bare
+    # title of another year), then the title as listed, then the catalogue's order
     scored = sorted(
-        (replace(score(a, t, y), index=i) for i, (_, a, t, y) in enumerate(found)),
-        key=lambda s: (-s.score, compared(s.artist, s.album, s.year)[:2] != (album, s.album), s.index),  # as listed
+        (score(i, a, t, y) for i, (_, a, t, y) in enumerate(found)),
+        key=lambda s: (-s.score, year_rank(s.year, year, s.album), not s.as_listed, s.index),
     )
     same = [s for s in scored if not s.refusal]
     if not same or same[0].score < min_score:
@@ -558,15 +580,23 @@ def best_match(
         score = score_text(top.score, min_score)
         return Match(None, top.score, f"no match: best was {top.named()} (score {score}{below}){refused}")
     best = same[0]
+    # two different albums both exact are two self-titled ones the catalogue names by their nicknames ("Weezer
+    # (Blue Album)", "Weezer (Green Album)" for a list's "Weezer"): the year tells them apart as it does close ones
     if best.score < 1.0:
         close = [s for s in same if s.score >= max(min_score, best.score - margin)]
         rivals = [s for s in close if s.key != best.key]
-        if rivals:
-            dated = [s for s in close if year_matches(s.year, year)]
-            if len({s.key for s in dated}) != 1:
-                names = "; ".join(f"{s.named()} ({s.score:.2f})" for s in [best, *rivals][:3])
-                return Match(None, best.score, f"ambiguous: {names}")
-            best = dated[0]
+    else:
+        close = [s for s in same if s.score == 1.0]
+        rivals = [s for s in close if s.key != best.key and s.nickname and best.nickname]
+    if rivals:
+        dated = [s for s in close if year_matches(s.year, year)]
+        exact = [s for s in dated if s.year == year]
+        if len({s.key for s in dated}) > 1 and len({s.key for s in exact}) == 1:
+            dated = exact  # of the list's very year rather than a year off
+        if len({s.key for s in dated}) != 1:
+            names = "; ".join(f"{s.named()} ({s.score:.2f})" for s in [best, *rivals][:3])
+            return Match(None, best.score, f"ambiguous: {names}")
+        best = dated[0]
     editions = sorted((s for s in same if s.key == best.key), key=lambda s: (year_rank(s.year, year, s.album), s.index))
     first = editions[0]
     far = far_edition(editions, year, lambda s: (s.year, s.album))
