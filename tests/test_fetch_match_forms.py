@@ -325,6 +325,13 @@ TRIAL = [
     ("Shawn Mendes", "Shawn Mendes", "Shawn Mendes", "Shawn Mendes (The Album)", 2018, False),
     ("Peter Gabriel", "Peter Gabriel", "Peter Gabriel", "Peter Gabriel (II)", 1978, False),
     ("The Beatles", "Sgt. Pepper", "The Beatles", "Sgt. Pepper (New Mixes)", 1967, False),
+    # what a soundtrack's title says it is; a film's score is another album
+    ("VA", "Frozen", "VA", "Frozen (Original Motion Picture Soundtrack)", 2013, True),
+    ("Cast", "Hamilton", "Cast", "Hamilton (Original Broadway Cast Recording)", 2015, True),
+    ("Lady Gaga", "A Star Is Born", "Lady Gaga", "A Star Is Born Soundtrack", 2018, True),
+    ("VA", "Black Panther: The Album", "VA", "Black Panther: The Album (Music From And Inspired By)", 2018, True),
+    ("Hans Zimmer", "Interstellar", "Hans Zimmer", "Interstellar (Original Motion Picture Score)", 2014, False),
+    ("Zimmer", "Interstellar (Original Score)", "Zimmer", "Interstellar (Original Motion Picture Score)", 2014, True),
 ]  # fmt: skip
 
 

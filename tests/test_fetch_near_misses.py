@@ -191,7 +191,7 @@ MARK_WORDS = [
     "Live", "Demo", "Demos", "Acoustic", "Instrumental", "Instrumentals", "Karaoke", "Remix", "Remixes", "Remixed",
     "Unplugged", "Commentary", "Cover", "Covers", "Tribute", "Sped Up", "Slowed", "Slowed + Reverb", "Re-Recorded",
     "Rerecorded", "Taylor's Version", "A Cappella", "Nightcore", "Dance Mix", "Club Mixes", "Radio Edit",
-    "Piano Version", "Single",
+    "Piano Version", "Single", "Original Score",
 ]  # fmt: skip
 # how a title carries a mark: brackets, a dash, with edition words beside it
 MARK_FORMS = ["{} ({})", "{} [{}]", "{} - {}", "{} ({} Version)", "{} (Remastered) [{}]", "{} [{}] (Deluxe Edition)",

@@ -58,7 +58,11 @@ _EDITION_WORDS = (
     r"deluxe|re-?master(?:ed|s)?|remasteri[sz]\w*|edition|expanded|extended|anniversary|bonus|version|reissue|"
     r"special|collector'?s|"
     r"mono|stereo|explicit|clean|single|ep|super|legacy|platinum|limited|international|\d{4}\s*mix|"
-    r"(?:original|new|album|atmos|surround|quad(?:raphonic)?|binaural|[57]\.1)\s+mix|dolby\s+atmos|spatial\s+audio"
+    r"(?:original|new|album|atmos|surround|quad(?:raphonic)?|binaural|[57]\.1)\s+mix|dolby\s+atmos|spatial\s+audio|"
+    # what a soundtrack's title says it is: "Frozen (Original Motion Picture Soundtrack)", "Hamilton (Original
+    # Broadway Cast Recording)", "Black Panther: The Album (Music From And Inspired By)"; a film's score is another
+    # album (the mark "score")
+    r"soundtrack|motion\s+picture|cast\s+recording|music\s+from|inspired\s+by|original\s+score"
 )
 _BRACKETED = re.compile(rf"\s*[(\[]([^()\[\]]*\b(?:{_EDITION_WORDS})\b[^()\[\]]*)[)\]]", re.IGNORECASE)
 _DASHED = re.compile(rf"\s+[-–—:]\s+([^-–—:]*\b(?:{_EDITION_WORDS})\b[^-–—:]*)$", re.IGNORECASE)
@@ -75,14 +79,16 @@ _QUALIFIER = (
 )
 _TRAILING = re.compile(
     rf"\s+(?:(?:{_QUALIFIER}\s+)+(?:edition|version)|(?:{_YEAR}\s+)?remaster|remastered|"
-    rf"(?:super\s+)?deluxe|{_ORDINAL}\s+anniversary)(?:\s+{_YEAR})?$",
+    rf"(?:super\s+)?deluxe|{_ORDINAL}\s+anniversary|(?:original\s+)?(?:motion\s+picture\s+)?soundtrack)"
+    rf"(?:\s+{_YEAR})?$",
     re.IGNORECASE,
 )
 # The edition words a mark of another recording may carry ("(Live Version)", "[Remastered Live]", "- Acoustic
 # Deluxe Edition"): removed from it, so that it reads as the recording it names ("(Live)").
 _EDITION_IN_RECORDING = re.compile(
     rf"\b(?:(?:{_YEAR}\s+)?remaster\b|remastered(?:\s+{_YEAR})?|{_ORDINAL}\s+anniversary|anniversary|deluxe|super|"
-    r"expanded|extended|special|limited|legacy|platinum|collector'?s|reissue|bonus\s+tracks?|edition|version)\b",
+    r"expanded|extended|special|limited|legacy|platinum|collector'?s|reissue|bonus\s+tracks?|edition|version|"
+    r"(?:original\s+)?motion\s+picture|original(?=\s+score))\b",
     re.IGNORECASE,
 )
 # The words before "Mix" that name a new mix of the album itself ("Abbey Road - 2019 Mix", "(2017 Stereo Mix)",
@@ -137,6 +143,7 @@ RECORDING_MARKS: tuple[tuple[str, str], ...] = (
     ("re-recording", r"re ?recorded|re ?recording|(?!collector s )\w+ s version"),
     ("version", rf"(?!{_EDITION_VERSION} )\w+ versions?"),
     ("single", r"single"),  # iTunes' "- Single" (and Deezer's record type): one song, the single's cover
+    ("score", r"(?:original|motion picture|film|television|tv|series|game) score"),  # a film's music, not its songs
 )
 _MARKS = [(name, re.compile(rf"(?<!\w)(?:{words})(?!\w)")) for name, words in RECORDING_MARKS]
 # Marks another one implies: an unplugged album is recorded live ("MTV Unplugged in New York (25th Anniversary –
