@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import string
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from music_library import image_bytes, make_track
 
-from training.catalogues import ITUNES_COVER_SIZES, Deezer, catalogue_names, country_code, make_catalogues
+from training.catalogues import (
+    ANSWER_MAX_AGE,
+    ITUNES_COVER_SIZES,
+    Deezer,
+    catalogue_names,
+    country_code,
+    make_catalogues,
+)
 from training.cli import main
 from training.download import Downloader
 from training.errors import (
@@ -764,6 +772,13 @@ def test_wikipedia_yearly_list_becomes_an_album_list(tmp_path: Path, shop, capsy
         "Artist, Tour)",
     ]
     assert [a.album for a in read_album_list(tmp_path / "twice.csv")] == [a.album for a in read_album_list(saved)]
+    # the page is edited: a copy younger than ANSWER_MAX_AGE is read from the cache, an older one anew
+    server.files["/wiki/List_of_2019_albums"] = WIKIPEDIA.replace("Homogenic", "Vespertine").encode()
+    assert [a.album for a in wikipedia_album_list(url, media(tmp_path))][2] == "Homogenic"
+    cached = media(tmp_path).cached_path(url)
+    old = time.time() - ANSWER_MAX_AGE - 60
+    os.utime(cached, (old, old))
+    assert [a.album for a in wikipedia_album_list(url, media(tmp_path))][2] == "Vespertine"
     server.files["/wiki/empty"] = b"<html><table><tr><th>Month</th></tr><tr><td>May</td></tr></table></html>"
     with pytest.raises(
         DatasetError, match="no album table found: .*, found 1 table, none with artist and album columns"

@@ -727,6 +727,8 @@ def _list(tmp_path: Path, text: str) -> Path:
 
 
 DATE_FORMS = ["{}", "{}-06-20", "20/06/{}", "20-06-{}", "June 20, {}", "20 June {}", "{}.0", " {} "]
+# with a time of day: Python's str(datetime), pandas' to_json(date_format="iso"), ISO 8601 with a zone
+DATE_FORMS += ["{}-06-20 00:00:00", "{}-06-20T00:00:00.000", "{}-06-20T13:45:00Z", "{}-06-20T13:45+01:00"]
 
 
 @settings(max_examples=200, deadline=None)
@@ -738,6 +740,34 @@ def test_a_year_is_its_number_in_range_and_never_loses_a_sign(number: int, form:
     else:
         with pytest.raises(ValueError, match=f"found {re.escape(repr(text))}"):
             parse_year(text)
+
+
+@pytest.mark.parametrize(
+    ("option", "inside"),
+    [("--save-list", "list.csv"), ("--save-list", "audio/list.csv"), ("--cache-dir", "."), ("--cache-dir", "cache")],
+)
+@pytest.mark.parametrize("earlier", [False, True], ids=["new folder", "earlier dataset"])
+def test_a_list_or_cache_inside_the_dataset_folder_is_refused_first(
+    tmp_path: Path, shop, capsys, option: str, inside: str, earlier: bool
+) -> None:
+    """A trial's --save-list DATA/list.csv was written, then refused by --out, and made every later run into DATA
+    fail; a --cache-dir in DATA filled it (or its cache/) with downloads. Both are refused before any work."""
+    server, fake = shop
+    argv, out = _quick_fetch(tmp_path, "Daft Punk,Discovery\n")
+    apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url]
+    if earlier:
+        assert main([*argv, *apis, "--cache-dir", str(tmp_path / "c")]) == 0
+        capsys.readouterr()
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    requests = len(server.requests)
+    others = ["--cache-dir", str(tmp_path / "c")] if option == "--save-list" else []
+    assert main([*argv, *apis, *others, option, str(out / inside)]) == 2
+    assert _one_line(capsys).endswith(
+        f"error: {option}: expected a path outside --out {out} (the dataset folder holds only what fetch writes "
+        f"there), found {out / inside}"
+    )
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert len(server.requests) == requests
 
 
 SAVED_NAMES = ["weird-saved.txt", "list.tsv", "list.json", "list.jsonl", "list", "list.csv.bak"]
@@ -766,7 +796,8 @@ def test_a_saved_list_never_replaces_a_file(tmp_path: Path, shop, capsys, name: 
     apis = ["--deezer-api", fake.deezer_url, "--itunes-api", fake.itunes_url, "--cache-dir", str(tmp_path / "c")]
     (tmp_path / name).write_text("mine\n")
     assert main([*argv, *apis, "--save-list", str(tmp_path / name)]) == 2
-    says = f"--save-list: {tmp_path / name} exists already; choose a new file name"
+    says = f"--save-list: {tmp_path / name} exists already; choose a new file name; a run that wrote it and stopped "
+    says += f"goes on with: nopaingan dataset fetch {tmp_path / name} --out {out}"  # the trial's interrupted run
     assert _one_line(capsys) == f"nopaingan dataset fetch: error: {says}"
     assert not server.requests and not out.exists() and (tmp_path / name).read_text() == "mine\n"
 
@@ -790,7 +821,8 @@ def test_a_saved_list_and_cache_spelled_with_dots_after_a_missing_folder(
     argv = [*argv, *apis, "--cache-dir", spelling.replace("saved.csv", "cache"), "--save-list", spelling]
     before = sorted(tmp_path.rglob("*"))
     assert main(argv) == 2
-    says = f"--save-list: {Path(spelling)} (that is {saved}) exists already; choose a new file name"
+    says = f"--save-list: {Path(spelling)} (that is {saved}) exists already; choose a new file name; a run that "
+    says += f"wrote it and stopped goes on with: nopaingan dataset fetch {Path(spelling)} --out {out}"
     assert _one_line(capsys) == f"nopaingan dataset fetch: error: {says}"
     assert not server.requests and sorted(tmp_path.rglob("*")) == before and saved.read_text() == "mine\n"
     saved.unlink()

@@ -19,6 +19,7 @@ import io
 import math
 import os
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -133,7 +134,8 @@ def wikipedia_album_list(url: str, downloader: Downloader, notes: list[str] | No
     """Albums of every table on a Wikipedia album list page that has artist and album columns (the yearly
     "List of 2019 albums" pages: Release date, Artist, Album, Genre, Label). A row's year is the one in its
     release date, else the one in the page's URL. An album column may be headed "Title" in a table with an artist
-    column; a table with an artist column and no album column is left out with a note added to ``notes``.
+    column; a table with an artist column and no album column is left out with a note added to ``notes``. A copy
+    of the page in the downloader's cache is used for :data:`~training.catalogues.ANSWER_MAX_AGE` seconds.
     Requires pandas and lxml (the ``train`` extra): the tables
     are read with lxml alone, never with pandas' fallback parsers (BeautifulSoup, html5lib), which the project
     does not install. A page without such a table (none at all, a JSON or text page) raises
@@ -141,6 +143,9 @@ def wikipedia_album_list(url: str, downloader: Downloader, notes: list[str] | No
     import pandas as pd
     from lxml.etree import LxmlError
 
+    cached = downloader.cached_path(url)
+    if cached.is_file() and time.time() - cached.stat().st_mtime > ANSWER_MAX_AGE:
+        cached.unlink()  # yearly list pages are edited daily: an old copy is read anew, as catalogue answers are
     html = downloader.fetch(url).read_text(encoding="utf-8", errors="replace")
     try:
         tables = pd.read_html(io.StringIO(html), flavor="lxml")
@@ -208,12 +213,13 @@ def _find_columns(headers: list[tuple]) -> dict[str, int]:
     return found
 
 
-def check_album_list_target(path: str | Path, name: str = "album list") -> Path:
+def check_album_list_target(path: str | Path, name: str = "album list", out: Path | None = None) -> Path:
     """``path`` (expanded, as making its folder names it: :func:`~nopaingan_core.atomic.made_path`, so
     ``a/x/../list.csv`` with no ``a/x`` is ``a/list.csv``) when a new album list can be written there: a file name
     ending in ``.csv`` that does not exist yet (nor a symbolic link of that name, even one to a missing file).
     Raises :class:`DatasetError`, one line starting with ``name`` (the command's option, ``--save-list``),
-    otherwise."""
+    otherwise; with the dataset folder ``out`` of the same command, the line for an existing list says how a run
+    that wrote it and stopped goes on (from that list)."""
     from nopaingan_core.atomic import dangling_link, link_text, made_path
 
     given = Path(path).expanduser()
@@ -224,7 +230,8 @@ def check_album_list_target(path: str | Path, name: str = "album list") -> Path:
     if dangling_link(path) == path:
         raise DatasetError(f"{name}: {named}: expected a new file name, found {link_text(path)}")
     if os.path.lexists(path):
-        raise DatasetError(f"{name}: {named} exists already; choose a new file name")
+        resume = f"; a run that wrote it and stopped goes on with: nopaingan dataset fetch {given} --out {out}"
+        raise DatasetError(f"{name}: {named} exists already; choose a new file name{resume if out else ''}")
     return path
 
 
@@ -596,6 +603,22 @@ def _missing_arguments(args: argparse.Namespace) -> list[str]:
     return missing
 
 
+def _check_outside(out: Path, paths: list[tuple[str, Path | None]]) -> None:
+    """Refuse (:class:`DatasetError`, one line naming the option) a ``--save-list`` or ``--cache-dir`` that is
+    the dataset folder ``out`` or inside it: the folder holds only what a fetch writes there, and a run into it
+    refuses anything else (so a list or downloads put there would make every later run fail)."""
+    folder = out.expanduser().resolve()
+    for option, path in paths:
+        if path is None:
+            continue
+        real = path.expanduser().resolve()
+        if real == folder or folder in real.parents:
+            raise DatasetError(
+                f"{option}: expected a path outside --out {out} (the dataset folder holds only what fetch writes "
+                f"there), found {path}"
+            )
+
+
 def run_fetch(args: argparse.Namespace) -> int:
     from nopaingan_core.atomic import check_output_file, check_output_folder
 
@@ -603,7 +626,7 @@ def run_fetch(args: argparse.Namespace) -> int:
     if missing:
         raise DatasetError(f"the following arguments are required: {', '.join(missing)}")
     if args.save_list is not None:
-        check_album_list_target(args.save_list, "--save-list")
+        check_album_list_target(args.save_list, "--save-list", args.out)
     country = country_code(args.country)
     names = catalogue_names(args.catalogues)
     if args.out is not None:
@@ -613,6 +636,8 @@ def run_fetch(args: argparse.Namespace) -> int:
     if args.save_list is not None:  # written where it was checked (atomic.made_path), as --out and --cache-dir
         args.save_list = check_output_file(args.save_list, "--save-list")
     cache = check_output_folder(args.cache_dir or default_cache_dir(), "--cache-dir")  # as mkdir -p names it
+    if args.out is not None:
+        _check_outside(args.out, [("--save-list", args.save_list), ("--cache-dir", cache)])
 
     def downloader(rate: float | None, statuses: frozenset[int] = RETRY_STATUSES, folder: str = "") -> Downloader:
         return Downloader(

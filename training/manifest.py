@@ -69,6 +69,11 @@ _MULTIPLIERS = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9}
 YEARS = (1860, 2100)  # the years a table's year column may give: from the first recordings on
 _YEAR_FORMS = "a year such as 2019, 2019-03-15 or March 15, 2019"
 # a sign (not a dash between a date's numbers), an exponent: a number, not a date
+# A time of day after a date ("2019-03-15 00:00:00", "2001-03-12T00:00:00.000", "...Z", "...+01:00"), as
+# Python's str(datetime), ISO 8601 and pandas' to_json(date_format="iso") write it: not part of the year.
+_TIME_OF_DAY = re.compile(
+    r"(?<=[0-9])(?:T|\s+)[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[-+][0-9]{2}:?[0-9]{2})?$"
+)
 _NOT_A_DATE = re.compile(r"^[-−+]|(?<![0-9])[-−+]\s*[0-9]|[0-9][eE][-+]?[0-9]")
 _NUMBER = re.compile(r"([0-9][0-9,_]*(?:\.[0-9]+)?)\s*([kmb]?)(?:\s*(?:views|plays|streams))?")
 
@@ -407,7 +412,8 @@ def parse_number(value: object) -> float | None:
 
 def parse_year(value: object) -> int | None:
     """A release year as tables give it: ``2019``, ``2019.0``, ``"2019-03-15"``, ``"15/03/2019"``, ``"March 15,
-    2019"`` -> 2019; nothing -> None. Text with no year, a number of other length (``"12345"``, ``"1e3"``), a
+    2019"``, with a time of day after it (``"2019-03-15T00:00:00.000"``, :data:`_TIME_OF_DAY`) -> 2019; nothing
+    -> None. Text with no year, a number of other length (``"12345"``, ``"1e3"``), a
     year outside :data:`YEARS`, a sign (``"-1999"``), two years or a day and month no date has (``"1999-13-45"``)
     raises :class:`ValueError` saying so."""
     if isinstance(value, bool):
@@ -417,13 +423,14 @@ def parse_year(value: object) -> int | None:
     text = _text(value)
     if text is None:
         return None
+    shown, text = text, _TIME_OF_DAY.sub("", text)
     numbers = re.findall(r"[0-9]+", re.sub(r"^([0-9]{4})\.0+$", r"\1", text))  # "2019.0": a spreadsheet's number
     years = [int(n) for n in numbers if len(n) == 4]
     days = [n for n in numbers if len(n) != 4]  # a date's day and month: one or two digits
     if len(years) != 1 or not _day_and_month(days) or _NOT_A_DATE.search(text):
-        raise ValueError(f"expected {_YEAR_FORMS}, found {text!r}")
+        raise ValueError(f"expected {_YEAR_FORMS}, found {shown!r}")
     if not YEARS[0] <= years[0] <= YEARS[1]:
-        raise ValueError(f"expected a year from {YEARS[0]} to {YEARS[1]}, found {text!r}")
+        raise ValueError(f"expected a year from {YEARS[0]} to {YEARS[1]}, found {shown!r}")
     return years[0]
 
 
