@@ -108,22 +108,11 @@ def _prefixed_id3_fields(path: Path) -> dict:
 
 def _ape_fields(path: Path) -> dict:
     """The fields of an APEv2 tag (mp3, ape, wv, mpc). Its text is UTF-8 by the format, but taggers wrote the
-    system's code page too, and mutagen refuses the whole tag for one such item: text items are read here, each
-    UTF-8 where it is, the others in the code page they were written in (:func:`decode_8bit`, all together)."""
-    # the first of a list of values (NUL-separated)
-    raw = {key: next((v for v in value.split(b"\0") if v.strip()), b"") for key, value in _ape_text_items(path).items()}
-    legacy = [key for key, value in raw.items() if not _is_utf8(value)]
-    texts = {key: value.decode("utf-8") for key, value in raw.items() if key not in legacy}
-    texts.update(zip(legacy, decode_8bit([raw[key] for key in legacy]), strict=True))
-    return _text_fields(lambda *keys: next((_first([texts[k]]) for k in keys if k in texts), None))
-
-
-def _is_utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
+    system's code page too, and mutagen refuses the whole tag for one such item: text items are read here, the
+    first of each one's values (NUL-separated), by :func:`decode_8bit` (UTF-8 where it is, the others in the code
+    page they were written in, all together)."""
+    first = {key: next((v for v in raw.split(b"\0") if v.strip()), b"") for key, raw in _ape_text_items(path).items()}
+    return _dict_fields(dict(zip(first, decode_8bit(list(first.values())), strict=True)))
 
 
 def _ape_text_items(path: Path) -> dict[str, bytes]:
