@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlencode
@@ -166,9 +165,7 @@ class Catalogue:
         cached answer that is not JSON, or not a JSON object (with a ``key`` list where ``key`` is given), is a
         damaged copy, dropped and asked again; a live one is returned for the caller to judge."""
         url = self._url(path, params)
-        cached = self.downloader.cached_path(url)
-        if cached.is_file() and (self.fresh or time.time() - cached.stat().st_mtime > self.max_age):
-            cached.unlink()
+        cached = self.downloader.expire(url, None if self.fresh else self.max_age)
         from_cache = cached.is_file()  # an answer kept by an earlier run, which may have been cut short
         attempt = 0
         while True:

@@ -119,6 +119,14 @@ class Downloader:
         suffix = suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else ""
         return self.cache_dir / (hashlib.sha256(url.encode("utf-8")).hexdigest()[:32] + suffix)
 
+    def expire(self, url: str, max_age: float | None) -> Path:
+        """Drop the kept copy of ``url`` when it is older than ``max_age`` seconds (any copy with None), so that the
+        next :meth:`fetch` downloads it anew; returns where it is kept (:meth:`cached_path`)."""
+        path = self.cached_path(url)
+        if path.is_file() and (max_age is None or time.time() - path.stat().st_mtime > max_age):
+            path.unlink()
+        return path
+
     def fetch(self, url: str) -> Path:
         """The local copy of ``url``, downloaded unless the cache has it already; :class:`DownloadError` at once
         for a location that is no http(s) URL with a host (:func:`web_url`), which no retry could download."""

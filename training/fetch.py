@@ -19,7 +19,6 @@ import io
 import math
 import os
 import re
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -143,9 +142,7 @@ def wikipedia_album_list(url: str, downloader: Downloader, notes: list[str] | No
     import pandas as pd
     from lxml.etree import LxmlError
 
-    cached = downloader.cached_path(url)
-    if cached.is_file() and time.time() - cached.stat().st_mtime > ANSWER_MAX_AGE:
-        cached.unlink()  # yearly list pages are edited daily: an old copy is read anew, as catalogue answers are
+    downloader.expire(url, ANSWER_MAX_AGE)  # yearly list pages are edited daily, as catalogue answers expire
     html = downloader.fetch(url).read_text(encoding="utf-8", errors="replace")
     try:
         tables = pd.read_html(io.StringIO(html), flavor="lxml")
