@@ -68,12 +68,12 @@ _MISSING = {"", "nan", "none", "null", "n/a"}
 _MULTIPLIERS = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9}
 YEARS = (1860, 2100)  # the years a table's year column may give: from the first recordings on
 _YEAR_FORMS = "a year such as 2019, 2019-03-15 or March 15, 2019"
-# a sign (not a dash between a date's numbers), an exponent: a number, not a date
 # A time of day after a date ("2019-03-15 00:00:00", "2001-03-12T00:00:00.000", "...Z", "...+01:00"), as
 # Python's str(datetime), ISO 8601 and pandas' to_json(date_format="iso") write it: not part of the year.
 _TIME_OF_DAY = re.compile(
     r"(?<=[0-9])(?:T|\s+)[0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[-+][0-9]{2}:?[0-9]{2})?$"
 )
+# a sign (not a dash between a date's numbers), an exponent: a number, not a date
 _NOT_A_DATE = re.compile(r"^[-−+]|(?<![0-9])[-−+]\s*[0-9]|[0-9][eE][-+]?[0-9]")
 _NUMBER = re.compile(r"([0-9][0-9,_]*(?:\.[0-9]+)?)\s*([kmb]?)(?:\s*(?:views|plays|streams))?")
 

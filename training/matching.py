@@ -98,10 +98,6 @@ _NEW_MIX = (
     rf"(?:{_YEAR}|stereo|mono|original|album|anniversary|atmos|surround|spatial|quad|quadraphonic|binaural|1) |"
     r"new mix(?!es)"  # "(New Mix)" is the album mixed anew, "(New Mixes)" a remix album
 )
-# The words before "Version" that name an edition of the album ("(Deluxe Version)", "[Bonus Track Version]",
-# "(Japan Version)", "(Explicit Version)"), or a recording another mark names ("(Live Version)" is live, "(Taylor's
-# Version)" a re-recording); any other word before it names another recording of the songs: "(Piano Version)",
-# "(Orchestral Version)", "(Stripped Version)", "(Spanish Version)", "(Dub Version)".
 # A French or Spanish edition marker, "Version" first: "(Version Deluxe)", "- Versión Remasterizada"; it names no
 # other recording (the word before it is the title's).
 _VERSION_FIRST = re.compile(
@@ -109,12 +105,16 @@ _VERSION_FIRST = re.compile(
     r"limit[ée]e|expandida|especial)\b[^)\]]*[)\]]?",
     re.IGNORECASE,
 )
+# The words before "Version" that name an edition of the album ("(Deluxe Version)", "[Bonus Track Version]",
+# "(Japan Version)", "(Explicit Version)"), or a recording another mark names ("(Live Version)" is live, "(Taylor's
+# Version)" a re-recording); any other word before it names another recording of the songs: "(Piano Version)",
+# "(Orchestral Version)", "(Stripped Version)", "(Spanish Version)", "(Dub Version)".
 _EDITION_VERSION = (
     rf"(?:{_YEAR}|[0-9]+|deluxe|expanded|extended|special|bonus|tracks?|collectors?|s|limited|legacy|platinum|tour|"
     r"complete|anniversary|super|remaster(?:ed)?|standard|original|album|explicit|clean|edited|censored|uncensored|"
     r"digital|international|int l|intl|l|japan|japanese|korea|korean|asia|asian|uk|us|usa|european|eu|australian|"
     r"canadian|premium|uncut|enhanced|mono|stereo|lp|cd|vinyl|hd|"
-    r"itunes|mastered|exclusive|new|revised|reissue|edition|expanded|live|demos?|acoustic|instrumentals?|karaoke|"
+    r"itunes|mastered|exclusive|new|revised|reissue|edition|live|demos?|acoustic|instrumentals?|karaoke|"
     r"remix(?:es|ed)?|mix|unplugged|commentary|covers?|tribute|up|slowed|reverb|cappella|capella|nightcore|"
     r"recorded|recording|edit)"
 )
@@ -470,7 +470,7 @@ class _Scored:
     year: int | None
     key: tuple[str, str]
     refusal: str  # why this result is another album whatever its score, or ""
-    as_listed: bool = True  # compared as the list and the catalogue title it, not without a self-title's nickname
+    as_listed: bool = True  # both titles compared as given, neither without a self-title's nickname
     nickname: bool = False  # a catalogue's self-titled album named by its nickname, compared bare
 
     def named(self) -> str:
@@ -531,15 +531,19 @@ def best_match(
 ) -> Match[T]:
     """The found album (``(item, artist, album, year)`` in the catalogue's order) that matches the request.
 
-    A list's self-titled album named with a parenthesis ("Weezer (Blue Album)", :func:`self_titled`) with its
-    ``year`` is compared without it against a found bare title ("Weezer") of that year (within
-    :data:`YEAR_SLACK`) or an unknown one; a found title as listed comes first.
+    A self-titled album named with a parenthesis on one side and bare on the other (the list's "Weezer (Blue
+    Album)" and a found "Weezer", or the list's "Weezer" and a found "Weezer (Blue Album)": :func:`self_titled`)
+    with the list's ``year`` is compared without it when the found one is of that year (within
+    :data:`YEAR_SLACK`) or an unknown one, and is another album when of another year. Of equal scores, the one of
+    the list's year comes first (:func:`year_rank`), then the title as listed.
 
     Results that are another album whatever their score (:func:`refusal`: other numbers, other recording marks,
     a short name spelt otherwise) are set aside; of the rest, those scoring below ``min_score`` are ignored. An
-    exact match (score 1: equal after normalisation) wins. Otherwise, when results that are different albums
-    after normalisation (not two editions of one) score within ``margin`` of the best, the requested ``year``
-    decides if exactly one of them has it (within :data:`YEAR_SLACK`); else the request is ambiguous. The
+    exact match (score 1: equal after normalisation) wins, unless another is exact too as a different catalogue
+    nickname of the self-title. Otherwise, when results that are different albums after normalisation (not two
+    editions of one) score within ``margin`` of the best (or are two such nicknames), the requested ``year``
+    decides if exactly one of them has it (within :data:`YEAR_SLACK`; of several, the one of that very year);
+    else the request is ambiguous. The
     chosen album's editions are ordered by :func:`year_rank`, then the catalogue's order; when every one is of a
     known year more than :data:`YEAR_LIMIT` years from the list's, the closest marked as an edition and dated
     after the list's year is taken (a reissue: :func:`edition_marked`), and without one nothing is chosen
